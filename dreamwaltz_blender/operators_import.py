@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""File > Import > DreamWaltz Avatar (.h3ga)."""
+
+import bpy
+from bpy.props import StringProperty
+from bpy_extras.io_utils import ImportHelper
+
+
+class DREAMWALTZ_OT_import_h3ga(bpy.types.Operator, ImportHelper):
+    """Import a DreamWaltz avatar: armature, skinned body mesh and skinned Gaussian splats"""
+
+    bl_idname = "import_scene.dreamwaltz_h3ga"
+    bl_label = "Import DreamWaltz Avatar"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filename_ext = ".h3ga"
+    filter_glob: StringProperty(default="*.h3ga", options={"HIDDEN"})
+
+    def execute(self, context):
+        from . import api
+        from .shared import module
+
+        errors = module("errors")
+        try:
+            api.import_avatar(self.filepath)
+        except errors.DreamWaltzError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+def menu_import(self, context):
+    self.layout.operator(DREAMWALTZ_OT_import_h3ga.bl_idname, text="DreamWaltz Avatar (.h3ga)")
+
+
+def register():
+    bpy.utils.register_class(DREAMWALTZ_OT_import_h3ga)
+    bpy.types.TOPBAR_MT_file_import.append(menu_import)
+
+
+def unregister():
+    bpy.types.TOPBAR_MT_file_import.remove(menu_import)
+    bpy.utils.unregister_class(DREAMWALTZ_OT_import_h3ga)

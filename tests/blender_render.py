@@ -1,0 +1,36 @@
+"""Small Cycles CPU renders for tests (128x128 by default, few samples, no denoiser)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def setup_cycles(scene, size: int = 128, samples: int = 16, transparent: bool = True) -> None:
+    scene.render.engine = "CYCLES"
+    scene.cycles.device = "CPU"
+    scene.cycles.samples = samples
+    scene.cycles.use_denoising = False
+    scene.render.resolution_x = size
+    scene.render.resolution_y = size
+    scene.render.resolution_percentage = 100
+    scene.render.film_transparent = transparent
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.image_settings.color_mode = "RGBA"
+
+
+def render_to_array(bpy, path: Path, size: int = 128, samples: int = 16) -> np.ndarray:
+    """Render the current scene with Cycles CPU to ``path``; return RGBA float (H, W, 4)."""
+    scene = bpy.context.scene
+    setup_cycles(scene, size, samples)
+    scene.render.filepath = str(path)
+    bpy.ops.render.render(write_still=True)
+    image = bpy.data.images.load(str(path))
+    try:
+        w, h = image.size
+        pixels = np.empty(w * h * 4, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+    finally:
+        bpy.data.images.remove(image)
+    return pixels.reshape(h, w, 4)[::-1]  # Blender stores rows bottom-up
