@@ -105,13 +105,13 @@ def cmd_bench(names: list[str]) -> int:
 
 def blender_ext_cli(py: Path) -> Path:
     """Blender's own extension builder/validator, shipped inside the bpy wheel."""
-    out = subprocess.run(
-        [str(py), "-c", "import bpy, os; print(os.path.dirname(bpy.__file__))"],
+    purelib = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         check=True, capture_output=True, text=True,
-    ).stdout.strip().splitlines()[-1]
-    matches = sorted(Path(out).glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+    ).stdout.strip()
+    matches = sorted(Path(purelib).glob("bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
     if not matches:
-        sys.exit(f"Blender's extension tool was not found under {out}; is bpy installed?")
+        sys.exit(f"Blender's extension tool was not found under {purelib}/bpy; run `python build.py setup`.")
     return matches[-1]
 
 
