@@ -54,9 +54,10 @@ def blender():
 
 @pytest.fixture
 def addon(blender):
-    """The DreamWaltz add-on registered from the checkout, unregistered afterwards."""
-    import dreamwaltz_blender
+    """The DreamWaltz add-on enabled from the checkout (with its preferences), disabled afterwards."""
+    import addon_utils
 
-    dreamwaltz_blender.register()
-    yield dreamwaltz_blender
-    dreamwaltz_blender.unregister()
+    module = addon_utils.enable("dreamwaltz_blender", default_set=True, handle_error=None)
+    assert module is not None, "the add-on failed to enable"
+    yield module
+    addon_utils.disable("dreamwaltz_blender", default_set=True)
