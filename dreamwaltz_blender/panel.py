@@ -1,7 +1,17 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The "DreamWaltz" tab in the 3D viewport's sidebar."""
+"""The "DreamWaltz" tab in the 3D viewport's sidebar: prompt -> avatar, and the job's progress."""
 
 import bpy
+
+from .properties import PRESET_ESTIMATES
+
+
+def _format_eta(seconds: float) -> str:
+    if seconds < 0:
+        return ""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
 
 
 class DREAMWALTZ_PT_main(bpy.types.Panel):
@@ -14,11 +24,75 @@ class DREAMWALTZ_PT_main(bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         settings = context.scene.dreamwaltz
-        layout.prop(settings, "prompt")
-        layout.prop(settings, "negative_prompt")
-        layout.prop(settings, "preset")
-        layout.prop(settings, "seed")
-        layout.operator("import_scene.dreamwaltz_h3ga", text="Import Avatar…", icon="IMPORT")
+        busy = settings.job_status in ("queued", "running")
+
+        col = layout.column()
+        col.enabled = not busy
+        col.prop(settings, "prompt", text="")
+        col.prop(settings, "negative_prompt")
+
+        box = col.box()
+        box.label(text="Body", icon="ARMATURE_DATA")
+        box.prop(settings, "body", expand=True)
+        if settings.body == "SMPLX":
+            box.prop(settings, "smplx_path", text="")
+            box.prop(settings, "gender")
+        sub = box.column(align=True)
+        sub.prop(settings, "betas", text="")
+        box.operator("dreamwaltz.use_selected_smplx", icon="EYEDROPPER")
+
+        col.prop(settings, "preset")
+        col.label(text=PRESET_ESTIMATES[settings.preset], icon="TIME")
+        col.prop(settings, "seed")
+        col.prop(settings, "import_result")
+
+        row = layout.row(align=True)
+        row.scale_y = 1.4
+        if busy:
+            row.operator("dreamwaltz.cancel", icon="CANCEL")
+        else:
+            row.operator("dreamwaltz.generate", icon="PLAY")
+        self.draw_job(layout, settings)
+
+        row = layout.row(align=True)
+        row.operator("dreamwaltz.check_backend", icon="NETWORK_DRIVE")
+        row.operator("import_scene.dreamwaltz_h3ga", text="Import…", icon="IMPORT")
+        if settings.backend_status:
+            layout.label(text=settings.backend_status)
+
+    @staticmethod
+    def draw_job(layout, settings):
+        if not settings.job_status:
+            return
+        box = layout.box()
+        if settings.job_status in ("queued", "running"):
+            text = f"{settings.job_stage or settings.job_status} {settings.job_step}/{settings.job_total}"
+            eta = _format_eta(settings.job_eta_s)
+            box.progress(factor=settings.job_progress, type="BAR", text=f"{text}  ETA {eta}" if eta else text)
+        elif settings.job_status == "done":
+            box.label(text="Done", icon="CHECKMARK")
+        elif settings.job_status == "cancelled":
+            box.label(text="Cancelled", icon="CANCEL")
+        if settings.job_message:
+            box.label(text=settings.job_message)
+        if settings.job_error:
+            for line in _wrap(settings.job_error, 48):
+                box.label(text=line, icon="ERROR")
+        image = bpy.data.images.get("DreamWaltz Preview")
+        if image is not None and settings.job_status in ("running", "done"):
+            image.preview_ensure()
+            box.template_icon(icon_value=image.preview.icon_id, scale=8.0)
+
+
+def _wrap(text: str, width: int) -> list:
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        if len(line) + len(word) + 1 > width and line:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return lines + ([line] if line else [])
 
 
 def register():

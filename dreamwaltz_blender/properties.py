@@ -1,8 +1,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Scene settings the DreamWaltz panel edits (saved with the .blend)."""
+"""Scene settings the DreamWaltz panel edits, and the state of the running job (saved with the .blend)."""
 
 import bpy
-from bpy.props import EnumProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty,
+                       PointerProperty, StringProperty)
+
+# Honest, rough wall-clock estimates; see docs/BENCHMARKS.md for measured figures.
+PRESET_ESTIMATES = {
+    "tiny": "a few minutes on a CPU; random tiny models, checks the set-up only",
+    "preview": "about 30-60 min on a 24 GB NVIDIA GPU",
+    "paper": "several hours on a 40-80 GB NVIDIA GPU (the paper's schedule)",
+}
 
 
 class DreamWaltzSceneSettings(bpy.types.PropertyGroup):
@@ -11,13 +19,41 @@ class DreamWaltzSceneSettings(bpy.types.PropertyGroup):
     preset: EnumProperty(
         name="Quality",
         items=(
-            ("tiny", "Tiny (test)", "Tiny random models on the CPU: checks the set-up, minutes"),
-            ("preview", "Preview", "A short real run on a GPU"),
-            ("paper", "Paper", "The paper's full schedule on a GPU"),
+            ("tiny", "Tiny (test)", "Tiny random models on the CPU: " + PRESET_ESTIMATES["tiny"]),
+            ("preview", "Preview", "A short real run: " + PRESET_ESTIMATES["preview"]),
+            ("paper", "Paper", "The paper's full schedule: " + PRESET_ESTIMATES["paper"]),
         ),
         default="preview",
     )
     seed: IntProperty(name="Seed", default=0, min=0)
+    body: EnumProperty(
+        name="Body",
+        items=(
+            ("OPEN", "Open body", "The project's own CC0 body, no registration needed"),
+            ("SMPLX", "SMPL-X file", "Your own SMPL-X model file (.npz) from smpl-x.is.tue.mpg.de"),
+        ),
+        default="OPEN",
+    )
+    smplx_path: StringProperty(name="SMPL-X file", subtype="FILE_PATH",
+                               description="SMPLX_NEUTRAL.npz (or MALE/FEMALE) that you downloaded")
+    gender: EnumProperty(name="Gender", items=(("neutral", "Neutral", ""), ("male", "Male", ""), ("female", "Female", "")))
+    betas: FloatVectorProperty(name="Shape", size=10, soft_min=-3.0, soft_max=3.0,
+                               description="Body shape coefficients (betas)")
+
+    # State of the current job (written by the poller, read by the panel).
+    job_id: StringProperty(options={"SKIP_SAVE"})
+    job_status: StringProperty(options={"SKIP_SAVE"})
+    job_stage: StringProperty(options={"SKIP_SAVE"})
+    job_message: StringProperty(options={"SKIP_SAVE"})
+    job_error: StringProperty(options={"SKIP_SAVE"})
+    job_progress: FloatProperty(min=0.0, max=1.0, subtype="FACTOR", options={"SKIP_SAVE"})
+    job_step: IntProperty(options={"SKIP_SAVE"})
+    job_total: IntProperty(options={"SKIP_SAVE"})
+    job_eta_s: FloatProperty(options={"SKIP_SAVE"})
+    job_event_index: IntProperty(options={"SKIP_SAVE"})
+    job_preview: StringProperty(options={"SKIP_SAVE"})
+    backend_status: StringProperty(options={"SKIP_SAVE"})
+    import_result: BoolProperty(default=True, name="Import when done")
 
 
 def register():
