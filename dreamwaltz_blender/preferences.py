@@ -4,7 +4,10 @@
 import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
+from .backend import installer
+
 ADDON_ID = __package__
+_install = {"status": None}  # the running/finished installation, shown in the preferences
 
 
 class DreamWaltzPreferences(bpy.types.AddonPreferences):
@@ -47,12 +50,25 @@ class DreamWaltzPreferences(bpy.types.AddonPreferences):
         default="auto",
     )
 
+    install_dir: StringProperty(
+        name="Install folder",
+        description="Folder for the backend's own Python environment (several GB with CUDA torch)",
+        subtype="DIR_PATH",
+    )
+    install_torch: EnumProperty(
+        name="PyTorch",
+        items=(("cuda", "CUDA (NVIDIA GPU)", "Real generation needs an NVIDIA GPU"),
+               ("cpu", "CPU only", "Only the Tiny preset is practical")),
+        default="cuda",
+    )
+
     def draw(self, context):
         layout = self.layout
         layout.prop(self, "backend_mode", expand=True)
         if self.backend_mode == "LOCAL":
             layout.prop(self, "python_path")
             layout.prop(self, "local_port")
+            self.draw_install(layout)
         else:
             layout.prop(self, "server_url")
             layout.prop(self, "server_token")
@@ -66,6 +82,65 @@ class DreamWaltzPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "device")
 
 
+    def draw_install(self, layout):
+        box = layout.box()
+        box.label(text="Install Backend", icon="PACKAGE")
+        box.prop(self, "install_dir")
+        box.prop(self, "install_torch")
+        status = _install["status"]
+        row = box.row()
+        row.enabled = status is None or status.done
+        row.operator("dreamwaltz.install_backend", icon="IMPORT")
+        if not bpy.app.online_access:
+            box.label(text="Needs online access (Preferences > System > Network).", icon="ERROR")
+        if status is not None:
+            box.label(text=f"Step: {status.step}" + (f" - {status.error}" if status.error else ""),
+                      icon="CHECKMARK" if status.ok else ("ERROR" if status.error else "SORTTIME"))
+            col = box.column(align=True)
+            for line in status.log[-8:]:
+                col.label(text=line[:110])
+        layout.operator("dreamwaltz.check_backend", icon="NETWORK_DRIVE")
+
+
+class DREAMWALTZ_OT_install_backend(bpy.types.Operator):
+    """Create a Python environment in the chosen folder and install the bundled backend and PyTorch into it"""
+
+    bl_idname = "dreamwaltz.install_backend"
+    bl_label = "Install Backend"
+
+    def execute(self, context):
+        prefs = get(context)
+        if not bpy.app.online_access:
+            self.report({"ERROR"}, "Online access is off: allow it in Preferences > System > Network to download PyTorch.")
+            return {"CANCELLED"}
+        if not prefs.install_dir:
+            self.report({"ERROR"}, "Choose an install folder first (it needs several GB).")
+            return {"CANCELLED"}
+        options = installer.InstallOptions(target=bpy.path.abspath(prefs.install_dir), torch=prefs.install_torch)
+        start_install(options)
+        return {"FINISHED"}
+
+
+def start_install(options):
+    """Run the installer in a thread; a timer copies the result into the preferences and redraws."""
+    status, _thread = installer.install_in_background(options)
+    _install["status"] = status
+
+    def watch():
+        for window in bpy.context.window_manager.windows:
+            for area in window.screen.areas:
+                area.tag_redraw()
+        if not status.done:
+            return 0.5
+        prefs = get()
+        if status.ok and prefs is not None:
+            prefs.python_path = status.python
+        return None
+
+    bpy.app.timers.register(watch, first_interval=0.5)
+    return status
+
+
 def get(context=None):
     """The preferences, or None when the add-on runs unregistered (scripts, tests)."""
     context = context or bpy.context
@@ -75,7 +150,9 @@ def get(context=None):
 
 def register():
     bpy.utils.register_class(DreamWaltzPreferences)
+    bpy.utils.register_class(DREAMWALTZ_OT_install_backend)
 
 
 def unregister():
+    bpy.utils.unregister_class(DREAMWALTZ_OT_install_backend)
     bpy.utils.unregister_class(DreamWaltzPreferences)

@@ -24,12 +24,12 @@ def add_arguments(p):
 def run(args) -> int:
     import uvicorn
 
-    from ..pipeline import generate_from_request
     from ..server.app import create_app
+    from ..server.runner import run_generate_job
 
     token = args.token or secrets.token_urlsafe(24)
     jobs_dir = args.jobs_dir or default_jobs_dir()
-    app = create_app(jobs_dir, token, generate_from_request)
+    app = create_app(jobs_dir, token, run_generate_job)
     if not args.token:
         print(f"token: {token}", flush=True)
     print(f"DreamWaltz backend on http://{args.host}:{args.port} (jobs in {jobs_dir})", flush=True)
