@@ -58,29 +58,34 @@ def forward_kinematics(rest_joints: np.ndarray, full_pose: np.ndarray, parents) 
     return G, A
 
 
-def blendshape_delta(avatar: H3GAAvatar, betas=None, expression=None) -> np.ndarray:
-    """Per-vertex displacement (V,3) of the body relative to the avatar's own shape, zero expression."""
-    a = avatar.arrays
+def shape_delta(avatar: H3GAAvatar, betas=None) -> np.ndarray:
+    """Per-vertex displacement (V,3) of a shape edit, relative to the avatar's own betas."""
     delta = np.zeros((avatar.num_vertices, 3))
     if betas is not None:
-        d_betas = np.asarray(betas, dtype=np.float64) - a["rig/betas"]
+        d_betas = np.asarray(betas, dtype=np.float64) - avatar.arrays["rig/betas"]
         if np.any(d_betas):
-            delta += a["body/shape_dirs"].astype(np.float64) @ d_betas
-    if expression is not None and avatar.num_expressions:
-        expression = np.asarray(expression, dtype=np.float64)
-        if np.any(expression):
-            delta += a["body/expression_dirs"].astype(np.float64) @ expression
+            delta += avatar.arrays["body/shape_dirs"].astype(np.float64) @ d_betas
     return delta
 
 
-def pose_body(avatar: H3GAAvatar, full_pose=None, betas=None, expression=None, transl=None,
-              delta: Optional[np.ndarray] = None) -> PosedBody:
+def expression_delta(avatar: H3GAAvatar, expression=None) -> np.ndarray:
+    delta = np.zeros((avatar.num_vertices, 3))
+    if expression is not None and avatar.num_expressions:
+        expression = np.asarray(expression, dtype=np.float64)
+        if np.any(expression):
+            delta += avatar.arrays["body/expression_dirs"].astype(np.float64) @ expression
+    return delta
+
+
+def pose_body(avatar: H3GAAvatar, full_pose=None, betas=None, expression=None, transl=None) -> PosedBody:
+    """The body mesh and joints. Joints follow shape edits (regressor) but not expressions, so an
+    animated expression never needs a new rest skeleton (in Blender it is only shape keys)."""
     a = avatar.arrays
-    if delta is None:
-        delta = blendshape_delta(avatar, betas, expression)
+    d_shape = shape_delta(avatar, betas)
     template = a["body/template_vertices"].astype(np.float64)
-    rest_vertices = template + a["body/shape_dirs"].astype(np.float64) @ a["rig/betas"].astype(np.float64) + delta
-    rest_joints = a["rig/rest_joints"].astype(np.float64) + a["rig/joint_regressor"].astype(np.float64) @ delta
+    rest_vertices = (template + a["body/shape_dirs"].astype(np.float64) @ a["rig/betas"].astype(np.float64)
+                     + d_shape + expression_delta(avatar, expression))
+    rest_joints = a["rig/rest_joints"].astype(np.float64) + a["rig/joint_regressor"].astype(np.float64) @ d_shape
     pose = np.zeros((len(avatar.parents), 3)) if full_pose is None else np.asarray(full_pose, np.float64).reshape(-1, 3)
     G, A = forward_kinematics(rest_joints, pose, avatar.parents)
     t = np.zeros(3) if transl is None else np.asarray(transl, dtype=np.float64)
@@ -137,8 +142,8 @@ def pose_bound(avatar: H3GAAvatar, body: PosedBody) -> tuple[np.ndarray, np.ndar
 def pose_avatar(avatar: H3GAAvatar, full_pose=None, betas=None, expression=None, transl=None) -> PosedSplats:
     """Every Gaussian of ``avatar`` in a pose (SMPL-X space): free first, then mesh-bound."""
     a = avatar.arrays
-    delta = blendshape_delta(avatar, betas, expression)
-    body = pose_body(avatar, full_pose, transl=transl, delta=delta)
+    delta = shape_delta(avatar, betas) + expression_delta(avatar, expression)
+    body = pose_body(avatar, full_pose, betas, expression, transl)
     free_means, free_cov = pose_free(avatar, body, delta)
     bound_means, bound_cov = pose_bound(avatar, body)
     return PosedSplats(
