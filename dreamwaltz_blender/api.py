@@ -1,0 +1,235 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Scripting API of the DreamWaltz add-on (documented in docs/BLENDER.md).
+
+    avatar = import_avatar("/path/knight.h3ga")          # armature + body mesh + splats
+    set_shape(avatar, betas); set_expression(avatar, values)
+    means, covariances, colours, opacities = evaluated_splats(avatar, depsgraph)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import bpy
+import numpy as np
+
+from .importer import armature as armature_builder
+from .importer import body as body_builder
+from .importer import nodes, space, splats as splat_builder
+from .shared import module
+
+errors = module("errors")
+h3ga = module("h3ga")
+rotations = module("rotations")
+JOINT_NAMES = module("joints").JOINT_NAMES
+
+ROLE = "dreamwaltz_role"
+DISPLAY_MODES = ("SPLATS", "MESH", "BOTH")
+
+
+@dataclass
+class Avatar:
+    armature: bpy.types.Object
+    body: bpy.types.Object
+    splats: bpy.types.Object
+
+    @property
+    def collection(self):
+        return self.armature.users_collection[0]
+
+    @classmethod
+    def from_object(cls, obj) -> "Avatar":
+        """The avatar that ``obj`` (its armature, body or splats) belongs to."""
+        rig = obj if obj.get(ROLE) == "armature" else obj.parent
+        if rig is None or rig.get(ROLE) != "armature":
+            raise errors.DreamWaltzError(f"'{obj.name}' is not part of a DreamWaltz avatar.",
+                                         "Select an avatar's armature, body or splats.")
+        parts = {child.get(ROLE): child for child in rig.children}
+        return cls(rig, parts["body"], parts["splats"])
+
+
+def import_avatar(path, collection=None) -> Avatar:
+    """Import a .h3ga avatar at the 3D cursor, standing on the ground. A bad file changes nothing."""
+    avatar = h3ga.read_h3ga(path)  # validates everything before the scene is touched
+    scene = bpy.context.scene
+    parent_collection = collection or scene.collection
+    label = _label(avatar, path)
+    created = {"collection": None}
+    try:
+        coll = bpy.data.collections.new(label)
+        created["collection"] = coll
+        parent_collection.children.link(coll)
+        result = _build(avatar, label, coll, Path(path), scene)
+    except Exception as err:
+        _remove_collection(created["collection"])
+        if isinstance(err, errors.DreamWaltzError):
+            raise
+        raise errors.DreamWaltzError(f"Importing '{Path(path).name}' failed: {err}",
+                                     "Please report this with the file.") from err
+    return result
+
+
+def _label(avatar, path) -> str:
+    prompt = (avatar.manifest.get("prompt") or Path(path).stem).strip()
+    return ("DW " + prompt)[:48]
+
+
+def _build(avatar, label, coll, path, scene) -> Avatar:
+    a = avatar.arrays
+    cursor = np.array(scene.cursor.location)
+    rest_body = space.points_to_blender(a["body/template_vertices"] + a["body/shape_dirs"] @ a["rig/betas"].astype(np.float64))
+    offset = np.array([cursor[0], cursor[1], cursor[2] - rest_body[:, 2].min()])
+    joints = space.points_to_blender(a["rig/rest_joints"]) + offset
+
+    rig = armature_builder.create_armature(f"{label} Rig", avatar.joint_names, avatar.parents, joints, coll)
+    rig[ROLE] = "armature"
+    rig["dreamwaltz_file"] = str(path)
+    rig["dreamwaltz_offset"] = offset.tolist()
+    rig["dreamwaltz_betas0"] = a["rig/betas"].astype(np.float64).tolist()
+    rig["dreamwaltz_rest_joints"] = a["rig/rest_joints"].astype(np.float64).ravel().tolist()
+    # Joint motion per unit beta (regressor . shape dirs): lets shape edits rebuild the rest pose.
+    joint_dirs = np.einsum("jv,vcb->jcb", a["rig/joint_regressor"].astype(np.float64), a["body/shape_dirs"].astype(np.float64))
+    rig["dreamwaltz_joint_shape_dirs"] = joint_dirs.ravel().tolist()
+    rig["dreamwaltz_prompt"] = avatar.manifest.get("prompt", "")
+
+    body = body_builder.create_body(f"{label} Body", avatar, offset, rig, coll, space)
+    body[ROLE] = "body"
+    rest_mod = body.modifiers.new("DreamWaltz Rest Shape", "NODES")
+    rest_mod.node_group = nodes.rest_shape_tree()
+    skin = body.modifiers.new("Armature", "ARMATURE")
+    skin.object = rig
+    skin.use_deform_preserve_volume = False
+    body.data.materials.append(_body_material())
+
+    splat_obj = splat_builder.create_splats(f"{label} Splats", avatar, offset, rig, body, coll, space, rotations)
+    splat_obj[ROLE] = "splats"
+
+    # Many overlapping translucent splats: Cycles must not stop after a few transparent hits.
+    if hasattr(scene, "cycles"):
+        scene.cycles.transparent_max_bounces = max(scene.cycles.transparent_max_bounces, 256)
+    result = Avatar(rig, body, splat_obj)
+    set_display(result, "SPLATS")
+    for obj in (rig, body, splat_obj):
+        obj.select_set(False)
+    rig.select_set(True)
+    bpy.context.view_layer.objects.active = rig
+    return result
+
+
+def _body_material():
+    mat = bpy.data.materials.new("DreamWaltz Body")
+    mat.use_nodes = True
+    bsdf = mat.node_tree.nodes.get("Principled BSDF")
+    attr = mat.node_tree.nodes.new("ShaderNodeAttribute")
+    attr.attribute_name = "dw_color"
+    mat.node_tree.links.new(attr.outputs["Color"], bsdf.inputs["Base Color"])
+    return mat
+
+
+def _remove_collection(coll) -> None:
+    if coll is None:
+        return
+    for obj in list(coll.all_objects):
+        data = obj.data
+        bpy.data.objects.remove(obj, do_unlink=True)
+        if data is not None and data.users == 0:
+            getattr(bpy.data, {"ARMATURE": "armatures", "MESH": "meshes"}.get(type(data).__name__.upper(), "meshes")).remove(data)
+    bpy.data.collections.remove(coll)
+    for tree in [t for t in bpy.data.node_groups if t.name.startswith("DreamWaltz") and t.users == 0]:
+        bpy.data.node_groups.remove(tree)
+    for mat in [m for m in bpy.data.materials if m.name.startswith("DreamWaltz") and m.users == 0]:
+        bpy.data.materials.remove(mat)
+
+
+# --------------------------------------------------------------------------- editing
+
+def set_display(avatar: Avatar, mode: str) -> None:
+    """'SPLATS', 'MESH' or 'BOTH', in the viewport and in renders."""
+    if mode not in DISPLAY_MODES:
+        raise ValueError(f"display mode must be one of {DISPLAY_MODES}")
+    show_mesh, show_splats = mode in ("MESH", "BOTH"), mode in ("SPLATS", "BOTH")
+    avatar.body.hide_render = not show_mesh
+    avatar.body.display_type = "TEXTURED" if show_mesh else "WIRE"
+    avatar.body.hide_set(not show_mesh)
+    avatar.splats.hide_render = not show_splats
+    avatar.splats.modifiers["DreamWaltz Splats"].show_viewport = show_splats
+    avatar.armature["dreamwaltz_display"] = mode
+
+
+def set_viewport_density(avatar: Avatar, fraction: float) -> None:
+    """Show this fraction of the splats in the viewport (renders always use all of them)."""
+    mod = avatar.splats.modifiers["DreamWaltz Splats"]
+    key = next(item.identifier for item in mod.node_group.interface.items_tree if getattr(item, "name", "") == "Viewport Density")
+    mod[key] = float(min(1.0, max(0.0, fraction)))
+    avatar.splats.update_tag()
+
+
+def _keys(obj, kind):
+    keys = obj.data.shape_keys.key_blocks
+    return [k for k in keys if k.name.startswith(kind + ":")]
+
+
+def set_shape(avatar: Avatar, betas) -> None:
+    """Shape editing: body, splats and bones follow the new betas together."""
+    keys = _keys(avatar.body, "shape")
+    betas = np.asarray(betas, dtype=np.float64)
+    if len(betas) != len(keys):
+        raise ValueError(f"this avatar has {len(keys)} shape coefficients, got {len(betas)}")
+    for key, value in zip(keys, betas):
+        key.value = float(value)
+    rig = avatar.armature
+    betas0 = np.array(rig["dreamwaltz_betas0"])
+    joint_dirs = np.array(rig["dreamwaltz_joint_shape_dirs"]).reshape(55, 3, len(betas0))
+    joints = np.array(rig["dreamwaltz_rest_joints"]).reshape(55, 3) + joint_dirs @ (betas - betas0)
+    armature_builder.set_rest_joints(rig, JOINT_NAMES, None, space.points_to_blender(joints) + np.array(rig["dreamwaltz_offset"]))
+
+
+def set_expression(avatar: Avatar, values) -> None:
+    keys = _keys(avatar.body, "expression")
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) != len(keys):
+        raise ValueError(f"this avatar has {len(keys)} expressions, got {len(values)}")
+    for key, value in zip(keys, values):
+        key.value = float(value)
+
+
+def set_pose(avatar: Avatar, full_pose, transl=None) -> None:
+    """An SMPL-X full pose (55,3 axis-angle) written straight into the pose bones."""
+    quats = rotations.axis_angle_to_quaternion(np.asarray(full_pose, dtype=np.float64).reshape(-1, 3))
+    bones = avatar.armature.pose.bones
+    for name, q in zip(JOINT_NAMES, quats):
+        bone = bones[name]
+        bone.rotation_mode = "QUATERNION"
+        bone.rotation_quaternion = tuple(q)
+    if transl is not None:
+        # Pose location is in the bone's rest frame, which is the SMPL-X frame.
+        bones[JOINT_NAMES[0]].location = tuple(np.asarray(transl, dtype=np.float64))
+
+
+# --------------------------------------------------------------------------- evaluation
+
+def evaluated_splats(avatar: Avatar, depsgraph=None):
+    """World-space (Blender) means (N,3), covariances (N,3,3), colours (N,3), opacities (N,)."""
+    depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
+    mod = avatar.splats.modifiers["DreamWaltz Splats"]
+    key = next(item.identifier for item in mod.node_group.interface.items_tree if getattr(item, "name", "") == "Viewport Density")
+    if mod.get(key, 1.0) < 1.0 or not mod.show_viewport:
+        raise errors.DreamWaltzError("Some splats are hidden in the viewport (density below 1 or splats not shown).",
+                                     "Set the viewport density to 1 and show the splats before exporting.")
+    obj = avatar.splats.evaluated_get(depsgraph)
+    geometry = obj.evaluated_geometry()  # keep it alive while its point cloud is read
+    cloud = geometry.instances_pointcloud()
+    n = len(cloud.points)
+    transforms = np.empty(n * 16, dtype=np.float32)
+    cloud.attributes["instance_transform"].data.foreach_get("value", transforms)
+    M = transforms.reshape(n, 4, 4).transpose(0, 2, 1).astype(np.float64)  # stored column-major
+    world = np.array(avatar.splats.matrix_world, dtype=np.float64)
+    M = world @ M
+    axes = M[:, :3, :3] / nodes.EXTENT_SIGMA
+    colors = np.empty(n * 3, dtype=np.float32)
+    cloud.attributes["dw_color"].data.foreach_get("vector", colors)
+    opacity = np.empty(n, dtype=np.float32)
+    cloud.attributes["dw_opacity"].data.foreach_get("value", opacity)
+    return M[:, :3, 3], axes @ np.transpose(axes, (0, 2, 1)), colors.reshape(n, 3), opacity

@@ -1,0 +1,82 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The splat object: a vertex-only proxy mesh that the node trees in nodes.py turn into splats.
+
+Free splat i is four vertices: its centre and the centre plus each column of R diag(scale)
+(the covariance's square root), all with the splat's own top-k skin weights. Mesh-bound splat
+j is one vertex carrying its triangle, barycentrics and axes in the triangle's frame.
+"""
+
+import bpy
+import numpy as np
+
+from . import nodes
+
+KIND_CENTRE, KIND_AXIS, KIND_BOUND = 0, 1, 2
+
+
+def square_roots(core, log_scales, quats):
+    """(N,3,3) L with L L^T = the covariance: rotation columns scaled by the standard deviations."""
+    R = core.quaternion_to_matrix(quats)
+    return R * np.exp(np.asarray(log_scales, dtype=np.float64))[:, None, :]
+
+
+def create_splats(name, avatar, offset_blender, armature, body_object, collection, space, rotations):
+    a = avatar.arrays
+    n_free, n_bound = avatar.num_free, avatar.num_bound
+    L = space.matrices_to_blender(square_roots(rotations, a["free/log_scales"], a["free/quats"]))
+    centres = space.points_to_blender(a["free/means"]) + offset_blender
+    free_points = np.concatenate([centres[:, None, :], centres[:, None, :] + np.transpose(L, (0, 2, 1))], axis=1)
+    positions = np.concatenate([free_points.reshape(-1, 3), np.zeros((n_bound, 3))])
+
+    mesh = bpy.data.meshes.new(name)
+    mesh.vertices.add(len(positions))
+    mesh.vertices.foreach_set("co", positions.astype(np.float32).ravel())
+    mesh.update()
+    obj = bpy.data.objects.new(name, mesh)
+    collection.objects.link(obj)
+    obj.parent = armature
+
+    kinds = np.concatenate([np.tile([KIND_CENTRE, KIND_AXIS, KIND_AXIS, KIND_AXIS], n_free),
+                            np.full(n_bound, KIND_BOUND)])
+    faces = a["body/faces"]
+    tri = np.concatenate([np.repeat(faces[a["free/bind_faces"]], 4, axis=0), faces[a["bound/faces"]]])
+    bary = np.concatenate([np.repeat(a["free/bind_barycentrics"], 4, axis=0), a["bound/barycentrics"]])
+    local = square_roots(rotations, a["bound/log_scales"], a["bound/quats"])  # in the triangle frame
+    colors = np.concatenate([np.repeat(a["free/colors"], 4, axis=0), a["bound/colors"]])
+    opacity = 1.0 / (1.0 + np.exp(-np.concatenate([np.repeat(a["free/opacity_logits"], 4), a["bound/opacity_logits"]])))
+    rng = np.random.default_rng(0)
+    random = np.concatenate([np.repeat(rng.random(n_free), 4), rng.random(n_bound)])
+
+    def put(attr_name, kind, values, key):
+        attr = mesh.attributes.new(attr_name, kind, "POINT")
+        attr.data.foreach_set(key, np.ascontiguousarray(values).ravel())
+
+    put("dw_kind", "INT", kinds.astype(np.int32), "value")
+    for c in range(3):
+        put(f"dw_i{c}", "INT", tri[:, c].astype(np.int32), "value")
+    put("dw_bary", "FLOAT_VECTOR", bary.astype(np.float32), "vector")
+    for j in range(3):
+        axis = np.zeros((len(positions), 3), dtype=np.float32)
+        axis[4 * n_free:] = local[:, :, j]
+        put(f"dw_ax{j + 1}", "FLOAT_VECTOR", axis, "vector")
+    put("dw_color", "FLOAT_VECTOR", colors.astype(np.float32), "vector")
+    put("dw_opacity", "FLOAT", opacity.astype(np.float32), "value")
+    put("dw_random", "FLOAT", random.astype(np.float32), "value")
+
+    # Skin the free proxies with their own top-k weights (one call per splat and joint).
+    groups = [obj.vertex_groups.new(name=joint) for joint in avatar.joint_names]
+    joints, weights = a["free/skin_joints"], a["free/skin_weights"]
+    for i in range(n_free):
+        ids = [4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3]
+        for k in range(joints.shape[1]):
+            if weights[i, k] > 0.0:
+                groups[joints[i, k]].add(ids, float(weights[i, k]), "REPLACE")
+
+    bind = obj.modifiers.new("DreamWaltz Bind", "NODES")
+    bind.node_group = nodes.bind_tree(body_object)
+    skin = obj.modifiers.new("Armature", "ARMATURE")
+    skin.object = armature
+    skin.use_deform_preserve_volume = False
+    draw = obj.modifiers.new("DreamWaltz Splats", "NODES")
+    draw.node_group = nodes.splat_tree(body_object, nodes.splat_material())
+    return obj
