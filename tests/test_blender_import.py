@@ -1,0 +1,173 @@
+"""Issue 7: importing .h3ga avatars into Blender: rig, mesh, splats that follow the armature exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dreamwaltz.core.h3ga import write_h3ga
+from dreamwaltz.core.joints import JOINT_INDEX, JOINT_NAMES
+from dreamwaltz.core.posing import pose_avatar
+from dreamwaltz.core.testing import make_test_avatar
+
+pytestmark = pytest.mark.blender
+
+
+@pytest.fixture(scope="module")
+def test_avatar():
+    return make_test_avatar(num_free=600, num_bound=250, seed=4)
+
+
+@pytest.fixture
+def avatar_file(test_avatar, tmp_path) -> Path:
+    return write_h3ga(tmp_path / "test.h3ga", test_avatar)
+
+
+def evaluate(bpy, api, imported):
+    bpy.context.view_layer.update()
+    return api.evaluated_splats(imported, bpy.context.evaluated_depsgraph_get())
+
+
+def reference(imported, test_avatar, space, **pose):
+    ref = pose_avatar(test_avatar, **pose)
+    offset = np.array(imported.armature["dreamwaltz_offset"])
+    return space.points_to_blender(ref.means) + offset, space.matrices_to_blender(ref.covariances), ref
+
+
+def test_import_builds_rig_mesh_and_splats_on_the_ground_at_the_cursor(addon, avatar_file, test_avatar):
+    import bpy
+    from dreamwaltz_blender import api
+
+    bpy.context.scene.cursor.location = (1.0, 2.0, 0.5)
+    imported = api.import_avatar(str(avatar_file))
+    rig = imported.armature
+    assert [b.name for b in rig.data.bones if b.parent is None] == ["pelvis"]
+    assert {b.name for b in rig.data.bones} == set(JOINT_NAMES)
+    for bone in rig.data.bones:  # bone frames equal the SMPL-X frame in Blender axes
+        assert np.allclose(np.array(bone.matrix_local)[:3, :3], [[1, 0, 0], [0, 0, -1], [0, 1, 0]], atol=1e-6)
+        if bone.parent:
+            assert bone.parent.name == JOINT_NAMES[test_avatar.parents[JOINT_INDEX[bone.name]]]
+    for obj in (rig, imported.body, imported.splats):
+        assert np.allclose(np.array(obj.matrix_world), np.eye(4)), f"{obj.name} has a transform"
+    verts = np.array([v.co for v in imported.body.data.vertices])
+    keys = imported.body.data.shape_keys.key_blocks
+    assert len([k for k in keys if k.name.startswith("shape:")]) == test_avatar.num_betas
+    assert [k.name for k in keys if k.name.startswith("expression:")] == [f"expression:{n}" for n in test_avatar.expression_names]
+    bpy.context.view_layer.update()
+    evaluated = imported.body.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+    low = min(v.co.z for v in evaluated.vertices)
+    assert abs(low - 0.5) < 1e-5, "the avatar stands on the ground at the cursor's height"
+    pelvis = rig.data.bones["pelvis"].head_local
+    assert abs(pelvis.x - 1.0) < 0.02 and abs(pelvis.y - 2.0) < 0.05
+    assert len(verts) == test_avatar.num_vertices
+    means, covs, colours, opacities = evaluate(bpy, api, imported)
+    assert len(means) == test_avatar.num_splats
+
+
+def test_splats_follow_pose_fingers_jaw_expression_and_shape_exactly(addon, avatar_file, test_avatar):
+    import bpy
+    from dreamwaltz_blender import api
+    from dreamwaltz_blender.importer import space
+
+    imported = api.import_avatar(str(avatar_file))
+    rng = np.random.default_rng(7)
+    for trial in range(3):
+        pose = rng.normal(scale=0.35, size=(55, 3))
+        pose[JOINT_INDEX["jaw"]] = [rng.uniform(0, 0.5), 0, 0]
+        expression = rng.normal(size=test_avatar.num_expressions)
+        betas = test_avatar["rig/betas"] + rng.normal(scale=0.7, size=test_avatar.num_betas)
+        transl = rng.normal(scale=0.3, size=3)
+        api.set_pose(imported, pose, transl)
+        api.set_expression(imported, expression)
+        api.set_shape(imported, betas)
+        means, covs, colours, opacities = evaluate(bpy, api, imported)
+        ref_means, ref_covs, ref = reference(imported, test_avatar, space, full_pose=pose, betas=betas,
+                                             expression=expression, transl=transl)
+        assert np.abs(means - ref_means).max() < 1e-4, f"trial {trial}: centres differ"
+        rel = np.linalg.norm(covs - ref_covs, axis=(1, 2)) / np.linalg.norm(ref_covs, axis=(1, 2))
+        assert rel.max() < 0.01, f"trial {trial}: covariances differ by {rel.max():.3%}"
+        assert np.allclose(colours, ref.colors, atol=1e-6) and np.allclose(opacities, ref.opacities, atol=1e-6)
+        joints = np.array([imported.armature.pose.bones[n].head for n in JOINT_NAMES])
+        expected = space.points_to_blender(ref.body.joints) + np.array(imported.armature["dreamwaltz_offset"])
+        assert np.abs(joints - expected).max() < 1e-4, "bones follow the shape edit"
+
+
+def test_a_bad_file_is_refused_and_leaves_the_scene_unchanged(addon, avatar_file, tmp_path):
+    import bpy
+
+    bad = tmp_path / "bad.h3ga"
+    bad.write_bytes(avatar_file.read_bytes()[:5000])
+    before = (len(bpy.data.objects), len(bpy.data.meshes), len(bpy.data.collections), len(bpy.data.node_groups))
+    with pytest.raises(RuntimeError, match="not a valid zip"):
+        bpy.ops.import_scene.dreamwaltz_h3ga(filepath=str(bad))
+    after = (len(bpy.data.objects), len(bpy.data.meshes), len(bpy.data.collections), len(bpy.data.node_groups))
+    assert before == after
+
+
+def test_saved_and_reopened_blend_still_poses_correctly(addon, avatar_file, test_avatar, tmp_path):
+    import bpy
+    from dreamwaltz_blender import api
+    from dreamwaltz_blender.importer import space
+
+    api.import_avatar(str(avatar_file))
+    blend = tmp_path / "scene.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    rig = next(o for o in bpy.data.objects if o.get("dreamwaltz_role") == "armature")
+    reopened = api.Avatar.from_object(rig)
+    pose = np.random.default_rng(3).normal(scale=0.3, size=(55, 3))
+    api.set_pose(reopened, pose)
+    means, covs, _, _ = evaluate(bpy, api, reopened)
+    ref_means, ref_covs, _ = reference(reopened, test_avatar, space, full_pose=pose)
+    assert np.abs(means - ref_means).max() < 1e-4
+
+
+def test_display_modes_and_viewport_density(addon, avatar_file):
+    import bpy
+    from dreamwaltz_blender import api
+
+    imported = api.import_avatar(str(avatar_file))
+    api.set_display(imported, "MESH")
+    assert not imported.body.hide_render and imported.splats.hide_render
+    api.set_display(imported, "BOTH")
+    assert not imported.body.hide_render and not imported.splats.hide_render
+    api.set_viewport_density(imported, 0.25)
+    bpy.context.view_layer.update()
+    geometry = imported.splats.evaluated_get(bpy.context.evaluated_depsgraph_get()).evaluated_geometry()
+    shown = len(geometry.instances_pointcloud().points)
+    assert 0.1 * (600 + 250) < shown < 0.4 * (600 + 250)
+    with pytest.raises(Exception, match="density"):
+        api.evaluated_splats(imported)
+
+
+def test_cycles_render_covers_the_same_silhouette_as_the_splats(addon, tmp_path):
+    """A dense avatar (as generated ones are) rendered by Cycles vs the splats' exact 3DGS alpha."""
+    import bpy
+    import mathutils
+    from blender_render import render_to_array
+    from splat_silhouette import blender_camera_intrinsics, splat_alpha
+    from dreamwaltz_blender import api
+
+    dense = make_test_avatar(num_free=5000, num_bound=800, seed=5)
+    imported = api.import_avatar(str(write_h3ga(tmp_path / "dense.h3ga", dense)))
+    pose = np.zeros((55, 3))
+    pose[JOINT_INDEX["left_shoulder"]] = [0, 0, -0.8]
+    pose[JOINT_INDEX["right_knee"]] = [0.9, 0, 0]
+    api.set_pose(imported, pose)
+    cam = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
+    bpy.context.scene.collection.objects.link(cam)
+    bpy.context.scene.camera = cam
+    cam.location = (0.8, -3.0, 1.0)
+    cam.rotation_euler = (mathutils.Vector((0, 0, 0.85)) - cam.location).to_track_quat("-Z", "Y").to_euler()
+    bpy.context.view_layer.update()
+    image = render_to_array(bpy, tmp_path / "render.png", size=128, samples=8)
+    means, covs, _, opacities = evaluate(bpy, api, imported)
+    viewmat, focal = blender_camera_intrinsics(cam, 128)
+    expected = splat_alpha(means, covs, opacities, viewmat, focal, 128) > 0.5
+    rendered = image[..., 3] > 0.5
+    iou = (rendered & expected).sum() / (rendered | expected).sum()
+    assert expected.sum() > 300, "the avatar is in view"
+    assert iou >= 0.8, f"IoU {iou:.3f}"
