@@ -1,0 +1,43 @@
+"""Motion files -> SMPL-X pose sequences for an avatar (pure numpy; Blender and backend share it).
+
+    target = TargetSkeleton.from_avatar(avatar)            # or .from_joints(rest_joints)
+    seq = load_motion("walk.bvh", target, in_place=False, scale=1.0, mapping=None)
+    seq.full_pose (T,55,3), seq.transl (T,3), seq.expression (T,E) or None, seq.fps
+
+BVH clips are retargeted (aliases for CMU/MotionBuilder, DAZ, 3ds Max biped, Mixamo, MakeHuman,
+editable mappings); SMPL-family files (.npz/.npy) are applied directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import MotionError
+from .bvh import BVH, read_bvh
+from .mapping import auto_mapping, load_mapping, save_mapping
+from .retarget import MotionSequence, TargetSkeleton, forward_kinematics_batch, resample, retarget_bvh
+from .smpl_files import read_smpl_motion
+
+__all__ = ["BVH", "MotionSequence", "TargetSkeleton", "auto_mapping", "forward_kinematics_batch", "load_mapping",
+           "load_motion", "read_bvh", "resample", "retarget_bvh", "save_mapping"]
+
+
+def load_motion(path, target: TargetSkeleton, fps=None, in_place: bool = False, scale: float = 1.0,
+                mapping=None, up_axis: str = "auto", keep_on_ground: bool = True) -> MotionSequence:
+    """Any supported motion file as an SMPL-X sequence for ``target``, resampled to ``fps`` if given."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".bvh":
+        seq = retarget_bvh(read_bvh(path), target, mapping=mapping, in_place=in_place, scale=scale,
+                           keep_on_ground=keep_on_ground, source=path.name)
+    elif suffix in (".npz", ".npy"):
+        seq = read_smpl_motion(path, target.rest_joints[0], up_axis=up_axis)
+        if in_place:
+            seq.transl[:, [0, 2]] = seq.transl[:1, [0, 2]]
+    elif suffix == ".pkl":
+        raise MotionError(f"'{path.name}' is a pickle; loading it could run arbitrary code.",
+                          "Convert it to .npz (np.savez with plain arrays) first.")
+    else:
+        raise MotionError(f"'{path.name}': unsupported motion file type '{suffix}'.",
+                          "Use .bvh, or SMPL-X/AMASS .npz / .npy.")
+    return resample(seq, fps) if fps else seq

@@ -1,0 +1,196 @@
+"""A small BVH reader (pure numpy).
+
+Written here because it must run inside Blender's Python (numpy only) and in the backend alike;
+PyPI's BVH readers either need extra packages or return nested Python objects per frame that are
+slow for 100k+ channels. Accepts any channel order, position channels on any joint, End Sites,
+CRLF/tabs, and refuses empty, truncated or absurd files with a clear MotionError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MotionError
+from ..rotations import axis_angle_to_matrix
+
+MAX_BVH_BYTES = 512 << 20
+MAX_JOINTS = 1000
+AXES = {"X": 0, "Y": 1, "Z": 2}
+
+
+@dataclass
+class BVH:
+    names: list[str]
+    parents: list[int]
+    offsets: np.ndarray  # (J,3) rest offsets from the parent, in file units
+    channels: list[list[str]]  # per joint, e.g. ["Xposition", ..., "Zrotation"]
+    end_sites: dict[int, np.ndarray] = field(default_factory=dict)  # joint -> end-site offset
+    frames: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (T, C)
+    frame_time: float = 1.0 / 30.0
+
+    @property
+    def fps(self) -> float:
+        return 1.0 / self.frame_time
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    def rest_positions(self) -> np.ndarray:
+        """World positions of the joints in the rest pose (all rotations zero)."""
+        pos = np.zeros((len(self.names), 3))
+        for j, p in enumerate(self.parents):
+            pos[j] = self.offsets[j] + (pos[p] if p >= 0 else 0.0)
+        return pos
+
+    def world_transforms(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per frame world rotations (T,J,3,3) and positions (T,J,3) by forward kinematics."""
+        T, J = self.num_frames, len(self.names)
+        local_R = np.broadcast_to(np.eye(3), (T, J, 3, 3)).copy()
+        local_t = np.broadcast_to(self.offsets, (T, J, 3)).copy()
+        column = 0
+        for j, chans in enumerate(self.channels):
+            for name in chans:
+                values = self.frames[:, column]
+                column += 1
+                axis = AXES[name[0].upper()]
+                if name[1:].lower() == "position":
+                    local_t[:, j, axis] = values  # position channels replace the offset
+                else:
+                    aa = np.zeros((T, 3))
+                    aa[:, axis] = np.radians(values)
+                    local_R[:, j] = local_R[:, j] @ axis_angle_to_matrix(aa)  # listed order = intrinsic order
+        R = np.empty_like(local_R)
+        P = np.empty_like(local_t)
+        for j, p in enumerate(self.parents):
+            if p < 0:
+                R[:, j], P[:, j] = local_R[:, j], local_t[:, j]
+            else:
+                R[:, j] = R[:, p] @ local_R[:, j]
+                P[:, j] = P[:, p] + np.einsum("tij,tj->ti", R[:, p], local_t[:, j])
+        return R, P
+
+
+def read_bvh(path) -> BVH:
+    path = Path(path)
+    if not path.is_file():
+        raise MotionError(f"'{path}' does not exist.", "Check the path.")
+    size = path.stat().st_size
+    if size == 0:
+        raise MotionError(f"'{path.name}' is empty.", "Export the motion again.")
+    if size > MAX_BVH_BYTES:
+        raise MotionError(f"'{path.name}' is {size / 2**20:.0f} MB, over the {MAX_BVH_BYTES >> 20} MB limit.",
+                          "Split the clip into shorter takes.")
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    try:
+        return parse_bvh(text)
+    except MotionError as err:
+        raise MotionError(f"'{path.name}': {err.message}", err.hint) from None
+
+
+def parse_bvh(text: str) -> BVH:
+    tokens = text.split()
+    if not tokens or tokens[0].upper() != "HIERARCHY":
+        raise MotionError("not a BVH file (it does not start with HIERARCHY).", "Choose a .bvh motion capture file.")
+    names, parents, offsets, channels, end_sites = [], [], [], [], {}
+    stack: list[int] = []
+    i = 1
+    pending_end = False
+
+    def expect(word):
+        nonlocal i
+        if i >= len(tokens) or tokens[i].upper() != word:
+            found = tokens[i] if i < len(tokens) else "end of file"
+            raise MotionError(f"the hierarchy is malformed near token {i} (expected {word}, found {found!r}).",
+                              "The file is damaged; export it again.")
+        i += 1
+
+    def floats(n):
+        nonlocal i
+        try:
+            values = [float(t) for t in tokens[i:i + n]]
+        except ValueError:
+            raise MotionError(f"a number was expected near token {i}.", "The file is damaged.") from None
+        if len(values) != n:
+            raise MotionError("the file ends inside the hierarchy.", "The file is truncated.")
+        i += n
+        return values
+
+    while i < len(tokens):
+        word = tokens[i].upper()
+        if word in ("ROOT", "JOINT"):
+            if word == "ROOT" and stack:
+                raise MotionError("a second ROOT inside the hierarchy.", "The file is damaged.")
+            if i + 1 >= len(tokens):
+                raise MotionError("the file ends inside the hierarchy.", "The file is truncated.")
+            names.append(tokens[i + 1])
+            parents.append(stack[-1] if stack else -1)
+            i += 2
+            expect("{")
+            expect("OFFSET")
+            offsets.append(floats(3))
+            expect("CHANNELS")
+            try:
+                count = int(tokens[i])
+            except (ValueError, IndexError):
+                raise MotionError(f"bad CHANNELS count near token {i}.", "The file is damaged.") from None
+            i += 1
+            chans = tokens[i:i + count]
+            for c in chans:
+                if len(c) < 2 or c[0].upper() not in AXES or c[1:].lower() not in ("position", "rotation"):
+                    raise MotionError(f"unknown channel {c!r} on joint {names[-1]!r}.", "The file is damaged.")
+            channels.append(chans)
+            i += count
+            stack.append(len(names) - 1)
+            if len(names) > MAX_JOINTS:
+                raise MotionError(f"more than {MAX_JOINTS} joints.", "This is not a body motion capture.")
+        elif word == "END":
+            i += 2  # "End Site"
+            expect("{")
+            expect("OFFSET")
+            end_sites[stack[-1]] = np.array(floats(3))
+            expect("}")
+        elif word == "}":
+            if not stack:
+                raise MotionError("unbalanced braces in the hierarchy.", "The file is damaged.")
+            stack.pop()
+            i += 1
+        elif word == "MOTION":
+            i += 1
+            break
+        else:
+            raise MotionError(f"unexpected {tokens[i]!r} in the hierarchy.", "The file is damaged.")
+    if not names:
+        raise MotionError("the hierarchy has no joints.", "The file is damaged.")
+    if stack:
+        raise MotionError("the hierarchy is not closed.", "The file is truncated.")
+    # MOTION: "Frames: N" "Frame Time: dt" then N rows.
+    try:
+        if tokens[i].upper().rstrip(":") != "FRAMES":
+            raise ValueError
+        n_frames = int(tokens[i + 1])
+        if tokens[i + 2].upper() != "FRAME" or tokens[i + 3].upper().rstrip(":") != "TIME":
+            raise ValueError
+        frame_time = float(tokens[i + 4])
+    except (ValueError, IndexError):
+        raise MotionError("the MOTION section is missing or malformed.", "The file is truncated or damaged.") from None
+    if n_frames <= 0:
+        raise MotionError("the clip has no frames.", "Export the motion again with its frames.")
+    if not (1e-4 <= frame_time <= 10.0):
+        raise MotionError(f"the frame time {frame_time} s is not plausible.", "The file is damaged.")
+    n_channels = sum(len(c) for c in channels)
+    data = tokens[i + 5:]
+    if len(data) < n_frames * n_channels:
+        complete = len(data) // max(1, n_channels)
+        raise MotionError(f"the file declares {n_frames} frames but holds {complete}.",
+                          "It is truncated; export or download it again.")
+    try:
+        frames = np.asarray(data[: n_frames * n_channels], dtype=np.float64).reshape(n_frames, n_channels)
+    except ValueError:
+        raise MotionError("the motion data contains something that is not a number.", "The file is damaged.") from None
+    if not np.isfinite(frames).all():
+        raise MotionError("the motion data contains NaN or infinite values.", "The file is damaged.")
+    return BVH(names, parents, np.array(offsets, dtype=np.float64), channels, end_sites, frames, frame_time)

@@ -1,0 +1,237 @@
+"""Retarget a skeleton animation onto an SMPL-X avatar (pure numpy, shared by Blender and backend).
+
+Method: bring the source into SMPL-X axes (up and left detected from its rest skeleton), take
+each mapped source bone's world rotation relative to its rest, and give the matching SMPL-X joint
+the same world rotation composed with a rest-alignment rotation (the one turning the avatar's rest
+bone direction onto the source's). Local rotations follow from the world ones. Unmapped joints
+keep their rest orientation relative to their parent. The root path is scaled by the leg-length
+ratio and a ground pass keeps the soles on the floor at contact and never below it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ..errors import MotionError
+from ..joints import JOINT_INDEX, JOINT_NAMES, PARENTS
+from ..rotations import matrix_to_axis_angle
+from .bvh import BVH
+from .mapping import auto_mapping, check_mapping, load_mapping
+
+# The child whose direction defines a joint's bone, in preference order.
+BONE_CHILD = {
+    "left_hip": ["left_knee"], "right_hip": ["right_knee"], "left_knee": ["left_ankle"], "right_knee": ["right_ankle"],
+    "left_ankle": ["left_foot"], "right_ankle": ["right_foot"], "spine1": ["spine2", "spine3", "neck"],
+    "spine2": ["spine3", "neck"], "spine3": ["neck"], "neck": ["head"], "left_collar": ["left_shoulder"],
+    "right_collar": ["right_shoulder"], "left_shoulder": ["left_elbow"], "right_shoulder": ["right_elbow"],
+    "left_elbow": ["left_wrist"], "right_elbow": ["right_wrist"],
+    "left_wrist": ["left_middle1", "left_index1", "left_ring1"], "right_wrist": ["right_middle1", "right_index1", "right_ring1"],
+}
+for _side in ("left", "right"):
+    for _finger in ("index", "middle", "ring", "pinky", "thumb"):
+        BONE_CHILD[f"{_side}_{_finger}1"] = [f"{_side}_{_finger}2"]
+        BONE_CHILD[f"{_side}_{_finger}2"] = [f"{_side}_{_finger}3"]
+FEET = ("left_ankle", "left_foot", "right_ankle", "right_foot")
+CONTACT_FULL_M, CONTACT_NONE_M = 0.03, 0.10
+
+
+@dataclass
+class MotionSequence:
+    fps: float
+    full_pose: np.ndarray  # (T,55,3) axis-angle, smplx order, SMPL-X space
+    transl: np.ndarray  # (T,3) SMPL-X space: posed pelvis = rest pelvis + transl
+    expression: Optional[np.ndarray] = None  # (T,E)
+    mapping: dict = field(default_factory=dict)
+    source: str = ""
+    notes: list = field(default_factory=list)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.full_pose.shape[0])
+
+
+@dataclass
+class TargetSkeleton:
+    rest_joints: np.ndarray  # (55,3) SMPL-X space at the avatar's shape
+    sole_points: np.ndarray  # (P,3) rest positions of points that touch the ground
+    sole_joints: np.ndarray  # (P,) the joint each sole point is rigid to
+    ground_y: float  # height of the ground under the rest pose
+
+    @classmethod
+    def from_avatar(cls, avatar) -> "TargetSkeleton":
+        """Soles from the body mesh: the lowest vertices skinned mostly to the ankles and feet."""
+        a = avatar.arrays
+        rest = a["body/template_vertices"] + a["body/shape_dirs"] @ a["rig/betas"].astype(np.float64)
+        weights = a["body/skin_weights"]
+        points, joints = [], []
+        for side in ("left", "right"):
+            ids = np.array([JOINT_INDEX[f"{side}_ankle"], JOINT_INDEX[f"{side}_foot"]])
+            own = np.nonzero(weights[:, ids].sum(axis=1) > 0.5)[0]
+            if len(own) == 0:
+                continue
+            low = own[np.argsort(rest[own, 1])[: max(4, len(own) // 20)]]
+            points.append(rest[low])
+            joints.append(ids[np.argmax(weights[low][:, ids], axis=1)])
+        if not points:
+            return cls.from_joints(a["rig/rest_joints"], ground_y=float(rest[:, 1].min()))
+        return cls(a["rig/rest_joints"].astype(np.float64), np.concatenate(points), np.concatenate(joints),
+                   float(rest[:, 1].min()))
+
+    @classmethod
+    def from_joints(cls, rest_joints, ground_y: Optional[float] = None) -> "TargetSkeleton":
+        """Without a mesh: soles a little below the ankles and toes."""
+        rest_joints = np.asarray(rest_joints, dtype=np.float64)
+        idx = np.array([JOINT_INDEX[n] for n in FEET])
+        if ground_y is None:
+            ground_y = float(rest_joints[idx, 1].min() - 0.05)
+        soles = rest_joints[idx].copy()
+        soles[:, 1] = ground_y
+        return cls(rest_joints, soles, idx, ground_y)
+
+
+def _snap(v: np.ndarray) -> np.ndarray:
+    axis = np.zeros(3)
+    k = int(np.argmax(np.abs(v)))
+    axis[k] = np.sign(v[k])
+    return axis
+
+
+def _align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest rotation taking direction a onto direction b."""
+    a = a / np.linalg.norm(a)
+    b = b / np.linalg.norm(b)
+    v, c = np.cross(a, b), float(a @ b)
+    if c < -1 + 1e-9:  # opposite: turn half a circle about any perpendicular axis
+        perp = np.cross(a, [1.0, 0, 0] if abs(a[0]) < 0.9 else [0, 1.0, 0])
+        perp /= np.linalg.norm(perp)
+        return 2 * np.outer(perp, perp) - np.eye(3)
+    K = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + K + K @ K / (1 + c)
+
+
+def forward_kinematics_batch(local_R: np.ndarray, rest_joints: np.ndarray, transl: np.ndarray):
+    """World rotations (T,55,3,3) and joint positions (T,55,3) in SMPL-X space."""
+    T = local_R.shape[0]
+    W = np.empty_like(local_R)
+    P = np.empty((T, len(PARENTS), 3))
+    for k, p in enumerate(PARENTS):
+        if p < 0:
+            W[:, k] = local_R[:, k]
+            P[:, k] = rest_joints[k] + transl
+        else:
+            W[:, k] = W[:, p] @ local_R[:, k]
+            P[:, k] = P[:, p] + np.einsum("tij,j->ti", W[:, p], rest_joints[k] - rest_joints[p])
+    return W, P
+
+
+def sole_heights(W, P, target: TargetSkeleton) -> np.ndarray:
+    """(T,) height of the lowest sole point above the ground."""
+    offsets = target.sole_points - target.rest_joints[target.sole_joints]
+    world = P[:, target.sole_joints] + np.einsum("tpij,pj->tpi", W[:, target.sole_joints], offsets)
+    return world[:, :, 1].min(axis=1) - target.ground_y
+
+
+def ground_offsets(heights: np.ndarray) -> np.ndarray:
+    """Vertical shift per frame: soles pinned at contact, never below, untouched in flight.
+
+    The source's own floor height is unknown, so first the whole clip is shifted to put its
+    contact level (the low 5 % of sole heights) on the ground; then each frame is corrected.
+    """
+    base = -np.percentile(heights, 5)
+    heights = heights + base
+    weight = np.clip((CONTACT_NONE_M - heights) / (CONTACT_NONE_M - CONTACT_FULL_M), 0.0, 1.0)
+    return base - heights * np.where(heights < 0, 1.0, weight)
+
+
+def source_basis(rest: np.ndarray, mapping: dict, index: dict) -> np.ndarray:
+    """Rows: the source's left, up and forward axes (snapped), i.e. source -> SMPL-X axes."""
+    def at(joint):
+        return rest[index[mapping[joint]]]
+
+    up = _snap(at("head") - 0.5 * (at("left_ankle") + at("right_ankle")))
+    left = at("left_hip") - at("right_hip")
+    if "left_shoulder" in mapping and "right_shoulder" in mapping:
+        left = left + at("left_shoulder") - at("right_shoulder")
+    left = _snap(left - (left @ up) * up)
+    forward = np.cross(left, up)
+    return np.stack([left, up, forward])
+
+
+def retarget_bvh(bvh: BVH, target: TargetSkeleton, mapping=None, in_place: bool = False, scale: float = 1.0,
+                 keep_on_ground: bool = True, source: str = "") -> MotionSequence:
+    index = {name: i for i, name in enumerate(bvh.names)}
+    mapping = load_mapping(mapping) if mapping is not None else auto_mapping(bvh.names)
+    check_mapping(mapping, bvh.names, source or "the clip")
+    R_src, P_src = bvh.world_transforms()
+    rest = bvh.rest_positions()
+    B = source_basis(rest, mapping, index)
+    T = bvh.num_frames
+    rest_joints = target.rest_joints
+
+    # World rotation of each SMPL-X joint: the source bone's, after rest alignment.
+    world = np.empty((T, 55, 3, 3))
+    align = {}
+    for k, name in enumerate(JOINT_NAMES):
+        parent = PARENTS[k]
+        if name not in mapping:
+            world[:, k] = world[:, parent] if parent >= 0 else np.eye(3)
+            continue
+        s = index[mapping[name]]
+        delta = B @ R_src[:, s] @ B.T  # rest-relative world rotation, SMPL-X axes
+        A = align.get(parent, np.eye(3)) if parent >= 0 else np.eye(3)
+        for child in BONE_CHILD.get(name, []):
+            if child in mapping:
+                d_src = B @ (rest[index[mapping[child]]] - rest[s])
+                d_tgt = rest_joints[JOINT_INDEX[child]] - rest_joints[k]
+                if np.linalg.norm(d_src) > 1e-9 and np.linalg.norm(d_tgt) > 1e-9:
+                    A = _align(d_tgt, d_src)
+                break
+        align[k] = A
+        world[:, k] = delta @ A
+    local = np.empty_like(world)
+    local[:, 0] = world[:, 0]
+    for k in range(1, 55):
+        local[:, k] = np.transpose(world[:, PARENTS[k]], (0, 2, 1)) @ world[:, k]
+
+    # Root path scaled by the leg-length ratio.
+    def leg(points, hip, knee, ankle):
+        return np.linalg.norm(points[knee] - points[hip]) + np.linalg.norm(points[ankle] - points[knee])
+
+    src_leg = np.mean([leg(rest, index[mapping[f"{s}_hip"]], index[mapping[f"{s}_knee"]], index[mapping[f"{s}_ankle"]])
+                       for s in ("left", "right")])
+    tgt_leg = np.mean([leg(rest_joints, JOINT_INDEX[f"{s}_hip"], JOINT_INDEX[f"{s}_knee"], JOINT_INDEX[f"{s}_ankle"])
+                       for s in ("left", "right")])
+    if src_leg < 1e-9:
+        raise MotionError(f"{source or 'the clip'}: its legs have no length in the rest pose.", "The skeleton is damaged.")
+    ratio = tgt_leg / src_leg * float(scale)
+    root = P_src[:, index[mapping["pelvis"]]] @ B.T
+    transl = (root - np.array([root[0, 0], root[:, 1].mean(), root[0, 2]])) * ratio
+    if in_place:
+        transl[:, [0, 2]] = 0.0
+    if keep_on_ground:
+        W, P = forward_kinematics_batch(local, rest_joints, transl)
+        transl[:, 1] += ground_offsets(sole_heights(W, P, target))
+    notes = [] if any(f"left_{f}1" in mapping for f in ("index", "middle", "thumb")) else ["The clip has no finger bones: fingers stay at rest."]
+    return MotionSequence(bvh.fps, matrix_to_axis_angle(local), transl, None, mapping, source, notes)
+
+
+def resample(seq: MotionSequence, fps: float) -> MotionSequence:
+    """The same motion at another frame rate (slerp rotations, lerp translation), same duration."""
+    from ..rotations import axis_angle_to_quaternion, quaternion_slerp, quaternion_to_axis_angle
+
+    if abs(fps - seq.fps) < 1e-6 or seq.num_frames < 2:
+        return seq
+    duration = (seq.num_frames - 1) / seq.fps
+    times = np.arange(int(round(duration * fps)) + 1) / fps
+    src = np.minimum(times * seq.fps, seq.num_frames - 1)
+    i0 = np.floor(src).astype(int)
+    i1 = np.minimum(i0 + 1, seq.num_frames - 1)
+    t = src - i0
+    q = axis_angle_to_quaternion(seq.full_pose)
+    pose = quaternion_to_axis_angle(quaternion_slerp(q[i0], q[i1], np.broadcast_to(t[:, None], (len(t), 55))))
+    lerp = lambda x: x[i0] + (x[i1] - x[i0]) * t.reshape((-1,) + (1,) * (x.ndim - 1))
+    expression = lerp(seq.expression) if seq.expression is not None else None
+    return MotionSequence(fps, pose, lerp(seq.transl), expression, seq.mapping, seq.source, seq.notes)

@@ -1,0 +1,169 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Apply a motion file (BVH mocap or SMPL-X motion) to an avatar as one Action.
+
+The retargeting itself is the shared numpy core (``core/motion``), so Blender and
+``dreamwaltz render --motion`` agree frame for frame; this module only writes keyframes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+import numpy as np
+from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
+from bpy_extras.io_utils import ImportHelper
+
+from .api import Avatar
+from .importer import space
+from .shared import module
+
+errors = module("errors")
+motion = module("motion")
+rotations = module("rotations")
+JOINT_NAMES = module("joints").JOINT_NAMES
+FEET = ("left_ankle", "left_foot", "right_ankle", "right_foot")
+
+
+def target_skeleton(avatar: Avatar):
+    """The avatar's rest joints and soles in SMPL-X space, at its current shape."""
+    offset = np.array(avatar.armature["dreamwaltz_offset"])
+    bones = avatar.armature.data.bones
+    joints = space.points_to_smplx(np.array([bones[n].head_local for n in JOINT_NAMES]) - offset)
+    rig = avatar.armature.data
+    previous = rig.pose_position
+    rig.pose_position = "REST"
+    try:
+        bpy.context.view_layer.update()
+        mesh = avatar.body.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+        co = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+        mesh.vertices.foreach_get("co", co)
+    finally:
+        rig.pose_position = previous
+    rest = space.points_to_smplx(co.reshape(-1, 3) - offset)
+    # Soles: the lowest vertices skinned mostly to each side's ankle and foot (as TargetSkeleton.from_avatar).
+    groups = {g.index: g.name for g in avatar.body.vertex_groups if g.name in FEET}
+    weights = np.zeros((len(rest), len(FEET)))
+    for v in avatar.body.data.vertices:
+        for g in v.groups:
+            if g.group in groups:
+                weights[v.index, FEET.index(groups[g.group])] = g.weight
+    points, owners = [], []
+    for side in (0, 2):
+        pair = weights[:, side:side + 2]
+        own = np.nonzero(pair.sum(axis=1) > 0.5)[0]
+        if len(own):
+            low = own[np.argsort(rest[own, 1])[: max(4, len(own) // 20)]]
+            points.append(rest[low])
+            owners.append(np.array([JOINT_NAMES.index(FEET[side + i]) for i in np.argmax(pair[low], axis=1)]))
+    ground = float(rest[:, 1].min())
+    if not points:
+        return motion.TargetSkeleton.from_joints(joints, ground)
+    return motion.TargetSkeleton(joints, np.concatenate(points), np.concatenate(owners), ground)
+
+
+def _fcurves(action, obj):
+    """F-curve collection of ``action`` for ``obj``: layered actions (4.4+) or legacy ones."""
+    if hasattr(action, "slots"):
+        from bpy_extras import anim_utils
+
+        slot = obj.animation_data.action_slot or action.slots.new(id_type=obj.id_type, name=obj.name)
+        obj.animation_data.action_slot = slot
+        return anim_utils.action_ensure_channelbag_for_slot(action, slot).fcurves
+    return action.fcurves
+
+
+def _write(fcurves, data_path, index, frames, values, group=None):
+    curve = fcurves.new(data_path, index=index, group_name=group or "")
+    curve.keyframe_points.add(len(frames))
+    curve.keyframe_points.foreach_set("co", np.stack([frames, values], axis=1).astype(np.float32).ravel())
+    curve.keyframe_points.foreach_set("interpolation", np.full(len(frames), 2, dtype=np.int32))  # LINEAR
+    curve.update()
+
+
+def apply_motion(avatar: Avatar, path, start_frame=None, in_place: bool = False, scale: float = 1.0,
+                 mapping=None, fps=None, name=None) -> bpy.types.Action:
+    """Retarget ``path`` onto ``avatar`` and return the new Action (also assigned to its armature).
+
+    Resampled to the scene's frame rate unless ``fps`` is given. Expressions in the file go onto
+    the body's expression keys. A bad file raises a clear error and changes nothing.
+    """
+    scene = bpy.context.scene
+    fps = fps or scene.render.fps / scene.render.fps_base
+    seq = motion.load_motion(path, target_skeleton(avatar), fps=fps, in_place=in_place, scale=scale, mapping=mapping)
+    start = scene.frame_current if start_frame is None else int(start_frame)
+    frames = start + np.arange(seq.num_frames, dtype=np.float64)
+
+    rig = avatar.armature
+    action = bpy.data.actions.new(name or f"{rig.name}: {Path(path).stem}")
+    try:
+        rig.animation_data_create()
+        rig.animation_data.action = action
+        curves = _fcurves(action, rig)
+        quats = rotations.axis_angle_to_quaternion(seq.full_pose)  # (T,55,4) w,x,y,z
+        for k, joint in enumerate(JOINT_NAMES):
+            rig.pose.bones[joint].rotation_mode = "QUATERNION"
+            path_ = f'pose.bones["{joint}"].rotation_quaternion'
+            for c in range(4):
+                _write(curves, path_, c, frames, quats[:, k, c], joint)
+        # Root translation: pose location of the root is in its rest frame = SMPL-X axes.
+        for c in range(3):
+            _write(curves, f'pose.bones["{JOINT_NAMES[0]}"].location', c, frames, seq.transl[:, c], JOINT_NAMES[0])
+        if seq.expression is not None:
+            _apply_expression(avatar, seq, frames)
+    except Exception:
+        bpy.data.actions.remove(action)
+        raise
+    scene.frame_start, scene.frame_end = int(frames[0]), max(scene.frame_end, int(frames[-1]))
+    return action
+
+
+def _apply_expression(avatar: Avatar, seq, frames) -> None:
+    keys = [k for k in avatar.body.data.shape_keys.key_blocks if k.name.startswith("expression:")]
+    count = min(len(keys), seq.expression.shape[1])
+    if count == 0:
+        return
+    key_data = avatar.body.data.shape_keys
+    key_data.animation_data_create()
+    action = bpy.data.actions.new(f"{avatar.body.name}: expressions")
+    key_data.animation_data.action = action
+    curves = _fcurves(action, key_data)
+    for i in range(count):
+        _write(curves, f'key_blocks["{keys[i].name}"].value', 0, frames, seq.expression[:, i])
+
+
+class DREAMWALTZ_OT_apply_motion(bpy.types.Operator, ImportHelper):
+    """Retarget a motion file (BVH mocap, SMPL-X/AMASS .npz) onto the selected DreamWaltz avatar"""
+
+    bl_idname = "dreamwaltz.apply_motion"
+    bl_label = "Apply Motion"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filter_glob: StringProperty(default="*.bvh;*.npz;*.npy", options={"HIDDEN"})
+    start_frame: IntProperty(name="Start Frame", default=1)
+    in_place: BoolProperty(name="In Place", description="Keep the avatar where it is (no root travel)")
+    scale: FloatProperty(name="Root Motion Scale", default=1.0, min=0.01, max=100.0,
+                         description="Multiplies the travel after the automatic leg-length scaling")
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        return obj is not None and (obj.get("dreamwaltz_role") or (obj.parent and obj.parent.get("dreamwaltz_role")))
+
+    def execute(self, context):
+        try:
+            avatar = Avatar.from_object(context.active_object)
+            action = apply_motion(avatar, self.filepath, self.start_frame, self.in_place, self.scale)
+        except errors.DreamWaltzError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Applied {Path(self.filepath).name}: frames {int(action.frame_range[0])}-{int(action.frame_range[1])}")
+        return {"FINISHED"}
+
+
+def register():
+    bpy.utils.register_class(DREAMWALTZ_OT_apply_motion)
+
+
+def unregister():
+    bpy.utils.unregister_class(DREAMWALTZ_OT_apply_motion)
