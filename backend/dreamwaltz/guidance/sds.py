@@ -1,0 +1,136 @@
+"""Score distillation (SDS) with Stable Diffusion + an OpenPose ControlNet (diffusers).
+
+Renders are encoded by the VAE, noised at t ~ U[t_min, t_max] (optionally annealed), and the
+UNet with ControlNet residuals predicts the noise for the conditional and unconditional prompt in
+one batched forward. The classifier-free-guided residual w(t) (eps_hat - eps) is the gradient on
+the latents, applied through the reparametrisation trick: loss = 0.5 ||z - sg(z - g)||^2, so
+d loss / d z = g without backpropagating through the UNet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from .base import Guidance, GuidanceOutput
+from .models import check_openpose_controlnet, check_sd_layout
+
+
+class SDSGuidance(Guidance):
+    def __init__(self, sd_path: Path, controlnet_path: Path, device="cpu", dtype: Optional[torch.dtype] = None,
+                 resolution: int = 512, guidance_scale: float = 50.0, t_range=(0.02, 0.98),
+                 conditioning_scale: float = 1.0, negative_prompt: str = "", weighting: str = "sds",
+                 anneal: bool = False, cpu_offload: bool = False, vae_slicing: bool = False):
+        from diffusers import AutoencoderKL, ControlNetModel, DDPMScheduler, UNet2DConditionModel
+        from transformers import CLIPTextModel, CLIPTokenizer
+
+        check_sd_layout(Path(sd_path))
+        check_openpose_controlnet(Path(controlnet_path))
+        self.device = torch.device(device)
+        self.dtype = dtype or (torch.float16 if self.device.type == "cuda" else torch.float32)
+        load = dict(torch_dtype=self.dtype)
+        self.unet = UNet2DConditionModel.from_pretrained(sd_path, subfolder="unet", **load).eval()
+        self.vae = AutoencoderKL.from_pretrained(sd_path, subfolder="vae", **load).eval()
+        self.text_encoder = CLIPTextModel.from_pretrained(Path(sd_path) / "text_encoder", **load).eval()
+        self.tokenizer = CLIPTokenizer.from_pretrained(Path(sd_path) / "tokenizer")
+        self.controlnet = ControlNetModel.from_pretrained(controlnet_path, **load).eval()
+        self.scheduler = DDPMScheduler.from_pretrained(sd_path, subfolder="scheduler")
+        for module in (self.unet, self.vae, self.text_encoder, self.controlnet):
+            module.requires_grad_(False)
+            if not cpu_offload:
+                module.to(self.device)
+        if vae_slicing:
+            self.vae.enable_slicing()
+        self.cpu_offload = cpu_offload
+        self.alphas = self.scheduler.alphas_cumprod.to(self.device, torch.float32)
+        self.resolution, self.guidance_scale = resolution, guidance_scale
+        self.t_range, self.conditioning_scale = t_range, conditioning_scale
+        self.negative_prompt, self.weighting, self.anneal = negative_prompt, weighting, anneal
+        self._text_cache: dict[str, torch.Tensor] = {}
+        self.latent_scale = float(getattr(self.vae.config, "scaling_factor", 0.18215))
+
+    # ------------------------------------------------------------------ pieces
+    @torch.no_grad()
+    def text_embeddings(self, prompts) -> torch.Tensor:
+        missing = [p for p in set(prompts) if p not in self._text_cache]
+        if missing:
+            ids = self.tokenizer(missing, padding="max_length", max_length=self.tokenizer.model_max_length,
+                                 truncation=True, return_tensors="pt").input_ids
+            with self._on_device(self.text_encoder):
+                out = self.text_encoder(ids.to(self.device))[0]
+            for p, e in zip(missing, out):
+                self._text_cache[p] = e
+        return torch.stack([self._text_cache[p] for p in prompts])
+
+    def _on_device(self, module):
+        guidance = self
+
+        class Ctx:
+            def __enter__(self):
+                if guidance.cpu_offload:
+                    module.to(guidance.device)
+
+            def __exit__(self, *exc):
+                if guidance.cpu_offload:
+                    module.to("cpu")
+
+        return Ctx()
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(images, (self.resolution, self.resolution), mode="bilinear", align_corners=False)
+        x = (x * 2 - 1).to(self.dtype)
+        with self._on_device(self.vae):
+            return self.vae.encode(x).latent_dist.sample() * self.latent_scale
+
+    def sample_t(self, batch: int, step_ratio: float) -> torch.Tensor:
+        lo, hi = self.t_range
+        if self.anneal:  # large noise early, small late (optional schedule)
+            hi = hi - (hi - lo) * 0.5 * step_ratio
+        n = self.scheduler.config.num_train_timesteps
+        return torch.randint(int(lo * n), int(hi * n) + 1, (batch,), device=self.device)
+
+    @torch.no_grad()
+    def predict_noise(self, noisy, t, embeddings_cond, embeddings_uncond, skeletons):
+        """Classifier-free-guided noise prediction with ControlNet residuals in both branches."""
+        latent_in = torch.cat([noisy, noisy]).to(self.dtype)
+        t_in = torch.cat([t, t])
+        emb = torch.cat([embeddings_cond, embeddings_uncond]).to(self.dtype)
+        kwargs = {}
+        if skeletons is not None:
+            cond = F.interpolate(skeletons, (self.resolution, self.resolution), mode="nearest").to(self.dtype)
+            with self._on_device(self.controlnet):
+                down, mid = self.controlnet(latent_in, t_in, encoder_hidden_states=emb, controlnet_cond=torch.cat([cond, cond]),
+                                            conditioning_scale=self.conditioning_scale, return_dict=False)
+            kwargs = {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
+        with self._on_device(self.unet):
+            eps = self.unet(latent_in, t_in, encoder_hidden_states=emb, **kwargs).sample.float()
+        eps_cond, eps_uncond = eps.chunk(2)
+        return eps_uncond + self.guidance_scale * (eps_cond - eps_uncond)
+
+    def weight(self, t: torch.Tensor) -> torch.Tensor:
+        a = self.alphas[t]
+        if self.weighting == "sds":
+            return 1 - a
+        if self.weighting == "uniform":
+            return torch.ones_like(a)
+        if self.weighting == "snr":
+            return torch.sqrt(a) * torch.sqrt(1 - a)
+        raise ValueError(f"unknown weighting {self.weighting!r}: sds, uniform or snr")
+
+    # ------------------------------------------------------------------ the step
+    def __call__(self, images, *, skeletons=None, prompts=(), step_ratio=0.0, cameras=None, poses=None) -> GuidanceOutput:
+        B = images.shape[0]
+        latents = self.encode(images.to(self.device)).float()
+        t = self.sample_t(B, step_ratio)
+        noise = torch.randn_like(latents)
+        noisy = self.scheduler.add_noise(latents.detach(), noise, t)
+        cond = self.text_embeddings(list(prompts))
+        uncond = self.text_embeddings([self.negative_prompt] * B)
+        eps = self.predict_noise(noisy, t, cond, uncond, skeletons.to(self.device) if skeletons is not None else None)
+        grad = torch.nan_to_num(self.weight(t)[:, None, None, None] * (eps - noise))
+        target = (latents - grad).detach()
+        loss = 0.5 * F.mse_loss(latents, target, reduction="sum") / B
+        return GuidanceOutput(loss, {"t": t.detach().cpu(), "grad_norm": float(grad.norm())})
