@@ -169,6 +169,9 @@ def write_h3ga(path, avatar: H3GAAvatar) -> Path:
                 _add(zf, f"arrays/{name}.npy", buf.getvalue())
             for name in sorted(avatar.previews):
                 _add(zf, f"previews/{name}", avatar.previews[name])
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; an avatar is an ordinary file
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -1,0 +1,41 @@
+"""``dreamwaltz generate``: a prompt to an animatable .h3ga avatar."""
+
+from pathlib import Path
+
+NAME = "generate"
+HELP = "Generate an avatar from a text prompt (writes a .h3ga file)"
+
+
+def add_arguments(p):
+    p.add_argument("prompt")
+    p.add_argument("--negative", default="", help="negative prompt")
+    p.add_argument("--preset", default="preview", choices=["tiny", "preview", "paper"],
+                   help="tiny: random tiny models on a CPU (checks the set-up); preview/paper: real weights on a GPU")
+    p.add_argument("--body", default="open", help="'open' (default) or your SMPL-X .npz")
+    p.add_argument("--gender", default="neutral", choices=["neutral", "male", "female"])
+    p.add_argument("--betas", type=float, nargs="*", default=[], help="shape coefficients")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--steps", type=int, default=None, help="override the preset's number of training steps")
+    p.add_argument("--sd-model", default=None, help="diffusers id or folder (default: SD 1.5)")
+    p.add_argument("--controlnet-model", default=None, help="diffusers id or folder of an openpose ControlNet")
+    p.add_argument("--workdir", type=Path, default=None, help="checkpoints; a rerun with the same folder resumes")
+    p.add_argument("--out", type=Path, required=True)
+
+
+def run(args) -> int:
+    import signal
+
+    from ..pipeline import GenerateSpec, generate
+    from ..progress import ProgressReporter, terminal_sink
+
+    spec = GenerateSpec(prompt=args.prompt, negative_prompt=args.negative, preset=args.preset, body=args.body,
+                        gender=args.gender, betas=args.betas, seed=args.seed, device=args.device, steps=args.steps,
+                        sd_model=args.sd_model, controlnet_model=args.controlnet_model)
+    reporter = ProgressReporter([terminal_sink()])
+    # Ctrl+C: stop at the next step after saving a checkpoint (rerun to resume).
+    signal.signal(signal.SIGINT, lambda *_: reporter.cancel.cancel())
+    workdir = args.workdir or args.out.with_suffix(".work")
+    path = generate(spec, reporter, workdir, out=args.out)
+    print(f"avatar: {path}")
+    return 0

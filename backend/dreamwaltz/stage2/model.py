@@ -1,0 +1,184 @@
+"""The Hybrid 3D Gaussian Avatar (H3GA) in torch: free Gaussians skinned by LBS, and mesh-bound
+Gaussians on the hands and face that live on the posed, shaped, expressed body triangles.
+
+The forward pass is the torch twin of ``core/posing.py`` (the exported file's reference
+evaluator): the same skinning of means and covariances, the same triangle frames, so what is
+trained is what Blender shows (a test checks they agree on the exported file).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from smplx.lbs import batch_rigid_transform, batch_rodrigues
+
+from ..body import BodyModel
+from ..core.h3ga import SKIN_TOP_K, H3GAAvatar, new_manifest
+from ..core.joints import JOINT_INDEX, JOINT_NAMES
+
+HAND_JOINTS = [i for i, n in enumerate(JOINT_NAMES) if "wrist" in n or any(f in n for f in ("index", "middle", "ring", "pinky", "thumb"))]
+FACE_JOINTS = [JOINT_INDEX[n] for n in ("head", "jaw", "left_eye_smplhf", "right_eye_smplhf")]
+
+
+def quat_to_matrix(q: torch.Tensor) -> torch.Tensor:
+    q = F.normalize(q, dim=-1)
+    w, x, y, z = q.unbind(-1)
+    return torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+                        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+                        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1).reshape(q.shape[:-1] + (3, 3))
+
+
+def triangle_frames(v: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    v0, v1, v2 = v[faces[:, 0]], v[faces[:, 1]], v[faces[:, 2]]
+    e1 = F.normalize(v1 - v0, dim=-1)
+    n = F.normalize(torch.cross(v1 - v0, v2 - v0, dim=-1), dim=-1)
+    e2 = torch.cross(n, e1, dim=-1)
+    return torch.stack([e1, e2, n], dim=-1)
+
+
+class H3GA(torch.nn.Module):
+    def __init__(self, body: BodyModel, num_free: int = 4000, bound_per_triangle: int = 2,
+                 init_points: Optional[np.ndarray] = None, init_colors: Optional[np.ndarray] = None,
+                 betas=None, seed: int = 0):
+        super().__init__()
+        self.body = body
+        g = torch.Generator().manual_seed(seed)
+        betas = torch.zeros(body.num_betas) if betas is None else torch.as_tensor(betas, dtype=torch.float32)
+        self.register_buffer("betas", betas)
+        with torch.no_grad():
+            rest = body(betas=betas[None])
+        v = rest.rest_vertices[0]
+        faces = body.faces
+        self.register_buffer("rest_joints", rest.rest_joints[0])
+
+        # Free Gaussians: near the surface (or at stage-1 points), bound to their nearest triangle.
+        areas = torch.linalg.norm(torch.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]], dim=-1), dim=-1)
+        if init_points is None:
+            bind = torch.multinomial(areas, num_free, replacement=True, generator=g)
+            bary = torch.distributions.Dirichlet(torch.full((3,), 2.0)).sample((num_free,))
+            normal = triangle_frames(v, faces[bind])[:, :, 2]
+            means = torch.einsum("nc,nci->ni", bary, v[faces[bind]]) + normal * 0.004
+            colors = torch.tensor([0.78, 0.6, 0.5]).repeat(num_free, 1)  # skin, not the grey background
+        else:
+            means = torch.as_tensor(init_points, dtype=torch.float32)
+            bind, bary = nearest_triangles(means, v, faces)
+            colors = torch.as_tensor(init_colors if init_colors is not None else np.full((len(means), 3), 0.5), dtype=torch.float32)
+        skin = torch.einsum("nc,ncj->nj", bary, body.skin_weights[faces[bind]])
+        w, j = torch.topk(skin, SKIN_TOP_K, dim=1)
+        self.register_buffer("free_bind", bind)
+        self.register_buffer("free_bary", bary)
+        self.register_buffer("free_skin_joints", j)
+        self.register_buffer("free_skin_weights", w / w.sum(1, keepdim=True))
+        spacing = float(torch.sqrt(areas.sum() / max(1, len(means)))) * 0.6
+        self.free_means = torch.nn.Parameter(means.clone())
+        self.free_log_scales = torch.nn.Parameter(torch.full((len(means), 3), float(np.log(spacing))))
+        self.free_quats = torch.nn.Parameter(torch.tensor([1.0, 0, 0, 0]).repeat(len(means), 1))
+        self.free_opacity = torch.nn.Parameter(torch.full((len(means),), 2.0))
+        self.free_color_logits = torch.nn.Parameter(torch.logit(colors.clamp(0.02, 0.98)))
+
+        # Mesh-bound Gaussians: several per hand and face triangle.
+        weights = body.skin_weights
+        part = (weights[:, HAND_JOINTS].sum(1) > 0.5) | (weights[:, FACE_JOINTS].sum(1) > 0.5)
+        tri = torch.nonzero(part[faces].all(dim=1)).squeeze(1)
+        bound_faces = tri.repeat_interleave(bound_per_triangle)
+        self.register_buffer("bound_faces", bound_faces)
+        self.bound_bary_logits = torch.nn.Parameter(torch.randn(len(bound_faces), 3, generator=g) * 0.3)
+        edge = torch.linalg.norm(v[faces[bound_faces, 1]] - v[faces[bound_faces, 0]], dim=-1).clamp(min=1e-4)
+        self.bound_log_scales = torch.nn.Parameter(torch.stack([edge.log(), edge.log(), (edge * 0.1).log()], -1) - 0.5)
+        self.bound_quats = torch.nn.Parameter(torch.tensor([1.0, 0, 0, 0]).repeat(len(bound_faces), 1))
+        self.bound_opacity = torch.nn.Parameter(torch.full((len(bound_faces),), 2.0))
+        self.bound_color_logits = torch.nn.Parameter(torch.logit(torch.tensor([0.78, 0.6, 0.5])).repeat(len(bound_faces), 1))
+        # Learnable hand shape: per-vertex offsets on hand vertices, baked into the exported template.
+        self.register_buffer("hand_mask", (weights[:, HAND_JOINTS].sum(1) > 0.5).float()[:, None])
+        self.hand_offsets = torch.nn.Parameter(torch.zeros_like(v))
+
+    @property
+    def num_free(self) -> int:
+        return self.free_means.shape[0]
+
+    def forward(self, full_pose: torch.Tensor, expression: Optional[torch.Tensor] = None):
+        """Posed means (N+M,3), covariances (N+M,3,3), colours, opacities in SMPL-X space."""
+        body = self.body
+        rest = body.template_vertices + torch.einsum("vcb,b->vc", body.shape_dirs, self.betas) + self.hand_offsets * self.hand_mask
+        if expression is not None and body.num_expressions:
+            rest = rest + torch.einsum("vce,e->vc", body.expression_dirs, expression)
+        rot = batch_rodrigues(full_pose.reshape(-1, 3)).reshape(1, 55, 3, 3)
+        _, A = batch_rigid_transform(rot, self.rest_joints[None], body._parents, dtype=rest.dtype)
+        A = A[0]
+        T = torch.einsum("vk,kij->vij", body.skin_weights, A)
+        posed = torch.einsum("vij,vj->vi", T[:, :3, :3], rest) + T[:, :3, 3]
+
+        # Free: shape/expression displacement of the bind point, then their own LBS.
+        template_rest = body.template_vertices + torch.einsum("vcb,b->vc", body.shape_dirs, self.betas)
+        delta = rest - template_rest - self.hand_offsets * self.hand_mask
+        corners = delta[body.faces[self.free_bind]]
+        means = self.free_means + torch.einsum("nc,nci->ni", self.free_bary, corners)
+        M = torch.einsum("nk,nkij->nij", self.free_skin_weights, A[self.free_skin_joints])
+        L = M[:, :3, :3]
+        free_means = torch.einsum("nij,nj->ni", L, means) + M[:, :3, 3]
+        R = quat_to_matrix(self.free_quats)
+        S = torch.exp(self.free_log_scales)
+        root = L @ R * S[:, None, :]
+        free_cov = root @ root.transpose(1, 2)
+
+        # Bound: on the posed triangles, in their frames.
+        faces = body.faces[self.bound_faces]
+        bary = torch.softmax(self.bound_bary_logits, -1)
+        bound_means = torch.einsum("mc,mci->mi", bary, posed[faces])
+        frames = triangle_frames(posed, faces)
+        Rb = frames @ quat_to_matrix(self.bound_quats) * torch.exp(self.bound_log_scales)[:, None, :]
+        bound_cov = Rb @ Rb.transpose(1, 2)
+        means = torch.cat([free_means, bound_means])
+        cov = torch.cat([free_cov, bound_cov])
+        colors = torch.sigmoid(torch.cat([self.free_color_logits, self.bound_color_logits]))
+        opacities = torch.sigmoid(torch.cat([self.free_opacity, self.bound_opacity]))
+        return means, cov, colors, opacities
+
+    @torch.no_grad()
+    def export(self, prompt: str = "", negative_prompt: str = "", seed: int = 0, preset: str = "",
+               gender: str = "neutral") -> H3GAAvatar:
+        """The avatar as a .h3ga (colours and opacities baked; hand shape baked into the template)."""
+        body = self.body
+        template = body.template_vertices + self.hand_offsets * self.hand_mask
+        rest = template + torch.einsum("vcb,b->vc", body.shape_dirs, self.betas)
+        f = lambda t: t.detach().cpu().numpy()
+        arrays = {
+            "rig/betas": f(self.betas), "rig/rest_joints": f(self.rest_joints),  # the joints it was trained with
+            "rig/joint_regressor": f(body.joint_regressor), "body/template_vertices": f(template),
+            "body/faces": f(body.faces).astype(np.int32), "body/skin_weights": f(body.skin_weights),
+            "body/shape_dirs": f(body.shape_dirs), "body/expression_dirs": f(body.expression_dirs),
+            "free/means": f(self.free_means), "free/log_scales": f(self.free_log_scales),
+            "free/quats": f(F.normalize(self.free_quats, dim=-1)), "free/opacity_logits": f(self.free_opacity),
+            "free/colors": f(torch.sigmoid(self.free_color_logits)), "free/skin_joints": f(self.free_skin_joints).astype(np.int32),
+            "free/skin_weights": f(self.free_skin_weights), "free/bind_faces": f(self.free_bind).astype(np.int32),
+            "free/bind_barycentrics": f(self.free_bary), "bound/faces": f(self.bound_faces).astype(np.int32),
+            "bound/barycentrics": f(torch.softmax(self.bound_bary_logits, -1)), "bound/log_scales": f(self.bound_log_scales),
+            "bound/quats": f(F.normalize(self.bound_quats, dim=-1)), "bound/opacity_logits": f(self.bound_opacity),
+            "bound/colors": f(torch.sigmoid(self.bound_color_logits)),
+        }
+        if body.vertex_colors is not None:
+            arrays["body/vertex_colors"] = body.vertex_colors
+        else:  # a plain skin tone for the mesh display mode
+            arrays["body/vertex_colors"] = np.tile(np.array([[0.8, 0.62, 0.52]], np.float32), (body.num_vertices, 1))
+        manifest = new_manifest(prompt=prompt, negative_prompt=negative_prompt, seed=seed, preset=preset,
+                                body_kind=body.kind, gender=gender, licensed_smplx_data=body.licensed,
+                                shape_names=body.shape_names, expression_names=body.expression_names)
+        return H3GAAvatar(manifest, arrays)
+
+
+def nearest_triangles(points: torch.Tensor, vertices: torch.Tensor, faces: torch.Tensor):
+    """For each point, the triangle with the nearest centroid and the point's clamped barycentrics."""
+    centroids = vertices[faces].mean(1)
+    bind = torch.cdist(points, centroids).argmin(1)
+    a, b, c = (vertices[faces[bind, i]] for i in range(3))
+    v0, v1, v2 = b - a, c - a, points - a
+    d00, d01, d11 = (v0 * v0).sum(1), (v0 * v1).sum(1), (v1 * v1).sum(1)
+    d20, d21 = (v2 * v0).sum(1), (v2 * v1).sum(1)
+    denom = (d00 * d11 - d01 * d01).clamp(min=1e-12)
+    v = (d11 * d20 - d01 * d21) / denom
+    w = (d00 * d21 - d01 * d20) / denom
+    bary = torch.stack([1 - v - w, v, w], 1).clamp(min=0)
+    return bind, bary / bary.sum(1, keepdim=True)

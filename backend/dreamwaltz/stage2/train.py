@@ -1,0 +1,143 @@
+"""Stage-2 training: canonical pose, then random canonical poses, then random body, hand and
+expression poses, each step rendered from a sampled camera and guided by SkelSD (or the oracle).
+
+Checkpoints (every ``checkpoint_every`` steps and on cancel) let a restarted job resume exactly;
+progress goes to the reporter with a preview render every ``preview_every`` steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..body.poses import apose, random_canonical, random_expression, random_pose
+from ..conditioning import body_keypoints, draw_openpose, sample_camera, view_prompt
+from ..core.camera import orbit_camera
+from ..core.errors import JobCancelled
+from ..progress import ProgressReporter
+from ..render import rasterize
+from .model import H3GA
+
+BACKGROUND = (0.5, 0.5, 0.5)  # the paper's constant grey
+
+
+@dataclass
+class Stage2Config:
+    steps: int = 60
+    resolution: int = 64
+    batch: int = 1
+    lr_means: float = 1.6e-4 * 5
+    lr_scales: float = 5e-3
+    lr_rotations: float = 1e-3
+    lr_opacity: float = 5e-2
+    lr_colors: float = 1e-2
+    lr_bound: float = 1e-3
+    checkpoint_every: int = 20
+    preview_every: int = 20
+    face_prob: float = 0.2
+    hand_prob: float = 0.1
+
+
+def make_optimizer(model: H3GA, cfg: Stage2Config) -> torch.optim.Optimizer:
+    return torch.optim.Adam([
+        {"params": [model.free_means], "lr": cfg.lr_means},
+        {"params": [model.free_log_scales, model.bound_log_scales], "lr": cfg.lr_scales},
+        {"params": [model.free_quats, model.bound_quats], "lr": cfg.lr_rotations},
+        {"params": [model.free_opacity, model.bound_opacity], "lr": cfg.lr_opacity},
+        {"params": [model.free_color_logits, model.bound_color_logits], "lr": cfg.lr_colors},
+        {"params": [model.bound_bary_logits, model.hand_offsets], "lr": cfg.lr_bound},
+    ], eps=1e-15)
+
+
+def phase_pose(rng: np.random.Generator, step: int, total: int, expressions: int, kind: str):
+    """The paper's schedule: canonical, then random canonical, then random poses and expressions."""
+    third = max(1, total // 3)
+    expression = np.zeros(expressions)
+    if step < third:
+        pose = apose()
+    elif step < 2 * third:
+        pose = random_canonical(rng)
+    else:
+        pose = random_pose(rng)
+        expression = random_expression(rng, expressions, kind)
+    return pose, expression
+
+
+def render(model: H3GA, pose, expression, camera, device="cpu"):
+    means, cov, colors, opacities = model(torch.as_tensor(pose, dtype=torch.float32, device=device),
+                                          torch.as_tensor(expression, dtype=torch.float32, device=device))
+    return rasterize(means, cov, opacities, colors, camera, torch.tensor(BACKGROUND, device=device)).image
+
+
+def save_checkpoint(path: Path, model, optimizer, step, rng):
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, tmp)
+    tmp.replace(path)
+
+
+def train_stage2(model: H3GA, guidance, prompt: str, cfg: Stage2Config, reporter: ProgressReporter, workdir: Path,
+                 seed: int = 0, device="cpu") -> H3GA:
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    ckpt = workdir / "stage2.pt"
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    optimizer = make_optimizer(model, cfg)
+    start = 0
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = state["step"]
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        reporter.info("stage2", f"Resumed from step {start}.")
+    body = model.body
+    kind = body.kind
+    for step in range(start, cfg.steps):
+        if reporter.cancel.cancelled:
+            save_checkpoint(ckpt, model, optimizer, step, rng)
+            raise JobCancelled()
+        images, skeletons, prompts = [], [], []
+        for _ in range(cfg.batch):
+            pose, expression = phase_pose(rng, step, cfg.steps, body.num_expressions, kind)
+            with torch.no_grad():
+                out = body(betas=model.betas[None], full_pose=pose[None],
+                           expression=torch.as_tensor(expression, dtype=torch.float32)[None])
+            joints, landmarks, vertices = (t[0].cpu().numpy() for t in (out.joints, out.landmarks, out.vertices))
+            cam = sample_camera(rng, joints, cfg.resolution, cfg.face_prob, cfg.hand_prob)
+            kp = body_keypoints(joints, landmarks, vertices, cam.camera)
+            skeletons.append(torch.as_tensor(draw_openpose(kp), dtype=torch.float32).permute(2, 0, 1) / 255.0)
+            images.append(render(model, pose, expression, cam.camera, device).permute(2, 0, 1))
+            prompts.append(view_prompt(prompt, cam.azimuth, cam.elevation))
+        result = guidance(torch.stack(images), skeletons=torch.stack(skeletons), prompts=prompts,
+                          step_ratio=step / max(1, cfg.steps), cameras=None, poses=None)
+        optimizer.zero_grad(set_to_none=True)
+        result.loss.backward()
+        optimizer.step()
+        preview = None
+        done = step + 1
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            save_checkpoint(ckpt, model, optimizer, done, rng)
+        if done % cfg.preview_every == 0 or done == cfg.steps:
+            preview = str(save_preview(model, workdir / f"preview_{done:05d}.png", body, device))
+        reporter.step("stage2", done, cfg.steps, loss=float(result.loss.detach()), preview=preview)
+    return model
+
+
+@torch.no_grad()
+def save_preview(model: H3GA, path: Path, body, device="cpu", size: int = 256) -> Path:
+    from PIL import Image
+
+    joints = body(betas=model.betas[None]).joints[0].cpu().numpy()
+    target = (0.0, float(joints[:, 1].mean()) - 0.1, 0.0)
+    views = [render(model, apose(), np.zeros(body.num_expressions), orbit_camera(az, 90, 2.6, target, 50, size, size), device)
+             for az in (0, 180)]
+    image = torch.cat(views, dim=1).clamp(0, 1).cpu().numpy()
+    Image.fromarray((image * 255).astype(np.uint8)).save(path)
+    return path
