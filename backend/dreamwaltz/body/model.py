@@ -80,6 +80,7 @@ class BodyModel(torch.nn.Module):
         V = v_template.shape[0]
         J_regressor = np.asarray(data["J_regressor"], dtype=np.float64)
         weights = np.asarray(data["weights"], dtype=np.float64)
+        weights = weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)  # exact partition of unity
         if J_regressor.shape != (55, V) or weights.shape != (V, 55):
             raise BodyModelError(
                 f"'{name}' is not an SMPL-X model: it has {J_regressor.shape[0]} joints, SMPL-X has 55.",

@@ -19,7 +19,10 @@ from ..core.joints import JOINT_INDEX, facts
 _COCO = facts()["smplx_to_controlnet_coco18"]
 # Hand-21: wrist, then per finger (thumb, index, middle, ring, pinky) three joints and the tip.
 _FINGERS = ("thumb", "index", "middle", "ring", "pinky")
-DEPTH_TOLERANCE_M = 0.03
+# How far behind the visible surface a point may lie and still count as seen: hand joints sit
+# inside the hand (the wrist ~2.5 cm deep), face points on the skin. Anything behind the torso or
+# the head is 10 cm or more further away, so it is still culled.
+DEPTH_TOLERANCE_M = {"hand": 0.05, "face": 0.03}
 CELL_M = 0.02
 
 
@@ -53,10 +56,12 @@ def _points_3d(joints: np.ndarray, landmarks: np.ndarray):
     return body, hands["left"], hands["right"], face
 
 
-def visible_mask(points: np.ndarray, camera: Camera, vertices: np.ndarray) -> np.ndarray:
+def visible_mask(points: np.ndarray, camera: Camera, vertices: np.ndarray, tolerance: float = 0.03) -> np.ndarray:
     """True where a point is not hidden behind the mesh (coarse vertex z-buffer)."""
     uv, z = camera.project(vertices)
     front = z > 1e-3
+    if not front.any():  # the body is entirely behind the camera: nothing can hide anything
+        return np.ones(len(points), dtype=bool)
     uv, z = uv[front], z[front]
     cell = max(1.0, camera.K[0, 0] * CELL_M / max(float(np.median(z)), 1e-3))
     gw, gh = int(camera.width / cell) + 1, int(camera.height / cell) + 1
@@ -69,7 +74,7 @@ def visible_mask(points: np.ndarray, camera: Camera, vertices: np.ndarray) -> np
     ok = (pij[:, 0] >= 0) & (pij[:, 0] < gw) & (pij[:, 1] >= 0) & (pij[:, 1] < gh)
     surface = np.full(len(points), np.inf)
     surface[ok] = zbuf[pij[ok, 1] * gw + pij[ok, 0]]
-    return pz <= surface + DEPTH_TOLERANCE_M
+    return pz <= surface + tolerance
 
 
 def body_keypoints(joints: np.ndarray, landmarks: np.ndarray, vertices: np.ndarray, camera: Camera,
@@ -81,6 +86,7 @@ def body_keypoints(joints: np.ndarray, landmarks: np.ndarray, vertices: np.ndarr
         uv, z = camera.project(pts)
         visible = (z > 1e-3) & (uv[:, 0] >= 0) & (uv[:, 0] < camera.width) & (uv[:, 1] >= 0) & (uv[:, 1] < camera.height)
         if occlusion and gi > 0:  # hands and face only; body joints are always drawn
-            visible &= visible_mask(pts, camera, np.asarray(vertices, np.float64))
+            tolerance = DEPTH_TOLERANCE_M["face" if gi == 3 else "hand"]
+            visible &= visible_mask(pts, camera, np.asarray(vertices, np.float64), tolerance)
         out.append(np.concatenate([uv, visible[:, None].astype(np.float64)], axis=1))
     return Keypoints(*out, camera.width, camera.height)

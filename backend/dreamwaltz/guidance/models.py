@@ -18,7 +18,7 @@ from ..core.errors import WeightsMissingError
 DEFAULT_SD = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_CONTROLNET = "lllyasviel/control_v11p_sd15_openpose"
 SD_SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
-TINY_VERSION = 1
+TINY_VERSION = 3
 
 
 def cache_dir() -> Path:
@@ -84,6 +84,12 @@ def tiny_models(root: Path | None = None) -> tuple[Path, Path]:
                                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
                                 attention_head_dim=8, norm_num_groups=32)
     controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32, 32, 32))
+    # A new ControlNet's output convolutions are zero (no effect until trained); the tiny stand-in
+    # gets small random ones so the skeleton really changes the prediction, as a trained one does.
+    with torch.no_grad():
+        for conv in list(controlnet.controlnet_down_blocks) + [controlnet.controlnet_mid_block,
+                                                                controlnet.controlnet_cond_embedding.conv_out]:
+            conv.weight.normal_(0.0, 0.05)
     vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 32, 32, 32),
                         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
                         layers_per_block=1, norm_num_groups=32, sample_size=64)
