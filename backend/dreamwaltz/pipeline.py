@@ -14,11 +14,11 @@ from .core.errors import DreamWaltzError
 from .core.h3ga import write_h3ga
 from .progress import ProgressReporter
 
-# Per preset: stage-2 steps, render size, batch, number of free Gaussians.
+# Per preset: stage-2 steps, render size, batch, numbers of free and mesh-bound Gaussians.
 PRESETS = {
-    "tiny": {"steps": 40, "resolution": 64, "batch": 1, "num_free": 3000},
-    "preview": {"steps": 3000, "resolution": 512, "batch": 4, "num_free": 60000},
-    "paper": {"steps": 15000, "resolution": 512, "batch": 4, "num_free": 100000},
+    "tiny": {"steps": 40, "resolution": 64, "batch": 1, "num_free": 3000, "num_bound": 1000},
+    "preview": {"steps": 3000, "resolution": 512, "batch": 4, "num_free": 60000, "num_bound": 10000},
+    "paper": {"steps": 15000, "resolution": 512, "batch": 4, "num_free": 100000, "num_bound": 20000},
 }
 
 
@@ -77,7 +77,7 @@ def generate(spec: GenerateSpec, reporter: ProgressReporter, workdir: Path, out:
     guidance = build_guidance("sds", spec.preset, spec.sd_model, spec.controlnet_model, device=device,
                               negative_prompt=spec.negative_prompt or NEGATIVE_PROMPT)
     torch.manual_seed(spec.seed)
-    model = H3GA(body, num_free=settings["num_free"], betas=betas, seed=spec.seed).to(device)
+    model = H3GA(body, num_free=settings["num_free"], num_bound=settings["num_bound"], betas=betas, seed=spec.seed).to(device)
     cfg = Stage2Config(steps=spec.steps or settings["steps"], resolution=settings["resolution"], batch=settings["batch"],
                        checkpoint_every=max(1, (spec.steps or settings["steps"]) // 4),
                        preview_every=max(1, (spec.steps or settings["steps"]) // 4))

@@ -17,6 +17,7 @@ from .base import Guidance, GuidanceOutput
 
 
 class OracleGuidance(Guidance):
+    needs_skeletons = False  # it knows the answer; no conditioning image is drawn for it
     def __init__(self, reference_render: Callable, scale: float = 1.0):
         self.reference_render = reference_render
         self.scale = scale
@@ -26,4 +27,4 @@ class OracleGuidance(Guidance):
             reference = self.reference_render(cameras, poses).to(images)
         grad = self.scale * (images - reference)
         loss = 0.5 * (images - (images - grad).detach()).pow(2).sum() / images.shape[0]
-        return GuidanceOutput(loss, {"error": float((images - reference).abs().mean())})
+        return GuidanceOutput(loss, {"error": float((images.detach() - reference).abs().mean())})

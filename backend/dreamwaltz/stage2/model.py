@@ -40,7 +40,7 @@ def triangle_frames(v: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 
 
 class H3GA(torch.nn.Module):
-    def __init__(self, body: BodyModel, num_free: int = 4000, bound_per_triangle: int = 2,
+    def __init__(self, body: BodyModel, num_free: int = 4000, num_bound: int = 1000,
                  init_points: Optional[np.ndarray] = None, init_colors: Optional[np.ndarray] = None,
                  betas=None, seed: int = 0):
         super().__init__()
@@ -83,7 +83,9 @@ class H3GA(torch.nn.Module):
         weights = body.skin_weights
         part = (weights[:, HAND_JOINTS].sum(1) > 0.5) | (weights[:, FACE_JOINTS].sum(1) > 0.5)
         tri = torch.nonzero(part[faces].all(dim=1)).squeeze(1)
-        bound_faces = tri.repeat_interleave(bound_per_triangle)
+        # Area-weighted: the MakeHuman face and hands are densely meshed, so "k per triangle" would
+        # put tens of thousands of Gaussians there; a budget spread by area is even on the skin.
+        bound_faces = tri[torch.multinomial(areas[tri], num_bound, replacement=True, generator=g)]
         self.register_buffer("bound_faces", bound_faces)
         self.bound_bary_logits = torch.nn.Parameter(torch.randn(len(bound_faces), 3, generator=g) * 0.3)
         edge = torch.linalg.norm(v[faces[bound_faces, 1]] - v[faces[bound_faces, 0]], dim=-1).clamp(min=1e-4)

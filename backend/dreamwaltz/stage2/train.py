@@ -103,7 +103,7 @@ def train_stage2(model: H3GA, guidance, prompt: str, cfg: Stage2Config, reporter
         if reporter.cancel.cancelled:
             save_checkpoint(ckpt, model, optimizer, step, rng)
             raise JobCancelled()
-        images, skeletons, prompts = [], [], []
+        images, skeletons, prompts, cameras, poses = [], [], [], [], []
         for _ in range(cfg.batch):
             pose, expression = phase_pose(rng, step, cfg.steps, body.num_expressions, kind)
             with torch.no_grad():
@@ -111,12 +111,16 @@ def train_stage2(model: H3GA, guidance, prompt: str, cfg: Stage2Config, reporter
                            expression=torch.as_tensor(expression, dtype=torch.float32)[None])
             joints, landmarks, vertices = (t[0].cpu().numpy() for t in (out.joints, out.landmarks, out.vertices))
             cam = sample_camera(rng, joints, cfg.resolution, cfg.face_prob, cfg.hand_prob)
-            kp = body_keypoints(joints, landmarks, vertices, cam.camera)
-            skeletons.append(torch.as_tensor(draw_openpose(kp), dtype=torch.float32).permute(2, 0, 1) / 255.0)
+            if getattr(guidance, "needs_skeletons", True):
+                kp = body_keypoints(joints, landmarks, vertices, cam.camera)
+                skeleton = np.array(draw_openpose(kp), dtype=np.float32)
+                skeletons.append(torch.from_numpy(skeleton).permute(2, 0, 1) / 255.0)
             images.append(render(model, pose, expression, cam.camera, device).permute(2, 0, 1))
             prompts.append(view_prompt(prompt, cam.azimuth, cam.elevation))
-        result = guidance(torch.stack(images), skeletons=torch.stack(skeletons), prompts=prompts,
-                          step_ratio=step / max(1, cfg.steps), cameras=None, poses=None)
+            cameras.append(cam.camera)
+            poses.append((pose, expression))
+        result = guidance(torch.stack(images), skeletons=torch.stack(skeletons) if skeletons else None, prompts=prompts,
+                          step_ratio=step / max(1, cfg.steps), cameras=cameras, poses=poses)
         optimizer.zero_grad(set_to_none=True)
         result.loss.backward()
         optimizer.step()
@@ -126,7 +130,11 @@ def train_stage2(model: H3GA, guidance, prompt: str, cfg: Stage2Config, reporter
             save_checkpoint(ckpt, model, optimizer, done, rng)
         if done % cfg.preview_every == 0 or done == cfg.steps:
             preview = str(save_preview(model, workdir / f"preview_{done:05d}.png", body, device))
-        reporter.step("stage2", done, cfg.steps, loss=float(result.loss.detach()), preview=preview)
+        try:
+            reporter.step("stage2", done, cfg.steps, loss=float(result.loss.detach()), preview=preview)
+        except JobCancelled:
+            save_checkpoint(ckpt, model, optimizer, done, rng)  # a rerun resumes exactly here
+            raise
     return model
 
 

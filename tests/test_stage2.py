@@ -1,0 +1,110 @@
+"""Issue 6: the H3GA stage, its export, and the generate pipeline (CPU, tiny models, oracle)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from dreamwaltz.body import BodyModel
+from dreamwaltz.body.poses import random_expression, random_pose
+from dreamwaltz.core.errors import JobCancelled
+from dreamwaltz.core.h3ga import read_h3ga, write_h3ga
+from dreamwaltz.core.posing import pose_avatar
+from dreamwaltz.pipeline import GenerateSpec, generate
+from dreamwaltz.progress import ProgressReporter
+from dreamwaltz.stage2 import H3GA
+from dreamwaltz.stage2.oracle import run_oracle_stage2
+
+
+@pytest.fixture(scope="module")
+def body():
+    return BodyModel.load("open")
+
+
+def test_torch_model_equals_the_exported_files_reference_evaluator(body, tmp_path):
+    model = H3GA(body, num_free=500, num_bound=200, betas=np.linspace(-1, 1, body.num_betas), seed=3)
+    with torch.no_grad():  # make it non-trivial: moved means, hand shape, rotated splats
+        model.free_means.add_(torch.randn_like(model.free_means) * 0.005)
+        model.hand_offsets.add_(torch.randn_like(model.hand_offsets) * 0.002)
+        model.free_quats.copy_(torch.randn_like(model.free_quats))
+        model.bound_quats.copy_(torch.randn_like(model.bound_quats))
+    avatar = read_h3ga(write_h3ga(tmp_path / "a.h3ga", model.export(prompt="parity")))
+    rng = np.random.default_rng(0)
+    pose, expression = random_pose(rng), random_expression(rng, body.num_expressions)
+    with torch.no_grad():
+        means, cov, colors, opac = model(torch.as_tensor(pose, dtype=torch.float32), torch.as_tensor(expression, dtype=torch.float32))
+    ref = pose_avatar(avatar, pose, expression=expression)
+    assert np.abs(means.numpy() - ref.means).max() < 1e-4
+    rel = np.linalg.norm(cov.numpy() - ref.covariances, axis=(1, 2)) / np.linalg.norm(ref.covariances, axis=(1, 2))
+    assert rel.max() < 1e-3
+    assert np.allclose(colors.numpy(), ref.colors, atol=1e-5) and np.allclose(opac.numpy(), ref.opacities, atol=1e-5)
+
+
+def test_free_gaussians_on_the_surface_follow_the_body_models_lbs(body):
+    model = H3GA(body, num_free=300, num_bound=10, seed=1)
+    w = body.skin_weights
+    few = torch.nonzero((w > 0).sum(1) <= 4).squeeze(1)[:300]
+    faces = body.faces
+    with torch.no_grad():  # put each free Gaussian exactly on a vertex, skinned like it
+        tri = torch.stack([torch.nonzero((faces == v).any(1))[0, 0] for v in few])
+        corner = (faces[tri] == few[:, None]).float()
+        model.free_bind.copy_(tri)
+        model.free_bary.copy_(corner)
+        model.free_means.copy_(body().rest_vertices[0][few])
+        top, idx = torch.topk(w[few], 4, dim=1)
+        model.free_skin_joints.copy_(idx)
+        model.free_skin_weights.copy_(top / top.sum(1, keepdim=True))
+    pose = random_pose(np.random.default_rng(2))
+    with torch.no_grad():
+        means = model(torch.as_tensor(pose, dtype=torch.float32))[0][:300]
+        posed = body(full_pose=pose[None]).vertices[0][few]
+    assert torch.abs(means - posed).max() < 1e-5
+
+
+def test_oracle_reconstruction_recovers_the_reference_across_views_and_poses():
+    view, pose, initial, _ = run_oracle_stage2(steps=40, size=32, num_free=1500)
+    # Measured 23.9 / 23.6 dB from 17.5 dB on this CPU-sized run; the benchmark runs bigger.
+    assert view > initial + 4.0 and view > 21.5, (view, initial)
+    assert pose > 21.0, pose
+
+
+def test_tiny_generate_writes_an_avatar_that_round_trips_bit_exactly(tmp_path):
+    out = tmp_path / "k.h3ga"
+    proc = subprocess.run([sys.executable, "-m", "dreamwaltz", "generate", "a knight in armor", "--preset", "tiny",
+                           "--steps", "6", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    avatar = read_h3ga(out)
+    assert avatar.manifest["prompt"] == "a knight in armor" and avatar.manifest["body"]["kind"] == "open"
+    assert avatar.manifest["body"]["licensed_smplx_data"] is False
+    again = write_h3ga(tmp_path / "again.h3ga", avatar)
+    assert again.read_bytes() == out.read_bytes()
+    assert "front_back.png" in avatar.previews
+
+
+def test_a_cancelled_job_resumes_exactly_where_it_stopped(tmp_path):
+    spec = GenerateSpec(prompt="a dancer", preset="tiny", steps=6, seed=4)
+    straight = read_h3ga(generate(spec, ProgressReporter(), tmp_path / "straight"))
+
+    reporter = ProgressReporter()
+    reporter.sinks.append(lambda ev: reporter.cancel.cancel() if ev.stage == "stage2" and ev.step == 3 else None)
+    with pytest.raises(JobCancelled):
+        generate(spec, reporter, tmp_path / "resumed")
+    events = []
+    resumed = read_h3ga(generate(spec, ProgressReporter([events.append]), tmp_path / "resumed"))
+    assert any("Resumed from step 3" in e.message for e in events)
+    assert [e.step for e in events if e.stage == "stage2" and e.total][0] == 4
+    for name, array in straight.arrays.items():
+        assert np.allclose(array, resumed.arrays[name], atol=1e-6), name
+
+
+def test_empty_prompts_and_unknown_presets_are_refused(tmp_path):
+    from dreamwaltz.core.errors import DreamWaltzError
+
+    with pytest.raises(DreamWaltzError, match="prompt is empty"):
+        generate(GenerateSpec(prompt="  ", preset="tiny"), ProgressReporter(), tmp_path)
+    with pytest.raises(DreamWaltzError, match="tiny, preview or paper"):
+        generate(GenerateSpec(prompt="x", preset="ultra"), ProgressReporter(), tmp_path)
