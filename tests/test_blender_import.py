@@ -171,3 +171,18 @@ def test_cycles_render_covers_the_same_silhouette_as_the_splats(addon, tmp_path)
     iou = (rendered & expected).sum() / (rendered | expected).sum()
     assert expected.sum() > 300, "the avatar is in view"
     assert iou >= 0.8, f"IoU {iou:.3f}"
+
+
+def test_file_export_writes_the_posed_splats_as_ply(addon, avatar_file, test_avatar, tmp_path):
+    import bpy
+    from dreamwaltz.core.ply import read_gaussian_ply
+    from dreamwaltz_blender import api
+
+    imported = api.import_avatar(str(avatar_file))
+    api.set_pose(imported, np.random.default_rng(5).normal(scale=0.3, size=(55, 3)))
+    bpy.context.view_layer.update()
+    bpy.context.view_layer.objects.active = imported.armature
+    assert bpy.ops.export_scene.dreamwaltz_splats(filepath=str(tmp_path / "frame.ply")) == {"FINISHED"}
+    data = read_gaussian_ply(tmp_path / "frame.ply")
+    means, _, _, _ = api.evaluated_splats(imported)
+    assert np.allclose(np.stack([data["x"], data["y"], data["z"]], 1), means, atol=1e-5)
