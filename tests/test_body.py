@@ -134,3 +134,12 @@ def test_poses_follow_the_paper():
     assert hand.shape == (15, 3) and np.all(hand[:12, 2] <= 0), "left fingers curl towards the palm"
     bank = rng.normal(scale=0.1, size=(5, 21, 3))
     assert any(np.allclose(sample_body_pose(rng, bank)[1:22], b) for b in bank)
+
+
+def test_the_pose_bank_holds_real_mocap_poses(body):
+    from dreamwaltz.body.pose_bank import load_pose_bank
+
+    bank = load_pose_bank(body().rest_joints[0].numpy())
+    assert bank.shape[1:] == (21, 3) and len(bank) > 50
+    knee = np.linalg.norm(bank[:, JOINT_INDEX["left_knee"] - 1], axis=1)
+    assert np.ptp(knee) > np.radians(30), "walking cycles bend the knee through a wide range"

@@ -53,7 +53,7 @@ def make_optimizer(model: H3GA, cfg: Stage2Config) -> torch.optim.Optimizer:
     ], eps=1e-15)
 
 
-def phase_pose(rng: np.random.Generator, step: int, total: int, expressions: int, kind: str):
+def phase_pose(rng: np.random.Generator, step: int, total: int, expressions: int, kind: str, bank=None):
     """The paper's schedule: canonical, then random canonical, then random poses and expressions."""
     third = max(1, total // 3)
     expression = np.zeros(expressions)
@@ -62,7 +62,7 @@ def phase_pose(rng: np.random.Generator, step: int, total: int, expressions: int
     elif step < 2 * third:
         pose = random_canonical(rng)
     else:
-        pose = random_pose(rng)
+        pose = random_pose(rng, bank)
         expression = random_expression(rng, expressions, kind)
     return pose, expression
 
@@ -99,13 +99,16 @@ def train_stage2(model: H3GA, guidance, prompt: str, cfg: Stage2Config, reporter
         reporter.info("stage2", f"Resumed from step {start}.")
     body = model.body
     kind = body.kind
+    from ..body.pose_bank import load_pose_bank
+
+    bank = load_pose_bank(model.rest_joints.cpu().numpy())
     for step in range(start, cfg.steps):
         if reporter.cancel.cancelled:
             save_checkpoint(ckpt, model, optimizer, step, rng)
             raise JobCancelled()
         images, skeletons, prompts, cameras, poses = [], [], [], [], []
         for _ in range(cfg.batch):
-            pose, expression = phase_pose(rng, step, cfg.steps, body.num_expressions, kind)
+            pose, expression = phase_pose(rng, step, cfg.steps, body.num_expressions, kind, bank)
             with torch.no_grad():
                 out = body(betas=model.betas[None], full_pose=pose[None],
                            expression=torch.as_tensor(expression, dtype=torch.float32)[None])
