@@ -25,20 +25,26 @@ def run(args) -> int:
 
     from ..body import BodyModel
     from ..body.poses import apose, random_pose
-    from ..conditioning import body_keypoints, draw_openpose
+    from ..conditioning import draw_openpose, posed_keypoints, view_prompt
     from ..core.camera import orbit_camera
+    from ..core.errors import DreamWaltzError
 
     body = BodyModel.load(args.body)
     pose = {"apose": apose(), "zero": np.zeros((55, 3))}.get(args.pose)
     if pose is None:
         pose = random_pose(np.random.default_rng(args.seed))
+    if args.size < 16 or args.size > 8192:
+        raise DreamWaltzError(f"--size {args.size} is out of range.", "Use 16 to 8192 pixels (ControlNet uses 512).")
     out = body(full_pose=pose[None])
-    joints, landmarks, vertices = (t[0].numpy() for t in (out.joints, out.landmarks, out.vertices))
+    joints = out.joints[0].numpy()
     camera = orbit_camera(args.azimuth, args.elevation, args.radius, (0.0, float(joints[:, 1].mean()) - 0.1, 0.0),
                           args.fov, args.size, args.size)
-    kp = body_keypoints(joints, landmarks, vertices, camera)
+    kp = posed_keypoints(out, camera, body.faces)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(draw_openpose(kp)).save(args.out)
-    args.out.with_suffix(".json").write_text(json.dumps(kp.to_dict()))
+    meta = {"azimuth": args.azimuth, "elevation": args.elevation, "radius": args.radius, "fov_y_deg": args.fov,
+            "view": view_prompt("", args.azimuth, args.elevation).lstrip(", "), "pose": args.pose, "body": str(args.body),
+            "viewmat": camera.viewmat.round(6).tolist(), "K": camera.K.round(6).tolist()}
+    args.out.with_suffix(".json").write_text(json.dumps(kp.to_dict() | {"camera": meta}))
     print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
     return 0

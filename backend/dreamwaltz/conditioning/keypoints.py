@@ -2,8 +2,14 @@
 
 Face and hand points hidden behind the body are dropped (as in the paper) by a depth test
 against the posed mesh; body joints are always kept; points behind the camera or off the
-image are dropped. The depth test uses a coarse z-buffer of the mesh's vertices: vertices are
-~1 cm apart, so the nearest vertex per ~2 cm cell is the visible surface there.
+image are dropped.
+
+Depth test: with the mesh's triangles (``faces``) it is an exact ray cast from the camera centre
+to each of the ~110 points. We only ever need the depth at those points, not a full depth
+buffer, and because every ray starts at the same camera centre the Moller-Trumbore terms that
+mix ray and triangle reduce to three (P,3)@(3,F) matrix products: ~110 x 27k tests in a few
+milliseconds on CPU, no rasterizer, no holes at any distance (a coarse buffer leaks in
+close-ups). Without triangles it falls back to a coarse z-buffer of the vertices (~2 cm cells).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import numpy as np
 
 from ..body.landmarks import LANDMARK_INDEX
 from ..core.camera import Camera
+from ..core.errors import DreamWaltzError
 from ..core.joints import JOINT_INDEX, facts
 
 _COCO = facts()["smplx_to_controlnet_coco18"]
@@ -77,16 +84,64 @@ def visible_mask(points: np.ndarray, camera: Camera, vertices: np.ndarray, toler
     return pz <= surface + tolerance
 
 
+def ray_visible_mask(points: np.ndarray, camera: Camera, vertices: np.ndarray, faces: np.ndarray,
+                     tolerance=0.03, chunk: int = 128) -> np.ndarray:
+    """True where the segment camera centre -> point crosses no triangle more than ``tolerance``
+    metres before the point (exact ray cast; see the module docstring). ``tolerance``: a float or
+    one per point."""
+    points = np.asarray(points, np.float64)
+    tolerance = np.broadcast_to(np.asarray(tolerance, np.float64), (len(points),))
+    vertices = np.asarray(vertices, np.float64)
+    faces = np.asarray(faces, np.int64)
+    if faces.ndim != 2 or faces.shape[1] != 3 or (faces.size and (faces.min() < 0 or faces.max() >= len(vertices))):
+        raise DreamWaltzError("The body's triangles do not index its vertices.", "Pass faces (F,3) of the posed mesh.")
+    origin = camera.position
+    v0, e1, e2 = vertices[faces[:, 0]], vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]]
+    tvec = origin - v0  # per triangle: all rays share the origin
+    qvec = np.cross(tvec, e1)
+    normal_t = np.cross(e2, e1).T  # det = e1.(D x e2) = D.(e2 x e1)
+    u_t = np.cross(e2, tvec).T  # (D x e2).tvec = D.(e2 x tvec)
+    q_t = qvec.T
+    t_num = np.einsum("fi,fi->f", e2, qvec)
+    visible = np.ones(len(points), dtype=bool)
+    for start in range(0, len(points), chunk):
+        d = points[start:start + chunk] - origin  # ray directions, t = 1 at the point
+        det = d @ normal_t
+        ok = np.abs(det) > 1e-12
+        inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+        u = (d @ u_t) * inv
+        v = (d @ q_t) * inv
+        t = t_num[None, :] * inv
+        length = np.linalg.norm(d, axis=1, keepdims=True)
+        before = 1.0 - tolerance[start:start + chunk, None] / np.maximum(length, 1e-9)
+        hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 1e-9) & (t < before)
+        visible[start:start + chunk] = ~hit.any(axis=1)
+    return visible
+
+
 def body_keypoints(joints: np.ndarray, landmarks: np.ndarray, vertices: np.ndarray, camera: Camera,
-                   occlusion: bool = True) -> Keypoints:
-    """Keypoints of one posed body (numpy (55,3), (89,3), (V,3) in SMPL-X space)."""
+                   occlusion: bool = True, faces: np.ndarray | None = None) -> Keypoints:
+    """Keypoints of one posed body (numpy (55,3), (89,3), (V,3) in SMPL-X space).
+
+    Pass ``faces`` (F,3) (``BodyModel.faces``) for the exact ray-cast depth test; without them a
+    coarse vertex z-buffer is used."""
     groups = _points_3d(np.asarray(joints, np.float64), np.asarray(landmarks, np.float64))
-    out = []
-    for gi, pts in enumerate(groups):
+    visible = []
+    for pts in groups:
         uv, z = camera.project(pts)
-        visible = (z > 1e-3) & (uv[:, 0] >= 0) & (uv[:, 0] < camera.width) & (uv[:, 1] >= 0) & (uv[:, 1] < camera.height)
-        if occlusion and gi > 0:  # hands and face only; body joints are always drawn
-            tolerance = DEPTH_TOLERANCE_M["face" if gi == 3 else "hand"]
-            visible &= visible_mask(pts, camera, np.asarray(vertices, np.float64), tolerance)
-        out.append(np.concatenate([uv, visible[:, None].astype(np.float64)], axis=1))
+        visible.append((z > 1e-3) & (uv[:, 0] >= 0) & (uv[:, 0] < camera.width) & (uv[:, 1] >= 0) & (uv[:, 1] < camera.height))
+    if occlusion:  # hands and face only; body joints are always drawn
+        tested = np.concatenate(groups[1:])
+        tolerance = np.concatenate([np.full(len(g), DEPTH_TOLERANCE_M["face" if gi == 3 else "hand"])
+                                    for gi, g in enumerate(groups) if gi > 0])
+        if faces is not None:  # one ray cast for all 110 points shares the per-triangle work
+            seen = ray_visible_mask(tested, camera, vertices, faces, tolerance)
+        else:
+            seen = np.concatenate([visible_mask(g, camera, np.asarray(vertices, np.float64), tol)
+                                   for g, tol in zip(groups[1:], (DEPTH_TOLERANCE_M["hand"],) * 2 + (DEPTH_TOLERANCE_M["face"],))])
+        offsets = np.cumsum([0] + [len(g) for g in groups[1:]])
+        for gi in range(1, 4):
+            visible[gi] = visible[gi] & seen[offsets[gi - 1]:offsets[gi]]
+    out = [np.concatenate([camera.project(pts)[0], vis[:, None].astype(np.float64)], axis=1)
+           for pts, vis in zip(groups, visible)]
     return Keypoints(*out, camera.width, camera.height)

@@ -5,7 +5,6 @@ Pillow is already a dependency and draws the same filled polygons, lines and cir
 
 from __future__ import annotations
 
-import colorsys
 import math
 
 import numpy as np
@@ -18,6 +17,12 @@ _DRAW = facts()["controlnet_openpose_drawing"]
 BODY_COLORS = [tuple(c) for c in _DRAW["body_keypoint_colors_by_coco18_index"]]
 LIMBS = [(a - 1, b - 1) for a, b in _DRAW["body_limbs_1based_coco18"][:17]]
 HAND_EDGES = [tuple(e) for e in _DRAW["hand_edges"]]
+# The annotator's HSV rainbow hsv_to_rgb([e/20, 1, 1]) * 255 as OpenCV rounds it into the uint8
+# canvas (e.g. 76.5 -> 77 but 229.5 -> 229 because of float error): taken from the facts, not
+# recomputed, since Python's round() would differ on the .5 cases.
+HAND_EDGE_COLORS = [tuple(e["rgb_int_cv2_rounded"]) for e in _DRAW["hand_edge_colors_hsv"]]
+HAND_DOT_COLOR = (0, 0, 255)
+FACE_DOT_COLOR = (255, 255, 255)
 
 
 def _ellipse_polygon(p0, p1, half_width, steps=36):
@@ -56,13 +61,12 @@ def draw_openpose(kp: Keypoints, hands: bool = True, face: bool = True) -> np.nd
         for pts in (kp.left_hand, kp.right_hand):
             for e, (a, b) in enumerate(HAND_EDGES):
                 if pts[a, 2] > 0 and pts[b, 2] > 0:
-                    rgb = tuple(int(round(c * 255)) for c in colorsys.hsv_to_rgb(e / len(HAND_EDGES), 1.0, 1.0))
-                    draw.line([tuple(pts[a, :2]), tuple(pts[b, :2])], fill=rgb, width=max(1, round(2 * scale)))
+                    draw.line([tuple(pts[a, :2]), tuple(pts[b, :2])], fill=HAND_EDGE_COLORS[e], width=max(1, round(2 * scale)))
             for p in pts:
                 if p[2] > 0:
-                    _dot(draw, p[:2], hand_r, (0, 0, 255))
+                    _dot(draw, p[:2], hand_r, HAND_DOT_COLOR)
     if face:
         for p in kp.face:
             if p[2] > 0:
-                _dot(draw, p[:2], face_r, (255, 255, 255))
+                _dot(draw, p[:2], face_r, FACE_DOT_COLOR)
     return np.asarray(image)
