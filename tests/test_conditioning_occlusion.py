@@ -169,3 +169,21 @@ def test_condition_cli_reports_camera_and_rejects_a_missing_body(tmp_path):
     assert data["camera"]["view"] == "back view" and sum(p[2] for p in data["face"]) == 0
     bad = subprocess.run(run + ["--body", str(tmp_path / "missing.npz")], capture_output=True, text=True)
     assert bad.returncode != 0 and "does not exist" in (bad.stderr + bad.stdout)
+
+
+def test_face_close_ups_aim_at_the_face_even_when_the_head_is_turned(open_body):
+    body, _ = open_body
+    pose = apose()
+    pose[JOINT_INDEX["neck"]] = (0.0, np.radians(70), 0.0)  # head turned 70 degrees to its left
+    with torch.no_grad():
+        out = body(full_pose=torch.as_tensor(pose[None], dtype=torch.float32))
+    joints, landmarks = out.joints[0].numpy(), out.landmarks[0].numpy()
+    rng = np.random.default_rng(5)
+    seen = []
+    for _ in range(20):
+        s = sample_camera(rng, joints, 128, face_prob=1.0, landmarks=landmarks)
+        kp = body_keypoints(joints, landmarks, out.vertices[0].numpy(), s.camera, faces=body.faces.numpy())
+        uv, _ = s.camera.project(landmarks[21:].mean(axis=0, keepdims=True))
+        assert np.abs(uv[0] - 64).max() < 1.0, "the face centre is the image centre"
+        seen.append(kp.face[:, 2].sum())
+    assert min(seen) >= 34, "a face close-up always sees at least half of the face"

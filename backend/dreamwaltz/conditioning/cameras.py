@@ -8,6 +8,7 @@ hand close-ups. Azimuth 0 = in front of the body (+Z).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -24,8 +25,11 @@ class CameraSample:
 
 
 def sample_camera(rng: np.random.Generator, joints: np.ndarray, size: int = 512, face_prob: float = 0.2,
-                  hand_prob: float = 0.0) -> CameraSample:
-    """A random training camera around a posed body (joints (55,3), SMPL-X space)."""
+                  hand_prob: float = 0.0, landmarks: Optional[np.ndarray] = None) -> CameraSample:
+    """A random training camera around a posed body (joints (55,3), SMPL-X space).
+
+    With ``landmarks`` (89,3) face close-ups look at the centre of the 68 face points and face
+    the way the face does; without them they look just above the head joint from the front half."""
     azimuth = float(rng.uniform(-180, 180))
     elevation = float(rng.uniform(60, 120))
     draw = rng.random()
@@ -33,6 +37,11 @@ def sample_camera(rng: np.random.Generator, joints: np.ndarray, size: int = 512,
         kind, target = "face", joints[JOINT_INDEX["head"]] + np.array([0.0, 0.05, 0.0])
         radius, fov = float(rng.uniform(0.35, 0.6)), float(rng.uniform(40, 55))
         azimuth = float(rng.uniform(-90, 90))  # faces are shown from the front half
+        if landmarks is not None:  # ... of where the face points, for turned heads
+            face = np.asarray(landmarks)[21:89]
+            target = face.mean(axis=0)
+            ahead = target - joints[JOINT_INDEX["head"]]
+            azimuth = (azimuth + np.degrees(np.arctan2(ahead[0], ahead[2])) + 180) % 360 - 180
     elif draw < face_prob + hand_prob:
         side = "left" if rng.random() < 0.5 else "right"
         kind, target = "hand", joints[JOINT_INDEX[f"{side}_middle1"]]
