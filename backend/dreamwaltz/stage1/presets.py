@@ -1,0 +1,68 @@
+"""Stage-1 settings per quality preset, in one place.
+
+Paper: 10k SkelSD iterations with the render resolution growing 64 -> 128 -> 256, then 5k at 512.
+``tiny`` runs on a CPU in about a minute with the tiny local diffusion models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .field import FieldConfig
+
+
+@dataclass
+class Stage1Config:
+    steps: int = 40
+    schedule: tuple = ((0.0, 32), (0.5, 48))  # (fraction of steps where it starts, render size)
+    samples: int = 32  # samples per ray inside the body's box
+    batch: int = 1
+    lr_encoding: float = 1e-2
+    lr_mlp: float = 1e-3
+    face_prob: float = 0.2
+    hand_prob: float = 0.1
+    density_weight: float = 1.0  # hand/face density guidance (0 turns it off)
+    density_points: int = 2048  # hand/face points per step
+    density_offset: float = 0.006  # metres off the surface that must stay empty
+    log_density_in: float = 4.0  # margins on the raw (log) density, as in the paper's margin loss
+    log_density_out: float = -1.0
+    occupancy_every: int = 8
+    checkpoint_every: int = 20
+    preview_every: int = 20
+    preview_size: int = 128
+    export_threshold: float = 20.0  # density (1/m) above which a grid point becomes a stage-2 point
+    export_resolution: int = 96
+    # Body-shape initialisation (silhouette + depth of the body mesh, no diffusion; cached).
+    init_steps: int = 200
+    init_views: int = 24
+    init_size: int = 64
+    init_rays: int = 1024
+    init_lr: float = 1e-2
+    field: FieldConfig = field(default_factory=FieldConfig)
+
+    def size_at(self, step: int) -> int:
+        size = self.schedule[0][1]
+        for start, s in self.schedule:
+            if step >= start * self.steps:
+                size = s
+        return size
+
+
+PRESETS = {
+    "tiny": Stage1Config(),
+    "preview": Stage1Config(steps=3000, schedule=((0.0, 64), (0.3, 128), (0.6, 256)), samples=96, batch=4,
+                            checkpoint_every=500, preview_every=250, preview_size=512, export_resolution=192,
+                            init_steps=1000, init_size=128, init_rays=8192,
+                            field=FieldConfig(log2_table=19, max_res=2048, occupancy_res=64)),
+    "paper": Stage1Config(steps=15000, schedule=((0.0, 64), (0.2, 128), (0.4, 256), (2 / 3, 512)), samples=128,
+                          batch=4, checkpoint_every=1000, preview_every=500, preview_size=512, export_resolution=256,
+                          init_steps=2000, init_size=256, init_rays=16384,
+                          field=FieldConfig(log2_table=19, max_res=2048, occupancy_res=128)),
+}
+
+
+def preset(name: str, **overrides) -> Stage1Config:
+    from ..core.errors import DreamWaltzError
+
+    if name not in PRESETS:
+        raise DreamWaltzError(f"Unknown stage-1 preset {name!r}.", "Choose tiny, preview or paper.")
+    return replace(PRESETS[name], **overrides)
