@@ -187,3 +187,19 @@ def test_face_close_ups_aim_at_the_face_even_when_the_head_is_turned(open_body):
         assert np.abs(uv[0] - 64).max() < 1.0, "the face centre is the image centre"
         seen.append(kp.face[:, 2].sum())
     assert min(seen) >= 34, "a face close-up always sees at least half of the face"
+
+
+def test_a_hand_hides_behind_the_torso_but_not_behind_its_own_fingers(open_body):
+    body, out = open_body
+    joints, landmarks, vertices = (t[0].numpy() for t in (out.joints, out.landmarks, out.vertices))
+    faces = body.faces.numpy()
+    target = (0, float(joints[:, 1].mean()) - 0.1, 0)
+    # Front view of the palm-down A-pose: the ring and pinky fingers are behind the index finger.
+    front = front_camera(0, 256, 2.2, target)
+    full = body_keypoints(joints, landmarks, vertices, front, faces=faces)
+    strict = body_keypoints(joints, landmarks, vertices, front, faces=faces, hand_self_occlusion=True)
+    assert full.left_hand[:, 2].sum() == 21 and full.right_hand[:, 2].sum() == 21
+    assert strict.left_hand[:, 2].sum() < 21, "the fingers really do overlap in this view"
+    # Side view from the subject's left: the right hand is behind the torso and disappears.
+    side = body_keypoints(joints, landmarks, vertices, front_camera(90, 256, 2.2, target), faces=faces)
+    assert side.left_hand[:, 2].sum() == 21 and side.right_hand[:, 2].sum() == 0

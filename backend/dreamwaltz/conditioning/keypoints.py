@@ -31,6 +31,9 @@ _FINGERS = ("thumb", "index", "middle", "ring", "pinky")
 # the head is 10 cm or more further away, so it is still culled.
 DEPTH_TOLERANCE_M = {"hand": 0.05, "face": 0.03}
 CELL_M = 0.02
+# A hand's own triangles lie within this distance of its bones (fingers ~1 cm, palm ~2 cm thick).
+HAND_RADIUS_M = 0.03
+_HAND_EDGES = [tuple(e) for e in facts()["controlnet_openpose_drawing"]["hand_edges"]]
 
 
 @dataclass
@@ -85,10 +88,10 @@ def visible_mask(points: np.ndarray, camera: Camera, vertices: np.ndarray, toler
 
 
 def ray_visible_mask(points: np.ndarray, camera: Camera, vertices: np.ndarray, faces: np.ndarray,
-                     tolerance=0.03, chunk: int = 128) -> np.ndarray:
+                     tolerance=0.03, chunk: int = 128, ignore: np.ndarray | None = None) -> np.ndarray:
     """True where the segment camera centre -> point crosses no triangle more than ``tolerance``
     metres before the point (exact ray cast; see the module docstring). ``tolerance``: a float or
-    one per point."""
+    one per point. ``ignore``: optional (P,F) bool, triangles that may not hide that point."""
     points = np.asarray(points, np.float64)
     tolerance = np.broadcast_to(np.asarray(tolerance, np.float64), (len(points),))
     vertices = np.asarray(vertices, np.float64)
@@ -115,16 +118,39 @@ def ray_visible_mask(points: np.ndarray, camera: Camera, vertices: np.ndarray, f
         length = np.linalg.norm(d, axis=1, keepdims=True)
         before = 1.0 - tolerance[start:start + chunk, None] / np.maximum(length, 1e-9)
         hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 1e-9) & (t < before)
+        if ignore is not None:
+            hit &= ~ignore[start:start + chunk]
         visible[start:start + chunk] = ~hit.any(axis=1)
     return visible
 
 
+def own_hand_triangles(hand: np.ndarray, vertices: np.ndarray, faces: np.ndarray, radius: float = HAND_RADIUS_M) -> np.ndarray:
+    """(F,) bool: triangles of the hand whose 21 points are ``hand`` (all three corners within
+    ``radius`` of one of its 20 bones). Found geometrically so it works for any mesh topology."""
+    a = hand[[e[0] for e in _HAND_EDGES]]
+    b = hand[[e[1] for e in _HAND_EDGES]]
+    ab = b - a
+    near = np.zeros(len(vertices), dtype=bool)
+    lo, hi = hand.min(axis=0) - radius, hand.max(axis=0) + radius
+    cand = np.nonzero(((vertices >= lo) & (vertices <= hi)).all(axis=1))[0]
+    if len(cand):
+        rel = vertices[cand, None, :] - a[None]  # (C,20,3)
+        t = np.clip((rel * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12), 0.0, 1.0)
+        dist = np.linalg.norm(rel - t[..., None] * ab, axis=-1).min(axis=1)
+        near[cand] = dist < radius
+    return near[faces].all(axis=1)
+
+
 def body_keypoints(joints: np.ndarray, landmarks: np.ndarray, vertices: np.ndarray, camera: Camera,
-                   occlusion: bool = True, faces: np.ndarray | None = None) -> Keypoints:
+                   occlusion: bool = True, faces: np.ndarray | None = None,
+                   hand_self_occlusion: bool = False) -> Keypoints:
     """Keypoints of one posed body (numpy (55,3), (89,3), (V,3) in SMPL-X space).
 
     Pass ``faces`` (F,3) (``BodyModel.faces``) for the exact ray-cast depth test; without them a
-    coarse vertex z-buffer is used."""
+    coarse vertex z-buffer is used. With faces, a hand's own fingers and palm do not hide its
+    points unless ``hand_self_occlusion``: only the rest of the body does, as the paper culls
+    points hidden behind the body, and OpenPose on real photos (ControlNet's training data)
+    still reports fingers a hand hides itself."""
     groups = _points_3d(np.asarray(joints, np.float64), np.asarray(landmarks, np.float64))
     visible = []
     for pts in groups:
@@ -135,7 +161,14 @@ def body_keypoints(joints: np.ndarray, landmarks: np.ndarray, vertices: np.ndarr
         tolerance = np.concatenate([np.full(len(g), DEPTH_TOLERANCE_M["face" if gi == 3 else "hand"])
                                     for gi, g in enumerate(groups) if gi > 0])
         if faces is not None:  # one ray cast for all 110 points shares the per-triangle work
-            seen = ray_visible_mask(tested, camera, vertices, faces, tolerance)
+            faces = np.asarray(faces, np.int64)
+            vertices = np.asarray(vertices, np.float64)
+            ignore = None
+            if not hand_self_occlusion and faces.ndim == 2 and faces.size and faces.max() < len(vertices) and faces.min() >= 0:
+                ignore = np.zeros((len(tested), len(faces)), dtype=bool)
+                ignore[:21] = own_hand_triangles(groups[1], vertices, faces)
+                ignore[21:42] = own_hand_triangles(groups[2], vertices, faces)
+            seen = ray_visible_mask(tested, camera, vertices, faces, tolerance, ignore=ignore)
         else:
             seen = np.concatenate([visible_mask(g, camera, np.asarray(vertices, np.float64), tol)
                                    for g, tol in zip(groups[1:], (DEPTH_TOLERANCE_M["hand"],) * 2 + (DEPTH_TOLERANCE_M["face"],))])
