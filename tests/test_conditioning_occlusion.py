@@ -203,3 +203,20 @@ def test_a_hand_hides_behind_the_torso_but_not_behind_its_own_fingers(open_body)
     # Side view from the subject's left: the right hand is behind the torso and disappears.
     side = body_keypoints(joints, landmarks, vertices, front_camera(90, 256, 2.2, target), faces=faces)
     assert side.left_hand[:, 2].sum() == 21 and side.right_hand[:, 2].sum() == 0
+
+
+def test_grid_ray_cast_agrees_with_testing_every_triangle(open_body):
+    body, out = open_body
+    from dreamwaltz.body.poses import random_pose
+
+    rng = np.random.default_rng(11)
+    faces = body.faces.numpy()
+    for _ in range(4):
+        with torch.no_grad():
+            posed = body(full_pose=torch.as_tensor(random_pose(rng)[None], dtype=torch.float32))
+        joints, landmarks, vertices = (t[0].numpy() for t in (posed.joints, posed.landmarks, posed.vertices))
+        cam = sample_camera(rng, joints, 256, 0.3, 0.3, landmarks).camera
+        pts = np.concatenate([landmarks, rng.normal(size=(60, 3)) * 0.5 + joints[0]])
+        grid = ray_visible_mask(pts, cam, vertices, faces, 0.03)
+        brute = ray_visible_mask(pts, cam, vertices, faces, 0.03, method="brute")
+        assert np.array_equal(grid, brute) and 0 < grid.sum() < len(pts)
