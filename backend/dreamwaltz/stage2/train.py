@@ -102,6 +102,7 @@ def train_stage2(model: H3GA, guidance, prompt: str, cfg: Stage2Config, reporter
     from ..body.pose_bank import load_pose_bank
 
     bank = load_pose_bank(model.rest_joints.cpu().numpy())
+    faces = body.faces.cpu().numpy()  # exact ray-cast occlusion of hand and face keypoints
     for step in range(start, cfg.steps):
         if reporter.cancel.cancelled:
             save_checkpoint(ckpt, model, optimizer, step, rng)
@@ -113,9 +114,9 @@ def train_stage2(model: H3GA, guidance, prompt: str, cfg: Stage2Config, reporter
                 out = body(betas=model.betas[None], full_pose=pose[None],
                            expression=torch.as_tensor(expression, dtype=torch.float32)[None])
             joints, landmarks, vertices = (t[0].cpu().numpy() for t in (out.joints, out.landmarks, out.vertices))
-            cam = sample_camera(rng, joints, cfg.resolution, cfg.face_prob, cfg.hand_prob)
+            cam = sample_camera(rng, joints, cfg.resolution, cfg.face_prob, cfg.hand_prob, landmarks=landmarks)
             if getattr(guidance, "needs_skeletons", True):
-                kp = body_keypoints(joints, landmarks, vertices, cam.camera)
+                kp = body_keypoints(joints, landmarks, vertices, cam.camera, faces=faces)
                 skeleton = np.array(draw_openpose(kp), dtype=np.float32)
                 skeletons.append(torch.from_numpy(skeleton).permute(2, 0, 1) / 255.0)
             images.append(render(model, pose, expression, cam.camera, device).permute(2, 0, 1))
