@@ -10,18 +10,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .body import CanonicalBody
 
 
-def region_points(cb: CanonicalBody, count: int, offset: float, generator: torch.Generator):
-    """(inside (N,3), outside (N,3)) points on random hand/face triangles' vertices, jittered
-    along the surface by random barycentric blends of adjacent vertices."""
+def region_points(cb, count: int, offset: float, generator: torch.Generator):
+    """(inside (N,3), outside (N,3)): random hand/face vertices moved in / out along their normals."""
     verts = np.concatenate([cb.hand_vertices, cb.face_vertices])
     pick = verts[torch.randint(len(verts), (count,), generator=generator).numpy()]
     v = torch.as_tensor(cb.vertices[pick], dtype=torch.float32)
     n = torch.as_tensor(cb.normals[pick], dtype=torch.float32)
     inner = v - n * (offset * 0.5)
-    outer = v + n * offset
+    # Outside points spread from ``offset`` to 2.5x it, so gaps between fingers empty across their width.
+    outer = v + n * offset * (1 + 1.5 * torch.rand(count, 1, generator=generator))
     return inner, outer
 
 

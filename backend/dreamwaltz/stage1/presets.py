@@ -22,7 +22,7 @@ class Stage1Config:
     hand_prob: float = 0.1
     density_weight: float = 1.0  # hand/face density guidance (0 turns it off)
     density_points: int = 2048  # hand/face points per step
-    density_offset: float = 0.006  # metres off the surface that must stay empty
+    density_offset: float = 0.005  # metres off the surface that must stay empty
     log_density_in: float = 4.0  # margins on the raw (log) density, as in the paper's margin loss
     log_density_out: float = -1.0
     occupancy_every: int = 8
@@ -36,7 +36,7 @@ class Stage1Config:
     init_views: int = 24
     init_size: int = 64
     init_rays: int = 1024
-    init_lr: float = 1e-2
+    init_lr: float = 2e-2
     field: FieldConfig = field(default_factory=FieldConfig)
 
     def size_at(self, step: int) -> int:

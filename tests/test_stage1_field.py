@@ -1,0 +1,83 @@
+"""Issue 5 (stage 1): the mesh rasterizer, the hash-grid field with its occupancy grid, body-shape
+initialisation (silhouette IoU on held-out views, cache) and the nerf -> points export."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dreamwaltz.core.camera import look_at, intrinsics, Camera
+from dreamwaltz.stage1 import body_initialised_field, canonical_body, export_points, render_image
+from dreamwaltz.stage1.body import held_out_cameras, init_cache_path
+from dreamwaltz.stage1.meshraster import rasterize_mesh
+from stage1_helpers import CACHE, setup
+
+
+def _camera(size=40):
+    view = look_at(np.array([0.0, 0.0, 3.0]), np.zeros(3))
+    return Camera(view, intrinsics(40.0, size, size), size, size)
+
+
+def test_mesh_rasterizer_gives_the_exact_silhouette_depth_and_colours_of_a_square():
+    # A 1 m square facing the camera at depth 3 m, two triangles, red and blue corners.
+    v = np.array([[-0.5, -0.5, 0], [0.5, -0.5, 0], [0.5, 0.5, 0], [-0.5, 0.5, 0]], float)
+    f = np.array([[0, 1, 2], [0, 2, 3]])
+    cam = _camera()
+    colors = np.array([[1, 0, 0], [1, 0, 0], [0, 0, 1], [0, 0, 1]], float)
+    r = rasterize_mesh(v, f, cam, colors)
+    uv, z = cam.project(v)
+    lo, hi = uv.min(0), uv.max(0)
+    u, w = np.meshgrid(np.arange(40) + 0.5, np.arange(40) + 0.5)
+    expected = (u > lo[0]) & (u < hi[0]) & (w > lo[1]) & (w < hi[1])
+    assert (r.mask == expected).all()
+    assert np.allclose(r.depth[r.mask], 3.0, atol=1e-6)
+    assert (r.color[~r.mask] == 0.5).all()
+    top, bottom = r.color[r.mask].reshape(-1, 3)[:, 2].max(), r.color[r.mask].reshape(-1, 3)[:, 2].min()
+    assert top > 0.9 and bottom < 0.1  # colours interpolate across the square
+
+
+def test_body_initialisation_matches_the_body_silhouette_on_held_out_views():
+    body, cb, cfg, field = setup()
+    ious = []
+    for cam in held_out_cameras(cb, 64):
+        ref = rasterize_mesh(cb.vertices, cb.faces, cam).mask
+        with torch.no_grad():
+            alpha = render_image(field, cam, cfg.samples)[1].numpy()
+        m = alpha > 0.5
+        ious.append((m & ref).sum() / (m | ref).sum())
+    assert min(ious) >= 0.95, ious
+
+
+def test_body_initialisation_is_cached_per_body_shape():
+    body, cb, cfg, field = setup()
+    path = init_cache_path(CACHE, cb, cfg)
+    assert path.exists()
+    again = body_initialised_field(cb, cfg, CACHE)  # loads instead of refitting
+    for a, b in zip(field.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+    other = canonical_body(body, betas=np.full(body.num_betas, 0.5))
+    assert other.key != cb.key and init_cache_path(CACHE, other, cfg) != path
+
+
+def test_occupancy_grid_skips_only_empty_space():
+    body, cb, cfg, field = setup()
+    cam = held_out_cameras(cb, 32)[0]
+    with torch.no_grad():
+        skipped = render_image(field, cam, cfg.samples)[0]
+        frac = float(field.occupied.float().mean())
+        field.occupied.fill_(True)
+        full = render_image(field, cam, cfg.samples)[0]
+    assert frac < 0.5  # most of the box is skipped
+    assert (skipped - full).abs().max() < 0.02
+
+
+def test_export_points_lie_on_the_canonical_body_with_their_colours():
+    body, cb, cfg, field = setup()
+    points, colors, dens = export_points(field, threshold=cfg.export_threshold, resolution=64)
+    assert len(points) > 500 and colors.shape == points.shape and dens.shape == (len(points),)
+    assert (dens > cfg.export_threshold).all() and colors.min() >= 0 and colors.max() <= 1
+    v = torch.as_tensor(cb.vertices, dtype=torch.float32)
+    nearest = torch.cat([torch.cdist(points[i:i + 2048], v).min(1).values for i in range(0, len(points), 2048)])
+    assert float(nearest.median()) < 0.02
+    # The A-pose: both hands far out to the sides are there.
+    assert float(points[:, 0].max()) > 0.5 and float(points[:, 0].min()) < -0.5

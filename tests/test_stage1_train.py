@@ -1,0 +1,86 @@
+"""Issue 5 (stage 1): SkelSD training end to end on CPU with the tiny models, exact resume after
+cancel, oracle reconstruction of a reference avatar, and the hand/face density guidance."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from dreamwaltz.core.errors import JobCancelled
+from dreamwaltz.core.joints import JOINT_INDEX
+from dreamwaltz.guidance import build_guidance
+from dreamwaltz.progress import CancelToken, ProgressReporter
+from dreamwaltz.stage1 import run_stage1, train_stage1
+from dreamwaltz.stage1.oracle import outfit_vertex_colors, reference_renderer, run_oracle_stage1
+from stage1_helpers import CACHE, setup, small_config
+
+SPEC = SimpleNamespace(prompt="a knight in armor", preset="tiny", seed=3, betas=[])
+
+
+def test_tiny_preset_runs_end_to_end_and_resumes_exactly_after_cancel(tmp_path):
+    body, cb, cfg, _ = setup()
+    guidance = build_guidance("sds", "tiny")
+    events = []
+    full = run_stage1(SPEC, body, guidance, ProgressReporter([events.append]), tmp_path / "a", config=cfg, cache_dir=CACHE)
+    steps = [e.step for e in events if e.stage == "stage1" and e.step is not None]
+    assert steps == list(range(1, cfg.steps + 1))
+    assert any(e.preview for e in events) and (tmp_path / "a" / "stage1.pt").exists()
+    assert len(full.points) > 100 and full.points.shape == full.colors.shape
+
+    token = CancelToken()
+    seen = []
+
+    def cancel_at_3(e):
+        seen.append(e)
+        if e.stage == "stage1" and e.step == 3:
+            token.cancel()
+
+    with pytest.raises(JobCancelled):
+        run_stage1(SPEC, body, guidance, ProgressReporter([cancel_at_3], token), tmp_path / "b", config=cfg, cache_dir=CACHE)
+    state = torch.load(tmp_path / "b" / "stage1.pt", weights_only=True)
+    assert state["step"] == 3
+    later = []
+    resumed = run_stage1(SPEC, body, guidance, ProgressReporter([later.append]), tmp_path / "b", config=cfg, cache_dir=CACHE)
+    assert [e.step for e in later if e.stage == "stage1" and e.step is not None] == [4, 5, 6]
+    for (name, a), b in zip(full.field.state_dict().items(), resumed.field.state_dict().values()):
+        assert torch.equal(a, b), name
+    last = lambda evs: [e.loss for e in evs if e.stage == "stage1" and e.loss is not None][-1]
+    assert last(events) == last(later)
+
+
+def test_oracle_guidance_recovers_the_reference_avatar():
+    final, initial, _ = run_oracle_stage1(steps=40, size=32, cache_dir=CACHE, **_small())
+    # The benchmark (400 steps at 64 px) measures more; this CPU-sized run must clear a margin.
+    assert final > initial + 2.0 and final > 19.0, (final, initial)
+
+
+def _small():
+    cfg = small_config()
+    return {k: getattr(cfg, k) for k in ("samples", "init_steps", "init_size", "init_rays", "field")}
+
+
+def _finger_probe(cb):
+    j = lambda n: torch.as_tensor(cb.joints[JOINT_INDEX[n]], dtype=torch.float32)
+    gap = (j("left_index3") + j("left_middle3")) / 2  # ~1 cm from either finger, outside the mesh
+    fingers = torch.stack([j("left_index3"), j("left_middle3")])
+    return gap[None], fingers
+
+
+@pytest.mark.parametrize("weight", [1.0, 0.0])
+def test_hand_density_guidance_keeps_the_gap_between_fingers_empty(weight, tmp_path):
+    body, cb, cfg, field = setup()
+    reference = reference_renderer(cb, outfit_vertex_colors(body, cb))
+    guidance = build_guidance("oracle", reference_render=reference)
+    cfg = small_config(steps=25, schedule=((0.0, 24),), density_weight=weight, checkpoint_every=10**9,
+                       preview_every=10**9)
+    gap, fingers = _finger_probe(cb)
+    train_stage1(field, cb, guidance, "oracle", cfg, ProgressReporter(), tmp_path, seed=0)
+    with torch.no_grad():
+        gap_density, finger_density = float(field.density(gap)[0]), field.density(fingers)
+    separated = gap_density < 1.0 and bool((finger_density > 20.0).all())
+    # Body initialisation alone (silhouettes at 48 px) cannot see the gap: without the guidance
+    # it stays filled; with it the fingers are apart and solid.
+    assert separated == (weight > 0), (gap_density, finger_density.tolist())
