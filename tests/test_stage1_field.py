@@ -81,3 +81,13 @@ def test_export_points_lie_on_the_canonical_body_with_their_colours():
     assert float(nearest.median()) < 0.02
     # The A-pose: both hands far out to the sides are there.
     assert float(points[:, 0].max()) > 0.5 and float(points[:, 0].min()) < -0.5
+
+
+def test_canonical_points_map_back_to_the_rest_pose_for_stage_2():
+    from dreamwaltz.stage1.export import points_to_rest
+
+    body, cb, cfg, field = setup()
+    idx = torch.arange(0, body.num_vertices, 97)
+    a_pose = torch.as_tensor(cb.vertices, dtype=torch.float32)[idx]
+    rest = body().rest_vertices[0][idx]
+    assert torch.allclose(points_to_rest(a_pose, body), rest, atol=1e-4)
