@@ -36,12 +36,27 @@ def test_torch_model_equals_the_exported_files_reference_evaluator(body, tmp_pat
     rng = np.random.default_rng(0)
     pose, expression = random_pose(rng), random_expression(rng, body.num_expressions)
     with torch.no_grad():
-        means, cov, colors, opac = model(torch.as_tensor(pose, dtype=torch.float32), torch.as_tensor(expression, dtype=torch.float32))
+        means, cov, colors, opac = model(torch.as_tensor(pose, dtype=torch.float32), torch.as_tensor(expression, dtype=torch.float32),
+                                         deform=False)  # the file holds what Blender can reproduce
     ref = pose_avatar(avatar, pose, expression=expression)
     assert np.abs(means.numpy() - ref.means).max() < 1e-4
     rel = np.linalg.norm(cov.numpy() - ref.covariances, axis=(1, 2)) / np.linalg.norm(ref.covariances, axis=(1, 2))
     assert rel.max() < 1e-3
     assert np.allclose(colors.numpy(), ref.colors, atol=1e-5) and np.allclose(opac.numpy(), ref.opacities, atol=1e-5)
+    assert any(name.startswith("deform/") for name in avatar.arrays), "the pose network travels with the file"
+
+
+def test_the_pose_deformation_network_is_pose_dependent_and_starts_at_zero(body):
+    model = H3GA(body, num_free=200, num_bound=10, seed=0)
+    pose = torch.as_tensor(random_pose(np.random.default_rng(3)), dtype=torch.float32)
+    with torch.no_grad():
+        base = model(pose, deform=False)[0]
+        assert torch.allclose(model(pose)[0], base), "zero offsets before training"
+        torch.nn.init.normal_(model.deformation.net[2].weight, std=0.5)
+        other = torch.as_tensor(random_pose(np.random.default_rng(4)), dtype=torch.float32)
+        d1 = model(pose)[0][:200] - model(pose, deform=False)[0][:200]
+        d2 = model(other)[0][:200] - model(other, deform=False)[0][:200]
+    assert d1.abs().max() > 1e-4 and not torch.allclose(d1, d2), "offsets depend on the pose"
 
 
 def test_free_gaussians_on_the_surface_follow_the_body_models_lbs(body):

@@ -39,10 +39,31 @@ def triangle_frames(v: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     return torch.stack([e1, e2, n], dim=-1)
 
 
+class PoseDeformation(torch.nn.Module):
+    """Pose-dependent offsets of free Gaussians (position and log-scale) from a Fourier encoding of
+    the rest mean and the body pose. Zero at the start; the Blender model leaves it out (it cannot
+    be reproduced with an armature), the backend may use it for a higher-fidelity render."""
+
+    def __init__(self, frequencies: int = 4, hidden: int = 64):
+        super().__init__()
+        self.register_buffer("freqs", 2.0 ** torch.arange(frequencies) * np.pi)
+        width = 3 + 6 * frequencies + 21 * 3
+        self.net = torch.nn.Sequential(torch.nn.Linear(width, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 6))
+        torch.nn.init.zeros_(self.net[2].weight)
+        torch.nn.init.zeros_(self.net[2].bias)
+
+    def forward(self, means: torch.Tensor, full_pose: torch.Tensor):
+        x = means[:, :, None] * self.freqs
+        encoding = torch.cat([means, torch.sin(x).flatten(1), torch.cos(x).flatten(1)], 1)
+        body = full_pose.reshape(55, 3)[1:22].reshape(1, 63).expand(len(means), 63)
+        out = self.net(torch.cat([encoding, body], 1))
+        return 0.01 * torch.tanh(out[:, :3]), 0.1 * torch.tanh(out[:, 3:])
+
+
 class H3GA(torch.nn.Module):
     def __init__(self, body: BodyModel, num_free: int = 4000, num_bound: int = 1000,
                  init_points: Optional[np.ndarray] = None, init_colors: Optional[np.ndarray] = None,
-                 betas=None, seed: int = 0):
+                 betas=None, seed: int = 0, pose_deformation: bool = True):
         super().__init__()
         self.body = body
         g = torch.Generator().manual_seed(seed)
@@ -96,13 +117,16 @@ class H3GA(torch.nn.Module):
         # Learnable hand shape: per-vertex offsets on hand vertices, baked into the exported template.
         self.register_buffer("hand_mask", (weights[:, HAND_JOINTS].sum(1) > 0.5).float()[:, None])
         self.hand_offsets = torch.nn.Parameter(torch.zeros_like(v))
+        self.deformation = PoseDeformation() if pose_deformation else None
 
     @property
     def num_free(self) -> int:
         return self.free_means.shape[0]
 
-    def forward(self, full_pose: torch.Tensor, expression: Optional[torch.Tensor] = None):
-        """Posed means (N+M,3), covariances (N+M,3,3), colours, opacities in SMPL-X space."""
+    def forward(self, full_pose: torch.Tensor, expression: Optional[torch.Tensor] = None, deform: bool = True):
+        """Posed means (N+M,3), covariances (N+M,3,3), colours, opacities in SMPL-X space.
+
+        ``deform=False`` gives exactly the exported file's model (what Blender shows)."""
         body = self.body
         rest = body.template_vertices + torch.einsum("vcb,b->vc", body.shape_dirs, self.betas) + self.hand_offsets * self.hand_mask
         if expression is not None and body.num_expressions:
@@ -118,11 +142,15 @@ class H3GA(torch.nn.Module):
         delta = rest - template_rest - self.hand_offsets * self.hand_mask
         corners = delta[body.faces[self.free_bind]]
         means = self.free_means + torch.einsum("nc,nci->ni", self.free_bary, corners)
+        log_scales = self.free_log_scales
+        if deform and self.deformation is not None:
+            d_means, d_scales = self.deformation(self.free_means, full_pose)
+            means, log_scales = means + d_means, log_scales + d_scales
         M = torch.einsum("nk,nkij->nij", self.free_skin_weights, A[self.free_skin_joints])
         L = M[:, :3, :3]
         free_means = torch.einsum("nij,nj->ni", L, means) + M[:, :3, 3]
         R = quat_to_matrix(self.free_quats)
-        S = torch.exp(self.free_log_scales)
+        S = torch.exp(log_scales)
         root = L @ R * S[:, None, :]
         free_cov = root @ root.transpose(1, 2)
 
@@ -161,6 +189,9 @@ class H3GA(torch.nn.Module):
             "bound/quats": f(F.normalize(self.bound_quats, dim=-1)), "bound/opacity_logits": f(self.bound_opacity),
             "bound/colors": f(torch.sigmoid(self.bound_color_logits)),
         }
+        if self.deformation is not None:  # backend-only extra, ignored by Blender
+            for name, tensor in self.deformation.net.state_dict().items():
+                arrays[f"deform/mlp_{name.replace('.', '_')}"] = f(tensor)
         if body.vertex_colors is not None:
             arrays["body/vertex_colors"] = body.vertex_colors
         else:  # a plain skin tone for the mesh display mode

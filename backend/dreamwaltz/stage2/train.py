@@ -50,7 +50,7 @@ def make_optimizer(model: H3GA, cfg: Stage2Config) -> torch.optim.Optimizer:
         {"params": [model.free_opacity, model.bound_opacity], "lr": cfg.lr_opacity},
         {"params": [model.free_color_logits, model.bound_color_logits], "lr": cfg.lr_colors},
         {"params": [model.bound_bary_logits, model.hand_offsets], "lr": cfg.lr_bound},
-    ], eps=1e-15)
+    ] + ([{"params": list(model.deformation.parameters()), "lr": 1e-3}] if model.deformation is not None else []), eps=1e-15)
 
 
 def phase_pose(rng: np.random.Generator, step: int, total: int, expressions: int, kind: str, bank=None):
@@ -67,9 +67,9 @@ def phase_pose(rng: np.random.Generator, step: int, total: int, expressions: int
     return pose, expression
 
 
-def render(model: H3GA, pose, expression, camera, device="cpu"):
+def render(model: H3GA, pose, expression, camera, device="cpu", deform: bool = True):
     means, cov, colors, opacities = model(torch.as_tensor(pose, dtype=torch.float32, device=device),
-                                          torch.as_tensor(expression, dtype=torch.float32, device=device))
+                                          torch.as_tensor(expression, dtype=torch.float32, device=device), deform)
     return rasterize(means, cov, opacities, colors, camera, torch.tensor(BACKGROUND, device=device)).image
 
 
