@@ -158,27 +158,31 @@ def set_display(avatar: Avatar, mode: str) -> None:
     avatar.armature["dreamwaltz_display"] = mode
 
 
+def _density_key(mod) -> str:
+    return next(item.identifier for item in mod.node_group.interface.items_tree if getattr(item, "name", "") == "Viewport Density")
+
+
 def set_viewport_density(avatar: Avatar, fraction: float) -> None:
     """Show this fraction of the splats in the viewport (renders always use all of them)."""
     mod = avatar.splats.modifiers["DreamWaltz Splats"]
-    key = next(item.identifier for item in mod.node_group.interface.items_tree if getattr(item, "name", "") == "Viewport Density")
-    mod[key] = float(min(1.0, max(0.0, fraction)))
+    mod[_density_key(mod)] = float(min(1.0, max(0.0, fraction)))
     avatar.splats.update_tag()
 
 
-def _keys(obj, kind):
-    keys = obj.data.shape_keys.key_blocks
-    return [k for k in keys if k.name.startswith(kind + ":")]
+def _set_keys(obj, kind: str, values) -> np.ndarray:
+    """Write ``values`` into the '<kind>:…' shape keys, in order."""
+    keys = [k for k in obj.data.shape_keys.key_blocks if k.name.startswith(kind + ":")]
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) != len(keys):
+        raise ValueError(f"this avatar has {len(keys)} {kind} coefficients, got {len(values)}")
+    for key, value in zip(keys, values):
+        key.value = float(value)
+    return values
 
 
 def set_shape(avatar: Avatar, betas) -> None:
     """Shape editing: body, splats and bones follow the new betas together."""
-    keys = _keys(avatar.body, "shape")
-    betas = np.asarray(betas, dtype=np.float64)
-    if len(betas) != len(keys):
-        raise ValueError(f"this avatar has {len(keys)} shape coefficients, got {len(betas)}")
-    for key, value in zip(keys, betas):
-        key.value = float(value)
+    betas = _set_keys(avatar.body, "shape", betas)
     rig = avatar.armature
     betas0 = np.array(rig["dreamwaltz_betas0"])
     joint_dirs = np.array(rig["dreamwaltz_joint_shape_dirs"]).reshape(55, 3, len(betas0))
@@ -187,12 +191,7 @@ def set_shape(avatar: Avatar, betas) -> None:
 
 
 def set_expression(avatar: Avatar, values) -> None:
-    keys = _keys(avatar.body, "expression")
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) != len(keys):
-        raise ValueError(f"this avatar has {len(keys)} expressions, got {len(values)}")
-    for key, value in zip(keys, values):
-        key.value = float(value)
+    _set_keys(avatar.body, "expression", values)
 
 
 def set_pose(avatar: Avatar, full_pose, transl=None) -> None:
@@ -214,8 +213,7 @@ def evaluated_splats(avatar: Avatar, depsgraph=None):
     """World-space (Blender) means (N,3), covariances (N,3,3), colours (N,3), opacities (N,)."""
     depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
     mod = avatar.splats.modifiers["DreamWaltz Splats"]
-    key = next(item.identifier for item in mod.node_group.interface.items_tree if getattr(item, "name", "") == "Viewport Density")
-    if mod.get(key, 1.0) < 1.0 or not mod.show_viewport:
+    if mod.get(_density_key(mod), 1.0) < 1.0 or not mod.show_viewport:
         raise errors.DreamWaltzError("Some splats are hidden in the viewport (density below 1 or splats not shown).",
                                      "Set the viewport density to 1 and show the splats before exporting.")
     obj = avatar.splats.evaluated_get(depsgraph)
