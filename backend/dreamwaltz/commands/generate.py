@@ -16,7 +16,9 @@ def add_arguments(p):
     p.add_argument("--betas", type=float, nargs="*", default=[], help="shape coefficients")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--steps", type=int, default=None, help="override the preset's number of training steps")
+    p.add_argument("--steps", type=int, default=None, help="override the preset's number of stage-2 steps")
+    p.add_argument("--stage1-steps", type=int, default=0,
+                   help="run stage 1 (the canonical NeRF; experimental, issue 5) for N steps first; 0 = off")
     p.add_argument("--sd-model", default=None, help="diffusers id or folder (default: SD 1.5)")
     p.add_argument("--controlnet-model", default=None, help="diffusers id or folder of an openpose ControlNet")
     p.add_argument("--workdir", type=Path, default=None, help="checkpoints; a rerun with the same folder resumes")
@@ -31,6 +33,7 @@ def run(args) -> int:
 
     spec = GenerateSpec(prompt=args.prompt, negative_prompt=args.negative, preset=args.preset, body=args.body,
                         gender=args.gender, betas=args.betas, seed=args.seed, device=args.device, steps=args.steps,
+                        stage1_steps=args.stage1_steps,
                         sd_model=args.sd_model, controlnet_model=args.controlnet_model)
     reporter = ProgressReporter([terminal_sink()])
     # Ctrl+C: stop at the next step after saving a checkpoint (rerun to resume).
