@@ -110,6 +110,7 @@ def _build(avatar, label, coll, path, scene) -> Avatar:
     if hasattr(scene, "cycles"):
         scene.cycles.transparent_max_bounces = max(scene.cycles.transparent_max_bounces, 256)
     result = Avatar(rig, body, splat_obj)
+    _sync_sliders(rig, a["rig/betas"])
     set_display(result, "SPLATS")
     for obj in (rig, body, splat_obj):
         obj.select_set(False)
@@ -180,9 +181,24 @@ def _set_keys(obj, kind: str, values) -> np.ndarray:
     return values
 
 
+def _sync_sliders(rig, betas) -> None:
+    """Show ``betas`` on the avatar's shape sliders without triggering their update."""
+    settings = getattr(rig, "dreamwaltz_avatar", None)
+    if settings is None:  # the add-on's properties are not registered (a bare script)
+        return
+    settings["_syncing"] = True
+    try:
+        values = list(settings.betas)
+        values[: len(betas)] = [float(b) for b in betas][: len(values)]
+        settings.betas = values
+    finally:
+        del settings["_syncing"]
+
+
 def set_shape(avatar: Avatar, betas) -> None:
     """Shape editing: body, splats and bones follow the new betas together."""
     betas = _set_keys(avatar.body, "shape", betas)
+    _sync_sliders(avatar.armature, betas)
     rig = avatar.armature
     betas0 = np.array(rig["dreamwaltz_betas0"])
     joint_dirs = np.array(rig["dreamwaltz_joint_shape_dirs"]).reshape(55, 3, len(betas0))

@@ -86,6 +86,32 @@ class DREAMWALTZ_PT_main(bpy.types.Panel):
             box.template_icon(icon_value=image.preview.icon_id, scale=8.0)
 
 
+class DREAMWALTZ_PT_avatar(bpy.types.Panel):
+    """The selected avatar: shape sliders (body, splats and bones together) and display."""
+
+    bl_label = "Avatar"
+    bl_idname = "DREAMWALTZ_PT_avatar"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "DreamWaltz"
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        return obj is not None and (obj.get("dreamwaltz_role") == "armature" or
+                                    (obj.parent is not None and obj.parent.get("dreamwaltz_role") == "armature"))
+
+    def draw(self, context):
+        obj = context.active_object
+        rig = obj if obj.get("dreamwaltz_role") == "armature" else obj.parent
+        body = next((c for c in rig.children if c.get("dreamwaltz_role") == "body"), None)
+        names = [k.name.split(":", 1)[1] for k in body.data.shape_keys.key_blocks if k.name.startswith("shape:")] if body else []
+        col = self.layout.column(align=True)
+        for i, name in enumerate(names[: len(rig.dreamwaltz_avatar.betas)]):
+            col.prop(rig.dreamwaltz_avatar, "betas", index=i, text=name.replace("_", " ").title())
+        self.layout.label(text="Expressions: the body's 'expression:' shape keys", icon="SHAPEKEY_DATA")
+
+
 def _wrap(text: str, width: int) -> list:
     words, lines, line = text.split(), [], ""
     for word in words:
@@ -99,7 +125,9 @@ def _wrap(text: str, width: int) -> list:
 
 def register():
     bpy.utils.register_class(DREAMWALTZ_PT_main)
+    bpy.utils.register_class(DREAMWALTZ_PT_avatar)
 
 
 def unregister():
+    bpy.utils.unregister_class(DREAMWALTZ_PT_avatar)
     bpy.utils.unregister_class(DREAMWALTZ_PT_main)

@@ -56,11 +56,34 @@ class DreamWaltzSceneSettings(bpy.types.PropertyGroup):
     import_result: BoolProperty(default=True, name="Import when done")
 
 
+MAX_SHAPE_SLIDERS = 32  # Blender's limit for a vector property; avatars keep 10-16 betas
+
+
+def _shape_changed(self, context):
+    if self.get("_syncing"):
+        return
+    from . import api
+
+    avatar = api.Avatar.from_object(self.id_data)
+    count = len(avatar.armature["dreamwaltz_betas0"])
+    api.set_shape(avatar, list(self.betas)[:count])
+
+
+class DreamWaltzAvatarSettings(bpy.types.PropertyGroup):
+    """Per-avatar sliders on its armature: moving one reshapes the body, the splats and the bones."""
+
+    betas: FloatVectorProperty(name="Shape", size=MAX_SHAPE_SLIDERS, soft_min=-3.0, soft_max=3.0, update=_shape_changed)
+
+
 def register():
     bpy.utils.register_class(DreamWaltzSceneSettings)
+    bpy.utils.register_class(DreamWaltzAvatarSettings)
     bpy.types.Scene.dreamwaltz = PointerProperty(type=DreamWaltzSceneSettings)
+    bpy.types.Object.dreamwaltz_avatar = PointerProperty(type=DreamWaltzAvatarSettings)
 
 
 def unregister():
+    del bpy.types.Object.dreamwaltz_avatar
     del bpy.types.Scene.dreamwaltz
+    bpy.utils.unregister_class(DreamWaltzAvatarSettings)
     bpy.utils.unregister_class(DreamWaltzSceneSettings)

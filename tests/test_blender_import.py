@@ -186,3 +186,22 @@ def test_file_export_writes_the_posed_splats_as_ply(addon, avatar_file, test_ava
     data = read_gaussian_ply(tmp_path / "frame.ply")
     means, _, _, _ = api.evaluated_splats(imported)
     assert np.allclose(np.stack([data["x"], data["y"], data["z"]], 1), means, atol=1e-5)
+
+
+def test_dragging_a_shape_slider_moves_body_splats_and_bones_together(addon, avatar_file, test_avatar):
+    import bpy
+    from dreamwaltz_blender import api
+    from dreamwaltz_blender.importer import space
+
+    imported = api.import_avatar(str(avatar_file))
+    sliders = imported.armature.dreamwaltz_avatar.betas
+    assert np.allclose(list(sliders)[: test_avatar.num_betas], test_avatar["rig/betas"], atol=1e-6), "sliders show the avatar's shape"
+    betas = test_avatar["rig/betas"].astype(np.float64).copy()
+    betas[0] += 1.5
+    sliders[0] = float(betas[0])  # what dragging the first slider does
+    means, covs, _, _ = evaluate(bpy, api, imported)
+    ref_means, _, ref = reference(imported, test_avatar, space, betas=betas)
+    assert np.abs(means - ref_means).max() < 1e-4, "splats follow"
+    heads = np.array([imported.armature.data.bones[n].head_local for n in JOINT_NAMES])
+    expected = space.points_to_blender(ref.body.rest_joints) + np.array(imported.armature["dreamwaltz_offset"])
+    assert np.abs(heads - expected).max() < 1e-4, "bones follow"
