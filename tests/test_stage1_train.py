@@ -25,7 +25,7 @@ def test_tiny_preset_runs_end_to_end_and_resumes_exactly_after_cancel(tmp_path):
     guidance = build_guidance("sds", "tiny")
     events = []
     full = run_stage1(SPEC, body, guidance, ProgressReporter([events.append]), tmp_path / "a", config=cfg, cache_dir=CACHE)
-    steps = [e.step for e in events if e.stage == "stage1" and e.step is not None]
+    steps = [e.step for e in events if e.stage == "stage1" and e.total]  # progress, not messages
     assert steps == list(range(1, cfg.steps + 1))
     assert any(e.preview for e in events) and (tmp_path / "a" / "stage1.pt").exists()
     assert len(full.points) > 100 and full.points.shape == full.colors.shape
@@ -44,7 +44,7 @@ def test_tiny_preset_runs_end_to_end_and_resumes_exactly_after_cancel(tmp_path):
     assert state["step"] == 3
     later = []
     resumed = run_stage1(SPEC, body, guidance, ProgressReporter([later.append]), tmp_path / "b", config=cfg, cache_dir=CACHE)
-    assert [e.step for e in later if e.stage == "stage1" and e.step is not None] == [4, 5, 6]
+    assert [e.step for e in later if e.stage == "stage1" and e.total] == [4, 5, 6]
     for (name, a), b in zip(full.field.state_dict().items(), resumed.field.state_dict().values()):
         assert torch.equal(a, b), name
     last = lambda evs: [e.loss for e in evs if e.stage == "stage1" and e.loss is not None][-1]
