@@ -79,7 +79,17 @@ def stage_scene(bpy, avatar, frames: int) -> None:
     cam.rotation_euler = (centre - cam.location).to_track_quat("-Z", "Y").to_euler()
 
 
-def render_frames(bpy, out_dir: Path, count: int, size: int, samples: int) -> list[Path]:
+def follow(avatar, camera) -> None:
+    """Keep the walking avatar framed: the camera travels with the pelvis, front-left of it."""
+    import mathutils
+
+    pelvis = avatar.armature.matrix_world @ avatar.armature.pose.bones["pelvis"].head
+    target = mathutils.Vector((pelvis.x, pelvis.y, 0.9))
+    camera.location = target + mathutils.Vector((1.9, -3.6, 0.5))
+    camera.rotation_euler = (target - camera.location).to_track_quat("-Z", "Y").to_euler()
+
+
+def render_frames(bpy, avatar, out_dir: Path, count: int, size: int, samples: int) -> list[Path]:
     scene = bpy.context.scene
     scene.render.engine = "CYCLES"
     scene.cycles.device = "CPU"
@@ -94,6 +104,7 @@ def render_frames(bpy, out_dir: Path, count: int, size: int, samples: int) -> li
     for i in range(count):
         frame = first + round(span * i / max(1, count - 1))
         scene.frame_set(frame)
+        follow(avatar, scene.camera)
         scene.render.filepath = str(out_dir / f"frame_{frame:04d}.png")
         bpy.ops.render.render(write_still=True)
         written.append(Path(scene.render.filepath))
@@ -119,7 +130,7 @@ def blender_part(avatar_path: Path, out_dir: Path, frames: int, size: int, sampl
     start, end = action.frame_range
     scene.frame_start, scene.frame_end = int(start), int(end)
     stage_scene(bpy, avatar, frames)
-    render_frames(bpy, out_dir, frames, size, samples)
+    render_frames(bpy, avatar, out_dir, frames, size, samples)
     blend = out_dir / "demo.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     say(f"saved {blend}")
