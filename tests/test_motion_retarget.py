@@ -133,6 +133,22 @@ def test_unknown_skeletons_say_which_bones_are_missing_and_custom_mappings_work(
     assert load_motion(odd, target, mapping=saved).num_frames == read_bvh(odd).num_frames
 
 
+def test_a_partial_user_mapping_is_laid_over_the_automatic_one(target, tmp_path):
+    text = (MOCAP / CLIPS[0]).read_text().replace("LeftLeg", "Shin_Lft").replace("RightLeg", "Shin_Rgt")
+    odd = tmp_path / "odd.bvh"
+    odd.write_text(text)
+    # Only the two joints the aliases missed: the rest still comes from the automatic mapping.
+    partial = save_mapping({"left_knee": "Shin_Lft", "right_knee": "Shin_Rgt"}, tmp_path / "fix.json")
+    seq = load_motion(odd, target, mapping=partial)
+    assert seq.mapping["left_knee"] == "Shin_Lft" and seq.mapping["pelvis"] == "Hips"
+    # A joint mapped to null is dropped; a misspelt joint name is refused with the list of names.
+    dropped = load_motion(odd, target, mapping={"left_knee": "Shin_Lft", "right_knee": "Shin_Rgt", "left_wrist": None})
+    assert "left_wrist" not in dropped.mapping
+    with pytest.raises(MotionError, match="left_kne is not an SMPL-X joint") as err:
+        load_motion(odd, target, mapping={"left_kne": "Shin_Lft"})
+    assert "left_knee" in err.value.hint
+
+
 @pytest.mark.parametrize("content, expected", [
     (b"", "empty"),
     (b"HIERARCHY\nROOT Hips\n{\nOFFSET 0 0 0\nCHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation\n", "not closed"),

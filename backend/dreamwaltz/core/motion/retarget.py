@@ -19,13 +19,13 @@ from ..errors import MotionError
 from ..joints import JOINT_INDEX, JOINT_NAMES, PARENTS
 from ..rotations import matrix_to_axis_angle
 from .bvh import BVH
-from .mapping import auto_mapping, check_mapping, load_mapping
+from .mapping import check_mapping, resolve_mapping
 
 # The child whose direction defines a joint's bone, in preference order.
 BONE_CHILD = {
     "left_hip": ["left_knee"], "right_hip": ["right_knee"], "left_knee": ["left_ankle"], "right_knee": ["right_ankle"],
-    "left_ankle": ["left_foot"], "right_ankle": ["right_foot"], "spine1": ["spine2", "spine3", "neck"],
-    "spine2": ["spine3", "neck"], "spine3": ["neck"], "neck": ["head"], "left_collar": ["left_shoulder"],
+    "left_ankle": ["left_foot"], "right_ankle": ["right_foot"], "spine1": ["spine2", "spine3", "neck", "head"],
+    "spine2": ["spine3", "neck", "head"], "spine3": ["neck", "head"], "neck": ["head"], "left_collar": ["left_shoulder"],
     "right_collar": ["right_shoulder"], "left_shoulder": ["left_elbow"], "right_shoulder": ["right_elbow"],
     "left_elbow": ["left_wrist"], "right_elbow": ["right_wrist"],
     "left_wrist": ["left_middle1", "left_index1", "left_ring1"], "right_wrist": ["right_middle1", "right_index1", "right_ring1"],
@@ -35,7 +35,12 @@ for _side in ("left", "right"):
         BONE_CHILD[f"{_side}_{_finger}1"] = [f"{_side}_{_finger}2"]
         BONE_CHILD[f"{_side}_{_finger}2"] = [f"{_side}_{_finger}3"]
 FEET = ("left_ankle", "left_foot", "right_ankle", "right_foot")
+# Ground pass: soles within CONTACT_FULL_M of the floor are pinned to it, above CONTACT_NONE_M left
+# alone (flight), blended in between; the per-frame offset is smoothed over SMOOTH_S seconds, then
+# held within the limits (contact soles at most CONTACT_MAX_M up, never more than BELOW_MAX_M down).
 CONTACT_FULL_M, CONTACT_NONE_M = 0.03, 0.10
+SMOOTH_S = 0.04
+CONTACT_MAX_M, BELOW_MAX_M = 0.025, 0.01
 
 
 @dataclass
@@ -81,9 +86,21 @@ class TargetSkeleton:
                    float(rest[:, 1].min()))
 
     @classmethod
+    def coerce(cls, target) -> "TargetSkeleton":
+        """A TargetSkeleton from itself, an avatar (``H3GAAvatar``) or rest joints (55,3)."""
+        if isinstance(target, cls):
+            return target
+        if hasattr(target, "arrays"):
+            return cls.from_avatar(target)
+        return cls.from_joints(target)
+
+    @classmethod
     def from_joints(cls, rest_joints, ground_y: Optional[float] = None) -> "TargetSkeleton":
         """Without a mesh: soles a little below the ankles and toes."""
         rest_joints = np.asarray(rest_joints, dtype=np.float64)
+        if rest_joints.shape != (55, 3) or not np.isfinite(rest_joints).all():
+            raise MotionError(f"the target rest joints must be a finite (55, 3) array, not {rest_joints.shape}.",
+                              "Pass the avatar's rig/rest_joints (SMPL-X joint order, metres, Y up).")
         idx = np.array([JOINT_INDEX[n] for n in FEET])
         if ground_y is None:
             ground_y = float(rest_joints[idx, 1].min() - 0.05)
@@ -127,27 +144,62 @@ def forward_kinematics_batch(local_R: np.ndarray, rest_joints: np.ndarray, trans
     return W, P
 
 
+def sole_points(W, P, target: TargetSkeleton) -> np.ndarray:
+    """(T,P,3) the target's sole points carried by their joints."""
+    offsets = target.sole_points - target.rest_joints[target.sole_joints]
+    return P[:, target.sole_joints] + np.einsum("tpij,pj->tpi", W[:, target.sole_joints], offsets)
+
+
 def sole_heights(W, P, target: TargetSkeleton) -> np.ndarray:
     """(T,) height of the lowest sole point above the ground."""
-    offsets = target.sole_points - target.rest_joints[target.sole_joints]
-    world = P[:, target.sole_joints] + np.einsum("tpij,pj->tpi", W[:, target.sole_joints], offsets)
-    return world[:, :, 1].min(axis=1) - target.ground_y
+    return sole_points(W, P, target)[:, :, 1].min(axis=1) - target.ground_y
 
 
-def ground_offsets(heights: np.ndarray) -> np.ndarray:
-    """Vertical shift per frame: soles pinned at contact, never below, untouched in flight.
+def foot_heights(W, P, target: TargetSkeleton) -> np.ndarray:
+    """(T,2) height of the lowest sole point of the left and of the right foot."""
+    heights = sole_points(W, P, target)[:, :, 1] - target.ground_y
+    left = np.isin(target.sole_joints, [JOINT_INDEX["left_ankle"], JOINT_INDEX["left_foot"]])
+    out = np.full((heights.shape[0], 2), np.inf)
+    if left.any():
+        out[:, 0] = heights[:, left].min(axis=1)
+    if (~left).any():
+        out[:, 1] = heights[:, ~left].min(axis=1)
+    return out
+
+
+def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing along time (edges held)."""
+    if sigma < 0.5 or len(x) < 3:
+        return x
+    radius = int(np.ceil(3 * sigma))
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+    return np.convolve(np.pad(x, radius, mode="edge"), kernel, mode="valid")
+
+
+def ground_offsets(heights: np.ndarray, fps: float = 30.0) -> np.ndarray:
+    """Vertical shift per frame: soles on the ground at contact, never below, untouched in flight.
 
     The source's own floor height is unknown, so first the whole clip is shifted to put its
-    contact level (the low 5 % of sole heights) on the ground; then each frame is corrected.
+    contact level (the low 5 % of sole heights) on the ground; then each frame is corrected,
+    the correction smoothed (no popping), and the result held within the contact limits.
     """
     base = -np.percentile(heights, 5)
-    heights = heights + base
-    weight = np.clip((CONTACT_NONE_M - heights) / (CONTACT_NONE_M - CONTACT_FULL_M), 0.0, 1.0)
-    return base - heights * np.where(heights < 0, 1.0, weight)
+    h = heights + base
+    weight = np.clip((CONTACT_NONE_M - h) / (CONTACT_NONE_M - CONTACT_FULL_M), 0.0, 1.0)
+    raw = -h * np.where(h < 0, 1.0, weight)
+    offset = _smooth(raw, SMOOTH_S * fps)
+    offset = np.where(h <= CONTACT_FULL_M, np.minimum(offset, CONTACT_MAX_M - h), offset)
+    offset = np.maximum(offset, -BELOW_MAX_M - h)
+    return base + offset
 
 
 def source_basis(rest: np.ndarray, mapping: dict, index: dict) -> np.ndarray:
-    """Rows: the source's left, up and forward axes (snapped), i.e. source -> SMPL-X axes."""
+    """Rows: the source's left, up and forward axes (snapped), i.e. source -> SMPL-X axes.
+
+    Up is head over feet and left is left hip/shoulder minus right in the rest skeleton, so Y-up,
+    Z-up (and any other axis-aligned) captures all stand up facing +Z.
+    """
     def at(joint):
         return rest[index[mapping[joint]]]
 
@@ -156,47 +208,74 @@ def source_basis(rest: np.ndarray, mapping: dict, index: dict) -> np.ndarray:
     if "left_shoulder" in mapping and "right_shoulder" in mapping:
         left = left + at("left_shoulder") - at("right_shoulder")
     left = _snap(left - (left @ up) * up)
+    if abs(left @ up) > 0.5:
+        raise MotionError("the clip's skeleton has its left-right axis along its up axis.",
+                          "The bone mapping is probably wrong (left/right or head/feet swapped).")
     forward = np.cross(left, up)
     return np.stack([left, up, forward])
 
 
+# Plausible source units (metres per file unit), named for the notes only: the retargeting
+# itself needs no units, because the root path is scaled by the leg-length ratio.
+UNITS = (("metres", 1.0), ("decimetres", 0.1), ("inches", 0.0254), ("centimetres", 0.01), ("millimetres", 0.001))
+
+
+def guess_units(height: float) -> str:
+    """The unit in which a standing skeleton's head-over-ankle height is nearest 1.45 m."""
+    if height <= 0:
+        return "unknown units"
+    return min(UNITS, key=lambda u: abs(np.log(height * u[1] / 1.45)))[0]
+
+
+def _align_batch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(T,3),(T,3) -> (T,3,3): per frame the smallest rotation turning a onto b."""
+    a = a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=-1, keepdims=True), 1e-12)
+    v = np.cross(a, b)
+    c = np.sum(a * b, axis=-1)
+    K = np.zeros(a.shape[:-1] + (3, 3))
+    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
+    K[..., 1, 0], K[..., 2, 0], K[..., 2, 1] = v[..., 2], -v[..., 1], v[..., 0]
+    R = np.eye(3) + K + K @ K / np.maximum(1.0 + c, 1e-12)[..., None, None]
+    flip = c < -1 + 1e-9
+    for t in np.nonzero(flip)[0]:  # exactly opposite: rare, do those frames one by one
+        R[t] = _align(a[t], b[t])
+    return R
+
+
+def _bone_target(name: str, k: int, s: int, mapping: dict, index: dict, bvh: BVH, rest: np.ndarray,
+                 P_src: np.ndarray, R_src: np.ndarray, min_len: float):
+    """The point that gives SMPL-X joint ``name``'s bone its direction, in the source and target.
+
+    The first mapped child (in BONE_CHILD order) at a real distance from the joint; zero-length
+    source bones (cgspeed's Neck sits on Spine1) fall through to the next candidate; a joint with
+    no mapped child uses the source bone's End Site. Returns (source rest point, source points per
+    frame, target rest joint index) or None.
+    """
+    for child in BONE_CHILD.get(name, []):
+        if child in mapping:
+            c = index[mapping[child]]
+            if np.linalg.norm(rest[c] - rest[s]) > min_len:
+                return rest[c], P_src[:, c], JOINT_INDEX[child]
+    if s in bvh.end_sites and BONE_CHILD.get(name) and np.linalg.norm(bvh.end_sites[s]) > min_len:
+        end = bvh.end_sites[s]
+        return rest[s] + end, P_src[:, s] + R_src[:, s] @ end, JOINT_INDEX[BONE_CHILD[name][0]]
+    return None
+
+
 def retarget_bvh(bvh: BVH, target: TargetSkeleton, mapping=None, in_place: bool = False, scale: float = 1.0,
                  keep_on_ground: bool = True, source: str = "") -> MotionSequence:
+    """A parsed BVH clip as an SMPL-X sequence for ``target`` (see the module docstring)."""
+    where = source or "the clip"
     index = {name: i for i, name in enumerate(bvh.names)}
-    mapping = load_mapping(mapping) if mapping is not None else auto_mapping(bvh.names)
-    check_mapping(mapping, bvh.names, source or "the clip")
+    mapping = resolve_mapping(bvh.names, mapping)
+    check_mapping(mapping, bvh.names, where)
     R_src, P_src = bvh.world_transforms()
     rest = bvh.rest_positions()
     B = source_basis(rest, mapping, index)
     T = bvh.num_frames
     rest_joints = target.rest_joints
 
-    # World rotation of each SMPL-X joint: the source bone's, after rest alignment.
-    world = np.empty((T, 55, 3, 3))
-    align = {}
-    for k, name in enumerate(JOINT_NAMES):
-        parent = PARENTS[k]
-        if name not in mapping:
-            world[:, k] = world[:, parent] if parent >= 0 else np.eye(3)
-            continue
-        s = index[mapping[name]]
-        delta = B @ R_src[:, s] @ B.T  # rest-relative world rotation, SMPL-X axes
-        A = align.get(parent, np.eye(3)) if parent >= 0 else np.eye(3)
-        for child in BONE_CHILD.get(name, []):
-            if child in mapping:
-                d_src = B @ (rest[index[mapping[child]]] - rest[s])
-                d_tgt = rest_joints[JOINT_INDEX[child]] - rest_joints[k]
-                if np.linalg.norm(d_src) > 1e-9 and np.linalg.norm(d_tgt) > 1e-9:
-                    A = _align(d_tgt, d_src)
-                break
-        align[k] = A
-        world[:, k] = delta @ A
-    local = np.empty_like(world)
-    local[:, 0] = world[:, 0]
-    for k in range(1, 55):
-        local[:, k] = np.transpose(world[:, PARENTS[k]], (0, 2, 1)) @ world[:, k]
-
-    # Root path scaled by the leg-length ratio.
     def leg(points, hip, knee, ankle):
         return np.linalg.norm(points[knee] - points[hip]) + np.linalg.norm(points[ankle] - points[knee])
 
@@ -204,8 +283,45 @@ def retarget_bvh(bvh: BVH, target: TargetSkeleton, mapping=None, in_place: bool 
                        for s in ("left", "right")])
     tgt_leg = np.mean([leg(rest_joints, JOINT_INDEX[f"{s}_hip"], JOINT_INDEX[f"{s}_knee"], JOINT_INDEX[f"{s}_ankle"])
                        for s in ("left", "right")])
-    if src_leg < 1e-9:
-        raise MotionError(f"{source or 'the clip'}: its legs have no length in the rest pose.", "The skeleton is damaged.")
+    if not src_leg > 1e-9:
+        raise MotionError(f"{where}: its legs have no length in the rest pose.", "The skeleton is damaged.")
+    min_len = 1e-3 * src_leg  # shorter source bones have no usable direction
+
+    # World rotation of each SMPL-X joint = the source bone's rotation relative to its rest
+    # (delta, in SMPL-X axes) after the rest alignment A (avatar rest bone -> source rest bone),
+    # then a swing C that puts the bone exactly on the source's direction when unmapped source
+    # joints sit in between (cgspeed's FingerBase, Neck1, DAZ twist bones): those joints rotate
+    # the bone too, and only the composed world positions know by how much.
+    world = np.empty((T, 55, 3, 3))
+    align = {}
+    for k, name in enumerate(JOINT_NAMES):
+        parent = PARENTS[k]
+        if name not in mapping:
+            world[:, k] = world[:, parent] if parent >= 0 else np.eye(3)
+            align[k] = align.get(parent, np.eye(3))
+            continue
+        s = index[mapping[name]]
+        delta = B @ R_src[:, s] @ B.T
+        A = align.get(parent, np.eye(3)) if parent >= 0 else np.eye(3)
+        bone = _bone_target(name, k, s, mapping, index, bvh, rest, P_src, R_src, min_len)
+        if bone is None:
+            world[:, k] = delta @ A
+        else:
+            rest_point, points, child = bone
+            d_src = B @ (rest_point - rest[s])
+            d_tgt = rest_joints[child] - rest_joints[k]
+            if np.linalg.norm(d_tgt) > 1e-9:
+                A = _align(d_tgt, d_src)
+            moved = (points - P_src[:, s]) @ B.T  # the source bone's direction per frame
+            swing = _align_batch(np.einsum("tij,j->ti", delta, d_src), moved)
+            world[:, k] = swing @ delta @ A
+        align[k] = A
+    local = np.empty_like(world)
+    local[:, 0] = world[:, 0]
+    for k in range(1, 55):
+        local[:, k] = np.transpose(world[:, PARENTS[k]], (0, 2, 1)) @ world[:, k]
+
+    # Root path scaled by the leg-length ratio (and the user's scale).
     ratio = tgt_leg / src_leg * float(scale)
     root = P_src[:, index[mapping["pelvis"]]] @ B.T
     transl = (root - np.array([root[0, 0], root[:, 1].mean(), root[0, 2]])) * ratio
@@ -213,8 +329,12 @@ def retarget_bvh(bvh: BVH, target: TargetSkeleton, mapping=None, in_place: bool 
         transl[:, [0, 2]] = 0.0
     if keep_on_ground:
         W, P = forward_kinematics_batch(local, rest_joints, transl)
-        transl[:, 1] += ground_offsets(sole_heights(W, P, target))
-    notes = [] if any(f"left_{f}1" in mapping for f in ("index", "middle", "thumb")) else ["The clip has no finger bones: fingers stay at rest."]
+        transl[:, 1] += ground_offsets(sole_heights(W, P, target), bvh.fps)
+    height = float((rest[index[mapping["head"]]] - 0.5 * (rest[index[mapping["left_ankle"]]] + rest[index[mapping["right_ankle"]]])) @ B[1])
+    notes = [f"Source skeleton: {height:.3g} file units from ankles to head (looks like {guess_units(height)}); "
+             f"root motion scaled by the leg-length ratio {ratio:.4g}."]
+    if not any(f"left_{f}1" in mapping for f in ("index", "middle", "thumb")):
+        notes.append("The clip has no finger bones: fingers stay at rest.")
     return MotionSequence(bvh.fps, matrix_to_axis_angle(local), transl, None, mapping, source, notes)
 
 
