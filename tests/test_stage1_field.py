@@ -37,12 +37,11 @@ def test_mesh_rasterizer_gives_the_exact_silhouette_depth_and_colours_of_a_squar
     assert top > 0.9 and bottom < 0.1  # colours interpolate across the square
 
 
-@pytest.mark.xfail(strict=False, reason="issue 5 (open): the body initialisation reaches IoU 0.94-0.97; one "
-                   "side view sometimes stays under 0.95 on a cold cache")
 def test_body_initialisation_matches_the_body_silhouette_on_held_out_views():
+    # 128 px: at 64 px one pixel is ~3 cm and a single boundary pixel swings the IoU by a percent.
     body, cb, cfg, field = setup()
     ious = []
-    for cam in held_out_cameras(cb, 64):
+    for cam in held_out_cameras(cb, 128):
         ref = rasterize_mesh(cb.vertices, cb.faces, cam).mask
         with torch.no_grad():
             alpha = render_image(field, cam, cfg.samples)[1].numpy()
@@ -62,16 +61,18 @@ def test_body_initialisation_is_cached_per_body_shape():
     assert other.key != cb.key and init_cache_path(CACHE, other, cfg) != path
 
 
-def test_occupancy_grid_skips_only_empty_space():
+def test_occupancy_grid_skips_empty_space_and_spends_the_samples_on_the_body():
     body, cb, cfg, field = setup()
     cam = held_out_cameras(cb, 32)[0]
     with torch.no_grad():
         skipped = render_image(field, cam, cfg.samples)[0]
         frac = float(field.occupied.float().mean())
-        field.occupied.fill_(True)
-        full = render_image(field, cam, cfg.samples)[0]
+        field.occupied.fill_(True)  # no skipping: samples spread over the whole box
+        plain = render_image(field, cam, cfg.samples)[0]
+        dense = render_image(field, cam, 16 * cfg.samples)[0]
     assert frac < 0.5  # most of the box is skipped
-    assert (skipped - full).abs().max() < 0.02
+    err_skipped, err_plain = (skipped - dense).abs().mean(), (plain - dense).abs().mean()
+    assert err_skipped < 0.002 and err_skipped < err_plain, (err_skipped, err_plain)
 
 
 def test_export_points_lie_on_the_canonical_body_with_their_colours():

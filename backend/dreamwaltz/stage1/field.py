@@ -153,6 +153,26 @@ def box_intersect(o, d, lo, hi):
     return near, far
 
 
+@torch.no_grad()
+def occupied_span(field: RadianceField, o, d, near, far, hit, probes: int):
+    """Narrow each ray's [near, far] to the stretch between its first and last occupied cell.
+
+    The grid lookups are cheap next to the network, and the fixed sample budget then lands on
+    matter instead of on the empty air of the box (a box around an A-pose is mostly air): thin
+    limbs seen edge-on get several samples instead of one or none.
+    """
+    u = (torch.arange(probes, device=o.device, dtype=o.dtype) + 0.5) / probes
+    t = near[:, None] + (far - near)[:, None] * u
+    occ = field.is_occupied(o[:, None] + d[:, None] * t[..., None])
+    any_occ = occ.any(1)
+    first = torch.where(any_occ, occ.float().argmax(1), torch.zeros_like(near, dtype=torch.long))
+    last = torch.where(any_occ, probes - 1 - occ.flip(1).float().argmax(1), torch.full_like(first, probes - 1))
+    step = (far - near) / probes
+    new_near = torch.maximum(near, t.gather(1, first[:, None])[:, 0] - step)
+    new_far = torch.minimum(far, t.gather(1, last[:, None])[:, 0] + step)
+    return new_near, torch.maximum(new_far, new_near + 1e-3), hit & any_occ
+
+
 @dataclass
 class VolumeRender:
     color: torch.Tensor  # (R,3)
@@ -168,6 +188,7 @@ def render_rays(field: RadianceField, o, d, samples: int = 48, background=BACKGR
     near, far = box_intersect(o, d, field.box_min, field.box_max)
     hit = far > near
     far = torch.where(hit, far, near + 1e-3)
+    near, far, hit = occupied_span(field, o, d, near, far, hit, 4 * samples)
     u = (torch.arange(samples, device=o.device, dtype=o.dtype) + 0.5) / samples
     if jitter:
         u = u + (torch.rand(R, samples, generator=generator).to(o) - 0.5) / samples
