@@ -92,9 +92,47 @@ def test_wrong_layout_and_non_openpose_controlnet_are_refused(tmp_path, sds):
     sd, cn = tiny_models()
     (tmp_path / "notsd").mkdir()
     with pytest.raises(WeightsMissingError, match="diffusers layout"):
-        SDSGuidance(tmp_path / "notsd", cn)
+        SDSGuidance.from_folders(tmp_path / "notsd", cn)
     depth = tmp_path / "control_v11f1p_sd15_depth"
     depth.mkdir()
     (depth / "config.json").write_text(json.dumps({"_class_name": "ControlNetModel"}))
     with pytest.raises(WeightsMissingError, match="OpenPose"):
-        SDSGuidance(sd, depth)
+        SDSGuidance.from_folders(sd, depth)
+
+
+def test_memory_options_give_the_same_sds_step(sds):
+    """VAE slicing and CPU offload (for 12-24 GB cards) save memory without changing the result."""
+    sd, cn = tiny_models()
+    from dreamwaltz.guidance.sds import SDSGuidance
+
+    lean = SDSGuidance.from_folders(sd, cn, resolution=sds.resolution, guidance_scale=sds.guidance_scale,
+                                    negative_prompt=sds.negative_prompt, cpu_offload=True, vae_slicing=True)
+    assert lean.vae.use_slicing and lean.cpu_offload
+    images, skeletons = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    latents, grads = [], []
+    for guidance in (sds, lean):
+        x = images.clone().requires_grad_(True)
+        torch.manual_seed(3)
+        z = guidance.encode(x)
+        (z * torch.linspace(-1, 1, z.numel()).reshape(z.shape)).sum().backward()
+        latents.append(z.detach())
+        grads.append(x.grad)
+    assert torch.allclose(latents[0], latents[1], atol=1e-5) and torch.allclose(grads[0], grads[1], atol=1e-6)
+    noisy, t = torch.randn(2, 4, 8, 8), torch.tensor([300, 700])
+    eps = [g.predict_noise(noisy, t, g.text_embeddings(["a knight"] * 2), g.text_embeddings([""] * 2), skeletons)
+           for g in (sds, lean)]
+    assert torch.allclose(eps[0], eps[1], atol=1e-5)
+    x = images.clone().requires_grad_(True)
+    lean(x, skeletons=skeletons, prompts=["a knight", "a knight"]).loss.backward()
+    assert x.grad.abs().sum() > 0
+
+
+def test_benchmark_models_have_the_sizes_of_sd15_and_its_openpose_controlnet():
+    """The GPU benchmark's random-weight networks cost what the real ones do: same configs, same
+    parameter counts (built on the meta device: no memory, no weights)."""
+    from dreamwaltz.guidance.architectures import SD15_PARAMETERS, sd15_random_modules
+
+    modules = sd15_random_modules("meta")
+    counts = {name: sum(p.numel() for p in getattr(modules, name).parameters()) for name in SD15_PARAMETERS}
+    assert counts == SD15_PARAMETERS
+    assert modules.unet.config.cross_attention_dim == modules.text_encoder.config.hidden_size == 768

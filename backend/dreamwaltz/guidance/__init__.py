@@ -28,4 +28,4 @@ def build_guidance(kind: str = "sds", preset: str = "tiny", sd_model: Optional[s
         sd_path = resolve(sd_model or DEFAULT_SD, "Stable Diffusion")
         cn_path = resolve(controlnet_model or DEFAULT_CONTROLNET, "ControlNet")
     settings.update(options)
-    return SDSGuidance(sd_path, cn_path, device=device, dtype=dtype, negative_prompt=negative_prompt, **settings)
+    return SDSGuidance.from_folders(sd_path, cn_path, device=device, dtype=dtype, negative_prompt=negative_prompt, **settings)

@@ -9,8 +9,9 @@ d loss / d z = g without backpropagating through the UNet.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -19,29 +20,57 @@ from .base import Guidance, GuidanceOutput
 from .models import check_openpose_controlnet, check_sd_layout
 
 
-class SDSGuidance(Guidance):
-    def __init__(self, sd_path: Path, controlnet_path: Path, device="cpu", dtype: Optional[torch.dtype] = None,
-                 resolution: int = 512, guidance_scale: float = 50.0, t_range=(0.02, 0.98),
-                 conditioning_scale: float = 1.0, negative_prompt: str = "", weighting: str = "sds",
-                 anneal: bool = False, cpu_offload: bool = False, vae_slicing: bool = False):
+@dataclass
+class DiffusionModules:
+    """The parts of an SD 1.x pipeline with an OpenPose ControlNet, however they were made."""
+
+    unet: Any
+    vae: Any
+    text_encoder: Any
+    tokenizer: Any
+    controlnet: Any
+    scheduler: Any
+
+    @classmethod
+    def from_folders(cls, sd_path: Path, controlnet_path: Path, dtype: torch.dtype) -> "DiffusionModules":
+        """Load diffusers folders (real weights, or the tiny models saved the same way)."""
         from diffusers import AutoencoderKL, ControlNetModel, DDPMScheduler, UNet2DConditionModel
         from transformers import CLIPTextModel, CLIPTokenizer
 
         check_sd_layout(Path(sd_path))
         check_openpose_controlnet(Path(controlnet_path))
+        load = dict(torch_dtype=dtype)
+        return cls(unet=UNet2DConditionModel.from_pretrained(sd_path, subfolder="unet", **load),
+                   vae=AutoencoderKL.from_pretrained(sd_path, subfolder="vae", **load),
+                   text_encoder=CLIPTextModel.from_pretrained(Path(sd_path) / "text_encoder", **load),
+                   tokenizer=CLIPTokenizer.from_pretrained(Path(sd_path) / "tokenizer"),
+                   controlnet=ControlNetModel.from_pretrained(controlnet_path, **load),
+                   scheduler=DDPMScheduler.from_pretrained(sd_path, subfolder="scheduler"))
+
+    def networks(self):
+        return (self.unet, self.vae, self.text_encoder, self.controlnet)
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+class SDSGuidance(Guidance):
+    """SDS with ``modules`` already in ``dtype`` (``from_folders`` loads them so)."""
+
+    def __init__(self, modules: DiffusionModules, device="cpu", dtype: Optional[torch.dtype] = None,
+                 resolution: int = 512, guidance_scale: float = 50.0, t_range=(0.02, 0.98),
+                 conditioning_scale: float = 1.0, negative_prompt: str = "", weighting: str = "sds",
+                 anneal: bool = False, cpu_offload: bool = False, vae_slicing: bool = False):
         self.device = torch.device(device)
-        self.dtype = dtype or (torch.float16 if self.device.type == "cuda" else torch.float32)
-        load = dict(torch_dtype=self.dtype)
-        self.unet = UNet2DConditionModel.from_pretrained(sd_path, subfolder="unet", **load).eval()
-        self.vae = AutoencoderKL.from_pretrained(sd_path, subfolder="vae", **load).eval()
-        self.text_encoder = CLIPTextModel.from_pretrained(Path(sd_path) / "text_encoder", **load).eval()
-        self.tokenizer = CLIPTokenizer.from_pretrained(Path(sd_path) / "tokenizer")
-        self.controlnet = ControlNetModel.from_pretrained(controlnet_path, **load).eval()
-        self.scheduler = DDPMScheduler.from_pretrained(sd_path, subfolder="scheduler")
-        for module in (self.unet, self.vae, self.text_encoder, self.controlnet):
-            module.requires_grad_(False)
-            if not cpu_offload:
-                module.to(self.device)
+        self.dtype = dtype or default_dtype(self.device)
+        self.unet, self.vae, self.controlnet = modules.unet, modules.vae, modules.controlnet
+        self.text_encoder, self.tokenizer, self.scheduler = modules.text_encoder, modules.tokenizer, modules.scheduler
+        # CPU offload keeps each network in CPU memory and moves it to the GPU only for its own
+        # forward: slower, but SD + ControlNet then fit in the memory of the largest single network.
+        home = "cpu" if cpu_offload else self.device
+        for module in modules.networks():
+            module.requires_grad_(False).eval().to(home)
         if vae_slicing:
             self.vae.enable_slicing()
         self.cpu_offload = cpu_offload
@@ -51,6 +80,12 @@ class SDSGuidance(Guidance):
         self.negative_prompt, self.weighting, self.anneal = negative_prompt, weighting, anneal
         self._text_cache: dict[str, torch.Tensor] = {}
         self.latent_scale = float(getattr(self.vae.config, "scaling_factor", 0.18215))
+
+    @classmethod
+    def from_folders(cls, sd_path: Path, controlnet_path: Path, device="cpu", dtype: Optional[torch.dtype] = None,
+                     **options) -> "SDSGuidance":
+        dtype = dtype or default_dtype(torch.device(device))
+        return cls(DiffusionModules.from_folders(sd_path, controlnet_path, dtype), device=device, dtype=dtype, **options)
 
     # ------------------------------------------------------------------ pieces
     @torch.no_grad()
