@@ -63,7 +63,7 @@ class PoseDeformation(torch.nn.Module):
 class H3GA(torch.nn.Module):
     def __init__(self, body: BodyModel, num_free: int = 4000, num_bound: int = 1000,
                  init_points: Optional[np.ndarray] = None, init_colors: Optional[np.ndarray] = None,
-                 betas=None, seed: int = 0, pose_deformation: bool = True):
+                 betas=None, seed: int = 0, pose_deformation: bool = True, init_densities: Optional[np.ndarray] = None):
         super().__init__()
         self.body = body
         g = torch.Generator().manual_seed(seed)
@@ -79,7 +79,8 @@ class H3GA(torch.nn.Module):
         areas = torch.linalg.norm(torch.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]], dim=-1), dim=-1)
         if init_points is None:
             bind = torch.multinomial(areas, num_free, replacement=True, generator=g)
-            bary = torch.distributions.Dirichlet(torch.full((3,), 2.0)).sample((num_free,))
+            # numpy, not torch.distributions: that one draws from the global RNG and ignores ``seed``.
+            bary = torch.as_tensor(np.random.default_rng(seed).dirichlet((2.0, 2.0, 2.0), num_free), dtype=torch.float32)
             normal = triangle_frames(v, faces[bind])[:, :, 2]
             means = torch.einsum("nc,nci->ni", bary, v[faces[bind]]) + normal * 0.004
             colors = torch.tensor([0.78, 0.6, 0.5]).repeat(num_free, 1)  # skin, not the grey background
@@ -97,7 +98,12 @@ class H3GA(torch.nn.Module):
         self.free_means = torch.nn.Parameter(means.clone())
         self.free_log_scales = torch.nn.Parameter(torch.full((len(means), 3), float(np.log(spacing))))
         self.free_quats = torch.nn.Parameter(torch.tensor([1.0, 0, 0, 0]).repeat(len(means), 1))
-        self.free_opacity = torch.nn.Parameter(torch.full((len(means),), 2.0))
+        if init_densities is None:
+            opacity = torch.full((len(means),), 2.0)
+        else:  # stage 1's volume density (1/m) over a Gaussian's thickness (~2 sigma) -> alpha
+            alpha = 1 - torch.exp(-torch.as_tensor(init_densities, dtype=torch.float32) * 2 * spacing)
+            opacity = torch.logit(alpha.clamp(0.05, 0.99))
+        self.free_opacity = torch.nn.Parameter(opacity)
         self.free_color_logits = torch.nn.Parameter(torch.logit(colors.clamp(0.02, 0.98)))
 
         # Mesh-bound Gaussians: several per hand and face triangle.
@@ -117,7 +123,11 @@ class H3GA(torch.nn.Module):
         # Learnable hand shape: per-vertex offsets on hand vertices, baked into the exported template.
         self.register_buffer("hand_mask", (weights[:, HAND_JOINTS].sum(1) > 0.5).float()[:, None])
         self.hand_offsets = torch.nn.Parameter(torch.zeros_like(v))
-        self.deformation = PoseDeformation() if pose_deformation else None
+        self.deformation = None
+        if pose_deformation:
+            with torch.random.fork_rng(devices=[]):  # its initial weights follow ``seed``, not the caller's RNG
+                torch.manual_seed(seed)
+                self.deformation = PoseDeformation()
 
     @property
     def num_free(self) -> int:
