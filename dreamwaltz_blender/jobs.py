@@ -52,9 +52,11 @@ def job_spec(context) -> dict:
         "gender": settings.gender,
         "betas": [float(b) for b in settings.betas],
         "seed": settings.seed,
+        "densify": bool(settings.densify),
     }
     if prefs is not None:
-        spec.update(device=prefs.device, sd_model=prefs.sd_model or None, controlnet_model=prefs.controlnet_model or None)
+        spec.update(device=prefs.device, sd_model=prefs.sd_model or None, controlnet_model=prefs.controlnet_model or None,
+                    cpu_offload=bool(prefs.cpu_offload), vae_slicing=bool(prefs.vae_slicing))
     return spec
 
 

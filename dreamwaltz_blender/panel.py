@@ -44,6 +44,7 @@ class DREAMWALTZ_PT_main(bpy.types.Panel):
         col.prop(settings, "preset")
         col.label(text=PRESET_ESTIMATES[settings.preset], icon="TIME")
         col.prop(settings, "seed")
+        col.prop(settings, "densify")
         col.prop(settings, "import_result")
 
         row = layout.row(align=True)

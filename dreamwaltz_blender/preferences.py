@@ -2,7 +2,7 @@
 """Add-on preferences: where the backend runs and which models it uses."""
 
 import bpy
-from bpy.props import EnumProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from .backend import installer
 
@@ -38,6 +38,17 @@ class DreamWaltzPreferences(bpy.types.AddonPreferences):
         name="ControlNet (openpose)",
         description="Diffusers model id or local folder of an openpose ControlNet",
         default="lllyasviel/control_v11p_sd15_openpose",
+    )
+    cpu_offload: BoolProperty(
+        name="Offload to CPU",
+        description="For 12-16 GB graphics cards: keep the diffusion networks in system memory and move each "
+                    "to the GPU only while it runs. Slower, same result",
+        default=False,
+    )
+    vae_slicing: BoolProperty(
+        name="VAE slicing",
+        description="Encode one render at a time: a little less GPU memory at batch sizes above 1",
+        default=False,
     )
     cache_dir: StringProperty(
         name="Cache folder",
@@ -78,6 +89,9 @@ class DreamWaltzPreferences(bpy.types.AddonPreferences):
         col = layout.column(heading="Models")
         col.prop(self, "sd_model")
         col.prop(self, "controlnet_model")
+        col = layout.column(heading="GPU memory")
+        col.prop(self, "cpu_offload")
+        col.prop(self, "vae_slicing")
         layout.prop(self, "cache_dir")
         layout.prop(self, "device")
 

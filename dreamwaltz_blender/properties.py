@@ -26,6 +26,9 @@ class DreamWaltzSceneSettings(bpy.types.PropertyGroup):
         default="preview",
     )
     seed: IntProperty(name="Seed", default=0, min=0)
+    densify: BoolProperty(name="Densify", default=False,
+                          description="Grow Gaussians where detail is missing and prune transparent ones: more "
+                                      "detail, up to twice the memory")
     body: EnumProperty(
         name="Body",
         items=(

@@ -66,7 +66,9 @@ def test_generate_operator_runs_a_real_backend_job_and_imports_the_avatar(local_
     seen = pump(bpy, lambda s: s.job_status in ("done", "failed"))
     assert scene.dreamwaltz.job_status == "done", scene.dreamwaltz.job_error
     steps = [s for stage, s, total, _ in seen if stage == "stage2" and total]
-    assert steps and steps == sorted(steps) and max(steps) == 40, "progress reached the panel properties"
+    assert steps and steps == sorted(steps), "progress reached the panel properties in order"
+    # The last poll may land after the job moved on to exporting: the step counter must still be full.
+    assert (scene.dreamwaltz.job_step, scene.dreamwaltz.job_total) == (40, 40)
     assert scene.dreamwaltz.job_progress == pytest.approx(1.0)
     assert bpy.data.images.get("DreamWaltz Preview") is not None, "the preview render is shown"
     rigs = [o for o in bpy.data.objects if o.get("dreamwaltz_role") == "armature"]

@@ -127,6 +127,28 @@ def test_memory_options_give_the_same_sds_step(sds):
     assert x.grad.abs().sum() > 0
 
 
+def test_a_generation_job_passes_the_memory_options_to_the_guidance(monkeypatch, tmp_path):
+    import dreamwaltz.guidance as guidance_module
+    from dreamwaltz.pipeline import GenerateSpec, generate
+    from dreamwaltz.progress import ProgressReporter
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_build(*args, **options):
+        seen.update(options)
+        raise Stop
+
+    monkeypatch.setattr(guidance_module, "build_guidance", fake_build)
+    spec = GenerateSpec.from_dict({"prompt": "a knight", "preset": "tiny", "device": "cpu",
+                                   "cpu_offload": True, "vae_slicing": True})
+    with pytest.raises(Stop):
+        generate(spec, ProgressReporter([]), tmp_path)
+    assert seen["cpu_offload"] is True and seen["vae_slicing"] is True
+
+
 def test_benchmark_models_have_the_sizes_of_sd15_and_its_openpose_controlnet():
     """The GPU benchmark's random-weight networks cost what the real ones do: same configs, same
     parameter counts (built on the meta device: no memory, no weights)."""

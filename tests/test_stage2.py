@@ -133,5 +133,16 @@ def test_stage1_points_seed_stage2_when_turned_on(tmp_path):
     assert done and int(done[0].split()[3]) > 100
     skin = np.array([0.78, 0.6, 0.5])
     assert np.abs(avatar["free/colors"] - skin).max(axis=1).mean() > 0.02, "colours come from the stage-1 field"
+    assert avatar["free/opacity_logits"].std() > 0.3, "opacities come from the stage-1 densities"
     off = read_h3ga(generate(GenerateSpec(prompt="x", preset="tiny", steps=1, seed=1), ProgressReporter(), tmp_path / "off"))
     assert np.abs(off["free/colors"] - skin).max() < 0.05, "without stage 1 they start as skin"
+    assert off["free/opacity_logits"].std() < 0.15, "... and equally opaque"
+
+
+def test_the_same_seed_builds_the_same_avatar_whatever_ran_before(body):
+    torch.manual_seed(1)
+    a = H3GA(body, num_free=200, num_bound=50, seed=5)
+    torch.manual_seed(2)
+    b = H3GA(body, num_free=200, num_bound=50, seed=5)
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name

@@ -33,6 +33,13 @@ class GenerateSpec:
     device: str = "auto"
     sd_model: Optional[str] = None
     controlnet_model: Optional[str] = None
+    # For 12-24 GB cards: each network visits the GPU only for its own forward; the VAE encodes
+    # one render at a time. Slower, same result.
+    cpu_offload: bool = False
+    vae_slicing: bool = False
+    # Stage 2 grows free Gaussians where detail is missing and prunes transparent ones (gsplat's
+    # 3DGS rules), up to twice the preset's count.
+    densify: bool = False
     steps: Optional[int] = None  # override the preset's stage-2 step count
     # Stage 1 (the canonical NeRF) is still being finished (issue 5): off unless asked for with a
     # step count; stage 2 then starts from the body surface. None = the preset's count.
@@ -77,14 +84,17 @@ def generate(spec: GenerateSpec, reporter: ProgressReporter, workdir: Path, out:
     betas = np.zeros(body.num_betas)
     betas[: min(len(spec.betas), body.num_betas)] = spec.betas[: body.num_betas]
     guidance = build_guidance("sds", spec.preset, spec.sd_model, spec.controlnet_model, device=device,
-                              negative_prompt=spec.negative_prompt or NEGATIVE_PROMPT)
+                              negative_prompt=spec.negative_prompt or NEGATIVE_PROMPT,
+                              cpu_offload=spec.cpu_offload, vae_slicing=spec.vae_slicing)
     torch.manual_seed(spec.seed)
-    init_points, init_colors = stage1_points(spec, body, guidance, reporter, workdir, betas, settings["num_free"], device)
+    init_points, init_colors, init_densities = stage1_points(spec, body, guidance, reporter, workdir, betas,
+                                                             settings["num_free"], device)
     model = H3GA(body, num_free=settings["num_free"], num_bound=settings["num_bound"], betas=betas, seed=spec.seed,
-                 init_points=init_points, init_colors=init_colors).to(device)
-    cfg = Stage2Config(steps=spec.steps or settings["steps"], resolution=settings["resolution"], batch=settings["batch"],
-                       checkpoint_every=max(1, (spec.steps or settings["steps"]) // 4),
-                       preview_every=max(1, (spec.steps or settings["steps"]) // 4))
+                 init_points=init_points, init_colors=init_colors, init_densities=init_densities).to(device)
+    steps = spec.steps or settings["steps"]
+    cfg = Stage2Config(steps=steps, resolution=settings["resolution"], batch=settings["batch"],
+                       checkpoint_every=max(1, steps // 4), preview_every=max(1, steps // 4),
+                       densify=densify_schedule(steps, settings["num_free"]) if spec.densify else None)
     train_stage2(model, guidance, spec.prompt, cfg, reporter, workdir, seed=spec.seed, device=device)
     avatar = model.export(prompt=spec.prompt, negative_prompt=spec.negative_prompt, seed=spec.seed, preset=spec.preset,
                           gender=spec.gender)
@@ -96,8 +106,19 @@ def generate(spec: GenerateSpec, reporter: ProgressReporter, workdir: Path, out:
     return path
 
 
+def densify_schedule(steps: int, num_free: int):
+    """3DGS's rhythm scaled to the run: refine every 1/150 of it (at least every 10 steps, so the
+    gradient statistics cover several views) from 1/30 to half way (the paper preset: every 100
+    steps from 500 to 7500), growing to at most twice the preset's count."""
+    from .stage2.densify import DensifyConfig
+
+    start, every = max(1, steps // 30), max(steps // 150, min(10, steps // 4), 1)
+    return DensifyConfig(start=start, every=every, stop=max(start + every + 1, steps // 2), max_free=2 * num_free)
+
+
 def stage1_points(spec: GenerateSpec, body, guidance, reporter, workdir: Path, betas, count: int, device):
-    """Stage 1, then its density points moved to the rest pose: where stage 2's free Gaussians start."""
+    """Stage 1, then its density points moved to the rest pose: where stage 2's free Gaussians start,
+    with their colours and densities (None, None, None: start from the body surface)."""
     import numpy as np
 
     from .stage1 import preset as stage1_preset
@@ -107,17 +128,17 @@ def stage1_points(spec: GenerateSpec, body, guidance, reporter, workdir: Path, b
     if spec.stage1_steps == 0:
         reporter.info("stage1", "Stage 1 is off (experimental; --stage1-steps N turns it on): "
                                 "stage 2 starts from the body surface.")
-        return None, None
+        return None, None, None
     overrides = {} if spec.stage1_steps is None else {"steps": spec.stage1_steps}
     result = run_stage1(spec, body, guidance, reporter, workdir / "stage1", config=stage1_preset(spec.preset, **overrides),
                         device=device)
     if len(result.points) < count // 4:
         reporter.info("stage1", f"Stage 1 left only {len(result.points)} points: stage 2 starts from the body surface.")
-        return None, None
+        return None, None, None
     rng = np.random.default_rng(spec.seed)
     pick = rng.choice(len(result.points), size=count, replace=len(result.points) < count)
     points = points_to_rest(result.points[pick], body, betas).cpu().numpy()
-    return points, result.colors[pick].detach().cpu().numpy()
+    return points, result.colors[pick].detach().cpu().numpy(), result.densities[pick].detach().cpu().numpy()
 
 
 def generate_from_request(spec: dict, reporter: ProgressReporter, workdir: Path) -> Path:

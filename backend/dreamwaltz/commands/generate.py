@@ -21,6 +21,11 @@ def add_arguments(p):
                    help="run stage 1 (the canonical NeRF; experimental, issue 5) for N steps first; 0 = off")
     p.add_argument("--sd-model", default=None, help="diffusers id or folder (default: SD 1.5)")
     p.add_argument("--controlnet-model", default=None, help="diffusers id or folder of an openpose ControlNet")
+    p.add_argument("--densify", action="store_true",
+                   help="grow Gaussians where detail is missing and prune transparent ones (up to 2x the preset's count)")
+    p.add_argument("--cpu-offload", action="store_true",
+                   help="less GPU memory (12-16 GB cards): keep the networks in CPU memory between uses; slower")
+    p.add_argument("--vae-slicing", action="store_true", help="less GPU memory: encode one render at a time")
     p.add_argument("--workdir", type=Path, default=None, help="checkpoints; a rerun with the same folder resumes")
     p.add_argument("--out", type=Path, required=True)
 
@@ -34,7 +39,8 @@ def run(args) -> int:
     spec = GenerateSpec(prompt=args.prompt, negative_prompt=args.negative, preset=args.preset, body=args.body,
                         gender=args.gender, betas=args.betas, seed=args.seed, device=args.device, steps=args.steps,
                         stage1_steps=args.stage1_steps,
-                        sd_model=args.sd_model, controlnet_model=args.controlnet_model)
+                        sd_model=args.sd_model, controlnet_model=args.controlnet_model,
+                        cpu_offload=args.cpu_offload, vae_slicing=args.vae_slicing, densify=args.densify)
     reporter = ProgressReporter([terminal_sink()])
     # Ctrl+C: stop at the next step after saving a checkpoint (rerun to resume).
     signal.signal(signal.SIGINT, lambda *_: reporter.cancel.cancel())

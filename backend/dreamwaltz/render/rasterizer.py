@@ -11,6 +11,7 @@ seeing only the Gaussians whose 3-sigma box overlaps it, so memory stays bounded
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -25,6 +26,10 @@ ALPHA_MAX = 0.99
 class RenderOutput:
     image: torch.Tensor  # (H,W,3)
     alpha: torch.Tensor  # (H,W,1)
+    # Screen-space means as used by the compositing: call ``means2d.retain_grad()`` before the
+    # backward pass to read their gradient (densification); ``.grad.reshape(-1, 2)`` is per Gaussian.
+    means2d: Optional[torch.Tensor] = None
+    radii: Optional[torch.Tensor] = None  # (N,2) pixels; 0 = not on screen
 
 
 def camera_tensors(camera: Camera, device, dtype=torch.float32):
@@ -48,10 +53,15 @@ def _rasterize_gsplat(means, covariances, opacities, colors, camera, bg, eps2d):
     from gsplat import rasterization
 
     viewmat, K = camera_tensors(camera, means.device)
-    rendered, alpha, _ = rasterization(means, None, None, opacities, colors, viewmat[None], K[None], camera.width,
-                                       camera.height, backgrounds=bg[None], covars=covariances, eps2d=eps2d,
-                                       packed=False)
-    return RenderOutput(rendered[0], alpha[0])
+    rendered, alpha, info = rasterization(means, None, None, opacities, colors, viewmat[None], K[None], camera.width,
+                                          camera.height, backgrounds=bg[None], covars=covariances, eps2d=eps2d,
+                                          packed=False)
+    return RenderOutput(rendered[0], alpha[0], info["means2d"], _radii_xy(info["radii"][0]))
+
+
+def _radii_xy(radii: torch.Tensor) -> torch.Tensor:
+    """(N,2) radii whatever gsplat's version returns ((N,) before 1.5)."""
+    return radii[:, None].expand(-1, 2) if radii.ndim == 1 else radii
 
 
 def project(means, covariances, camera: Camera, eps2d: float = 0.3):
@@ -105,4 +115,4 @@ def _rasterize_cpu(means, covariances, opacities, colors, camera, bg, eps2d):
             row.append(torch.cat([rgb, acc], dim=-1).reshape(th, tw, 4))
         rows.append(torch.cat(row, dim=1))
     out = torch.cat(rows, dim=0)
-    return RenderOutput(out[..., :3], out[..., 3:])
+    return RenderOutput(out[..., :3], out[..., 3:], means2d, _radii_xy(radii))

@@ -30,6 +30,9 @@ class GenerateRequest(BaseModel):
     device: str = "auto"
     sd_model: Optional[str] = None
     controlnet_model: Optional[str] = None
+    cpu_offload: bool = False  # less GPU memory, slower
+    vae_slicing: bool = False
+    densify: bool = False  # stage 2 grows and prunes free Gaussians
 
     @field_validator("prompt")
     @classmethod

@@ -7,7 +7,7 @@ progress goes to the reporter with a preview render every ``preview_every`` step
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -20,6 +20,8 @@ from ..core.camera import orbit_camera
 from ..core.errors import JobCancelled
 from ..progress import ProgressReporter
 from ..render import rasterize
+from ..render.rasterizer import RenderOutput
+from .densify import FREE_PARAMETERS, DensifyConfig, FreeGaussianRefiner, Optimizers, resize_free
 from .model import H3GA
 
 BACKGROUND = (0.5, 0.5, 0.5)  # the paper's constant grey
@@ -40,17 +42,23 @@ class Stage2Config:
     preview_every: int = 20
     face_prob: float = 0.2
     hand_prob: float = 0.1
+    # Densification and pruning of the free Gaussians (gsplat's DefaultStrategy); None = off.
+    densify: Optional[DensifyConfig] = field(default=None)
 
 
-def make_optimizer(model: H3GA, cfg: Stage2Config) -> torch.optim.Optimizer:
-    return torch.optim.Adam([
-        {"params": [model.free_means], "lr": cfg.lr_means},
-        {"params": [model.free_log_scales, model.bound_log_scales], "lr": cfg.lr_scales},
-        {"params": [model.free_quats, model.bound_quats], "lr": cfg.lr_rotations},
-        {"params": [model.free_opacity, model.bound_opacity], "lr": cfg.lr_opacity},
-        {"params": [model.free_color_logits, model.bound_color_logits], "lr": cfg.lr_colors},
+def make_optimizer(model: H3GA, cfg: Stage2Config) -> Optimizers:
+    free_lr = {"means": cfg.lr_means, "scales": cfg.lr_scales, "quats": cfg.lr_rotations,
+               "opacities": cfg.lr_opacity, "colors": cfg.lr_colors}
+    per_free = {key: torch.optim.Adam([getattr(model, attr)], lr=free_lr[key], eps=1e-15)
+                for key, attr in FREE_PARAMETERS.items()}
+    rest = torch.optim.Adam([
+        {"params": [model.bound_log_scales], "lr": cfg.lr_scales},
+        {"params": [model.bound_quats], "lr": cfg.lr_rotations},
+        {"params": [model.bound_opacity], "lr": cfg.lr_opacity},
+        {"params": [model.bound_color_logits], "lr": cfg.lr_colors},
         {"params": [model.bound_bary_logits, model.hand_offsets], "lr": cfg.lr_bound},
     ] + ([{"params": list(model.deformation.parameters()), "lr": 1e-3}] if model.deformation is not None else []), eps=1e-15)
+    return Optimizers(per_free, rest)
 
 
 def phase_pose(rng: np.random.Generator, step: int, total: int, expressions: int, kind: str, bank=None):
@@ -67,16 +75,21 @@ def phase_pose(rng: np.random.Generator, step: int, total: int, expressions: int
     return pose, expression
 
 
-def render(model: H3GA, pose, expression, camera, device="cpu", deform: bool = True):
+def render_output(model: H3GA, pose, expression, camera, device="cpu", deform: bool = True) -> RenderOutput:
     means, cov, colors, opacities = model(torch.as_tensor(pose, dtype=torch.float32, device=device),
                                           torch.as_tensor(expression, dtype=torch.float32, device=device), deform)
-    return rasterize(means, cov, opacities, colors, camera, torch.tensor(BACKGROUND, device=device)).image
+    return rasterize(means, cov, opacities, colors, camera, torch.tensor(BACKGROUND, device=device))
 
 
-def save_checkpoint(path: Path, model, optimizer, step, rng):
+def render(model: H3GA, pose, expression, camera, device="cpu", deform: bool = True) -> torch.Tensor:
+    return render_output(model, pose, expression, camera, device, deform).image
+
+
+def save_checkpoint(path: Path, model, optimizer, step, rng, refiner=None):
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, tmp)
+                "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                "densify": refiner.state_dict() if refiner is not None else None}, tmp)
     tmp.replace(path)
 
 
@@ -87,12 +100,17 @@ def train_stage2(model: H3GA, guidance, prompt: str, cfg: Stage2Config, reporter
     ckpt = workdir / "stage2.pt"
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    optimizer = make_optimizer(model, cfg)
-    start = 0
+    start, state = 0, None
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=True)
+        resize_free(model, state["model"]["free_means"].shape[0])  # densification changes the count
         model.load_state_dict(state["model"])
+    optimizer = make_optimizer(model, cfg)
+    refiner = FreeGaussianRefiner(model, optimizer, cfg.densify) if cfg.densify is not None else None
+    if state is not None:
         optimizer.load_state_dict(state["optimizer"])
+        if refiner is not None and state.get("densify"):
+            refiner.load_state_dict(state["densify"])
         start = state["step"]
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
@@ -105,9 +123,9 @@ def train_stage2(model: H3GA, guidance, prompt: str, cfg: Stage2Config, reporter
     faces = body.faces.cpu().numpy()  # exact ray-cast occlusion of hand and face keypoints
     for step in range(start, cfg.steps):
         if reporter.cancel.cancelled:
-            save_checkpoint(ckpt, model, optimizer, step, rng)
+            save_checkpoint(ckpt, model, optimizer, step, rng, refiner)
             raise JobCancelled()
-        images, skeletons, prompts, cameras, poses = [], [], [], [], []
+        images, skeletons, prompts, cameras, poses, renders = [], [], [], [], [], []
         for _ in range(cfg.batch):
             pose, expression = phase_pose(rng, step, cfg.steps, body.num_expressions, kind, bank)
             with torch.no_grad():
@@ -119,7 +137,11 @@ def train_stage2(model: H3GA, guidance, prompt: str, cfg: Stage2Config, reporter
                 kp = body_keypoints(joints, landmarks, vertices, cam.camera, faces=faces)
                 skeleton = np.array(draw_openpose(kp), dtype=np.float32)
                 skeletons.append(torch.from_numpy(skeleton).permute(2, 0, 1) / 255.0)
-            images.append(render(model, pose, expression, cam.camera, device).permute(2, 0, 1))
+            out = render_output(model, pose, expression, cam.camera, device)
+            if refiner is not None and out.means2d.requires_grad:
+                out.means2d.retain_grad()
+                renders.append(out)
+            images.append(out.image.permute(2, 0, 1))
             prompts.append(view_prompt(prompt, cam.azimuth, cam.elevation))
             cameras.append(cam.camera)
             poses.append((pose, expression))
@@ -128,16 +150,22 @@ def train_stage2(model: H3GA, guidance, prompt: str, cfg: Stage2Config, reporter
         optimizer.zero_grad(set_to_none=True)
         result.loss.backward()
         optimizer.step()
+        if refiner is not None and renders:
+            # After the optimizer step (gsplat's trainer refines before it): this step's update then
+            # also reaches the Gaussians that are about to be cloned or split.
+            changed = refiner.after_backward(step, renders)
+            if changed:
+                reporter.info("stage2", f"Densify at step {step}: {changed['before']} -> {changed['after']} free Gaussians.")
         preview = None
         done = step + 1
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            save_checkpoint(ckpt, model, optimizer, done, rng)
+            save_checkpoint(ckpt, model, optimizer, done, rng, refiner)
         if done % cfg.preview_every == 0 or done == cfg.steps:
             preview = str(save_preview(model, workdir / f"preview_{done:05d}.png", body, device))
         try:
             reporter.step("stage2", done, cfg.steps, loss=float(result.loss.detach()), preview=preview)
         except JobCancelled:
-            save_checkpoint(ckpt, model, optimizer, done, rng)  # a rerun resumes exactly here
+            save_checkpoint(ckpt, model, optimizer, done, rng, refiner)  # a rerun resumes exactly here
             raise
     return model
 
