@@ -125,7 +125,7 @@ def test_empty_prompts_and_unknown_presets_are_refused(tmp_path):
         generate(GenerateSpec(prompt="x", preset="ultra"), ProgressReporter(), tmp_path)
 
 
-def test_stage1_points_seed_stage2_when_turned_on(tmp_path):
+def test_stage1_points_seed_stage2_unless_skipped(tmp_path):
     events = []
     spec = GenerateSpec(prompt="a knight in armor", preset="tiny", steps=2, stage1_steps=3, seed=1)
     avatar = read_h3ga(generate(spec, ProgressReporter([events.append]), tmp_path))
@@ -134,7 +134,8 @@ def test_stage1_points_seed_stage2_when_turned_on(tmp_path):
     skin = np.array([0.78, 0.6, 0.5])
     assert np.abs(avatar["free/colors"] - skin).max(axis=1).mean() > 0.02, "colours come from the stage-1 field"
     assert avatar["free/opacity_logits"].std() > 0.3, "opacities come from the stage-1 densities"
-    off = read_h3ga(generate(GenerateSpec(prompt="x", preset="tiny", steps=1, seed=1), ProgressReporter(), tmp_path / "off"))
+    off = read_h3ga(generate(GenerateSpec(prompt="x", preset="tiny", steps=1, seed=1, stage1_steps=0), ProgressReporter(),
+                             tmp_path / "off"))
     assert np.abs(off["free/colors"] - skin).max() < 0.05, "without stage 1 they start as skin"
     assert off["free/opacity_logits"].std() < 0.15, "... and equally opaque"
 

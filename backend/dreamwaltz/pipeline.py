@@ -41,9 +41,9 @@ class GenerateSpec:
     # 3DGS rules), up to twice the preset's count.
     densify: bool = False
     steps: Optional[int] = None  # override the preset's stage-2 step count
-    # Stage 1 (the canonical NeRF) is still being finished (issue 5): off unless asked for with a
-    # step count; stage 2 then starts from the body surface. None = the preset's count.
-    stage1_steps: Optional[int] = 0
+    # Stage 1 (the canonical NeRF) steps: None = the preset's count; 0 skips stage 1, and stage 2
+    # then starts from the body surface.
+    stage1_steps: Optional[int] = None
 
     @classmethod
     def from_dict(cls, data: dict) -> "GenerateSpec":
@@ -126,8 +126,7 @@ def stage1_points(spec: GenerateSpec, body, guidance, reporter, workdir: Path, b
     from .stage1.export import points_to_rest
 
     if spec.stage1_steps == 0:
-        reporter.info("stage1", "Stage 1 is off (experimental; --stage1-steps N turns it on): "
-                                "stage 2 starts from the body surface.")
+        reporter.info("stage1", "Stage 1 skipped (--stage1-steps 0): stage 2 starts from the body surface.")
         return None, None, None
     overrides = {} if spec.stage1_steps is None else {"steps": spec.stage1_steps}
     result = run_stage1(spec, body, guidance, reporter, workdir / "stage1", config=stage1_preset(spec.preset, **overrides),

@@ -17,8 +17,9 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--steps", type=int, default=None, help="override the preset's number of stage-2 steps")
-    p.add_argument("--stage1-steps", type=int, default=0,
-                   help="run stage 1 (the canonical NeRF; experimental, issue 5) for N steps first; 0 = off")
+    p.add_argument("--stage1-steps", type=int, default=None,
+                   help="steps of stage 1 (the canonical NeRF that stage 2 starts from); default: the preset's; "
+                        "0 skips it and stage 2 starts from the body surface")
     p.add_argument("--sd-model", default=None, help="diffusers id or folder (default: SD 1.5)")
     p.add_argument("--controlnet-model", default=None, help="diffusers id or folder of an openpose ControlNet")
     p.add_argument("--densify", action="store_true",
