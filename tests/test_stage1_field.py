@@ -99,3 +99,15 @@ def test_canonical_points_map_back_to_the_rest_pose_for_stage_2():
     a_pose = torch.as_tensor(cb.vertices, dtype=torch.float32)[idx]
     rest = body().rest_vertices[0][idx]
     assert torch.allclose(points_to_rest(a_pose, body), rest, atol=1e-4)
+
+
+def test_stage2_gets_the_outer_shell_of_the_field_without_specks():
+    from dreamwaltz.stage1.export import surface_cells
+
+    cube = torch.stack(torch.meshgrid(*[torch.arange(4, 16)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    speck = torch.tensor([[1, 1, 1]])
+    keep = surface_cells(torch.cat([cube, speck]), (20, 20, 20), shell_cells=1, min_neighbours=12)
+    kept = torch.cat([cube, speck])[keep]
+    assert len(kept) == 12 ** 3 - 10 ** 3, "the cube's outer layer of cells, not its inside"
+    assert ((kept == 4) | (kept == 15)).any(1).all()
+    assert not keep[-1], "a lone speck would float around the animated avatar"

@@ -31,6 +31,7 @@ class Stage1Config:
     preview_size: int = 128
     export_threshold: float = 20.0  # density (1/m) above which a grid point becomes a stage-2 point
     export_resolution: int = 96
+    export_shell: float = 0.03  # metres: stage 2 gets the outer 3 cm of the avatar, no specks
     # Body-shape initialisation (silhouette + depth of the body mesh, no diffusion; cached).
     init_steps: int = 200
     init_views: int = 24

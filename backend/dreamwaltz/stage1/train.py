@@ -154,6 +154,6 @@ def run_stage1(spec, body_model, guidance, reporter: Optional[ProgressReporter] 
     else:
         field = body_initialised_field(cb, cfg, cache_dir, seed, reporter, device)
     train_stage1(field, cb, guidance, spec.prompt, cfg, reporter, workdir, seed, resume)
-    points, colors, densities = export_points(field, cfg.export_threshold, cfg.export_resolution)
+    points, colors, densities = export_points(field, cfg.export_threshold, cfg.export_resolution, shell=cfg.export_shell)
     reporter.info("stage1", f"Stage 1 done: {len(points)} points for stage 2.")
     return Stage1Result(field, points, colors, densities, cb, ckpt)
