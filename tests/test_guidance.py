@@ -158,3 +158,14 @@ def test_benchmark_models_have_the_sizes_of_sd15_and_its_openpose_controlnet():
     counts = {name: sum(p.numel() for p in getattr(modules, name).parameters()) for name in SD15_PARAMETERS}
     assert counts == SD15_PARAMETERS
     assert modules.unet.config.cross_attention_dim == modules.text_encoder.config.hidden_size == 768
+
+
+@pytest.mark.gpu
+def test_an_sd15_size_sds_step_runs_in_bf16_on_cuda():
+    from dreamwaltz.bench.guidance import sd15_guidance
+
+    guidance = sd15_guidance("cuda", torch.bfloat16)
+    images = torch.rand(1, 3, 128, 128, device="cuda", requires_grad=True)
+    out = guidance(images, skeletons=torch.rand(1, 3, 128, 128, device="cuda"), prompts=["a knight, front view"])
+    out.loss.backward()
+    assert torch.isfinite(images.grad).all() and images.grad.abs().sum() > 0

@@ -147,3 +147,15 @@ def test_the_same_seed_builds_the_same_avatar_whatever_ran_before(body):
     b = H3GA(body, num_free=200, num_bound=50, seed=5)
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(x, y), name
+
+
+@pytest.mark.gpu
+def test_both_stages_run_on_cuda_with_densification(tmp_path):
+    """The GPU path end to end: CUDA body, stage-1 field, gsplat rasterizer, densify (tiny models)."""
+    events = []
+    spec = GenerateSpec(prompt="a knight in armor", preset="tiny", device="cuda", steps=4, stage1_steps=3, seed=0,
+                        densify=True)
+    avatar = read_h3ga(generate(spec, ProgressReporter([events.append]), tmp_path))
+    assert any(e.message.startswith("Stage 1 done") for e in events)
+    assert any(e.message.startswith("Densify at step") for e in events)
+    assert np.isfinite(avatar["free/means"]).all() and avatar.num_free > 100

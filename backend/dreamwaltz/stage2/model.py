@@ -8,6 +8,7 @@ trained is what Blender shows (a test checks they agree on the exported file).
 
 from __future__ import annotations
 
+import copy
 from typing import Optional
 
 import numpy as np
@@ -66,6 +67,10 @@ class H3GA(torch.nn.Module):
                  betas=None, seed: int = 0, pose_deformation: bool = True, init_densities: Optional[np.ndarray] = None):
         super().__init__()
         self.body = body
+        device = body.faces.device
+        # The start is built on the CPU (seeded CPU generators, identical on every machine) and the
+        # finished model moved to the body's device at the end.
+        body = body if device.type == "cpu" else copy.deepcopy(body).cpu()
         g = torch.Generator().manual_seed(seed)
         betas = torch.zeros(body.num_betas) if betas is None else torch.as_tensor(betas, dtype=torch.float32)
         self.register_buffer("betas", betas)
@@ -128,6 +133,7 @@ class H3GA(torch.nn.Module):
             with torch.random.fork_rng(devices=[]):  # its initial weights follow ``seed``, not the caller's RNG
                 torch.manual_seed(seed)
                 self.deformation = PoseDeformation()
+        self.to(device)
 
     @property
     def num_free(self) -> int:
