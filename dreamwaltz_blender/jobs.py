@@ -56,7 +56,7 @@ def job_spec(context) -> dict:
     }
     if prefs is not None:
         spec.update(device=prefs.device, sd_model=prefs.sd_model or None, controlnet_model=prefs.controlnet_model or None,
-                    cpu_offload=bool(prefs.cpu_offload), vae_slicing=bool(prefs.vae_slicing))
+                    cpu_offload=bool(prefs.cpu_offload), vae_slicing=bool(prefs.vae_slicing), precision=prefs.precision)
     return spec
 
 

@@ -39,6 +39,14 @@ class DreamWaltzPreferences(bpy.types.AddonPreferences):
         description="Diffusers model id or local folder of an openpose ControlNet",
         default="lllyasviel/control_v11p_sd15_openpose",
     )
+    precision: EnumProperty(
+        name="Precision",
+        items=(("auto", "Auto", "fp16 on an NVIDIA GPU, fp32 on the CPU"),
+               ("fp16", "fp16", "Half precision"),
+               ("bf16", "bf16", "Brain float: sturdier than fp16 at the paper's guidance scale; RTX 30xx / A100 or newer"),
+               ("fp32", "fp32", "Full precision: twice the memory and slower")),
+        default="auto",
+    )
     cpu_offload: BoolProperty(
         name="Offload to CPU",
         description="For 12-16 GB graphics cards: keep the diffusion networks in system memory and move each "
@@ -89,6 +97,7 @@ class DreamWaltzPreferences(bpy.types.AddonPreferences):
         col = layout.column(heading="Models")
         col.prop(self, "sd_model")
         col.prop(self, "controlnet_model")
+        col.prop(self, "precision")
         col = layout.column(heading="GPU memory")
         col.prop(self, "cpu_offload")
         col.prop(self, "vae_slicing")

@@ -143,10 +143,14 @@ def test_a_generation_job_passes_the_memory_options_to_the_guidance(monkeypatch,
 
     monkeypatch.setattr(guidance_module, "build_guidance", fake_build)
     spec = GenerateSpec.from_dict({"prompt": "a knight", "preset": "tiny", "device": "cpu",
-                                   "cpu_offload": True, "vae_slicing": True})
+                                   "cpu_offload": True, "vae_slicing": True, "precision": "bf16"})
     with pytest.raises(Stop):
         generate(spec, ProgressReporter([]), tmp_path)
-    assert seen["cpu_offload"] is True and seen["vae_slicing"] is True
+    assert seen["cpu_offload"] is True and seen["vae_slicing"] is True and seen["dtype"] is torch.bfloat16
+    from dreamwaltz.core.errors import DreamWaltzError
+
+    with pytest.raises(DreamWaltzError, match="auto, fp16, bf16 or fp32"):
+        generate(GenerateSpec(prompt="a knight", preset="tiny", device="cpu", precision="fp8"), ProgressReporter([]), tmp_path)
 
 
 def test_benchmark_models_have_the_sizes_of_sd15_and_its_openpose_controlnet():

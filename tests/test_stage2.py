@@ -159,3 +159,21 @@ def test_both_stages_run_on_cuda_with_densification(tmp_path):
     assert any(e.message.startswith("Stage 1 done") for e in events)
     assert any(e.message.startswith("Densify at step") for e in events)
     assert np.isfinite(avatar["free/means"]).all() and avatar.num_free > 100
+
+
+def test_a_point_between_the_legs_follows_both_legs_not_just_the_nearest_triangle(body):
+    """A long skirt's hem midway between the ankles (7 cm from either leg) must not be torn to one
+    side: far from the skin, skin weights are averaged over the neighbourhood."""
+    from dreamwaltz.core.joints import JOINT_INDEX, JOINT_NAMES
+
+    joints = body().rest_joints[0]
+    hem = ((joints[JOINT_INDEX["left_ankle"]] + joints[JOINT_INDEX["right_ankle"]]) / 2).numpy()
+    model = H3GA(body, num_free=10, num_bound=10, init_points=hem[None])
+    weights = dict(zip((JOINT_NAMES[j] for j in model.free_skin_joints[0]), model.free_skin_weights[0].tolist()))
+    left, right = weights.get("left_ankle", 0.0), weights.get("right_ankle", 0.0)
+    assert min(left, right) > 0.3 and abs(left - right) < 0.15, weights
+    # On the skin the triangle's own weights stay: a vertex is skinned exactly like the body.
+    vertex = body.template_vertices[100].numpy()
+    on_skin = H3GA(body, num_free=10, num_bound=10, init_points=vertex[None])
+    expected = torch.topk(body.skin_weights[100], 4)
+    assert torch.allclose(on_skin.free_skin_weights[0] * expected.values.sum(), expected.values, atol=1e-5)

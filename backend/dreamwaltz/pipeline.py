@@ -20,6 +20,8 @@ PRESETS = {
     "paper": {"steps": 15000, "resolution": 512, "batch": 4, "num_free": 100000, "num_bound": 20000},
 }
 
+PRECISIONS = {"auto": None, "fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
+
 
 @dataclass
 class GenerateSpec:
@@ -37,6 +39,8 @@ class GenerateSpec:
     # one render at a time. Slower, same result.
     cpu_offload: bool = False
     vae_slicing: bool = False
+    # Diffusion networks' precision: auto = fp16 on CUDA, fp32 on CPU; bf16 needs an Ampere or newer GPU.
+    precision: str = "auto"
     # Stage 2 grows free Gaussians where detail is missing and prunes transparent ones (gsplat's
     # 3DGS rules), up to twice the preset's count.
     densify: bool = False
@@ -75,6 +79,8 @@ def generate(spec: GenerateSpec, reporter: ProgressReporter, workdir: Path, out:
         raise DreamWaltzError("The prompt is empty.", "Describe the avatar, e.g. 'a knight in armor'.")
     if spec.preset not in PRESETS:
         raise DreamWaltzError(f"Unknown preset {spec.preset!r}.", "Choose tiny, preview or paper.")
+    if spec.precision not in PRECISIONS:
+        raise DreamWaltzError(f"Unknown precision {spec.precision!r}.", "Choose auto, fp16, bf16 or fp32.")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     device = pick_device(spec.device)
@@ -85,7 +91,8 @@ def generate(spec: GenerateSpec, reporter: ProgressReporter, workdir: Path, out:
     betas[: min(len(spec.betas), body.num_betas)] = spec.betas[: body.num_betas]
     guidance = build_guidance("sds", spec.preset, spec.sd_model, spec.controlnet_model, device=device,
                               negative_prompt=spec.negative_prompt or NEGATIVE_PROMPT,
-                              cpu_offload=spec.cpu_offload, vae_slicing=spec.vae_slicing)
+                              cpu_offload=spec.cpu_offload, vae_slicing=spec.vae_slicing,
+                              dtype=getattr(torch, PRECISIONS[spec.precision]) if PRECISIONS[spec.precision] else None)
     torch.manual_seed(spec.seed)
     init_points, init_colors, init_densities = stage1_points(spec, body, guidance, reporter, workdir, betas,
                                                              settings["num_free"], device)

@@ -24,6 +24,8 @@ def add_arguments(p):
     p.add_argument("--controlnet-model", default=None, help="diffusers id or folder of an openpose ControlNet")
     p.add_argument("--densify", action="store_true",
                    help="grow Gaussians where detail is missing and prune transparent ones (up to 2x the preset's count)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp16", "bf16", "fp32"],
+                   help="diffusion networks' precision (auto: fp16 on CUDA, fp32 on CPU; bf16 needs an Ampere+ GPU)")
     p.add_argument("--cpu-offload", action="store_true",
                    help="less GPU memory (12-16 GB cards): keep the networks in CPU memory between uses; slower")
     p.add_argument("--vae-slicing", action="store_true", help="less GPU memory: encode one render at a time")
@@ -41,7 +43,8 @@ def run(args) -> int:
                         gender=args.gender, betas=args.betas, seed=args.seed, device=args.device, steps=args.steps,
                         stage1_steps=args.stage1_steps,
                         sd_model=args.sd_model, controlnet_model=args.controlnet_model,
-                        cpu_offload=args.cpu_offload, vae_slicing=args.vae_slicing, densify=args.densify)
+                        cpu_offload=args.cpu_offload, vae_slicing=args.vae_slicing, densify=args.densify,
+                        precision=args.precision)
     reporter = ProgressReporter([terminal_sink()])
     # Ctrl+C: stop at the next step after saving a checkpoint (rerun to resume).
     signal.signal(signal.SIGINT, lambda *_: reporter.cancel.cancel())

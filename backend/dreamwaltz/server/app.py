@@ -33,6 +33,7 @@ class GenerateRequest(BaseModel):
     cpu_offload: bool = False  # less GPU memory, slower
     vae_slicing: bool = False
     densify: bool = False  # stage 2 grows and prunes free Gaussians
+    precision: str = "auto"  # auto, fp16, bf16 or fp32
 
     @field_validator("prompt")
     @classmethod
@@ -46,6 +47,13 @@ class GenerateRequest(BaseModel):
     def known_preset(cls, v: str) -> str:
         if v not in ("tiny", "preview", "paper"):
             raise ValueError(f"Unknown preset {v!r}: choose tiny, preview or paper.")
+        return v
+
+    @field_validator("precision")
+    @classmethod
+    def known_precision(cls, v: str) -> str:
+        if v not in ("auto", "fp16", "bf16", "fp32"):
+            raise ValueError(f"Unknown precision {v!r}: choose auto, fp16, bf16 or fp32.")
         return v
 
     @field_validator("gender")

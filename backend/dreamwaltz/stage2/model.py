@@ -94,6 +94,9 @@ class H3GA(torch.nn.Module):
             bind, bary = nearest_triangles(means, v, faces)
             colors = torch.as_tensor(init_colors if init_colors is not None else np.full((len(means), 3), 0.5), dtype=torch.float32)
         skin = torch.einsum("nc,ncj->nj", bary, body.skin_weights[faces[bind]])
+        if init_points is not None:
+            skin = smooth_far_skin_weights(means, torch.einsum("nc,nci->ni", bary, v[faces[bind]]), skin, v,
+                                           body.skin_weights)
         w, j = torch.topk(skin, SKIN_TOP_K, dim=1)
         self.register_buffer("free_bind", bind)
         self.register_buffer("free_bary", bary)
@@ -216,6 +219,29 @@ class H3GA(torch.nn.Module):
                                 body_kind=body.kind, gender=gender, licensed_smplx_data=body.licensed,
                                 shape_names=body.shape_names, expression_names=body.expression_names)
         return H3GAAvatar(manifest, arrays)
+
+
+def smooth_far_skin_weights(points, anchors, skin, vertices, vertex_weights, near: float = 0.02, far: float = 0.06,
+                            neighbours: int = 16, chunk: int = 4096):
+    """Skin weights of points away from the surface, blended towards the inverse-distance average of
+    their nearest body vertices: 0 % at ``near`` metres from their bind point, 100 % from ``far``.
+
+    One triangle's weights are right on the skin but arbitrary deep inside a limb or off a loose
+    garment, where the nearest triangle may belong to a neighbouring part; averaging over the
+    neighbourhood makes such points move like the body around them."""
+    dist = torch.linalg.norm(points - anchors, dim=1)
+    blend = ((dist - near) / (far - near)).clamp(0, 1)
+    far_ones = torch.nonzero(blend > 0).squeeze(1)
+    if len(far_ones) == 0:
+        return skin
+    out = skin.clone()
+    for i in range(0, len(far_ones), chunk):
+        idx = far_ones[i:i + chunk]
+        d, nearest = torch.cdist(points[idx], vertices).topk(neighbours, largest=False)
+        w = 1.0 / d.clamp(min=1e-4)
+        average = torch.einsum("pk,pkj->pj", w / w.sum(1, keepdim=True), vertex_weights[nearest])
+        out[idx] = (1 - blend[idx, None]) * skin[idx] + blend[idx, None] * average
+    return out
 
 
 def nearest_triangles(points: torch.Tensor, vertices: torch.Tensor, faces: torch.Tensor):
