@@ -120,7 +120,11 @@ def densify_schedule(steps: int, num_free: int):
     from .stage2.densify import DensifyConfig
 
     start, every = max(1, steps // 30), max(steps // 150, min(10, steps // 4), 1)
-    return DensifyConfig(start=start, every=every, stop=max(start + every + 1, steps // 2), max_free=2 * num_free)
+    # grow_grad2d 0.01, not 3DGS's 0.0002: that was set for a per-pixel mean photometric loss, and an
+    # SDS loss summed over the latents gives far larger screen gradients (score-distillation
+    # Gaussian generators such as DreamGaussian use 0.01). Unmeasured with real weights here.
+    return DensifyConfig(start=start, every=every, stop=max(start + every + 1, steps // 2), max_free=2 * num_free,
+                         grow_grad2d=0.01)
 
 
 def stage1_points(spec: GenerateSpec, body, guidance, reporter, workdir: Path, betas, count: int, device):
