@@ -107,3 +107,20 @@ def test_remote_backends_are_not_contacted_without_online_access():
         BackendClient("http://gpu-box.example:8765", "token", online_access=False)
     assert err.value.code == "offline" and "online access" in err.value.message.lower()
     BackendClient("http://127.0.0.1:8765", "token", online_access=False)  # localhost is always fine
+
+
+def test_the_panel_and_preferences_options_reach_the_job_request(addon):
+    """What an artist ticks (Densify, GPU memory, precision) is what the backend is asked for."""
+    import bpy
+
+    from dreamwaltz_blender import jobs
+    from dreamwaltz.server.app import GenerateRequest
+
+    settings = bpy.context.scene.dreamwaltz
+    settings.prompt, settings.densify = "a knight", True
+    prefs = bpy.context.preferences.addons["dreamwaltz_blender"].preferences
+    prefs.cpu_offload, prefs.vae_slicing, prefs.precision = True, True, "bf16"
+    spec = jobs.job_spec(bpy.context)
+    assert (spec["densify"], spec["cpu_offload"], spec["vae_slicing"], spec["precision"]) == (True, True, True, "bf16")
+    request = GenerateRequest(**spec)  # the server accepts exactly what the add-on sends
+    assert request.densify and request.cpu_offload and request.vae_slicing and request.precision == "bf16"

@@ -83,6 +83,8 @@ def test_bad_requests_say_what_is_wrong(service):
     assert empty.status_code == 422 and "prompt is empty" in empty.text
     preset = client.post("/jobs", json={"prompt": "x", "preset": "ultra"}, headers=AUTH)
     assert preset.status_code == 422 and "tiny, preview or paper" in preset.text
+    precision = client.post("/jobs", json={"prompt": "x", "precision": "fp8"}, headers=AUTH)
+    assert precision.status_code == 422 and "auto, fp16, bf16, fp32" in precision.text
     body = client.post("/jobs", json={"prompt": "x", "body": "/nowhere/SMPLX_NEUTRAL.npz"}, headers=AUTH)
     assert body.status_code == 400 and "does not exist" in body.json()["detail"]["message"]
     assert client.get("/jobs/../../etc", headers=AUTH).status_code == 404

@@ -43,7 +43,7 @@ def test_high_gradient_gaussians_grow_transparent_ones_go_and_the_hand_face_gaus
     bound_before = model.bound_faces.clone()
     optimizers = make_optimizer(model, Stage2Config())
     refiner = FreeGaussianRefiner(model, optimizers, DensifyConfig(start=0, every=1, stop=100))
-    changed = refiner.after_backward(1, [fake_render(350, slice(20, 30))])
+    changed = refiner.after_step(1, [fake_render(350, slice(20, 30))])
     assert changed == {"before": 300, "after": 300 + 10 - 10}
     marked = (model.free_color_logits[:, 0] == 3.0).nonzero().squeeze(1)
     assert len(marked) == 20, "each hot Gaussian was cloned or split into two"
@@ -65,7 +65,7 @@ def test_growth_stops_at_the_budget(body):
     model = H3GA(body, num_free=200, num_bound=20, seed=0)
     optimizers = make_optimizer(model, Stage2Config())
     refiner = FreeGaussianRefiner(model, optimizers, DensifyConfig(start=0, every=1, stop=100, max_free=200))
-    refiner.after_backward(1, [fake_render(220, slice(0, 50))])
+    refiner.after_step(1, [fake_render(220, slice(0, 50))])
     assert model.num_free == 200
 
 

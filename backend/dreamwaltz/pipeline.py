@@ -80,7 +80,7 @@ def generate(spec: GenerateSpec, reporter: ProgressReporter, workdir: Path, out:
     if spec.preset not in PRESETS:
         raise DreamWaltzError(f"Unknown preset {spec.preset!r}.", "Choose tiny, preview or paper.")
     if spec.precision not in PRECISIONS:
-        raise DreamWaltzError(f"Unknown precision {spec.precision!r}.", "Choose auto, fp16, bf16 or fp32.")
+        raise DreamWaltzError(f"Unknown precision {spec.precision!r}.", f"Choose {', '.join(PRECISIONS)}.")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     device = pick_device(spec.device)

@@ -102,17 +102,14 @@ def render_fps(device: str, model, size: int = 1024, frames: int = 10) -> float:
     from ..body.poses import random_pose
     from ..core.camera import orbit_camera
     from ..core.posing import pose_avatar
-    from ..render import rasterize
+    from ..render import rasterize_posed
 
     avatar = model.export()
     rng = np.random.default_rng(0)
     camera = orbit_camera(30, 90, 2.6, (0.0, 0.0, 0.0), 50, size, size)
-    t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)
 
     def frame():
-        posed = pose_avatar(avatar, random_pose(rng))
-        rasterize(t(posed.means), t(posed.covariances), t(posed.opacities), t(posed.colors), camera,
-                  torch.full((3,), 0.5, device=device))
+        rasterize_posed(pose_avatar(avatar, random_pose(rng)), camera, device)
 
     frame()
     _reset_peak(device)

@@ -7,6 +7,8 @@ HELP = "Generate an avatar from a text prompt (writes a .h3ga file)"
 
 
 def add_arguments(p):
+    from ..pipeline import PRECISIONS  # light: torch loads only when a job runs
+
     p.add_argument("prompt")
     p.add_argument("--negative", default="", help="negative prompt")
     p.add_argument("--preset", default="preview", choices=["tiny", "preview", "paper"],
@@ -24,7 +26,7 @@ def add_arguments(p):
     p.add_argument("--controlnet-model", default=None, help="diffusers id or folder of an openpose ControlNet")
     p.add_argument("--densify", action="store_true",
                    help="grow Gaussians where detail is missing and prune transparent ones (up to 2x the preset's count)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp16", "bf16", "fp32"],
+    p.add_argument("--precision", default="auto", choices=list(PRECISIONS),
                    help="diffusion networks' precision (auto: fp16 on CUDA, fp32 on CPU; bf16 needs an Ampere+ GPU)")
     p.add_argument("--cpu-offload", action="store_true",
                    help="less GPU memory (12-16 GB cards): keep the networks in CPU memory between uses; slower")

@@ -19,7 +19,6 @@ def add_arguments(p):
 
 def run(args) -> int:
     import numpy as np
-    import torch
     from PIL import Image
 
     from ..core.camera import orbit_camera
@@ -27,7 +26,7 @@ def run(args) -> int:
     from ..core.motion import TargetSkeleton, load_motion
     from ..core.posing import pose_avatar
     from ..pipeline import pick_device
-    from ..render import rasterize
+    from ..render import rasterize_posed
 
     device = pick_device(args.device)
     avatar = read_h3ga(args.avatar)
@@ -45,9 +44,7 @@ def run(args) -> int:
         posed = pose_avatar(avatar, pose, transl=transl)
         centre = posed.means.mean(0)
         cam = orbit_camera(30.0 + azimuth, 85, 1.6 * height + 0.6, (centre[0], centre[1], centre[2]), 50, args.size, args.size)
-        t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)
-        out = rasterize(t(posed.means), t(posed.covariances), t(posed.opacities), t(posed.colors), cam,
-                        t([0.5, 0.5, 0.5]))
+        out = rasterize_posed(posed, cam, device)
         image = (out.image.clamp(0, 1).cpu().numpy() * 255).astype(np.uint8)
         Image.fromarray(image).save(args.out / f"frame_{i:04d}.png")
     print(f"wrote {len(frames)} frames to {args.out}")

@@ -49,6 +49,12 @@ def rasterize(means, covariances, opacities, colors, camera: Camera, background=
     return _rasterize_cpu(means, covariances, opacities, colors, camera, bg, eps2d)
 
 
+def rasterize_posed(posed, camera: Camera, device="cpu", background=(0.5, 0.5, 0.5)) -> RenderOutput:
+    """Render a ``core.posing.PosedSplats`` (numpy, from the exported file's evaluator)."""
+    t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)
+    return rasterize(t(posed.means), t(posed.covariances), t(posed.opacities), t(posed.colors), camera, t(background))
+
+
 def _rasterize_gsplat(means, covariances, opacities, colors, camera, bg, eps2d):
     from gsplat import rasterization
 

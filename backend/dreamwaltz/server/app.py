@@ -52,8 +52,10 @@ class GenerateRequest(BaseModel):
     @field_validator("precision")
     @classmethod
     def known_precision(cls, v: str) -> str:
-        if v not in ("auto", "fp16", "bf16", "fp32"):
-            raise ValueError(f"Unknown precision {v!r}: choose auto, fp16, bf16 or fp32.")
+        from ..pipeline import PRECISIONS
+
+        if v not in PRECISIONS:
+            raise ValueError(f"Unknown precision {v!r}: choose {', '.join(PRECISIONS)}.")
         return v
 
     @field_validator("gender")

@@ -104,9 +104,9 @@ class FreeGaussianRefiner:
                                         refine_every=cfg.every, reset_every=10**9)
         self.state = self.strategy.initialize_state(scene_scale=cfg.scene_scale)
 
-    def after_backward(self, step: int, renders) -> dict:
-        """``renders``: the step's RenderOutputs (their ``means2d`` had ``retain_grad``).
-        Returns what changed: {"cloned_or_split": n, "pruned": n} on refinement steps, else {}."""
+    def after_step(self, step: int, renders) -> dict:
+        """Call after the optimizer step. ``renders``: the step's RenderOutputs (their ``means2d``
+        had ``retain_grad``). Returns {"before": n, "after": n} on refinement steps, else {}."""
         n = self.model.num_free
         grads = [r.means2d.grad for r in renders]
         if any(g is None for g in grads):
@@ -118,6 +118,7 @@ class FreeGaussianRefiner:
                 "n_cameras": len(renders), "gaussian_ids": None}
         params = free_parameter_dict(self.model)
         before = n
+        # DefaultStrategy.step_post_backward's own condition, to know when it refines.
         refining = step > self.cfg.start and step % self.cfg.every == 0 and step < self.cfg.stop
         if refining and n >= self.cfg.max_free:
             self.strategy.grow_grad2d = float("inf")  # prune only

@@ -153,7 +153,7 @@ def train_stage2(model: H3GA, guidance, prompt: str, cfg: Stage2Config, reporter
         if refiner is not None and renders:
             # After the optimizer step (gsplat's trainer refines before it): this step's update then
             # also reaches the Gaussians that are about to be cloned or split.
-            changed = refiner.after_backward(step, renders)
+            changed = refiner.after_step(step, renders)
             if changed:
                 reporter.info("stage2", f"Densify at step {step}: {changed['before']} -> {changed['after']} free Gaussians.")
         preview = None
