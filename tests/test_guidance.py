@@ -149,7 +149,7 @@ def test_a_generation_job_passes_the_memory_options_to_the_guidance(monkeypatch,
     assert seen["cpu_offload"] is True and seen["vae_slicing"] is True and seen["dtype"] is torch.bfloat16
     from dreamwaltz.core.errors import DreamWaltzError
 
-    with pytest.raises(DreamWaltzError, match="auto, fp16, bf16 or fp32"):
+    with pytest.raises(DreamWaltzError, match="auto, fp16, bf16, fp32"):
         generate(GenerateSpec(prompt="a knight", preset="tiny", device="cpu", precision="fp8"), ProgressReporter([]), tmp_path)
 
 
