@@ -1,6 +1,19 @@
-"""Issue 6: the rasterizer facade (CPU path checked against a brute-force reference; GPU vs gsplat)."""
+"""Issues 6 and 14: the rasterizer facade.
+
+The pure-torch rasterizer is checked against a brute-force definition, against gsplat's own
+reference torch projection (gsplat is only an oracle here, never imported by the rasterizer), by
+gradcheck, and on a GPU against gsplat's kernels. The fallback when gsplat's kernels cannot load
+is checked with DREAMWALTZ_DISABLE_GSPLAT.
+"""
 
 from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +21,10 @@ import torch
 
 from dreamwaltz.core.camera import orbit_camera
 from dreamwaltz.render import rasterize
+from dreamwaltz.render import gsplat_backend
 from dreamwaltz.render.rasterizer import project
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def scene(n=40, seed=0, dtype=torch.float64):
@@ -46,7 +62,7 @@ def test_cpu_rasterizer_matches_the_brute_force_definition():
     camera = orbit_camera(20, 80, 1.5, (0, 0, 0), 50, 40, 36)
     means, cov, opac, colors = scene()
     bg = torch.tensor([0.5, 0.5, 0.5], dtype=torch.float64)
-    out = rasterize(means, cov, opac, colors, camera, bg, backend="cpu")
+    out = rasterize(means, cov, opac, colors, camera, bg, backend="torch")
     ref = brute_force(means, cov, opac, colors, camera, bg)
     assert out.image.shape == (36, 40, 3)
     assert torch.abs(out.image - ref).max() < 1e-3, "gaussians overlapping the tile borders by their 3-sigma box"
@@ -70,3 +86,134 @@ def test_cpu_rasterizer_matches_gsplat_on_a_gpu():
     gpu = rasterize(means, cov, opac, colors, camera, bg, backend="gsplat").image.cpu()
     cpu = rasterize(means.cpu(), cov.cpu(), opac.cpu(), colors.cpu(), camera, bg.cpu(), backend="cpu").image
     assert torch.abs(gpu - cpu).max() < 1e-3
+
+
+def gsplat_projection(means, cov, camera, eps2d=0.3):
+    """gsplat 1.5's reference torch projection (the oracle)."""
+    from gsplat.cuda._torch_impl import _fully_fused_projection
+
+    viewmat = torch.as_tensor(camera.viewmat, dtype=means.dtype)
+    K = torch.as_tensor(camera.K, dtype=means.dtype)
+    radii, m2d, depths, conics, _ = _fully_fused_projection(means, cov, viewmat[None], K[None], camera.width,
+                                                            camera.height, eps2d=eps2d)
+    return radii[0], m2d[0], depths[0], conics[0]
+
+
+def dense_composite(radii, m2d, depths, conics, opac, colors, width, height, bg):
+    """Every pixel against every on-screen Gaussian at once, sorted by depth: the compositing rule
+    written out densely (no tiles, no per-tile culling), fed with gsplat's projection."""
+    on = (radii > 0).all(dim=1)
+    order = torch.argsort(torch.where(on, depths, torch.full_like(depths, float("inf"))))[: int(on.sum())]
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=m2d.dtype) + 0.5, torch.arange(width, dtype=m2d.dtype) + 0.5,
+                            indexing="ij")
+    dx = xs[None] - m2d[order, 0, None, None]  # (n,H,W)
+    dy = ys[None] - m2d[order, 1, None, None]
+    a, b, c = (conics[order, k, None, None] for k in range(3))
+    sigma = 0.5 * (a * dx ** 2 + c * dy ** 2) + b * dx * dy
+    alpha = torch.clamp(opac[order, None, None] * torch.exp(-sigma), max=0.99)
+    alpha = torch.where((sigma >= 0) & (alpha >= 1 / 255), alpha, torch.zeros_like(alpha))
+    T = torch.cumprod(1 - alpha, dim=0)
+    T_before = torch.cat([torch.ones_like(T[:1]), T[:-1]], dim=0)
+    img = torch.einsum("nhw,nc->hwc", alpha * T_before, colors[order])
+    return img + T[-1][..., None] * bg, (1 - T[-1])[..., None]
+
+
+@pytest.mark.parametrize("seed,spread,az,el,size", [(0, 1.0, 20, 80, (40, 36)), (1, 4.0, -70, 95, (64, 48)),
+                                                    (2, 2.5, 180, 60, (33, 57))])
+def test_projection_matches_gsplats_reference(seed, spread, az, el, size):
+    """Means, conics, depths and (integer) radii equal gsplat's reference torch projection,
+    including Gaussians culled off screen and behind the camera (spread 4 puts some there)."""
+    camera = orbit_camera(az, el, 1.5, (0, 0, 0), 50, *size)
+    means, cov, _, _ = scene(n=400, seed=seed)
+    means = means * spread
+    radii, m2d, depths, conics = project(means, cov, camera)
+    g_radii, g_m2d, g_depths, g_conics = gsplat_projection(means, cov, camera)
+    assert radii.shape == g_radii.shape == (400, 2) and radii.dtype == g_radii.dtype
+    assert torch.equal(radii, g_radii)
+    assert 0 < int((radii > 0).all(1).sum()) < 400 or spread == 1.0
+    assert torch.allclose(m2d, g_m2d, rtol=0, atol=1e-5)
+    assert torch.allclose(depths, g_depths, rtol=0, atol=1e-5)
+    assert torch.allclose(conics, g_conics, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_torch_rasterizer_matches_dense_compositing_of_gsplats_projection(dtype):
+    """The tiled pure-torch image equals, to 1e-5 per pixel, the dense compositing of gsplat's
+    reference projection: projection, tile culling and compositing together."""
+    camera = orbit_camera(30, 85, 1.4, (0, 0, 0), 50, 48, 40)
+    means, cov, opac, colors = (t.to(dtype) for t in scene(n=200, seed=5))
+    bg = torch.tensor([0.2, 0.5, 0.8], dtype=dtype)
+    out = rasterize(means, cov, opac, colors, camera, bg, backend="torch")
+    ref_img, ref_alpha = dense_composite(*gsplat_projection(means, cov, camera), opac, colors, 48, 40, bg)
+    assert out.image.shape == ref_img.shape == (40, 48, 3)
+    assert torch.abs(out.image - ref_img).max() < 1e-5
+    assert torch.abs(out.alpha - ref_alpha).max() < 1e-5
+    assert out.alpha.max() > 0.5  # the scene really covers the picture
+
+
+def test_auto_on_a_cpu_uses_the_torch_rasterizer_without_a_notice(monkeypatch, caplog):
+    monkeypatch.setattr(gsplat_backend, "_notice_given", False)
+    assert gsplat_backend.choose_backend("cpu", "auto") == "torch"
+    assert gsplat_backend.rasterizer_name("cpu") == "torch"
+    assert not [r for r in caplog.records if "gsplat" in r.getMessage()]
+
+
+def test_disabled_gsplat_falls_back_with_one_notice(monkeypatch, caplog):
+    """Kernels made unloadable (DREAMWALTZ_DISABLE_GSPLAT=1): a CUDA run picks the pure-torch
+    rasterizer and says so once per process, in plain words with the fix; rendering works."""
+    monkeypatch.setenv("DREAMWALTZ_DISABLE_GSPLAT", "1")
+    monkeypatch.setattr(gsplat_backend, "_notice_given", False)
+    status = gsplat_backend.gsplat_status()
+    assert status.usable is False and "DREAMWALTZ_DISABLE_GSPLAT" in status.reason
+    with caplog.at_level(logging.WARNING, logger="dreamwaltz.render"):
+        for _ in range(3):
+            assert gsplat_backend.choose_backend("cuda", "auto") == "torch"
+        camera = orbit_camera(0, 90, 1.5, (0, 0, 0), 50, 24, 24)
+        means, cov, opac, colors = (t.float() for t in scene(n=30))
+        for _ in range(2):
+            out = rasterize(means, cov, opac, colors, camera)
+            assert torch.isfinite(out.image).all() and out.alpha.max() > 0
+    notices = [r.getMessage() for r in caplog.records if r.name == "dreamwaltz.render"]
+    assert len(notices) == 1, notices
+    assert "pure-torch rasterizer" in notices[0] and "https://docs.gsplat.studio/whl" in notices[0]
+    assert "CUDA toolkit" in notices[0]
+    with pytest.raises(Exception, match="gsplat cannot render here"):
+        gsplat_backend.choose_backend("cuda", "gsplat")
+
+
+def test_the_torch_rasterizer_imports_nothing_from_gsplat():
+    """With gsplat unimportable, the rasterizer module loads, projects and renders."""
+    source = (ROOT / "backend" / "dreamwaltz" / "render" / "rasterizer.py").read_text()
+    assert not re.search(r"^\s*(import gsplat|from gsplat)", source, re.M)
+    code = (
+        "import sys; sys.modules['gsplat'] = None\n"
+        "import torch\n"
+        "from dreamwaltz.core.camera import orbit_camera\n"
+        "from dreamwaltz.render import rasterize, gsplat_status\n"
+        "from dreamwaltz.render.rasterizer import project\n"
+        "cam = orbit_camera(0, 90, 1.5, (0, 0, 0), 50, 20, 20)\n"
+        "g = torch.Generator().manual_seed(0)\n"
+        "m = (torch.rand(10, 3, generator=g) - 0.5) * 0.5; cov = torch.eye(3).expand(10, 3, 3) * 1e-3\n"
+        "project(m, cov, cam)\n"
+        "out = rasterize(m, cov, torch.full((10,), 0.8), torch.rand(10, 3, generator=g), cam)\n"
+        "assert out.alpha.max() > 0\n"
+        "assert not any(k.startswith('gsplat.') for k in sys.modules), [k for k in sys.modules if 'gsplat' in k]\n"
+        "print('ok', gsplat_status().usable)\n"
+    )
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("DREAMWALTZ_DISABLE_GSPLAT", None)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok False"
+
+
+@pytest.mark.gpu
+def test_torch_rasterizer_on_cuda_matches_the_cpu():
+    """The pure-torch rasterizer runs on CUDA tensors (the fallback when gsplat cannot load)."""
+    camera = orbit_camera(20, 80, 1.5, (0, 0, 0), 50, 64, 64)
+    means, cov, opac, colors = (t.float() for t in scene(n=300))
+    bg = torch.tensor([0.5, 0.5, 0.5])
+    gpu = rasterize(means.cuda(), cov.cuda(), opac.cuda(), colors.cuda(), camera, bg.cuda(), backend="torch")
+    cpu = rasterize(means, cov, opac, colors, camera, bg, backend="torch")
+    assert gpu.image.device.type == "cuda"
+    assert torch.abs(gpu.image.cpu() - cpu.image).max() < 1e-4

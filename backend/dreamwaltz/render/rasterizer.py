@@ -1,25 +1,39 @@
-"""``rasterize``: differentiable 3D Gaussian splatting, gsplat on CUDA, pure torch on CPU.
+"""``rasterize``: differentiable 3D Gaussian splatting; gsplat's kernels on CUDA when they load,
+the project's own pure-torch rasterizer everywhere else (CPU, or CUDA without gsplat's kernels).
 
-On CPU the projection is gsplat's own pure-torch reference (``_fully_fused_projection``: EWA
-projection, 0.3 px low-pass ``eps2d``, radii); the compositing is written here because gsplat's
-torch compositing needs CUDA or nerfacc. It follows gsplat's rules: front to back by depth,
-alpha = min(0.99, opacity * exp(-sigma)), fragments below 1/255 skipped, colour weights
-alpha * T with T the transmittance before the fragment. Work is split into 16x16 tiles, each
-seeing only the Gaussians whose 3-sigma box overlaps it, so memory stays bounded.
+The pure-torch rasterizer imports nothing from gsplat and runs on any torch device. It follows
+the same conventions as gsplat 1.5 so either backend gives the same image:
+
+- projection (``project``): EWA splatting. World -> camera with ``viewmat``; the pinhole
+  projection's Jacobian at the camera-space mean, its x/z and y/z clamped to 30 % of the half
+  field of view beyond the image edges (so Gaussians far off screen keep sane footprints);
+  2D covariance J W Sigma W^T J^T plus a ``eps2d`` (0.3 px) low-pass on the diagonal; conic =
+  its inverse; per-axis radii ceil(3.33 sqrt(diagonal)) px; Gaussians nearer than 0.01, beyond
+  1e10 or whose box misses the image get radius 0 (culled).
+- compositing: front to back by depth, alpha = min(0.99, opacity * exp(-sigma)), fragments
+  below 1/255 skipped, colour weights alpha * T with T the transmittance before the fragment.
+  Work is split into 16x16 tiles, each seeing only the Gaussians whose radius box overlaps it,
+  so memory stays bounded.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
 
 from ..core.camera import Camera
+from . import gsplat_backend
 
 TILE = 16
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.99
+NEAR_PLANE = 0.01
+FAR_PLANE = 1e10
+RADIUS_SIGMAS = 3.33  # gsplat 1.5's box half-size, in standard deviations per axis
+FRUSTUM_MARGIN = 0.3  # the Jacobian's x/z, y/z clamp: this fraction of tan(half fov) beyond the edges
 
 
 @dataclass
@@ -40,13 +54,22 @@ def camera_tensors(camera: Camera, device, dtype=torch.float32):
 
 def rasterize(means, covariances, opacities, colors, camera: Camera, background=None, backend: str = "auto",
               eps2d: float = 0.3) -> RenderOutput:
-    """Render Gaussians (means (N,3), covariances (N,3,3), opacities (N,) in [0,1], colours (N,3))."""
+    """Render Gaussians (means (N,3), covariances (N,3,3), opacities (N,) in [0,1], colours (N,3)).
+
+    ``backend``: "auto" (gsplat on CUDA when its kernels load, else pure torch, with one notice),
+    "gsplat" (gsplat or an error), "torch" (pure torch on the tensors' device; "cpu" is an alias).
+    """
     device = means.device
-    bg = torch.zeros(3, device=device) if background is None else torch.as_tensor(background, dtype=means.dtype, device=device)
-    use_gsplat = backend == "gsplat" or (backend == "auto" and device.type == "cuda")
-    if use_gsplat:
-        return _rasterize_gsplat(means, covariances, opacities, colors, camera, bg, eps2d)
-    return _rasterize_cpu(means, covariances, opacities, colors, camera, bg, eps2d)
+    if background is None:
+        bg = torch.zeros(3, dtype=means.dtype, device=device)
+    else:
+        bg = torch.as_tensor(background, dtype=means.dtype, device=device)
+    if gsplat_backend.choose_backend(device.type, backend) == "gsplat":
+        viewmat, K = camera_tensors(camera, device)
+        image, alpha, means2d, radii = gsplat_backend.render(means, covariances, opacities, colors, viewmat, K,
+                                                             camera.width, camera.height, bg, eps2d)
+        return RenderOutput(image, alpha, means2d, radii)
+    return _rasterize_torch(means, covariances, opacities, colors, camera, bg, eps2d)
 
 
 def rasterize_posed(posed, camera: Camera, device="cpu", background=(0.5, 0.5, 0.5)) -> RenderOutput:
@@ -55,58 +78,69 @@ def rasterize_posed(posed, camera: Camera, device="cpu", background=(0.5, 0.5, 0
     return rasterize(t(posed.means), t(posed.covariances), t(posed.opacities), t(posed.colors), camera, t(background))
 
 
-def _rasterize_gsplat(means, covariances, opacities, colors, camera, bg, eps2d):
-    from gsplat import rasterization
-
-    viewmat, K = camera_tensors(camera, means.device)
-    rendered, alpha, info = rasterization(means, None, None, opacities, colors, viewmat[None], K[None], camera.width,
-                                          camera.height, backgrounds=bg[None], covars=covariances, eps2d=eps2d,
-                                          packed=False)
-    return RenderOutput(rendered[0], alpha[0], info["means2d"], _radii_xy(info["radii"][0]))
-
-
-def _radii_xy(radii: torch.Tensor) -> torch.Tensor:
-    """(N,2) radii whatever gsplat's version returns ((N,) before 1.5)."""
-    return radii[:, None].expand(-1, 2) if radii.ndim == 1 else radii
-
-
 def project(means, covariances, camera: Camera, eps2d: float = 0.3):
-    """gsplat's torch projection: radii (N,2) or (N,), means2d (N,2), depths (N,), conics (N,3)."""
-    from gsplat.cuda._torch_impl import _fully_fused_projection
+    """EWA projection in pure torch.
 
+    Returns radii (N,2) int32 pixels (0 = culled), means2d (N,2) pixels, depths (N,) camera z,
+    conics (N,3) = the upper triangle (a, b, c) of the inverse 2D covariance.
+    """
     viewmat, K = camera_tensors(camera, means.device, means.dtype)
-    radii, means2d, depths, conics, _ = _fully_fused_projection(means, covariances, viewmat[None], K[None],
-                                                                camera.width, camera.height, eps2d=eps2d)
-    return radii[0], means2d[0], depths[0], conics[0]
-
-
-def _rasterize_cpu(means, covariances, opacities, colors, camera, bg, eps2d):
     W, H = camera.width, camera.height
+    R, t = viewmat[:3, :3], viewmat[:3, 3]
+    p = means @ R.T + t  # camera space
+    cov = R @ covariances @ R.T
+    x, y, z = p.unbind(-1)
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+
+    means2d = torch.stack([fx * x / z + cx, fy * y / z + cy], dim=-1)
+
+    # d(u, v)/d(x, y, z) of u = fx x/z + cx, v = fy y/z + cy, taken at a point pulled back inside
+    # a slightly widened frustum.
+    margin_x, margin_y = FRUSTUM_MARGIN * 0.5 * W / fx, FRUSTUM_MARGIN * 0.5 * H / fy
+    xz = torch.clamp(x / z, min=-(cx / fx + margin_x), max=(W - cx) / fx + margin_x)
+    yz = torch.clamp(y / z, min=-(cy / fy + margin_y), max=(H - cy) / fy + margin_y)
+    zero = torch.zeros_like(z)
+    J = torch.stack([torch.stack([fx / z, zero, -fx * xz / z], dim=-1),
+                     torch.stack([zero, fy / z, -fy * yz / z], dim=-1)], dim=-2)  # (N,2,3)
+    cov2d = J @ cov @ J.transpose(-1, -2)
+    a = cov2d[:, 0, 0] + eps2d
+    c = cov2d[:, 1, 1] + eps2d
+    b = 0.5 * (cov2d[:, 0, 1] + cov2d[:, 1, 0])
+    det = a * c - b * b
+    det_safe = torch.clamp(det, min=1e-10)
+    conics = torch.stack([c / det_safe, -b / det_safe, a / det_safe], dim=-1)
+
+    radii = torch.ceil(RADIUS_SIGMAS * torch.sqrt(torch.stack([a, c], dim=-1))).detach()
+    m = means2d.detach()
+    keep = ((det > 0) & (z > NEAR_PLANE) & (z < FAR_PLANE)).detach()
+    keep &= (m[:, 0] + radii[:, 0] > 0) & (m[:, 0] - radii[:, 0] < W) & (m[:, 1] + radii[:, 1] > 0) & (m[:, 1] - radii[:, 1] < H)
+    radii = torch.where(keep[:, None], radii, torch.zeros_like(radii)).int()
+    return radii, means2d, z, conics
+
+
+def _rasterize_torch(means, covariances, opacities, colors, camera, bg, eps2d):
+    W, H = camera.width, camera.height
+    device, dtype = means.device, means.dtype
     radii, means2d, depths, conics = project(means, covariances, camera, eps2d)
-    if radii.ndim == 2:
-        rx, ry = radii[:, 0], radii[:, 1]
-    else:
-        rx = ry = radii
+    rx, ry = radii[:, 0], radii[:, 1]
     visible = (rx > 0) & (ry > 0)
-    order = torch.argsort(depths.detach() + (~visible) * 1e10)
+    order = torch.argsort(torch.where(visible, depths.detach(), torch.full_like(depths, math.inf)), stable=True)
     order = order[visible[order]]
     m2d, con, op, col = means2d[order], conics[order], opacities[order], colors[order]
-    rx, ry = rx[order].to(m2d.dtype), ry[order].to(m2d.dtype)
-    image = torch.zeros(H, W, 3, dtype=means.dtype, device=means.device)
-    alpha_out = torch.zeros(H, W, 1, dtype=means.dtype, device=means.device)
+    rx, ry = rx[order].to(dtype), ry[order].to(dtype)
+    md = m2d.detach()
     rows = []
     for ty in range(0, H, TILE):
         row = []
         for tx in range(0, W, TILE):
             th, tw = min(TILE, H - ty), min(TILE, W - tx)
-            md = m2d.detach()
-            hit = ((md[:, 0] + rx >= tx) & (md[:, 0] - rx <= tx + tw) & (md[:, 1] + ry >= ty) & (md[:, 1] - ry <= ty + th))
+            hit = (md[:, 0] + rx >= tx) & (md[:, 0] - rx <= tx + tw) & (md[:, 1] + ry >= ty) & (md[:, 1] - ry <= ty + th)
             idx = torch.nonzero(hit).squeeze(1)
-            ys, xs = torch.meshgrid(torch.arange(ty, ty + th, device=means.device, dtype=means.dtype) + 0.5,
-                                    torch.arange(tx, tx + tw, device=means.device, dtype=means.dtype) + 0.5, indexing="ij")
             if len(idx) == 0:
-                row.append(torch.cat([bg.expand(th, tw, 3), torch.zeros(th, tw, 1, dtype=means.dtype)], dim=-1))
+                row.append(torch.cat([bg.expand(th, tw, 3), torch.zeros(th, tw, 1, dtype=dtype, device=device)], dim=-1))
                 continue
+            ys, xs = torch.meshgrid(torch.arange(ty, ty + th, device=device, dtype=dtype) + 0.5,
+                                    torch.arange(tx, tx + tw, device=device, dtype=dtype) + 0.5, indexing="ij")
             dx = xs.reshape(1, -1) - m2d[idx, 0:1]
             dy = ys.reshape(1, -1) - m2d[idx, 1:2]
             c = con[idx]
@@ -121,4 +155,4 @@ def _rasterize_cpu(means, covariances, opacities, colors, camera, bg, eps2d):
             row.append(torch.cat([rgb, acc], dim=-1).reshape(th, tw, 4))
         rows.append(torch.cat(row, dim=1))
     out = torch.cat(rows, dim=0)
-    return RenderOutput(out[..., :3], out[..., 3:], means2d, _radii_xy(radii))
+    return RenderOutput(out[..., :3], out[..., 3:], means2d, radii)
