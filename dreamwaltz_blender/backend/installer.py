@@ -4,7 +4,8 @@
 Steps: create a venv from a base Python (Blender's own by default: nothing is written inside
 Blender, the venv has its own site-packages), install torch (CUDA or CPU build, or reuse an existing
 environment's), install the backend wheel that ships inside the extension, then verify that it
-imports and whether CUDA is visible. Every line of output goes to a log the UI shows.
+imports (with gsplat, one of its dependencies) and whether CUDA is visible. Every line of output
+goes to a log the UI shows.
 """
 
 from __future__ import annotations
@@ -108,11 +109,14 @@ def install(options: InstallOptions, status: InstallStatus, say: Callable[[str],
         deps = ["--no-deps"] if options.reuse_site_packages else []
         links = [] if options.offline else ["--find-links", wheel_dir]
         run("Install DreamWaltz backend", pip + links + deps + [wheels[-1]])
-        out = run("Verify", [py, "-c", "import json, torch, dreamwaltz; print(json.dumps({'version': dreamwaltz.__version__, "
-                                        "'cuda': torch.cuda.is_available()}))"])
+        # gsplat is a dependency of the wheel; importing it does not compile its CUDA kernels
+        # (``dreamwaltz doctor`` says whether they load; the backend falls back when they don't).
+        out = run("Verify", [py, "-c", "import json, torch, gsplat, dreamwaltz; print(json.dumps({'version': dreamwaltz.__version__, "
+                                        "'cuda': torch.cuda.is_available(), 'gsplat': gsplat.__version__}))"])
         info = json.loads(out.strip().splitlines()[-1])
         status.python, status.cuda, status.ok = str(py), bool(info["cuda"]), True
-        log(f"Backend {info['version']} installed; CUDA {'available' if info['cuda'] else 'NOT available (CPU only)'}.")
+        log(f"Backend {info['version']} installed (gsplat {info['gsplat']}); "
+            f"CUDA {'available' if info['cuda'] else 'NOT available (CPU only)'}.")
     except InstallError as err:
         status.error = str(err)
     except (OSError, subprocess.SubprocessError, ValueError) as err:
