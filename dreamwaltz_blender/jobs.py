@@ -199,8 +199,12 @@ class DREAMWALTZ_OT_check_backend(bpy.types.Operator):
             settings.backend_status = str(err)
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
-        gpu = info.get("device_name", "?")
+        gpu = info.get("device_name", "?") + (f" ({info['gpu_memory_gib']} GiB)" if info.get("gpu_memory_gib") else "")
         settings.backend_status = f"Backend {info.get('version')} ready on {gpu}" + ("" if info.get("cuda") else " (CPU only: use the Tiny preset)")
+        if info.get("cuda") and info.get("rasterizer"):  # older backends do not report it
+            settings.backend_status += f"; rasterizer: {info['rasterizer']}"
+            if (info.get("gsplat") or {}).get("usable") is False:
+                settings.backend_status += f" (gsplat: {info['gsplat'].get('reason')})"
         self.report({"INFO"}, settings.backend_status)
         return {"FINISHED"}
 

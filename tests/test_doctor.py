@@ -63,3 +63,20 @@ def test_doctor_text_output(tmp_path):
     for label in ("dreamwaltz", "python", "torch", "CUDA", "GPU", "gsplat", "rasterizer", "SD weights", "ControlNet"):
         assert any(line.startswith(label) for line in out.splitlines()), (label, out)
     assert "dreamwaltz models download" in out
+
+
+def test_health_reports_the_same_system_facts(tmp_path, monkeypatch):
+    """The add-on's Check Backend reads /health: it carries doctor's torch/CUDA/gsplat/rasterizer."""
+    from fastapi.testclient import TestClient
+
+    from dreamwaltz.server.app import create_app
+
+    monkeypatch.setenv("DREAMWALTZ_DISABLE_GSPLAT", "1")
+    client = TestClient(create_app(tmp_path / "jobs", "secret", runner=lambda *a, **k: None, start_worker=False))
+    info = client.get("/health").json()
+    import torch
+
+    assert info["ok"] is True and info["torch"] == torch.__version__
+    assert info["cuda"] is torch.cuda.is_available() and info["device_name"]
+    assert info["gsplat"]["usable"] is False and "DREAMWALTZ_DISABLE_GSPLAT" in info["gsplat"]["reason"]
+    assert info["rasterizer"].startswith("torch")

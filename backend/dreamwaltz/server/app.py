@@ -99,10 +99,13 @@ def create_app(jobs_dir: Path, token: str, runner: Runner, start_worker: bool = 
 
     @app.get("/health")
     def health() -> dict:
-        import torch  # reported so the add-on can say whether generation will be fast
+        # Reported so the add-on can say whether generation will be fast: torch, CUDA, GPU, whether
+        # gsplat's kernels load and the rasterizer (``dreamwaltz doctor``'s report; never waits for
+        # gsplat's kernel check, which answers "checking" until done).
+        from ..commands.doctor import system_report
 
-        return {"ok": True, "version": __version__, "cuda": torch.cuda.is_available(),
-                "device_name": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"}
+        info = system_report(block=False)
+        return {"ok": True, "version": __version__, **info, "device_name": info["gpu"] or "CPU"}
 
     @app.post("/jobs", dependencies=[Depends(require_token)])
     def submit(req: GenerateRequest) -> dict:
