@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from ..core.camera import Camera
 
@@ -181,9 +182,10 @@ class VolumeRender:
 
 
 def render_rays(field: RadianceField, o, d, samples: int = 48, background=BACKGROUND, jitter: bool = True,
-                generator=None) -> VolumeRender:
+                generator=None, noise=None) -> VolumeRender:
     """Fixed samples-per-ray budget inside the body's box; only samples in occupied cells reach
-    the network (the rest have zero density)."""
+    the network (the rest have zero density). ``noise`` (R, samples) in [0, 1): the jitter drawn
+    by the caller (otherwise drawn here from ``generator``)."""
     R = o.shape[0]
     near, far = box_intersect(o, d, field.box_min, field.box_max)
     hit = far > near
@@ -191,7 +193,9 @@ def render_rays(field: RadianceField, o, d, samples: int = 48, background=BACKGR
     near, far, hit = occupied_span(field, o, d, near, far, hit, 4 * samples)
     u = (torch.arange(samples, device=o.device, dtype=o.dtype) + 0.5) / samples
     if jitter:
-        u = u + (torch.rand(R, samples, generator=generator).to(o) - 0.5) / samples
+        if noise is None:
+            noise = torch.rand(R, samples, generator=generator)
+        u = u + (noise.to(o) - 0.5) / samples
     else:
         u = u.expand(R, samples)
     t = near[:, None] + (far - near)[:, None] * u
@@ -214,12 +218,35 @@ def render_rays(field: RadianceField, o, d, samples: int = 48, background=BACKGR
     return VolumeRender(color, acc, depth)
 
 
+def _render_chunk(field: RadianceField, o, d, samples, background, jitter, noise):
+    out = render_rays(field, o, d, samples, background, jitter, None, noise)
+    return out.color, out.alpha, out.depth
+
+
 def render_image(field: RadianceField, camera: Camera, samples: int = 48, background=BACKGROUND, jitter: bool = False,
                  chunk: int = 8192, generator=None):
-    """(H,W,3) image, (H,W) alpha, (H,W) depth of the field seen by ``camera``."""
+    """(H,W,3) image, (H,W) alpha, (H,W) depth of the field seen by ``camera``.
+
+    Rays go through the field ``chunk`` at a time. When gradients are wanted each chunk is
+    gradient-checkpointed: its samples' activations are dropped after the forward pass and
+    recomputed chunk by chunk in the backward pass, so only per-ray outputs stay alive and the
+    peak memory grows with ``chunk``, not with the image (the same values and gradients as one
+    whole-image pass, for about one more forward pass of compute). The recomputation must draw
+    the same jitter: jitter from the global RNG is drawn inside the chunk (checkpoint restores
+    the RNG state for the recomputation); jitter from an explicit ``generator`` is drawn before
+    the chunk and handed to it, so the generator advances exactly as without checkpointing.
+    """
     o, d = camera_rays(camera, field.box_min.device)
-    parts = [render_rays(field, o[i:i + chunk], d[i:i + chunk], samples, background, jitter, generator)
-             for i in range(0, len(o), chunk)]
+    grad = torch.is_grad_enabled() and any(p.requires_grad for p in field.parameters())
+    parts = []
+    for i in range(0, len(o), chunk):
+        oc, dc = o[i:i + chunk], d[i:i + chunk]
+        noise = torch.rand(len(oc), samples, generator=generator) if jitter and generator is not None else None
+        if grad:
+            parts.append(checkpoint(_render_chunk, field, oc, dc, samples, background, jitter, noise,
+                                    use_reentrant=False, preserve_rng_state=True))
+        else:
+            parts.append(_render_chunk(field, oc, dc, samples, background, jitter, noise))
     H, W = camera.height, camera.width
-    return (torch.cat([p.color for p in parts]).reshape(H, W, 3), torch.cat([p.alpha for p in parts]).reshape(H, W),
-            torch.cat([p.depth for p in parts]).reshape(H, W))
+    color, alpha, depth = (torch.cat(p) for p in zip(*parts))
+    return color.reshape(H, W, 3), alpha.reshape(H, W), depth.reshape(H, W)

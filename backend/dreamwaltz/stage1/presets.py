@@ -15,6 +15,9 @@ class Stage1Config:
     steps: int = 40
     schedule: tuple = ((0.0, 32), (0.5, 48))  # (fraction of steps where it starts, render size)
     samples: int = 32  # samples per ray inside the body's box
+    # Rays per gradient-checkpointed chunk of a training render: peak memory grows with this,
+    # not with the image (see field.render_image).
+    render_chunk: int = 4096
     batch: int = 1
     lr_encoding: float = 1e-2
     lr_mlp: float = 1e-3

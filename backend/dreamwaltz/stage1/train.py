@@ -94,7 +94,7 @@ def train_stage1(field: RadianceField, cb: CanonicalBody, guidance, prompt: str,
         images, skeletons, prompts, cameras = [], [], [], []
         for _ in range(cfg.batch):
             cam, skeleton, text = training_views(cb, rng, cfg, size, prompt, needs_skeletons)
-            image, _, _ = render_image(field, cam.camera, cfg.samples, jitter=True, chunk=1 << 30)
+            image, _, _ = render_image(field, cam.camera, cfg.samples, jitter=True, chunk=cfg.render_chunk)
             images.append(image.permute(2, 0, 1))
             if skeleton is not None:
                 skeletons.append(skeleton.to(device))
