@@ -8,7 +8,7 @@ from pathlib import Path
 
 import bpy
 
-from . import preferences
+from . import preferences, shared
 from .backend import local
 from .backend.client import BackendClient, BackendError
 
@@ -45,7 +45,7 @@ def job_spec(context) -> dict:
             )
         body = path
     spec = {
-        "prompt": settings.prompt.strip(),
+        "prompt": settings.prompt,
         "negative_prompt": settings.negative_prompt,
         "preset": settings.preset,
         "body": body,
@@ -56,8 +56,14 @@ def job_spec(context) -> dict:
     }
     if prefs is not None:
         spec.update(device=prefs.device, sd_model=prefs.sd_model or None, controlnet_model=prefs.controlnet_model or None,
-                    cpu_offload=bool(prefs.cpu_offload), vae_slicing=bool(prefs.vae_slicing), precision=prefs.precision)
-    return spec
+                    cpu_offload=bool(prefs.cpu_offload), vae_slicing=bool(prefs.vae_slicing), precision=prefs.precision,
+                    sds_weighting=prefs.sds_weighting)
+    # The one job schema (core/job.py) fills what the panel does not set and checks the rest.
+    job = shared.module("job")
+    try:
+        return job.GenerateSpec.from_dict(spec).to_dict()
+    except job.JobSpecError as err:
+        raise BackendError(err.message, err.hint, "invalid_request") from None
 
 
 def _result_folder() -> Path:

@@ -41,11 +41,18 @@ class DreamWaltzPreferences(bpy.types.AddonPreferences):
     )
     precision: EnumProperty(
         name="Precision",
-        items=(("auto", "Auto", "fp16 on an NVIDIA GPU, fp32 on the CPU"),
-               ("fp16", "fp16", "Half precision"),
+        items=(("auto", "Auto", "bf16 on GPUs that have it (RTX 30xx / A100 or newer), else fp32"),
+               ("fp16", "fp16", "Half precision: least memory on older cards, but score distillation can overflow it"),
                ("bf16", "bf16", "Brain float: sturdier than fp16 at the paper's guidance scale; RTX 30xx / A100 or newer"),
                ("fp32", "fp32", "Full precision: twice the memory and slower")),
         default="auto",
+    )
+    sds_weighting: EnumProperty(
+        name="SDS weighting",
+        items=(("uniform", "Uniform", "w(t) = 1 at every noise level, as the DreamWaltz-G authors train"),
+               ("sds", "DreamFusion", "w(t) = 1 - alpha_bar(t): less weight on fine detail (small t)"),
+               ("snr", "SNR", "w(t) = sqrt(alpha_bar (1 - alpha_bar))")),
+        default="uniform",
     )
     cpu_offload: BoolProperty(
         name="Offload to CPU",
@@ -98,6 +105,7 @@ class DreamWaltzPreferences(bpy.types.AddonPreferences):
         col.prop(self, "sd_model")
         col.prop(self, "controlnet_model")
         col.prop(self, "precision")
+        col.prop(self, "sds_weighting")
         col = layout.column(heading="GPU memory")
         col.prop(self, "cpu_offload")
         col.prop(self, "vae_slicing")

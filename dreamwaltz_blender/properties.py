@@ -5,6 +5,8 @@ import bpy
 from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty,
                        PointerProperty, StringProperty)
 
+from . import shared
+
 # Honest, rough wall-clock estimates; see docs/BENCHMARKS.md for measured figures.
 PRESET_ESTIMATES = {
     "tiny": "a few minutes on a CPU; random tiny models, checks the set-up only",
@@ -23,7 +25,7 @@ class DreamWaltzSceneSettings(bpy.types.PropertyGroup):
             ("preview", "Preview", "A short real run: " + PRESET_ESTIMATES["preview"]),
             ("paper", "Paper", "The paper's full schedule: " + PRESET_ESTIMATES["paper"]),
         ),
-        default="preview",
+        default=shared.module("job").DEFAULT_PRESET,
     )
     seed: IntProperty(name="Seed", default=0, min=0)
     densify: BoolProperty(name="Densify", default=False,

@@ -124,3 +124,45 @@ def test_the_panel_and_preferences_options_reach_the_job_request(addon):
     assert (spec["densify"], spec["cpu_offload"], spec["vae_slicing"], spec["precision"]) == (True, True, True, "bf16")
     request = GenerateRequest(**spec)  # the server accepts exactly what the add-on sends
     assert request.densify and request.cpu_offload and request.vae_slicing and request.precision == "bf16"
+
+
+def test_the_cli_the_server_and_the_addon_make_the_same_job_from_the_same_settings(addon, tmp_path, monkeypatch):
+    """One job schema: the same settings typed in the panel, on the command line or sent to the
+    server give the same job; and all three share one default preset."""
+    import bpy
+    from fastapi.testclient import TestClient
+
+    import dreamwaltz.pipeline as pipeline
+    from dreamwaltz.cli import main
+    from dreamwaltz.core.job import DEFAULT_PRESET, GenerateSpec
+    from dreamwaltz.server.app import create_app
+    from dreamwaltz_blender import jobs
+
+    settings = bpy.context.scene.dreamwaltz
+    assert settings.bl_rna.properties["preset"].default == DEFAULT_PRESET
+    settings.prompt, settings.preset, settings.seed, settings.densify = "  a knight in armor ", "paper", 7, True
+    settings.betas = [0.5, -1.0] + [0.0] * (len(settings.betas) - 2)
+    prefs = bpy.context.preferences.addons["dreamwaltz_blender"].preferences
+    prefs.precision, prefs.cpu_offload, prefs.sds_weighting, prefs.device = "bf16", True, "sds", "cuda"
+    from_addon = jobs.job_spec(bpy.context)
+
+    seen = []
+    monkeypatch.setattr(pipeline, "generate", lambda spec, reporter, workdir, out=None: seen.append(spec) or out)
+    betas = [str(b) for b in from_addon["betas"]]
+    assert main(["generate", "a knight in armor", "--preset", "paper", "--seed", "7", "--densify", "--cpu-offload",
+                 "--precision", "bf16", "--sds-weighting", "sds", "--device", "cuda", "--betas", *betas,
+                 "--sd-model", prefs.sd_model, "--controlnet-model", prefs.controlnet_model,
+                 "--out", str(tmp_path / "k.h3ga")]) == 0
+    assert main(["generate", "x", "--out", str(tmp_path / "d.h3ga")]) == 0
+    from_cli, cli_default = seen[0].to_dict(), seen[1]
+
+    app = create_app(tmp_path / "jobs", "t", runner=lambda *a, **k: None, start_worker=False)
+    with TestClient(app) as client:
+        auth = {"Authorization": "Bearer t"}
+        first = client.post("/jobs", json=from_addon, headers=auth).json()["id"]
+        second = client.post("/jobs", json={"prompt": "x"}, headers=auth).json()["id"]
+    from_server, server_default = app.state.store.get(first).spec, app.state.store.get(second).spec
+
+    assert from_addon == from_cli == from_server
+    assert from_cli["sds_weighting"] == "sds" and from_cli["prompt"] == "a knight in armor"
+    assert server_default["preset"] == cli_default.preset == GenerateSpec(prompt="x").preset == DEFAULT_PRESET

@@ -88,6 +88,14 @@ def test_view_prompts(azimuth, elevation, expected):
     assert view_prompt("a knight", azimuth, elevation) == f"a knight, {expected}"
 
 
+def test_close_up_prompts_describe_the_crop_not_a_whole_body():
+    face = view_prompt("a knight", 10, 90, "face")
+    hand = view_prompt("a knight", 10, 90, "hand")
+    assert "close-up" in face and "face" in face and "front view" in face and "a knight" in face
+    assert "close-up" in hand and "hand" in hand and "front view" not in hand
+    assert "side view" in view_prompt("a knight", 70, 90, "face")
+
+
 def test_condition_cli_writes_image_and_keypoints(tmp_path):
     import json
     import subprocess

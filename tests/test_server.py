@@ -82,7 +82,7 @@ def test_bad_requests_say_what_is_wrong(service):
     empty = client.post("/jobs", json={"prompt": "   "}, headers=AUTH)
     assert empty.status_code == 422 and "prompt is empty" in empty.text
     preset = client.post("/jobs", json={"prompt": "x", "preset": "ultra"}, headers=AUTH)
-    assert preset.status_code == 422 and "tiny, preview or paper" in preset.text
+    assert preset.status_code == 422 and "tiny, preview, paper" in preset.text
     precision = client.post("/jobs", json={"prompt": "x", "precision": "fp8"}, headers=AUTH)
     assert precision.status_code == 422 and "auto, fp16, bf16, fp32" in precision.text
     body = client.post("/jobs", json={"prompt": "x", "body": "/nowhere/SMPLX_NEUTRAL.npz"}, headers=AUTH)

@@ -43,7 +43,7 @@ def test_torch_model_equals_the_exported_files_reference_evaluator(body, tmp_pat
     rel = np.linalg.norm(cov.numpy() - ref.covariances, axis=(1, 2)) / np.linalg.norm(ref.covariances, axis=(1, 2))
     assert rel.max() < 1e-3
     assert np.allclose(colors.numpy(), ref.colors, atol=1e-5) and np.allclose(opac.numpy(), ref.opacities, atol=1e-5)
-    assert any(name.startswith("deform/") for name in avatar.arrays), "the pose network travels with the file"
+    assert not any(name.startswith("deform/") for name in avatar.arrays), "training ends without the pose network"
 
 
 def test_the_pose_deformation_network_is_pose_dependent_and_starts_at_zero(body):
@@ -81,10 +81,11 @@ def test_free_gaussians_on_the_surface_follow_the_body_models_lbs(body):
 
 
 def test_oracle_reconstruction_recovers_the_reference_across_views_and_poses():
-    view, pose, initial, _ = run_oracle_stage2(steps=40, size=32, num_free=1500)
+    s = run_oracle_stage2(steps=40, size=32, num_free=1500)
     # Measured 23.7 / 23.5 dB from 17.6 dB on this CPU-sized run; the benchmark runs bigger.
-    assert view > initial + 4.0 and view > 21.5, (view, initial)
-    assert pose > 21.0, pose
+    assert s.view > s.initial + 4.0 and s.view > 21.5, s
+    assert s.pose > 21.0, s
+    assert s.export_gap < 0.3, "the exported file shows what training optimised last"
 
 
 def test_tiny_generate_writes_an_avatar_that_round_trips_bit_exactly(tmp_path):
@@ -122,7 +123,7 @@ def test_empty_prompts_and_unknown_presets_are_refused(tmp_path):
 
     with pytest.raises(DreamWaltzError, match="prompt is empty"):
         generate(GenerateSpec(prompt="  ", preset="tiny"), ProgressReporter(), tmp_path)
-    with pytest.raises(DreamWaltzError, match="tiny, preview or paper"):
+    with pytest.raises(DreamWaltzError, match="tiny, preview, paper"):
         generate(GenerateSpec(prompt="x", preset="ultra"), ProgressReporter(), tmp_path)
 
 
@@ -174,9 +175,10 @@ def test_a_point_between_the_legs_follows_both_legs_not_just_the_nearest_triangl
     left, right = weights.get("left_ankle", 0.0), weights.get("right_ankle", 0.0)
     assert min(left, right) > 0.3 and abs(left - right) < 0.15, weights
     # On the skin the triangle's own weights stay: a vertex is skinned exactly like the body.
-    vertex = body.template_vertices[100].numpy()
+    chest = int(torch.nonzero(body.skin_weights.argmax(1) == JOINT_INDEX["spine2"])[0])  # not a hand or face vertex
+    vertex = body.template_vertices[chest].numpy()
     on_skin = H3GA(body, num_free=10, num_bound=10, init_points=vertex[None])
-    expected = torch.topk(body.skin_weights[100], 4)
+    expected = torch.topk(body.skin_weights[chest], 4)
     assert torch.allclose(on_skin.free_skin_weights[0] * expected.values.sum(), expected.values, atol=1e-5)
 
 
@@ -192,3 +194,70 @@ def test_command_line_options_reach_the_job(monkeypatch, tmp_path):
     assert (spec.densify, spec.cpu_offload, spec.vae_slicing, spec.precision, spec.stage1_steps) == (True, True, True, "bf16", 0)
     main(["generate", "a knight", "--out", str(tmp_path / "d.h3ga")])
     assert seen[1].stage1_steps is None and not seen[1].densify, "defaults: stage 1 on (preset's steps), no densify"
+
+
+def _vertex_normals(vertices, faces):
+    v = vertices[faces]
+    n = torch.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0], dim=-1)
+    normals = torch.zeros_like(vertices).index_add_(0, faces.reshape(-1), n.repeat_interleave(3, 0))
+    return torch.nn.functional.normalize(normals, dim=-1)
+
+
+def test_a_free_gaussian_on_a_finger_binds_to_a_triangle_of_that_finger(body):
+    """Fingers lie side by side: the triangle with the nearest centre is often the neighbour's."""
+    from dreamwaltz.core.joints import JOINT_NAMES
+    from dreamwaltz.stage2.model import nearest_triangles
+
+    rest = body().rest_vertices[0]
+    dominant = body.skin_weights.argmax(1)
+    finger = [JOINT_NAMES.index(n) for n in ("left_index2", "left_index3", "right_middle2", "right_middle3")]
+    on_finger = torch.nonzero(torch.isin(dominant, torch.tensor(finger))).squeeze(1)
+    normals = _vertex_normals(rest, body.faces)[on_finger]
+    for offset, outside in ((0.003, True), (-0.002, False)):
+        points = rest[on_finger] + offset * normals
+        bind, bary, distance, is_outside = nearest_triangles(points, rest, body.faces)
+        owner = body.skin_weights[body.faces[bind]].sum(1).argmax(1)  # the bound triangle's joint
+        same = [JOINT_NAMES[o].split("_")[1].rstrip("123") == JOINT_NAMES[d].split("_")[1].rstrip("123")
+                and JOINT_NAMES[o][0] == JOINT_NAMES[d][0] for o, d in zip(owner.tolist(), dominant[on_finger].tolist())]
+        assert np.mean(same) == 1.0, f"{np.mean(same):.3f} bound to their own finger at offset {offset}"
+        assert distance.max() < abs(offset) + 1e-3 and (is_outside == outside).float().mean() > 0.95
+        assert torch.allclose(bary.sum(1), torch.ones(len(bary))) and (bary >= 0).all()
+
+
+def test_stage1_points_on_the_hands_and_face_are_left_to_the_mesh_bound_gaussians(body):
+    from dreamwaltz.core.joints import JOINT_INDEX
+
+    rest = body().rest_vertices[0]
+    dominant = body.skin_weights.argmax(1)
+    normals = _vertex_normals(rest, body.faces)
+    # The backs of the fingers (T-pose: palms down), so 3 cm up is clear of the neighbouring fingers.
+    hand = torch.nonzero(torch.isin(dominant, torch.tensor([JOINT_INDEX[f"left_{f}2"] for f in ("index", "middle", "ring")]))
+                         & (normals[:, 1] > 0.8)).squeeze(1)[:20]
+    torso = torch.nonzero(dominant == JOINT_INDEX["spine2"]).squeeze(1)[:20]
+    assert len(hand) == len(torso) == 20
+    glove = rest[hand] + 0.03 * normals[hand]  # a bulky glove: 3 cm off the skin, free
+    points = torch.cat([rest[hand] + 0.004 * normals[hand], rest[torso] + 0.004 * normals[torso], glove]).numpy()
+    model = H3GA(body, num_free=10, num_bound=50, init_points=points)
+    assert model.dropped_near_parts == 20 and model.num_free == 40
+    kept = model.free_means.detach()
+    assert torch.cdist(kept, torch.as_tensor(points[:20])).min() > 0.01, "the skin-tight finger points went"
+
+
+def test_gaussians_from_stage1_points_start_shaped_like_their_neighbourhood():
+    """Points on a tilted plane start as discs lying in it; points in a ball start round."""
+    from dreamwaltz.core.rotations import quaternion_to_matrix
+    from dreamwaltz.stage1.export import local_shapes
+
+    rng = np.random.default_rng(0)
+    normal = np.array([0.3, 0.9, 0.3]) / np.linalg.norm([0.3, 0.9, 0.3])
+    u = np.cross(normal, [1.0, 0, 0])
+    u /= np.linalg.norm(u)
+    v = np.cross(normal, u)
+    plane = rng.uniform(-0.1, 0.1, (2000, 2)) @ np.stack([u, v])
+    scales, quats = local_shapes(plane)
+    axes = quaternion_to_matrix(quats.astype(np.float64))  # columns: the Gaussian's axes
+    thin = np.abs(np.einsum("nij,i->nj", axes, normal)[np.arange(len(axes)), scales.argmin(1)])
+    assert np.median(thin) > 0.98, "the thinnest axis is the plane's normal"
+    assert np.median(scales.min(1) / scales.max(1)) < 0.25
+    ball, _ = local_shapes(rng.normal(size=(2000, 3)) * 0.05)
+    assert np.median(ball.min(1) / ball.max(1)) > 0.35

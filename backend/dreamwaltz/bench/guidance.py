@@ -88,11 +88,13 @@ def report(label: str, f: Figures) -> None:
 
 def sd15_guidance(device: str, dtype: torch.dtype):
     from ..guidance.architectures import sd15_random_modules
-    from ..guidance.presets import NEGATIVE_PROMPT, PRESETS
+    from ..guidance.presets import NEGATIVE_PROMPT
+    from ..presets import get_preset
     from ..guidance.sds import SDSGuidance
 
     modules = sd15_random_modules(device, dtype)
-    return SDSGuidance(modules, device=device, dtype=dtype, negative_prompt=NEGATIVE_PROMPT, **PRESETS["paper"])
+    return SDSGuidance(modules, device=device, dtype=dtype, negative_prompt=NEGATIVE_PROMPT,
+                       **get_preset("paper").guidance.options())
 
 
 def main():

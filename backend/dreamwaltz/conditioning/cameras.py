@@ -55,8 +55,15 @@ def sample_camera(rng: np.random.Generator, joints: np.ndarray, size: int = 512,
     return CameraSample(camera, azimuth, elevation, kind)
 
 
-def view_prompt(prompt: str, azimuth: float, elevation: float = 90.0) -> str:
-    """DreamFusion-style view phrasing appended to the prompt."""
+def view_prompt(prompt: str, azimuth: float, elevation: float = 90.0, kind: str = "body") -> str:
+    """DreamFusion-style view phrasing appended to the prompt; close-ups say what the crop shows,
+    so the diffusion model draws a face (or a hand) filling the frame, not a whole tiny body."""
+    if kind == "face":
+        a = (azimuth + 180) % 360 - 180
+        side = "front view" if abs(a) <= 30 else "side view"
+        return f"a close-up photo of the face of {prompt}, {side}, detailed face"
+    if kind == "hand":
+        return f"a close-up photo of the hand of {prompt}, detailed fingers"
     if elevation < 30:
         view = "overhead view"
     elif elevation > 150:

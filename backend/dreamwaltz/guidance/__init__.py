@@ -7,7 +7,7 @@ from typing import Optional
 from .base import Guidance, GuidanceOutput
 from .models import DEFAULT_CONTROLNET, DEFAULT_SD, resolve, tiny_models
 from .oracle import OracleGuidance
-from .presets import NEGATIVE_PROMPT, PRESETS
+from .presets import NEGATIVE_PROMPT, GuidanceConfig
 
 __all__ = ["Guidance", "GuidanceOutput", "OracleGuidance", "build_guidance"]
 
@@ -21,7 +21,9 @@ def build_guidance(kind: str = "sds", preset: str = "tiny", sd_model: Optional[s
         return OracleGuidance(reference_render, **options)
     from .sds import SDSGuidance
 
-    settings = dict(PRESETS[preset])
+    from ..presets import get_preset
+
+    settings = get_preset(preset).guidance.options()
     if preset == "tiny":
         sd_path, cn_path = tiny_models()
     else:

@@ -1,10 +1,21 @@
-"""Guidance settings per quality preset, in one place (paper values for 'paper')."""
+"""Guidance settings (one preset's numbers live in ``dreamwaltz.presets``)."""
 
-PRESETS = {
-    # Tiny random models on a CPU: checks the machinery end to end in minutes.
-    "tiny": {"resolution": 64, "guidance_scale": 7.5, "t_range": (0.02, 0.98), "conditioning_scale": 1.0},
-    "preview": {"resolution": 512, "guidance_scale": 50.0, "t_range": (0.02, 0.98), "conditioning_scale": 1.0},
-    "paper": {"resolution": 512, "guidance_scale": 50.0, "t_range": (0.02, 0.98), "conditioning_scale": 1.0},
-}
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class GuidanceConfig:
+    resolution: int = 512  # the diffusion model's input size; renders are resized to it
+    guidance_scale: float = 50.0  # classifier-free guidance, as in the paper
+    t_range: tuple = (0.02, 0.98)  # t ~ U[t_min, t_max] of the 1000 training timesteps
+    conditioning_scale: float = 1.0  # ControlNet residual scale
+    weighting: str = "uniform"  # w(t): uniform (the paper's), sds (1 - alpha_bar) or snr
+
+    def options(self) -> dict:
+        return asdict(self)
+
+
 NEGATIVE_PROMPT = ("lowres, blurry, deformed, extra limbs, missing fingers, bad hands, bad anatomy, "
                    "cropped, out of frame, text, watermark")

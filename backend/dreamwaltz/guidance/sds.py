@@ -3,12 +3,17 @@
 Renders are encoded by the VAE, noised at t ~ U[t_min, t_max] (optionally annealed), and the
 UNet with ControlNet residuals predicts the noise for the conditional and unconditional prompt in
 one batched forward. The classifier-free-guided residual w(t) (eps_hat - eps) is the gradient on
-the latents, applied through the reparametrisation trick: loss = 0.5 ||z - sg(z - g)||^2, so
-d loss / d z = g without backpropagating through the UNet.
+the latents, applied through the reparametrisation trick: loss = 0.5 ||z - sg(z - g)||^2 / B, so
+d loss / d z = g / B without backpropagating through the UNet. w(t) = 1 by default, as the
+DreamWaltz-G authors train; DreamFusion's 1 - alpha_bar(t) and an SNR weighting are options.
+
+A step whose gradient is not finite (fp16 overflow, a broken model) contributes nothing and is
+flagged in ``info["nonfinite"]`` (a 0-d tensor, no host sync) for the trainer to count and stop on.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -16,6 +21,7 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 
+from ..core.job import SDS_WEIGHTINGS, JobSpecError
 from .base import Guidance, GuidanceOutput
 from .models import check_openpose_controlnet, check_sd_layout
 
@@ -52,7 +58,12 @@ class DiffusionModules:
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
-    return torch.float16 if device.type == "cuda" else torch.float32
+    """bf16 where the GPU has it (fp32's range at half the memory), else fp32 (the authors' precision).
+
+    fp16 only when asked for: SDS gradients at CFG 50 can overflow its range."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
 
 
 class SDSGuidance(Guidance):
@@ -60,23 +71,31 @@ class SDSGuidance(Guidance):
 
     def __init__(self, modules: DiffusionModules, device="cpu", dtype: Optional[torch.dtype] = None,
                  resolution: int = 512, guidance_scale: float = 50.0, t_range=(0.02, 0.98),
-                 conditioning_scale: float = 1.0, negative_prompt: str = "", weighting: str = "sds",
+                 conditioning_scale: float = 1.0, negative_prompt: str = "", weighting: str = "uniform",
                  anneal: bool = False, cpu_offload: bool = False, vae_slicing: bool = False):
         self.device = torch.device(device)
         self.dtype = dtype or default_dtype(self.device)
         self.unet, self.vae, self.controlnet = modules.unet, modules.vae, modules.controlnet
         self.text_encoder, self.tokenizer, self.scheduler = modules.text_encoder, modules.tokenizer, modules.scheduler
-        # CPU offload keeps each network in CPU memory and moves it to the GPU only for its own
-        # forward: slower, but SD + ControlNet then fit in the memory of the largest single network.
-        home = "cpu" if cpu_offload else self.device
+        # CPU offload (accelerate's hooks): UNet, ControlNet and text encoder live in CPU memory and
+        # visit the GPU for their own no-grad forwards only. The VAE stays on the device: autograd
+        # needs its weights there for the backward pass through ``encode``.
         for module in modules.networks():
-            module.requires_grad_(False).eval().to(home)
+            module.requires_grad_(False).eval().to("cpu" if cpu_offload and module is not modules.vae else self.device)
+        self._offload_hooks = {}
+        if cpu_offload:
+            from accelerate import cpu_offload_with_hook
+
+            for module in (self.text_encoder, self.controlnet, self.unet):
+                _, self._offload_hooks[id(module)] = cpu_offload_with_hook(module, self.device)
         if vae_slicing:
             self.vae.enable_slicing()
         self.cpu_offload = cpu_offload
         self.alphas = self.scheduler.alphas_cumprod.to(self.device, torch.float32)
         self.resolution, self.guidance_scale = resolution, guidance_scale
         self.t_range, self.conditioning_scale = t_range, conditioning_scale
+        if weighting not in SDS_WEIGHTINGS:
+            raise JobSpecError(f"Unknown SDS weighting {weighting!r}.", f"Choose {', '.join(SDS_WEIGHTINGS)}.")
         self.negative_prompt, self.weighting, self.anneal = negative_prompt, weighting, anneal
         self._text_cache: dict[str, torch.Tensor] = {}
         self.latent_scale = float(getattr(self.vae.config, "scaling_factor", 0.18215))
@@ -100,25 +119,20 @@ class SDSGuidance(Guidance):
                 self._text_cache[p] = e
         return torch.stack([self._text_cache[p] for p in prompts])
 
+    @contextmanager
     def _on_device(self, module):
-        guidance = self
-
-        class Ctx:
-            def __enter__(self):
-                if guidance.cpu_offload:
-                    module.to(guidance.device)
-
-            def __exit__(self, *exc):
-                if guidance.cpu_offload:
-                    module.to("cpu")
-
-        return Ctx()
+        """With offload: the module's hook brings it to the device for the call; send it back after."""
+        try:
+            yield
+        finally:
+            hook = self._offload_hooks.get(id(module))
+            if hook is not None:
+                hook.offload()
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(images, (self.resolution, self.resolution), mode="bilinear", align_corners=False)
         x = (x * 2 - 1).to(self.dtype)
-        with self._on_device(self.vae):
-            return self.vae.encode(x).latent_dist.sample() * self.latent_scale
+        return self.vae.encode(x).latent_dist.sample() * self.latent_scale
 
     def sample_t(self, batch: int, step_ratio: float) -> torch.Tensor:
         lo, hi = self.t_range
@@ -153,7 +167,7 @@ class SDSGuidance(Guidance):
             return torch.ones_like(a)
         if self.weighting == "snr":
             return torch.sqrt(a) * torch.sqrt(1 - a)
-        raise ValueError(f"unknown weighting {self.weighting!r}: sds, uniform or snr")
+        raise ValueError(f"unknown weighting {self.weighting!r}: uniform, sds or snr")
 
     # ------------------------------------------------------------------ the step
     def __call__(self, images, *, skeletons=None, prompts=(), step_ratio=0.0, cameras=None, poses=None) -> GuidanceOutput:
@@ -165,7 +179,10 @@ class SDSGuidance(Guidance):
         cond = self.text_embeddings(list(prompts))
         uncond = self.text_embeddings([self.negative_prompt] * B)
         eps = self.predict_noise(noisy, t, cond, uncond, skeletons.to(self.device) if skeletons is not None else None)
-        grad = torch.nan_to_num(self.weight(t)[:, None, None, None] * (eps - noise))
+        grad = self.weight(t)[:, None, None, None] * (eps - noise)
+        finite = torch.isfinite(grad).all()
+        grad = torch.where(finite, grad, torch.zeros_like(grad))  # counted by the trainer, never silent
         target = (latents - grad).detach()
         loss = 0.5 * F.mse_loss(latents, target, reduction="sum") / B
-        return GuidanceOutput(loss, {"t": t.detach().cpu(), "grad_norm": float(grad.norm())})
+        return GuidanceOutput(loss, {"t": t.detach(), "grad_norm": grad.norm().detach(), "nonfinite": ~finite,
+                                     "latents": latents, "eps_hat": eps, "noise": noise})

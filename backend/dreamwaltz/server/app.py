@@ -6,64 +6,24 @@ localhost by default; ``dreamwaltz serve --host 0.0.0.0`` exposes it, still toke
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 from pathlib import Path
 from typing import Optional
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, Field, field_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from ..core.errors import DreamWaltzError
+from ..core.job import GenerateSpec
 from ..core.version import __version__
 from .jobs import FINISHED, JobStore, Runner, Worker
 
 
-class GenerateRequest(BaseModel):
-    prompt: str = Field(..., description="What the avatar looks like")
-    negative_prompt: str = ""
-    preset: str = "preview"
-    body: str = "open"  # "open" or a path to an SMPL-X .npz on the backend's machine
-    gender: str = "neutral"
-    betas: list[float] = Field(default_factory=list)
-    seed: int = 0
-    device: str = "auto"
-    sd_model: Optional[str] = None
-    controlnet_model: Optional[str] = None
-    cpu_offload: bool = False  # less GPU memory, slower
-    vae_slicing: bool = False
-    densify: bool = False  # stage 2 grows and prunes free Gaussians
-    precision: str = "auto"  # auto, fp16, bf16 or fp32
-
-    @field_validator("prompt")
-    @classmethod
-    def prompt_not_empty(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("The prompt is empty: describe the avatar, e.g. 'a knight in armor'.")
-        return v.strip()
-
-    @field_validator("preset")
-    @classmethod
-    def known_preset(cls, v: str) -> str:
-        if v not in ("tiny", "preview", "paper"):
-            raise ValueError(f"Unknown preset {v!r}: choose tiny, preview or paper.")
-        return v
-
-    @field_validator("precision")
-    @classmethod
-    def known_precision(cls, v: str) -> str:
-        from ..pipeline import PRECISIONS
-
-        if v not in PRECISIONS:
-            raise ValueError(f"Unknown precision {v!r}: choose {', '.join(PRECISIONS)}.")
-        return v
-
-    @field_validator("gender")
-    @classmethod
-    def known_gender(cls, v: str) -> str:
-        if v not in ("neutral", "male", "female"):
-            raise ValueError(f"Unknown gender {v!r}: choose neutral, male or female.")
-        return v
+# The request body is the one job schema (core/job.py), validated by pydantic: wrong types and
+# values answer 422 with the schema's own messages.
+GenerateRequest = pydantic_dataclass(GenerateSpec)
 
 
 def create_app(jobs_dir: Path, token: str, runner: Runner, start_worker: bool = True) -> FastAPI:
@@ -114,7 +74,7 @@ def create_app(jobs_dir: Path, token: str, runner: Runner, start_worker: bool = 
                 f"The SMPL-X file {req.body!r} does not exist on the backend's machine.",
                 "Choose the open body, or copy your SMPL-X .npz to the backend machine and give its path there.",
             )
-        job = store.create(req.model_dump())
+        job = store.create(GenerateSpec.from_dict(dataclasses.asdict(req)).to_dict())
         worker.notify()
         return job.state
 

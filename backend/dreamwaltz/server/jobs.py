@@ -132,7 +132,8 @@ class Worker:
         with self._lock:
             if self._current:
                 self._current[1].cancel()
-        self._thread.join(timeout)
+        if self._thread.is_alive():  # a server made with start_worker=False never started it
+            self._thread.join(timeout)
 
     def notify(self) -> None:
         self._wake.set()

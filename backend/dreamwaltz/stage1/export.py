@@ -77,3 +77,35 @@ def points_to_rest(points: torch.Tensor, body, betas=None, pose=None, chunk: int
     T = torch.einsum("nk,kij->nij", body.skin_weights[nearest].float(), A)
     homo = torch.cat([pts, torch.ones(len(pts), 1, device=pts.device)], 1)
     return torch.linalg.solve(T, homo[..., None])[..., :3, 0]
+
+
+@torch.no_grad()
+def local_shapes(points, neighbours: int = 16, chunk: int = 1024, min_ratio: float = 0.2):
+    """Starting scales (P,3) and rotations (P,4, wxyz) of Gaussians at ``points`` (P,3) from the shape
+    of their neighbourhood: the principal axes and spreads of the ``neighbours`` nearest points.
+
+    On a surface this gives flat discs lying in it, along a thin part (a strap, a finger of cloth)
+    needles along it, in a volume round blobs. Each scale is at least ``min_ratio`` of the largest,
+    so a flat neighbourhood does not start infinitely thin. Numpy in, numpy out."""
+    import numpy as np
+
+    from ..core.rotations import matrix_to_quaternion
+
+    pts = torch.as_tensor(np.asarray(points), dtype=torch.float32)
+    k = min(neighbours, len(pts))
+    scales, rotations = [], []
+    for i in range(0, len(pts), chunk):
+        x = pts[i:i + chunk]
+        idx = torch.cdist(x, pts).topk(k, largest=False).indices  # (c,k), the point itself included
+        local = pts[idx] - pts[idx].mean(1, keepdim=True)
+        cov = local.transpose(1, 2) @ local / max(1, k - 1)
+        eigenvalues, axes = torch.linalg.eigh(cov)  # ascending; columns are the axes
+        spread = eigenvalues.clamp(min=0).sqrt()
+        spread = torch.maximum(spread, min_ratio * spread[:, -1:]).clamp(min=1e-4)
+        axes = axes * torch.where(torch.det(axes) < 0, -1.0, 1.0)[:, None, None]  # a rotation, not a reflection
+        scales.append(spread)
+        rotations.append(axes)
+    if not scales:
+        return np.zeros((0, 3), np.float32), np.zeros((0, 4), np.float32)
+    quats = matrix_to_quaternion(torch.cat(rotations).numpy().astype(np.float64))
+    return torch.cat(scales).numpy(), quats.astype(np.float32)

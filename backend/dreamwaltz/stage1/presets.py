@@ -1,11 +1,10 @@
-"""Stage-1 settings per quality preset, in one place.
+"""Stage-1 settings (each preset's numbers live in ``dreamwaltz.presets``).
 
-Paper: 10k SkelSD iterations with the render resolution growing 64 -> 128 -> 256, then 5k at 512.
-``tiny`` runs on a CPU in about a minute with the tiny local diffusion models."""
+Paper: 10k SkelSD iterations with the render resolution growing 64 -> 128 -> 256, then 5k at 512."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from .field import FieldConfig
 
@@ -30,6 +29,7 @@ class Stage1Config:
     log_density_out: float = -1.0
     occupancy_every: int = 8
     checkpoint_every: int = 20
+    log_every: int = 1  # progress (and the host sync it needs) every this many steps
     preview_every: int = 20
     preview_size: int = 128
     export_threshold: float = 20.0  # density (1/m) above which a grid point becomes a stage-2 point
@@ -51,22 +51,9 @@ class Stage1Config:
         return size
 
 
-PRESETS = {
-    "tiny": Stage1Config(),
-    "preview": Stage1Config(steps=3000, schedule=((0.0, 64), (0.3, 128), (0.6, 256)), samples=96, batch=4,
-                            checkpoint_every=500, preview_every=250, preview_size=512, export_resolution=192,
-                            init_steps=1000, init_size=128, init_rays=8192,
-                            field=FieldConfig(log2_table=19, max_res=2048, occupancy_res=64)),
-    "paper": Stage1Config(steps=15000, schedule=((0.0, 64), (0.2, 128), (0.4, 256), (2 / 3, 512)), samples=128,
-                          batch=4, checkpoint_every=1000, preview_every=500, preview_size=512, export_resolution=256,
-                          init_steps=2000, init_size=256, init_rays=16384,
-                          field=FieldConfig(log2_table=19, max_res=2048, occupancy_res=128)),
-}
-
 
 def preset(name: str, **overrides) -> Stage1Config:
-    from ..core.errors import DreamWaltzError
+    """The preset's stage-1 settings (defined with its other numbers in ``dreamwaltz.presets``)."""
+    from ..presets import stage1_config
 
-    if name not in PRESETS:
-        raise DreamWaltzError(f"Unknown stage-1 preset {name!r}.", "Choose tiny, preview or paper.")
-    return replace(PRESETS[name], **overrides)
+    return stage1_config(name, **overrides)

@@ -3,8 +3,8 @@
 Each step renders the field from the paper's camera sampler (body views and face close-ups, at
 the preset's progressive resolution), draws the skeleton image of the canonical pose for that
 camera, asks the guidance (SD + ControlNet SDS, or the oracle) for its loss with a view-dependent
-prompt, and adds the hand/face density guidance. Checkpoints (every ``checkpoint_every`` steps and
-on cancel) hold the field, the optimiser and every RNG state, so a resumed run continues exactly.
+prompt, and adds the hand/face density guidance. The shared ``Trainer`` runs the loop: checkpoints
+(field, optimiser, every RNG state), resume, cancel, previews and progress.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import torch
 
 from ..conditioning import body_keypoints, draw_openpose, sample_camera, view_prompt
 from ..core.camera import orbit_camera
-from ..core.errors import JobCancelled
 from ..progress import ProgressReporter
+from ..trainer import LoopConfig, StepResult, Trainer
 from .body import CanonicalBody, body_initialised_field, canonical_body, new_field
 from .density import margin_loss, region_points
 from .export import export_points
@@ -44,13 +44,6 @@ def make_optimizer(field: RadianceField, cfg: Stage1Config) -> torch.optim.Optim
                              {"params": field.mlp.parameters(), "lr": cfg.lr_mlp}], betas=(0.9, 0.99), eps=1e-15)
 
 
-def save_checkpoint(path: Path, field, optimizer, step: int, rng: np.random.Generator) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save({"field": field.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, tmp)
-    tmp.replace(path)
-
-
 def step_size(field: RadianceField, cfg: Stage1Config) -> float:
     return float((field.box_max - field.box_min).norm()) / cfg.samples
 
@@ -61,65 +54,65 @@ def training_views(cb: CanonicalBody, rng, cfg: Stage1Config, size: int, prompt:
     if needs_skeletons:
         kp = body_keypoints(cb.joints, cb.landmarks, cb.vertices, cam.camera)
         skeleton = torch.from_numpy(np.array(draw_openpose(kp), dtype=np.float32)).permute(2, 0, 1) / 255.0
-    return cam, skeleton, view_prompt(prompt, cam.azimuth, cam.elevation)
+    return cam, skeleton, view_prompt(prompt, cam.azimuth, cam.elevation, cam.kind)
 
 
-def train_stage1(field: RadianceField, cb: CanonicalBody, guidance, prompt: str, cfg: Stage1Config,
-                 reporter: ProgressReporter, workdir: Path, seed: int = 0, resume: bool = True) -> RadianceField:
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    ckpt = workdir / CHECKPOINT
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    optimizer = make_optimizer(field, cfg)
-    start = 0
-    if resume and ckpt.exists():
-        state = torch.load(ckpt, weights_only=True, map_location=field.box_min.device)
-        field.load_state_dict(state["field"])
-        optimizer.load_state_dict(state["optimizer"])
-        start = state["step"]
-        rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
-        reporter.info("stage1", f"Resumed from step {start}.")
-    device = field.box_min.device
-    needs_skeletons = getattr(guidance, "needs_skeletons", True)
-    pose = torch.as_tensor(cb.pose, dtype=torch.float32)
-    for step in range(start, cfg.steps):
-        if reporter.cancel.cancelled:
-            save_checkpoint(ckpt, field, optimizer, step, rng)
-            raise JobCancelled()
+class Stage1Training:
+    """Stage 1's part of the shared training loop: one SkelSD step on the canonical field."""
+
+    name = "stage1"
+
+    def __init__(self, field: RadianceField, cb: CanonicalBody, guidance, prompt: str, cfg: Stage1Config,
+                 workdir: Path):
+        self.field, self.cb, self.guidance, self.prompt, self.cfg, self.workdir = field, cb, guidance, prompt, cfg, workdir
+        self.optimizer = make_optimizer(field, cfg)
+        self.device = field.box_min.device
+        self.needs_skeletons = getattr(guidance, "needs_skeletons", True)
+        self.pose = torch.as_tensor(cb.pose, dtype=torch.float32)
+
+    def train_step(self, step: int, rng: np.random.Generator) -> StepResult:
+        cfg, field = self.cfg, self.field
         if step % cfg.occupancy_every == 0:
             field.update_occupancy(step_size(field, cfg))
         size = cfg.size_at(step)
         images, skeletons, prompts, cameras = [], [], [], []
         for _ in range(cfg.batch):
-            cam, skeleton, text = training_views(cb, rng, cfg, size, prompt, needs_skeletons)
+            cam, skeleton, text = training_views(self.cb, rng, cfg, size, self.prompt, self.needs_skeletons)
             image, _, _ = render_image(field, cam.camera, cfg.samples, jitter=True, chunk=cfg.render_chunk)
             images.append(image.permute(2, 0, 1))
             if skeleton is not None:
-                skeletons.append(skeleton.to(device))
+                skeletons.append(skeleton.to(self.device))
             prompts.append(text)
             cameras.append(cam.camera)
-        result = guidance(torch.stack(images), skeletons=torch.stack(skeletons) if skeletons else None, prompts=prompts,
-                          step_ratio=step / max(1, cfg.steps), cameras=cameras, poses=pose[None].expand(cfg.batch, -1, -1))
+        result = self.guidance(torch.stack(images), skeletons=torch.stack(skeletons) if skeletons else None,
+                               prompts=prompts, step_ratio=step / max(1, cfg.steps), cameras=cameras,
+                               poses=self.pose[None].expand(cfg.batch, -1, -1))
         loss = result.loss
         if cfg.density_weight > 0:
-            inside, outside = region_points(cb, cfg.density_points, cfg.density_offset, None)
+            inside, outside = region_points(self.cb, cfg.density_points, cfg.density_offset, None)
             loss = loss + cfg.density_weight * margin_loss(field, inside, outside, cfg.log_density_in, cfg.log_density_out)
-        optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        done = step + 1
-        preview = None
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            save_checkpoint(ckpt, field, optimizer, done, rng)
-        if done % cfg.preview_every == 0 or done == cfg.steps:
-            preview = str(save_preview(field, cb, workdir / f"stage1_preview_{done:05d}.png", cfg))
-        try:
-            reporter.step("stage1", done, cfg.steps, loss=float(loss.detach()), preview=preview)
-        except JobCancelled:
-            save_checkpoint(ckpt, field, optimizer, done, rng)  # a rerun resumes exactly here
-            raise
+        self.optimizer.step()
+        return StepResult(loss.detach(), result.info.get("nonfinite"))
+
+    def state_dict(self) -> dict:
+        return {"field": self.field.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.field.load_state_dict(state["field"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    def save_preview(self, done: int) -> Path:
+        return save_preview(self.field, self.cb, self.workdir / f"stage1_preview_{done:05d}.png", self.cfg)
+
+
+def train_stage1(field: RadianceField, cb: CanonicalBody, guidance, prompt: str, cfg: Stage1Config,
+                 reporter: ProgressReporter, workdir: Path, seed: int = 0, resume: bool = True) -> RadianceField:
+    workdir = Path(workdir)
+    stage = Stage1Training(field, cb, guidance, prompt, cfg, workdir)
+    loop = LoopConfig(cfg.steps, cfg.checkpoint_every, cfg.preview_every, cfg.log_every)
+    Trainer(stage, loop, reporter, workdir / CHECKPOINT, seed, field.box_min.device, resume).run()
     return field
 
 

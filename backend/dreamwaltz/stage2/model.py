@@ -42,8 +42,10 @@ def triangle_frames(v: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 
 class PoseDeformation(torch.nn.Module):
     """Pose-dependent offsets of free Gaussians (position and log-scale) from a Fourier encoding of
-    the rest mean and the body pose. Zero at the start; the Blender model leaves it out (it cannot
-    be reproduced with an armature), the backend may use it for a higher-fidelity render."""
+    the rest mean and the body pose. Zero at the start. An armature cannot reproduce it, so stage 2
+    trains it early (it absorbs pose-dependent wrinkles while the avatar forms) and fine-tunes the
+    last part of the run without it (``Stage2Config.deform_until``): what is exported is exactly
+    what was optimised last."""
 
     def __init__(self, frequencies: int = 4, hidden: int = 64):
         super().__init__()
@@ -64,7 +66,13 @@ class PoseDeformation(torch.nn.Module):
 class H3GA(torch.nn.Module):
     def __init__(self, body: BodyModel, num_free: int = 4000, num_bound: int = 1000,
                  init_points: Optional[np.ndarray] = None, init_colors: Optional[np.ndarray] = None,
-                 betas=None, seed: int = 0, pose_deformation: bool = True, init_densities: Optional[np.ndarray] = None):
+                 betas=None, seed: int = 0, pose_deformation: bool = True, init_densities: Optional[np.ndarray] = None,
+                 init_scales: Optional[np.ndarray] = None, init_quats: Optional[np.ndarray] = None,
+                 part_margin: float = 0.01):
+        """``init_*``: stage-1 points (rest pose) with their colours, densities, scales and rotations;
+        without them free Gaussians start on the body surface. Free points within ``part_margin``
+        metres of the hands' and face's surface (or inside it) are dropped: the mesh-bound Gaussians
+        carry those parts, as in the paper, so fingers and lips follow the mesh exactly."""
         super().__init__()
         self.body = body
         device = body.faces.device
@@ -79,11 +87,17 @@ class H3GA(torch.nn.Module):
         v = rest.rest_vertices[0]
         faces = body.faces
         self.register_buffer("rest_joints", rest.rest_joints[0])
+        weights = body.skin_weights
+        part = (weights[:, HAND_JOINTS].sum(1) > 0.5) | (weights[:, FACE_JOINTS].sum(1) > 0.5)
+        part_triangles = part[faces].all(dim=1)  # hands and face: the mesh-bound Gaussians' triangles
 
-        # Free Gaussians: near the surface (or at stage-1 points), bound to their nearest triangle.
+        # Free Gaussians: on the body surface away from hands and face (or at stage-1 points), bound
+        # to their nearest triangle.
         areas = torch.linalg.norm(torch.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]], dim=-1), dim=-1)
+        self.dropped_near_parts = 0
+        scales = quats = None
         if init_points is None:
-            bind = torch.multinomial(areas, num_free, replacement=True, generator=g)
+            bind = torch.multinomial(areas * ~part_triangles, num_free, replacement=True, generator=g)
             # numpy, not torch.distributions: that one draws from the global RNG and ignores ``seed``.
             bary = torch.as_tensor(np.random.default_rng(seed).dirichlet((2.0, 2.0, 2.0), num_free), dtype=torch.float32)
             normal = triangle_frames(v, faces[bind])[:, :, 2]
@@ -91,8 +105,15 @@ class H3GA(torch.nn.Module):
             colors = torch.tensor([0.78, 0.6, 0.5]).repeat(num_free, 1)  # skin, not the grey background
         else:
             means = torch.as_tensor(init_points, dtype=torch.float32)
-            bind, bary = nearest_triangles(means, v, faces)
-            colors = torch.as_tensor(init_colors if init_colors is not None else np.full((len(means), 3), 0.5), dtype=torch.float32)
+            n = len(means)
+            colors = torch.as_tensor(init_colors if init_colors is not None else np.full((n, 3), 0.5), dtype=torch.float32)
+            as_tensor = lambda a: None if a is None else torch.as_tensor(a, dtype=torch.float32)
+            init_densities, scales, quats = as_tensor(init_densities), as_tensor(init_scales), as_tensor(init_quats)
+            bind, bary, distance, outside = nearest_triangles(means, v, faces)
+            keep = ~(part_triangles[bind] & ((distance < part_margin) | ~outside))
+            self.dropped_near_parts = int((~keep).sum())
+            means, colors, bind, bary = means[keep], colors[keep], bind[keep], bary[keep]
+            init_densities, scales, quats = (None if t is None else t[keep] for t in (init_densities, scales, quats))
         skin = torch.einsum("nc,ncj->nj", bary, body.skin_weights[faces[bind]])
         if init_points is not None:
             skin = smooth_far_skin_weights(means, torch.einsum("nc,nci->ni", bary, v[faces[bind]]), skin, v,
@@ -104,20 +125,23 @@ class H3GA(torch.nn.Module):
         self.register_buffer("free_skin_weights", w / w.sum(1, keepdim=True))
         spacing = float(torch.sqrt(areas.sum() / max(1, len(means)))) * 0.6
         self.free_means = torch.nn.Parameter(means.clone())
-        self.free_log_scales = torch.nn.Parameter(torch.full((len(means), 3), float(np.log(spacing))))
-        self.free_quats = torch.nn.Parameter(torch.tensor([1.0, 0, 0, 0]).repeat(len(means), 1))
+        if scales is None:
+            scales = torch.full((len(means), 3), spacing)
+        # From stage 1's local structure: its shape and orientation, no larger than a few spacings
+        # (a sparse neighbourhood would otherwise start a floater the size of a limb).
+        self.free_log_scales = torch.nn.Parameter(scales.clamp(1e-4, 3 * spacing).log())
+        self.free_quats = torch.nn.Parameter(F.normalize(quats, dim=-1) if quats is not None
+                                             else torch.tensor([1.0, 0, 0, 0]).repeat(len(means), 1))
         if init_densities is None:
             opacity = torch.full((len(means),), 2.0)
         else:  # stage 1's volume density (1/m) over a Gaussian's thickness (~2 sigma) -> alpha
-            alpha = 1 - torch.exp(-torch.as_tensor(init_densities, dtype=torch.float32) * 2 * spacing)
+            alpha = 1 - torch.exp(-init_densities * 2 * spacing)
             opacity = torch.logit(alpha.clamp(0.05, 0.99))
         self.free_opacity = torch.nn.Parameter(opacity)
         self.free_color_logits = torch.nn.Parameter(torch.logit(colors.clamp(0.02, 0.98)))
 
         # Mesh-bound Gaussians: several per hand and face triangle.
-        weights = body.skin_weights
-        part = (weights[:, HAND_JOINTS].sum(1) > 0.5) | (weights[:, FACE_JOINTS].sum(1) > 0.5)
-        tri = torch.nonzero(part[faces].all(dim=1)).squeeze(1)
+        tri = torch.nonzero(part_triangles).squeeze(1)
         # Area-weighted: the MakeHuman face and hands are densely meshed, so "k per triangle" would
         # put tens of thousands of Gaussians there; a budget spread by area is even on the skin.
         bound_faces = tri[torch.multinomial(areas[tri], num_bound, replacement=True, generator=g)]
@@ -188,8 +212,11 @@ class H3GA(torch.nn.Module):
 
     @torch.no_grad()
     def export(self, prompt: str = "", negative_prompt: str = "", seed: int = 0, preset: str = "",
-               gender: str = "neutral") -> H3GAAvatar:
-        """The avatar as a .h3ga (colours and opacities baked; hand shape baked into the template)."""
+               gender: str = "neutral", deformation: bool = False) -> H3GAAvatar:
+        """The avatar as a .h3ga (colours and opacities baked; hand shape baked into the template).
+
+        ``deformation``: also write the pose-dependent network as ``deform/*``. Off by default: the
+        trainer fine-tunes without it at the end, so the file's armature model is what was optimised."""
         body = self.body
         template = body.template_vertices + self.hand_offsets * self.hand_mask
         rest = template + torch.einsum("vcb,b->vc", body.shape_dirs, self.betas)
@@ -208,7 +235,7 @@ class H3GA(torch.nn.Module):
             "bound/quats": f(F.normalize(self.bound_quats, dim=-1)), "bound/opacity_logits": f(self.bound_opacity),
             "bound/colors": f(torch.sigmoid(self.bound_color_logits)),
         }
-        if self.deformation is not None:  # backend-only extra, ignored by Blender
+        if deformation and self.deformation is not None:  # backend-only extra, ignored by Blender
             for name, tensor in self.deformation.net.state_dict().items():
                 arrays[f"deform/mlp_{name.replace('.', '_')}"] = f(tensor)
         if body.vertex_colors is not None:
@@ -244,16 +271,58 @@ def smooth_far_skin_weights(points, anchors, skin, vertices, vertex_weights, nea
     return out
 
 
-def nearest_triangles(points: torch.Tensor, vertices: torch.Tensor, faces: torch.Tensor):
-    """For each point, the triangle with the nearest centroid and the point's clamped barycentrics."""
-    centroids = vertices[faces].mean(1)
-    bind = torch.cdist(points, centroids).argmin(1)
-    a, b, c = (vertices[faces[bind, i]] for i in range(3))
-    v0, v1, v2 = b - a, c - a, points - a
-    d00, d01, d11 = (v0 * v0).sum(1), (v0 * v1).sum(1), (v1 * v1).sum(1)
-    d20, d21 = (v2 * v0).sum(1), (v2 * v1).sum(1)
-    denom = (d00 * d11 - d01 * d01).clamp(min=1e-12)
+def closest_points_on_triangles(p: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor):
+    """Barycentrics (...,3) of the point of each triangle (a, b, c) nearest to ``p``, exactly: the
+    projection onto the plane when it falls inside, else the nearest point of the three edges."""
+    ab, ac, ap = b - a, c - a, p - a
+    d00, d01, d11 = (ab * ab).sum(-1), (ab * ac).sum(-1), (ac * ac).sum(-1)
+    d20, d21 = (ap * ab).sum(-1), (ap * ac).sum(-1)
+    denom = (d00 * d11 - d01 * d01).clamp(min=1e-20)
     v = (d11 * d20 - d01 * d21) / denom
     w = (d00 * d21 - d01 * d20) / denom
-    bary = torch.stack([1 - v - w, v, w], 1).clamp(min=0)
-    return bind, bary / bary.sum(1, keepdim=True)
+    inside = torch.stack([1 - v - w, v, w], -1)
+    t_ab = (d20 / d00.clamp(min=1e-20)).clamp(0, 1)
+    t_ac = (d21 / d11.clamp(min=1e-20)).clamp(0, 1)
+    bc = c - b
+    t_bc = (((p - b) * bc).sum(-1) / (bc * bc).sum(-1).clamp(min=1e-20)).clamp(0, 1)
+    zero = torch.zeros_like(t_ab)
+    options = torch.stack([inside,
+                           torch.stack([1 - t_ab, t_ab, zero], -1),
+                           torch.stack([1 - t_ac, zero, t_ac], -1),
+                           torch.stack([zero, 1 - t_bc, t_bc], -1)], -2)  # (...,4,3)
+    points = options[..., 0:1] * a[..., None, :] + options[..., 1:2] * b[..., None, :] + options[..., 2:3] * c[..., None, :]
+    dist = torch.linalg.norm(points - p[..., None, :], dim=-1)
+    dist[..., 0] = torch.where((inside >= 0).all(-1), dist[..., 0], torch.full_like(dist[..., 0], float("inf")))
+    best = dist.argmin(-1)
+    return torch.gather(options, -2, best[..., None, None].expand(*best.shape, 1, 3))[..., 0, :], dist.min(-1).values
+
+
+def nearest_triangles(points: torch.Tensor, vertices: torch.Tensor, faces: torch.Tensor, candidates: int = 32,
+                      chunk: int = 2048):
+    """For each point: the triangle of the surface nearest to it by exact point-to-triangle distance,
+    the barycentrics of its nearest point there, that distance, and whether the point lies on the
+    outer side of the triangle.
+
+    The exact distance is taken over the ``candidates`` triangles with the nearest centroids (a
+    neighbouring finger's triangles are among them, so a point on a finger binds to that finger,
+    not to a neighbour with a closer centre); in chunks of points, so memory stays bounded."""
+    centroids = vertices[faces].mean(1)
+    k = min(candidates, len(faces))
+    binds, barys, dists, outs = [], [], [], []
+    for i in range(0, len(points), chunk):
+        p = points[i:i + chunk]
+        near = torch.cdist(p, centroids).topk(k, largest=False).indices  # (c,k)
+        tri = vertices[faces[near]]  # (c,k,3,3)
+        bary, dist = closest_points_on_triangles(p[:, None].expand(-1, k, -1), tri[..., 0, :], tri[..., 1, :], tri[..., 2, :])
+        best = dist.argmin(1)
+        rows = torch.arange(len(p))
+        bind = near[rows, best]
+        a, b, c = (vertices[faces[bind, j]] for j in range(3))
+        closest = torch.einsum("nc,nci->ni", bary[rows, best], torch.stack([a, b, c], 1))
+        normal = torch.cross(b - a, c - a, dim=-1)
+        binds.append(bind), barys.append(bary[rows, best]), dists.append(dist[rows, best])
+        outs.append(((p - closest) * normal).sum(-1) >= 0)
+    if not binds:
+        empty = torch.zeros(0, dtype=torch.long)
+        return empty, torch.zeros(0, 3), torch.zeros(0), torch.zeros(0, dtype=torch.bool)
+    return torch.cat(binds), torch.cat(barys), torch.cat(dists), torch.cat(outs)

@@ -1,15 +1,15 @@
 """Stage-2 training: canonical pose, then random canonical poses, then random body, hand and
 expression poses, each step rendered from a sampled camera and guided by SkelSD (or the oracle).
 
-Checkpoints (every ``checkpoint_every`` steps and on cancel) let a restarted job resume exactly;
-progress goes to the reporter with a preview render every ``preview_every`` steps.
+The shared ``Trainer`` runs the loop (checkpoints with every RNG state, resume, cancel, previews,
+progress); ``Stage2Training`` is one step. The free means' learning rate decays exponentially, and
+the pose-dependent deformation network is switched off for the last part of the run so that the
+exported avatar is what was optimised last (see ``Stage2Config.deform_until``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -17,33 +17,15 @@ import torch
 from ..body.poses import apose, random_canonical, random_expression, random_pose
 from ..conditioning import body_keypoints, draw_openpose, sample_camera, view_prompt
 from ..core.camera import orbit_camera
-from ..core.errors import JobCancelled
 from ..progress import ProgressReporter
 from ..render import rasterize
 from ..render.rasterizer import RenderOutput
-from .densify import FREE_PARAMETERS, DensifyConfig, FreeGaussianRefiner, Optimizers, resize_free
+from ..trainer import LoopConfig, StepResult, Trainer
+from .config import Stage2Config
+from .densify import FREE_PARAMETERS, FreeGaussianRefiner, Optimizers, resize_free
 from .model import H3GA
 
 BACKGROUND = (0.5, 0.5, 0.5)  # the paper's constant grey
-
-
-@dataclass
-class Stage2Config:
-    steps: int = 60
-    resolution: int = 64
-    batch: int = 1
-    lr_means: float = 1.6e-4 * 5
-    lr_scales: float = 5e-3
-    lr_rotations: float = 1e-3
-    lr_opacity: float = 5e-2
-    lr_colors: float = 1e-2
-    lr_bound: float = 1e-3
-    checkpoint_every: int = 20
-    preview_every: int = 20
-    face_prob: float = 0.2
-    hand_prob: float = 0.1
-    # Densification and pruning of the free Gaussians (gsplat's DefaultStrategy); None = off.
-    densify: Optional[DensifyConfig] = field(default=None)
 
 
 def make_optimizer(model: H3GA, cfg: Stage2Config) -> Optimizers:
@@ -57,7 +39,8 @@ def make_optimizer(model: H3GA, cfg: Stage2Config) -> Optimizers:
         {"params": [model.bound_opacity], "lr": cfg.lr_opacity},
         {"params": [model.bound_color_logits], "lr": cfg.lr_colors},
         {"params": [model.bound_bary_logits, model.hand_offsets], "lr": cfg.lr_bound},
-    ] + ([{"params": list(model.deformation.parameters()), "lr": 1e-3}] if model.deformation is not None else []), eps=1e-15)
+    ] + ([{"params": list(model.deformation.parameters()), "lr": cfg.lr_deformation}] if model.deformation is not None else []),
+        eps=1e-15)
     return Optimizers(per_free, rest)
 
 
@@ -85,88 +68,85 @@ def render(model: H3GA, pose, expression, camera, device="cpu", deform: bool = T
     return render_output(model, pose, expression, camera, device, deform).image
 
 
-def save_checkpoint(path: Path, model, optimizer, step, rng, refiner=None):
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                "densify": refiner.state_dict() if refiner is not None else None}, tmp)
-    tmp.replace(path)
+class Stage2Training:
+    """Stage 2's part of the shared training loop: one SkelSD step of the H3GA under a sampled pose."""
 
+    name = "stage2"
 
-def train_stage2(model: H3GA, guidance, prompt: str, cfg: Stage2Config, reporter: ProgressReporter, workdir: Path,
-                 seed: int = 0, device="cpu") -> H3GA:
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    ckpt = workdir / "stage2.pt"
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    start, state = 0, None
-    if ckpt.exists():
-        state = torch.load(ckpt, weights_only=True)
-        resize_free(model, state["model"]["free_means"].shape[0])  # densification changes the count
-        model.load_state_dict(state["model"])
-    optimizer = make_optimizer(model, cfg)
-    refiner = FreeGaussianRefiner(model, optimizer, cfg.densify) if cfg.densify is not None else None
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        if refiner is not None and state.get("densify"):
-            refiner.load_state_dict(state["densify"])
-        start = state["step"]
-        rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
-        reporter.info("stage2", f"Resumed from step {start}.")
-    body = model.body
-    kind = body.kind
-    from ..body.pose_bank import load_pose_bank
+    def __init__(self, model: H3GA, guidance, prompt: str, cfg: Stage2Config, reporter: ProgressReporter,
+                 workdir: Path, device="cpu"):
+        from ..body.pose_bank import load_pose_bank
 
-    bank = load_pose_bank(model.rest_joints.cpu().numpy())
-    faces = body.faces.cpu().numpy()  # exact ray-cast occlusion of hand and face keypoints
-    for step in range(start, cfg.steps):
-        if reporter.cancel.cancelled:
-            save_checkpoint(ckpt, model, optimizer, step, rng, refiner)
-            raise JobCancelled()
+        self.model, self.guidance, self.prompt, self.cfg = model, guidance, prompt, cfg
+        self.reporter, self.workdir, self.device = reporter, workdir, device
+        self.bank = load_pose_bank(model.rest_joints.cpu().numpy())
+        self.faces = model.body.faces.cpu().numpy()  # exact ray-cast occlusion of hand and face keypoints
+        self._make_optimizers()
+
+    def _make_optimizers(self) -> None:
+        self.optimizer = make_optimizer(self.model, self.cfg)
+        self.refiner = FreeGaussianRefiner(self.model, self.optimizer, self.cfg.densify) if self.cfg.densify else None
+
+    def train_step(self, step: int, rng: np.random.Generator) -> StepResult:
+        cfg, model, body = self.cfg, self.model, self.model.body
+        for group in self.optimizer.per_free["means"].param_groups:
+            group["lr"] = cfg.lr_means_at(step)
+        deform = cfg.deforming(step)
         images, skeletons, prompts, cameras, poses, renders = [], [], [], [], [], []
         for _ in range(cfg.batch):
-            pose, expression = phase_pose(rng, step, cfg.steps, body.num_expressions, kind, bank)
+            pose, expression = phase_pose(rng, step, cfg.steps, body.num_expressions, body.kind, self.bank)
             with torch.no_grad():
                 out = body(betas=model.betas[None], full_pose=pose[None],
                            expression=torch.as_tensor(expression, dtype=torch.float32)[None])
             joints, landmarks, vertices = (t[0].cpu().numpy() for t in (out.joints, out.landmarks, out.vertices))
             cam = sample_camera(rng, joints, cfg.resolution, cfg.face_prob, cfg.hand_prob, landmarks=landmarks)
-            if getattr(guidance, "needs_skeletons", True):
-                kp = body_keypoints(joints, landmarks, vertices, cam.camera, faces=faces)
+            if getattr(self.guidance, "needs_skeletons", True):
+                kp = body_keypoints(joints, landmarks, vertices, cam.camera, faces=self.faces)
                 skeleton = np.array(draw_openpose(kp), dtype=np.float32)
                 skeletons.append(torch.from_numpy(skeleton).permute(2, 0, 1) / 255.0)
-            out = render_output(model, pose, expression, cam.camera, device)
-            if refiner is not None and out.means2d.requires_grad:
+            out = render_output(model, pose, expression, cam.camera, self.device, deform)
+            if self.refiner is not None and out.means2d.requires_grad:
                 out.means2d.retain_grad()
                 renders.append(out)
             images.append(out.image.permute(2, 0, 1))
-            prompts.append(view_prompt(prompt, cam.azimuth, cam.elevation))
+            prompts.append(view_prompt(self.prompt, cam.azimuth, cam.elevation, cam.kind))
             cameras.append(cam.camera)
             poses.append((pose, expression))
-        result = guidance(torch.stack(images), skeletons=torch.stack(skeletons) if skeletons else None, prompts=prompts,
-                          step_ratio=step / max(1, cfg.steps), cameras=cameras, poses=poses)
-        optimizer.zero_grad(set_to_none=True)
+        result = self.guidance(torch.stack(images), skeletons=torch.stack(skeletons) if skeletons else None,
+                               prompts=prompts, step_ratio=step / max(1, cfg.steps), cameras=cameras, poses=poses)
+        self.optimizer.zero_grad(set_to_none=True)
         result.loss.backward()
-        optimizer.step()
-        if refiner is not None and renders:
+        self.optimizer.step()
+        if self.refiner is not None and renders:
             # After the optimizer step (gsplat's trainer refines before it): this step's update then
             # also reaches the Gaussians that are about to be cloned or split.
-            changed = refiner.after_step(step, renders)
+            changed = self.refiner.after_step(step, renders)
             if changed:
-                reporter.info("stage2", f"Densify at step {step}: {changed['before']} -> {changed['after']} free Gaussians.")
-        preview = None
-        done = step + 1
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            save_checkpoint(ckpt, model, optimizer, done, rng, refiner)
-        if done % cfg.preview_every == 0 or done == cfg.steps:
-            preview = str(save_preview(model, workdir / f"preview_{done:05d}.png", body, device))
-        try:
-            reporter.step("stage2", done, cfg.steps, loss=float(result.loss.detach()), preview=preview)
-        except JobCancelled:
-            save_checkpoint(ckpt, model, optimizer, done, rng, refiner)  # a rerun resumes exactly here
-            raise
+                self.reporter.info("stage2", f"Densify at step {step}: {changed['before']} -> {changed['after']} free Gaussians.")
+        return StepResult(result.loss.detach(), result.info.get("nonfinite"))
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "densify": self.refiner.state_dict() if self.refiner is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        resize_free(self.model, state["model"]["free_means"].shape[0])  # densification changes the count
+        self.model.load_state_dict(state["model"])
+        self._make_optimizers()  # bound to the resized parameters
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.refiner is not None and state.get("densify"):
+            self.refiner.load_state_dict(state["densify"])
+
+    def save_preview(self, done: int) -> Path:
+        return save_preview(self.model, self.workdir / f"preview_{done:05d}.png", self.model.body, self.device)
+
+
+def train_stage2(model: H3GA, guidance, prompt: str, cfg: Stage2Config, reporter: ProgressReporter, workdir: Path,
+                 seed: int = 0, device="cpu", resume: bool = True) -> H3GA:
+    workdir = Path(workdir)
+    stage = Stage2Training(model, guidance, prompt, cfg, reporter, workdir, device)
+    loop = LoopConfig(cfg.steps, cfg.checkpoint_every, cfg.preview_every, cfg.log_every)
+    Trainer(stage, loop, reporter, workdir / "stage2.pt", seed, device, resume).run()
     return model
 
 

@@ -1,0 +1,160 @@
+"""The one training loop both stages run: resume, cancel, checkpoints, previews, progress, and
+the watch on non-finite guidance steps.
+
+A stage supplies only what differs (``TrainingStage``): one optimisation step, its state for the
+checkpoint, and a preview image. Checkpoints hold the stage's state, the step and every RNG state
+(Python, numpy's global and the stage's generator, torch CPU and every CUDA device), so a job
+killed at step k and restarted continues exactly as if it had never stopped.
+
+The loop makes no host sync per step on a GPU: losses and the count of non-finite steps stay on
+the device and are read every ``log_every`` steps (and at checkpoints, previews and the end).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Protocol
+
+import numpy as np
+import torch
+
+from .core.errors import DreamWaltzError, JobCancelled
+from .progress import ProgressReporter
+
+
+class NonFiniteGuidanceError(DreamWaltzError):
+    code = "non_finite"
+
+
+@dataclass
+class StepResult:
+    loss: torch.Tensor  # detached scalar, on the training device
+    nonfinite: Optional[torch.Tensor] = None  # 0-d bool: the guidance gradient had NaN/inf (and was dropped)
+
+
+class TrainingStage(Protocol):
+    name: str  # "stage1" or "stage2": the progress events' stage
+
+    def train_step(self, step: int, rng: np.random.Generator) -> StepResult: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+    def save_preview(self, done: int) -> Optional[Path]: ...
+
+
+@dataclass
+class LoopConfig:
+    steps: int
+    checkpoint_every: int
+    preview_every: int
+    log_every: int = 1
+    # A job stops when this share of its steps so far (after ``nonfinite_grace`` steps), or this
+    # many in a row, had a non-finite guidance gradient: fp16 overflow or a broken model, not noise.
+    nonfinite_share: float = 0.05
+    nonfinite_run: int = 10
+    nonfinite_grace: int = 20
+
+
+def rng_state(rng: np.random.Generator) -> dict:
+    legacy = np.random.get_state(legacy=False)
+    state = {"python": random.getstate(), "numpy_generator": rng.bit_generator.state,
+             "numpy_global": {"key": torch.from_numpy(legacy["state"]["key"].astype(np.int64)),
+                              "pos": int(legacy["state"]["pos"]), "has_gauss": int(legacy["has_gauss"]),
+                              "gauss": float(legacy["gauss"])},
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["torch_cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(rng: np.random.Generator, state: dict) -> None:
+    random.setstate(_tuples(state["python"]))
+    rng.bit_generator.state = state["numpy_generator"]
+    legacy = state["numpy_global"]
+    np.random.set_state(("MT19937", legacy["key"].numpy().astype(np.uint32), legacy["pos"], legacy["has_gauss"],
+                         legacy["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if "torch_cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["torch_cuda"])
+
+
+def _tuples(value):
+    """random.setstate needs the tuples back that a checkpoint may have turned into lists."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+class Trainer:
+    def __init__(self, stage: TrainingStage, config: LoopConfig, reporter: ProgressReporter, checkpoint: Path,
+                 seed: int = 0, device="cpu", resume: bool = True):
+        self.stage, self.config, self.reporter = stage, config, reporter
+        self.checkpoint, self.device, self.resume = Path(checkpoint), torch.device(device), resume
+        self.rng = np.random.default_rng(seed)
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+        self.nonfinite = torch.zeros((), dtype=torch.int64, device=self.device)  # steps so far
+        self.nonfinite_streak = torch.zeros((), dtype=torch.int64, device=self.device)
+        self.step = 0
+
+    def save(self, step: int) -> None:
+        tmp = self.checkpoint.with_suffix(".tmp")
+        torch.save({"stage": self.stage.state_dict(), "step": step, "rng": rng_state(self.rng),
+                    "nonfinite": [int(self.nonfinite), int(self.nonfinite_streak)]}, tmp)
+        tmp.replace(self.checkpoint)
+
+    def load(self) -> int:
+        state = torch.load(self.checkpoint, weights_only=True, map_location=self.device)
+        self.stage.load_state_dict(state["stage"])
+        set_rng_state(self.rng, state["rng"])
+        self.nonfinite.fill_(state["nonfinite"][0])
+        self.nonfinite_streak.fill_(state["nonfinite"][1])
+        return int(state["step"])
+
+    def run(self) -> None:
+        cfg, name = self.config, self.stage.name
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        start = 0
+        if self.resume and self.checkpoint.exists():
+            start = self.load()
+            self.reporter.info(name, f"Resumed from step {start}.")
+        for step in range(start, cfg.steps):
+            self.step = step
+            if self.reporter.cancel.cancelled:
+                self.save(step)
+                raise JobCancelled()
+            result = self.stage.train_step(step, self.rng)
+            if result.nonfinite is not None:
+                bad = result.nonfinite.to(torch.int64)
+                self.nonfinite += bad
+                self.nonfinite_streak.mul_(bad).add_(bad)
+            done = step + 1
+            checkpoint = done % cfg.checkpoint_every == 0 or done == cfg.steps
+            preview = done % cfg.preview_every == 0 or done == cfg.steps
+            if not (checkpoint or preview or done % cfg.log_every == 0):
+                continue
+            self._check_nonfinite(done, start)  # before saving: a failed run keeps its last good checkpoint
+            if checkpoint:
+                self.save(done)
+            path = self.stage.save_preview(done) if preview else None
+            message = f"{int(self.nonfinite)} non-finite guidance steps dropped" if int(self.nonfinite) else ""
+            try:
+                self.reporter.step(name, done, cfg.steps, loss=float(result.loss), preview=str(path) if path else None,
+                                   message=message)
+            except JobCancelled:
+                self.save(done)  # a rerun resumes exactly here
+                raise
+
+    def _check_nonfinite(self, done: int, start: int) -> None:
+        cfg = self.config
+        count, streak = int(self.nonfinite), int(self.nonfinite_streak)
+        too_many = done - start > cfg.nonfinite_grace and count > cfg.nonfinite_share * done
+        if streak >= cfg.nonfinite_run or too_many:
+            raise NonFiniteGuidanceError(
+                f"{self.stage.name}: {count} of {done} steps ({streak} in a row) had a non-finite (NaN or inf) "
+                f"guidance gradient, so the job stopped instead of training on nothing.",
+                "Run with --precision fp32 (or bf16 on an Ampere or newer GPU): fp16 overflows in SDS; if it "
+                "persists, check the diffusion weights.")
