@@ -8,7 +8,6 @@ triangle + barycentric points read from the model file, so any topology works.
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -18,6 +17,7 @@ import torch
 from smplx.lbs import batch_rigid_transform, batch_rodrigues, blend_shapes, vertices2joints
 
 from ..core.errors import BodyModelError
+from ..core.h3ga import read_npz
 from ..core.joints import PARENTS
 from .landmarks import LANDMARK_NAMES, smplx_landmarks
 
@@ -45,26 +45,53 @@ def _read_npz(path: Path) -> dict:
     if path.suffix.lower() == ".pkl":
         raise BodyModelError(f"'{path.name}' is a pickle file, which DreamWaltz never loads (it can run code).",
                              "Use the .npz version of the SMPL-X model from smpl-x.is.tue.mpg.de.")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except ValueError as err:
-        if "pickle" in str(err).lower():
-            # SMPL-X .npz files store a few dict entries (joint2num, part2num) as objects: read the rest.
-            with zipfile.ZipFile(path) as zf:
-                names = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
-            out = {}
-            with np.load(path, allow_pickle=False) as data:
-                for name in names:
-                    try:
-                        out[name] = data[name]
-                    except ValueError:
-                        continue  # object arrays are skipped, never unpickled
-            return out
-        raise BodyModelError(f"'{path.name}' is not a readable .npz file ({err}).", "") from None
-    except (OSError, zipfile.BadZipFile) as err:
-        raise BodyModelError(f"'{path.name}' is not a readable .npz file ({err}).",
-                             "Download the SMPL-X model again (the .npz version).") from None
+    if path.stat().st_size == 0:
+        raise BodyModelError(f"'{path.name}' is empty.", "Download the SMPL-X model again (the .npz version).")
+    # SMPL-X .npz files store a few dict entries (joint2num, part2num) as objects: those are skipped,
+    # never unpickled. Every other array is read with its allocation bounded by its header.
+    return read_npz(path, f"'{path.name}'", error=BodyModelError, skip_objects=True, kinds="fiubUS",
+                    fix="Download the SMPL-X model again (the .npz version from smpl-x.is.tue.mpg.de).")
+
+
+# name -> (number of dimensions, dtype kinds); sizes are checked against each other in BodyModel.
+ARRAY_RANKS = {"v_template": (2, "fiu"), "f": (2, "iu"), "J_regressor": (2, "fiu"), "kintree_table": (2, "iu"),
+               "weights": (2, "fiu"), "shapedirs": (3, "fiu"), "lmk_faces_idx": (1, "iu"), "lmk_bary_coords": (2, "fiu"),
+               "vertex_colors": (2, "fiu"), "num_betas": (0, "iu")}
+
+
+def _check_arrays(data: dict, name: str) -> None:
+    """Ranks, kinds, sizes and values of a body file's arrays, before any of them is used."""
+    def bad(message: str) -> BodyModelError:
+        return BodyModelError(f"'{name}': {message}", "The file is damaged or not an SMPL-X model; "
+                              "download SMPLX_NEUTRAL.npz (npz version) from smpl-x.is.tue.mpg.de again.")
+
+    for key, (ndim, kinds) in ARRAY_RANKS.items():
+        if key not in data:
+            continue
+        value = data[key]
+        if value.dtype.kind not in kinds:
+            raise bad(f"array '{key}' is {value.dtype}, not numbers of the right kind.")
+        if value.ndim != ndim and not (key == "num_betas" and value.size == 1):
+            raise bad(f"array '{key}' has shape {value.shape}; it must have {ndim} dimensions.")
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise bad(f"array '{key}' contains NaN or infinite values.")
+    V = data["v_template"].shape[0]
+    if data["v_template"].shape[1] != 3 or V < 3:
+        raise bad(f"array 'v_template' has shape {data['v_template'].shape}, not (V, 3).")
+    faces = data["f"]
+    if faces.shape[1] != 3 or len(faces) == 0 or faces.min() < 0 or faces.max() >= V:
+        raise bad(f"array 'f' must be (F, 3) triangles with vertex indices in 0..{V - 1}.")
+    if data["kintree_table"].shape != (2, 55):
+        raise bad(f"array 'kintree_table' has shape {data['kintree_table'].shape}; SMPL-X's is (2, 55).")
+    if data["shapedirs"].shape[:2] != (V, 3):
+        raise bad(f"array 'shapedirs' has shape {data['shapedirs'].shape}, not ({V}, 3, K).")
+    if "num_betas" in data and not 0 <= int(data["num_betas"].reshape(-1)[0]) <= data["shapedirs"].shape[2]:
+        raise bad(f"'num_betas' is {int(data['num_betas'].reshape(-1)[0])} for {data['shapedirs'].shape[2]} shape directions.")
+    if "vertex_colors" in data and data["vertex_colors"].shape != (V, 3):
+        raise bad(f"array 'vertex_colors' has shape {data['vertex_colors'].shape}, not ({V}, 3).")
+    F = len(faces)
+    if "lmk_faces_idx" in data and len(data["lmk_faces_idx"]) and (data["lmk_faces_idx"].min() < 0 or data["lmk_faces_idx"].max() >= F):
+        raise bad(f"array 'lmk_faces_idx' has triangle indices outside 0..{F - 1}.")
 
 
 class BodyModel(torch.nn.Module):
@@ -76,6 +103,7 @@ class BodyModel(torch.nn.Module):
                 f"'{name}' does not look like an SMPL-X model file: it lacks {', '.join(missing)}.",
                 "Download SMPLX_NEUTRAL.npz (npz version) from smpl-x.is.tue.mpg.de and point to it.",
             )
+        _check_arrays(data, name)
         v_template = np.asarray(data["v_template"], dtype=np.float64)
         V = v_template.shape[0]
         J_regressor = np.asarray(data["J_regressor"], dtype=np.float64)

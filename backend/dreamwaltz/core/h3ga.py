@@ -28,9 +28,15 @@ from .version import __version__
 FORMAT_NAME = "h3ga"
 FORMAT_VERSION = 1
 COORDINATE_SYSTEM = "smplx: metres, right-handed, +Y up, the body faces +Z"
-MAX_TOTAL_BYTES = 4 << 30  # uncompressed; a 1M-splat avatar is ~200 MB
+MAX_TOTAL_BYTES = 4 << 30  # default hard ceiling, uncompressed; a 1M-splat avatar is ~200 MB
+READ_LIMIT_ENV = "DREAMWALTZ_MAX_READ_GB"  # raises (or lowers) the ceiling of every reader, in GiB
 MAX_MANIFEST_BYTES = 16 << 20
+MAX_MANIFEST_DEPTH = 16
 MAX_PREVIEW_BYTES = 32 << 20
+NPY_MAX_HEADER = 64 << 10  # numpy's own header limit is 10 kB; padding included
+MAX_BOMB_RATIO = 200  # a real avatar's float arrays barely compress; a zip bomb compresses ~1000:1
+BOMB_CHECK_BYTES = 64 << 20  # ... but small arrays of zeros may, so only members over this are checked
+_READ_CHUNK = 16 << 20
 SKIN_TOP_K = 4
 
 # name -> (dtype, shape with symbols, required). Symbols: V vertices, F faces, N free Gaussians,
@@ -198,37 +204,66 @@ def _canonical(name: str, array) -> np.ndarray:
 
 # --------------------------------------------------------------------------- reading
 
-def read_h3ga(path, max_total_bytes: int = MAX_TOTAL_BYTES) -> H3GAAvatar:
-    """Read and fully validate an avatar file."""
+def read_limit() -> int:
+    """The hard ceiling (bytes) on what one user file may unpack to: 4 GiB, or ``DREAMWALTZ_MAX_READ_GB``."""
+    raw = os.environ.get(READ_LIMIT_ENV, "").strip()
+    if raw:
+        try:
+            gib = float(raw)
+        except ValueError:
+            gib = float("nan")
+        if not (0 < gib < 1 << 20):
+            raise InvalidFileError(f"{READ_LIMIT_ENV}={raw!r} is not a size in GiB.", f"Set {READ_LIMIT_ENV} to a number such as 8, or unset it.")
+        return int(gib * 2**30)
+    return MAX_TOTAL_BYTES
+
+
+def _too_big_hint() -> str:
+    return (f"The file is damaged or hostile; if it is a genuine, very large file, raise the limit with the "
+            f"environment variable {READ_LIMIT_ENV} (GiB, default {MAX_TOTAL_BYTES >> 30}).")
+
+
+def read_h3ga(path, max_total_bytes: Optional[int] = None) -> H3GAAvatar:
+    """Read and fully validate an avatar file.
+
+    Memory is bounded by what the manifest's declared counts need (each member may unpack to its
+    declared array and nothing more), under a hard ceiling (``read_limit()``); every array is read
+    straight into its final buffer after its header has been checked against the manifest.
+    """
     path = Path(path)
     where = f"'{path.name}'"
+    limit = read_limit() if max_total_bytes is None else int(max_total_bytes)
     if not path.is_file():
         raise InvalidFileError(f"{where} does not exist.", "Check the path.")
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as err:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
         raise InvalidFileError(f"{where} is not a DreamWaltz avatar: it is not a valid zip archive ({err}).",
                                "It may be truncated or damaged; generate or download it again.") from None
     with zf:
         infos = zf.infolist()
-        _check_members(infos, where, max_total_bytes)
+        _check_members(infos, where, limit)
         by_name = {i.filename: i for i in infos}
         if "manifest.json" not in by_name:
             raise InvalidFileError(f"{where} has no manifest.json: it is not a .h3ga avatar.", "")
         manifest = _read_manifest(zf, by_name["manifest.json"], where)
-        index = manifest.get("arrays")
-        if not isinstance(index, dict):
-            raise InvalidFileError(f"{where}: the manifest has no array index.", "The file is damaged.")
-        arrays = {}
-        for name, declared in index.items():
+        index = manifest["arrays"]
+        needs = _declared_needs(manifest, index, where, limit)
+        for name in index:
             member = by_name.get(f"arrays/{name}.npy")
             if member is None:
                 raise InvalidFileError(f"{where}: array {name!r} is listed in the manifest but missing.",
                                        "The file is incomplete; generate or export it again.")
-            arrays[name] = _read_npy(zf, member, name, declared, where)
         undeclared = [n for n in by_name if n.startswith("arrays/") and n[7:-4] not in index]
         if undeclared:
             raise InvalidFileError(f"{where}: arrays not in the manifest: {', '.join(undeclared[:5])}.", "The file is damaged.")
+        for name in index:
+            info = by_name[f"arrays/{name}.npy"]
+            if info.file_size > BOMB_CHECK_BYTES and info.file_size > MAX_BOMB_RATIO * max(info.compress_size, 1):
+                raise InvalidFileError(f"{where}: array {name!r} would unpack to {info.file_size / 2**20:.0f} MiB from "
+                                       f"{info.compress_size / 2**10:.0f} KiB (over {MAX_BOMB_RATIO}:1; avatar data barely compresses).",
+                                       "The file is hostile (zip bomb); do not open it.")
+        arrays = {name: _read_npy(zf, by_name[f"arrays/{name}.npy"], name, index[name], where, limit) for name in index}
         previews = {n[len("previews/"):]: _read_bounded(zf, by_name[n], MAX_PREVIEW_BYTES, where)
                     for n in by_name if n.startswith("previews/")}
     avatar = H3GAAvatar(manifest, arrays, previews)
@@ -250,12 +285,12 @@ def _check_members(infos, where: str, max_total_bytes: int) -> None:
             raise InvalidFileError(f"{where} contains {name!r} twice.", "The file is damaged.")
         seen.add(name)
         if info.file_size < 0 or info.file_size > max_total_bytes:
-            raise InvalidFileError(f"{where}: member {name!r} declares {info.file_size} bytes, over the limit.",
-                                   "The file is damaged or hostile (zip bomb).")
+            raise InvalidFileError(f"{where}: member {name!r} declares {info.file_size} bytes, over the "
+                                   f"{max_total_bytes / 2**30:.1f} GiB limit.", _too_big_hint())
         total += info.file_size
     if total > max_total_bytes:
-        raise InvalidFileError(f"{where} would unpack to {total / 2**30:.1f} GiB, over the {max_total_bytes / 2**30:.0f} GiB limit.",
-                               "The file is damaged or hostile (zip bomb).")
+        raise InvalidFileError(f"{where} would unpack to {total / 2**30:.1f} GiB, over the {max_total_bytes / 2**30:.1f} GiB limit.",
+                               _too_big_hint())
 
 
 def _read_bounded(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, where: str) -> bytes:
@@ -265,7 +300,7 @@ def _read_bounded(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, where:
     try:
         with zf.open(info) as f:
             data = f.read(info.file_size + 1)
-    except (zipfile.BadZipFile, EOFError, OSError, zlib_error()) as err:
+    except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, RuntimeError, zlib_error()) as err:
         raise InvalidFileError(f"{where}: {info.filename!r} cannot be read ({err}).",
                                "The file is truncated or damaged; generate or download it again.") from None
     if len(data) != info.file_size:
@@ -279,53 +314,263 @@ def zlib_error():
     return zlib.error
 
 
+def _json_depth(value) -> int:
+    """Nesting depth, without recursion (a hostile manifest may nest thousands deep)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_MANIFEST_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
 def _read_manifest(zf, info, where: str) -> dict:
     raw = _read_bounded(zf, info, MAX_MANIFEST_BYTES, where)
     try:
         manifest = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InvalidFileError(f"{where}: manifest.json is not valid JSON ({err}).", "The file is damaged.") from None
+    except RecursionError:
+        raise InvalidFileError(f"{where}: manifest.json is nested too deeply to be a DreamWaltz manifest.",
+                               "The file is damaged or hostile; do not open it.") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        raise InvalidFileError(f"{where} is not a DreamWaltz avatar (format {manifest.get('format') if isinstance(manifest, dict) else None!r}).", "")
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise InvalidFileError(f"{where} is not a DreamWaltz avatar (manifest field 'format' is {str(found)[:40]!r}, not 'h3ga').",
+                               "Choose a .h3ga file made by DreamWaltz.")
     version = manifest.get("version")
-    if not isinstance(version, int) or version < 1:
-        raise InvalidFileError(f"{where}: unknown format version {version!r}.", "The file is damaged.")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise InvalidFileError(f"{where}: manifest field 'version' is {str(version)[:40]!r}, not a format version.", "The file is damaged.")
     if version > FORMAT_VERSION:
         raise InvalidFileError(f"{where} uses .h3ga version {version}; this DreamWaltz reads version {FORMAT_VERSION}.",
                                "Update the DreamWaltz add-on / backend to open it.")
+    if _json_depth(manifest) > MAX_MANIFEST_DEPTH:
+        raise InvalidFileError(f"{where}: manifest.json is nested more than {MAX_MANIFEST_DEPTH} levels deep.",
+                               "The file is damaged or hostile; do not open it.")
+    _check_manifest_types(manifest, where)
     return manifest
 
 
-def _read_npy(zf, info, name: str, declared, where: str) -> np.ndarray:
-    if not isinstance(declared, dict) or "dtype" not in declared or "shape" not in declared:
-        raise InvalidFileError(f"{where}: the manifest entry of {name!r} is malformed.", "The file is damaged.")
-    spec = ARRAY_SPECS.get(name)
-    if spec is None and not name.startswith(OPTIONAL_PREFIXES):
-        raise InvalidFileError(f"{where}: unknown array {name!r}.", "It was not written by this version of DreamWaltz.")
-    raw = _read_bounded(zf, info, MAX_TOTAL_BYTES, where)
-    buf = io.BytesIO(raw)
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_manifest_types(m: dict, where: str) -> None:
+    """Every field a reader uses has the type the format says (docs/FORMAT.md), before anything uses it."""
+
+    def bad(field: str, must: str):
+        value = field_value(field)
+        shown = type(value).__name__ if isinstance(value, (dict, list)) else repr(value)[:40]
+        return InvalidFileError(f"{where}: manifest field '{field}' must be {must}, not {shown}.",
+                                "The file is damaged or was not written by DreamWaltz; generate or export it again.")
+
+    def field_value(field: str):
+        value = m
+        for part in field.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        return value
+
+    for name in ("prompt", "negative_prompt", "preset", "generator", "coordinate_system"):
+        if name in m and not isinstance(m[name], str):
+            raise bad(name, "text")
+    if "seed" in m and not _is_int(m["seed"]):
+        raise bad("seed", "a whole number")
+    for name in ("num_free", "num_bound"):
+        if name in m and not (_is_int(m[name]) and m[name] >= 0):
+            raise bad(name, "a whole number >= 0")
+    body = m.get("body")
+    if not isinstance(body, dict):
+        raise bad("body", "an object")
+    for name in ("kind", "gender"):
+        if name in body and not isinstance(body[name], str):
+            raise bad(f"body.{name}", "text")
+    if "licensed_smplx_data" in body and not isinstance(body["licensed_smplx_data"], bool):
+        raise bad("body.licensed_smplx_data", "true or false")
+    for name in ("num_vertices", "num_faces", "num_betas", "num_expressions"):
+        if name in body and not (_is_int(body[name]) and body[name] >= 0):
+            raise bad(f"body.{name}", "a whole number >= 0")
+    for name in ("shape_names", "expression_names"):
+        if name in body and not (isinstance(body[name], list) and all(isinstance(s, str) for s in body[name])):
+            raise bad(f"body.{name}", "a list of names")
+    if "joint_names" in m and not (isinstance(m["joint_names"], list) and all(isinstance(s, str) for s in m["joint_names"])):
+        raise bad("joint_names", "a list of names")
+    if "parents" in m and not (isinstance(m["parents"], list) and all(_is_int(p) for p in m["parents"])):
+        raise bad("parents", "a list of joint indices")
+    index = m.get("arrays")
+    if not isinstance(index, dict) or not index:
+        raise bad("arrays", "the index of the arrays (an object)")
+    for name, entry in index.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("dtype"), str) or not isinstance(entry.get("shape"), list):
+            raise bad(f"arrays.{name}", "{\"dtype\": ..., \"shape\": [...]}")
+        shape = entry["shape"]
+        if len(shape) > 8 or not all(_is_int(n) and n >= 0 for n in shape):
+            raise InvalidFileError(f"{where}: manifest field 'arrays.{name}.shape' must be a list of whole numbers >= 0, not {str(shape)[:60]}.",
+                                   "The file is damaged; generate or export it again.")
+
+
+def _declared_needs(manifest: dict, index: dict, where: str, limit: int) -> dict[str, int]:
+    """Bytes each array needs by its manifest entry, after checking the entries against the format and
+    each other (V, F, N, M, B, E agree everywhere) and the sum against the hard ceiling."""
+    sizes: dict[str, int] = {"J": NUM_JOINTS, "K": SKIN_TOP_K}
+    counts = {"V": ("body", "num_vertices"), "F": ("body", "num_faces"), "B": ("body", "num_betas"),
+              "E": ("body", "num_expressions"), "N": (None, "num_free"), "M": (None, "num_bound")}
+    for symbol, (group, key) in counts.items():
+        value = (manifest["body"] if group else manifest).get(key)
+        if value is not None:
+            sizes[symbol] = value
+    needs, total = {}, 0
+    for name, entry in index.items():
+        spec = ARRAY_SPECS.get(name)
+        if spec is None and not name.startswith(OPTIONAL_PREFIXES):
+            raise InvalidFileError(f"{where}: unknown array {name!r} in the manifest.", "It was not written by this version of DreamWaltz.")
+        dtype = spec[0] if spec else "float32"
+        if entry["dtype"] != dtype:
+            raise InvalidFileError(f"{where}: manifest field 'arrays.{name}.dtype' is {entry['dtype'][:20]!r}, must be {dtype!r}.",
+                                   "The file is damaged.")
+        shape = entry["shape"]
+        if spec is not None:
+            symbols = spec[1]
+            if len(shape) != len(symbols):
+                raise InvalidFileError(f"{where}: manifest field 'arrays.{name}.shape' has {len(shape)} dimensions, "
+                                       f"the format says {len(symbols)}.", "The file is damaged.")
+            for symbol, n in zip(symbols, shape):
+                expected = sizes.setdefault(symbol, n) if isinstance(symbol, str) else symbol
+                if n != expected:
+                    raise InvalidFileError(f"{where}: manifest field 'arrays.{name}.shape' is {shape}, which disagrees with "
+                                           f"the other arrays and counts ({symbol} = {expected}).", "The file is damaged.")
+        count = 1
+        for n in shape:
+            count *= n  # Python integers: no overflow
+        needs[name] = count * np.dtype(dtype).itemsize
+        total += needs[name]
+        if total > limit:
+            raise InvalidFileError(f"{where}: its manifest declares arrays of over {limit / 2**30:.1f} GiB "
+                                   f"(at '{name}', shape {shape}).", _too_big_hint())
+    return needs
+
+
+def read_npy_stream(f, where: str, field: str, *, limit: int, size: Optional[int] = None, kinds: str = "fiub",
+                    dtype=None, shape=None, fix: str = "The file is damaged; export it again.",
+                    error=InvalidFileError, skip_objects: bool = False) -> Optional[np.ndarray]:
+    """One ``.npy`` from an open binary stream, without pickle and without extra copies.
+
+    The header is read and checked first (dtype kind, ``dtype``/``shape`` when given, byte count
+    against ``limit`` and, when known, the stream's ``size``); only then is the array allocated, and
+    the data is read straight into it in bounded chunks. Any problem is an ``error`` (by default
+    ``InvalidFileError``) naming ``where`` and ``field``. ``skip_objects``: an array of Python objects
+    gives None instead of an error (it is still never unpickled).
+    """
+    def bad(message: str, hint: str = fix) -> InvalidFileError:
+        return error(f"{where}: {field} {message}", hint)
+
     try:
-        major, _minor = np.lib.format.read_magic(buf)
-        reader = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = reader(buf)
-    except (ValueError, OSError) as err:
-        raise InvalidFileError(f"{where}: array {name!r} is not a valid .npy ({err}).", "The file is damaged.") from None
-    if dtype.hasobject or dtype.kind not in "fiub":
-        raise InvalidFileError(f"{where}: array {name!r} has dtype {dtype}, which DreamWaltz never writes (pickled objects are refused).",
-                               "Do not open this file: it may be hostile.")
-    expected_dtype = spec[0] if spec else "float32"
-    if str(dtype) != expected_dtype or str(dtype) != declared["dtype"]:
-        raise InvalidFileError(f"{where}: array {name!r} is {dtype} but must be {expected_dtype}.", "The file is damaged.")
-    if list(shape) != list(declared["shape"]):
-        raise InvalidFileError(f"{where}: array {name!r} has shape {tuple(shape)} but the manifest says {tuple(declared['shape'])}.",
-                               "The file is damaged.")
-    payload = len(raw) - buf.tell()
-    if payload != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
-        raise InvalidFileError(f"{where}: array {name!r} holds {payload} bytes, not what its shape {tuple(shape)} needs.",
-                               "The file is truncated or damaged.")
-    buf.seek(0)
-    array = np.load(buf, allow_pickle=False)
-    return np.asfortranarray(array) if fortran else array
+        start = f.tell() if size is not None else 0
+        major, _minor = np.lib.format.read_magic(f)
+        if major == 1:
+            header = np.lib.format.read_array_header_1_0(f)
+        elif major == 2:
+            header = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"npy format version {major} is not supported")
+        got_shape, fortran, got_dtype = header
+        header_len = f.tell() - start if size is not None else 0
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError, RecursionError, MemoryError,
+            zipfile.BadZipFile, zlib_error()) as err:
+        raise bad(f"is not a valid .npy array ({str(err)[:120]}).") from None
+    if skip_objects and got_dtype.hasobject:
+        return None
+    if got_dtype.hasobject or got_dtype.kind not in kinds or got_dtype.fields is not None or got_dtype.subdtype is not None:
+        raise bad(f"has dtype {got_dtype}, which is not plain numbers (pickled objects are refused, never loaded).",
+                  "Do not open this file: it may be hostile. Re-save it with plain numpy arrays.")
+    if dtype is not None and got_dtype != np.dtype(dtype):
+        raise bad(f"is {got_dtype} but must be {np.dtype(dtype)}.")
+    if any(n < 0 for n in got_shape):
+        raise bad(f"has a negative size in its shape {tuple(got_shape)}.")
+    if shape is not None and tuple(got_shape) != tuple(shape):
+        raise bad(f"has shape {tuple(got_shape)} but {tuple(shape)} is declared.")
+    count = 1
+    for n in got_shape:
+        count *= int(n)  # Python integers: a shape whose byte count overflows int64 is just big
+    nbytes = count * got_dtype.itemsize
+    if nbytes > limit:
+        raise bad(f"declares shape {tuple(got_shape)}: {nbytes / 2**30:.1f} GiB, over the {limit / 2**30:.1f} GiB limit.",
+                  _too_big_hint())
+    if size is not None and size - header_len != nbytes:  # each member unpacks to its declared array, no more
+        raise bad(f"unpacks to {size - header_len} bytes of data, but its shape {tuple(got_shape)} needs {nbytes}.",
+                  "The file is damaged or hostile (zip bomb)." if size > nbytes else "The file is truncated or damaged.")
+    flat = np.empty(count, dtype=got_dtype)
+    view = memoryview(flat).cast("B") if nbytes else None
+    pos = 0
+    try:
+        while pos < nbytes:
+            got = f.readinto(view[pos:pos + _READ_CHUNK])
+            if not got:
+                raise bad(f"ends after {pos} of {nbytes} bytes of data.", "The file is truncated; export or download it again.")
+            pos += got
+        if size is not None and f.read(1):
+            raise bad("holds more data than its shape needs.", "The file is damaged or hostile.")
+    except (OSError, EOFError, zipfile.BadZipFile, zlib_error()) as err:
+        raise bad(f"cannot be read ({str(err)[:120]}).", "The file is truncated or damaged.") from None
+    finally:
+        if view is not None:
+            view.release()
+    return flat.reshape(tuple(got_shape), order="F" if fortran else "C")
+
+
+def read_npy_file(path, where: str, field: str = "the array", *, limit: Optional[int] = None, error=InvalidFileError,
+                  fix: str = "The file is damaged; export it again.", kinds: str = "fiub") -> np.ndarray:
+    """A ``.npy`` file, read as ``read_npy_stream`` does (never unpickled, allocation bounded)."""
+    limit = read_limit() if limit is None else limit
+    try:
+        with open(path, "rb") as f:
+            return read_npy_stream(f, where, field, limit=limit, size=os.fstat(f.fileno()).st_size, kinds=kinds,
+                                   fix=fix, error=error)
+    except OSError as err:
+        raise error(f"{where} cannot be read ({err.strerror or err}).", "Check the path and its permissions.") from None
+
+
+def read_npz(path, where: str, *, limit: Optional[int] = None, error=InvalidFileError, kinds: str = "fiub",
+             skip_objects: bool = False, fix: str = "The file is damaged; export or download it again.") -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` (name -> array), like ``np.load`` but never unpickling, each array's
+    memory bounded by its header, checked against its member's size, under the hard ceiling."""
+    limit = read_limit() if limit is None else limit
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+        raise error(f"{where} is not a readable .npz file: it is not a zip archive ({str(err)[:80]}).", fix) from None
+    out: dict[str, np.ndarray] = {}
+    with zf:
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+        total = sum(i.file_size for i in infos)
+        if total > limit:
+            raise error(f"{where} would unpack to {total / 2**30:.1f} GiB, over the {limit / 2**30:.1f} GiB limit.", _too_big_hint())
+        for info in infos:
+            key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            try:
+                with zf.open(info) as f:
+                    array = read_npy_stream(f, where, f"array {key!r}", limit=limit, size=info.file_size, kinds=kinds,
+                                            fix=fix, error=error, skip_objects=skip_objects)
+            except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError, EOFError, zlib_error()) as err:
+                raise error(f"{where}: array {key!r} cannot be read ({str(err)[:120]}).", fix) from None
+            if array is not None:
+                out[key] = array
+    return out
+
+
+def _read_npy(zf, info, name: str, declared: dict, where: str, limit: int) -> np.ndarray:
+    spec = ARRAY_SPECS.get(name)
+    try:
+        with zf.open(info) as f:
+            return read_npy_stream(f, where, f"array {name!r}", limit=limit, size=info.file_size, kinds="fiu",
+                                   dtype=spec[0] if spec else "float32", shape=declared["shape"],
+                                   fix="The file is damaged; generate or export it again.")
+    except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError, zlib_error()) as err:
+        raise InvalidFileError(f"{where}: array {name!r} cannot be read ({str(err)[:120]}).",
+                               "The file is truncated or damaged; generate or download it again.") from None
 
 
 # --------------------------------------------------------------------------- validation

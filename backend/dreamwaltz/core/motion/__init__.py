@@ -40,4 +40,4 @@ def load_motion(path, target: TargetSkeleton, fps=None, in_place: bool = False, 
     else:
         raise MotionError(f"'{path.name}': unsupported motion file type '{suffix}'.",
                           "Use .bvh, or SMPL-X/AMASS .npz / .npy.")
-    return resample(seq, fps) if fps else seq
+    return resample(seq, fps) if fps is not None else seq  # 0 or NaN is an error, not 'keep the rate'

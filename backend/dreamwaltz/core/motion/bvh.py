@@ -8,6 +8,8 @@ CRLF/tabs, and refuses empty, truncated or absurd files with a clear MotionError
 
 from __future__ import annotations
 
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,8 +18,12 @@ import numpy as np
 from ..errors import MotionError
 from ..rotations import axis_angle_to_matrix
 
-MAX_BVH_BYTES = 512 << 20
+MAX_BVH_BYTES = 256 << 20  # text: at most ~128M numbers, 1 GiB as float64
+MAX_HIERARCHY_BYTES = 4 << 20  # 1000 joints need ~200 kB
 MAX_JOINTS = 1000
+MAX_FRAMES = 1_000_000  # 9 hours at 30 fps
+# world_transforms holds ~200 bytes per joint and frame (float64 rotations and positions, twice)
+BYTES_PER_JOINT_FRAME = 200
 AXES = {"X": 0, "Y": 1, "Z": 2}
 
 
@@ -91,8 +97,16 @@ def read_bvh(path) -> BVH:
         raise MotionError(f"'{path.name}': {err.message}", err.hint) from None
 
 
+_MOTION_RE = re.compile(r"(?<!\S)MOTION(?!\S)", re.IGNORECASE)
+_MOTION_HEADER_RE = re.compile(r"\s*(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)")
+
+
 def parse_bvh(text: str) -> BVH:
-    tokens = text.split()
+    # Only the hierarchy is split into Python tokens; the frames are parsed by numpy straight into
+    # one float64 array (a token list of a big clip would take ~50 bytes per number).
+    found = _MOTION_RE.search(text, 0, MAX_HIERARCHY_BYTES)
+    hierarchy = text[:found.start()] if found else text[:MAX_HIERARCHY_BYTES]
+    tokens = hierarchy.split()
     if not tokens or tokens[0].upper() != "HIERARCHY":
         raise MotionError("not a BVH file (it does not start with HIERARCHY).", "Choose a .bvh motion capture file.")
     names, parents, offsets, channels, end_sites = [], [], [], [], {}
@@ -116,6 +130,8 @@ def parse_bvh(text: str) -> BVH:
             raise MotionError(f"a number was expected near token {i}.", "The file is damaged.") from None
         if len(values) != n:
             raise MotionError("the file ends inside the hierarchy.", "The file is truncated.")
+        if not all(np.isfinite(values)):
+            raise MotionError(f"an OFFSET near token {i} is not a finite number.", "The file is damaged.")
         i += n
         return values
 
@@ -138,6 +154,8 @@ def parse_bvh(text: str) -> BVH:
             except (ValueError, IndexError):
                 raise MotionError(f"bad CHANNELS count near token {i}.", "The file is damaged.") from None
             i += 1
+            if not 0 <= count <= 6 or i + count > len(tokens):
+                raise MotionError(f"joint {names[-1]!r} declares {count} channels (CHANNELS takes 0 to 6).", "The file is damaged.")
             chans = tokens[i:i + count]
             for c in chans:
                 if len(c) < 2 or c[0].upper() not in AXES or c[1:].lower() not in ("position", "rotation"):
@@ -148,6 +166,8 @@ def parse_bvh(text: str) -> BVH:
             if len(names) > MAX_JOINTS:
                 raise MotionError(f"more than {MAX_JOINTS} joints.", "This is not a body motion capture.")
         elif word == "END":
+            if not stack:
+                raise MotionError("an End Site comes before any joint.", "The file is damaged; export it again.")
             i += 2  # "End Site"
             expect("{")
             expect("OFFSET")
@@ -158,39 +178,57 @@ def parse_bvh(text: str) -> BVH:
                 raise MotionError("unbalanced braces in the hierarchy.", "The file is damaged.")
             stack.pop()
             i += 1
-        elif word == "MOTION":
-            i += 1
-            break
         else:
             raise MotionError(f"unexpected {tokens[i]!r} in the hierarchy.", "The file is damaged.")
     if not names:
         raise MotionError("the hierarchy has no joints.", "The file is damaged.")
     if stack:
         raise MotionError("the hierarchy is not closed.", "The file is truncated.")
+    if found is None:
+        raise MotionError("the MOTION section is missing.", "The file is truncated or damaged.")
     # MOTION: "Frames: N" "Frame Time: dt" then N rows.
+    header = _MOTION_HEADER_RE.match(text, found.end())
     try:
-        if tokens[i].upper().rstrip(":") != "FRAMES":
+        if header is None:
             raise ValueError
-        n_frames = int(tokens[i + 1])
-        if tokens[i + 2].upper() != "FRAME" or tokens[i + 3].upper().rstrip(":") != "TIME":
+        words = header.groups()
+        if words[0].upper().rstrip(":") != "FRAMES" or words[2].upper() != "FRAME" or words[3].upper().rstrip(":") != "TIME":
             raise ValueError
-        frame_time = float(tokens[i + 4])
-    except (ValueError, IndexError):
+        n_frames = int(words[1])
+        frame_time = float(words[4])
+    except ValueError:
         raise MotionError("the MOTION section is missing or malformed.", "The file is truncated or damaged.") from None
     if n_frames <= 0:
         raise MotionError("the clip has no frames.", "Export the motion again with its frames.")
-    if not (1e-4 <= frame_time <= 10.0):
-        raise MotionError(f"the frame time {frame_time} s is not plausible.", "The file is damaged.")
+    if not (1e-4 <= frame_time <= 10.0):  # also refuses 0, negative and NaN
+        raise MotionError(f"'Frame Time' is {frame_time} s, not a plausible frame time (1e-4 to 10 s).",
+                          "The file is damaged; export the motion again.")
     n_channels = sum(len(c) for c in channels)
-    data = tokens[i + 5:]
-    if len(data) < n_frames * n_channels:
-        complete = len(data) // max(1, n_channels)
+    if n_channels == 0:
+        raise MotionError("no joint has channels, so the clip holds no motion.", "Export the motion again with its channels.")
+    if n_frames > MAX_FRAMES or n_frames * len(names) * BYTES_PER_JOINT_FRAME > (4 << 30):
+        raise MotionError(f"'Frames' is {n_frames} for {len(names)} joints, over what DreamWaltz reads at once "
+                          f"({min(MAX_FRAMES, (4 << 30) // (BYTES_PER_JOINT_FRAME * len(names)))} frames).",
+                          "Split the clip into shorter takes.")
+    data = text[header.end():]
+    expected = n_frames * n_channels
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy warns when the text does not end in a number
+        try:
+            values = np.fromstring(data, dtype=np.float64, sep=" ")  # bounded by the file's size
+        except ValueError:
+            values = np.zeros(0)
+    if len(values) < expected:
+        complete = len(values) // n_channels
+        words = 0
+        for _ in re.finditer(r"\S+", data):  # counted lazily: no token list
+            words += 1
+            if words >= expected:
+                raise MotionError(f"the motion data contains something that is not a number (after {len(values)} numbers).",
+                                  "The file is damaged.")
         raise MotionError(f"the file declares {n_frames} frames but holds {complete}.",
                           "It is truncated; export or download it again.")
-    try:
-        frames = np.asarray(data[: n_frames * n_channels], dtype=np.float64).reshape(n_frames, n_channels)
-    except ValueError:
-        raise MotionError("the motion data contains something that is not a number.", "The file is damaged.") from None
+    frames = values[:expected].reshape(n_frames, n_channels)
     if not np.isfinite(frames).all():
         raise MotionError("the motion data contains NaN or infinite values.", "The file is damaged.")
     return BVH(names, parents, np.array(offsets, dtype=np.float64), channels, end_sites, frames, frame_time)

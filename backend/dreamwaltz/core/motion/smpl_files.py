@@ -6,43 +6,35 @@ Layouts: docs/MOTION.md.
 
 from __future__ import annotations
 
-import zipfile
+import math
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from ..errors import MotionError
+from ..h3ga import read_npy_file, read_npz
 from ..rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from .retarget import MotionSequence
 
 MAX_FRAMES = 1_000_000
+MIN_FPS, MAX_FPS = 0.1, 10_000.0  # as BVH's frame times (1e-4 to 10 s)
 MAX_FILE_BYTES = 2 << 30
 Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 
 
 def _load(path: Path) -> dict:
+    """Arrays of a .npz / .npy motion file: never unpickled, each allocation bounded by its header
+    (checked against the data actually there) under the readers' hard ceiling (DREAMWALTZ_MAX_READ_GB)."""
+    where = f"'{path.name}'"
     if path.stat().st_size > MAX_FILE_BYTES:
-        raise MotionError(f"'{path.name}' is over {MAX_FILE_BYTES >> 30} GB.", "Split the motion into shorter clips.")
-    try:
-        if path.suffix.lower() == ".npy":
-            with open(path, "rb") as f:
-                return {"poses": np.load(f, allow_pickle=False)}
-        with zipfile.ZipFile(path) as zf:
-            total = sum(i.file_size for i in zf.infolist())
-        if total > 4 * MAX_FILE_BYTES:
-            raise MotionError(f"'{path.name}' unpacks to {total >> 20} MB.", "The file is damaged or hostile.")
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except MotionError:
-        raise
-    except ValueError as err:
-        if "pickle" in str(err).lower():
-            raise MotionError(f"'{path.name}' stores Python objects (pickle), which are never loaded.",
-                              "Re-save it with plain numpy arrays (np.savez).") from None
-        raise MotionError(f"'{path.name}' is not a readable numpy file ({err}).", "The file is damaged.") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as err:
-        raise MotionError(f"'{path.name}' is not a readable numpy file ({err}).", "The file is damaged or truncated.") from None
+        raise MotionError(f"{where} is over {MAX_FILE_BYTES >> 30} GB.", "Split the motion into shorter clips.")
+    if path.stat().st_size == 0:
+        raise MotionError(f"{where} is empty.", "Export the motion again.")
+    fix = "The file is damaged; re-save it with plain numpy arrays (np.savez)."
+    if path.suffix.lower() == ".npy":
+        return {"poses": read_npy_file(path, where, "the array", error=MotionError, fix=fix)}
+    return read_npz(path, where, error=MotionError, fix=fix, kinds="fiubUS")  # AMASS keeps gender etc. as text
 
 
 def _scalar(data: dict, *keys, default=None):
@@ -60,16 +52,19 @@ def read_smpl_motion(path, rest_pelvis, up_axis: str = "auto", fps: Optional[flo
     if not path.is_file():
         raise MotionError(f"'{path}' does not exist.", "Check the path.")
     data = _load(path)
-    poses = np.asarray(data.get("poses", data.get("motion", data.get("arr_0"))))
+    poses = data.get("poses", data.get("motion", data.get("arr_0")))
     if poses is None or poses.dtype.kind not in "fiu":
         raise MotionError(f"'{path.name}' has no 'poses' array of numbers.",
                           "Supported: AMASS SMPL+H / SMPL-X .npz, (T,55,3) 'poses', and flat (T,265) or (T,322) arrays.")
+    if poses.ndim not in (2, 3):
+        raise MotionError(f"'{path.name}': 'poses' has {poses.ndim} dimensions (shape {poses.shape}); a motion has 2 or 3.",
+                          "Supported: (T,156) SMPL+H, (T,165) SMPL-X, (T,55,3), (T,265), (T,322).")
+    T = poses.shape[0]
+    if T > MAX_FRAMES:  # before any copy
+        raise MotionError(f"'{path.name}' has {T} frames, over the {MAX_FRAMES} limit.", "Split the clip.")
     poses = poses.astype(np.float64)
-    T = poses.shape[0] if poses.ndim >= 2 else 0
     if T == 0:
         raise MotionError(f"'{path.name}' has no frames.", "")
-    if T > MAX_FRAMES:
-        raise MotionError(f"'{path.name}' has {T} frames, over the {MAX_FRAMES} limit.", "Split the clip.")
     full = np.zeros((T, 55, 3))
     transl = np.zeros((T, 3))
     expression = None
@@ -117,5 +112,21 @@ def read_smpl_motion(path, rest_pelvis, up_axis: str = "auto", fps: Optional[flo
         full[:, 0] = matrix_to_axis_angle(C @ axis_angle_to_matrix(full[:, 0]))
         pelvis = np.asarray(rest_pelvis, dtype=np.float64)
         transl = transl @ C.T + (C @ pelvis - pelvis)
-    rate = fps or _scalar(data, "mocap_framerate", "mocap_frame_rate", "fps", "frame_rate", default=30.0)
+    if fps is not None:
+        rate = check_fps(fps, f"'{path.name}': the frame rate asked for")
+    else:
+        rate = _scalar(data, "mocap_framerate", "mocap_frame_rate", "fps", "frame_rate", default=30.0)
+        rate = check_fps(rate, f"'{path.name}': its frame rate ('mocap_framerate')")
     return MotionSequence(rate, full, transl, expression, {}, f"{path.name} ({layout})")
+
+
+def check_fps(fps, what: str) -> float:
+    """``fps`` as a float if it is a plausible frame rate, else a MotionError naming ``what``."""
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (MIN_FPS <= value <= MAX_FPS):  # also refuses NaN
+        raise MotionError(f"{what} is {fps!r}, not a frame rate ({MIN_FPS:g} to {MAX_FPS:g} fps).",
+                          "Fix the file's frame rate (e.g. 30), or give the rate explicitly.")
+    return value
