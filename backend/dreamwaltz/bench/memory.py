@@ -8,17 +8,25 @@ Measured, each in a fresh process:
   The field's occupancy grid is the canonical body's (its surface cells, the inside filled along
   z, dilated by one cell as training does), so that the samples reach the network where a
   trained field's would; the batch is the sampler's closest face close-up (the whole frame is
-  face) and three of its closest body views.
+  face) and three of its closest body views. On a CPU, where such a step takes hours, the step
+  renders copies of the densest chunk of rays instead (the centre of the face close-up: every
+  sample in an occupied cell) and is extrapolated linearly in rays to the preset's batch x size^2:
+  with checkpointed chunks only per-ray outputs grow with the rays, so this bounds the real step.
 - ``stage2_paper``: one stage-2 step: H3GA with the paper's Gaussian counts (started on the body
   surface), posed, rendered by ``render.rasterize`` at 512 px, batch 4, backward, Adam step.
 - ``sds_paper``: the SDS step (``bench guidance``'s SD-1.5-size random-weight networks) on a batch
-  of 512 px renders, backward to the renders; the paper's precision on CUDA (fp16), fp32 on a CPU.
+  of 512 px renders, backward to the renders; the paper's precision on CUDA (fp16), bf16 on a CPU
+  (the same bytes per number; ``DREAMWALTZ_BENCH_MEMORY_SDS_DTYPE=float32`` for fp32).
 - ``h3ga_init_paper``: constructing H3GA with the paper's counts from stage-1-like start points
   (the body's outer shell, as stage 1 exports them), which binds each point to a triangle.
 
 Method. On CUDA: ``torch.cuda.max_memory_allocated`` of the process (everything it allocated:
 parameters, optimiser state, activations). On a CPU: the peak RSS of the measuring process
-(``os.wait4``'s ``ru_maxrss``) minus that of an idle process that imported the same modules.
+(``VmHWM`` in /proc) minus that of an idle process that imported the same modules, both with a
+fixed glibc mmap threshold so that freed tensors leave the RSS (see ``run_child``). The SDS
+measurement restarts its peak once the networks are built (they are built in fp32 and cast,
+a transient that loading real weights in their precision does not have): it counts the
+resident weights and the step.
 A measurement whose forecast exceeds ``DREAMWALTZ_BENCH_MEMORY_LIMIT_GIB`` (default 7) on a CPU is
 run at two smaller batches (or point counts) and extrapolated linearly, and says so.
 
@@ -114,7 +122,9 @@ def crop(camera, rays: int):
 
 
 def stage1_step(device: str, preset: str, batch: int, rays: int = 0) -> dict:
-    """``rays`` > 0: only that many rays of the first (densest) view, the centre of the face."""
+    """``rays`` > 0: instead of the batch, that many rays as copies of the densest chunk: the
+    centre window of the face close-up, one chunk of rays, where every ray meets the head and
+    every sample is in an occupied cell (a bound: chunks of real views are sparser)."""
     import torch
 
     from ..body import BodyModel
@@ -131,7 +141,7 @@ def stage1_step(device: str, preset: str, batch: int, rays: int = 0) -> dict:
     optimizer = torch.optim.Adam(field.parameters(), lr=1e-3, eps=1e-15)
     cams = stage1_views(cb, size, batch)
     if rays:
-        cams = [crop(cams[0], rays)]
+        cams = [crop(cams[0], cfg.render_chunk)] * max(1, rays // cfg.render_chunk)
     start = time.perf_counter()
     images = [render_image(field, cam, cfg.samples, jitter=True, chunk=cfg.render_chunk)[0].permute(2, 0, 1)
               for cam in cams]
@@ -139,7 +149,8 @@ def stage1_step(device: str, preset: str, batch: int, rays: int = 0) -> dict:
     loss = torch.stack(images).mean() + margin_loss(field, inside, outside, cfg.log_density_in, cfg.log_density_out)
     loss.backward()
     optimizer.step()
-    what = f"{cams[0].width}x{cams[0].height} rays of the face close-up" if rays else f"batch {batch}"
+    what = (f"{len(cams)} copies of the densest {cams[0].width}x{cams[0].height} rays (face close-up centre)"
+            if rays else f"batch {batch}")
     return {"what": f"stage 1, {preset} preset: {size} px, {what}, {cfg.samples} samples/ray, "
                     f"chunk {cfg.render_chunk} rays, hash table 2^{cfg.field.log2_table}, "
                     f"occupancy {cfg.field.occupancy_res}^3 ({occupied:.0%} occupied)",
@@ -178,13 +189,26 @@ def stage2_step(device: str, preset: str, batch: int) -> dict:
             "seconds": time.perf_counter() - start}
 
 
+def sds_dtype(device: str):
+    """The paper's fp16 on CUDA; on a CPU bf16 (the same bytes per number as fp16, and fast on
+    CPUs with AVX512-BF16/AMX) unless DREAMWALTZ_BENCH_MEMORY_SDS_DTYPE says otherwise (float32)."""
+    import torch
+
+    if device == "cuda":
+        return torch.float16
+    return getattr(torch, os.environ.get("DREAMWALTZ_BENCH_MEMORY_SDS_DTYPE", "bfloat16"))
+
+
 def sds_step(device: str, batch: int) -> dict:
     import torch
 
     from .guidance import sd15_guidance
 
-    dtype = torch.float16 if device == "cuda" else torch.float32
+    dtype = sds_dtype(device)
     guidance = sd15_guidance(device, dtype)
+    # The networks are built in fp32 and then cast; real weights load in their precision directly,
+    # so the peak of the build is not the step's: count from the built networks on.
+    reset_peak(device)
     size = guidance.resolution
     images = torch.rand(batch, 3, size, size, device=device, requires_grad=True)
     skeletons = torch.rand(batch, 3, size, size, device=device)
@@ -235,6 +259,28 @@ def idle(device: str) -> dict:
     return {"what": "idle"}
 
 
+def reset_peak(device: str) -> None:
+    """Restart the peak: CUDA's allocation peak, or the kernel's peak RSS (VmHWM) of this process."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+
+
+def peak_rss() -> int:
+    """Bytes: this process's peak RSS since it started or since ``reset_peak``."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+
+
 MEASURES = {"stage1": stage1_step, "stage2": stage2_step, "sds": sds_step, "h3ga_init": h3ga_init, "idle": idle}
 
 
@@ -247,6 +293,8 @@ def child(name: str, kwargs: dict) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
         info["cuda_peak"] = torch.cuda.max_memory_allocated()
+    else:
+        info["rss_peak"] = peak_rss()
     print(RESULT + json.dumps(info), flush=True)
 
 
@@ -255,7 +303,11 @@ def run_child(name: str, **kwargs) -> dict:
     """Run one measurement in a fresh process; its result with ``peak`` (bytes): the peak RSS on
     a CPU (``ru_maxrss`` of that process alone), the peak CUDA allocation on CUDA."""
     cmd = [sys.executable, "-c", f"from dreamwaltz.bench.memory import child; child({name!r}, {kwargs!r})"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # glibc keeps freed blocks below its (self-raising) mmap threshold in its heap, so the RSS of a
+    # process that frees and reallocates chunk after chunk climbs past its live memory; a fixed
+    # small threshold returns freed tensors to the system and the RSS follows the live memory.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -263,7 +315,8 @@ def run_child(name: str, **kwargs) -> dict:
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"memory bench {name} {kwargs} failed (exit {proc.returncode}):\n{out[-3000:]}")
     info = json.loads(lines[-1][len(RESULT):])
-    info["peak"] = info.get("cuda_peak", usage.ru_maxrss * 1024)  # ru_maxrss is in KiB on Linux
+    # /proc's VmHWM (restartable by reset_peak); else ru_maxrss of that process alone (KiB on Linux)
+    info["peak"] = info.get("cuda_peak", info.get("rss_peak", usage.ru_maxrss * 1024))
     return info
 
 
@@ -302,10 +355,11 @@ class Meter:
         if scale == "batch" and forecast <= self.limit and seconds < 600:
             info = run_child(name, **{scale: full}, **kwargs)
             return self._report(info, info["peak"] - self.baseline)
-        why = "memory limit" if forecast > self.limit else "ten minutes"
+        why = ("a whole step at this size takes hours on this CPU" if scale != "batch" else
+               f"a direct run would pass this machine's {'memory limit' if forecast > self.limit else 'ten minutes'}")
+        per = f"{slope / 2**20:,.2f} MiB per {scale}" if scale == "batch" else f"{slope:,.0f} bytes per ray"
         print(f"  -> {name} at {scale} {full:,}: {forecast / GIB:.2f} GiB, extrapolated linearly in {scale} {how} "
-              f"({slope / 2**20 * (1 if scale == 'batch' else 2**20):,.2f} MiB per {scale if scale == 'batch' else 'Mi rays'}; "
-              f"a direct run would pass this machine's {why})", flush=True)
+              f"({per}; {why})", flush=True)
         return forecast / GIB
 
     @staticmethod
@@ -324,7 +378,7 @@ def main():
     for preset in ("preview", "paper"):
         cfg = stage1_preset(preset)
         rays = cfg.batch * cfg.schedule[-1][1] ** 2
-        if on_cpu:  # a whole step at these sizes takes an hour here; the peak is per chunk of rays
+        if on_cpu:  # a whole step at these sizes takes hours here: copies of the densest chunk, scaled
             figures[f"stage1_{preset}"] = m.measure("stage1", rays, (2 * cfg.render_chunk, 6 * cfg.render_chunk),
                                                     scale="rays", preset=preset, batch=1)
         else:
@@ -332,13 +386,14 @@ def main():
     paper = stage2_settings("paper")
     figures["h3ga_init_paper"] = m.measure("h3ga_init", paper["num_free"], (10000, 20000), preset="paper")
     if on_cpu:
-        print("SDS on this CPU: fp32 (the paper's fp16 on CUDA: the weights and most activations take half).",
-              flush=True)
+        print(f"SDS on this CPU in {str(sds_dtype('cpu'))[6:]} (the paper's precision on CUDA is fp16: "
+              f"bf16 takes the same bytes per number).", flush=True)
     figures["sds_paper"] = m.measure("sds", paper["batch"], (1, 2))
     figures["stage2_paper"] = m.measure("stage2", paper["batch"], (1, 2), preset="paper")
     total1 = figures["stage1_paper"] + figures["sds_paper"]
     total2 = figures["stage2_paper"] + figures["sds_paper"]
     print(f"paper preset totals: stage 1 + SDS {total1:.2f} GiB, stage 2 + SDS {total2:.2f} GiB "
-          f"({'under' if max(total1, total2) < 22 else 'over'} 22 GiB{', CPU fp32 figures' if on_cpu else ''})")
+          f"({'under' if max(total1, total2) < 22 else 'over'} 22 GiB"
+          f"{'; CPU figures: own rasterizer, SDS in ' + str(sds_dtype('cpu'))[6:] if on_cpu else ''})")
     print(" ".join(f"{k}_gib={figures[k]:.2f}" for k in
                    ("stage1_preview", "stage1_paper", "stage2_paper", "sds_paper", "h3ga_init_paper")))
