@@ -80,12 +80,14 @@ def test_job_runs_reports_progress_and_returns_the_result(service):
 def test_bad_requests_say_what_is_wrong(service):
     client, _, _ = service
     empty = client.post("/jobs", json={"prompt": "   "}, headers=AUTH)
-    assert empty.status_code == 422 and "prompt is empty" in empty.text
+    assert empty.status_code == 400 and "prompt is empty" in empty.text
     preset = client.post("/jobs", json={"prompt": "x", "preset": "ultra"}, headers=AUTH)
-    assert preset.status_code == 422 and "tiny, preview, paper" in preset.text
+    assert preset.status_code == 400 and "tiny, preview, paper" in preset.text
     precision = client.post("/jobs", json={"prompt": "x", "precision": "fp8"}, headers=AUTH)
-    assert precision.status_code == 422 and "auto, fp16, bf16, fp32" in precision.text
+    assert precision.status_code == 400 and "auto, fp16, bf16, fp32" in precision.text
     body = client.post("/jobs", json={"prompt": "x", "body": "/nowhere/SMPLX_NEUTRAL.npz"}, headers=AUTH)
+    assert body.status_code == 400 and "not allowed" in body.json()["detail"]["message"]
+    body = client.post("/jobs", json={"prompt": "x", "body": str(Path.home() / "nowhere" / "SMPLX_NEUTRAL.npz")}, headers=AUTH)
     assert body.status_code == 400 and "does not exist" in body.json()["detail"]["message"]
     assert client.get("/jobs/../../etc", headers=AUTH).status_code == 404
 

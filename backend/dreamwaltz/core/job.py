@@ -7,6 +7,7 @@ server's request model and the add-on's panel all build a ``GenerateSpec`` and s
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
@@ -22,6 +23,18 @@ PRECISIONS = ("auto", "fp16", "bf16", "fp32")
 SDS_WEIGHTINGS = ("uniform", "sds", "snr")
 GENDERS = ("neutral", "male", "female")
 DEVICES = ("auto", "cpu", "cuda")
+
+
+MAX_SEED = 2**32 - 1  # the generators' seed range
+MAX_BETAS = 400  # SMPL-X files have at most 300 shape + 100 expression directions
+MAX_ABS_BETA = 100.0
+MAX_STEPS = 10_000_000
+MAX_PROMPT_CHARS = 4000  # the text encoders read 77 tokens; this only stops absurd requests
+MAX_PATH_CHARS = 4096
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class JobSpecError(DreamWaltzError, ValueError):
@@ -75,11 +88,32 @@ class GenerateSpec:
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
                 raise JobSpecError(f"{name} must be a whole number >= 0, not {value!r}.", "Leave it empty for the preset's.")
         try:
-            if len(self.betas) > 400:
+            if isinstance(self.betas, (str, bytes)) or len(self.betas) > MAX_BETAS:
                 raise ValueError
             self.betas = [float(b) for b in self.betas]
+            if not all(math.isfinite(b) and abs(b) <= MAX_ABS_BETA for b in self.betas):
+                raise ValueError
         except (TypeError, ValueError):
-            raise JobSpecError("betas must be a list of at most 400 numbers.", "Leave it empty for the average body.") from None
+            raise JobSpecError(f"betas must be a list of at most {MAX_BETAS} numbers between -{MAX_ABS_BETA} and {MAX_ABS_BETA}.",
+                               "Leave it empty for the average body.") from None
+        if not _is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
+            raise JobSpecError(f"seed must be a whole number from 0 to {MAX_SEED}, not {str(self.seed)[:40]}.", "Use e.g. 0.")
+        for name in ("steps", "stage1_steps"):
+            value = getattr(self, name)
+            if value is not None and value > MAX_STEPS:
+                raise JobSpecError(f"{name} is {value}, over the {MAX_STEPS} limit.", "Leave it empty for the preset's.")
+        texts = {"prompt": MAX_PROMPT_CHARS, "negative_prompt": MAX_PROMPT_CHARS, "body": MAX_PATH_CHARS,
+                 "sd_model": MAX_PATH_CHARS, "controlnet_model": MAX_PATH_CHARS}
+        for name, limit in texts.items():
+            value = getattr(self, name)
+            if value is None and name in ("sd_model", "controlnet_model"):
+                continue
+            if not isinstance(value, str) or len(value) > limit or "\0" in value:
+                raise JobSpecError(f"{name.replace('_', ' ')} must be text of at most {limit} characters.",
+                                   "Shorten it." if isinstance(value, str) else "Send text.")
+        for name in ("cpu_offload", "vae_slicing", "densify"):
+            if not isinstance(getattr(self, name), bool):
+                raise JobSpecError(f"{name} must be true or false, not {str(getattr(self, name))[:40]}.", "")
         return self
 
     @classmethod

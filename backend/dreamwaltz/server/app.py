@@ -1,18 +1,26 @@
 """The HTTP API (FastAPI): submit, status, events, cancel, preview, result.
 
-Every route but ``/health`` needs ``Authorization: Bearer <token>``. The service binds to
-localhost by default; ``dreamwaltz serve --host 0.0.0.0`` exposes it, still token-protected.
+Every route but ``/health`` needs ``Authorization: Bearer <token>`` (the schema at
+``/openapi.json`` too; ``/docs`` and ``/redoc`` are off). The service binds to localhost by
+default; ``dreamwaltz serve --host 0.0.0.0`` exposes it, still token-protected. Requests over
+``MAX_BODY_BYTES`` get 413; a request that breaks the job schema (an unknown field, a wrong type,
+an impossible value) gets 400 with the reason; ``body`` paths must lie in the allowed folders
+(docs/SERVER.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hmac
+import json
+import os
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from pydantic import ConfigDict
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from ..core.errors import DreamWaltzError
@@ -21,16 +29,80 @@ from ..core.version import __version__
 from .jobs import FINISHED, JobStore, Runner, Worker
 
 
-# The request body is the one job schema (core/job.py), validated by pydantic: wrong types and
-# values answer 422 with the schema's own messages.
-GenerateRequest = pydantic_dataclass(GenerateSpec)
+# The request body is the one job schema (core/job.py), validated by pydantic: unknown fields,
+# wrong types and impossible values answer 400 with the schema's own messages.
+GenerateRequest = pydantic_dataclass(GenerateSpec, config=ConfigDict(extra="forbid"))
+
+MAX_BODY_BYTES = 1 << 20  # a job request is a few hundred bytes
+BODY_DIRS_ENV = "DREAMWALTZ_BODY_DIRS"  # folders (os.pathsep-separated) SMPL-X files may be read from
 
 
-def create_app(jobs_dir: Path, token: str, runner: Runner, start_worker: bool = True) -> FastAPI:
+def allowed_body_dirs() -> list[Path]:
+    """Folders a request's ``body`` path may point into: DREAMWALTZ_BODY_DIRS, else the home folder."""
+    raw = os.environ.get(BODY_DIRS_ENV, "")
+    dirs = [Path(d).expanduser() for d in raw.split(os.pathsep) if d.strip()] if raw.strip() else [Path.home()]
+    return [Path(os.path.realpath(d)) for d in dirs]
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a request body over ``limit`` bytes, declared or streamed."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        try:
+            too_big = declared is not None and int(declared) > self.limit
+        except ValueError:
+            too_big = True
+        if too_big:
+            return await self._refuse(send)
+        received = 0
+
+        async def limited():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise HTTPException(413, detail=self._detail())
+            return message
+
+        return await self.app(scope, limited, send)
+
+    def _detail(self) -> dict:
+        return {"code": "too_large", "message": f"The request is over the {self.limit >> 10} KiB limit.",
+                "hint": "A job request is a few hundred bytes: send the prompt and settings, not files."}
+
+    async def _refuse(self, send):
+        body = json.dumps({"detail": self._detail()}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _validation_message(errors: Sequence[dict]) -> str:
+    parts = []
+    for error in errors[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+        message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+        if error.get("type") in ("extra_forbidden", "unexpected_keyword_argument"):
+            message = "is not a field of a job request"
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
+def create_app(jobs_dir: Path, token: str, runner: Runner, start_worker: bool = True,
+               body_dirs: Optional[Sequence[Path]] = None, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     store = JobStore(jobs_dir)
     worker = Worker(store, runner)
-    app = FastAPI(title="DreamWaltz backend", version=__version__)
+    app = FastAPI(title="DreamWaltz backend", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
     app.state.store, app.state.worker = store, worker
+    body_roots = [Path(os.path.realpath(Path(d).expanduser())) for d in body_dirs] if body_dirs is not None else None
 
     def require_token(request: Request) -> None:
         given = request.headers.get("authorization", "")
@@ -47,6 +119,35 @@ def create_app(jobs_dir: Path, token: str, runner: Runner, start_worker: bool = 
     @app.exception_handler(DreamWaltzError)
     async def user_error(_request, err: DreamWaltzError):
         return JSONResponse(status_code=400, content={"detail": err.to_dict()})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request, err: RequestValidationError):
+        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in err.errors()]
+        return JSONResponse(status_code=400, content={"detail": {
+            "code": "invalid_request", "message": f"Invalid job request: {_validation_message(errors)}",
+            "hint": "Fix the fields named; docs/SERVER.md lists the request's fields.", "errors": errors}})
+
+    def check_body_path(body: str) -> None:
+        if body == "open":
+            return
+        roots = body_roots if body_roots is not None else allowed_body_dirs()
+        resolved = Path(os.path.realpath(Path(body).expanduser()))
+        inside = any(resolved == root or root in resolved.parents for root in roots)
+        if not inside or resolved.suffix.lower() != ".npz":
+            # The same answer whether or not the file exists: a client learns nothing of other folders.
+            raise DreamWaltzError(
+                f"The body path {body!r} is not allowed on this backend.",
+                f"Put the SMPL-X .npz in one of the backend's body folders (set by {BODY_DIRS_ENV}, by default the "
+                "home folder of the user running it) and give its path there, or choose the open body.")
+        if not resolved.is_file():
+            raise DreamWaltzError(
+                f"The SMPL-X file {body!r} does not exist on the backend's machine.",
+                "Choose the open body, or copy your SMPL-X .npz to the backend machine and give its path there.",
+            )
+
+    @app.get("/openapi.json", dependencies=[Depends(require_token)], include_in_schema=False)
+    def openapi() -> dict:
+        return app.openapi()
 
     @app.on_event("startup")
     def _start() -> None:
@@ -65,22 +166,22 @@ def create_app(jobs_dir: Path, token: str, runner: Runner, start_worker: bool = 
         from ..commands.doctor import system_report
 
         info = system_report(block=False)
-        return {"ok": True, "version": __version__, **info, "device_name": info["gpu"] or "CPU"}
+        worker.ensure_alive()  # the supervisor's check, on every health probe too
+        health = worker.health()
+        return {"ok": health["alive"] or not start_worker, "version": __version__, **info,
+                "device_name": info["gpu"] or "CPU", "worker": health}
 
     @app.post("/jobs", dependencies=[Depends(require_token)])
     def submit(req: GenerateRequest) -> dict:
-        if req.body != "open" and not Path(req.body).is_file():
-            raise DreamWaltzError(
-                f"The SMPL-X file {req.body!r} does not exist on the backend's machine.",
-                "Choose the open body, or copy your SMPL-X .npz to the backend machine and give its path there.",
-            )
+        check_body_path(req.body)
         job = store.create(GenerateSpec.from_dict(dataclasses.asdict(req)).to_dict())
+        worker.ensure_alive()
         worker.notify()
         return job.state
 
     @app.get("/jobs", dependencies=[Depends(require_token)])
     def list_jobs() -> list:
-        return [j.state for j in store.all()]
+        return [{k: v for k, v in state.items() if k != "traceback"} for _, state in store.all_with_states()]
 
     @app.get("/jobs/{job_id}", dependencies=[Depends(require_token)])
     def status(job_id: str) -> dict:

@@ -28,10 +28,33 @@ FINISHED = ("done", "failed", "cancelled")
 Runner = Callable[[dict, ProgressReporter, Path], Path]
 
 
+MAX_RECORD_BYTES = 16 << 20  # spec.json / state.json: a few kB normally
+
+
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(data, indent=1))
+        f.flush()
+        os.fsync(f.fileno())  # a kill -9 or power cut never leaves an empty state file behind the rename
     os.replace(tmp, path)  # atomic: a killed server never leaves half a state file
+
+
+class CorruptRecord(Exception):
+    """A job's spec.json or state.json is empty, damaged or not what this server writes."""
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        if path.stat().st_size > MAX_RECORD_BYTES:
+            raise CorruptRecord(f"{path.name} is {path.stat().st_size} bytes, far larger than a job record")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise CorruptRecord(f"{path.name} cannot be read ({type(err).__name__}: {str(err)[:120]})") from None
+    if not isinstance(data, dict):
+        raise CorruptRecord(f"{path.name} holds {type(data).__name__}, not a job record")
+    return data
 
 
 @dataclass
@@ -41,11 +64,35 @@ class Job:
 
     @property
     def spec(self) -> dict:
-        return json.loads((self.folder / "spec.json").read_text(encoding="utf-8"))
+        return _read_json(self.folder / "spec.json")
 
     @property
     def state(self) -> dict:
-        return json.loads((self.folder / "state.json").read_text(encoding="utf-8"))
+        """The job's state; a damaged state.json is replaced by a failed record saying why."""
+        path = self.folder / "state.json"
+        try:
+            state = _read_json(path)
+            if state.get("status") not in ACTIVE + FINISHED:
+                raise CorruptRecord(f"state.json has no valid status ({str(state.get('status'))[:40]!r})")
+            if not isinstance(state.get("created", 0), (int, float)):
+                raise CorruptRecord("state.json has no valid creation time")
+            return state
+        except CorruptRecord as err:
+            return self._mark_corrupt(str(err))
+
+    def _mark_corrupt(self, reason: str) -> dict:
+        try:
+            created = (self.folder / "state.json").stat().st_mtime
+        except OSError:
+            created = time.time()
+        state = {"id": self.id, "status": "failed", "created": created, "updated": time.time(),
+                 "error": {"code": "corrupt_record", "message": f"The job's record was damaged: {reason}.",
+                           "hint": "Submit the job again; the queue has moved on."}}
+        try:
+            _write_json(self.folder / "state.json", state)
+        except OSError:
+            pass  # a read-only folder: report it failed all the same
+        return state
 
     def set_state(self, **changes) -> None:
         state = self.state
@@ -82,12 +129,15 @@ class Job:
 class JobStore:
     def __init__(self, jobs_dir: Path):
         self.dir = Path(jobs_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        if not self.dir.exists():
+            self.dir.mkdir(parents=True, mode=0o700)
 
     def create(self, spec: dict) -> Job:
         job_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
         folder = self.dir / job_id
-        (folder / "work").mkdir(parents=True)
+        folder.mkdir(mode=0o700)
+        os.chmod(folder, 0o700)  # private whatever the umask: prompts, bodies and results are the user's
+        (folder / "work").mkdir(mode=0o700)
         _write_json(folder / "spec.json", spec)
         _write_json(folder / "state.json", {"id": job_id, "status": "queued", "created": time.time(),
                                             "updated": time.time(), "error": None})
@@ -100,14 +150,22 @@ class JobStore:
         return Job(job_id, folder) if (folder / "state.json").exists() else None
 
     def all(self) -> list[Job]:
-        jobs = [Job(p.name, p) for p in self.dir.iterdir() if (p / "state.json").exists()]
-        return sorted(jobs, key=lambda j: j.state.get("created", 0))
+        return [job for job, _ in self.all_with_states()]
+
+    def all_with_states(self) -> list[tuple[Job, dict]]:
+        """Every job with its state, oldest first; damaged records come back as failed ones."""
+        jobs = []
+        for p in self.dir.iterdir():
+            if not p.name.startswith(".") and (p / "state.json").exists():
+                job = Job(p.name, p)
+                jobs.append((job, job.state))
+        return sorted(jobs, key=lambda js: js[1].get("created", 0))
 
     def next_pending(self) -> Optional[Job]:
         # Interrupted ("running" in a previous server life) jobs first, then the oldest queued.
-        jobs = [j for j in self.all() if j.state["status"] in ACTIVE]
-        jobs.sort(key=lambda j: (j.state["status"] != "running", j.state.get("created", 0)))
-        return jobs[0] if jobs else None
+        jobs = [(j, s) for j, s in self.all_with_states() if s["status"] in ACTIVE]
+        jobs.sort(key=lambda js: (js[1]["status"] != "running", js[1].get("created", 0)))
+        return jobs[0][0] if jobs else None
 
 
 class Worker:
@@ -121,10 +179,40 @@ class Worker:
         self._wake = threading.Event()
         self._current: Optional[tuple[str, CancelToken]] = None
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="dreamwaltz-worker", daemon=True)
+        self._thread: Optional[threading.Thread] = None
+        self._started = False
+        self.restarts = 0
+        self.last_crash: Optional[str] = None
+        self.heartbeat = time.time()
 
-    def start(self) -> None:
+    def start(self, supervise_s: float = 1.0) -> None:
+        self._started = True
+        self._thread = threading.Thread(target=self._loop, name="dreamwaltz-worker", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._supervise, args=(supervise_s,), name="dreamwaltz-supervisor", daemon=True).start()
+
+    def _supervise(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            self.ensure_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def ensure_alive(self) -> bool:
+        """The supervisor: restart the worker thread if it died (True if it had to)."""
+        with self._lock:
+            if not self._started or self._stop.is_set() or self.alive:
+                return False
+            self.restarts += 1
+            self._thread = threading.Thread(target=self._loop, name="dreamwaltz-worker", daemon=True)
+            self._thread.start()
+            return True
+
+    def health(self) -> dict:
+        current = self._current
+        return {"alive": self.alive, "restarts": self.restarts, "running_job": current[0] if current else None,
+                "last_crash": self.last_crash, "idle_s": round(time.time() - self.heartbeat, 1)}
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -132,7 +220,7 @@ class Worker:
         with self._lock:
             if self._current:
                 self._current[1].cancel()
-        if self._thread.is_alive():  # a server made with start_worker=False never started it
+        if self.alive:  # a server made with start_worker=False never started it
             self._thread.join(timeout)
 
     def notify(self) -> None:
@@ -148,17 +236,44 @@ class Worker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            job = self.store.next_pending()
-            if job is None:
-                self._wake.wait(self.poll_s)
-                self._wake.clear()
-                continue
-            self._run(job)
+            self.heartbeat = time.time()
+            job = None
+            try:
+                job = self.store.next_pending()
+                if job is None:
+                    self._wake.wait(self.poll_s)
+                    self._wake.clear()
+                    continue
+                self._run(job)
+            except BaseException as err:  # noqa: BLE001 - one bad job or record never stops the queue (SystemExit too)
+                self.last_crash = f"{type(err).__name__}: {str(err)[:200]}"
+                if job is not None:
+                    try:
+                        job.set_state(status="failed", error={"code": "internal", "message": f"The job could not be run: {self.last_crash}",
+                                                              "hint": "Submit it again; the queue has moved on."},
+                                      traceback=traceback.format_exc())
+                    except Exception:  # noqa: BLE001 - the record itself is unwritable
+                        self._skip(job)
+                self._stop.wait(self.poll_s)  # never spin on a fault that repeats
+
+    def _skip(self, job: Job) -> None:
+        """A job whose record cannot even be marked failed: move it aside so the queue goes on."""
+        try:
+            os.replace(job.folder, job.folder.with_name(f".broken-{job.id}"))
+        except OSError:
+            pass
 
     def _run(self, job: Job) -> None:
         token = CancelToken()
         with self._lock:
             self._current = (job.id, token)
+        try:
+            self._run_current(job, token)
+        finally:
+            with self._lock:
+                self._current = None
+
+    def _run_current(self, job: Job, token: CancelToken) -> None:
         resumed = job.state["status"] == "running"
         job.set_state(status="running", started=time.time())
 
@@ -181,6 +296,10 @@ class Worker:
             else:
                 job.set_state(status="cancelled", error=err.to_dict())
                 sink(ProgressEvent("cancelled", message=err.message))
+        except CorruptRecord as err:
+            job.set_state(status="failed", error={"code": "corrupt_record", "message": f"The job's record was damaged: {err}.",
+                                                  "hint": "Submit the job again; the queue has moved on."})
+            sink(ProgressEvent("error", message=str(err)))
         except DreamWaltzError as err:
             job.set_state(status="failed", error=err.to_dict())
             sink(ProgressEvent("error", message=str(err)))
@@ -188,9 +307,6 @@ class Worker:
             error = classify_unexpected(err)
             job.set_state(status="failed", error=error, traceback=traceback.format_exc())
             sink(ProgressEvent("error", message=error["message"]))
-        finally:
-            with self._lock:
-                self._current = None
 
 
 def classify_unexpected(err: Exception) -> dict:
