@@ -95,8 +95,10 @@ def apply_motion(avatar: Avatar, path, start_frame=None, in_place: bool = False,
     frames = start + np.arange(seq.num_frames, dtype=np.float64)
 
     rig = avatar.armature
-    action = bpy.data.actions.new(name or f"{rig.name}: {Path(path).stem}")
+    saved = _SceneState(avatar, scene)
+    action = None
     try:
+        action = bpy.data.actions.new(name or f"{rig.name}: {Path(path).stem}")
         rig.animation_data_create()
         rig.animation_data.action = action
         curves = _fcurves(action, rig)
@@ -111,11 +113,60 @@ def apply_motion(avatar: Avatar, path, start_frame=None, in_place: bool = False,
             _write(curves, f'pose.bones["{JOINT_NAMES[0]}"].location', c, frames, seq.transl[:, c], JOINT_NAMES[0])
         if seq.expression is not None:
             _apply_expression(avatar, seq, frames)
-    except Exception:
-        bpy.data.actions.remove(action)
+        scene.frame_start, scene.frame_end = int(frames[0]), max(scene.frame_end, int(frames[-1]))
+    except BaseException:
+        saved.restore()  # all or nothing: the rig, its previous action, the frame range, the selection
         raise
-    scene.frame_start, scene.frame_end = int(frames[0]), max(scene.frame_end, int(frames[-1]))
     return action
+
+
+class _SceneState:
+    """What apply_motion changes, to put back exactly if it fails part-way."""
+
+    def __init__(self, avatar: Avatar, scene):
+        rig = avatar.armature
+        self.avatar, self.scene = avatar, scene
+        self.had_anim = rig.animation_data is not None
+        self.action = rig.animation_data.action if self.had_anim else None
+        self.slot = getattr(rig.animation_data, "action_slot", None) if self.had_anim else None
+        self.modes = {b.name: b.rotation_mode for b in rig.pose.bones}
+        self.frames = (scene.frame_start, scene.frame_end, scene.frame_current)
+        keys = avatar.body.data.shape_keys if avatar.body is not None else None
+        self.keys_had_anim = keys is not None and keys.animation_data is not None
+        self.keys_action = keys.animation_data.action if self.keys_had_anim else None
+        self.actions = set(bpy.data.actions)
+        self.selected = [o for o in bpy.context.view_layer.objects if o.select_get()]
+        self.active = bpy.context.view_layer.objects.active
+
+    def restore(self) -> None:
+        rig = self.avatar.armature
+        if self.had_anim:
+            rig.animation_data.action = self.action
+            if self.slot is not None and hasattr(rig.animation_data, "action_slot"):
+                try:
+                    rig.animation_data.action_slot = self.slot
+                except (RuntimeError, TypeError, AttributeError):
+                    pass
+        elif rig.animation_data is not None:
+            rig.animation_data_clear()
+        for bone in rig.pose.bones:
+            if bone.name in self.modes:
+                bone.rotation_mode = self.modes[bone.name]
+        keys = self.avatar.body.data.shape_keys if self.avatar.body is not None else None
+        if keys is not None:
+            if self.keys_had_anim:
+                keys.animation_data.action = self.keys_action
+            elif keys.animation_data is not None:
+                keys.animation_data_clear()
+        for action in list(bpy.data.actions):
+            if action not in self.actions:  # every action made here, the new one included
+                bpy.data.actions.remove(action)
+        self.scene.frame_start, self.scene.frame_end = self.frames[0], self.frames[1]
+        if self.scene.frame_current != self.frames[2]:
+            self.scene.frame_set(self.frames[2])
+        for obj in bpy.context.view_layer.objects:
+            obj.select_set(obj in self.selected)
+        bpy.context.view_layer.objects.active = self.active
 
 
 def _apply_expression(avatar: Avatar, seq, frames) -> None:
@@ -156,6 +207,9 @@ class DREAMWALTZ_OT_apply_motion(bpy.types.Operator, ImportHelper):
             action = apply_motion(avatar, self.filepath, self.start_frame, self.in_place, self.scale)
         except errors.DreamWaltzError as err:
             self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        except Exception as err:  # noqa: BLE001 - the scene is already restored; say what failed, no traceback
+            self.report({"ERROR"}, f"Apply Motion failed ({type(err).__name__}: {err}); the scene is unchanged.")
             return {"CANCELLED"}
         self.report({"INFO"}, f"Applied {Path(self.filepath).name}: frames {int(action.frame_range[0])}-{int(action.frame_range[1])}")
         return {"FINISHED"}

@@ -80,3 +80,71 @@ def test_a_corrupt_clip_is_refused_and_leaves_the_scene_as_it_was(imported, tmp_
         bpy.ops.dreamwaltz.apply_motion(filepath=str(bad))
     assert len(bpy.data.actions) == actions
     assert avatar.armature.animation_data is None or avatar.armature.animation_data.action is None
+
+
+def _scene_snapshot(avatar):
+    import bpy
+
+    rig = avatar.armature
+    anim = rig.animation_data
+    keys = avatar.body.data.shape_keys
+    return {
+        "action": anim.action.name if anim and anim.action else None,
+        "actions": sorted(a.name for a in bpy.data.actions),
+        "frames": (bpy.context.scene.frame_start, bpy.context.scene.frame_end, bpy.context.scene.frame_current),
+        "modes": [b.rotation_mode for b in rig.pose.bones],
+        "selected": sorted(o.name for o in bpy.context.view_layer.objects if o.select_get()),
+        "active": bpy.context.view_layer.objects.active.name if bpy.context.view_layer.objects.active else None,
+        "key_action": keys.animation_data.action.name if keys and keys.animation_data and keys.animation_data.action else None,
+    }
+
+
+@pytest.mark.parametrize("failure", ["negative_rate", "zero_rate", "mid_rig", "mid_expressions"])
+def test_a_failing_apply_motion_leaves_the_previous_action_frame_range_and_selection(imported, tmp_path, monkeypatch, failure):
+    """Issue 16: all or nothing. A clip that is refused, or one whose keyframing fails part-way,
+    leaves the rig's previous action, the frame range, bone modes and the selection as they were."""
+    import bpy
+    from dreamwaltz_blender import motion
+
+    avatar, _ = imported
+    scene = bpy.context.scene
+    scene.render.fps = 30
+    previous = motion.apply_motion(avatar, str(MOCAP / "cmu_02_02_walk_daz.bvh"), start_frame=5)
+    scene.frame_start, scene.frame_end = 3, 77
+    scene.frame_set(12)
+    for obj in bpy.context.view_layer.objects:
+        obj.select_set(obj == avatar.body)
+    bpy.context.view_layer.objects.active = avatar.body
+    before = _scene_snapshot(avatar)
+    assert before["action"] == previous.name
+
+    T = 8
+    flat = np.concatenate([np.zeros((T, 165)), np.random.default_rng(0).normal(size=(T, 100))], axis=1)
+    clip = tmp_path / "clip.npz"
+    rate = {"negative_rate": -30.0, "zero_rate": 0.0}.get(failure, 30.0)
+    np.savez(clip, poses=flat[:, :165].reshape(T, 55, 3) * 0.1, mocap_framerate=rate)
+    if failure.startswith("mid_"):
+        np.save(tmp_path / "clip.npy", flat)  # with expressions: the shape keys get an action too
+        clip = tmp_path / "clip.npy"
+        calls = {"n": 0}
+        real = motion._write
+
+        def flaky(*args, **kwargs):
+            calls["n"] += 1
+            # 55 x 4 rotation + 3 location curves on the rig, then the expression keys' curves
+            if calls["n"] > (100 if failure == "mid_rig" else 224):
+                raise RuntimeError("disk full")
+            return real(*args, **kwargs)
+        monkeypatch.setattr(motion, "_write", flaky)
+        with pytest.raises(RuntimeError, match="disk full"):
+            motion.apply_motion(avatar, str(clip), start_frame=40)
+    else:
+        from dreamwaltz.core.errors import DreamWaltzError
+
+        with pytest.raises(DreamWaltzError, match="frame rate"):
+            motion.apply_motion(avatar, str(clip), start_frame=40)
+        bpy.context.view_layer.objects.active = avatar.armature
+        with pytest.raises(RuntimeError, match="frame rate"):
+            bpy.ops.dreamwaltz.apply_motion(filepath=str(clip))
+        bpy.context.view_layer.objects.active = avatar.body
+    assert _scene_snapshot(avatar) == before
