@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tracemalloc
 import zipfile
 
@@ -312,7 +313,6 @@ def test_hostile_motion_files_are_refused_within_memory(tmp_path, target, case, 
         path = tmp_path / "motion.npy"
         path.write_bytes(npy_header((2**62, 2**62), "<f8") + bytes(16))
     if case == "huge_header_small_limit":
-        import os
         os.environ["DREAMWALTZ_MAX_READ_GB"] = "1000"
         try:
             refused(lambda: load_motion(path, target), path.name, expected)
@@ -370,3 +370,135 @@ def test_hostile_body_files_are_refused(tmp_path, open_body_arrays, case, expect
             members["posedirs"] = npy_header((10475, 3, 10**9), "<f8") + bytes(32)
         npz_with(path, members)
     refused(lambda: BodyModel.load(path), "SMPLX_NEUTRAL.npz", expected, ceiling=256 << 20)
+
+
+# ----------------------------------------------------------------------------- fuzzing
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+# Bounded for CI (a few seconds each); DREAMWALTZ_FUZZ_EXAMPLES=5000 DREAMWALTZ_FUZZ_RANDOM=1 for a longer hunt.
+FUZZ = settings(max_examples=int(os.environ.get("DREAMWALTZ_FUZZ_EXAMPLES", "150")), deadline=None,
+                derandomize=not os.environ.get("DREAMWALTZ_FUZZ_RANDOM"), database=None,
+                suppress_health_check=list(HealthCheck))
+FUZZ_CEILING = 96 << 20
+INTERESTING = [b"0", b"-1", b"1e308", b"nan", b"inf", b"99999999999", b"}", b"{", b"End", b"ROOT", b"JOINT",
+               b"CHANNELS", b"MOTION", b"Frames:", b"\x00", b"\xff", b"[", b"]", b'"', b"-", b"."]
+
+
+def only_valid_or_refused(fn):
+    """The outcome is a result or a DreamWaltzError, nothing else, under the memory ceiling."""
+    tracemalloc.start()
+    try:
+        try:
+            fn()
+        except DreamWaltzError as err:
+            assert "\n" not in str(err), str(err)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < FUZZ_CEILING, f"peak {peak / 2**20:.0f} MiB"
+
+
+def mutate(data: bytes, edits) -> bytes:
+    out = bytearray(data)
+    for kind, position, payload in edits:
+        if not out:
+            break
+        i = position % len(out)
+        if kind == 0:
+            out[i:i + len(payload)] = payload  # overwrite
+        elif kind == 1:
+            out[i:i] = payload  # insert
+        elif kind == 2:
+            del out[i:i + 1 + len(payload)]  # delete
+        else:
+            del out[i:]  # truncate
+    return bytes(out)
+
+
+EDITS = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2**31),
+                           st.one_of(st.binary(min_size=1, max_size=8), st.sampled_from(INTERESTING))),
+                 min_size=1, max_size=4)
+
+
+class Quiet(tuple):
+    """Fixture values whose repr stays short in failure reports."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} items>"
+
+
+@pytest.fixture(scope="module")
+def small_avatar_members(tmp_path_factory):
+    path = write_h3ga(tmp_path_factory.mktemp("fuzz") / "small.h3ga", make_test_avatar(num_free=40, num_bound=20, seed=3))
+    with zipfile.ZipFile(path) as zf:
+        return Quiet((path.read_bytes(), {i.filename: zf.read(i) for i in zf.infolist()}))
+
+
+def zip_members(members: dict) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+@FUZZ
+@given(edits=EDITS)
+def test_fuzz_h3ga_bytes(small_avatar_members, tmp_path_factory, edits):
+    raw, _ = small_avatar_members
+    path = tmp_path_factory.getbasetemp() / "fuzz-bytes.h3ga"
+    path.write_bytes(mutate(raw, edits))
+    only_valid_or_refused(lambda: read_h3ga(path))
+
+
+@FUZZ
+@given(member=st.integers(0, 10**6), edits=EDITS)
+def test_fuzz_h3ga_members(small_avatar_members, tmp_path_factory, member, edits):
+    """Mutations inside a member (manifest JSON, .npy headers and data) behind a valid zip and CRC."""
+    _, members = small_avatar_members
+    names = sorted(members)
+    name = "manifest.json" if member % 3 == 0 else names[member % len(names)]
+    changed = dict(members)
+    data = members[name]
+    if name.endswith(".npy") and member % 2:  # aim at the header
+        changed[name] = mutate(data[:128], edits) + data[128:]
+    else:
+        changed[name] = mutate(data, edits)
+    path = tmp_path_factory.getbasetemp() / "fuzz-members.h3ga"
+    path.write_bytes(zip_members(changed))
+    only_valid_or_refused(lambda: read_h3ga(path))
+
+
+SMALL_BVH = (HIERARCHY % "6 Xposition Yposition Zposition Zrotation Xrotation Yrotation"
+             + "MOTION\nFrames: 3\nFrame Time: 0.0333\n" + "0 90 0 10 20 30 5 6 7\n" * 3).encode()
+
+
+@FUZZ
+@given(edits=EDITS)
+def test_fuzz_bvh(tmp_path_factory, target, edits):
+    path = tmp_path_factory.getbasetemp() / "fuzz.bvh"
+    path.write_bytes(mutate(SMALL_BVH, edits))
+    only_valid_or_refused(lambda: load_motion(path, target, fps=30))
+
+
+@pytest.fixture(scope="module")
+def motion_members():
+    T = 3
+    rng = np.random.default_rng(0)
+    return Quiet([{"poses.npy": npy_bytes(rng.normal(scale=0.2, size=(T, 165))), "trans.npy": npy_bytes(rng.normal(size=(T, 3))),
+                   "mocap_framerate.npy": npy_bytes(np.array(60.0))}])
+
+
+@FUZZ
+@given(member=st.integers(0, 2), header=st.booleans(), edits=EDITS)
+def test_fuzz_motion_npz(tmp_path_factory, target, motion_members, member, header, edits):
+    members = motion_members[0]
+    name = sorted(members)[member]
+    changed = dict(members)
+    data = members[name]
+    changed[name] = mutate(data[:128], edits) + data[128:] if header else mutate(data, edits)
+    path = tmp_path_factory.getbasetemp() / "fuzz-motion.npz"
+    path.write_bytes(zip_members(changed))
+    only_valid_or_refused(lambda: load_motion(path, target, fps=30))

@@ -238,7 +238,7 @@ def read_h3ga(path, max_total_bytes: Optional[int] = None) -> H3GAAvatar:
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
-        raise InvalidFileError(f"{where} is not a DreamWaltz avatar: it is not a valid zip archive ({err}).",
+        raise InvalidFileError(f"{where} is not a DreamWaltz avatar: it is not a valid zip archive ({_one_line(err)}).",
                                "It may be truncated or damaged; generate or download it again.") from None
     with zf:
         infos = zf.infolist()
@@ -301,11 +301,16 @@ def _read_bounded(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, where:
         with zf.open(info) as f:
             data = f.read(info.file_size + 1)
     except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, RuntimeError, zlib_error()) as err:
-        raise InvalidFileError(f"{where}: {info.filename!r} cannot be read ({err}).",
+        raise InvalidFileError(f"{where}: {info.filename!r} cannot be read ({_one_line(err)}).",
                                "The file is truncated or damaged; generate or download it again.") from None
     if len(data) != info.file_size:
         raise InvalidFileError(f"{where}: {info.filename!r} holds more or less data than it declares.", "The file is damaged.")
     return data
+
+
+def _one_line(err, limit: int = 120) -> str:
+    """An embedded error text, on one line and short (messages are one line: file, field, fix)."""
+    return " ".join(str(err).split())[:limit]
 
 
 def zlib_error():
@@ -334,7 +339,7 @@ def _read_manifest(zf, info, where: str) -> dict:
     try:
         manifest = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InvalidFileError(f"{where}: manifest.json is not valid JSON ({err}).", "The file is damaged.") from None
+        raise InvalidFileError(f"{where}: manifest.json is not valid JSON ({_one_line(err)}).", "The file is damaged.") from None
     except RecursionError:
         raise InvalidFileError(f"{where}: manifest.json is nested too deeply to be a DreamWaltz manifest.",
                                "The file is damaged or hostile; do not open it.") from None
@@ -478,9 +483,8 @@ def read_npy_stream(f, where: str, field: str, *, limit: int, size: Optional[int
             raise ValueError(f"npy format version {major} is not supported")
         got_shape, fortran, got_dtype = header
         header_len = f.tell() - start if size is not None else 0
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError, RecursionError, MemoryError,
-            zipfile.BadZipFile, zlib_error()) as err:
-        raise bad(f"is not a valid .npy array ({str(err)[:120]}).") from None
+    except Exception as err:  # noqa: BLE001 - numpy's header parser raises many kinds (tokenize.TokenError too)
+        raise bad(f"is not a valid .npy array ({type(err).__name__}: {_one_line(err)}).") from None
     if skip_objects and got_dtype.hasobject:
         return None
     if got_dtype.hasobject or got_dtype.kind not in kinds or got_dtype.fields is not None or got_dtype.subdtype is not None:
@@ -514,7 +518,7 @@ def read_npy_stream(f, where: str, field: str, *, limit: int, size: Optional[int
         if size is not None and f.read(1):
             raise bad("holds more data than its shape needs.", "The file is damaged or hostile.")
     except (OSError, EOFError, zipfile.BadZipFile, zlib_error()) as err:
-        raise bad(f"cannot be read ({str(err)[:120]}).", "The file is truncated or damaged.") from None
+        raise bad(f"cannot be read ({_one_line(err)}).", "The file is truncated or damaged.") from None
     finally:
         if view is not None:
             view.release()
@@ -541,7 +545,7 @@ def read_npz(path, where: str, *, limit: Optional[int] = None, error=InvalidFile
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
-        raise error(f"{where} is not a readable .npz file: it is not a zip archive ({str(err)[:80]}).", fix) from None
+        raise error(f"{where} is not a readable .npz file: it is not a zip archive ({_one_line(err, 80)}).", fix) from None
     out: dict[str, np.ndarray] = {}
     with zf:
         infos = [i for i in zf.infolist() if not i.is_dir()]
@@ -555,7 +559,7 @@ def read_npz(path, where: str, *, limit: Optional[int] = None, error=InvalidFile
                     array = read_npy_stream(f, where, f"array {key!r}", limit=limit, size=info.file_size, kinds=kinds,
                                             fix=fix, error=error, skip_objects=skip_objects)
             except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError, EOFError, zlib_error()) as err:
-                raise error(f"{where}: array {key!r} cannot be read ({str(err)[:120]}).", fix) from None
+                raise error(f"{where}: array {key!r} cannot be read ({_one_line(err)}).", fix) from None
             if array is not None:
                 out[key] = array
     return out
@@ -569,7 +573,7 @@ def _read_npy(zf, info, name: str, declared: dict, where: str, limit: int) -> np
                                    dtype=spec[0] if spec else "float32", shape=declared["shape"],
                                    fix="The file is damaged; generate or export it again.")
     except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError, zlib_error()) as err:
-        raise InvalidFileError(f"{where}: array {name!r} cannot be read ({str(err)[:120]}).",
+        raise InvalidFileError(f"{where}: array {name!r} cannot be read ({_one_line(err)}).",
                                "The file is truncated or damaged; generate or download it again.") from None
 
 
