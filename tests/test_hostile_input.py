@@ -502,3 +502,30 @@ def test_fuzz_motion_npz(tmp_path_factory, target, motion_members, member, heade
     path = tmp_path_factory.getbasetemp() / "fuzz-motion.npz"
     path.write_bytes(zip_members(changed))
     only_valid_or_refused(lambda: load_motion(path, target, fps=30))
+
+
+# ----------------------------------------------------------------------------- through the CLI and Blender
+
+@pytest.mark.parametrize("rate", [0.0, float("nan"), -24.0])
+def test_export_refuses_a_motion_with_a_bad_frame_rate_in_one_line(good_avatar, tmp_path, capsys, rate):
+    from dreamwaltz.cli import main
+
+    motion = tmp_path / "pose.npz"
+    np.savez(motion, poses=np.zeros((3, 55, 3)), mocap_framerate=rate)
+    out = tmp_path / "posed.ply"
+    assert main(["export", str(good_avatar), "--pose", str(motion), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: 'pose.npz'") and "frame rate" in err and "\n" not in err, err
+    assert not out.exists()
+
+
+@pytest.mark.blender
+def test_blender_import_refuses_a_manifest_of_the_wrong_types_and_adds_nothing(addon, good_avatar, tmp_path):
+    import bpy
+    from dreamwaltz_blender import api
+
+    path = with_manifest(good_avatar, tmp_path / "typed.h3ga", lambda m: m.update(prompt=5))
+    before = (len(bpy.data.objects), len(bpy.data.meshes), len(bpy.data.armatures))
+    with pytest.raises(DreamWaltzError, match="'prompt' must be text"):
+        api.import_avatar(str(path))
+    assert (len(bpy.data.objects), len(bpy.data.meshes), len(bpy.data.armatures)) == before
