@@ -67,7 +67,7 @@ def test_checkpoints_carry_every_rng_state(body, guidances, tmp_path):
     healthy, _ = guidances
     small_run(body, healthy, tmp_path, steps=4)
     rng = torch.load(tmp_path / "stage2.pt", weights_only=True)["rng"]
-    assert {"python", "numpy_generator", "numpy_global", "torch"} <= set(rng)
+    assert {"python", "numpy_global", "torch"} <= set(rng)
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         assert len(rng["torch_cuda"]) == torch.cuda.device_count()
 
@@ -81,3 +81,35 @@ def test_a_cuda_checkpoint_holds_the_cuda_rng_state(body, tmp_path):
     train_stage2(model, guidance, "a knight", cfg, ProgressReporter(), tmp_path, device="cuda")
     rng = torch.load(tmp_path / "stage2.pt", weights_only=True)["rng"]
     assert len(rng["torch_cuda"]) == torch.cuda.device_count()
+
+
+def test_conditions_made_ahead_by_worker_threads_are_those_made_inline(body, guidances, tmp_path):
+    """Each step's poses, cameras, skeleton images and prompts depend only on (seed, step): worker
+    threads making them ahead of time give exactly what the loop would make itself."""
+    from dreamwaltz.conditioning.prefetch import Prefetcher
+    from dreamwaltz.stage2.train import Stage2Training
+
+    healthy, _ = guidances
+    model = H3GA(body, num_free=300, num_bound=100, seed=0)
+    cfg = Stage2Config(steps=9, resolution=32, batch=2)
+    stage = Stage2Training(model, healthy, "a knight", cfg, ProgressReporter(), tmp_path, seed=3)
+    inline = [stage.make_conditions(step) for step in range(2, 9)]
+    with Prefetcher(stage.make_conditions, 2, 9, workers=2, depth=3) as ahead:
+        threaded = [ahead.get(step) for step in range(2, 9)]
+        assert ahead.busy_s > 0 and ahead.steps == 7
+    for a_views, b_views in zip(inline, threaded):
+        for a, b in zip(a_views, b_views):
+            assert a.prompt == b.prompt and (a.pose == b.pose).all() and (a.expression == b.expression).all()
+            assert (a.camera.camera.viewmat == b.camera.camera.viewmat).all() and torch.equal(a.skeleton, b.skeleton)
+    assert any(v.prompt != inline[0][0].prompt or (v.pose != inline[0][0].pose).any() for v in inline[3]), \
+        "different steps, different conditions"
+
+
+def test_the_run_reports_its_host_side_time_per_step(body, guidances, tmp_path):
+    healthy, _ = guidances
+    model = H3GA(body, num_free=300, num_bound=100, seed=0)
+    cfg = Stage2Config(steps=3, resolution=32, batch=1, checkpoint_every=10**9, preview_every=10**9)
+    stats = {}
+    train_stage2(model, healthy, "a knight", cfg, ProgressReporter(), tmp_path, stats=stats)
+    assert stats["steps"] == 3 and stats["condition_ms"] > 0 and 0 <= stats["wait_share"] <= 1
+    assert stats["step_ms"] >= stats["wait_ms"]

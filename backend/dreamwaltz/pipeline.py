@@ -29,7 +29,11 @@ def pick_device(name: str) -> str:
     return name
 
 
-def generate(spec: GenerateSpec, reporter: ProgressReporter, workdir: Path, out: Optional[Path] = None) -> Path:
+def generate(spec: GenerateSpec, reporter: ProgressReporter, workdir: Path, out: Optional[Path] = None,
+             preset=None, guidance=None) -> Path:
+    """Run the job. ``preset`` (a ``presets.Preset``) replaces the named preset's numbers and
+    ``guidance`` the diffusion models it would load: the dress-rehearsal benchmark runs the paper's
+    shapes with random-weight SD-1.5-size networks and a short body initialisation this way."""
     import numpy as np
     import torch
 
@@ -40,7 +44,7 @@ def generate(spec: GenerateSpec, reporter: ProgressReporter, workdir: Path, out:
     from .stage2 import H3GA, train_stage2
 
     spec.validate()
-    preset = get_preset(spec.preset)
+    preset = preset or get_preset(spec.preset)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     device = pick_device(spec.device)
@@ -49,7 +53,7 @@ def generate(spec: GenerateSpec, reporter: ProgressReporter, workdir: Path, out:
     betas = np.zeros(body.num_betas)
     betas[: min(len(spec.betas), body.num_betas)] = spec.betas[: body.num_betas]
     dtype = PRECISION_DTYPES[spec.precision]
-    guidance = build_guidance("sds", spec.preset, spec.sd_model, spec.controlnet_model, device=device,
+    guidance = guidance or build_guidance("sds", spec.preset, spec.sd_model, spec.controlnet_model, device=device,
                               negative_prompt=spec.negative_prompt or NEGATIVE_PROMPT,
                               cpu_offload=spec.cpu_offload, vae_slicing=spec.vae_slicing,
                               dtype=getattr(torch, dtype) if dtype else None, weighting=spec.sds_weighting)
@@ -58,12 +62,12 @@ def generate(spec: GenerateSpec, reporter: ProgressReporter, workdir: Path, out:
     cfg = replace(preset.stage2, steps=steps, checkpoint_every=min(preset.stage2.checkpoint_every, max(1, steps // 4)),
                   preview_every=min(preset.stage2.preview_every, max(1, steps // 4)),
                   densify=densify_schedule(steps, preset.stage2.num_free) if spec.densify else None)
-    init = stage1_points(spec, body, guidance, reporter, workdir, betas, cfg.num_free, device)
+    init = stage1_points(spec, body, guidance, reporter, workdir, betas, cfg.num_free, device, preset.stage1)
     model = H3GA(body, num_free=cfg.num_free, num_bound=cfg.num_bound, betas=betas, seed=spec.seed,
                  init_points=init.points, init_colors=init.colors, init_densities=init.densities,
                  init_scales=init.scales, init_quats=init.quats).to(device)
     if model.dropped_near_parts:
-        reporter.info("stage2", f"{model.dropped_near_parts} stage-1 points on the hands and face left to the "
+        reporter.info("stage1", f"{model.dropped_near_parts} stage-1 points on the hands and face left to the "
                                 "mesh-bound Gaussians.")
     train_stage2(model, guidance, spec.prompt, cfg, reporter, workdir, seed=spec.seed, device=device)
     avatar = model.export(prompt=spec.prompt, negative_prompt=spec.negative_prompt, seed=spec.seed, preset=spec.preset,
@@ -97,21 +101,23 @@ class Stage2Start:
         self.points, self.colors, self.densities, self.scales, self.quats = points, colors, densities, scales, quats
 
 
-def stage1_points(spec: GenerateSpec, body, guidance, reporter, workdir: Path, betas, count: int, device) -> Stage2Start:
+def stage1_points(spec: GenerateSpec, body, guidance, reporter, workdir: Path, betas, count: int, device,
+                  config=None) -> Stage2Start:
     """Stage 1, then its density points moved to the rest pose: where stage 2's free Gaussians start,
     with their colours, densities and the shape of their neighbourhood (scales and rotations)."""
     import numpy as np
 
-    from .stage1 import preset as stage1_preset
+    from .presets import stage1_config
     from .stage1 import run_stage1
     from .stage1.export import local_shapes, points_to_rest
 
     if spec.stage1_steps == 0:
         reporter.info("stage1", "Stage 1 skipped (--stage1-steps 0): stage 2 starts from the body surface.")
         return Stage2Start()
-    overrides = {} if spec.stage1_steps is None else {"steps": spec.stage1_steps}
-    result = run_stage1(spec, body, guidance, reporter, workdir / "stage1", config=stage1_preset(spec.preset, **overrides),
-                        device=device)
+    config = config or stage1_config(spec.preset)
+    if spec.stage1_steps is not None:
+        config = replace(config, steps=spec.stage1_steps)
+    result = run_stage1(spec, body, guidance, reporter, workdir / "stage1", config=config, device=device)
     if len(result.points) < count // 4:
         reporter.info("stage1", f"Stage 1 left only {len(result.points)} points: stage 2 starts from the body surface.")
         return Stage2Start()

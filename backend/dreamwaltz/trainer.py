@@ -2,9 +2,11 @@
 the watch on non-finite guidance steps.
 
 A stage supplies only what differs (``TrainingStage``): one optimisation step, its state for the
-checkpoint, and a preview image. Checkpoints hold the stage's state, the step and every RNG state
-(Python, numpy's global and the stage's generator, torch CPU and every CUDA device), so a job
-killed at step k and restarted continues exactly as if it had never stopped.
+checkpoint, and a preview image. A step's random choices of pose and camera come from
+``conditioning.prefetch.step_rng(seed, step)`` (made ahead of time by worker threads); everything
+else random (SDS noise and timesteps, density-guidance points) from the global generators, whose
+states (Python, numpy, torch CPU and every CUDA device) the checkpoints hold with the stage's
+state and the step, so a job killed at step k and restarted continues exactly.
 
 The loop makes no host sync per step on a GPU: losses and the count of non-finite steps stay on
 the device and are read every ``log_every`` steps (and at checkpoints, previews and the end).
@@ -13,6 +15,7 @@ the device and are read every ``log_every`` steps (and at checkpoints, previews 
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Protocol
@@ -37,13 +40,15 @@ class StepResult:
 class TrainingStage(Protocol):
     name: str  # "stage1" or "stage2": the progress events' stage
 
-    def train_step(self, step: int, rng: np.random.Generator) -> StepResult: ...
+    def train_step(self, step: int) -> StepResult: ...
 
     def state_dict(self) -> dict: ...
 
     def load_state_dict(self, state: dict) -> None: ...
 
     def save_preview(self, done: int) -> Optional[Path]: ...
+
+    def close(self) -> None: ...  # stop worker threads
 
 
 @dataclass
@@ -59,9 +64,9 @@ class LoopConfig:
     nonfinite_grace: int = 20
 
 
-def rng_state(rng: np.random.Generator) -> dict:
+def rng_state() -> dict:
     legacy = np.random.get_state(legacy=False)
-    state = {"python": random.getstate(), "numpy_generator": rng.bit_generator.state,
+    state = {"python": random.getstate(),
              "numpy_global": {"key": torch.from_numpy(legacy["state"]["key"].astype(np.int64)),
                               "pos": int(legacy["state"]["pos"]), "has_gauss": int(legacy["has_gauss"]),
                               "gauss": float(legacy["gauss"])},
@@ -71,9 +76,8 @@ def rng_state(rng: np.random.Generator) -> dict:
     return state
 
 
-def set_rng_state(rng: np.random.Generator, state: dict) -> None:
+def set_rng_state(state: dict) -> None:
     random.setstate(_tuples(state["python"]))
-    rng.bit_generator.state = state["numpy_generator"]
     legacy = state["numpy_global"]
     np.random.set_state(("MT19937", legacy["key"].numpy().astype(np.uint32), legacy["pos"], legacy["has_gauss"],
                          legacy["gauss"]))
@@ -92,41 +96,63 @@ class Trainer:
                  seed: int = 0, device="cpu", resume: bool = True):
         self.stage, self.config, self.reporter = stage, config, reporter
         self.checkpoint, self.device, self.resume = Path(checkpoint), torch.device(device), resume
-        self.rng = np.random.default_rng(seed)
         random.seed(seed)
         np.random.seed(seed % 2**32)
         torch.manual_seed(seed)
         self.nonfinite = torch.zeros((), dtype=torch.int64, device=self.device)  # steps so far
         self.nonfinite_streak = torch.zeros((), dtype=torch.int64, device=self.device)
-        self.step = 0
+        self.step = self._start = 0
+        self.wall_s, self.steps_run = 0.0, 0
 
     def save(self, step: int) -> None:
         tmp = self.checkpoint.with_suffix(".tmp")
-        torch.save({"stage": self.stage.state_dict(), "step": step, "rng": rng_state(self.rng),
+        torch.save({"stage": self.stage.state_dict(), "step": step, "rng": rng_state(),
                     "nonfinite": [int(self.nonfinite), int(self.nonfinite_streak)]}, tmp)
         tmp.replace(self.checkpoint)
 
     def load(self) -> int:
         state = torch.load(self.checkpoint, weights_only=True, map_location=self.device)
         self.stage.load_state_dict(state["stage"])
-        set_rng_state(self.rng, state["rng"])
+        set_rng_state(state["rng"])
         self.nonfinite.fill_(state["nonfinite"][0])
         self.nonfinite_streak.fill_(state["nonfinite"][1])
         return int(state["step"])
 
     def run(self) -> None:
+        started = time.perf_counter()
+        try:
+            self._run()
+        finally:
+            close = getattr(self.stage, "close", None)
+            if close is not None:
+                close()
+            self.wall_s, self.steps_run = time.perf_counter() - started, self.step + 1 - self._start
+
+    def stats(self, conditions=None) -> dict:
+        """Host-side figures of the last ``run``: milliseconds per step of the whole step, of making
+        the conditions (in worker threads), and of the loop waiting for them, and the share of the
+        step time spent waiting (what a GPU would idle for)."""
+        steps = max(1, self.steps_run)
+        out = {"steps": self.steps_run, "step_ms": 1000 * self.wall_s / steps}
+        if conditions is not None:
+            out.update(condition_ms=1000 * conditions.busy_s / max(1, conditions.steps),
+                       wait_ms=1000 * conditions.waited_s / max(1, conditions.steps),
+                       wait_share=conditions.waited_s / max(self.wall_s, 1e-9))
+        return out
+
+    def _run(self) -> None:
         cfg, name = self.config, self.stage.name
         self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        start = 0
+        start = self._start = 0
         if self.resume and self.checkpoint.exists():
-            start = self.load()
+            start = self._start = self.load()
             self.reporter.info(name, f"Resumed from step {start}.")
         for step in range(start, cfg.steps):
             self.step = step
             if self.reporter.cancel.cancelled:
                 self.save(step)
                 raise JobCancelled()
-            result = self.stage.train_step(step, self.rng)
+            result = self.stage.train_step(step)
             if result.nonfinite is not None:
                 bad = result.nonfinite.to(torch.int64)
                 self.nonfinite += bad

@@ -63,12 +63,8 @@ def _imports():
 
 def stage2_settings(preset: str) -> dict:
     """Resolution, batch and Gaussian counts of a preset's stage 2."""
-    try:
-        from ..presets import get_preset
-    except ImportError:
-        from ..pipeline import PRESETS
+    from ..presets import get_preset
 
-        return dict(PRESETS[preset])
     c = get_preset(preset).stage2
     return {"resolution": c.resolution, "batch": c.batch, "num_free": c.num_free, "num_bound": c.num_bound}
 

@@ -66,34 +66,43 @@ def stage1_speed(device: str, guidance, body, sizes, preset: str, workdir: Path)
     from ..stage1.train import train_stage1
 
     cb = canonical_body(body, np.zeros(body.num_betas))
-    base = replace(stage1_preset(preset), init_steps=200, checkpoint_every=10**9, preview_every=10**9)
+    base = replace(stage1_preset(preset), init_steps=200, checkpoint_every=10**9, preview_every=10**9, log_every=1)
     field = body_initialised_field(cb, base, workdir / "init", 0, ProgressReporter(), device)
     for size in sizes:
         cfg = replace(base, steps=WARMUP + TIMED, schedule=((0.0, size),))
         clock = StepClock("stage1")
         _reset_peak(device)
+        stats = {}
         train_stage1(field, cb, guidance, "a knight in armor", cfg, ProgressReporter([clock]), workdir / f"s1-{size}",
-                     resume=False)
+                     resume=False, stats=stats)
         print(f"stage 1, {preset} preset, {size} px, batch {cfg.batch}: {clock.its():.2f} it/s, "
-              f"peak memory {_peak_gib(device)}", flush=True)
+              f"peak memory {_peak_gib(device)}; {host_side(stats)}", flush=True)
+    return stats
 
 
 def stage2_speed(device: str, guidance, body, preset: str, workdir: Path):
-    from ..pipeline import PRESETS
+    from ..presets import stage2_config
     from ..progress import ProgressReporter
-    from ..stage2 import H3GA, Stage2Config, train_stage2
+    from ..stage2 import H3GA, train_stage2
 
-    settings = PRESETS[preset]
-    model = H3GA(body, num_free=settings["num_free"], num_bound=settings["num_bound"]).to(device)
-    cfg = Stage2Config(steps=WARMUP + TIMED, resolution=settings["resolution"], batch=settings["batch"],
-                       checkpoint_every=10**9, preview_every=10**9)
+    cfg = stage2_config(preset, steps=WARMUP + TIMED, checkpoint_every=10**9, preview_every=10**9, log_every=1)
+    model = H3GA(body, num_free=cfg.num_free, num_bound=cfg.num_bound).to(device)
     clock = StepClock("stage2")
     _reset_peak(device)
-    train_stage2(model, guidance, "a knight in armor", cfg, ProgressReporter([clock]), workdir / "s2", device=device)
+    stats = {}
+    train_stage2(model, guidance, "a knight in armor", cfg, ProgressReporter([clock]), workdir / "s2", device=device,
+                 stats=stats)
     print(f"stage 2, {preset} preset, {cfg.resolution} px, batch {cfg.batch}, "
           f"{model.num_free:,} + {len(model.bound_faces):,} Gaussians: {clock.its():.2f} it/s, "
-          f"peak memory {_peak_gib(device)}", flush=True)
-    return model
+          f"peak memory {_peak_gib(device)}; {host_side(stats)}", flush=True)
+    return model, stats
+
+
+def host_side(stats: dict) -> str:
+    """The conditions' host-side cost per step and how much of the step the loop waited for them
+    (on a GPU: the share of time the GPU would idle; on a CPU the workers share the cores)."""
+    return (f"host-side conditions {stats['condition_ms']:.1f} ms/step (worker threads), loop waited "
+            f"{stats['wait_ms']:.1f} ms/step = {100 * stats['wait_share']:.1f} % of {stats['step_ms']:.0f} ms")
 
 
 @torch.no_grad()
@@ -132,9 +141,10 @@ def main():
     guidance = guidance_for(device)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        stage1_speed(device, guidance, body, sizes, preset, work)
-        model = stage2_speed(device, guidance, body, preset, work)
+        s1 = stage1_speed(device, guidance, body, sizes, preset, work)
+        model, s2 = stage2_speed(device, guidance, body, preset, work)
     fps = render_fps(device, model)
     print(f"render at 1024x1024, {model.num_free + len(model.bound_faces):,} Gaussians (posing included): "
           f"{fps:.2f} frames/s, peak memory {_peak_gib(device)}")
-    print(f"render_fps_1024={fps:.2f}")
+    print(f"render_fps_1024={fps:.2f} stage1_host_ms={s1['condition_ms']:.1f} stage1_wait_share={s1['wait_share']:.3f} "
+          f"stage2_host_ms={s2['condition_ms']:.1f} stage2_wait_share={s2['wait_share']:.3f}")

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from ..core.camera import Camera
 from . import gsplat_backend
@@ -118,6 +119,21 @@ def project(means, covariances, camera: Camera, eps2d: float = 0.3):
     return radii, means2d, z, conics
 
 
+def _composite_tile(pixels, m2d, con, op, col, bg):
+    """Front-to-back compositing of depth-sorted Gaussians over a tile's pixel centres (P,2):
+    (P,4) colour and alpha, by gsplat's rules."""
+    dx = pixels[None, :, 0] - m2d[:, 0:1]
+    dy = pixels[None, :, 1] - m2d[:, 1:2]
+    sigma = 0.5 * (con[:, 0:1] * dx * dx + con[:, 2:3] * dy * dy) + con[:, 1:2] * dx * dy
+    alpha = torch.clamp(op[:, None] * torch.exp(-sigma), max=ALPHA_MAX)
+    alpha = torch.where((sigma >= 0) & (alpha >= ALPHA_MIN), alpha, torch.zeros_like(alpha))
+    transmittance = torch.cumprod(torch.cat([torch.ones_like(alpha[:1]), 1 - alpha[:-1]], dim=0), dim=0)
+    weights = alpha * transmittance  # (n, P)
+    rgb = weights.T @ col  # (P,3)
+    acc = weights.sum(0)[:, None]
+    return torch.cat([rgb + (1 - acc) * bg, acc], dim=-1)
+
+
 def _rasterize_torch(means, covariances, opacities, colors, camera, bg, eps2d):
     W, H = camera.width, camera.height
     device, dtype = means.device, means.dtype
@@ -141,18 +157,16 @@ def _rasterize_torch(means, covariances, opacities, colors, camera, bg, eps2d):
                 continue
             ys, xs = torch.meshgrid(torch.arange(ty, ty + th, device=device, dtype=dtype) + 0.5,
                                     torch.arange(tx, tx + tw, device=device, dtype=dtype) + 0.5, indexing="ij")
-            dx = xs.reshape(1, -1) - m2d[idx, 0:1]
-            dy = ys.reshape(1, -1) - m2d[idx, 1:2]
-            c = con[idx]
-            sigma = 0.5 * (c[:, 0:1] * dx * dx + c[:, 2:3] * dy * dy) + c[:, 1:2] * dx * dy
-            alpha = torch.clamp(op[idx, None] * torch.exp(-sigma), max=ALPHA_MAX)
-            alpha = torch.where((sigma >= 0) & (alpha >= ALPHA_MIN), alpha, torch.zeros_like(alpha))
-            transmittance = torch.cumprod(torch.cat([torch.ones_like(alpha[:1]), 1 - alpha[:-1]], dim=0), dim=0)
-            weights = alpha * transmittance  # (n, P)
-            rgb = weights.T @ col[idx]  # (P,3)
-            acc = weights.sum(0)[:, None]
-            rgb = rgb + (1 - acc) * bg
-            row.append(torch.cat([rgb, acc], dim=-1).reshape(th, tw, 4))
+            pixels = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=-1)
+            tile_args = (pixels, m2d[idx], con[idx], op[idx], col[idx], bg)
+            if torch.is_grad_enabled() and any(a.requires_grad for a in tile_args):
+                # Keep only the tile's pixels for the backward pass and recompute its (Gaussians x
+                # pixels) terms there: memory then grows with the image, not with the overlap
+                # (a 512 px view of 120k Gaussians kept about 3 GiB of them).
+                out = checkpoint(_composite_tile, *tile_args, use_reentrant=False)
+            else:
+                out = _composite_tile(*tile_args)
+            row.append(out.reshape(th, tw, 4))
         rows.append(torch.cat(row, dim=1))
     out = torch.cat(rows, dim=0)
     return RenderOutput(out[..., :3], out[..., 3:], means2d, radii)

@@ -19,6 +19,7 @@ import torch
 from ..conditioning import body_keypoints, draw_openpose, sample_camera, view_prompt
 from ..core.camera import orbit_camera
 from ..progress import ProgressReporter
+from ..conditioning.prefetch import Prefetcher, step_rng
 from ..trainer import LoopConfig, StepResult, Trainer
 from .body import CanonicalBody, body_initialised_field, canonical_body, new_field
 from .density import margin_loss, region_points
@@ -63,29 +64,38 @@ class Stage1Training:
     name = "stage1"
 
     def __init__(self, field: RadianceField, cb: CanonicalBody, guidance, prompt: str, cfg: Stage1Config,
-                 workdir: Path):
+                 workdir: Path, seed: int = 0):
         self.field, self.cb, self.guidance, self.prompt, self.cfg, self.workdir = field, cb, guidance, prompt, cfg, workdir
+        self.seed = seed
         self.optimizer = make_optimizer(field, cfg)
         self.device = field.box_min.device
         self.needs_skeletons = getattr(guidance, "needs_skeletons", True)
         self.pose = torch.as_tensor(cb.pose, dtype=torch.float32)
+        self.conditions: Optional[Prefetcher] = None
 
-    def train_step(self, step: int, rng: np.random.Generator) -> StepResult:
+    def make_conditions(self, step: int) -> list:
+        """The batch's cameras, skeleton images and prompts of ``step`` (any thread, any order)."""
+        rng = step_rng(self.seed, step)
+        size = self.cfg.size_at(step)
+        views = [training_views(self.cb, rng, self.cfg, size, self.prompt, self.needs_skeletons) for _ in range(self.cfg.batch)]
+        if self.device.type == "cuda":
+            views = [(cam, None if sk is None else sk.pin_memory(), text) for cam, sk, text in views]
+        return views
+
+    def train_step(self, step: int) -> StepResult:
         cfg, field = self.cfg, self.field
+        if self.conditions is None:
+            self.conditions = Prefetcher(self.make_conditions, step, cfg.steps, cfg.condition_workers)
+        views = self.conditions.get(step)
         if step % cfg.occupancy_every == 0:
             field.update_occupancy(step_size(field, cfg))
-        size = cfg.size_at(step)
-        images, skeletons, prompts, cameras = [], [], [], []
-        for _ in range(cfg.batch):
-            cam, skeleton, text = training_views(self.cb, rng, cfg, size, self.prompt, self.needs_skeletons)
-            image, _, _ = render_image(field, cam.camera, cfg.samples, jitter=True, chunk=cfg.render_chunk)
-            images.append(image.permute(2, 0, 1))
-            if skeleton is not None:
-                skeletons.append(skeleton.to(self.device))
-            prompts.append(text)
-            cameras.append(cam.camera)
-        result = self.guidance(torch.stack(images), skeletons=torch.stack(skeletons) if skeletons else None,
-                               prompts=prompts, step_ratio=step / max(1, cfg.steps), cameras=cameras,
+        images = [render_image(field, cam.camera, cfg.samples, jitter=True, chunk=cfg.render_chunk)[0].permute(2, 0, 1)
+                  for cam, _, _ in views]
+        skeletons = None
+        if self.needs_skeletons:
+            skeletons = torch.stack([sk for _, sk, _ in views]).to(self.device, non_blocking=True)
+        result = self.guidance(torch.stack(images), skeletons=skeletons, prompts=[text for _, _, text in views],
+                               step_ratio=step / max(1, cfg.steps), cameras=[cam.camera for cam, _, _ in views],
                                poses=self.pose[None].expand(cfg.batch, -1, -1))
         loss = result.loss
         if cfg.density_weight > 0:
@@ -95,6 +105,10 @@ class Stage1Training:
         loss.backward()
         self.optimizer.step()
         return StepResult(loss.detach(), result.info.get("nonfinite"))
+
+    def close(self) -> None:
+        if self.conditions is not None:
+            self.conditions.close()
 
     def state_dict(self) -> dict:
         return {"field": self.field.state_dict(), "optimizer": self.optimizer.state_dict()}
@@ -108,11 +122,16 @@ class Stage1Training:
 
 
 def train_stage1(field: RadianceField, cb: CanonicalBody, guidance, prompt: str, cfg: Stage1Config,
-                 reporter: ProgressReporter, workdir: Path, seed: int = 0, resume: bool = True) -> RadianceField:
+                 reporter: ProgressReporter, workdir: Path, seed: int = 0, resume: bool = True,
+                 stats: Optional[dict] = None) -> RadianceField:
+    """Train; ``stats``, when given, receives the host-side figures of the run (``Trainer.stats``)."""
     workdir = Path(workdir)
-    stage = Stage1Training(field, cb, guidance, prompt, cfg, workdir)
+    stage = Stage1Training(field, cb, guidance, prompt, cfg, workdir, seed)
     loop = LoopConfig(cfg.steps, cfg.checkpoint_every, cfg.preview_every, cfg.log_every)
-    Trainer(stage, loop, reporter, workdir / CHECKPOINT, seed, field.box_min.device, resume).run()
+    trainer = Trainer(stage, loop, reporter, workdir / CHECKPOINT, seed, field.box_min.device, resume)
+    trainer.run()
+    if stats is not None:
+        stats.update(trainer.stats(stage.conditions))
     return field
 
 

@@ -9,13 +9,18 @@ exported avatar is what was optimised last (see ``Stage2Config.deform_until``).
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
 
 from ..body.poses import apose, random_canonical, random_expression, random_pose
 from ..conditioning import body_keypoints, draw_openpose, sample_camera, view_prompt
+from ..conditioning.cameras import CameraSample
+from ..conditioning.prefetch import Prefetcher, step_rng
 from ..core.camera import orbit_camera
 from ..progress import ProgressReporter
 from ..render import rasterize
@@ -68,52 +73,84 @@ def render(model: H3GA, pose, expression, camera, device="cpu", deform: bool = T
     return render_output(model, pose, expression, camera, device, deform).image
 
 
+@dataclass
+class ViewConditions:
+    """What one training view is conditioned on; made ahead of time, on the CPU."""
+
+    pose: np.ndarray
+    expression: np.ndarray
+    camera: CameraSample
+    skeleton: Optional[torch.Tensor]  # (3,H,W) in [0,1], or None when the guidance needs none
+    prompt: str
+
+
 class Stage2Training:
     """Stage 2's part of the shared training loop: one SkelSD step of the H3GA under a sampled pose."""
 
     name = "stage2"
 
     def __init__(self, model: H3GA, guidance, prompt: str, cfg: Stage2Config, reporter: ProgressReporter,
-                 workdir: Path, device="cpu"):
+                 workdir: Path, device="cpu", seed: int = 0):
         from ..body.pose_bank import load_pose_bank
 
-        self.model, self.guidance, self.prompt, self.cfg = model, guidance, prompt, cfg
-        self.reporter, self.workdir, self.device = reporter, workdir, device
+        self.model, self.guidance, self.prompt, self.cfg, self.seed = model, guidance, prompt, cfg, seed
+        self.reporter, self.workdir, self.device = reporter, workdir, torch.device(device)
         self.bank = load_pose_bank(model.rest_joints.cpu().numpy())
         self.faces = model.body.faces.cpu().numpy()  # exact ray-cast occlusion of hand and face keypoints
+        # The conditions are made on the CPU (worker threads), from a CPU copy of the body.
+        self.cpu_body = model.body if model.body.faces.device.type == "cpu" else copy.deepcopy(model.body).cpu()
+        self.cpu_betas = model.betas.detach().cpu()
+        self.needs_skeletons = getattr(guidance, "needs_skeletons", True)
+        self.conditions: Optional[Prefetcher] = None
         self._make_optimizers()
 
     def _make_optimizers(self) -> None:
         self.optimizer = make_optimizer(self.model, self.cfg)
         self.refiner = FreeGaussianRefiner(self.model, self.optimizer, self.cfg.densify) if self.cfg.densify else None
 
-    def train_step(self, step: int, rng: np.random.Generator) -> StepResult:
-        cfg, model, body = self.cfg, self.model, self.model.body
-        for group in self.optimizer.per_free["means"].param_groups:
-            group["lr"] = cfg.lr_means_at(step)
-        deform = cfg.deforming(step)
-        images, skeletons, prompts, cameras, poses, renders = [], [], [], [], [], []
+    def make_conditions(self, step: int) -> list:
+        """The batch's poses, cameras, skeleton images and prompts of ``step`` (any thread, any order)."""
+        cfg, body = self.cfg, self.cpu_body
+        rng = step_rng(self.seed, step)
+        views = []
         for _ in range(cfg.batch):
             pose, expression = phase_pose(rng, step, cfg.steps, body.num_expressions, body.kind, self.bank)
             with torch.no_grad():
-                out = body(betas=model.betas[None], full_pose=pose[None],
+                out = body(betas=self.cpu_betas[None], full_pose=pose[None],
                            expression=torch.as_tensor(expression, dtype=torch.float32)[None])
-            joints, landmarks, vertices = (t[0].cpu().numpy() for t in (out.joints, out.landmarks, out.vertices))
+            joints, landmarks, vertices = (t[0].numpy() for t in (out.joints, out.landmarks, out.vertices))
             cam = sample_camera(rng, joints, cfg.resolution, cfg.face_prob, cfg.hand_prob, landmarks=landmarks)
-            if getattr(self.guidance, "needs_skeletons", True):
+            skeleton = None
+            if self.needs_skeletons:
                 kp = body_keypoints(joints, landmarks, vertices, cam.camera, faces=self.faces)
-                skeleton = np.array(draw_openpose(kp), dtype=np.float32)
-                skeletons.append(torch.from_numpy(skeleton).permute(2, 0, 1) / 255.0)
-            out = render_output(model, pose, expression, cam.camera, self.device, deform)
+                skeleton = torch.from_numpy(np.array(draw_openpose(kp), dtype=np.float32)).permute(2, 0, 1) / 255.0
+                if self.device.type == "cuda":
+                    skeleton = skeleton.pin_memory()  # so the copy to the GPU does not wait
+            views.append(ViewConditions(pose, expression, cam, skeleton,
+                                        view_prompt(self.prompt, cam.azimuth, cam.elevation, cam.kind)))
+        return views
+
+    def train_step(self, step: int) -> StepResult:
+        cfg, model = self.cfg, self.model
+        if self.conditions is None:
+            self.conditions = Prefetcher(self.make_conditions, step, cfg.steps, cfg.condition_workers)
+        views = self.conditions.get(step)
+        for group in self.optimizer.per_free["means"].param_groups:
+            group["lr"] = cfg.lr_means_at(step)
+        deform = cfg.deforming(step)
+        images, renders = [], []
+        for view in views:
+            out = render_output(model, view.pose, view.expression, view.camera.camera, self.device, deform)
             if self.refiner is not None and out.means2d.requires_grad:
                 out.means2d.retain_grad()
                 renders.append(out)
             images.append(out.image.permute(2, 0, 1))
-            prompts.append(view_prompt(self.prompt, cam.azimuth, cam.elevation, cam.kind))
-            cameras.append(cam.camera)
-            poses.append((pose, expression))
-        result = self.guidance(torch.stack(images), skeletons=torch.stack(skeletons) if skeletons else None,
-                               prompts=prompts, step_ratio=step / max(1, cfg.steps), cameras=cameras, poses=poses)
+        skeletons = None
+        if self.needs_skeletons:
+            skeletons = torch.stack([v.skeleton for v in views]).to(self.device, non_blocking=True)
+        result = self.guidance(torch.stack(images), skeletons=skeletons, prompts=[v.prompt for v in views],
+                               step_ratio=step / max(1, cfg.steps), cameras=[v.camera.camera for v in views],
+                               poses=[(v.pose, v.expression) for v in views])
         self.optimizer.zero_grad(set_to_none=True)
         result.loss.backward()
         self.optimizer.step()
@@ -124,6 +161,10 @@ class Stage2Training:
             if changed:
                 self.reporter.info("stage2", f"Densify at step {step}: {changed['before']} -> {changed['after']} free Gaussians.")
         return StepResult(result.loss.detach(), result.info.get("nonfinite"))
+
+    def close(self) -> None:
+        if self.conditions is not None:
+            self.conditions.close()
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -142,11 +183,15 @@ class Stage2Training:
 
 
 def train_stage2(model: H3GA, guidance, prompt: str, cfg: Stage2Config, reporter: ProgressReporter, workdir: Path,
-                 seed: int = 0, device="cpu", resume: bool = True) -> H3GA:
+                 seed: int = 0, device="cpu", resume: bool = True, stats: Optional[dict] = None) -> H3GA:
+    """Train; ``stats``, when given, receives the host-side figures of the run (``Trainer.stats``)."""
     workdir = Path(workdir)
-    stage = Stage2Training(model, guidance, prompt, cfg, reporter, workdir, device)
+    stage = Stage2Training(model, guidance, prompt, cfg, reporter, workdir, device, seed)
     loop = LoopConfig(cfg.steps, cfg.checkpoint_every, cfg.preview_every, cfg.log_every)
-    Trainer(stage, loop, reporter, workdir / "stage2.pt", seed, device, resume).run()
+    trainer = Trainer(stage, loop, reporter, workdir / "stage2.pt", seed, device, resume)
+    trainer.run()
+    if stats is not None:
+        stats.update(trainer.stats(stage.conditions))
     return model
 
 
