@@ -235,3 +235,18 @@ def test_many_clients_and_a_flood_of_bad_requests_leave_the_server_serving(servi
         t.join()
     assert not errors
     assert wait_for(client, submit(client), ("done",))["status"] == "done"
+
+
+def test_the_addon_s_own_local_backend_reads_a_body_file_from_any_folder(monkeypatch, tmp_path):
+    """DREAMWALTZ_BODY_DIRS=* (what the add-on's local launcher sets): the artist's own file,
+    wherever they keep it, on their own machine."""
+    from dreamwaltz.server.app import allowed_body_dirs
+
+    monkeypatch.setenv("DREAMWALTZ_BODY_DIRS", "*")
+    roots = allowed_body_dirs()
+    anywhere = Path(os.path.realpath(tmp_path / "SMPLX_NEUTRAL.npz"))
+    assert any(root in anywhere.parents for root in roots)
+    monkeypatch.delenv("DREAMWALTZ_BODY_DIRS")
+    assert allowed_body_dirs() == [Path(os.path.realpath(Path.home()))]
+    source = (Path(__file__).parents[1] / "dreamwaltz_blender/backend/local.py").read_text()
+    assert 'DREAMWALTZ_BODY_DIRS="*"' in source

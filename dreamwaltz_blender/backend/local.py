@@ -44,7 +44,8 @@ class LocalBackend:
         cmd = [self.python, "-m", "dreamwaltz", "serve", "--port", str(self.port)]
         if self.jobs_dir:
             cmd += ["--jobs-dir", self.jobs_dir]
-        env = dict(os.environ, DREAMWALTZ_TOKEN=self.token, PYTHONUNBUFFERED="1")
+        # The artist's own backend on their own machine: the SMPL-X file they pick may be anywhere.
+        env = dict(os.environ, DREAMWALTZ_TOKEN=self.token, PYTHONUNBUFFERED="1", DREAMWALTZ_BODY_DIRS="*")
         log_dir = Path(self.jobs_dir or Path.home() / ".cache" / "dreamwaltz")
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / "backend.log"

@@ -38,10 +38,22 @@ BODY_DIRS_ENV = "DREAMWALTZ_BODY_DIRS"  # folders (os.pathsep-separated) SMPL-X 
 
 
 def allowed_body_dirs() -> list[Path]:
-    """Folders a request's ``body`` path may point into: DREAMWALTZ_BODY_DIRS, else the home folder."""
+    """Folders a request's ``body`` path may point into: DREAMWALTZ_BODY_DIRS, else the home folder.
+    ``*`` allows any folder: the add-on's own local backend, which runs as the artist on their
+    machine and reads the file they picked wherever it is."""
     raw = os.environ.get(BODY_DIRS_ENV, "")
+    if raw.strip() == "*":
+        return [Path(os.path.realpath(Path(anchor))) for anchor in _filesystem_roots()]
     dirs = [Path(d).expanduser() for d in raw.split(os.pathsep) if d.strip()] if raw.strip() else [Path.home()]
     return [Path(os.path.realpath(d)) for d in dirs]
+
+
+def _filesystem_roots() -> list[str]:
+    if os.name != "nt":
+        return ["/"]
+    import string
+
+    return [f"{d}:\\" for d in string.ascii_uppercase if os.path.exists(f"{d}:\\")]
 
 
 class BodyLimit:
