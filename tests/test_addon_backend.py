@@ -43,6 +43,14 @@ def test_install_backend_creates_a_working_environment(installed_backend):
     where = subprocess.run([status.python, "-c", "import dreamwaltz; print(dreamwaltz.__file__)"],
                            check=True, capture_output=True, text=True).stdout.strip()
     assert str(Path(status.python).parents[1]) in where, f"the backend came from {where}, not the new environment"
+    # gsplat comes with the backend, and the new environment's doctor says what it can do.
+    doctor = subprocess.run([status.python, "-m", "dreamwaltz", "doctor", "--json"], capture_output=True, text=True,
+                            timeout=300)
+    assert doctor.returncode == 0, doctor.stderr[-2000:]
+    import json
+
+    info = json.loads(doctor.stdout)
+    assert info["gsplat"]["version"] and info["rasterizer"] and info["torch"]
 
 
 def test_installer_reports_a_missing_wheel(tmp_path):

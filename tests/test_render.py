@@ -217,3 +217,16 @@ def test_torch_rasterizer_on_cuda_matches_the_cpu():
     cpu = rasterize(means, cov, opac, colors, camera, bg, backend="torch")
     assert gpu.image.device.type == "cuda"
     assert torch.abs(gpu.image.cpu() - cpu.image).max() < 1e-4
+
+
+@pytest.mark.gpu
+def test_a_tiny_generation_completes_on_the_torch_rasterizer_when_gsplat_cannot_load(tmp_path):
+    """gsplat's kernels made unloadable on a CUDA machine: the job still finishes, with one notice."""
+    env = dict(os.environ, DREAMWALTZ_DISABLE_GSPLAT="1")
+    out = tmp_path / "k.h3ga"
+    proc = subprocess.run([sys.executable, "-m", "dreamwaltz", "generate", "a knight", "--preset", "tiny", "--device",
+                           "cuda", "--steps", "4", "--stage1-steps", "2", "--out", str(out)], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0 and out.exists(), proc.stderr[-3000:]
+    notices = [line for line in proc.stderr.splitlines() if "gsplat" in line and "torch" in line.lower()]
+    assert len(notices) == 1, proc.stderr[-3000:]
