@@ -15,8 +15,11 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import MotionError
 from ..joints import JOINT_NAMES
+from . import structure
 
 ALIASES_PATH = Path(__file__).with_name("data") / "aliases.json"
 SIDES = (("left", "l"), ("right", "r"))
@@ -84,19 +87,118 @@ def auto_mapping(source_names) -> dict[str, str]:
     return mapping
 
 
-def resolve_mapping(source_names, user=None) -> dict[str, str]:
-    """The automatic mapping with ``user`` (dict or JSON path) laid over it."""
-    mapping = auto_mapping(source_names)
-    if user is None:
-        return mapping
-    for joint, bone in load_mapping(user).items():
-        if not bone:
-            mapping.pop(joint, None)
+@lru_cache(maxsize=1)
+def _reverse() -> dict[str, str]:
+    """Normalised alias -> SMPL-X joint, for fingers, eyes and jaw (first alias wins)."""
+    out: dict[str, str] = {}
+    for joint in JOINT_NAMES:
+        if joint in ("jaw",) or joint.endswith("_eye_smplhf") or any(f in joint for f in ("thumb", "index", "middle", "ring", "pinky")):
+            for alias in _table().get(joint, ()):
+                out.setdefault(alias, joint)
+    return out
+
+
+def _unsided(joint: str) -> str:
+    return joint.split("_", 1)[1] if joint.startswith(("left_", "right_")) else joint
+
+
+def structural_mapping(names, parents, rest, end_sites=None) -> tuple[dict[str, str], list[str]]:
+    """The mapping found from the hierarchy and rest pose (see ``structure``), with a report.
+
+    Raises ``StructureError`` when the skeleton does not look like a standing human.
+    """
+    info = structure.analyse(names, parents, rest, end_sites)
+    sk, up = info["sk"], info["up"]
+    notes = []
+    forward = info["forward"]
+    if forward is None:  # no feet to say where the front is: the names' sides, else the convention
+        by_name = auto_mapping(names)
+        index = {n: i for i, n in enumerate(names)}
+        if "left_hip" in by_name and "right_hip" in by_name:
+            left = sk.rest[index[by_name["left_hip"]]] - sk.rest[index[by_name["right_hip"]]]
+            left = left - (left @ up) * up
+            forward = structure.AXES[int(np.argmax(structure.AXES @ np.cross(left, up)))]
+            notes.append("No feet to tell the front: left and right taken from the bone names.")
+        else:
+            forward = structure.conventional_forward(up)
+            notes.append("No feet and no side names: the clip is assumed to face the usual way for its up axis.")
+    left = structure.left_axis(up, forward)
+    mapping = structure.sided(info, left)
+    used = set(mapping.values())
+    reverse = _reverse()
+    # Fingers: by name inside each hand, the side from the hand's place.
+    for wrist, side in structure.limb_sides(info, left).items():
+        for j in sk.descendants(wrist)[1:]:
+            joint = reverse.get(normalise(names[j]))
+            if joint is None or names[j] in used or names[j].startswith("_"):
+                continue
+            joint = f"{side}_{_unsided(joint)}" if joint.startswith(("left_", "right_")) else joint
+            if joint in mapping or "eye" in joint or joint == "jaw":
+                continue
+            mapping[joint] = names[j]
+            used.add(names[j])
+    # Jaw and eyes: by name under the head, eyes' sides from their place.
+    head = info["head"]
+    for j in sorted(sk.descendants(head)[1:], key=lambda j: names[j].startswith("_")):
+        joint = reverse.get(normalise(names[j]))
+        if joint is None or names[j] in used:
             continue
-        for other in [j for j, b in mapping.items() if b == bone and j != joint]:
-            del mapping[other]  # the user's choice wins: a bone drives one joint
-        mapping[joint] = bone
-    return mapping
+        if joint.endswith("_eye_smplhf"):
+            side = "left" if float((sk.rest[j] - sk.rest[head]) @ left) > 0 else "right"
+            joint = f"{side}_eye_smplhf"
+        elif joint != "jaw":
+            continue
+        if joint not in mapping:
+            mapping[joint] = names[j]
+            used.add(names[j])
+    return mapping, notes
+
+
+def build_mapping(source_names, user=None, parents=None, rest=None, end_sites=None) -> tuple[dict[str, str], list[str]]:
+    """The automatic mapping (structure first when the hierarchy is given, names otherwise) with
+    ``user`` (dict or JSON path) laid over it, and a report of what mapped to what and why."""
+    by_name = auto_mapping(source_names)
+    how: dict[str, str] = {}
+    notes: list[str] = []
+    mapping = None
+    if parents is not None and rest is not None:
+        try:
+            mapping, notes = structural_mapping(source_names, parents, rest, end_sites)
+            for joint, bone in mapping.items():
+                named = [j for j, b in by_name.items() if b == bone]
+                if by_name.get(joint) == bone:
+                    how[joint] = "structure, the name agrees"
+                elif named:
+                    how[joint] = f"structure (the name alone suggests {named[0]})"
+                else:
+                    how[joint] = "structure"
+        except structure.StructureError as err:
+            notes.append(f"The skeleton's structure was not recognised ({err}): bones mapped by name only.")
+            mapping = None
+    if mapping is None:
+        mapping = dict(by_name)
+        how = {joint: "name" for joint in mapping}
+    if user is not None:
+        for joint, bone in load_mapping(user).items():
+            if not bone:
+                mapping.pop(joint, None)
+                how.pop(joint, None)
+                continue
+            for other in [j for j, b in mapping.items() if b == bone and j != joint]:
+                del mapping[other]  # the user's choice wins: a bone drives one joint
+                how.pop(other, None)
+            mapping[joint] = bone
+            how[joint] = "your mapping"
+    report = [f"{joint} <- {mapping[joint]} ({how.get(joint, '')})" for joint in JOINT_NAMES if joint in mapping]
+    unmapped = [b for b in source_names if b not in set(mapping.values())]
+    if unmapped:
+        report.append(f"not used ({len(unmapped)}): {', '.join(unmapped[:40])}{' ...' if len(unmapped) > 40 else ''}")
+    return mapping, notes + report
+
+
+def resolve_mapping(source_names, user=None, parents=None, rest=None, end_sites=None) -> dict[str, str]:
+    """The automatic mapping with ``user`` (dict or JSON path) laid over it."""
+    return build_mapping(source_names, user, parents, rest, end_sites)[0]
 
 
 HOW_TO_MAP = ('Write a JSON file such as {"left_knee": "YourKneeBone", "right_knee": ...} (keys: SMPL-X joint '

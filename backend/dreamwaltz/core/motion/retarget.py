@@ -19,7 +19,7 @@ from ..errors import MotionError
 from ..joints import JOINT_INDEX, JOINT_NAMES, PARENTS
 from ..rotations import matrix_to_axis_angle
 from .bvh import BVH
-from .mapping import check_mapping, resolve_mapping
+from .mapping import build_mapping, check_mapping
 
 # The child whose direction defines a joint's bone, in preference order.
 BONE_CHILD = {
@@ -268,10 +268,10 @@ def retarget_bvh(bvh: BVH, target: TargetSkeleton, mapping=None, in_place: bool 
     """A parsed BVH clip as an SMPL-X sequence for ``target`` (see the module docstring)."""
     where = source or "the clip"
     index = {name: i for i, name in enumerate(bvh.names)}
-    mapping = resolve_mapping(bvh.names, mapping)
+    rest = bvh.rest_positions()
+    mapping, report = build_mapping(bvh.names, mapping, bvh.parents, rest, bvh.end_sites)
     check_mapping(mapping, bvh.names, where)
     R_src, P_src = bvh.world_transforms()
-    rest = bvh.rest_positions()
     B = source_basis(rest, mapping, index)
     T = bvh.num_frames
     rest_joints = target.rest_joints
@@ -335,7 +335,7 @@ def retarget_bvh(bvh: BVH, target: TargetSkeleton, mapping=None, in_place: bool 
              f"root motion scaled by the leg-length ratio {ratio:.4g}."]
     if not any(f"left_{f}1" in mapping for f in ("index", "middle", "thumb")):
         notes.append("The clip has no finger bones: fingers stay at rest.")
-    return MotionSequence(bvh.fps, matrix_to_axis_angle(local), transl, None, mapping, source, notes)
+    return MotionSequence(bvh.fps, matrix_to_axis_angle(local), transl, None, mapping, source, notes + report)
 
 
 def resample(seq: MotionSequence, fps: float) -> MotionSequence:

@@ -1,0 +1,370 @@
+"""Bone mapping from the skeleton's structure: hierarchy and rest pose first, names second.
+
+Pure numpy (Blender's Python has no scipy). The body is found the same way on any rig:
+
+1. **Up** is the axis (of +-X, +-Y, +-Z) along which the two lowest extremities sit on different
+   long branches at the same height (the feet), among the axes the skeleton is tall along.
+2. **Legs**: the two lowest tips; their paths meet at the pelvis. Along each leg the hip is the
+   first joint whose bone points down (a side bone from the pelvis centre, e.g. cgspeed's
+   ``LHipJoint`` or DAZ's ``lButtock``, does not), the ankle the last joint reached by a downward
+   bone, the knee the joint that splits hip-ankle most evenly, the foot (SMPL-X's toe joint) the
+   next joint after the ankle.
+3. **Head**: the highest tip left; **arms**: the two tips whose branches leave the pelvis-head path
+   with the longest reach. The arms' attachment is the chest (``spine3``); spine joints in between
+   are ``spine1``/``spine2`` by order; the neck is the first joint of the head branch, the head
+   the common ancestor of the tips above it.
+4. Along an arm the wrist is the first joint that branches (fingers) or ends the chain, the elbow
+   the joint that splits shoulder-wrist most evenly, the shoulder the joint before it whose upper
+   arm is nearest the forearm's length (so a clavicle, the short first link, is not taken for the
+   upper arm, whatever it is called), the collar the joint before the shoulder.
+5. **Left/right** from geometry: forward is where the toes point, left = up x forward.
+
+Names only break ties and tell twist helpers (``...Twist``/``...Roll``) from the joints they sit
+between; fingers, jaw and eyes are recognised by name inside the hand/head found above, with the
+side from geometry. Everything else (twist bones, props, face rigs) is left unmapped: harmless.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+import numpy as np
+
+AXES = np.concatenate([np.eye(3), -np.eye(3)])
+DOWNWARD = 0.7  # cos to "down" above which a bone counts as hanging down (A-pose legs: 0.98)
+TWIST_RE = re.compile(r"twist|roll|helper|share", re.I)
+
+
+class StructureError(Exception):
+    """The hierarchy does not look like a standing human; the caller falls back to names."""
+
+
+class Skeleton:
+    """Hierarchy helpers over (names, parents, rest positions, end sites)."""
+
+    def __init__(self, names, parents, rest, end_sites=None):
+        self.names = list(names)
+        self.parents = [int(p) for p in parents]
+        self.rest = np.asarray(rest, dtype=np.float64)
+        self.n = len(self.names)
+        self.children = [[] for _ in range(self.n)]
+        for j, p in enumerate(self.parents):
+            if p >= 0:
+                self.children[p].append(j)
+        self.tip_point = {}
+        for j in range(self.n):
+            if not self.children[j]:
+                end = (end_sites or {}).get(j)
+                self.tip_point[j] = self.rest[j] + (np.asarray(end) if end is not None else 0.0)
+        points = np.concatenate([self.rest, np.array(list(self.tip_point.values())).reshape(-1, 3)])
+        self.extent = points.max(axis=0) - points.min(axis=0)
+        self.size = float(np.linalg.norm(self.extent))
+        if not self.size > 0:
+            raise StructureError("the rest pose has no extent")
+
+    def chain_to_root(self, j):
+        out = []
+        while j >= 0:
+            out.append(j)
+            j = self.parents[j]
+        return out
+
+    def path(self, a, b):
+        """Joints from a to b through their common ancestor (both included)."""
+        up_a, up_b = self.chain_to_root(a), self.chain_to_root(b)
+        common = next(x for x in up_a if x in set(up_b))
+        return up_a[:up_a.index(common) + 1] + up_b[:up_b.index(common)][::-1]
+
+    def lca(self, joints):
+        chains = [self.chain_to_root(j) for j in joints]
+        shared = set(chains[0]).intersection(*map(set, chains[1:]))
+        return next(x for x in chains[0] if x in shared)
+
+    def descendants(self, j):
+        out, stack = [], [j]
+        while stack:
+            k = stack.pop()
+            out.append(k)
+            stack.extend(self.children[k])
+        return out
+
+    def tips_under(self, j):
+        return [k for k in self.descendants(j) if k in self.tip_point]
+
+    def path_length(self, joints):
+        pts = self.rest[joints]
+        return float(np.linalg.norm(np.diff(pts, axis=0), axis=1).sum()) if len(joints) > 1 else 0.0
+
+
+def _two_lowest(sk: Skeleton, up: np.ndarray, tips):
+    """The lowest tip and the lowest one on another long branch, or None."""
+    order = sorted(tips, key=lambda t: float(sk.tip_point[t] @ up))
+    first = order[0]
+    for other in order[1:]:
+        meet = sk.lca([first, other])
+        if (np.linalg.norm(sk.tip_point[first] - sk.rest[meet]) > 0.2 * sk.size
+                and np.linalg.norm(sk.tip_point[other] - sk.rest[meet]) > 0.2 * sk.size):
+            return first, other, meet
+    return None
+
+
+def find_up(sk: Skeleton) -> np.ndarray:
+    tips = list(sk.tip_point)
+    if len(tips) < 3:
+        raise StructureError("fewer than three extremities")
+    best, best_score = None, np.inf
+    for axis in AXES:
+        k = int(np.argmax(np.abs(axis)))
+        if sk.extent[k] < 0.6 * sk.extent.max():
+            continue
+        found = _two_lowest(sk, axis, tips)
+        if found is None:
+            continue
+        a, b, _ = found
+        score = abs(float((sk.tip_point[a] - sk.tip_point[b]) @ axis)) / sk.extent[k]
+        # The feet are the lowest points by far; a hand at the end of a T-pose arm ties with the
+        # other hand only across the body, where the head is the next extreme: prefer axes whose
+        # lowest pair is well below the root.
+        score -= 0.1 * float((sk.rest[0] - sk.tip_point[a]) @ axis) / sk.extent[k]
+        if score < best_score:
+            best, best_score = axis, score
+    if best is None:
+        raise StructureError("no two legs found")
+    return best
+
+
+def _distinct_next(sk, chain, i):
+    """The first joint after chain[i] at a distinct position (or None)."""
+    eps = 0.01 * sk.size
+    for j in chain[i + 1:]:
+        if np.linalg.norm(sk.rest[j] - sk.rest[chain[i]]) > eps:
+            return j
+    return None
+
+
+def _is_twist(sk, j) -> bool:
+    return bool(TWIST_RE.search(sk.names[j]))
+
+
+def _split(sk, chain, lo, hi):
+    """The joint strictly between chain[lo] and chain[hi] that splits them most evenly."""
+    best, best_val = None, -1.0
+    for i in range(lo + 1, hi):
+        j = chain[i]
+        if _is_twist(sk, j):
+            continue
+        val = min(np.linalg.norm(sk.rest[j] - sk.rest[chain[lo]]), np.linalg.norm(sk.rest[chain[hi]] - sk.rest[j]))
+        if val > best_val + 1e-9 * sk.size:
+            best, best_val = i, val
+    return best
+
+
+def map_leg(sk: Skeleton, chain, up) -> dict:
+    """chain: joints from below the pelvis down to the foot tip."""
+    down = -up
+    eps = 0.01 * sk.size
+    hip = ankle = None
+    for i, j in enumerate(chain):
+        nxt = _distinct_next(sk, chain, i)
+        if nxt is None:
+            continue
+        d = sk.rest[nxt] - sk.rest[j]
+        cos = float(d @ down) / np.linalg.norm(d)
+        if cos > DOWNWARD and hip is None and not _is_twist(sk, j):
+            hip = i
+        if cos > DOWNWARD and hip is not None:
+            ankle = chain.index(nxt)
+    if hip is None or ankle is None or ankle <= hip + 1:
+        raise StructureError("a leg without a thigh and a shin")
+    # The ankle: the first of the joints at the end of the last downward bone (zero-length helpers after it).
+    knee = _split(sk, chain, hip, ankle)
+    if knee is None:
+        raise StructureError("a leg without a knee")
+    out = {"hip": chain[hip], "knee": chain[knee], "ankle": chain[ankle]}
+    for j in chain[ankle + 1:]:
+        if np.linalg.norm(sk.rest[j] - sk.rest[chain[ankle]]) > eps and not _is_twist(sk, j):
+            out["foot"] = j
+            break
+    return out
+
+
+def _branches(sk, j, main_child):
+    """Children of j other than main_child that are not twist/helper leaves lying on j's bone."""
+    out = []
+    for c in sk.children[j]:
+        if c == main_child:
+            continue
+        if _is_twist(sk, c) and not sk.children[c]:
+            continue
+        out.append(c)
+    return out
+
+
+def map_arm(sk: Skeleton, chain) -> dict:
+    """chain: joints from the chest's child out to the arm's tip."""
+    eps = 0.01 * sk.size
+    wrist = None
+    for i, j in enumerate(chain):
+        if i < 2:
+            continue
+        nxt = chain[i + 1] if i + 1 < len(chain) else None
+        if nxt is None or _branches(sk, j, nxt):
+            wrist = i
+            break
+    if wrist is None:
+        raise StructureError("an arm without a hand")
+    # A zero-length joint at the wrist (cgspeed's FingerBase) is not the wrist: the first one is.
+    while wrist > 0 and np.linalg.norm(sk.rest[chain[wrist]] - sk.rest[chain[wrist - 1]]) < eps:
+        wrist -= 1
+    elbow = _split(sk, chain, 0, wrist)
+    if elbow is None:
+        raise StructureError("an arm without an elbow")
+    fore = np.linalg.norm(sk.rest[chain[wrist]] - sk.rest[chain[elbow]])
+    best, best_cost = None, np.inf
+    for i in range(0, elbow):
+        j = chain[i]
+        upper = np.linalg.norm(sk.rest[chain[elbow]] - sk.rest[j])
+        if upper < eps or _is_twist(sk, j):
+            continue
+        cost = abs(np.log(upper / max(fore, eps)))
+        if cost < best_cost - 1e-9:
+            best, best_cost = i, cost
+    if best is None:
+        raise StructureError("an arm without an upper arm")
+    out = {"shoulder": chain[best], "elbow": chain[elbow], "wrist": chain[wrist]}
+    # The collar: the latest joint before the shoulder at a real distance from it (helpers that sit
+    # nearer the spine with the same job, like MakeHuman's __Clavicle_L, lose to the deeper one).
+    far = [(i, np.linalg.norm(sk.rest[chain[best]] - sk.rest[chain[i]])) for i in range(best)]
+    far = [(i, d) for i, d in far if d > eps and not _is_twist(sk, chain[i])]
+    if far:
+        longest = max(d for _, d in far)
+        out["collar"] = chain[max(i for i, d in far if d >= 0.5 * longest)]
+    return out
+
+
+def _farthest_tip(sk, start, tips, anchor):
+    return max(tips, key=lambda t: float(np.linalg.norm(sk.tip_point[t] - anchor)))
+
+
+def analyse(names, parents, rest, end_sites=None) -> dict:
+    """{'joints': {smplx_body_joint: source index}, 'up', 'forward', 'hands': {side: wrist}, 'head'}."""
+    sk = Skeleton(names, parents, rest, end_sites)
+    up = find_up(sk)
+    tips = list(sk.tip_point)
+    found = _two_lowest(sk, up, tips)
+    foot_a, foot_b, pelvis = found
+    legs = []
+    for foot in (foot_a, foot_b):
+        path = sk.path(pelvis, foot)[1:]
+        legs.append(map_leg(sk, path, up))
+    leg_joints = set()
+    for foot in (foot_a, foot_b):
+        leg_joints.update(sk.path(pelvis, foot)[1:])
+        top = sk.path(pelvis, foot)[1]
+        leg_joints.update(sk.descendants(top))
+    rest_tips = [t for t in tips if t not in leg_joints]
+    if len(rest_tips) < 3:
+        raise StructureError("no arms and head")
+    # Head: the highest remaining tip; arms: the two longest branches off the pelvis-head path.
+    head_tip = max(rest_tips, key=lambda t: float(sk.tip_point[t] @ up))
+    axis_path = sk.path(pelvis, head_tip)
+    on_axis = set(axis_path)
+
+    def attach(t):
+        j = t
+        while j not in on_axis:
+            j = sk.parents[j]
+            if j < 0:
+                return None
+        return j
+
+    reach = {}
+    for t in rest_tips:
+        a = attach(t)
+        if a is None or a == t:
+            continue
+        reach[t] = (a, float(np.linalg.norm(sk.tip_point[t] - sk.rest[a])))
+    arm_tips = []
+    for t in sorted(reach, key=lambda t: -reach[t][1]):
+        if reach[t][1] < 0.2 * sk.size:
+            break
+        if all(sk.lca([t, other]) in on_axis for other in arm_tips):
+            arm_tips.append(t)
+        if len(arm_tips) == 2:
+            break
+    if len(arm_tips) < 2:
+        raise StructureError("fewer than two arms")
+    chest = max((reach[t][0] for t in arm_tips), key=axis_path.index)
+    arms = []
+    for t in arm_tips:
+        a = reach[t][0]
+        path = sk.path(a, t)[1:]
+        arms.append(map_arm(sk, path))
+    if axis_path.index(chest) >= len(axis_path) - 1:
+        raise StructureError("no head above the arms")
+    # Spine: joints between pelvis and chest on the path, ancestors of the pelvis left out.
+    pelvis_ancestors = set(sk.chain_to_root(pelvis))
+    spine = [j for j in axis_path[1:axis_path.index(chest)] if j not in pelvis_ancestors]
+    joints = {"pelvis": pelvis, "spine3": chest}
+    for name, j in zip(("spine1", "spine2"), spine[:1] + spine[-1:] if len(spine) > 2 else spine):
+        joints[name] = j
+    neck_path = axis_path[axis_path.index(chest) + 1:]
+    head_root = neck_path[0]
+    above = sk.tips_under(head_root)
+    head = sk.lca(above)
+    if not sk.children[head] and head != head_root:
+        # A single chain ending in a head-top marker (Mixamo's HeadTop_End): the head joint is the
+        # one nearest the SMPL-X head height above the chest (16 % of the body height).
+        height = float(np.ptp(np.concatenate([sk.rest, np.array(list(sk.tip_point.values()))]) @ up))
+        candidates = neck_path[1:neck_path.index(head) + 1] if head in neck_path else [head]
+        head = min(candidates, key=lambda j: abs(float((sk.rest[j] - sk.rest[chest]) @ up) - 0.16 * height))
+    if head != head_root:
+        joints["neck"] = head_root
+    joints["head"] = head
+
+    # Facing: where the toes point (ankle -> foot tip), else a conventional front for the up axis.
+    forward = np.zeros(3)
+    for leg, foot in zip(legs, (foot_a, foot_b)):
+        d = sk.tip_point[foot] - sk.rest[leg["ankle"]]
+        forward += d - (d @ up) * up
+    if np.linalg.norm(forward) < 0.02 * sk.size:
+        forward = None
+    else:
+        forward = AXES[int(np.argmax(AXES @ forward))]
+    return {"sk": sk, "up": up, "forward": forward, "legs": legs, "arms": arms, "joints": joints,
+            "head": head, "head_root": head_root}
+
+
+def sided(info: dict, left: np.ndarray) -> dict:
+    """Body joints with sides: the leg/arm on the +left side of the body is the left one."""
+    sk = info["sk"]
+    out = {k: sk.names[v] for k, v in info["joints"].items()}
+    for limbs, key in ((info["legs"], "hip"), (info["arms"], "shoulder")):
+        pos = [float(sk.rest[limb[key]] @ left) for limb in limbs]
+        if abs(pos[0] - pos[1]) < 1e-9 * sk.size:
+            raise StructureError("limbs on no side")
+        order = ("left", "right") if pos[0] > pos[1] else ("right", "left")
+        for side, limb in zip(order, limbs):
+            for joint, j in limb.items():
+                out[f"{side}_{joint}"] = sk.names[j]
+    return out
+
+
+def limb_sides(info: dict, left: np.ndarray) -> dict:
+    """{wrist source index: side} for naming fingers."""
+    sk = info["sk"]
+    arms = info["arms"]
+    pos = [float(sk.rest[a["shoulder"]] @ left) for a in arms]
+    order = ("left", "right") if pos[0] > pos[1] else ("right", "left")
+    return {arm["wrist"]: side for side, arm in zip(order, arms)}
+
+
+def conventional_forward(up: np.ndarray) -> np.ndarray:
+    """BVH's convention: Y-up clips face +Z; Z-up ones (Blender, 3ds Max, MakeHuman) face -Y."""
+    k = int(np.argmax(np.abs(up)))
+    return {1: np.array([0.0, 0, 1]), 2: np.array([0.0, -1, 0]), 0: np.array([0.0, 0, 1])}[k]
+
+
+def left_axis(up: np.ndarray, forward: Optional[np.ndarray]) -> np.ndarray:
+    return np.cross(up, forward)
