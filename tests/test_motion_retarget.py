@@ -124,8 +124,11 @@ def test_unknown_skeletons_say_which_bones_are_missing_and_custom_mappings_work(
     text = (MOCAP / CLIPS[0]).read_text().replace("LeftLeg", "Shin_Lft").replace("RightLeg", "Shin_Rgt")
     odd = tmp_path / "odd.bvh"
     odd.write_text(text)
+    # Issue 17: unknown names are no obstacle, the structure finds the knees ...
+    assert load_motion(odd, target).mapping["left_knee"] == "Shin_Lft"
+    # ... and a required joint left unmapped (here on purpose) is named, with the unmapped bones.
     with pytest.raises(MotionError) as err:
-        load_motion(odd, target)
+        load_motion(odd, target, mapping={"left_knee": None})
     assert "left_knee" in err.value.message and "Shin_Lft" in err.value.message and "mapping" in err.value.hint
     mapping = auto_mapping(read_bvh(odd).names)
     mapping.update(left_knee="Shin_Lft", right_knee="Shin_Rgt")

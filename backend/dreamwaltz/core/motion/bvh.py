@@ -98,6 +98,7 @@ def read_bvh(path) -> BVH:
 
 
 _MOTION_RE = re.compile(r"(?<!\S)MOTION(?!\S)", re.IGNORECASE)
+_NAME_RE = re.compile(r"(?im)^([ \t]*(?:ROOT|JOINT))[ \t]+([^\r\n{]*?\S)[ \t]*(\{|\r?$)")
 _MOTION_HEADER_RE = re.compile(r"\s*(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)")
 
 
@@ -106,7 +107,16 @@ def parse_bvh(text: str) -> BVH:
     # one float64 array (a token list of a big clip would take ~50 bytes per number).
     found = _MOTION_RE.search(text, 0, MAX_HIERARCHY_BYTES)
     hierarchy = text[:found.start()] if found else text[:MAX_HIERARCHY_BYTES]
-    tokens = hierarchy.split()
+    # Joint names may hold spaces (3ds Max's "Bip01 L Thigh"): the rest of the ROOT/JOINT line.
+    spaced: list[str] = []
+
+    def keep(match):
+        spaced.append(match.group(2))
+        return f"{match.group(1)} \x00{len(spaced) - 1}\x00{match.group(3)}"
+
+    hierarchy = _NAME_RE.sub(keep, hierarchy)
+    tokens = [spaced[int(t[1:-1])] if t.startswith("\x00") and t.endswith("\x00") and len(t) > 2 else t
+              for t in hierarchy.split()]
     if not tokens or tokens[0].upper() != "HIERARCHY":
         raise MotionError("not a BVH file (it does not start with HIERARCHY).", "Choose a .bvh motion capture file.")
     names, parents, offsets, channels, end_sites = [], [], [], [], {}

@@ -35,12 +35,13 @@ for _side in ("left", "right"):
         BONE_CHILD[f"{_side}_{_finger}1"] = [f"{_side}_{_finger}2"]
         BONE_CHILD[f"{_side}_{_finger}2"] = [f"{_side}_{_finger}3"]
 FEET = ("left_ankle", "left_foot", "right_ankle", "right_foot")
-# Ground pass: soles within CONTACT_FULL_M of the floor are pinned to it, above CONTACT_NONE_M left
-# alone (flight), blended in between; the per-frame offset is smoothed over SMOOTH_S seconds, then
-# held within the limits (contact soles at most CONTACT_MAX_M up, never more than BELOW_MAX_M down).
-CONTACT_FULL_M, CONTACT_NONE_M = 0.03, 0.10
+# Ground pass (ground_offsets): a sole lower than CONTACT_M above the floor and slower than
+# CONTACT_SPEED (m/s, horizontal) is in contact; the per-frame offset is smoothed over SMOOTH_S
+# seconds, then held within the limits (contact soles at most CONTACT_MAX_M up, never more than
+# BELOW_MAX_M down).
+CONTACT_M, CONTACT_SPEED = 0.08, 1.0
 SMOOTH_S = 0.04
-CONTACT_MAX_M, BELOW_MAX_M = 0.025, 0.01
+CONTACT_MAX_M, BELOW_MAX_M = 0.015, 0.005
 
 
 @dataclass
@@ -177,20 +178,49 @@ def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
     return np.convolve(np.pad(x, radius, mode="edge"), kernel, mode="valid")
 
 
-def ground_offsets(heights: np.ndarray, fps: float = 30.0) -> np.ndarray:
-    """Vertical shift per frame: soles on the ground at contact, never below, untouched in flight.
+def foot_speeds(W, P, target: TargetSkeleton, fps: float) -> np.ndarray:
+    """(T,2) horizontal speed (m/s) of the left and right soles (their mean point)."""
+    points = sole_points(W, P, target)
+    left = np.isin(target.sole_joints, [JOINT_INDEX["left_ankle"], JOINT_INDEX["left_foot"]])
+    out = np.zeros((points.shape[0], 2))
+    if points.shape[0] < 2:
+        return out
+    for f, sel in enumerate((left, ~left)):
+        if sel.any():
+            centre = points[:, sel][:, :, [0, 2]].mean(axis=1)
+            step = np.linalg.norm(np.diff(centre, axis=0), axis=1) * fps
+            out[:, f] = np.concatenate([step[:1], 0.5 * (step[1:] + step[:-1]), step[-1:]])
+    return out
 
-    The source's own floor height is unknown, so first the whole clip is shifted to put its
-    contact level (the low 5 % of sole heights) on the ground; then each frame is corrected,
-    the correction smoothed (no popping), and the result held within the contact limits.
+
+def ground_offsets(feet: np.ndarray, speeds: Optional[np.ndarray] = None, fps: float = 30.0) -> np.ndarray:
+    """Vertical shift per frame: the supporting sole on the ground, never below it, flight untouched.
+
+    ``feet`` (T,2) or (T,) sole heights, ``speeds`` (T,2) horizontal sole speeds. The source's own
+    floor height is unknown, so the whole clip is first shifted to put its contact level (the low
+    5 % of the lowest sole's heights; a one-frame pose: that frame) on the ground. A foot is in
+    contact where it is low (CONTACT_M) and slow (CONTACT_SPEED); on frames with a foot in
+    contact the lowest sole is put on the ground; frames without (jumps, runs' flight phases)
+    take the correction interpolated from the contacts around them, so they stay airborne. The
+    correction is smoothed (no popping) and held within CONTACT_MAX_M above and BELOW_MAX_M below.
     """
-    base = -np.percentile(heights, 5)
-    h = heights + base
-    weight = np.clip((CONTACT_NONE_M - h) / (CONTACT_NONE_M - CONTACT_FULL_M), 0.0, 1.0)
-    raw = -h * np.where(h < 0, 1.0, weight)
-    offset = _smooth(raw, SMOOTH_S * fps)
-    offset = np.where(h <= CONTACT_FULL_M, np.minimum(offset, CONTACT_MAX_M - h), offset)
-    offset = np.maximum(offset, -BELOW_MAX_M - h)
+    feet = np.asarray(feet, dtype=np.float64)
+    if feet.ndim == 1:
+        feet = feet[:, None]
+    lowest = feet.min(axis=1)
+    base = -np.percentile(lowest, 5)
+    h = feet + base
+    low = h.min(axis=1)
+    slow = np.ones_like(h, dtype=bool) if speeds is None else np.asarray(speeds) < CONTACT_SPEED
+    contact = ((h < CONTACT_M) & slow).any(axis=1) | (low < 0)
+    frames = np.arange(len(low))
+    if contact.any():
+        offset = np.interp(frames, frames[contact], -low[contact])
+    else:
+        offset = np.zeros(len(low))
+    offset = _smooth(offset, SMOOTH_S * fps)
+    offset = np.where(contact, np.minimum(offset, CONTACT_MAX_M - low), offset)
+    offset = np.maximum(offset, -BELOW_MAX_M - low)
     return base + offset
 
 
@@ -329,7 +359,7 @@ def retarget_bvh(bvh: BVH, target: TargetSkeleton, mapping=None, in_place: bool 
         transl[:, [0, 2]] = 0.0
     if keep_on_ground:
         W, P = forward_kinematics_batch(local, rest_joints, transl)
-        transl[:, 1] += ground_offsets(sole_heights(W, P, target), bvh.fps)
+        transl[:, 1] += ground_offsets(foot_heights(W, P, target), foot_speeds(W, P, target, bvh.fps), bvh.fps)
     height = float((rest[index[mapping["head"]]] - 0.5 * (rest[index[mapping["left_ankle"]]] + rest[index[mapping["right_ankle"]]])) @ B[1])
     notes = [f"Source skeleton: {height:.3g} file units from ankles to head (looks like {guess_units(height)}); "
              f"root motion scaled by the leg-length ratio {ratio:.4g}."]

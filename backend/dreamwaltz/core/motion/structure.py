@@ -13,10 +13,11 @@ Pure numpy (Blender's Python has no scipy). The body is found the same way on an
    with the longest reach. The arms' attachment is the chest (``spine3``); spine joints in between
    are ``spine1``/``spine2`` by order; the neck is the first joint of the head branch, the head
    the common ancestor of the tips above it.
-4. Along an arm the wrist is the first joint that branches (fingers) or ends the chain, the elbow
-   the joint that splits shoulder-wrist most evenly, the shoulder the joint before it whose upper
-   arm is nearest the forearm's length (so a clavicle, the short first link, is not taken for the
-   upper arm, whatever it is called), the collar the joint before the shoulder.
+4. Along an arm the wrist is the first joint that branches (fingers) or ends the chain; the
+   shoulder the first joint as far from the body's mid-line as the hip joints are (a clavicle
+   starts near the mid-line: it is the first link, before the long upper arm, whatever it is
+   called); the elbow the joint that splits shoulder-wrist most evenly; the collar the joint
+   before the shoulder.
 5. **Left/right** from geometry: forward is where the toes point, left = up x forward.
 
 Names only break ties and tell twist helpers (``...Twist``/``...Roll``) from the joints they sit
@@ -201,8 +202,13 @@ def _branches(sk, j, main_child):
     return out
 
 
-def map_arm(sk: Skeleton, chain) -> dict:
-    """chain: joints from the chest's child out to the arm's tip."""
+def map_arm(sk: Skeleton, chain, up, axis_point, hip_width) -> dict:
+    """chain: joints from the chest's child out to the arm's tip.
+
+    ``axis_point``: a point on the body's vertical mid-line; ``hip_width``: how far the hip joints
+    sit from it. The shoulder is the first joint as far out as the hips (a clavicle starts near
+    the mid-line, however long it is), the elbow the joint that splits shoulder-wrist most evenly.
+    """
     eps = 0.01 * sk.size
     wrist = None
     for i, j in enumerate(chain):
@@ -217,21 +223,20 @@ def map_arm(sk: Skeleton, chain) -> dict:
     # A zero-length joint at the wrist (cgspeed's FingerBase) is not the wrist: the first one is.
     while wrist > 0 and np.linalg.norm(sk.rest[chain[wrist]] - sk.rest[chain[wrist - 1]]) < eps:
         wrist -= 1
-    elbow = _split(sk, chain, 0, wrist)
-    if elbow is None:
-        raise StructureError("an arm without an elbow")
-    fore = np.linalg.norm(sk.rest[chain[wrist]] - sk.rest[chain[elbow]])
-    best, best_cost = None, np.inf
-    for i in range(0, elbow):
-        j = chain[i]
-        upper = np.linalg.norm(sk.rest[chain[elbow]] - sk.rest[j])
-        if upper < eps or _is_twist(sk, j):
-            continue
-        cost = abs(np.log(upper / max(fore, eps)))
-        if cost < best_cost - 1e-9:
-            best, best_cost = i, cost
+    def out_from_axis(j):
+        d = sk.rest[j] - axis_point
+        return float(np.linalg.norm(d - (d @ up) * up))
+
+    best = None
+    for i in range(0, wrist - 1):
+        if not _is_twist(sk, chain[i]) and out_from_axis(chain[i]) >= 0.8 * hip_width:
+            best = i
+            break
     if best is None:
         raise StructureError("an arm without an upper arm")
+    elbow = _split(sk, chain, best, wrist)
+    if elbow is None:
+        raise StructureError("an arm without an elbow")
     out = {"shoulder": chain[best], "elbow": chain[elbow], "wrist": chain[wrist]}
     # The collar: the latest joint before the shoulder at a real distance from it (helpers that sit
     # nearer the spine with the same job, like MakeHuman's __Clavicle_L, lose to the deeper one).
@@ -297,10 +302,12 @@ def analyse(names, parents, rest, end_sites=None) -> dict:
         raise StructureError("fewer than two arms")
     chest = max((reach[t][0] for t in arm_tips), key=axis_path.index)
     arms = []
+    axis_point = sk.rest[pelvis]
+    hip_width = np.mean([np.linalg.norm((d := sk.rest[leg["hip"]] - axis_point) - (d @ up) * up) for leg in legs])
     for t in arm_tips:
         a = reach[t][0]
         path = sk.path(a, t)[1:]
-        arms.append(map_arm(sk, path))
+        arms.append(map_arm(sk, path, up, axis_point, hip_width))
     if axis_path.index(chest) >= len(axis_path) - 1:
         raise StructureError("no head above the arms")
     # Spine: joints between pelvis and chest on the path, ancestors of the pelvis left out.
@@ -340,7 +347,7 @@ def sided(info: dict, left: np.ndarray) -> dict:
     """Body joints with sides: the leg/arm on the +left side of the body is the left one."""
     sk = info["sk"]
     out = {k: sk.names[v] for k, v in info["joints"].items()}
-    for limbs, key in ((info["legs"], "hip"), (info["arms"], "shoulder")):
+    for limbs, key in ((info["legs"], "knee"), (info["arms"], "elbow")):
         pos = [float(sk.rest[limb[key]] @ left) for limb in limbs]
         if abs(pos[0] - pos[1]) < 1e-9 * sk.size:
             raise StructureError("limbs on no side")
@@ -355,7 +362,7 @@ def limb_sides(info: dict, left: np.ndarray) -> dict:
     """{wrist source index: side} for naming fingers."""
     sk = info["sk"]
     arms = info["arms"]
-    pos = [float(sk.rest[a["shoulder"]] @ left) for a in arms]
+    pos = [float(sk.rest[a["elbow"]] @ left) for a in arms]
     order = ("left", "right") if pos[0] > pos[1] else ("right", "left")
     return {arm["wrist"]: side for side, arm in zip(order, arms)}
 
