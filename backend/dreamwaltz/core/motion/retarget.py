@@ -198,8 +198,9 @@ def ground_offsets(feet: np.ndarray, speeds: Optional[np.ndarray] = None, fps: f
 
     ``feet`` (T,2) or (T,) sole heights, ``speeds`` (T,2) horizontal sole speeds. The source's own
     floor height is unknown, so the whole clip is first shifted to put its contact level (the low
-    5 % of the lowest sole's heights; a one-frame pose: that frame) on the ground. A foot is in
-    contact where it is low (CONTACT_M) and slow (CONTACT_SPEED); on frames with a foot in
+    5 % of the lowest sole's heights; a one-frame pose: that frame) on the ground. A frame has
+    contact where its lowest sole is under CONTACT_M, or a sole under 1.5 times that is slower than
+    CONTACT_SPEED; on frames with a foot in
     contact the lowest sole is put on the ground; frames without (jumps, runs' flight phases)
     take the correction interpolated from the contacts around them, so they stay airborne. The
     correction is smoothed (no popping) and held within CONTACT_MAX_M above and BELOW_MAX_M below.
@@ -212,7 +213,8 @@ def ground_offsets(feet: np.ndarray, speeds: Optional[np.ndarray] = None, fps: f
     h = feet + base
     low = h.min(axis=1)
     slow = np.ones_like(h, dtype=bool) if speeds is None else np.asarray(speeds) < CONTACT_SPEED
-    contact = ((h < CONTACT_M) & slow).any(axis=1) | (low < 0)
+    # Low enough is contact whatever the speed (clips that slide their feet); slow feet count a little higher.
+    contact = (low < CONTACT_M) | ((h < 1.5 * CONTACT_M) & slow).any(axis=1)
     frames = np.arange(len(low))
     if contact.any():
         offset = np.interp(frames, frames[contact], -low[contact])
