@@ -17,6 +17,7 @@ import numpy as np
 
 from .importer import armature as armature_builder
 from .importer import body as body_builder
+from . import compat
 from .importer import nodes, space, splats as splat_builder
 from .shared import module
 
@@ -233,17 +234,12 @@ def evaluated_splats(avatar: Avatar, depsgraph=None):
         raise errors.DreamWaltzError("Some splats are hidden in the viewport (density below 1 or splats not shown).",
                                      "Set the viewport density to 1 and show the splats before exporting.")
     obj = avatar.splats.evaluated_get(depsgraph)
-    geometry = obj.evaluated_geometry()  # keep it alive while its point cloud is read
-    cloud = geometry.instances_pointcloud()
-    n = len(cloud.points)
-    transforms = np.empty(n * 16, dtype=np.float32)
-    cloud.attributes["instance_transform"].data.foreach_get("value", transforms)
-    M = transforms.reshape(n, 4, 4).transpose(0, 2, 1).astype(np.float64)  # stored column-major
-    world = np.array(avatar.splats.matrix_world, dtype=np.float64)
-    M = world @ M
+    mesh = avatar.splats.data
+    kinds = np.empty(len(mesh.vertices), dtype=np.int32)
+    mesh.attributes["dw_kind"].data.foreach_get("value", kinds)
+    # Every point except the free splats' axis points (kind 1) is a splat (see importer/nodes.py).
+    M, values = compat.evaluated_instances(obj, depsgraph, {"dw_color": ("vector", 3), "dw_opacity": ("value", 1)},
+                                           rows=np.flatnonzero(kinds != 1))
     axes = M[:, :3, :3] / nodes.EXTENT_SIGMA
-    colors = np.empty(n * 3, dtype=np.float32)
-    cloud.attributes["dw_color"].data.foreach_get("vector", colors)
-    opacity = np.empty(n, dtype=np.float32)
-    cloud.attributes["dw_opacity"].data.foreach_get("value", opacity)
-    return M[:, :3, 3], axes @ np.transpose(axes, (0, 2, 1)), colors.reshape(n, 3), opacity
+    colors, opacity = values["dw_color"], values["dw_opacity"]
+    return M[:, :3, 3], axes @ np.transpose(axes, (0, 2, 1)), colors, opacity

@@ -14,6 +14,7 @@ import numpy as np
 from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
+from . import compat
 from .api import Avatar
 from .importer import space
 from .shared import module
@@ -64,17 +65,11 @@ def target_skeleton(avatar: Avatar):
 
 def _fcurves(action, obj):
     """F-curve collection of ``action`` for ``obj``: layered actions (4.4+) or legacy ones."""
-    if hasattr(action, "slots"):
-        from bpy_extras import anim_utils
-
-        slot = obj.animation_data.action_slot or action.slots.new(id_type=obj.id_type, name=obj.name)
-        obj.animation_data.action_slot = slot
-        return anim_utils.action_ensure_channelbag_for_slot(action, slot).fcurves
-    return action.fcurves
+    return compat.action_fcurves(action, obj)
 
 
 def _write(fcurves, data_path, index, frames, values, group=None):
-    curve = fcurves.new(data_path, index=index, group_name=group or "")
+    curve = compat.new_fcurve(fcurves, data_path, index, group or "")
     curve.keyframe_points.add(len(frames))
     curve.keyframe_points.foreach_set("co", np.stack([frames, values], axis=1).astype(np.float32).ravel())
     curve.keyframe_points.foreach_set("interpolation", np.full(len(frames), 2, dtype=np.int32))  # LINEAR

@@ -13,6 +13,8 @@ the centre in the splat's own (whitened) space.
 
 import bpy
 
+from .. import compat
+
 EXTENT_SIGMA = 3.0  # the instanced sphere reaches 3 standard deviations
 REST_TREE = "DreamWaltz Rest Shape"
 BIND_TREE = "DreamWaltz Splat Bind"
@@ -158,10 +160,7 @@ def splat_tree(body_object, material):
     # Free: axis j is proxy point (index + j) minus the centre, after the Armature modifier.
     axes = []
     for j in (1, 2, 3):
-        plus = b.node("FunctionNodeIntegerMath", operation="ADD")
-        b.link(index, plus.inputs[0])
-        plus.inputs[1].default_value = j
-        free_axis = b.vmath("SUBTRACT", b.sample(geometry, position, plus.outputs["Value"]), position)
+        free_axis = b.vmath("SUBTRACT", b.sample(geometry, position, compat.integer_add(b, index, j)), position)
         axes.append(b.switch("VECTOR", is_bound, free_axis, bound_axes[j - 1]))
     stored = geometry
     for j, axis in enumerate(axes, start=1):

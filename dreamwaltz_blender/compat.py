@@ -1,0 +1,99 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What differs between the Blender versions the add-on supports (4.2 LTS, 4.5 LTS, 5.0).
+
+Every version difference the add-on works around is here and nowhere else; each is detected by
+the feature itself (does the type or property exist), not by comparing `bpy.app.version`, and
+names the release that changed it. `python build.py test --all-blenders` runs the Blender tests
+on each supported version.
+"""
+
+import bpy
+
+# Geometry nodes: the Integer Math node came with Blender 4.3.
+HAS_INTEGER_MATH = hasattr(bpy.types, "FunctionNodeIntegerMath")
+
+
+def integer_add(builder, value, constant):
+    """An integer field `value + constant` (a node tree Builder, an integer socket, an int).
+
+    4.2 has no Integer Math node: there a float Math node adds, which is exact for the point
+    indices it is used for (below 2**24), and the Sample Index node's integer input takes it back.
+    """
+    if HAS_INTEGER_MATH:
+        node = builder.node("FunctionNodeIntegerMath", operation="ADD")
+        out = node.outputs["Value"]
+    else:
+        node = builder.node("ShaderNodeMath", operation="ADD")
+        out = node.outputs[0]
+    builder.link(value, node.inputs[0])
+    node.inputs[1].default_value = constant
+    return out
+
+
+# Python access to evaluated geometry (GeometrySet, Object.evaluated_geometry()) came with 4.3.
+HAS_GEOMETRY_SET = hasattr(bpy.types, "GeometrySet")
+
+
+def evaluated_instances(obj, depsgraph, attributes, rows):
+    """The instances the evaluated `obj` makes: world transforms (n, 4, 4) and their attributes.
+
+    `attributes` maps an attribute name to (foreach property, width), e.g. {"dw_color": ("vector", 3)}.
+    With a GeometrySet (4.3+) they are read from the instances themselves. 4.2 cannot read the
+    attributes of evaluated instances: there the transforms come from the depsgraph's instance
+    list (in instance order: the second number of their persistent id) and the attributes from the original mesh's
+    points `rows`, the points that became the instances, in order.
+    """
+    import numpy as np
+
+    world = np.array(obj.matrix_world, dtype=np.float64)
+    values = {}
+    if HAS_GEOMETRY_SET:
+        geometry = obj.evaluated_geometry()  # keep it alive while its point cloud is read
+        cloud = geometry.instances_pointcloud()
+        n = len(cloud.points)
+        transforms = np.empty(n * 16, dtype=np.float32)
+        cloud.attributes["instance_transform"].data.foreach_get("value", transforms)
+        M = world @ transforms.reshape(n, 4, 4).transpose(0, 2, 1).astype(np.float64)  # stored column-major
+        for name, (prop, width) in attributes.items():
+            data = np.empty(n * width, dtype=np.float32)
+            cloud.attributes[name].data.foreach_get(prop, data)
+            values[name] = data.reshape(n, width) if width > 1 else data
+        return M, values
+    rows = np.asarray(rows)
+    n = len(rows)
+    M = np.full((n, 4, 4), np.nan)
+    original = obj.original
+    for inst in depsgraph.object_instances:
+        if inst.is_instance and inst.parent is not None and inst.parent.original == original:
+            M[inst.persistent_id[1]] = np.array(inst.matrix_world, dtype=np.float64)
+    if np.isnan(M).any():
+        raise RuntimeError("the depsgraph did not list every splat instance")
+    mesh = original.data
+    for name, (prop, width) in attributes.items():
+        data = np.empty(len(mesh.vertices) * width, dtype=np.float32)
+        mesh.attributes[name].data.foreach_get(prop, data)
+        values[name] = (data.reshape(-1, width) if width > 1 else data)[rows]
+    return M, values
+
+
+# Animation: layered actions with slots came with 4.4 (F-curves live in a slot's channelbag);
+# 4.2 has legacy actions, whose F-curve collection names the group argument `action_group`.
+HAS_ACTION_SLOTS = hasattr(bpy.types, "ActionSlot")
+
+
+def action_fcurves(action, obj):
+    """The F-curve collection of `action` for `obj` (assigning it a slot where actions have them)."""
+    if HAS_ACTION_SLOTS and hasattr(action, "slots"):
+        from bpy_extras import anim_utils
+
+        slot = obj.animation_data.action_slot or action.slots.new(id_type=obj.id_type, name=obj.name)
+        obj.animation_data.action_slot = slot
+        return anim_utils.action_ensure_channelbag_for_slot(action, slot).fcurves
+    return action.fcurves
+
+
+def new_fcurve(fcurves, data_path, index, group=""):
+    """A new F-curve in `fcurves` (from action_fcurves), in the channel group named `group`."""
+    if "group_name" in fcurves.bl_rna.functions["new"].parameters:
+        return fcurves.new(data_path, index=index, group_name=group)
+    return fcurves.new(data_path, index=index, action_group=group)
