@@ -4,6 +4,7 @@
     avatar = import_avatar("/path/knight.h3ga")          # armature + body mesh + splats
     set_shape(avatar, betas); set_expression(avatar, values)
     means, covariances, colours, opacities = evaluated_splats(avatar, depsgraph)
+    action = apply_motion(avatar, "walk.bvh", start_frame=1)   # or an animated armature object
 """
 
 from __future__ import annotations
@@ -243,3 +244,19 @@ def evaluated_splats(avatar: Avatar, depsgraph=None):
     axes = M[:, :3, :3] / nodes.EXTENT_SIGMA
     colors, opacity = values["dw_color"], values["dw_opacity"]
     return M[:, :3, 3], axes @ np.transpose(axes, (0, 2, 1)), colors, opacity
+
+
+def apply_motion(avatar: Avatar, source, start_frame=None, in_place: bool = False, scale: float = 1.0,
+                 mapping=None, fps=None, name=None):
+    """Retarget ``source`` onto ``avatar`` as one Action on its armature (returned).
+
+    ``source``: a motion file (.bvh, SMPL-X/AMASS .npz/.npy) or an animated armature object in the
+    scene (from Blender's BVH, FBX or glTF importers, or a hand-made rig), sampled at every frame
+    of its action. ``start_frame`` (default: the current frame), ``in_place`` (no root travel),
+    ``scale`` (root travel), ``mapping`` (JSON path or dict, SMPL-X joint -> source bone), ``fps``
+    (default: the scene's). All or nothing: on any error the scene is left as it was.
+    """
+    from . import motion  # motion imports this module
+
+    return motion.apply_motion(avatar, source, start_frame=start_frame, in_place=in_place, scale=scale,
+                               mapping=mapping, fps=fps, name=name)

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Apply a motion file (BVH mocap or SMPL-X motion) to an avatar as one Action.
+"""Apply motion (a BVH/SMPL-X file or an animated armature in the scene) to an avatar as one Action.
 
 The retargeting itself is the shared numpy core (``core/motion``), so Blender and
 ``dreamwaltz render --motion`` agree frame for frame; this module only writes keyframes.
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import bpy
 import numpy as np
-from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from . import compat
+from . import compat, motion_source
 from .api import Avatar
 from .importer import space
 from .shared import module
@@ -76,16 +76,26 @@ def _write(fcurves, data_path, index, frames, values, group=None):
     curve.update()
 
 
-def apply_motion(avatar: Avatar, path, start_frame=None, in_place: bool = False, scale: float = 1.0,
+def apply_motion(avatar: Avatar, source, start_frame=None, in_place: bool = False, scale: float = 1.0,
                  mapping=None, fps=None, name=None) -> bpy.types.Action:
-    """Retarget ``path`` onto ``avatar`` and return the new Action (also assigned to its armature).
+    """Retarget ``source`` onto ``avatar`` and return the new Action (also assigned to its armature).
 
-    Resampled to the scene's frame rate unless ``fps`` is given. Expressions in the file go onto
-    the body's expression keys. A bad file raises a clear error and changes nothing.
+    ``source`` is a motion file path (.bvh, SMPL-X/AMASS .npz/.npy) or an animated armature object
+    in the scene (whatever made it: BVH, FBX or glTF importers, a hand-made rig), sampled at every
+    frame of its action's range. Resampled to the scene's frame rate unless ``fps`` is given.
+    Expressions in a file go onto the body's expression keys. A bad source raises a clear error
+    and changes nothing.
     """
     scene = bpy.context.scene
     fps = fps or scene.render.fps / scene.render.fps_base
-    seq = motion.load_motion(path, target_skeleton(avatar), fps=fps, in_place=in_place, scale=scale, mapping=mapping)
+    if isinstance(source, bpy.types.Object):
+        motion_source.check_source(source, avatar)
+        label = source.name
+        seq = motion_source.retarget_armature(source, target_skeleton(avatar), mapping=mapping, in_place=in_place,
+                                              scale=scale, fps=fps, scene=scene)
+    else:
+        label = Path(source).stem
+        seq = motion.load_motion(source, target_skeleton(avatar), fps=fps, in_place=in_place, scale=scale, mapping=mapping)
     start = scene.frame_current if start_frame is None else int(start_frame)
     frames = start + np.arange(seq.num_frames, dtype=np.float64)
 
@@ -93,7 +103,7 @@ def apply_motion(avatar: Avatar, path, start_frame=None, in_place: bool = False,
     saved = _SceneState(avatar, scene)
     action = None
     try:
-        action = bpy.data.actions.new(name or f"{rig.name}: {Path(path).stem}")
+        action = bpy.data.actions.new(name or f"{rig.name}: {label}")
         rig.animation_data_create()
         rig.animation_data.action = action
         curves = _fcurves(action, rig)
@@ -178,14 +188,30 @@ def _apply_expression(avatar: Avatar, seq, frames) -> None:
         _write(curves, f'key_blocks["{keys[i].name}"].value', 0, frames, seq.expression[:, i])
 
 
+def selected_source(context, avatar: Avatar):
+    """The selected armature that is not the avatar's: the motion source of "From the Selected Armature"."""
+    own = {avatar.armature, avatar.body, avatar.splats}
+    found = [o for o in context.selected_objects if o.type == "ARMATURE" and o not in own and not o.get("dreamwaltz_role")]
+    if not found:
+        raise errors.MotionError("no other armature is selected.",
+                                 "Select the animated armature (e.g. imported from BVH or FBX), then the avatar last (active).")
+    if len(found) > 1:
+        raise errors.MotionError(f"{len(found)} other armatures are selected ({', '.join(o.name for o in found)}).",
+                                 "Select only the one that holds the motion, and the avatar.")
+    return found[0]
+
+
 class DREAMWALTZ_OT_apply_motion(bpy.types.Operator, ImportHelper):
-    """Retarget a motion file (BVH mocap, SMPL-X/AMASS .npz) onto the selected DreamWaltz avatar"""
+    """Retarget a motion file (BVH mocap, SMPL-X/AMASS .npz) or the selected animated armature onto the active DreamWaltz avatar"""
 
     bl_idname = "dreamwaltz.apply_motion"
     bl_label = "Apply Motion"
     bl_options = {"REGISTER", "UNDO"}
 
     filter_glob: StringProperty(default="*.bvh;*.npz;*.npy", options={"HIDDEN"})
+    from_armature: BoolProperty(name="From the Selected Armature",
+                                description="Take the motion from the other selected armature's action (from any "
+                                            "importer: BVH, FBX, glTF, or a hand-made rig) instead of a file")
     start_frame: IntProperty(name="Start Frame", default=1)
     in_place: BoolProperty(name="In Place", description="Keep the avatar where it is (no root travel)")
     scale: FloatProperty(name="Root Motion Scale", default=1.0, min=0.01, max=100.0,
@@ -196,17 +222,24 @@ class DREAMWALTZ_OT_apply_motion(bpy.types.Operator, ImportHelper):
         obj = context.active_object
         return obj is not None and (obj.get("dreamwaltz_role") or (obj.parent and obj.parent.get("dreamwaltz_role")))
 
+    def invoke(self, context, event):
+        if self.from_armature:  # no file to choose
+            return context.window_manager.invoke_props_dialog(self)
+        return ImportHelper.invoke(self, context, event)
+
     def execute(self, context):
         try:
             avatar = Avatar.from_object(context.active_object)
-            action = apply_motion(avatar, self.filepath, self.start_frame, self.in_place, self.scale)
+            source = selected_source(context, avatar) if self.from_armature else self.filepath
+            action = apply_motion(avatar, source, self.start_frame, self.in_place, self.scale)
         except errors.DreamWaltzError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
         except Exception as err:  # noqa: BLE001 - the scene is already restored; say what failed, no traceback
             self.report({"ERROR"}, f"Apply Motion failed ({type(err).__name__}: {err}); the scene is unchanged.")
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Applied {Path(self.filepath).name}: frames {int(action.frame_range[0])}-{int(action.frame_range[1])}")
+        label = source.name if self.from_armature else Path(self.filepath).name
+        self.report({"INFO"}, f"Applied {label}: frames {int(action.frame_range[0])}-{int(action.frame_range[1])}")
         return {"FINISHED"}
 
 

@@ -56,7 +56,8 @@ class DREAMWALTZ_PT_main(bpy.types.Panel):
         self.draw_job(layout, settings)
 
         row = layout.row(align=True)
-        row.operator("dreamwaltz.apply_motion", text="Apply Motion…", icon="ARMATURE_DATA")
+        row.operator("dreamwaltz.apply_motion", text="Apply Motion…", icon="ARMATURE_DATA").from_armature = False
+        row.operator("dreamwaltz.apply_motion", text="From Selected Armature", icon="OUTLINER_OB_ARMATURE").from_armature = True
         row = layout.row(align=True)
         row.operator("dreamwaltz.check_backend", icon="NETWORK_DRIVE")
         row.operator("import_scene.dreamwaltz_h3ga", text="Import…", icon="IMPORT")
