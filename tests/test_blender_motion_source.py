@@ -123,3 +123,42 @@ def test_a_failure_part_way_leaves_the_scene_as_it_was(avatar, tmp_path, monkeyp
     assert (bpy.context.scene.frame_start, bpy.context.scene.frame_end) == (start, end)
     with pytest.raises(Exception, match="avatar's own rig|DreamWaltz avatar"):
         api.apply_motion(avatar, avatar.armature)
+
+
+@pytest.mark.parametrize("clip", ["cmu_02_02_walk_daz.bvh", "cmu_12_03_walk_cgspeed.bvh"])
+def test_the_same_after_a_round_trip_through_blenders_fbx_exporter_and_importer(avatar, tmp_path, clip):
+    import bpy
+    from dreamwaltz_blender import api
+
+    path = short_clip(MOCAP / clip, tmp_path / clip)
+    frames = np.arange(1, FRAMES + 1, 3)
+    api.apply_motion(avatar, str(path), start_frame=1)
+    q_file, loc_file = pose_track(avatar, frames)
+
+    bvh_rig = import_bvh(path)
+    # An armature-only FBX has no bind pose: the importer takes the rest from the pose at export
+    # time, so export at a frame keyed at rest (outside the exported range 1..FRAMES).
+    scene = bpy.context.scene
+    scene.frame_start, scene.frame_end = 1, FRAMES
+    for bone in bvh_rig.pose.bones:
+        bone.location, bone.rotation_euler, bone.rotation_quaternion = (0, 0, 0), (0, 0, 0), (1, 0, 0, 0)
+        bone.keyframe_insert("location", frame=0)
+        bone.keyframe_insert("rotation_quaternion" if bone.rotation_mode == "QUATERNION" else "rotation_euler", frame=0)
+    scene.frame_set(0)
+    bpy.ops.object.select_all(action="DESELECT")
+    bvh_rig.select_set(True)
+    bpy.context.view_layer.objects.active = bvh_rig
+    fbx = tmp_path / "walk.fbx"
+    bpy.ops.export_scene.fbx(filepath=str(fbx), use_selection=True, object_types={"ARMATURE"}, bake_anim=True,
+                             bake_anim_use_all_actions=False, bake_anim_use_nla_strips=False,
+                             bake_anim_simplify_factor=0.0, add_leaf_bones=True)
+    before = set(bpy.data.objects)
+    bpy.ops.import_scene.fbx(filepath=str(fbx))
+    (fbx_rig,) = [o for o in bpy.data.objects if o not in before and o.type == "ARMATURE"]
+    assert any(b.name.endswith("_end") for b in fbx_rig.data.bones), "leaf bones came back (they become End Sites)"
+    api.apply_motion(avatar, fbx_rig, start_frame=1)  # the action's own range (the importer starts it at frame 2)
+    q_rig, loc_rig = pose_track(avatar, frames)
+    diff = angle(q_file, q_rig)
+    print(f"{clip} via FBX: max rotation difference {diff.max():.2e} rad, root {np.abs(loc_file - loc_rig).max():.2e} m")
+    assert diff.max() < 1e-3
+    assert np.abs(loc_file - loc_rig).max() < 1e-3
