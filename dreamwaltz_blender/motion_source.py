@@ -21,6 +21,7 @@ motion = module("motion")
 
 # FBX leaf bones ("Head_end" from Blender's exporter, Mixamo's "HeadTop_End"): End Sites, not joints.
 LEAF_SUFFIXES = ("_end", "_leaf")
+ROLE = "dreamwaltz_role"
 
 
 class ArmatureClip:
@@ -106,7 +107,15 @@ def sample_armature(obj, scene=None, frames=None) -> ArmatureClip:
     current = scene.frame_current, scene.frame_subframe
     pose_bones = [obj.pose.bones[n] for n in names]
     M = np.empty((T, J, 4, 4))
+    # Avatars in the scene would re-evaluate their splats on every frame (~0.1 s per frame for
+    # 50k splats when animated): out of the viewport layer while sampling, put back afterwards.
+    layer = bpy.context.view_layer.objects if scene == bpy.context.scene else ()
+    hidden = [o for o in layer if o != obj and not o.hide_viewport
+              and (o.get(ROLE) or (o.parent is not None and o.parent.get(ROLE)))]
+    selected = [o for o in hidden if o.select_get()]  # hiding deselects
     try:
+        for o in hidden:
+            o.hide_viewport = True
         scene.frame_set(frames[0])
         world0 = np.array(obj.matrix_world, dtype=np.float64)
         for t, frame in enumerate(frames):
@@ -115,6 +124,10 @@ def sample_armature(obj, scene=None, frames=None) -> ArmatureClip:
             world = np.array(obj.matrix_world, dtype=np.float64)
             M[t] = world @ np.array([pb.matrix for pb in pose_bones], dtype=np.float64)
     finally:
+        for o in hidden:
+            o.hide_viewport = False
+        for o in selected:
+            o.select_set(True)
         scene.frame_set(current[0], subframe=current[1])
 
     # Rest: the same object matrix as the first frame (any fixed one would do: only deltas count).
@@ -123,7 +136,7 @@ def sample_armature(obj, scene=None, frames=None) -> ArmatureClip:
     tails = (world0 @ np.concatenate([np.array([b.tail_local for b in joints]), np.ones((J, 1))], axis=1).T).T[:, :3]
     end_sites = {}
     for j, bone in enumerate(joints):
-        kids = [c for c in bone.children]
+        kids = list(bone.children)
         if kids and all(c.name in leaves for c in kids):
             head = (world0 @ np.append(np.array(kids[0].head_local), 1.0))[:3]
             end_sites[j] = head - rest[j]

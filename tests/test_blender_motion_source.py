@@ -103,6 +103,8 @@ def test_the_operator_takes_the_selected_armature_and_refuses_without_one(avatar
     action = avatar.armature.animation_data.action
     assert action is not None and source.name in action.name
     assert tuple(action.frame_range) == (5, 5 + FRAMES - 1)
+    assert view_layer.objects.active == avatar.armature and avatar.armature.select_get() and source.select_get()
+    assert not any(o.hide_viewport for o in (avatar.armature, avatar.body, avatar.splats)), "shown again after sampling"
 
 
 def test_a_failure_part_way_leaves_the_scene_as_it_was(avatar, tmp_path, monkeypatch):
