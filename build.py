@@ -3,6 +3,10 @@
 
     python build.py setup [--cuda]   create .venv and install pinned dependencies (idempotent)
     python build.py test [ARGS]      set up if needed, run the whole test suite (pytest ARGS)
+    python build.py test --blender 4.2|4.5|5.0 [ARGS]
+                                     the Blender-marked tests (-m blender) on that Blender version
+    python build.py test --all-blenders [ARGS]
+                                     the Blender-marked tests on every supported version, in turn
     python build.py demo [ARGS]      set up if needed, run the main job on the embedded defaults
     python build.py addon            build and validate dist/dreamwaltz_blender-<version>.zip
     python build.py bench [NAME]     run benchmarks (all, or one by name) and print figures
@@ -18,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -29,6 +34,13 @@ TORCH_CPU = ["torch==2.13.0+cpu"]
 TORCH_CUDA = ["torch==2.13.0"]
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 STAMP = VENV / ".dreamwaltz-setup"
+# Every Blender the add-on claims (the manifest's blender_version_min is the oldest), as the bpy
+# wheel tested for it (the latest patch release on PyPI for Python 3.11). .venv has the one pinned
+# in requirements.txt; each other version gets .venv-blender-<version>: a venv holding only that
+# bpy wheel plus a .pth that adds .venv's site-packages after its own (so one set of every other
+# pinned dependency, and the venv's bpy shadows .venv's).
+BLENDERS = {"4.2": "4.2.23", "4.5": "4.5.15", "5.0": "5.0.1"}
+DEFAULT_BLENDER = "5.0"
 
 
 def log(msg: str) -> None:
@@ -86,10 +98,90 @@ def cmd_setup(cuda: bool = False, force: bool = False) -> Path:
     return py
 
 
-def cmd_test(pytest_args: list[str]) -> int:
-    py = cmd_setup()
+def pinned_bpy() -> str:
+    match = re.search(r"(?m)^bpy==(\S+)", REQUIREMENTS.read_text(encoding="utf-8"))
+    return match.group(1)
+
+
+def purelib(py: Path) -> str:
+    return subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+
+
+def blender_venv(blender: str) -> Path:
+    return ROOT / f".venv-blender-{blender}"
+
+
+def cmd_setup_blender(blender: str) -> Path:
+    """The Python environment whose bpy is Blender `blender` (4.2, 4.5, 5.0); made on first use."""
+    base = cmd_setup()
+    wheel = BLENDERS[blender]
+    if wheel == pinned_bpy():
+        return base
+    venv = blender_venv(blender)
+    py = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    stamp = venv / ".dreamwaltz-setup"
+    fingerprint = f"bpy=={wheel} on {STAMP.read_text()}"
+    if py.exists() and stamp.exists() and stamp.read_text() == fingerprint:
+        return py
+    if venv.exists():
+        shutil.rmtree(venv)
+    log(f"creating {venv} (bpy=={wheel}; everything else from {VENV})")
+    run([base, "-m", "venv", "--without-pip", venv])
+    (venv / ".gitignore").write_text("*\n", encoding="utf-8")  # as Python 3.13's venv does
+    site = Path(purelib(py))
+    site.mkdir(parents=True, exist_ok=True)
+    # .venv's pip installs the one wheel into the new venv's site-packages; bpy's own
+    # dependencies (numpy, requests, zstandard, cython) are .venv's pinned ones.
+    run([base, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps",
+         "--target", site, f"bpy=={wheel}"])
+    # addsitedir, not a plain path line: it also runs .venv's own .pth files (the editable
+    # dreamwaltz install) and appends, so this venv's bpy comes first on sys.path.
+    (site / "dreamwaltz_base_env.pth").write_text(
+        f"import site; site.addsitedir({purelib(base)!r})\n", encoding="utf-8")
+    found = subprocess.run([str(py), "-c", "import bpy; print(bpy.app.version_string)"],
+                           check=True, capture_output=True, text=True, cwd=venv).stdout.strip()
+    if not found.startswith(wheel.rsplit(".", 1)[0]):
+        sys.exit(f"{venv} imports Blender {found}, not {wheel}")
+    stamp.write_text(fingerprint)
+    log(f"environment ready: {py} (Blender {found})")
+    return py
+
+
+def run_blender_tests(blender: str, pytest_args: list[str]) -> tuple[int, float]:
+    py = cmd_setup_blender(blender)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.call([str(py), "-m", "pytest", *pytest_args], cwd=ROOT, env=env)
+    log(f"Blender {blender}: pytest -m blender {' '.join(pytest_args)}")
+    start = time.monotonic()
+    code = subprocess.call([str(py), "-m", "pytest", "-m", "blender", *pytest_args], cwd=ROOT, env=env)
+    return code, time.monotonic() - start
+
+
+def cmd_test(pytest_args: list[str]) -> int:
+    blenders: list[str] = []
+    rest: list[str] = []
+    args = iter(pytest_args)
+    for arg in args:
+        if arg == "--all-blenders":
+            blenders = list(BLENDERS)
+        elif arg == "--blender" or arg.startswith("--blender="):
+            value = arg.split("=", 1)[1] if "=" in arg else next(args, "")
+            if value not in BLENDERS:
+                sys.exit(f"--blender takes one of {', '.join(BLENDERS)} (got {value!r})")
+            blenders.append(value)
+        else:
+            rest.append(arg)
+    if not blenders:  # the whole suite on the pinned Blender, as CI has always run it
+        py = cmd_setup()
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        return subprocess.call([str(py), "-m", "pytest", *rest], cwd=ROOT, env=env)
+    results = [(b, *run_blender_tests(b, rest)) for b in dict.fromkeys(blenders)]
+    for blender, code, seconds in results:
+        log(f"Blender {blender} (bpy {BLENDERS[blender]}): {'passed' if code == 0 else f'FAILED (exit {code})'}"
+            f" in {seconds:.0f} s")
+    return next((code for _, code, _ in results if code != 0), 0)
 
 
 def cmd_demo(demo_args: list[str]) -> int:
