@@ -164,3 +164,34 @@ def test_the_same_after_a_round_trip_through_blenders_fbx_exporter_and_importer(
     print(f"{clip} via FBX: max rotation difference {diff.max():.2e} rad, root {np.abs(loc_file - loc_rig).max():.2e} m")
     assert diff.max() < 1e-3
     assert np.abs(loc_file - loc_rig).max() < 1e-3
+
+
+def test_the_same_after_a_round_trip_through_blenders_gltf_exporter_and_importer(avatar, tmp_path):
+    import bpy
+    from dreamwaltz_blender import api
+
+    path = short_clip(MOCAP / "cmu_12_03_walk_cgspeed.bvh", tmp_path / "walk.bvh")
+    frames = np.arange(1, FRAMES + 1, 3)
+    api.apply_motion(avatar, str(path), start_frame=1)
+    q_file, loc_file = pose_track(avatar, frames)
+
+    bvh_rig = import_bvh(path)
+    scene = bpy.context.scene
+    scene.frame_start, scene.frame_end = 1, FRAMES
+    bpy.ops.object.select_all(action="DESELECT")
+    bvh_rig.select_set(True)
+    bpy.context.view_layer.objects.active = bvh_rig
+    glb = tmp_path / "walk.glb"
+    # Only the rig's own action: the default mode also exports the avatar's action onto it.
+    bpy.ops.export_scene.gltf(filepath=str(glb), use_selection=True, export_animations=True,
+                              export_force_sampling=True, export_optimize_animation_size=False,
+                              export_animation_mode="ACTIVE_ACTIONS")
+    before = set(bpy.data.objects)
+    bpy.ops.import_scene.gltf(filepath=str(glb))
+    (gltf_rig,) = [o for o in bpy.data.objects if o not in before and o.type == "ARMATURE"]
+    api.apply_motion(avatar, gltf_rig, start_frame=1)
+    q_rig, loc_rig = pose_track(avatar, frames)
+    diff = angle(q_file, q_rig)
+    print(f"via glTF: max rotation difference {diff.max():.2e} rad, root {np.abs(loc_file - loc_rig).max():.2e} m")
+    assert diff.max() < 1e-3
+    assert np.abs(loc_file - loc_rig).max() < 1e-3
