@@ -227,6 +227,10 @@ class DREAMWALTZ_OT_apply_motion(bpy.types.Operator, ImportHelper):
             return context.window_manager.invoke_props_dialog(self)
         return ImportHelper.invoke(self, context, event)
 
+    def draw(self, context):  # the file browser's sidebar and the From Selected Armature dialog
+        for name in ("start_frame", "in_place", "scale"):
+            self.layout.prop(self, name)
+
     def execute(self, context):
         try:
             avatar = Avatar.from_object(context.active_object)
