@@ -52,8 +52,13 @@ class Avatar:
         return cls(rig, parts["body"], parts["splats"])
 
 
-def import_avatar(path, collection=None) -> Avatar:
-    """Import a .h3ga avatar at the 3D cursor, standing on the ground. A bad file changes nothing."""
+def import_avatar(path, collection=None, set_view_transform: bool = False) -> Avatar:
+    """Import a .h3ga avatar at the 3D cursor, standing on the ground. A bad file changes nothing.
+
+    Colours are converted from the file's colour space to scene-linear; they show as trained under
+    the Standard view transform. ``set_view_transform`` sets the scene's view to Standard (look
+    None); otherwise the scene is left as it is (see ``view_transform_warning``).
+    """
     avatar = h3ga.read_h3ga(path)  # validates everything before the scene is touched
     scene = bpy.context.scene
     parent_collection = collection or scene.collection
@@ -70,7 +75,46 @@ def import_avatar(path, collection=None) -> Avatar:
             raise
         raise errors.DreamWaltzError(f"Importing '{Path(path).name}' failed: {err}",
                                      "Please report this with the file.") from err
+    if set_view_transform:
+        set_standard_view(scene)
     return result
+
+
+STANDARD_VIEW = "Standard"
+
+
+def view_transform_warning(scene=None) -> Optional[str]:
+    """A one-line warning when ``scene``'s colour management does not show avatars as trained, else None.
+
+    Avatar colours are display values emitted as scene-linear light: only the Standard view
+    transform with no look, exposure 0 and gamma 1 turns them back into the trained pixels (AgX
+    and Filmic desaturate and brighten them).
+    """
+    view = (scene or bpy.context.scene).view_settings
+    changed = []
+    if view.view_transform != STANDARD_VIEW:
+        changed.append(f"view transform '{view.view_transform}'")
+    if view.look not in ("None", ""):
+        changed.append(f"look '{view.look}'")
+    if abs(view.exposure) > 1e-6 or abs(view.gamma - 1.0) > 1e-6:
+        changed.append("exposure/gamma")
+    if not changed:
+        return None
+    return (f"The scene's {' and '.join(changed)} changes avatar colours from what was trained; "
+            f"use the Standard view transform (Render Properties > Color Management) to see them as trained.")
+
+
+def set_standard_view(scene=None) -> None:
+    """Colour management that shows avatar colours as trained: Standard, no look, exposure 0, gamma 1."""
+    view = (scene or bpy.context.scene).view_settings
+    view.view_transform = STANDARD_VIEW
+    view.look = "None"
+    view.exposure = 0.0
+    view.gamma = 1.0
+
+
+def scene_has_avatar(scene=None) -> bool:
+    return any(obj.get(ROLE) == "armature" for obj in (scene or bpy.context.scene).objects)
 
 
 def _label(avatar, path) -> str:
@@ -95,6 +139,7 @@ def _build(avatar, label, coll, path, scene) -> Avatar:
     joint_dirs = np.einsum("jv,vcb->jcb", a["rig/joint_regressor"].astype(np.float64), a["body/shape_dirs"].astype(np.float64))
     rig["dreamwaltz_joint_shape_dirs"] = joint_dirs.ravel().tolist()
     rig["dreamwaltz_prompt"] = avatar.manifest.get("prompt", "")
+    rig["dreamwaltz_color_space"] = h3ga.color_space(avatar.manifest)  # the file's; Blender holds scene-linear
 
     body = body_builder.create_body(f"{label} Body", avatar, offset, rig, coll, space)
     body[ROLE] = "body"
@@ -228,7 +273,10 @@ def set_pose(avatar: Avatar, full_pose, transl=None) -> None:
 # --------------------------------------------------------------------------- evaluation
 
 def evaluated_splats(avatar: Avatar, depsgraph=None):
-    """World-space (Blender) means (N,3), covariances (N,3,3), colours (N,3), opacities (N,)."""
+    """World-space (Blender) means (N,3), covariances (N,3,3), colours (N,3), opacities (N,).
+
+    Colours are display (sRGB) values, as ``core/posing.py`` returns them and .ply files hold.
+    """
     depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
     mod = avatar.splats.modifiers["DreamWaltz Splats"]
     if mod.get(_density_key(mod), 1.0) < 1.0 or not mod.show_viewport:
@@ -242,7 +290,9 @@ def evaluated_splats(avatar: Avatar, depsgraph=None):
     M, values = compat.evaluated_instances(obj, depsgraph, {"dw_color": ("vector", 3), "dw_opacity": ("value", 1)},
                                            rows=np.flatnonzero(kinds != 1))
     axes = M[:, :3, :3] / nodes.EXTENT_SIGMA
-    colors, opacity = values["dw_color"], values["dw_opacity"]
+    # dw_color is scene-linear (what the material emits); callers get display (sRGB) values, like
+    # core/posing.py and 3DGS .ply files.
+    colors, opacity = h3ga.linear_to_srgb(values["dw_color"]), values["dw_opacity"]
     return M[:, :3, 3], axes @ np.transpose(axes, (0, 2, 1)), colors, opacity
 
 

@@ -2,7 +2,7 @@
 """File > Import > DreamWaltz Avatar (.h3ga)."""
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import BoolProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
 
@@ -15,6 +15,18 @@ class DREAMWALTZ_OT_import_h3ga(bpy.types.Operator, ImportHelper):
 
     filename_ext = ".h3ga"
     filter_glob: StringProperty(default="*.h3ga", options={"HIDDEN"})
+    set_view_transform: BoolProperty(
+        name="Set View Transform to Standard",
+        description="Show the avatar's colours as trained: set the scene's colour management to the Standard view "
+                    "transform (no look, exposure 0, gamma 1). On by default for the first avatar in a scene",
+        default=False)
+
+    def invoke(self, context, event):
+        from . import api
+
+        if not self.properties.is_property_set("set_view_transform"):
+            self.set_view_transform = not api.scene_has_avatar(context.scene)
+        return super().invoke(context, event)
 
     def execute(self, context):
         from . import api
@@ -22,10 +34,16 @@ class DREAMWALTZ_OT_import_h3ga(bpy.types.Operator, ImportHelper):
 
         errors = module("errors")
         try:
-            api.import_avatar(self.filepath)
+            api.import_avatar(self.filepath, set_view_transform=self.set_view_transform)
         except errors.DreamWaltzError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
+        if self.set_view_transform:
+            self.report({"INFO"}, "Set the scene's view transform to Standard: avatar colours show as trained.")
+        else:
+            warning = api.view_transform_warning(context.scene)
+            if warning:
+                self.report({"WARNING"}, warning)
         return {"FINISHED"}
 
 

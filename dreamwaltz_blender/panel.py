@@ -61,8 +61,21 @@ class DREAMWALTZ_PT_main(bpy.types.Panel):
         row = layout.row(align=True)
         row.operator("dreamwaltz.check_backend", icon="NETWORK_DRIVE")
         row.operator("import_scene.dreamwaltz_h3ga", text="Import…", icon="IMPORT")
+        self.draw_color_warning(layout, context.scene)
         if settings.backend_status:
             layout.label(text=settings.backend_status)
+
+    @staticmethod
+    def draw_color_warning(layout, scene):
+        """A line when avatars are in the scene and its view transform does not show them as trained."""
+        if not any(obj.get("dreamwaltz_role") == "armature" for obj in scene.objects):
+            return
+        view = scene.view_settings
+        if view.view_transform == "Standard" and view.look in ("None", ""):
+            return
+        box = layout.box()
+        box.label(text=f"'{view.view_transform}' view changes avatar colours", icon="ERROR")
+        box.prop(view, "view_transform", text="Use Standard")
 
     @staticmethod
     def draw_job(layout, settings):

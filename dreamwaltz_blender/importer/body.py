@@ -4,6 +4,8 @@
 import bpy
 import numpy as np
 
+from ..shared import module
+
 REST_ATTRIBUTE = "dw_rest"  # position after shape keys, before skinning (stored by a modifier)
 REST0_ATTRIBUTE = "dw_rest0"  # the avatar's own rest shape: displacements are measured from it
 MIN_WEIGHT = 1e-6
@@ -45,7 +47,8 @@ def create_body(name: str, avatar, offset_blender: np.ndarray, armature, collect
     attr = mesh.attributes.new(REST0_ATTRIBUTE, "FLOAT_VECTOR", "POINT")
     attr.data.foreach_set("vector", rest0.astype(np.float32).ravel())
     if "body/vertex_colors" in a:
-        colors = np.concatenate([a["body/vertex_colors"], np.ones((len(template), 1))], axis=1)
+        linear = module("h3ga").linear_colors(avatar.manifest, a["body/vertex_colors"])  # colour attributes are scene-linear
+        colors = np.concatenate([linear, np.ones((len(template), 1))], axis=1)
         col = mesh.color_attributes.new("dw_color", "FLOAT_COLOR", "POINT")
         col.data.foreach_set("color", colors.astype(np.float32).ravel())
         mesh.color_attributes.active_color = col

@@ -10,6 +10,7 @@ import bpy
 import numpy as np
 
 from . import nodes
+from ..shared import module
 
 KIND_CENTRE, KIND_AXIS, KIND_BOUND = 0, 1, 2
 
@@ -42,7 +43,9 @@ def create_splats(name, avatar, offset_blender, armature, body_object, collectio
     tri = np.concatenate([np.repeat(faces[a["free/bind_faces"]], 4, axis=0), faces[a["bound/faces"]]])
     bary = np.concatenate([np.repeat(a["free/bind_barycentrics"], 4, axis=0), a["bound/barycentrics"]])
     local = square_roots(rotations, a["bound/log_scales"], a["bound/quats"])  # in the triangle frame
-    colors = np.concatenate([np.repeat(a["free/colors"], 4, axis=0), a["bound/colors"]])
+    # Scene-linear for the emission shader: the file's display (sRGB) colours through the sRGB EOTF.
+    colors = module("h3ga").linear_colors(avatar.manifest, np.concatenate([np.repeat(a["free/colors"], 4, axis=0),
+                                                                          a["bound/colors"]]))
     opacity = 1.0 / (1.0 + np.exp(-np.concatenate([np.repeat(a["free/opacity_logits"], 4), a["bound/opacity_logits"]])))
     rng = np.random.default_rng(0)
     random = np.concatenate([np.repeat(rng.random(n_free), 4), rng.random(n_bound)])

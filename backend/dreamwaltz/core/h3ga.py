@@ -38,6 +38,14 @@ MAX_BOMB_RATIO = 200  # a real avatar's float arrays barely compress; a zip bomb
 BOMB_CHECK_BYTES = 64 << 20  # ... but small arrays of zeros may, so only members over this are checked
 _READ_CHUNK = 16 << 20
 SKIN_TOP_K = 4
+# Colour spaces of the colour arrays (`free/colors`, `bound/colors`, `body/vertex_colors`), manifest
+# field `color_space`. The trainer renders colours straight into images (what the diffusion model
+# sees, what previews show): they are display (sRGB-encoded) values. A file without the field was
+# written before it existed, by that same trainer, and is read as "srgb" (docs/FORMAT.md).
+COLOR_SPACE_SRGB = "srgb"
+COLOR_SPACE_LINEAR = "linear"
+COLOR_SPACES = (COLOR_SPACE_SRGB, COLOR_SPACE_LINEAR)
+LEGACY_COLOR_SPACE = COLOR_SPACE_SRGB
 
 # name -> (dtype, shape with symbols, required). Symbols: V vertices, F faces, N free Gaussians,
 # M mesh-bound Gaussians, B betas, E expressions, J joints (55), K skin top-k (4).
@@ -137,11 +145,39 @@ def new_manifest(*, prompt: str = "", negative_prompt: str = "", seed: int = 0, 
         "body": {"kind": body_kind, "gender": gender, "licensed_smplx_data": bool(licensed_smplx_data),
                  "shape_names": list(shape_names or []), "expression_names": list(expression_names or [])},
         "coordinate_system": COORDINATE_SYSTEM,
+        "color_space": COLOR_SPACE_SRGB,  # what the trainer produces: display values (see COLOR_SPACES)
         "joint_names": list(JOINT_NAMES),
         "parents": list(PARENTS),
     }
     manifest.update(extra or {})
     return manifest
+
+
+def color_space(manifest: dict) -> str:
+    """The colour space of the file's colours: its `color_space` field, or "srgb" for older files."""
+    return manifest.get("color_space", LEGACY_COLOR_SPACE)
+
+
+def srgb_to_linear(values) -> np.ndarray:
+    """The sRGB EOTF (IEC 61966-2-1), per channel: display value -> linear light (float64)."""
+    c = np.asarray(values, dtype=np.float64)
+    return np.where(c <= 0.04045, c / 12.92, ((np.maximum(c, 0.04045) + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(values) -> np.ndarray:
+    """The inverse of ``srgb_to_linear``: linear light -> display value (float64)."""
+    c = np.asarray(values, dtype=np.float64)
+    return np.where(c <= 0.0031308, c * 12.92, 1.055 * np.maximum(c, 0.0031308) ** (1.0 / 2.4) - 0.055)
+
+
+def display_colors(manifest: dict, colors) -> np.ndarray:
+    """The file's colours as display (sRGB) values: what renders and 3DGS .ply files hold."""
+    return linear_to_srgb(colors) if color_space(manifest) == COLOR_SPACE_LINEAR else np.asarray(colors, dtype=np.float64)
+
+
+def linear_colors(manifest: dict, colors) -> np.ndarray:
+    """The file's colours as linear light (Blender's scene-linear, emitted as they are)."""
+    return srgb_to_linear(colors) if color_space(manifest) == COLOR_SPACE_SRGB else np.asarray(colors, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- writing
@@ -382,6 +418,12 @@ def _check_manifest_types(m: dict, where: str) -> None:
     for name in ("prompt", "negative_prompt", "preset", "generator", "coordinate_system"):
         if name in m and not isinstance(m[name], str):
             raise bad(name, "text")
+    if "color_space" in m and m["color_space"] not in COLOR_SPACES:
+        value = m["color_space"]
+        if isinstance(value, str):
+            raise InvalidFileError(f"{where}: manifest field 'color_space' is {value[:40]!r}; this DreamWaltz reads "
+                                   f"{' or '.join(map(repr, COLOR_SPACES))}.", "Update the DreamWaltz add-on / backend to open it.")
+        raise bad("color_space", "'srgb' or 'linear'")
     if "seed" in m and not _is_int(m["seed"]):
         raise bad("seed", "a whole number")
     for name in ("num_free", "num_bound"):

@@ -1,7 +1,10 @@
 """Standard 3D Gaussian Splatting .ply files (binary little-endian), pure numpy.
 
 The layout common splat viewers read: x y z, nx ny nz, f_dc_0..2 (SH degree 0: (rgb - 0.5) /
-0.28209479), opacity (logit), scale_0..2 (log), rot_0..3 (w, x, y, z). Written here rather than
+0.28209479), opacity (logit), scale_0..2 (log), rot_0..3 (w, x, y, z). ``rgb`` is a display (sRGB)
+value: 3DGS trains its SH on sRGB photographs and viewers (SIBR, SuperSplat, antimatter15/splat,
+gsplat's viewer) composite the decoded colour straight to the screen. Callers pass display
+colours (``posing.pose_avatar`` and the add-on's ``evaluated_splats`` return them). Written here rather than
 with gsplat's exporter because Blender's File > Export uses it too, and Blender has no torch.
 """
 

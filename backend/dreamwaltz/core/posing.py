@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from .h3ga import H3GAAvatar
+from .h3ga import H3GAAvatar, display_colors
 from .rotations import axis_angle_to_matrix, quaternion_to_matrix
 
 
@@ -33,7 +33,7 @@ class PosedBody:
 class PosedSplats:
     means: np.ndarray  # (N + M, 3), free first then bound
     covariances: np.ndarray  # (N + M, 3, 3)
-    colors: np.ndarray  # (N + M, 3) linear RGB
+    colors: np.ndarray  # (N + M, 3) display (sRGB) values, whatever the file's color_space: what renders and .ply hold
     opacities: np.ndarray  # (N + M,) in [0, 1]
     body: Optional[PosedBody] = None
 
@@ -149,7 +149,7 @@ def pose_avatar(avatar: H3GAAvatar, full_pose=None, betas=None, expression=None,
     return PosedSplats(
         means=np.concatenate([free_means, bound_means]),
         covariances=np.concatenate([free_cov, bound_cov]),
-        colors=np.concatenate([a["free/colors"], a["bound/colors"]]).astype(np.float64),
+        colors=display_colors(avatar.manifest, np.concatenate([a["free/colors"], a["bound/colors"]])),
         opacities=np.concatenate([sigmoid(a["free/opacity_logits"]), sigmoid(a["bound/opacity_logits"])]),
         body=body,
     )
