@@ -1,12 +1,13 @@
 """Dress rehearsal: the paper preset's real shapes through the whole job, a few steps each.
 
 SD-1.5-size networks with random weights (``bench guidance``'s, the compute and memory of the
-real ones) in the precision a real run would use (bf16 on a GPU that has it; fp32 on a CPU), the
+real ones) in the precision a real run would use (bf16), the
 paper preset's field, render sizes (stage 1 at 64, 256 and 512 px in three steps), batch,
 Gaussian counts (stage 2 through its three phases: canonical, random canonical, random poses
 with expressions), the body initialisation cut to a few steps, then the export. Every shape,
 dtype and device path of a real run executes once; a crash here is a crash a GPU user would
-meet hours into a run. On two CPU cores it takes tens of minutes.
+meet hours into a run. On two CPU cores it takes tens of minutes; DREAMWALTZ_REHEARSAL_BATCH=1
+keeps it within a small machine's memory (the per-view shapes stay the paper's).
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ def main():
     from .guidance import sd15_guidance
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    # What `--precision auto` picks on a GPU that runs the paper preset; DREAMWALTZ_REHEARSAL_DTYPE
+    # (float32, bfloat16, float16) to rehearse another.
+    default = "bfloat16" if device == "cpu" or torch.cuda.is_bf16_supported() else "float32"
+    dtype = getattr(torch, os.environ.get("DREAMWALTZ_REHEARSAL_DTYPE", default))
     paper = get_preset("paper")
     batch = int(os.environ.get("DREAMWALTZ_REHEARSAL_BATCH", paper.stage2.batch))
     preset = replace(paper,

@@ -186,12 +186,14 @@ def stage2_step(device: str, preset: str, batch: int) -> dict:
 
 
 def sds_dtype(device: str):
-    """The paper's fp16 on CUDA; on a CPU bf16 (the same bytes per number as fp16, and fast on
+    """The guidance's default on CUDA (bf16 where the GPU has it, else fp32); on a CPU bf16 (fast on
     CPUs with AVX512-BF16/AMX) unless DREAMWALTZ_BENCH_MEMORY_SDS_DTYPE says otherwise (float32)."""
     import torch
 
-    if device == "cuda":
-        return torch.float16
+    if device == "cuda":  # what --precision auto picks there
+        from ..guidance.sds import default_dtype
+
+        return default_dtype(torch.device("cuda"))
     return getattr(torch, os.environ.get("DREAMWALTZ_BENCH_MEMORY_SDS_DTYPE", "bfloat16"))
 
 
@@ -382,8 +384,8 @@ def main():
     paper = stage2_settings("paper")
     figures["h3ga_init_paper"] = m.measure("h3ga_init", paper["num_free"], (10000, 20000), preset="paper")
     if on_cpu:
-        print(f"SDS on this CPU in {str(sds_dtype('cpu'))[6:]} (the paper's precision on CUDA is fp16: "
-              f"bf16 takes the same bytes per number).", flush=True)
+        print(f"SDS on this CPU in {str(sds_dtype('cpu'))[6:]} (what --precision auto picks on GPUs that have "
+              f"bf16).", flush=True)
     figures["sds_paper"] = m.measure("sds", paper["batch"], (1, 2))
     figures["stage2_paper"] = m.measure("stage2", paper["batch"], (1, 2), preset="paper")
     total1 = figures["stage1_paper"] + figures["sds_paper"]

@@ -20,7 +20,7 @@ class Stage1Config:
     batch: int = 1
     lr_encoding: float = 1e-2
     lr_mlp: float = 1e-3
-    condition_workers: int = 2  # threads making the next steps' cameras, skeleton images and prompts
+    condition_workers: Optional[int] = None  # threads making the next steps' conditions (None: half the cores, 2-8)
     face_prob: float = 0.2
     hand_prob: float = 0.1
     density_weight: float = 1.0  # hand/face density guidance (0 turns it off)

@@ -35,7 +35,7 @@ class Stage2Config:
     log_every: int = 1  # progress (and the host sync it needs) every this many steps
     # Threads making the next steps' conditions (poses, cameras, keypoints, skeleton images) while
     # the current step trains; 0 makes them inline.
-    condition_workers: int = 2
+    condition_workers: Optional[int] = None  # None: half the CPU cores, 2 to 8
     face_prob: float = 0.2
     hand_prob: float = 0.1
     # Densification and pruning of the free Gaussians (gsplat's DefaultStrategy); None = off.
