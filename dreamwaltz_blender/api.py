@@ -217,14 +217,34 @@ def set_viewport_density(avatar: Avatar, fraction: float) -> None:
     avatar.splats.update_tag()
 
 
-def _set_keys(obj, kind: str, values) -> np.ndarray:
-    """Write ``values`` into the '<kind>:…' shape keys, in order."""
+def _checked_keys(obj, kind: str, values):
+    """The '<kind>:…' shape keys and ``values`` for them, refused before anything is written when
+    they do not fit (wrong count, not numbers, not finite)."""
     keys = [k for k in obj.data.shape_keys.key_blocks if k.name.startswith(kind + ":")]
-    values = np.asarray(values, dtype=np.float64)
+    try:
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise errors.DreamWaltzError(f"The {kind} values are not numbers.", f"Give {len(keys)} numbers.") from None
     if len(values) != len(keys):
-        raise ValueError(f"this avatar has {len(keys)} {kind} coefficients, got {len(values)}")
-    for key, value in zip(keys, values):
-        key.value = float(value)
+        raise errors.DreamWaltzError(f"This avatar has {len(keys)} {kind} coefficients, got {len(values)}.",
+                                     f"Give {len(keys)} numbers.")
+    if not np.isfinite(values).all():
+        raise errors.DreamWaltzError(f"The {kind} values must be finite numbers (got NaN or infinity).",
+                                     "Give ordinary numbers, e.g. between -3 and 3.")
+    return keys, values
+
+
+def _set_keys(obj, kind: str, values) -> np.ndarray:
+    """Write ``values`` into the '<kind>:…' shape keys, in order (all or nothing)."""
+    keys, values = _checked_keys(obj, kind, values)
+    before = [key.value for key in keys]
+    try:
+        for key, value in zip(keys, values):
+            key.value = float(value)
+    except Exception:
+        for key, value in zip(keys, before):
+            key.value = value
+        raise
     return values
 
 
@@ -243,14 +263,17 @@ def _sync_sliders(rig, betas) -> None:
 
 
 def set_shape(avatar: Avatar, betas) -> None:
-    """Shape editing: body, splats and bones follow the new betas together."""
-    betas = _set_keys(avatar.body, "shape", betas)
-    _sync_sliders(avatar.armature, betas)
+    """Shape editing: body, splats and bones follow the new betas together. Bad values change
+    nothing: everything is checked and the new joints computed before anything is written."""
     rig = avatar.armature
+    _, betas = _checked_keys(avatar.body, "shape", betas)
     betas0 = np.array(rig["dreamwaltz_betas0"])
     joint_dirs = np.array(rig["dreamwaltz_joint_shape_dirs"]).reshape(55, 3, len(betas0))
     joints = np.array(rig["dreamwaltz_rest_joints"]).reshape(55, 3) + joint_dirs @ (betas - betas0)
-    armature_builder.set_rest_joints(rig, JOINT_NAMES, None, space.points_to_blender(joints) + np.array(rig["dreamwaltz_offset"]))
+    heads = space.points_to_blender(joints) + np.array(rig["dreamwaltz_offset"])
+    _set_keys(avatar.body, "shape", betas)
+    _sync_sliders(rig, betas)
+    armature_builder.set_rest_joints(rig, JOINT_NAMES, None, heads)
 
 
 def set_expression(avatar: Avatar, values) -> None:

@@ -205,3 +205,25 @@ def test_dragging_a_shape_slider_moves_body_splats_and_bones_together(addon, ava
     heads = np.array([imported.armature.data.bones[n].head_local for n in JOINT_NAMES])
     expected = space.points_to_blender(ref.body.rest_joints) + np.array(imported.armature["dreamwaltz_offset"])
     assert np.abs(heads - expected).max() < 1e-4, "bones follow"
+
+
+def test_bad_shape_or_expression_values_change_nothing(addon, avatar_file, test_avatar):
+    import bpy
+    from dreamwaltz_blender import api
+    from dreamwaltz_blender.shared import module
+
+    DreamWaltzError = module("errors").DreamWaltzError
+    imported = api.import_avatar(str(avatar_file))
+    keys = imported.body.data.shape_keys.key_blocks
+    before = {k.name: k.value for k in keys}
+    heads = np.array([b.head_local for b in imported.armature.data.bones])
+    n_shape = sum(k.name.startswith("shape:") for k in keys)
+    n_expr = sum(k.name.startswith("expression:") for k in keys)
+    bad_shapes = [[0.5] * (n_shape - 1), [0.5] * (n_shape - 1) + [float("nan")], ["a"] * n_shape]
+    for bad in bad_shapes:
+        with pytest.raises(DreamWaltzError):
+            api.set_shape(imported, bad)
+    with pytest.raises(DreamWaltzError):
+        api.set_expression(imported, [float("inf")] * n_expr)
+    assert {k.name: k.value for k in keys} == before
+    assert np.array_equal(np.array([b.head_local for b in imported.armature.data.bones]), heads)
