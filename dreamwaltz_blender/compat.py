@@ -88,12 +88,25 @@ def action_fcurves(action, obj):
 
         slot = obj.animation_data.action_slot or action.slots.new(id_type=obj.id_type, name=obj.name)
         obj.animation_data.action_slot = slot
-        return anim_utils.action_ensure_channelbag_for_slot(action, slot).fcurves
+        ensure = getattr(anim_utils, "action_ensure_channelbag_for_slot", None)  # 5.0
+        if ensure is not None:
+            return ensure(action, slot).fcurves
+        # 4.4 and 4.5: what 5.0's helper does, by hand (one layer, one keyframe strip).
+        layer = action.layers[0] if action.layers else action.layers.new("Layer")
+        strip = layer.strips[0] if layer.strips else layer.strips.new(type="KEYFRAME")
+        return strip.channelbag(slot, ensure=True).fcurves
     return action.fcurves
 
 
 def new_fcurve(fcurves, data_path, index, group=""):
     """A new F-curve in `fcurves` (from action_fcurves), in the channel group named `group`."""
-    if "group_name" in fcurves.bl_rna.functions["new"].parameters:
+    parameters = fcurves.bl_rna.functions["new"].parameters
+    if "group_name" in parameters:  # 5.0
         return fcurves.new(data_path, index=index, group_name=group)
-    return fcurves.new(data_path, index=index, action_group=group)
+    if "action_group" in parameters:  # legacy actions (4.2)
+        return fcurves.new(data_path, index=index, action_group=group)
+    curve = fcurves.new(data_path, index=index)  # 4.4 and 4.5: group it through its channelbag
+    if group:
+        groups = fcurves.data.groups
+        curve.group = groups.get(group) or groups.new(group)
+    return curve
