@@ -193,8 +193,8 @@ def render_rays(field: RadianceField, o, d, samples: int = 48, background=BACKGR
     near, far, hit = occupied_span(field, o, d, near, far, hit, 4 * samples)
     u = (torch.arange(samples, device=o.device, dtype=o.dtype) + 0.5) / samples
     if jitter:
-        if noise is None:
-            noise = torch.rand(R, samples, generator=generator)
+        if noise is None:  # on the training device (no host-to-device copy per step) unless a CPU generator is given
+            noise = torch.rand(R, samples, generator=generator, device=o.device if generator is None else "cpu")
         u = u + (noise.to(o) - 0.5) / samples
     else:
         u = u.expand(R, samples)
