@@ -4,7 +4,8 @@ SD-1.5-size networks with random weights (``bench guidance``'s, the compute and 
 real ones) in the precision a real run would use (bf16), the
 paper preset's field, render sizes (stage 1 at 64, 256 and 512 px in three steps), batch,
 Gaussian counts (stage 2 through its three phases: canonical, random canonical, random poses
-with expressions), the body initialisation cut to a few steps, then the export. Every shape,
+with expressions), the body initialisation cut to 200 small steps, the hand-over of stage 1's
+points to stage 2 at the paper's counts, then the export. Every shape,
 dtype and device path of a real run executes once; a crash here is a crash a GPU user would
 meet hours into a run. On two CPU cores it takes tens of minutes; DREAMWALTZ_REHEARSAL_BATCH=1
 keeps it within a small machine's memory (the per-view shapes stay the paper's).
@@ -37,12 +38,13 @@ def main():
     paper = get_preset("paper")
     batch = int(os.environ.get("DREAMWALTZ_REHEARSAL_BATCH", paper.stage2.batch))
     preset = replace(paper,
-                     # export_threshold 0: a 3-step field has little density yet, and the hand-over to
-                     # stage 2 at the paper's counts (inverse skinning, neighbourhood shapes, exact
-                     # binding, hands and face left to the mesh) must run too.
-                     stage1=replace(paper.stage1, steps=3, batch=batch, init_steps=3, checkpoint_every=2, preview_every=3,
-                                    schedule=((0.0, 64), (1 / 3, 256), (2 / 3, 512)), log_every=1,
-                                    export_threshold=0.0),
+                     # The body initialisation short and small (200 steps at 64 px, as the tiny preset's)
+                     # but long enough to give the field the body's density: the hand-over to stage 2
+                     # at the paper's counts (inverse skinning, neighbourhood shapes, exact binding,
+                     # hands and face left to the mesh) must run too.
+                     stage1=replace(paper.stage1, steps=3, batch=batch, init_steps=200, init_size=64, init_rays=1024,
+                                    checkpoint_every=2, preview_every=3,
+                                    schedule=((0.0, 64), (1 / 3, 256), (2 / 3, 512)), log_every=1),
                      stage2=replace(paper.stage2, steps=3, batch=batch, checkpoint_every=2, preview_every=3, log_every=1))
     print(f"{device}, {dtype}: paper shapes, batch {batch}, SD-1.5-size random networks", flush=True)
     started = time.perf_counter()
