@@ -23,6 +23,7 @@ from typing import Optional, Protocol
 import numpy as np
 import torch
 
+from .conditioning.prefetch import Prefetcher
 from .core.errors import DreamWaltzError, JobCancelled
 from .progress import ProgressReporter
 
@@ -40,15 +41,17 @@ class StepResult:
 class TrainingStage(Protocol):
     name: str  # "stage1" or "stage2": the progress events' stage
 
-    def train_step(self, step: int) -> StepResult: ...
+    condition_workers: Optional[int]  # threads making conditions ahead (None: half the cores, 2-8)
+
+    def make_conditions(self, step: int): ...  # any thread, any order: a pure function of the step
+
+    def train_step(self, step: int, conditions) -> StepResult: ...
 
     def state_dict(self) -> dict: ...
 
     def load_state_dict(self, state: dict) -> None: ...
 
     def save_preview(self, done: int) -> Optional[Path]: ...
-
-    def close(self) -> None: ...  # stop worker threads
 
 
 @dataclass
@@ -103,6 +106,7 @@ class Trainer:
         self.nonfinite_streak = torch.zeros((), dtype=torch.int64, device=self.device)
         self.step = self._start = 0
         self.wall_s, self.steps_run = 0.0, 0
+        self.conditions: Optional[Prefetcher] = None
 
     def save(self, step: int) -> None:
         tmp = self.checkpoint.with_suffix(".tmp")
@@ -123,17 +127,17 @@ class Trainer:
         try:
             self._run()
         finally:
-            close = getattr(self.stage, "close", None)
-            if close is not None:
-                close()
+            if self.conditions is not None:
+                self.conditions.close()
             self.wall_s, self.steps_run = time.perf_counter() - started, self.step + 1 - self._start
 
-    def stats(self, conditions=None) -> dict:
+    def stats(self) -> dict:
         """Host-side figures of the last ``run``: milliseconds per step of the whole step, of making
         the conditions (in worker threads), and of the loop waiting for them, and the share of the
         step time spent waiting (what a GPU would idle for)."""
         steps = max(1, self.steps_run)
         out = {"steps": self.steps_run, "step_ms": 1000 * self.wall_s / steps}
+        conditions = self.conditions
         if conditions is not None:
             out.update(condition_ms=1000 * conditions.busy_s / max(1, conditions.steps),
                        wait_ms=1000 * conditions.waited_s / max(1, conditions.steps),
@@ -147,12 +151,13 @@ class Trainer:
         if self.resume and self.checkpoint.exists():
             start = self._start = self.load()
             self.reporter.info(name, f"Resumed from step {start}.")
+        self.conditions = Prefetcher(self.stage.make_conditions, start, cfg.steps, self.stage.condition_workers)
         for step in range(start, cfg.steps):
             self.step = step
             if self.reporter.cancel.cancelled:
                 self.save(step)
                 raise JobCancelled()
-            result = self.stage.train_step(step)
+            result = self.stage.train_step(step, self.conditions.get(step))
             if result.nonfinite is not None:
                 bad = result.nonfinite.to(torch.int64)
                 self.nonfinite += bad

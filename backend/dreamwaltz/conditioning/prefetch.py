@@ -94,3 +94,12 @@ class Prefetcher(Generic[T]):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def skeleton_tensor(image, pin: bool = False):
+    """A drawn skeleton (PIL image) as the (3,H,W) float tensor in [0,1] the ControlNet takes;
+    ``pin`` puts it in pinned memory so the copy to the GPU does not wait."""
+    import torch
+
+    tensor = torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1) / 255.0
+    return tensor.pin_memory() if pin else tensor

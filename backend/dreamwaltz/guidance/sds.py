@@ -184,5 +184,5 @@ class SDSGuidance(Guidance):
         grad = torch.where(finite, grad, torch.zeros_like(grad))  # counted by the trainer, never silent
         target = (latents - grad).detach()
         loss = 0.5 * F.mse_loss(latents, target, reduction="sum") / B
-        return GuidanceOutput(loss, {"t": t.detach(), "grad_norm": grad.norm().detach(), "nonfinite": ~finite,
+        return GuidanceOutput(loss, {"t": t.detach(), "nonfinite": ~finite,
                                      "latents": latents, "eps_hat": eps, "noise": noise})

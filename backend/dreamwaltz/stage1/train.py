@@ -19,7 +19,7 @@ import torch
 from ..conditioning import body_keypoints, draw_openpose, sample_camera, view_prompt
 from ..core.camera import orbit_camera
 from ..progress import ProgressReporter
-from ..conditioning.prefetch import Prefetcher, step_rng
+from ..conditioning.prefetch import skeleton_tensor, step_rng
 from ..trainer import LoopConfig, StepResult, Trainer
 from .body import CanonicalBody, body_initialised_field, canonical_body, new_field
 from .density import margin_loss, region_points
@@ -49,12 +49,12 @@ def step_size(field: RadianceField, cfg: Stage1Config) -> float:
     return float((field.box_max - field.box_min).norm()) / cfg.samples
 
 
-def training_views(cb: CanonicalBody, rng, cfg: Stage1Config, size: int, prompt: str, needs_skeletons: bool):
+def training_views(cb: CanonicalBody, rng, cfg: Stage1Config, size: int, prompt: str, needs_skeletons: bool,
+                   pin: bool = False):
     cam = sample_camera(rng, cb.joints, size, cfg.face_prob, cfg.hand_prob)
     skeleton = None
     if needs_skeletons:
-        kp = body_keypoints(cb.joints, cb.landmarks, cb.vertices, cam.camera)
-        skeleton = torch.from_numpy(np.array(draw_openpose(kp), dtype=np.float32)).permute(2, 0, 1) / 255.0
+        skeleton = skeleton_tensor(draw_openpose(body_keypoints(cb.joints, cb.landmarks, cb.vertices, cam.camera)), pin)
     return cam, skeleton, view_prompt(prompt, cam.azimuth, cam.elevation, cam.kind)
 
 
@@ -71,22 +71,18 @@ class Stage1Training:
         self.device = field.box_min.device
         self.needs_skeletons = getattr(guidance, "needs_skeletons", True)
         self.pose = torch.as_tensor(cb.pose, dtype=torch.float32)
-        self.conditions: Optional[Prefetcher] = None
+        self.condition_workers = cfg.condition_workers
 
     def make_conditions(self, step: int) -> list:
         """The batch's cameras, skeleton images and prompts of ``step`` (any thread, any order)."""
         rng = step_rng(self.seed, step)
         size = self.cfg.size_at(step)
-        views = [training_views(self.cb, rng, self.cfg, size, self.prompt, self.needs_skeletons) for _ in range(self.cfg.batch)]
-        if self.device.type == "cuda":
-            views = [(cam, None if sk is None else sk.pin_memory(), text) for cam, sk, text in views]
-        return views
+        pin = self.device.type == "cuda"
+        return [training_views(self.cb, rng, self.cfg, size, self.prompt, self.needs_skeletons, pin)
+                for _ in range(self.cfg.batch)]
 
-    def train_step(self, step: int) -> StepResult:
+    def train_step(self, step: int, views) -> StepResult:
         cfg, field = self.cfg, self.field
-        if self.conditions is None:
-            self.conditions = Prefetcher(self.make_conditions, step, cfg.steps, cfg.condition_workers)
-        views = self.conditions.get(step)
         if step % cfg.occupancy_every == 0:
             field.update_occupancy(step_size(field, cfg))
         images = [render_image(field, cam.camera, cfg.samples, jitter=True, chunk=cfg.render_chunk)[0].permute(2, 0, 1)
@@ -105,10 +101,6 @@ class Stage1Training:
         loss.backward()
         self.optimizer.step()
         return StepResult(loss.detach(), result.info.get("nonfinite"))
-
-    def close(self) -> None:
-        if self.conditions is not None:
-            self.conditions.close()
 
     def state_dict(self) -> dict:
         return {"field": self.field.state_dict(), "optimizer": self.optimizer.state_dict()}
@@ -131,7 +123,7 @@ def train_stage1(field: RadianceField, cb: CanonicalBody, guidance, prompt: str,
     trainer = Trainer(stage, loop, reporter, workdir / CHECKPOINT, seed, field.box_min.device, resume)
     trainer.run()
     if stats is not None:
-        stats.update(trainer.stats(stage.conditions))
+        stats.update(trainer.stats())
     return field
 
 

@@ -20,7 +20,7 @@ import torch
 from ..body.poses import apose, random_canonical, random_expression, random_pose
 from ..conditioning import body_keypoints, draw_openpose, sample_camera, view_prompt
 from ..conditioning.cameras import CameraSample
-from ..conditioning.prefetch import Prefetcher, step_rng
+from ..conditioning.prefetch import skeleton_tensor, step_rng
 from ..core.camera import orbit_camera
 from ..progress import ProgressReporter
 from ..render import rasterize
@@ -101,7 +101,7 @@ class Stage2Training:
         self.cpu_body = model.body if model.body.faces.device.type == "cpu" else copy.deepcopy(model.body).cpu()
         self.cpu_betas = model.betas.detach().cpu()
         self.needs_skeletons = getattr(guidance, "needs_skeletons", True)
-        self.conditions: Optional[Prefetcher] = None
+        self.condition_workers = cfg.condition_workers
         self._make_optimizers()
 
     def _make_optimizers(self) -> None:
@@ -123,18 +123,13 @@ class Stage2Training:
             skeleton = None
             if self.needs_skeletons:
                 kp = body_keypoints(joints, landmarks, vertices, cam.camera, faces=self.faces)
-                skeleton = torch.from_numpy(np.array(draw_openpose(kp), dtype=np.float32)).permute(2, 0, 1) / 255.0
-                if self.device.type == "cuda":
-                    skeleton = skeleton.pin_memory()  # so the copy to the GPU does not wait
+                skeleton = skeleton_tensor(draw_openpose(kp), pin=self.device.type == "cuda")
             views.append(ViewConditions(pose, expression, cam, skeleton,
                                         view_prompt(self.prompt, cam.azimuth, cam.elevation, cam.kind)))
         return views
 
-    def train_step(self, step: int) -> StepResult:
+    def train_step(self, step: int, views: list) -> StepResult:
         cfg, model = self.cfg, self.model
-        if self.conditions is None:
-            self.conditions = Prefetcher(self.make_conditions, step, cfg.steps, cfg.condition_workers)
-        views = self.conditions.get(step)
         for group in self.optimizer.per_free["means"].param_groups:
             group["lr"] = cfg.lr_means_at(step)
         deform = cfg.deforming(step)
@@ -162,10 +157,6 @@ class Stage2Training:
                 self.reporter.info("stage2", f"Densify at step {step}: {changed['before']} -> {changed['after']} free Gaussians.")
         return StepResult(result.loss.detach(), result.info.get("nonfinite"))
 
-    def close(self) -> None:
-        if self.conditions is not None:
-            self.conditions.close()
-
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "densify": self.refiner.state_dict() if self.refiner is not None else None}
@@ -191,7 +182,7 @@ def train_stage2(model: H3GA, guidance, prompt: str, cfg: Stage2Config, reporter
     trainer = Trainer(stage, loop, reporter, workdir / "stage2.pt", seed, device, resume)
     trainer.run()
     if stats is not None:
-        stats.update(trainer.stats(stage.conditions))
+        stats.update(trainer.stats())
     return model
 
 
