@@ -39,7 +39,7 @@ def scene(n=40, seed=0, dtype=torch.float64):
 
 def brute_force(means, cov, opac, colors, camera, bg):
     """Every Gaussian at every pixel, sorted by depth: the definition, with no tiling."""
-    radii, m2d, depths, conics = project(means, cov, camera)
+    radii, m2d, depths, conics, _ = project(means, cov, camera)
     order = torch.argsort(depths)
     H, W = camera.height, camera.width
     ys, xs = torch.meshgrid(torch.arange(H, dtype=means.dtype) + 0.5, torch.arange(W, dtype=means.dtype) + 0.5, indexing="ij")
@@ -126,7 +126,7 @@ def test_projection_matches_gsplats_reference(seed, spread, az, el, size):
     camera = orbit_camera(az, el, 1.5, (0, 0, 0), 50, *size)
     means, cov, _, _ = scene(n=400, seed=seed)
     means = means * spread
-    radii, m2d, depths, conics = project(means, cov, camera)
+    radii, m2d, depths, conics, _ = project(means, cov, camera)
     g_radii, g_m2d, g_depths, g_conics = gsplat_projection(means, cov, camera)
     assert radii.shape == g_radii.shape == (400, 2) and radii.dtype == g_radii.dtype
     assert torch.equal(radii, g_radii)

@@ -6,20 +6,25 @@ shapes with bones. Free splats are skinned by Blender's own Armature modifier th
 4-point proxy (centre + 3 scaled axis points, identical weights), so the deformed axes give the
 deformed covariance exactly (LBS applies one blended matrix to all four points). Mesh-bound
 splats are rebuilt every frame from the evaluated body's triangles, so they follow pose, shape
-and expression keys. Each splat is drawn as a unit ico-sphere transformed by its axes, with a
-material whose opacity is the Gaussian's line integral: exp(-b^2 / 2), b the ray's distance to
-the centre in the splat's own (whitened) space.
+and expression keys. One drawing path (splat_draw_tree) then draws every splat, an avatar's or
+a 3DGS scene's: in the viewport a unit ico-sphere transformed by its axes, whose material's
+opacity is the Gaussian's line integral exp(-b^2 / 2) (b the ray's whitened distance to the
+centre); in renders a camera-facing card through the centre with the Gaussian's projected
+footprint, ordered by centre depth as 3DGS orders splats.
 """
 
 import bpy
 
 from .. import compat
 
-EXTENT_SIGMA = 3.0  # the instanced sphere reaches 3 standard deviations
+EXTENT_SIGMA = 3.0  # the instanced sphere or card reaches 3 standard deviations
 REST_TREE = "DreamWaltz Rest Shape"
 BIND_TREE = "DreamWaltz Splat Bind"
 SPLAT_TREE = "DreamWaltz Splats"
 SPLAT_MATERIAL = "DreamWaltz Splat"
+CARD_MATERIAL = "DreamWaltz Splat Card"
+DRAW_TREE = "DreamWaltz Splat Draw"
+DRAW_VERSION = 1  # bump when the draw tree changes: files keep the tree they were made with
 
 
 class Builder:
@@ -131,8 +136,8 @@ def bind_tree(body_object):
     return tree
 
 
-def splat_tree(body_object, material):
-    """Splats, after skinning: place mesh-bound splats, then instance one ellipsoid per splat."""
+def splat_tree(body_object):
+    """Splats, after skinning: place mesh-bound splats, store every splat's axes, then draw them."""
     tree, b, gin, gout = _new_geometry_tree(SPLAT_TREE, [("Viewport Density", "NodeSocketFloat", 1.0)])
     geometry = gin.outputs["Geometry"]
     kind = b.attr("dw_kind", "INT")
@@ -170,46 +175,225 @@ def splat_tree(body_object, material):
         stored = store.outputs["Geometry"]
     placed = b.node("GeometryNodeSetPosition", {"Geometry": stored, "Selection": is_bound, "Position": point})
 
-    # Which points become splats: centres and bound points, thinned in the viewport only.
-    is_axis_point = b.compare_int(kind, 1)
-    keep = b.node("FunctionNodeBooleanMath", {0: is_axis_point}, operation="NOT").outputs[0]
+    # Centres and bound points become splats; the free splats' axis points only carried the axes.
+    keep = b.node("FunctionNodeBooleanMath", {0: b.compare_int(kind, 1)}, operation="NOT").outputs[0]
+    draw = b.node("GeometryNodeGroup", node_tree=splat_draw_tree())
+    b.link(placed.outputs["Geometry"], draw.inputs["Geometry"])
+    b.link(keep, draw.inputs["Selection"])
+    b.link(gin.outputs["Viewport Density"], draw.inputs["Viewport Density"])
+    b.link(draw.outputs["Geometry"], gout.inputs["Geometry"])
+    return tree
+
+
+def _matrix(b, columns, translation):
+    """A 4x4 transform from three column vectors and a translation (all vector sockets)."""
+    matrix = b.node("FunctionNodeCombineMatrix")
+    for j, column in enumerate(list(columns) + [translation], start=1):
+        sep = b.node("ShaderNodeSeparateXYZ", {"Vector": column})
+        for r, axis in enumerate("XYZ", start=1):
+            b.link(sep.outputs[axis], matrix.inputs[f"Column {j} Row {r}"])
+    return matrix.outputs["Matrix"]
+
+
+def _math(b, op, x, y=None):
+    n = b.node("ShaderNodeMath", operation=op)
+    for i, value in enumerate((x, y)):
+        if value is None:
+            continue
+        if isinstance(value, bpy.types.NodeSocket):
+            b.link(value, n.inputs[i])
+        else:
+            n.inputs[i].default_value = value
+    return n.outputs[0]
+
+
+def _card_transform(b, position, axes):
+    """The camera-facing card of a Gaussian with covariance A A^T (A's columns ``axes``).
+
+    The card lies through the centre, perpendicular to the direction d from the scene camera,
+    and carries the marginal covariance C = [u v]^T A A^T [u v] of the plane (u, v) orthogonal to
+    d: seen from the camera, to first order, exactly the 2D Gaussian 3DGS rasterizes (its
+    Jacobian J has d in its null space, so J A A^T J^T = J P A A^T P^T J^T). Columns: the 3-sigma
+    extent of the Cholesky factor of C along u and v, then d (any non-zero length; the card is flat).
+    """
+    camera = b.node("GeometryNodeObjectInfo", transform_space="RELATIVE")
+    b.link(b.node("GeometryNodeInputActiveCamera").outputs[0], camera.inputs["Object"])
+    d = b.vmath("NORMALIZE", b.vmath("SUBTRACT", position, camera.outputs["Location"]))
+    # Any unit u orthogonal to d: cross with +Z unless d is nearly vertical, then with +X.
+    d_z = b.node("ShaderNodeSeparateXYZ", {"Vector": d}).outputs["Z"]
+    vertical = _math(b, "GREATER_THAN", _math(b, "ABSOLUTE", d_z), 0.9)
+    up_node = b.node("GeometryNodeSwitch", input_type="VECTOR")
+    b.link(vertical, up_node.inputs["Switch"])
+    up_node.inputs["False"].default_value = (0.0, 0.0, 1.0)
+    up_node.inputs["True"].default_value = (1.0, 0.0, 0.0)
+    u = b.vmath("NORMALIZE", b.vmath("CROSS_PRODUCT", up_node.outputs["Output"], d))
+    v = b.vmath("CROSS_PRODUCT", d, u)
+
+    def along(direction):  # (direction . a1, direction . a2, direction . a3)
+        combine = b.node("ShaderNodeCombineXYZ")
+        for axis, column in zip("XYZ", axes):
+            b.link(b.vmath("DOT_PRODUCT", direction, column), combine.inputs[axis])
+        return combine.outputs["Vector"]
+
+    p, q = along(u), along(v)
+    c_uu, c_uv, c_vv = b.vmath("DOT_PRODUCT", p, p), b.vmath("DOT_PRODUCT", p, q), b.vmath("DOT_PRODUCT", q, q)
+    l11 = _math(b, "SQRT", _math(b, "MAXIMUM", c_uu, 1e-20))
+    l21 = _math(b, "DIVIDE", c_uv, l11)
+    l22 = _math(b, "SQRT", _math(b, "MAXIMUM", _math(b, "SUBTRACT", c_vv, _math(b, "MULTIPLY", l21, l21)), 1e-20))
+    first = b.vmath("ADD", b.vmath("SCALE", u, scale=l11), b.vmath("SCALE", v, scale=l21))
+    columns = [b.vmath("SCALE", first, scale=EXTENT_SIGMA), b.vmath("SCALE", v, scale=_math(b, "MULTIPLY", l22, EXTENT_SIGMA)),
+               b.vmath("SCALE", d, scale=l11)]
+    return _matrix(b, columns, position)
+
+
+def splat_draw_tree():
+    """Points -> splats: the one drawing path for avatar splats and scene splats.
+
+    Each point carries its centre (position), dw_axis1..3 (a square root of its covariance),
+    dw_color (scene-linear), dw_opacity and dw_random. In the viewport a splat is an ellipsoid
+    (view-independent, so it looks right from any viewport angle); in renders it is a card
+    facing the scene camera through its centre, so splats are ordered by centre depth like 3DGS
+    (issue 23: a sphere's front surface put large splats in front of small ones inside them)
+    and each costs one transparent hit. The tree is shared by every splat object in the file.
+    """
+    tree = bpy.data.node_groups.get(DRAW_TREE)
+    if tree is not None and tree.get("dreamwaltz_draw_version") == DRAW_VERSION:
+        return tree
+    tree, b, gin, gout = _new_geometry_tree(DRAW_TREE, [("Selection", "NodeSocketBool", True),
+                                                        ("Viewport Density", "NodeSocketFloat", 1.0)])
+    tree["dreamwaltz_draw_version"] = DRAW_VERSION
+    position = b.node("GeometryNodeInputPosition").outputs["Position"]
+    axes = [b.attr(f"dw_axis{j}") for j in (1, 2, 3)]
+
+    # Thinned in the viewport only (a display aid for dense avatars and scenes).
     thin = b.node("ShaderNodeMath", {0: b.attr("dw_random", "FLOAT"), 1: gin.outputs["Viewport Density"]}, operation="LESS_THAN")
     viewport = b.node("GeometryNodeIsViewport").outputs[0]
     not_viewport = b.node("FunctionNodeBooleanMath", {0: viewport}, operation="NOT").outputs[0]
     shown = b.node("FunctionNodeBooleanMath", {0: not_viewport, 1: thin.outputs[0]}, operation="OR").outputs[0]
-    selection = b.node("FunctionNodeBooleanMath", {0: keep, 1: shown}, operation="AND").outputs[0]
+    selection = b.node("FunctionNodeBooleanMath", {0: gin.outputs["Selection"], 1: shown}, operation="AND").outputs[0]
 
-    sphere = b.node("GeometryNodeMeshIcoSphere", {"Radius": 1.0, "Subdivisions": 2})
-    with_material = b.node("GeometryNodeSetMaterial", {"Geometry": sphere.outputs["Mesh"], "Material": material})
-    instances = b.node("GeometryNodeInstanceOnPoints", {"Points": placed.outputs["Geometry"], "Selection": selection,
-                                                        "Instance": with_material.outputs["Geometry"]})
-    matrix = b.node("FunctionNodeCombineMatrix")
-    for j in (1, 2, 3):
-        sep = b.node("ShaderNodeSeparateXYZ", {"Vector": b.vmath("SCALE", b.attr(f"dw_axis{j}"), scale=EXTENT_SIGMA)})
-        for r, axis in enumerate("XYZ", start=1):
-            b.link(sep.outputs[axis], matrix.inputs[f"Column {j} Row {r}"])
-    sep = b.node("ShaderNodeSeparateXYZ", {"Vector": b.node("GeometryNodeInputPosition").outputs["Position"]})
-    for r, axis in enumerate("XYZ", start=1):
-        b.link(sep.outputs[axis], matrix.inputs[f"Column 4 Row {r}"])
-    transform = b.node("GeometryNodeSetInstanceTransform", {"Instances": instances.outputs["Instances"],
-                                                           "Transform": matrix.outputs["Matrix"]})
-    b.link(transform.outputs["Instances"], gout.inputs["Geometry"])
+    def instanced(shape, material, transform):
+        with_material = b.node("GeometryNodeSetMaterial", {"Geometry": shape, "Material": material})
+        instances = b.node("GeometryNodeInstanceOnPoints", {"Points": gin.outputs["Geometry"], "Selection": selection,
+                                                            "Instance": with_material.outputs["Geometry"]})
+        return b.node("GeometryNodeSetInstanceTransform", {"Instances": instances.outputs["Instances"],
+                                                          "Transform": transform}).outputs["Instances"]
+
+    sphere = b.node("GeometryNodeMeshIcoSphere", {"Radius": 1.0, "Subdivisions": 2}).outputs["Mesh"]
+    ellipsoids = instanced(sphere, splat_material(), _matrix(b, [b.vmath("SCALE", a, scale=EXTENT_SIGMA) for a in axes], position))
+    quad = b.node("GeometryNodeMeshGrid", {"Size X": 2.0, "Size Y": 2.0, "Vertices X": 2, "Vertices Y": 2}).outputs["Mesh"]
+    cards = instanced(quad, splat_card_material(), _card_transform(b, position, axes))
+    b.link(b.switch("GEOMETRY", viewport, cards, ellipsoids), gout.inputs["Geometry"])
     return tree
 
 
-def splat_material():
-    """Emission of the splat's colour, with alpha = opacity * exp(-b^2 / 2) (see module docstring)."""
-    mat = bpy.data.materials.new(SPLAT_MATERIAL)
+SH_C1 = 0.4886025119029199
+SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
+SH_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154, -0.4570457994644658,
+         1.445305721320277, -0.5900435899266435)
+
+
+def _sh_basis(b, x, y, z, count):
+    """The first ``count`` real SH basis values beyond DC (3DGS's order; core/splat_files.sh_basis)."""
+    mul = lambda *factors: _product(b, factors)
+    xx, yy, zz = mul(x, x), mul(y, y), mul(z, z)
+    terms = [lambda: mul(-SH_C1, y), lambda: mul(SH_C1, z), lambda: mul(-SH_C1, x),
+             lambda: mul(SH_C2[0], x, y), lambda: mul(SH_C2[1], y, z),
+             lambda: mul(SH_C2[2], _math(b, "SUBTRACT", _math(b, "SUBTRACT", mul(2.0, zz), xx), yy)),
+             lambda: mul(SH_C2[3], x, z), lambda: mul(SH_C2[4], _math(b, "SUBTRACT", xx, yy)),
+             lambda: mul(SH_C3[0], y, _math(b, "SUBTRACT", mul(3.0, xx), yy)), lambda: mul(SH_C3[1], x, y, z),
+             lambda: mul(SH_C3[2], y, _math(b, "SUBTRACT", _math(b, "SUBTRACT", mul(4.0, zz), xx), yy)),
+             lambda: mul(SH_C3[3], z, _math(b, "SUBTRACT", _math(b, "SUBTRACT", mul(2.0, zz), mul(3.0, xx)), mul(3.0, yy))),
+             lambda: mul(SH_C3[4], x, _math(b, "SUBTRACT", _math(b, "SUBTRACT", mul(4.0, zz), xx), yy)),
+             lambda: mul(SH_C3[5], z, _math(b, "SUBTRACT", xx, yy)),
+             lambda: mul(SH_C3[6], x, _math(b, "SUBTRACT", xx, mul(3.0, yy)))]
+    return [make() for make in terms[:count]]
+
+
+def _product(b, factors):
+    sockets = [f for f in factors if isinstance(f, bpy.types.NodeSocket)]
+    constant = 1.0
+    for f in factors:
+        if not isinstance(f, bpy.types.NodeSocket):
+            constant *= f
+    out = sockets[0]
+    for f in sockets[1:]:
+        out = _math(b, "MULTIPLY", out, f)
+    return _math(b, "MULTIPLY", out, constant) if constant != 1.0 else out
+
+
+def _srgb_to_linear(b, value):
+    """The sRGB EOTF per channel of a vector field (core/h3ga.srgb_to_linear)."""
+    sep = b.node("ShaderNodeSeparateXYZ", {"Vector": value})
+    combine = b.node("ShaderNodeCombineXYZ")
+    for axis in "XYZ":
+        c = _math(b, "MAXIMUM", sep.outputs[axis], 0.0)
+        low = _math(b, "DIVIDE", c, 12.92)
+        high = _math(b, "POWER", _math(b, "DIVIDE", _math(b, "ADD", c, 0.055), 1.055), 2.4)
+        pick = b.node("GeometryNodeSwitch", input_type="FLOAT")
+        b.link(_math(b, "LESS_THAN", c, 0.04045), pick.inputs["Switch"])
+        b.link(high, pick.inputs["False"])
+        b.link(low, pick.inputs["True"])
+        b.link(pick.outputs["Output"], combine.inputs[axis])
+    return combine.outputs["Vector"]
+
+
+def scene_splat_tree(sh_rest: int):
+    """Static splats (a 3DGS scene): view-dependent colour from their SH toward the scene camera,
+    then the one drawing path. Points carry dw_sh0 (the DC colour, display) and dw_sh1..K."""
+    name = f"DreamWaltz Scene Splats (SH {sh_rest})"
+    tree = bpy.data.node_groups.get(name)
+    if tree is not None and tree.get("dreamwaltz_draw_version") == DRAW_VERSION:
+        return tree
+    tree, b, gin, gout = _new_geometry_tree(name, [("Viewport Density", "NodeSocketFloat", 1.0)])
+    tree["dreamwaltz_draw_version"] = DRAW_VERSION
+    geometry = gin.outputs["Geometry"]
+    if sh_rest:
+        camera = b.node("GeometryNodeObjectInfo", transform_space="RELATIVE")
+        b.link(b.node("GeometryNodeInputActiveCamera").outputs[0], camera.inputs["Object"])
+        position = b.node("GeometryNodeInputPosition").outputs["Position"]
+        direction = b.vmath("NORMALIZE", b.vmath("SUBTRACT", position, camera.outputs["Location"]))
+        sep = b.node("ShaderNodeSeparateXYZ", {"Vector": direction})
+        color = b.attr("dw_sh0")
+        for k, basis in enumerate(_sh_basis(b, sep.outputs["X"], sep.outputs["Y"], sep.outputs["Z"], sh_rest), start=1):
+            color = b.vmath("ADD", color, b.vmath("SCALE", b.attr(f"dw_sh{k}"), scale=basis))
+        store = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": geometry, "Name": "dw_color"},
+                       data_type="FLOAT_VECTOR", domain="POINT")
+        b.link(_srgb_to_linear(b, color), store.inputs["Value"])
+        geometry = store.outputs["Geometry"]
+    draw = b.node("GeometryNodeGroup", node_tree=splat_draw_tree())
+    b.link(geometry, draw.inputs["Geometry"])
+    b.link(gin.outputs["Viewport Density"], draw.inputs["Viewport Density"])
+    b.link(draw.outputs["Geometry"], gout.inputs["Geometry"])
+    return tree
+
+
+def _new_splat_material(name):
+    """A material emitting the instancer's dw_color, transparent elsewhere; returns (material, builder, alpha inputs)."""
+    mat = bpy.data.materials.new(name)
     mat.use_nodes = True
     if hasattr(mat, "surface_render_method"):
         mat.surface_render_method = "BLENDED"  # Eevee (4.2+): true alpha blending
-    mat.use_backface_culling = True
     tree = mat.node_tree
     tree.nodes.clear()
     b = Builder(tree)
     out = b.node("ShaderNodeOutputMaterial")
     color = b.node("ShaderNodeAttribute", attribute_type="INSTANCER", attribute_name="dw_color")
     opacity = b.node("ShaderNodeAttribute", attribute_type="INSTANCER", attribute_name="dw_opacity")
+    emission = b.node("ShaderNodeEmission", {"Color": color.outputs["Color"], "Strength": 1.0})
+    transparent = b.node("ShaderNodeBsdfTransparent")
+    mix = b.node("ShaderNodeMixShader", {1: transparent.outputs[0], 2: emission.outputs[0]})
+    b.link(mix.outputs[0], out.inputs["Surface"])
+    return mat, b, opacity.outputs["Fac"], mix.inputs["Fac"]
+
+
+def splat_material():
+    """Ellipsoids (viewport): alpha = opacity * exp(-b^2 / 2), b the ray's whitened distance to the centre."""
+    mat = bpy.data.materials.get(SPLAT_MATERIAL)
+    if mat is not None:
+        return mat
+    mat, b, opacity, alpha_input = _new_splat_material(SPLAT_MATERIAL)
+    mat.use_backface_culling = True
     coords = b.node("ShaderNodeTexCoord").outputs["Object"]
     geometry = b.node("ShaderNodeNewGeometry")
     incoming = b.node("ShaderNodeVectorTransform", {"Vector": geometry.outputs["Incoming"]},
@@ -217,15 +401,28 @@ def splat_material():
     direction = b.vmath("NORMALIZE", incoming)
     along = b.vmath("DOT_PRODUCT", coords, direction)
     length2 = b.vmath("DOT_PRODUCT", coords, coords)
-    along2 = b.node("ShaderNodeMath", {0: along, 1: along}, operation="MULTIPLY").outputs[0]
-    b2 = b.node("ShaderNodeMath", {0: length2, 1: along2}, operation="SUBTRACT").outputs[0]
-    exponent = b.node("ShaderNodeMath", {0: b2, 1: -0.5 * EXTENT_SIGMA ** 2}, operation="MULTIPLY").outputs[0]
-    falloff = b.node("ShaderNodeMath", {0: exponent}, operation="EXPONENT").outputs[0]
-    alpha = b.node("ShaderNodeMath", {0: falloff, 1: opacity.outputs["Fac"]}, operation="MULTIPLY").outputs[0]
-    front = b.node("ShaderNodeMath", {0: 1.0, 1: geometry.outputs["Backfacing"]}, operation="SUBTRACT").outputs[0]
-    alpha = b.node("ShaderNodeMath", {0: alpha, 1: front}, operation="MULTIPLY", use_clamp=True).outputs[0]
-    emission = b.node("ShaderNodeEmission", {"Color": color.outputs["Color"], "Strength": 1.0})
-    transparent = b.node("ShaderNodeBsdfTransparent")
-    mix = b.node("ShaderNodeMixShader", {"Fac": alpha, 1: transparent.outputs[0], 2: emission.outputs[0]})
-    b.link(mix.outputs[0], out.inputs["Surface"])
+    b2 = _math(b, "SUBTRACT", length2, _math(b, "MULTIPLY", along, along))
+    falloff = _math(b, "EXPONENT", _math(b, "MULTIPLY", b2, -0.5 * EXTENT_SIGMA ** 2))
+    front = _math(b, "SUBTRACT", 1.0, geometry.outputs["Backfacing"])
+    alpha = b.node("ShaderNodeMath", operation="MULTIPLY", use_clamp=True)
+    b.link(_math(b, "MULTIPLY", falloff, opacity), alpha.inputs[0])
+    b.link(front, alpha.inputs[1])
+    b.link(alpha.outputs[0], alpha_input)
+    return mat
+
+
+def splat_card_material():
+    """Cards (renders): alpha = opacity * exp(-r^2 / 2), r the whitened radius on the card (see _card_transform)."""
+    mat = bpy.data.materials.get(CARD_MATERIAL)
+    if mat is not None:
+        return mat
+    mat, b, opacity, alpha_input = _new_splat_material(CARD_MATERIAL)
+    mat.use_backface_culling = False  # a card may face either way; it is hit once
+    coords = b.node("ShaderNodeTexCoord").outputs["Object"]  # the unit quad: 1 = 3 sigma
+    r2 = b.vmath("DOT_PRODUCT", coords, coords)
+    falloff = _math(b, "EXPONENT", _math(b, "MULTIPLY", r2, -0.5 * EXTENT_SIGMA ** 2))
+    alpha = b.node("ShaderNodeMath", operation="MULTIPLY", use_clamp=True)
+    b.link(falloff, alpha.inputs[0])
+    b.link(opacity, alpha.inputs[1])
+    b.link(alpha.outputs[0], alpha_input)
     return mat

@@ -81,5 +81,5 @@ def create_splats(name, avatar, offset_blender, armature, body_object, collectio
     skin.object = armature
     skin.use_deform_preserve_volume = False
     draw = obj.modifiers.new("DreamWaltz Splats", "NODES")
-    draw.node_group = nodes.splat_tree(body_object, nodes.splat_material())
+    draw.node_group = nodes.splat_tree(body_object)
     return obj

@@ -160,7 +160,7 @@ def stage2_step(device: str, preset: str, batch: int) -> dict:
     from ..body import BodyModel
     from ..body.poses import random_pose
     from ..conditioning import sample_camera
-    from ..render import rasterize
+    from ..render import AVATAR_RENDER, rasterize
     from ..stage2 import H3GA
 
     s = stage2_settings(preset)
@@ -177,7 +177,7 @@ def stage2_step(device: str, preset: str, batch: int) -> dict:
         camera = sample_camera(rng, joints, s["resolution"], face_prob=0.0).camera
         means, cov, colors, opacities = model(torch.as_tensor(pose, dtype=torch.float32, device=device),
                                               torch.zeros(body.num_expressions, device=device))
-        images.append(rasterize(means, cov, opacities, colors, camera, torch.full((3,), 0.5, device=device)).image)
+        images.append(rasterize(means, cov, opacities, colors, camera, torch.full((3,), 0.5, device=device), **AVATAR_RENDER).image)
     torch.stack(images).mean().backward()
     optimizer.step()
     return {"what": f"stage 2, {preset} preset: {s['resolution']} px, batch {batch}, "

@@ -39,9 +39,10 @@ BOMB_CHECK_BYTES = 64 << 20  # ... but small arrays of zeros may, so only member
 _READ_CHUNK = 16 << 20
 SKIN_TOP_K = 4
 # Colour spaces of the colour arrays (`free/colors`, `bound/colors`, `body/vertex_colors`), manifest
-# field `color_space`. The trainer renders colours straight into images (what the diffusion model
-# sees, what previews show): they are display (sRGB-encoded) values. A file without the field was
-# written before it existed, by that same trainer, and is read as "srgb" (docs/FORMAT.md).
+# field `color_space`. Stage 2 trains linear light (render.AVATAR_RENDER) and writes "linear"; files
+# written before it did hold display values (the trainer rendered them straight into images).
+# A file without the field was written before the field existed, by that older trainer, and is
+# read as "srgb" (docs/FORMAT.md).
 COLOR_SPACE_SRGB = "srgb"
 COLOR_SPACE_LINEAR = "linear"
 COLOR_SPACES = (COLOR_SPACE_SRGB, COLOR_SPACE_LINEAR)
@@ -132,7 +133,8 @@ class H3GAAvatar:
 
 def new_manifest(*, prompt: str = "", negative_prompt: str = "", seed: int = 0, preset: str = "",
                  body_kind: str = "open", gender: str = "neutral", licensed_smplx_data: bool = False,
-                 shape_names=None, expression_names=None, extra: Optional[dict] = None) -> dict:
+                 shape_names=None, expression_names=None, color_space: str = COLOR_SPACE_SRGB,
+                 extra: Optional[dict] = None) -> dict:
     """A manifest with the fields writers must fill; counts and the array index are added on write."""
     manifest = {
         "format": FORMAT_NAME,
@@ -145,7 +147,7 @@ def new_manifest(*, prompt: str = "", negative_prompt: str = "", seed: int = 0, 
         "body": {"kind": body_kind, "gender": gender, "licensed_smplx_data": bool(licensed_smplx_data),
                  "shape_names": list(shape_names or []), "expression_names": list(expression_names or [])},
         "coordinate_system": COORDINATE_SYSTEM,
-        "color_space": COLOR_SPACE_SRGB,  # what the trainer produces: display values (see COLOR_SPACES)
+        "color_space": color_space,  # of the colour arrays (see COLOR_SPACES)
         "joint_names": list(JOINT_NAMES),
         "parents": list(PARENTS),
     }

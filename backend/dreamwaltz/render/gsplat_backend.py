@@ -156,12 +156,13 @@ def rasterizer_name(device_type: str) -> str:
     return "gsplat" if gsplat_status().usable else "torch"
 
 
-def render(means, covariances, opacities, colors, viewmat, K, width, height, bg, eps2d):
+def render(means, covariances, opacities, colors, viewmat, K, width, height, bg, eps2d, antialiased=False):
     """gsplat's ``rasterization`` for one camera: (image (H,W,3), alpha (H,W,1), means2d, radii (N,2))."""
     from gsplat import rasterization
 
     rendered, alpha, info = rasterization(means, None, None, opacities, colors, viewmat[None], K[None], width, height,
-                                          backgrounds=bg[None], covars=covariances, eps2d=eps2d, packed=False)
+                                          backgrounds=bg[None], covars=covariances, eps2d=eps2d, packed=False,
+                                          rasterize_mode="antialiased" if antialiased else "classic")
     radii = info["radii"][0]
     if radii.ndim == 1:  # gsplat before 1.5: one radius per Gaussian
         radii = radii[:, None].expand(-1, 2)

@@ -54,11 +54,14 @@ def camera_tensors(camera: Camera, device, dtype=torch.float32):
 
 
 def rasterize(means, covariances, opacities, colors, camera: Camera, background=None, backend: str = "auto",
-              eps2d: float = 0.3) -> RenderOutput:
+              eps2d: float = 0.3, antialiased: bool = False, linear_light: bool = False) -> RenderOutput:
     """Render Gaussians (means (N,3), covariances (N,3,3), opacities (N,) in [0,1], colours (N,3)).
 
     ``backend``: "auto" (gsplat on CUDA when its kernels load, else pure torch, with one notice),
     "gsplat" (gsplat or an error), "torch" (pure torch on the tensors' device; "cpu" is an alias).
+    ``antialiased``: gsplat's antialiased mode (see ``project``). ``linear_light``: the colours and
+    background are linear light, blended as such (as Blender and any renderer blend light), and
+    the image returned is display-encoded (sRGB): what the diffusion model and a PNG take.
     """
     device = means.device
     if background is None:
@@ -68,22 +71,55 @@ def rasterize(means, covariances, opacities, colors, camera: Camera, background=
     if gsplat_backend.choose_backend(device.type, backend) == "gsplat":
         viewmat, K = camera_tensors(camera, device)
         image, alpha, means2d, radii = gsplat_backend.render(means, covariances, opacities, colors, viewmat, K,
-                                                             camera.width, camera.height, bg, eps2d)
-        return RenderOutput(image, alpha, means2d, radii)
-    return _rasterize_torch(means, covariances, opacities, colors, camera, bg, eps2d)
+                                                             camera.width, camera.height, bg, eps2d, antialiased)
+        out = RenderOutput(image, alpha, means2d, radii)
+    else:
+        out = _rasterize_torch(means, covariances, opacities, colors, camera, bg, eps2d, antialiased)
+    if linear_light:
+        out.image = linear_to_srgb(out.image)
+    return out
 
 
-def rasterize_posed(posed, camera: Camera, device="cpu", background=(0.5, 0.5, 0.5)) -> RenderOutput:
-    """Render a ``core.posing.PosedSplats`` (numpy, from the exported file's evaluator)."""
+def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
+    """The sRGB EOTF on tensors (core/h3ga.py has it for numpy: the file side)."""
+    return torch.where(x <= 0.04045, x / 12.92, ((x.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
+    """The sRGB encoding on tensors; the clamp keeps the unused branch's gradient finite at 0."""
+    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+
+
+# How avatars are rendered: by the trainer (stage 2), by ``rasterize_posed`` (dreamwaltz render,
+# the oracle, the tests that compare with Blender). Linear light, because Blender and every
+# renderer an avatar is finished in blend light linearly: an avatar trained in display values
+# changes colour wherever splats overlap (issue 23: 20 dB -> 30 dB against Cycles). Antialiased,
+# because Blender draws the Gaussian itself and filters pixels on its own: the classic mode's
+# 0.3 px^2 blur would make thin splats bigger in training than anywhere else.
+AVATAR_RENDER = {"antialiased": True, "linear_light": True}
+
+
+def rasterize_posed(posed, camera: Camera, device="cpu", background=(0.5, 0.5, 0.5), **options) -> RenderOutput:
+    """Render a ``core.posing.PosedSplats`` (numpy, from the exported file's evaluator) as the trainer
+    renders avatars (``AVATAR_RENDER``; ``options`` override it, as ``rasterize``'s). Colours and
+    background are display values, as ``posed`` holds them; with ``linear_light`` they are blended
+    as linear light and the image is display-encoded again."""
+    options = {**AVATAR_RENDER, **options}
     t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)
-    return rasterize(t(posed.means), t(posed.covariances), t(posed.opacities), t(posed.colors), camera, t(background))
+    colors, bg = t(posed.colors), t(background)
+    if options.get("linear_light"):
+        colors, bg = srgb_to_linear(colors), srgb_to_linear(bg)
+    return rasterize(t(posed.means), t(posed.covariances), t(posed.opacities), colors, camera, bg, **options)
 
 
-def project(means, covariances, camera: Camera, eps2d: float = 0.3):
+def project(means, covariances, camera: Camera, eps2d: float = 0.3, antialiased: bool = False):
     """EWA projection in pure torch.
 
     Returns radii (N,2) int32 pixels (0 = culled), means2d (N,2) pixels, depths (N,) camera z,
-    conics (N,3) = the upper triangle (a, b, c) of the inverse 2D covariance.
+    conics (N,3) = the upper triangle (a, b, c) of the inverse 2D covariance, and the opacity
+    factor (N,): 1, or with ``antialiased`` sqrt(det(cov2d) / det(cov2d + eps2d I)) as gsplat's
+    "antialiased" mode (Mip-Splatting's 2D filter): the blur then keeps the splat's total weight
+    instead of adding to it, so a thin splat is not drawn bigger than it is.
     """
     viewmat, K = camera_tensors(camera, means.device, means.dtype)
     W, H = camera.width, camera.height
@@ -109,6 +145,11 @@ def project(means, covariances, camera: Camera, eps2d: float = 0.3):
     b = 0.5 * (cov2d[:, 0, 1] + cov2d[:, 1, 0])
     det = a * c - b * b
     det_safe = torch.clamp(det, min=1e-10)
+    if antialiased:
+        det_raw = cov2d[:, 0, 0] * cov2d[:, 1, 1] - b * b
+        compensation = torch.sqrt(torch.clamp(det_raw / det_safe, min=0.0))
+    else:
+        compensation = torch.ones_like(det)
     conics = torch.stack([c / det_safe, -b / det_safe, a / det_safe], dim=-1)
 
     radii = torch.ceil(RADIUS_SIGMAS * torch.sqrt(torch.stack([a, c], dim=-1))).detach()
@@ -116,7 +157,7 @@ def project(means, covariances, camera: Camera, eps2d: float = 0.3):
     keep = ((det > 0) & (z > NEAR_PLANE) & (z < FAR_PLANE)).detach()
     keep &= (m[:, 0] + radii[:, 0] > 0) & (m[:, 0] - radii[:, 0] < W) & (m[:, 1] + radii[:, 1] > 0) & (m[:, 1] - radii[:, 1] < H)
     radii = torch.where(keep[:, None], radii, torch.zeros_like(radii)).int()
-    return radii, means2d, z, conics
+    return radii, means2d, z, conics, compensation
 
 
 def _composite_tile(pixels, m2d, con, op, col, bg):
@@ -134,10 +175,11 @@ def _composite_tile(pixels, m2d, con, op, col, bg):
     return torch.cat([rgb + (1 - acc) * bg, acc], dim=-1)
 
 
-def _rasterize_torch(means, covariances, opacities, colors, camera, bg, eps2d):
+def _rasterize_torch(means, covariances, opacities, colors, camera, bg, eps2d, antialiased):
     W, H = camera.width, camera.height
     device, dtype = means.device, means.dtype
-    radii, means2d, depths, conics = project(means, covariances, camera, eps2d)
+    radii, means2d, depths, conics, compensation = project(means, covariances, camera, eps2d, antialiased)
+    opacities = opacities * compensation
     rx, ry = radii[:, 0], radii[:, 1]
     visible = (rx > 0) & (ry > 0)
     order = torch.argsort(torch.where(visible, depths.detach(), torch.full_like(depths, math.inf)), stable=True)

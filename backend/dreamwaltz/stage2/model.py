@@ -17,7 +17,9 @@ import torch.nn.functional as F
 from smplx.lbs import batch_rigid_transform, batch_rodrigues
 
 from ..body import BodyModel
-from ..core.h3ga import SKIN_TOP_K, H3GAAvatar, new_manifest
+from ..core.h3ga import COLOR_SPACE_LINEAR, SKIN_TOP_K, H3GAAvatar, new_manifest
+from ..core.h3ga import srgb_to_linear as srgb_to_linear_np
+from ..render import srgb_to_linear
 from ..core.joints import JOINT_INDEX, JOINT_NAMES
 
 HAND_JOINTS = [i for i, n in enumerate(JOINT_NAMES) if "wrist" in n or any(f in n for f in ("index", "middle", "ring", "pinky", "thumb"))]
@@ -138,7 +140,8 @@ class H3GA(torch.nn.Module):
             alpha = 1 - torch.exp(-init_densities * 2 * spacing)
             opacity = torch.logit(alpha.clamp(0.05, 0.99))
         self.free_opacity = torch.nn.Parameter(opacity)
-        self.free_color_logits = torch.nn.Parameter(torch.logit(colors.clamp(0.02, 0.98)))
+        # Stage 1 renders display values; this model holds linear light (render.AVATAR_RENDER).
+        self.free_color_logits = torch.nn.Parameter(torch.logit(srgb_to_linear(colors).clamp(0.02, 0.98)))
 
         # Mesh-bound Gaussians: several per hand and face triangle.
         tri = torch.nonzero(part_triangles).squeeze(1)
@@ -151,7 +154,7 @@ class H3GA(torch.nn.Module):
         self.bound_log_scales = torch.nn.Parameter(torch.stack([edge.log(), edge.log(), (edge * 0.1).log()], -1) - 0.5)
         self.bound_quats = torch.nn.Parameter(torch.tensor([1.0, 0, 0, 0]).repeat(len(bound_faces), 1))
         self.bound_opacity = torch.nn.Parameter(torch.full((len(bound_faces),), 2.0))
-        self.bound_color_logits = torch.nn.Parameter(torch.logit(torch.tensor([0.78, 0.6, 0.5])).repeat(len(bound_faces), 1))
+        self.bound_color_logits = torch.nn.Parameter(torch.logit(srgb_to_linear(torch.tensor([0.78, 0.6, 0.5]))).repeat(len(bound_faces), 1))
         # Learnable hand shape: per-vertex offsets on hand vertices, baked into the exported template.
         self.register_buffer("hand_mask", (weights[:, HAND_JOINTS].sum(1) > 0.5).float()[:, None])
         self.hand_offsets = torch.nn.Parameter(torch.zeros_like(v))
@@ -238,11 +241,11 @@ class H3GA(torch.nn.Module):
         if deformation and self.deformation is not None:  # backend-only extra, ignored by Blender
             for name, tensor in self.deformation.net.state_dict().items():
                 arrays[f"deform/mlp_{name.replace('.', '_')}"] = f(tensor)
-        if body.vertex_colors is not None:
-            arrays["body/vertex_colors"] = body.vertex_colors
-        else:  # a plain skin tone for the mesh display mode
-            arrays["body/vertex_colors"] = np.tile(np.array([[0.8, 0.62, 0.52]], np.float32), (body.num_vertices, 1))
+        # The body's colours in the file's colour space too: its own are display values.
+        display = body.vertex_colors if body.vertex_colors is not None else np.tile([[0.8, 0.62, 0.52]], (body.num_vertices, 1))
+        arrays["body/vertex_colors"] = srgb_to_linear_np(display).astype(np.float32)
         manifest = new_manifest(prompt=prompt, negative_prompt=negative_prompt, seed=seed, preset=preset,
+                                color_space=COLOR_SPACE_LINEAR,
                                 body_kind=body.kind, gender=gender, licensed_smplx_data=body.licensed,
                                 shape_names=body.shape_names, expression_names=body.expression_names)
         return H3GAAvatar(manifest, arrays)

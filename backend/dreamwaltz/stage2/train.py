@@ -23,7 +23,7 @@ from ..conditioning.cameras import CameraSample
 from ..conditioning.prefetch import skeleton_tensor, step_rng
 from ..core.camera import orbit_camera
 from ..progress import ProgressReporter
-from ..render import rasterize
+from ..render import AVATAR_RENDER, rasterize, srgb_to_linear
 from ..render.rasterizer import RenderOutput
 from ..trainer import LoopConfig, StepResult, Trainer
 from .config import Stage2Config
@@ -66,7 +66,8 @@ def phase_pose(rng: np.random.Generator, step: int, total: int, expressions: int
 def render_output(model: H3GA, pose, expression, camera, device="cpu", deform: bool = True) -> RenderOutput:
     means, cov, colors, opacities = model(torch.as_tensor(pose, dtype=torch.float32, device=device),
                                           torch.as_tensor(expression, dtype=torch.float32, device=device), deform)
-    return rasterize(means, cov, opacities, colors, camera, torch.tensor(BACKGROUND, device=device))
+    background = srgb_to_linear(torch.tensor(BACKGROUND, device=device))  # the model's colours are linear light
+    return rasterize(means, cov, opacities, colors, camera, background, **AVATAR_RENDER)
 
 
 def render(model: H3GA, pose, expression, camera, device="cpu", deform: bool = True) -> torch.Tensor:
