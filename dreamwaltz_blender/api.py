@@ -210,11 +210,12 @@ def _density_key(mod) -> str:
     return next(item.identifier for item in mod.node_group.interface.items_tree if getattr(item, "name", "") == "Viewport Density")
 
 
-def set_viewport_density(avatar: Avatar, fraction: float) -> None:
-    """Show this fraction of the splats in the viewport (renders always use all of them)."""
-    mod = avatar.splats.modifiers["DreamWaltz Splats"]
+def set_viewport_density(target, fraction: float) -> None:
+    """Show this fraction of an avatar's (or a splat scene object's) splats in the viewport; renders use all."""
+    obj = target.splats if isinstance(target, Avatar) else target
+    mod = obj.modifiers["DreamWaltz Splats"]
     mod[_density_key(mod)] = float(min(1.0, max(0.0, fraction)))
-    avatar.splats.update_tag()
+    obj.update_tag()
 
 
 def _checked_keys(obj, kind: str, values):
@@ -300,23 +301,67 @@ def evaluated_splats(avatar: Avatar, depsgraph=None):
 
     Colours are display (sRGB) values, as ``core/posing.py`` returns them and .ply files hold.
     """
-    depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
-    mod = avatar.splats.modifiers["DreamWaltz Splats"]
-    if mod.get(_density_key(mod), 1.0) < 1.0 or not mod.show_viewport:
-        raise errors.DreamWaltzError("Some splats are hidden in the viewport (density below 1 or splats not shown).",
-                                     "Set the viewport density to 1 and show the splats before exporting.")
-    obj = avatar.splats.evaluated_get(depsgraph)
     mesh = avatar.splats.data
     kinds = np.empty(len(mesh.vertices), dtype=np.int32)
     mesh.attributes["dw_kind"].data.foreach_get("value", kinds)
     # Every point except the free splats' axis points (kind 1) is a splat (see importer/nodes.py).
-    M, values = compat.evaluated_instances(obj, depsgraph, {"dw_color": ("vector", 3), "dw_opacity": ("value", 1)},
-                                           rows=np.flatnonzero(kinds != 1))
+    return _evaluated_splat_instances(avatar.splats, np.flatnonzero(kinds != 1), depsgraph)
+
+
+def _evaluated_splat_instances(obj, rows, depsgraph=None):
+    """The splats an object's drawing path makes, read from its viewport instances (ellipsoids)."""
+    depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
+    mod = obj.modifiers["DreamWaltz Splats"]
+    if mod.get(_density_key(mod), 1.0) < 1.0 or not mod.show_viewport:
+        raise errors.DreamWaltzError("Some splats are hidden in the viewport (density below 1 or splats not shown).",
+                                     "Set the viewport density to 1 and show the splats before exporting.")
+    evaluated = obj.evaluated_get(depsgraph)
+    M, values = compat.evaluated_instances(evaluated, depsgraph, {"dw_color": ("vector", 3), "dw_opacity": ("value", 1)},
+                                           rows=rows)
     axes = M[:, :3, :3] / nodes.EXTENT_SIGMA
     # dw_color is scene-linear (what the material emits); callers get display (sRGB) values, like
     # core/posing.py and 3DGS .ply files.
     colors, opacity = h3ga.linear_to_srgb(values["dw_color"]), values["dw_opacity"]
     return M[:, :3, 3], axes @ np.transpose(axes, (0, 2, 1)), colors, opacity
+
+
+# --------------------------------------------------------------------------- 3DGS scenes
+
+SPLAT_UP_AXES = ("Y", "-Y", "Z")
+
+
+def import_splat_scene(path, up_axis: str = "Y", scale: float = 1.0, collection=None, name=None):
+    """Import a 3D Gaussian splatting scene (.ply, compressed .ply, .spz) as a static splat object.
+
+    ``up_axis``: the file's up direction: "Y" (+Y up: glTF, SPZ, ``dreamwaltz export``), "-Y"
+    (COLMAP/OpenCV captures, most 3DGS training output) or "Z". Drawn by the same path as avatar
+    splats, so avatars, scenes and meshes hide each other in renders; colours follow the
+    file's spherical harmonics toward the scene camera. A bad file changes nothing.
+    """
+    from .importer import scene_splats
+
+    if up_axis not in SPLAT_UP_AXES:
+        raise errors.DreamWaltzError(f"up_axis must be one of {', '.join(SPLAT_UP_AXES)}, not {up_axis!r}.", "")
+    if not (np.isfinite(scale) and scale > 0):
+        raise errors.DreamWaltzError(f"scale must be a positive number, not {scale!r}.", "")
+    cloud = module("splat_files").read_splats(path)  # all checks before the scene is touched
+    target = collection or bpy.context.scene.collection
+    obj = None
+    try:
+        obj = scene_splats.create_scene_splats(name or Path(path).stem, cloud, target, up_axis, scale)
+    except Exception as err:
+        if obj is not None:
+            mesh = obj.data
+            bpy.data.objects.remove(obj, do_unlink=True)
+            bpy.data.meshes.remove(mesh)
+        raise errors.DreamWaltzError(f"Importing '{Path(path).name}' failed: {err}", "Please report this with the file.") from err
+    return obj
+
+
+def evaluated_scene_splats(obj, depsgraph=None):
+    """World-space means, covariances, display colours (toward the scene camera) and opacities of a
+    splat scene object, as Blender draws them."""
+    return _evaluated_splat_instances(obj, np.arange(len(obj.data.vertices)), depsgraph)
 
 
 def apply_motion(avatar: Avatar, source, start_frame=None, in_place: bool = False, scale: float = 1.0,

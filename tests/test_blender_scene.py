@@ -1,0 +1,260 @@
+"""Issue 19: 3DGS scenes in Blender, drawn by the avatars' drawing path (import, SH colour, occlusion)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dreamwaltz.core import splat_files
+from dreamwaltz.core.errors import InvalidFileError
+
+gsply = pytest.importorskip("gsply", reason="gsply (the independent splat reader/writer) is not installed")
+
+UP = {"Y": np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]]), "-Y": np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])}
+
+
+def random_splats(n=300, seed=0, degree=3):
+    rng = np.random.default_rng(seed)
+    q = rng.normal(size=(n, 4))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    return dict(means=rng.normal(scale=0.8, size=(n, 3)).astype(np.float32),
+                scales=rng.normal(-3.0, 0.5, size=(n, 3)).astype(np.float32), quats=q.astype(np.float32),
+                opacities=rng.normal(size=n).astype(np.float32), sh0=rng.normal(scale=0.6, size=(n, 3)).astype(np.float32),
+                shN=rng.normal(scale=0.15, size=(n, splat_files.SH_REST[degree], 3)).astype(np.float32))
+
+
+def write_file(kind, path, s):
+    if kind == "ply":
+        gsply.plywrite(str(path), s["means"], s["scales"], s["quats"], s["opacities"], s["sh0"], s["shN"])
+    elif kind == "compressed":
+        data = gsply.compress_to_bytes(s["means"], s["scales"], s["quats"], s["opacities"], s["sh0"], s["shN"])
+        path.write_bytes(data if isinstance(data, bytes) else data[0])
+    else:
+        gsply.write_spz(str(path), gsply.GSData(means=s["means"], scales=s["scales"], quats=s["quats"],
+                                                opacities=s["opacities"], sh0=s["sh0"], shN=s["shN"]))
+    return path
+
+
+def decoded_by_gsply(kind, path):
+    """What the independent reader makes of the file (its quantisation included)."""
+    g = gsply.read_spz(str(path)) if kind == "spz" else gsply.plyread(str(path))
+    return splat_files.SplatCloud(np.asarray(g.means), np.asarray(g.scales), np.asarray(g.quats),
+                                  1 / (1 + np.exp(-np.asarray(g.opacities, dtype=np.float64))), np.asarray(g.sh0),
+                                  np.asarray(g.shN).reshape(len(g.means), -1, 3), kind)
+
+
+def _camera(bpy, location):
+    cam = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
+    bpy.context.scene.collection.objects.link(cam)
+    bpy.context.scene.camera = cam
+    cam.location = location
+    return cam
+
+
+@pytest.mark.parametrize("kind,suffix,up", [("ply", "ply", "-Y"), ("compressed", "compressed.ply", "Y"), ("spz", "spz", "Y")])
+def test_splat_scene_imports_equal_to_the_file(addon, tmp_path, kind, suffix, up):
+    """Positions, covariances, opacities and view-dependent (SH degree 3) colours as Blender evaluates
+    them equal the file as gsply reads it, within the format's quantisation."""
+    import bpy
+    from dreamwaltz_blender import api
+
+    s = random_splats(seed=1)
+    path = write_file(kind, tmp_path / f"scene.{suffix}", s)
+    truth = decoded_by_gsply(kind, path)
+    ours = splat_files.read_splats(path)
+    assert ours.sh_degree == 3 and len(ours) == len(truth)
+    cam = _camera(bpy, (0.4, -4.0, 0.9))
+    if kind == "spz":  # through File > Import, as an artist would
+        assert bpy.ops.import_scene.dreamwaltz_splats(filepath=str(path), up_axis=up) == {"FINISHED"}
+        obj = bpy.context.scene.objects[path.stem]
+    else:
+        obj = api.import_splat_scene(str(path), up_axis=up)
+    bpy.context.view_layer.update()
+    means, cov, colors, opacities = api.evaluated_scene_splats(obj)
+
+    R = UP[up]
+    assert np.abs(means - truth.means @ R.T).max() < 2e-3  # compressed PLY: 11/10-bit positions per chunk
+    L = truth.covariance_square_roots()
+    expected_cov = R @ (L @ np.transpose(L, (0, 2, 1))) @ R.T
+    rel = np.linalg.norm(cov - expected_cov, axis=(1, 2)) / np.linalg.norm(expected_cov, axis=(1, 2))
+    assert np.median(rel) < 0.02 and rel.max() < 0.1, (np.median(rel), rel.max())  # 8-bit log-scales in SPZ
+    assert np.abs(opacities - truth.opacities).max() < 0.01
+    expected = splat_files.view_colors(truth, R.T @ np.array(cam.location))  # camera in the file's frame
+    assert np.abs(colors - expected).max() < 0.04, np.abs(colors - expected).max()
+    assert np.abs(colors - truth.colors).max() > 0.2, "the colours depend on the view (SH), not only the DC term"
+
+
+def test_spherical_harmonics_and_quaternions_follow_3dgs_conventions(addon, tmp_path):
+    """Known values: SH coefficient 1 is -C1 * y (C1 = 0.4886025); rot_0..3 is (w, x, y, z)."""
+    import bpy
+    from dreamwaltz_blender import api
+
+    s = random_splats(n=1, degree=1)
+    s["means"][:] = 0.0
+    s["sh0"][:] = 0.0
+    s["shN"][:] = 0.0
+    s["shN"][0, 0] = (1.0, 0.0, 0.0)  # red follows -C1 * y of the view direction
+    s["scales"][:] = np.log([0.3, 0.05, 0.05])
+    s["quats"][:] = (np.cos(np.pi / 4), 0.0, 0.0, np.sin(np.pi / 4))  # 90 degrees about +Z (w, x, y, z)
+    s["opacities"][:] = 3.0
+    path = write_file("ply", tmp_path / "one.ply", s)
+    cam = _camera(bpy, (0.0, -5.0, 0.0))  # up "Z": Blender frame = file frame; looking along +Y
+    obj = api.import_splat_scene(str(path), up_axis="Z")
+    bpy.context.view_layer.update()
+    _, cov, colors, _ = api.evaluated_scene_splats(obj)
+    assert colors[0, 0] == pytest.approx(0.5 - 0.4886025, abs=2e-3)
+    cam.location = (0.0, 5.0, 0.0)  # now looking along -Y
+    bpy.context.view_layer.update()
+    _, _, colors, _ = api.evaluated_scene_splats(obj)
+    assert colors[0, 0] == pytest.approx(0.5 + 0.4886025, abs=2e-3)
+    assert np.allclose(colors[0, 1:], 0.5, atol=2e-3)
+    # The long axis (scale 0.3 along local x) turned onto +Y.
+    assert np.allclose(np.diag(cov[0]), [0.05 ** 2, 0.3 ** 2, 0.05 ** 2], rtol=1e-4)
+
+
+def test_bad_splat_files_change_nothing(addon, tmp_path):
+    import bpy
+    from dreamwaltz_blender import api
+
+    errors = __import__("dreamwaltz.core.errors", fromlist=["DreamWaltzError"])
+    before = (len(bpy.data.objects), len(bpy.data.meshes))
+    mesh_ply = tmp_path / "mesh.ply"
+    mesh_ply.write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 1\nproperty float x\nproperty float y\n"
+                         b"property float z\nend_header\n" + np.zeros(3, "<f4").tobytes())
+    truncated = tmp_path / "cut.ply"
+    write_file("ply", truncated, random_splats(n=20))
+    truncated.write_bytes(truncated.read_bytes()[:-100])
+    liar = tmp_path / "liar.spz"
+    import gzip
+    import struct
+    liar.write_bytes(gzip.compress(struct.pack("<IIIBBBB", splat_files.SPZ_MAGIC, 3, 2_000_000_000, 3, 12, 0, 0)))
+    for path, words in ((mesh_ply, "not a 3D Gaussian splatting PLY"), (truncated, "truncated"), (liar, "declares")):
+        with pytest.raises(errors.DreamWaltzError, match=words) as info:
+            api.import_splat_scene(str(path))
+        assert path.name in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(InvalidFileError):
+        splat_files.read_splats(tmp_path / "missing.ply")
+    assert (len(bpy.data.objects), len(bpy.data.meshes)) == before
+
+
+def _flat_avatar(color, seed):
+    """The test avatar in one flat colour, splats 1.5x as large (a solid silhouette)."""
+    from dreamwaltz.core.testing import make_test_avatar
+
+    avatar = make_test_avatar(num_free=1500, num_bound=300, seed=seed)
+    for group in ("free", "bound"):
+        n = len(avatar.arrays[f"{group}/colors"])
+        avatar.arrays[f"{group}/colors"] = np.tile(color, (n, 1))
+        avatar.arrays[f"{group}/log_scales"] = avatar.arrays[f"{group}/log_scales"] + np.log(1.5)
+        avatar.arrays[f"{group}/opacity_logits"] = np.full(n, 5.0)
+    return avatar
+
+
+def _emissive_plane(bpy, name, size, location, rotation, color):
+    mesh = bpy.data.meshes.new(name)
+    h = size / 2
+    mesh.from_pydata([(-h, -h, 0), (h, -h, 0), (h, h, 0), (-h, h, 0)], [], [(0, 1, 2, 3)])
+    obj = bpy.data.objects.new(name, mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    obj.location, obj.rotation_euler = location, rotation
+    mat = bpy.data.materials.new(name)
+    mat.use_nodes = True
+    nodes = mat.node_tree.nodes
+    nodes.clear()
+    emission = nodes.new("ShaderNodeEmission")
+    emission.inputs["Color"].default_value = (*color, 1.0)
+    out = nodes.new("ShaderNodeOutputMaterial")
+    mat.node_tree.links.new(emission.outputs[0], out.inputs["Surface"])
+    mesh.materials.append(mat)
+    return obj
+
+
+def _renders_alone_and_together(bpy, tmp_path, objects_by_name):
+    """Cycles renders of each group of objects alone (alpha masks) and of all together (colours)."""
+    from blender_render import render_to_array
+
+    alone = {}
+    for name, objects in objects_by_name.items():
+        for other, group in objects_by_name.items():
+            for obj in group:
+                obj.hide_render = other != name
+        alone[name] = render_to_array(bpy, tmp_path / f"alone_{name}.png", size=96, samples=16)[..., 3]
+    for group in objects_by_name.values():
+        for obj in group:
+            obj.hide_render = False
+    return alone, render_to_array(bpy, tmp_path / "together.png", size=96, samples=16)
+
+
+def _look(bpy, location, target):
+    import mathutils
+
+    cam = _camera(bpy, location)
+    cam.rotation_euler = (mathutils.Vector(target) - cam.location).to_track_quat("-Z", "Y").to_euler()
+    bpy.context.view_layer.update()
+    return cam
+
+
+def test_avatars_and_a_mesh_wall_hide_each_other_by_depth_in_cycles(addon, tmp_path):
+    """A red avatar in front, a blue one 1 m behind it and to the side, a grey wall between them
+    covering part of the blue one: each pixel shows the nearest thing."""
+    import bpy
+    from dreamwaltz.core.h3ga import write_h3ga
+    from dreamwaltz_blender import api
+
+    scene = bpy.context.scene
+    red = api.import_avatar(str(write_h3ga(tmp_path / "red.h3ga", _flat_avatar((0.9, 0.05, 0.05), 1))), set_view_transform=True)
+    scene.cursor.location = (0.2, 1.0, 0.0)
+    blue = api.import_avatar(str(write_h3ga(tmp_path / "blue.h3ga", _flat_avatar((0.05, 0.1, 0.9), 2))))
+    wall = _emissive_plane(bpy, "Wall", 1.0, (0.8, 0.5, 0.9), (np.pi / 2, 0, 0), (0.5, 0.5, 0.5))
+    _look(bpy, (0.2, -4.0, 0.9), (0.2, 0.0, 0.9))
+    parts = {"red": [red.splats], "blue": [blue.splats], "wall": [wall]}  # bodies stay hidden (splat display)
+    alone, together = _renders_alone_and_together(bpy, tmp_path, parts)
+    solid = {k: v > 0.8 for k, v in alone.items()}
+    rgb = together[..., :3]
+    regions = {
+        "red over blue": (solid["red"] & solid["blue"], 0),
+        "wall over blue": (solid["wall"] & solid["blue"] & (alone["red"] < 0.02), None),
+        "blue alone": (solid["blue"] & (alone["red"] < 0.02) & (alone["wall"] < 0.02), 2),
+    }
+    for name, (mask, channel) in regions.items():
+        assert mask.sum() >= 10, f"the shot has a '{name}' region ({mask.sum()} px)"
+        pixels = rgb[mask]
+        if channel is None:  # the wall's grey, not blue
+            assert np.abs(pixels - pixels.mean(axis=1, keepdims=True)).max(axis=1).mean() < 0.05, name
+        else:
+            assert (pixels.argmax(axis=1) == channel).mean() > 0.95, f"{name}: {pixels.mean(axis=0)}"
+
+
+def test_an_avatar_stands_inside_a_splat_scene(addon, tmp_path):
+    """A 3DGS room (a back wall of splats behind the avatar, a pillar of splats in front of it):
+    the avatar covers the wall and the pillar covers the avatar, in one Cycles render."""
+    import bpy
+    from dreamwaltz.core.h3ga import write_h3ga
+    from dreamwaltz_blender import api
+
+    rng = np.random.default_rng(4)
+    # File frame +Z up (imported with up_axis "Z"): a green wall at y = +1.5, a yellow pillar at y = -0.6.
+    wall = np.stack(np.meshgrid(np.linspace(-1.5, 1.5, 40), [1.5], np.linspace(0.0, 2.2, 30)), -1).reshape(-1, 3)
+    pillar = np.stack(np.meshgrid(np.linspace(0.05, 0.3, 6), [-0.6], np.linspace(0.0, 2.2, 40)), -1).reshape(-1, 3)
+    means = np.concatenate([wall, pillar]).astype(np.float32)
+    n = len(means)
+    colour = np.concatenate([np.tile([0.1, 0.8, 0.1], (len(wall), 1)), np.tile([0.9, 0.85, 0.1], (len(pillar), 1))])
+    s = dict(means=means + rng.normal(scale=0.002, size=means.shape).astype(np.float32),
+             scales=np.full((n, 3), np.log(0.05), np.float32), quats=np.tile([1.0, 0, 0, 0], (n, 1)).astype(np.float32),
+             opacities=np.full(n, 6.0, np.float32), sh0=((colour - 0.5) / splat_files.SH_C0).astype(np.float32),
+             shN=np.zeros((n, 0, 3), np.float32))
+    room = api.import_splat_scene(str(write_file("ply", tmp_path / "room.ply", s)), up_axis="Z")
+    avatar = api.import_avatar(str(write_h3ga(tmp_path / "red.h3ga", _flat_avatar((0.9, 0.05, 0.05), 1))), set_view_transform=True)
+    _look(bpy, (0.0, -4.0, 1.0), (0.0, 0.0, 1.0))
+    room_only = splat_files.read_splats(tmp_path / "room.ply")
+    assert len(room_only) == n
+    alone, together = _renders_alone_and_together(bpy, tmp_path, {"avatar": [avatar.splats], "room": [room]})
+    rgb = together[..., :3]
+    avatar_px = alone["avatar"] > 0.8
+    pillar_px = (rgb[..., 0] > 0.6) & (rgb[..., 1] > 0.6) & (rgb[..., 2] < 0.3)  # yellow in the full render
+    red_px = (rgb.argmax(axis=-1) == 0) & (together[..., 3] > 0.5) & ~pillar_px  # the avatar, not the green wall
+    in_front_of_wall = avatar_px & ~pillar_px
+    assert in_front_of_wall.sum() > 100 and (red_px & in_front_of_wall).sum() > 0.95 * in_front_of_wall.sum(), \
+        "the avatar covers the wall behind it"
+    assert (avatar_px & pillar_px).sum() >= 10, "the pillar in front covers part of the avatar"
+    assert (red_px & (alone["avatar"] < 0.02)).sum() < 5, "no red where the avatar is not"
