@@ -1,17 +1,25 @@
-"""``dreamwaltz export``: an avatar in a pose as a standard 3D Gaussian splatting .ply."""
+"""``dreamwaltz export``: an avatar as a 3D Gaussian splatting .ply, or as glTF 2.0 binary (.glb)
+with ``KHR_gaussian_splatting``: one posed frame, or (``--motion``) the skinned, animated avatar."""
 
 from pathlib import Path
 
 NAME = "export"
-HELP = "Export a .h3ga avatar (optionally posed by a motion file) as a 3D Gaussian splatting .ply"
+HELP = "Export a .h3ga avatar as a 3D Gaussian splatting .ply or a glTF .glb (one posed frame, or animated with --motion)"
+FORMATS = ["ply", "glb"]
 
 
 def add_arguments(p):
     p.add_argument("avatar", type=Path)
-    p.add_argument("--format", default="ply", choices=["ply"])
+    p.add_argument("--format", default="ply", choices=FORMATS,
+                   help="ply: one posed frame as a 3DGS .ply; glb: glTF 2.0 binary with KHR_gaussian_splatting")
     p.add_argument("--pose", type=Path, default=None, help="a motion file (BVH, SMPL-X .npz/.npy) to pose it with")
     p.add_argument("--frame", type=int, default=0, help="which frame of --pose")
-    p.add_argument("--betas", type=float, nargs="*", default=None, help="shape edit")
+    p.add_argument("--betas", type=float, nargs="*", default=None, help="shape edit (one posed frame only)")
+    p.add_argument("--motion", type=Path, default=None,
+                   help="glb: the animated avatar (skin, skinned body and splats, animation) with this motion file")
+    p.add_argument("--frames", default=None, metavar="A:B", help="with --motion: only frames A..B-1 of the clip")
+    p.add_argument("--with-body", action="store_true", help="glb of one frame: add the posed body mesh")
+    p.add_argument("--no-body", action="store_true", help="glb with --motion: leave out the skinned body mesh")
     p.add_argument("--out", type=Path, required=True)
 
 
@@ -29,16 +37,66 @@ def load_pose(avatar, path: Path, frame: int):
     return seq.full_pose[frame], seq.transl[frame], expression
 
 
+def frame_range(spec, num_frames: int) -> range:
+    """``A:B`` (either side may be empty) -> the frames of a clip of ``num_frames`` it names."""
+    from ..core.errors import MotionError
+
+    if spec is None:
+        return range(num_frames)
+    try:
+        start, stop = (s.strip() for s in spec.split(":"))
+        start = int(start) if start else 0
+        stop = int(stop) if stop else num_frames
+    except ValueError:
+        raise MotionError(f"--frames '{spec}' is not A:B.", "Give two frame numbers, e.g. --frames 0:120.") from None
+    if not 0 <= start < stop <= num_frames:
+        raise MotionError(f"--frames {start}:{stop} is outside the clip (0..{num_frames}).",
+                          f"Choose A < B within 0..{num_frames}.")
+    return range(start, stop)
+
+
+def load_clip(avatar, path: Path, frames=None):
+    """(full_pose (T,J,3), transl (T,3), fps, frame numbers) of a motion file, cut to ``--frames``."""
+    from ..core.motion import TargetSkeleton, load_motion
+
+    seq = load_motion(path, TargetSkeleton.from_avatar(avatar))
+    keep = frame_range(frames, seq.num_frames)
+    sl = slice(keep.start, keep.stop)
+    return seq.full_pose[sl], seq.transl[sl], float(seq.fps), keep
+
+
 def run(args) -> int:
+    from ..core.errors import DreamWaltzError
     from ..core.h3ga import read_h3ga
-    from ..core.ply import write_gaussian_ply
     from ..core.posing import pose_avatar
 
     avatar = read_h3ga(args.avatar)
+    if args.motion is not None:
+        if args.format != "glb":
+            raise DreamWaltzError(f"--motion is not supported with --format {args.format}.",
+                                  "Use --format glb for the animated avatar, or --pose FILE --frame N for one frame.")
+        if args.pose is not None or args.betas is not None:
+            raise DreamWaltzError("--motion exports the avatar as it is, with its own shape and no --pose.",
+                                  "Leave out --pose/--betas (a shape edit is not kept in a skinned file).")
+        from ..core.gltf import write_animated_glb
+
+        full_pose, transl, fps, frames = load_clip(avatar, args.motion, args.frames)
+        write_animated_glb(args.out, avatar, full_pose, transl, fps, name=args.motion.stem, with_body=not args.no_body)
+        print(f"wrote the skinned avatar ({avatar.num_splats} splats) with {len(frames)} frames at {fps:g} fps "
+              f"to {args.out} (glTF: metres, +Y up)")
+        return 0
     pose = transl = expression = None
     if args.pose:
         pose, transl, expression = load_pose(avatar, args.pose, args.frame)
     posed = pose_avatar(avatar, pose, betas=args.betas, expression=expression, transl=transl)
+    if args.format == "glb":
+        from ..core.gltf import write_posed_glb
+
+        write_posed_glb(args.out, posed, avatar, with_body=args.with_body)
+        print(f"wrote {len(posed.means)} splats to {args.out} (glTF KHR_gaussian_splatting: metres, +Y up)")
+        return 0
+    from ..core.ply import write_gaussian_ply
+
     write_gaussian_ply(args.out, posed.means, posed.covariances, posed.colors, posed.opacities)
     print(f"wrote {len(posed.means)} splats to {args.out} (SMPL-X space: metres, +Y up)")
     return 0
