@@ -37,6 +37,10 @@ SH0 = f"{EXTENSION}:SH_DEGREE_0_COEF_0"
 COLOR_SPACE_SRGB = "srgb_rec709_display"  # the avatar's display (sRGB) colours: what 3DGS trains and .ply holds
 GENERATOR = "DreamWaltz for Blender"
 JOINTS_PER_SET = 4  # JOINTS_0/WEIGHTS_0: what every glTF skinning implementation reads
+# Application-specific attributes (glTF: names start with "_") of the skinned file's splats that let
+# a loader place mesh-bound splats exactly on the posed body triangle (docs/EXPORT.md, "exact rule").
+BIND_FACE = "_DREAMWALTZ_BIND_FACE"  # SCALAR float: triangle of the body primitive's indices; -1: free splat
+BIND_BARYCENTRIC = "_DREAMWALTZ_BIND_BARYCENTRIC"  # VEC3 float: barycentric coordinates in that triangle
 
 FLOAT, UNSIGNED_BYTE, UNSIGNED_SHORT, UNSIGNED_INT = 5126, 5121, 5123, 5125
 ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER = 34962, 34963
@@ -269,8 +273,17 @@ def write_animated_glb(path, avatar, full_pose, transl, fps: float, name: str = 
     n_free = int(avatar.arrays["free/means"].shape[0])
     extras = {"dreamwaltz": {"skinned_splats": "docs/EXPORT.md", "num_free": n_free,
                              "num_bound": int(len(rest["means"]) - n_free)}}
+    extra = _skin_attributes(b, rest["joints"], rest["weights"])
+    if with_body and len(avatar.arrays["body/faces"]) < 2 ** 24:  # float32 holds the face index exactly; the exact binding of mesh-bound splats refers to the body primitive's triangles
+        n_bound = len(rest["means"]) - n_free
+        face = np.concatenate([np.full(n_free, -1.0), avatar.arrays["bound/faces"].astype(np.float64)])
+        bary = np.concatenate([np.zeros((n_free, 3)), avatar.arrays["bound/barycentrics"].astype(np.float64)])
+        extra[BIND_FACE] = b.accessor(face, "SCALAR", target=ARRAY_BUFFER)
+        extra[BIND_BARYCENTRIC] = b.accessor(bary, "VEC3", target=ARRAY_BUFFER)
+        extras["dreamwaltz"]["exact_binding"] = [BIND_FACE, BIND_BARYCENTRIC]
+        assert n_bound == len(avatar.arrays["bound/faces"])
     splat = splat_primitive(b, rest["means"], rest["covariances"], rest["colors"], rest["opacities"],
-                            extra_attributes=_skin_attributes(b, rest["joints"], rest["weights"]), extras=extras)
+                            extra_attributes=extra, extras=extras)
     scene.append(b.node(name="splats", mesh=b.mesh("splats", [splat]), skin=0))
     if with_body:
         joints, weights = top_k_weights(avatar.arrays["body/skin_weights"])
