@@ -239,8 +239,10 @@ def test_animated_glb_skinned_by_the_documented_rule_is_the_posed_avatar(exporte
 
 def test_export_refuses_what_it_cannot_keep(exported):
     _, path, tmp = exported
-    out = cli("export", path, "--format", "ply", "--motion", WALK, "--out", tmp / "x.ply")
+    out = cli("export", path, "--format", "spz", "--motion", WALK, "--out", tmp / "x.spz")
     assert out.returncode == 2 and "--format glb" in out.stderr and "Traceback" not in out.stderr
+    out = cli("export", path, "--format", "ply-seq", "--out", tmp / "seq")
+    assert out.returncode == 2 and "--motion" in out.stderr
     out = cli("export", path, "--format", "glb", "--motion", WALK, "--betas", "1", "--out", tmp / "x.glb")
     assert out.returncode == 2 and "shape" in out.stderr
     out = cli("export", path, "--format", "glb", "--motion", WALK, "--frames", "5:2", "--out", tmp / "x.glb")
