@@ -153,6 +153,8 @@ def test_export_refuses_what_it_cannot_keep(exported):
     assert out.returncode == 2 and "shape" in out.stderr
     out = cli("export", path, "--format", "glb", "--motion", WALK, "--frames", "5:2", "--out", tmp / "x.glb")
     assert out.returncode == 2 and "outside the clip" in out.stderr
+    out = cli("export", path, "--format", "glb", "--frames", "0:3", "--out", tmp / "x.glb")
+    assert out.returncode == 2 and "--frames needs --motion" in out.stderr
     assert not (tmp / "x.glb").exists()
 
 

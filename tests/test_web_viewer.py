@@ -108,3 +108,12 @@ def test_view_refuses_a_file_that_is_not_a_glb(tmp_path):
     out = subprocess.run([sys.executable, "-m", "dreamwaltz", "view", bad, "--no-browser"], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 2 and "not a .glb" in out.stderr and "Traceback" not in out.stderr
+    from dreamwaltz.core.gltf import GlbBuilder
+
+    b = GlbBuilder()  # a valid .glb with a plain point cloud and no splats
+    b.gltf["meshes"].append({"primitives": [{"attributes": {"POSITION": b.accessor(np.zeros((2, 3)), "VEC3", bounds=True)},
+                                              "mode": 0}]})
+    b.write(bad)
+    out = subprocess.run([sys.executable, "-m", "dreamwaltz", "view", bad, "--no-browser"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 2 and "no Gaussian splats" in out.stderr

@@ -120,6 +120,8 @@ def run(args) -> int:
     from ..core.posing import pose_avatar
 
     avatar = read_h3ga(args.avatar)
+    if args.frames is not None and args.motion is None:
+        raise DreamWaltzError("--frames needs --motion.", "Add --motion FILE, or use --pose FILE --frame N for one frame.")
     if args.format == "ply-seq" and args.motion is None:
         raise DreamWaltzError("--format ply-seq needs --motion FILE.", "Add --motion, or use --format ply for one frame.")
     if args.motion is not None:

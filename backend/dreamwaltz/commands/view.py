@@ -78,9 +78,13 @@ def make_server(glb: Path, port: int = 0):
 
 def run(args) -> int:
     from ..core.errors import InvalidFileError
+    from ..core.gltf import has_splats, read_glb
 
-    if not args.glb.is_file() or args.glb.read_bytes()[:4] != b"glTF":
-        raise InvalidFileError(f"'{args.glb}' is not a .glb file.", "Export one: dreamwaltz export A.h3ga --format glb ...")
+    if not args.glb.is_file():
+        raise InvalidFileError(f"'{args.glb}' does not exist.", "Give the path of a .glb file.")
+    if not has_splats(read_glb(args.glb)[0]):
+        raise InvalidFileError(f"'{args.glb.name}' has no Gaussian splats (KHR_gaussian_splatting).",
+                               "Export one: dreamwaltz export A.h3ga --format glb --out A.glb")
     server = make_server(args.glb, args.port)
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     print(f"serving {args.glb.name} at {url} (Ctrl+C stops)", flush=True)

@@ -309,14 +309,21 @@ def write_animated_glb(path, avatar, full_pose, transl, fps: float, name: str = 
 # --------------------------------------------------------------------------- reading back
 
 def read_glb(path) -> tuple[dict, bytes]:
-    """(JSON, binary chunk) of a .glb; enough for the files written here and for tests."""
+    """(JSON, binary chunk) of a .glb: enough to check what a file holds (``dreamwaltz view``)."""
     from .errors import InvalidFileError
 
     raw = Path(path).read_bytes()
+    bad = InvalidFileError(f"'{Path(path).name}' is not a .glb file.",
+                           "Export one: dreamwaltz export A.h3ga --format glb --out A.glb")
     if len(raw) < 20 or raw[:4] != b"glTF":
-        raise InvalidFileError(f"'{Path(path).name}' is not a binary glTF (.glb) file.", "Export it again.")
-    (json_len, _), bin_chunk = struct.unpack_from("<I4s", raw, 12), b""
-    gltf = json.loads(raw[20:20 + json_len])
+        raise bad
+    (json_len, kind), bin_chunk = struct.unpack_from("<I4s", raw, 12), b""
+    if kind != b"JSON" or 20 + json_len > len(raw):
+        raise bad
+    try:
+        gltf = json.loads(raw[20:20 + json_len])
+    except ValueError:
+        raise bad from None
     offset = 20 + json_len
     if offset + 8 <= len(raw):
         bin_len = struct.unpack_from("<I", raw, offset)[0]
@@ -324,10 +331,5 @@ def read_glb(path) -> tuple[dict, bytes]:
     return gltf, bin_chunk
 
 
-def accessor_array(gltf: dict, blob: bytes, index: int) -> np.ndarray:
-    acc = gltf["accessors"][index]
-    view = gltf["bufferViews"][acc["bufferView"]]
-    width = _WIDTH[acc["type"]]
-    start = view.get("byteOffset", 0) + acc.get("byteOffset", 0)
-    data = np.frombuffer(blob, dtype=_NUMPY[acc["componentType"]], count=acc["count"] * width, offset=start)
-    return data.reshape(acc["count"], width) if width > 1 else data
+def has_splats(gltf: dict) -> bool:
+    return any(EXTENSION in (p.get("extensions") or {}) for m in gltf.get("meshes", []) for p in m.get("primitives", []))
