@@ -187,7 +187,8 @@ def _skin_attributes(b: GlbBuilder, joints, weights) -> dict:
     """JOINTS_0/WEIGHTS_0 with unused slots at weight 0 (and joint 0) as the specification asks."""
     joints = np.where(weights > 0, joints, 0)
     weights = np.asarray(weights, dtype=np.float32)
-    weights[:, 0] += 1.0 - weights.sum(axis=1)  # exact float32 unit sums for the validator's check
+    main = np.argmax(weights, axis=1)  # the float32 rounding residual goes to each largest weight
+    weights[np.arange(len(weights)), main] += 1.0 - weights.sum(axis=1)
     return {"JOINTS_0": b.accessor(joints, "VEC4", UNSIGNED_BYTE if joints.max(initial=0) < 256 else UNSIGNED_SHORT,
                                    target=ARRAY_BUFFER),
             "WEIGHTS_0": b.accessor(weights, "VEC4", target=ARRAY_BUFFER)}
