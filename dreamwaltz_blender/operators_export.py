@@ -1,8 +1,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""File > Export > 3D Gaussian Splats (.ply): the selected avatar's splats at the current frame."""
+"""File > Export > 3D Gaussian Splats (.ply): the selected avatar's splats at the current frame.
+File > Export > DreamWaltz Avatar (.glb): glTF 2.0 with KHR_gaussian_splatting, the current frame
+or the skinned avatar with its armature's action (core/gltf.py; docs/EXPORT.md)."""
+
+from pathlib import Path
+from types import SimpleNamespace
 
 import bpy
-from bpy.props import StringProperty
+import numpy as np
+from bpy.props import BoolProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper
 
 from .shared import module
@@ -36,15 +42,95 @@ class DREAMWALTZ_OT_export_splats(bpy.types.Operator, ExportHelper):
         return {"FINISHED"}
 
 
+def sampled_motion(avatar, scene):
+    """(full_pose (T,55,3), transl (T,3), frames) of the armature over the scene's frame range.
+
+    A pose bone's basis matrix is its local rotation in the SMPL-X frame (the bones' rest frames
+    are SMPL-X axes, importer/armature.py), and the root's location is the motion's translation,
+    as ``api.set_pose`` and ``apply_motion`` write them.
+    """
+    rotations = module("rotations")
+    names = module("joints").JOINT_NAMES
+    bones = avatar.armature.pose.bones
+    frames = list(range(scene.frame_start, scene.frame_end + 1))
+    current = scene.frame_current
+    full_pose, transl = np.zeros((len(frames), len(names), 3)), np.zeros((len(frames), 3))
+    try:
+        for i, frame in enumerate(frames):
+            scene.frame_set(frame)
+            basis = np.array([[list(row) for row in bones[name].matrix_basis] for name in names])
+            full_pose[i] = rotations.matrix_to_axis_angle(basis[:, :3, :3])
+            transl[i] = basis[0, :3, 3]
+    finally:
+        scene.frame_set(current)
+    return full_pose, transl, frames
+
+
+class DREAMWALTZ_OT_export_gltf(bpy.types.Operator, ExportHelper):
+    """Export the selected DreamWaltz avatar as glTF 2.0 (.glb) with Gaussian splats: the current frame, or the skinned avatar with its armature's action over the scene's frame range"""
+
+    bl_idname = "export_scene.dreamwaltz_glb"
+    bl_label = "Export DreamWaltz Avatar (glTF)"
+    filename_ext = ".glb"
+    filter_glob: StringProperty(default="*.glb", options={"HIDDEN"})
+    animated: BoolProperty(name="Animation", default=True,
+                           description="The skinned avatar (skeleton, body, splats) with the armature's action over "
+                                       "the scene's frame range; off: the splats at the current frame")
+    with_body: BoolProperty(name="Body Mesh", default=True, description="Include the skinned body mesh (animation only)")
+
+    @classmethod
+    def poll(cls, context):
+        return DREAMWALTZ_OT_export_splats.poll(context)
+
+    def execute(self, context):
+        from . import api
+        from .importer import space
+
+        errors, gltf = module("errors"), module("gltf")
+        scene = context.scene
+        try:
+            avatar = api.Avatar.from_object(context.active_object)
+            if self.animated:
+                source = Path(avatar.armature.get("dreamwaltz_file", ""))
+                if not source.is_file():
+                    raise errors.DreamWaltzError(f"The avatar's file '{source}' is not there any more.",
+                                                 "Import the avatar again from its .h3ga file.")
+                data = module("h3ga").read_h3ga(source)
+                full_pose, transl, frames = sampled_motion(avatar, scene)
+                action = avatar.armature.animation_data.action if avatar.armature.animation_data else None
+                gltf.write_animated_glb(self.filepath, data, full_pose, transl, scene.render.fps / scene.render.fps_base,
+                                        name=action.name if action else "pose", with_body=self.with_body)
+                message = f"Wrote the skinned avatar with {len(frames)} frames to {self.filepath}"
+            else:
+                means, covs, colours, opacities = api.evaluated_splats(avatar, context.evaluated_depsgraph_get())
+                posed = SimpleNamespace(means=space.points_to_smplx(means), covariances=space.matrices_to_smplx(covs),
+                                        colors=colours, opacities=opacities)
+                gltf.write_posed_glb(self.filepath, posed)
+                message = f"Wrote {len(means)} splats to {self.filepath}"
+        except errors.DreamWaltzError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        self.report({"INFO"}, message)
+        return {"FINISHED"}
+
+
 def menu_export(self, context):
     self.layout.operator(DREAMWALTZ_OT_export_splats.bl_idname, text="3D Gaussian Splats (.ply)")
 
 
+def menu_export_gltf(self, context):
+    self.layout.operator(DREAMWALTZ_OT_export_gltf.bl_idname, text="DreamWaltz Avatar with Splats (.glb)")
+
+
 def register():
     bpy.utils.register_class(DREAMWALTZ_OT_export_splats)
+    bpy.utils.register_class(DREAMWALTZ_OT_export_gltf)
     bpy.types.TOPBAR_MT_file_export.append(menu_export)
+    bpy.types.TOPBAR_MT_file_export.append(menu_export_gltf)
 
 
 def unregister():
+    bpy.types.TOPBAR_MT_file_export.remove(menu_export_gltf)
     bpy.types.TOPBAR_MT_file_export.remove(menu_export)
+    bpy.utils.unregister_class(DREAMWALTZ_OT_export_gltf)
     bpy.utils.unregister_class(DREAMWALTZ_OT_export_splats)

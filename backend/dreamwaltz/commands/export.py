@@ -1,18 +1,31 @@
-"""``dreamwaltz export``: an avatar in a pose as a standard 3D Gaussian splatting .ply."""
+"""``dreamwaltz export``: an avatar as a 3D Gaussian splatting .ply (one frame, or with ``--motion``
+one file per frame), as Niantic's compressed .spz (one frame), or as glTF 2.0 binary (.glb) with
+``KHR_gaussian_splatting``: one posed frame, or (``--motion``) the skinned, animated avatar.
+docs/EXPORT.md says what each keeps and drops."""
 
 from pathlib import Path
 
 NAME = "export"
-HELP = "Export a .h3ga avatar (optionally posed by a motion file) as a 3D Gaussian splatting .ply"
+HELP = "Export a .h3ga avatar as 3DGS .ply (one frame or a sequence), .spz, or glTF .glb (one frame, or animated with --motion)"
+FORMATS = ["ply", "ply-seq", "spz", "glb"]
+SPZ_PACKAGE = "gsply==0.4.6"
 
 
 def add_arguments(p):
     p.add_argument("avatar", type=Path)
-    p.add_argument("--format", default="ply", choices=["ply"])
+    p.add_argument("--format", default="ply", choices=FORMATS,
+                   help="ply: a 3DGS .ply (with --motion: a folder of them, one a frame; ply-seq is the same); "
+                        "spz: Niantic's compressed splats; glb: glTF 2.0 binary with KHR_gaussian_splatting")
     p.add_argument("--pose", type=Path, default=None, help="a motion file (BVH, SMPL-X .npz/.npy) to pose it with")
     p.add_argument("--frame", type=int, default=0, help="which frame of --pose")
-    p.add_argument("--betas", type=float, nargs="*", default=None, help="shape edit")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--betas", type=float, nargs="*", default=None, help="shape edit (one posed frame only)")
+    p.add_argument("--motion", type=Path, default=None,
+                   help="glb: the animated avatar (skin, skinned body and splats, animation) with this motion file; "
+                        "ply: one .ply per frame of it, in the --out folder")
+    p.add_argument("--frames", default=None, metavar="A:B", help="with --motion: only frames A..B-1 of the clip")
+    p.add_argument("--with-body", action="store_true", help="glb of one frame: add the posed body mesh")
+    p.add_argument("--no-body", action="store_true", help="glb with --motion: leave out the skinned body mesh")
+    p.add_argument("--out", type=Path, required=True, help="the file (a folder for a .ply sequence)")
 
 
 def load_pose(avatar, path: Path, frame: int):
@@ -29,16 +42,124 @@ def load_pose(avatar, path: Path, frame: int):
     return seq.full_pose[frame], seq.transl[frame], expression
 
 
-def run(args) -> int:
-    from ..core.h3ga import read_h3ga
+def frame_range(spec, num_frames: int) -> range:
+    """``A:B`` (either side may be empty) -> the frames of a clip of ``num_frames`` it names."""
+    from ..core.errors import MotionError
+
+    if spec is None:
+        return range(num_frames)
+    try:
+        start, stop = (s.strip() for s in spec.split(":"))
+        start = int(start) if start else 0
+        stop = int(stop) if stop else num_frames
+    except ValueError:
+        raise MotionError(f"--frames '{spec}' is not A:B.", "Give two frame numbers, e.g. --frames 0:120.") from None
+    if not 0 <= start < stop <= num_frames:
+        raise MotionError(f"--frames {start}:{stop} is outside the clip (0..{num_frames}).",
+                          f"Choose A < B within 0..{num_frames}.")
+    return range(start, stop)
+
+
+def load_clip(avatar, path: Path, frames=None):
+    """(full_pose (T,J,3), transl (T,3), fps, frame numbers) of a motion file, cut to ``--frames``."""
+    from ..core.motion import TargetSkeleton, load_motion
+
+    seq = load_motion(path, TargetSkeleton.from_avatar(avatar))
+    keep = frame_range(frames, seq.num_frames)
+    sl = slice(keep.start, keep.stop)
+    return seq.full_pose[sl], seq.transl[sl], float(seq.fps), keep
+
+
+def write_spz(path: Path, posed) -> Path:
+    """One posed frame as Niantic's .spz (gzip, version 3) with gsply, a maintained SPZ writer.
+
+    The coordinates are written as they are: the avatar's +Y-up, +Z-front space is SPZ's own
+    internal convention (RUB, that of three.js and glTF), so no axis is flipped.
+    """
+    import numpy as np
+
+    from ..core.errors import DreamWaltzError
+    from ..core.ply import SH_C0, covariance_to_scale_rotation
+
+    try:
+        from gsply import GSData, write_spz as gsply_write_spz
+        from gsply.gsdata import create_ply_format
+    except ImportError:
+        raise DreamWaltzError("--format spz needs the gsply package, which is not installed.",
+                              f"Install it: pip install '{SPZ_PACKAGE}' (or the backend's [spz] extra).") from None
+    log_scales, quats = covariance_to_scale_rotation(posed.covariances)
+    opacities = np.clip(np.asarray(posed.opacities, dtype=np.float64), 1e-6, 1 - 1e-6)
+    n = len(posed.means)
+    data = GSData(means=np.asarray(posed.means, np.float32), scales=log_scales.astype(np.float32),
+                  quats=quats.astype(np.float32),  # w x y z, as gsply's PLY format holds them
+                  opacities=np.log(opacities / (1 - opacities)).astype(np.float32),
+                  sh0=((np.asarray(posed.colors, np.float64) - 0.5) / SH_C0).astype(np.float32),
+                  shN=np.zeros((n, 0, 3), np.float32), _format=create_ply_format(sh_degree=0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    gsply_write_spz(path, data, version=3)
+    return path
+
+
+def write_ply_sequence(folder: Path, avatar, full_pose, transl, frames) -> list:
+    """One 3DGS .ply per frame, ``frame_000123.ply`` named by the clip's frame number."""
     from ..core.ply import write_gaussian_ply
     from ..core.posing import pose_avatar
 
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, frame in enumerate(frames):
+        posed = pose_avatar(avatar, full_pose[i], transl=transl[i])
+        paths.append(write_gaussian_ply(folder / f"frame_{frame:06d}.ply", posed.means, posed.covariances,
+                                        posed.colors, posed.opacities))
+    return paths
+
+
+def run(args) -> int:
+    from ..core.errors import DreamWaltzError
+    from ..core.h3ga import read_h3ga
+    from ..core.posing import pose_avatar
+
     avatar = read_h3ga(args.avatar)
+    if args.frames is not None and args.motion is None:
+        raise DreamWaltzError("--frames needs --motion.", "Add --motion FILE, or use --pose FILE --frame N for one frame.")
+    if args.format == "ply-seq" and args.motion is None:
+        raise DreamWaltzError("--format ply-seq needs --motion FILE.", "Add --motion, or use --format ply for one frame.")
+    if args.motion is not None:
+        if args.format == "spz":
+            raise DreamWaltzError("--motion is not supported with --format spz (one frame only).",
+                                  "Use --format glb for the animated avatar, --format ply for one .ply a frame, "
+                                  "or --pose FILE --frame N for one frame.")
+        if args.pose is not None or args.betas is not None:
+            raise DreamWaltzError("--motion exports the avatar as it is, with its own shape and no --pose.",
+                                  "Leave out --pose/--betas (a shape edit is not kept in a skinned file).")
+        if args.format in ("ply", "ply-seq"):
+            full_pose, transl, fps, frames = load_clip(avatar, args.motion, args.frames)
+            paths = write_ply_sequence(args.out, avatar, full_pose, transl, frames)
+            print(f"wrote {len(paths)} .ply files ({avatar.num_splats} splats each, {fps:g} fps) to {args.out}")
+            return 0
+        from ..core.gltf import write_animated_glb
+
+        full_pose, transl, fps, frames = load_clip(avatar, args.motion, args.frames)
+        write_animated_glb(args.out, avatar, full_pose, transl, fps, name=args.motion.stem, with_body=not args.no_body)
+        print(f"wrote the skinned avatar ({avatar.num_splats} splats) with {len(frames)} frames at {fps:g} fps "
+              f"to {args.out} (glTF: metres, +Y up)")
+        return 0
     pose = transl = expression = None
     if args.pose:
         pose, transl, expression = load_pose(avatar, args.pose, args.frame)
     posed = pose_avatar(avatar, pose, betas=args.betas, expression=expression, transl=transl)
+    if args.format == "spz":
+        write_spz(args.out, posed)
+        print(f"wrote {len(posed.means)} splats to {args.out} (SPZ v3: metres, +Y up)")
+        return 0
+    if args.format == "glb":
+        from ..core.gltf import write_posed_glb
+
+        write_posed_glb(args.out, posed, avatar, with_body=args.with_body)
+        print(f"wrote {len(posed.means)} splats to {args.out} (glTF KHR_gaussian_splatting: metres, +Y up)")
+        return 0
+    from ..core.ply import write_gaussian_ply
+
     write_gaussian_ply(args.out, posed.means, posed.covariances, posed.colors, posed.opacities)
     print(f"wrote {len(posed.means)} splats to {args.out} (SMPL-X space: metres, +Y up)")
     return 0
