@@ -161,7 +161,7 @@ def test_the_nearer_avatar_hides_the_farther_and_the_rest_matches_per_avatar_ren
 
 
 def test_the_mp4_has_every_frame_at_the_scene_size(shot):
-    av = pytest.importorskip("av")
+    import av
     with av.open(str(shot["mp4"])) as container:
         stream = container.streams.video[0]
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
@@ -220,11 +220,16 @@ def write_scene(tmp_path, changes):
     ({"splats": [{"file": "notes.ply"}]}, "splats[0].file: 'notes.ply' is not a PLY file"),
     ({"avatars__0__file": "notes.h3ga"}, "avatars[0].file: 'notes.h3ga' is not a DreamWaltz avatar"),
     ({"avatars__0__motion": "walk.fbx"}, "avatars[0].motion 'walk.fbx' is not a motion file"),
+    ({"avatars__0__betas": [0.1]}, "avatars[0].betas has 1 values; 'a.h3ga' has 10"),
+    ({"avatars__0__rotation": "left"}, "avatars[0].rotation must be a yaw angle in degrees or a quaternion"),
+    ({"splats": [{"file": "points.ply"}]}, "splats[0].file: 'points.ply' has no 'f_dc_0' property"),
 ])
 def test_bad_scene_files_give_one_line_errors(tmp_path, capsys, changes, expected):
     (tmp_path / "notes.ply").write_text("hello")
     (tmp_path / "notes.h3ga").write_text("hello")
     (tmp_path / "walk.fbx").write_text("hello")
+    header = "ply\nformat binary_little_endian 1.0\nelement vertex 1\n" + "".join(f"property float {c}\n" for c in "xyz")
+    (tmp_path / "points.ply").write_bytes((header + "end_header\n").encode() + np.zeros(3, "<f4").tobytes())
     path = write_scene(tmp_path, changes)
     assert main(["render-scene", str(path), "--out", str(tmp_path / "out"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err

@@ -481,20 +481,27 @@ def load_assets(scene: Scene) -> SceneAssets:
 
     where = f"'{scene.path.name}'" if scene.path is not None else "the scene"
     avatars, motions = [], []
+    read, retargeted = {}, {}  # a file named by several entries (a crowd) is read once and shared
     for i, item in enumerate(scene.avatars):
-        try:
-            avatar = read_h3ga(item.file)
-        except DreamWaltzError as err:
-            raise type(err)(f"{where}: avatars[{i}].file: {err.message}", err.hint) from None
+        key = Path(item.file).resolve()
+        if key not in read:
+            try:
+                read[key] = read_h3ga(item.file)
+            except DreamWaltzError as err:
+                raise type(err)(f"{where}: avatars[{i}].file: {err.message}", err.hint) from None
+        avatar = read[key]
         if item.betas is not None and len(item.betas) != avatar.num_betas:
             raise InvalidFileError(f"{where}: avatars[{i}].betas has {len(item.betas)} values; '{item.file.name}' has {avatar.num_betas}.",
                                    f"Give {avatar.num_betas} betas, or leave betas out.")
         motion = None
         if item.motion is not None:
-            try:
-                motion = load_motion(item.motion, TargetSkeleton.from_avatar(avatar), fps=scene.fps)
-            except DreamWaltzError as err:
-                raise type(err)(f"{where}: avatars[{i}].motion: {err.message}", err.hint) from None
+            motion_key = (key, Path(item.motion).resolve())
+            if motion_key not in retargeted:
+                try:
+                    retargeted[motion_key] = load_motion(item.motion, TargetSkeleton.from_avatar(avatar), fps=scene.fps)
+                except DreamWaltzError as err:
+                    raise type(err)(f"{where}: avatars[{i}].motion: {err.message}", err.hint) from None
+            motion = retargeted[motion_key]
         avatars.append(avatar)
         motions.append(motion)
     splats = [read_splat_ply(s.file, f"{where}: splats[{i}].file").transformed(s.transform) for i, s in enumerate(scene.splats)]
