@@ -38,9 +38,10 @@ FAR = {"location": (-0.25, 0.0, -0.6), "yaw": 25.0, "scale": 1.0}
 NEAR = {"location": (0.3, -0.05, 0.6), "quat": (math.cos(0.2), 0.0, math.sin(0.2), 0.0), "scale": 0.9, "start_frame": 2}
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def one_thread():
     # The test machine's two cores are shared: torch's intra-op threads then cost seconds a frame.
+    # Module scope, so it is set before the module-scoped render below.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

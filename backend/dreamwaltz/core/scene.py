@@ -178,7 +178,8 @@ class _Reader:
 
     def obj(self, value, name: str, allowed) -> dict:
         if not isinstance(value, dict):
-            self.fail(name, f"must be an object {{...}}, got {_show(value)}.", f"Write {name} as a JSON object.")
+            what = name or "the scene"
+            self.fail(what, f"must be an object {{...}}, got {_show(value)}.", f"Write {what} as a JSON object.")
         unknown = [k for k in value if k not in allowed]
         if unknown:
             self.fail(f"{name}.{unknown[0]}" if name else unknown[0], "is not a field of a scene description.",
