@@ -22,7 +22,11 @@ def run(args) -> int:
     from ..pipeline import pick_device
     from ..render.scene_render import render_scene
 
+    from ..core.errors import DreamWaltzError
+
     scene = load_scene(args.scene)  # validate before anything heavy
+    if args.out.exists() and not args.out.is_dir():
+        raise DreamWaltzError(f"--out '{args.out}' is a file, not a folder.", "Give a folder for the PNG frames.")
     device = pick_device(args.device)
     total = len(scene.frames)
     started = time.perf_counter()
