@@ -218,12 +218,12 @@ def write_scene(tmp_path, changes):
     ({"camera": {"keyframes": []}}, "camera.keyframes is empty"),
     ({"width": 0}, "width is 0"),
     ({"version": 9}, "version is 9"),
-    ({"splats": [{"file": "notes.ply"}]}, "splats[0].file: 'notes.ply' is not a PLY file"),
+    ({"splats": [{"file": "notes.ply"}]}, "splats[0].file: 'notes.ply' is neither a PLY nor an SPZ splat file"),
     ({"avatars__0__file": "notes.h3ga"}, "avatars[0].file: 'notes.h3ga' is not a DreamWaltz avatar"),
     ({"avatars__0__motion": "walk.fbx"}, "avatars[0].motion 'walk.fbx' is not a motion file"),
     ({"avatars__0__betas": [0.1]}, "avatars[0].betas has 1 values; 'a.h3ga' has 10"),
     ({"avatars__0__rotation": "left"}, "avatars[0].rotation must be a yaw angle in degrees or a quaternion"),
-    ({"splats": [{"file": "points.ply"}]}, "splats[0].file: 'points.ply' has no 'f_dc_0' property"),
+    ({"splats": [{"file": "points.ply"}]}, "splats[0].file: 'points.ply' is not a 3D Gaussian splatting PLY"),
 ])
 def test_bad_scene_files_give_one_line_errors(tmp_path, capsys, changes, expected):
     (tmp_path / "notes.ply").write_text("hello")

@@ -38,8 +38,6 @@ SCENE_FIELDS = ("version", "avatars", "splats", "camera", "frames", "fps", "widt
 KEY_FIELDS = ("frame", "position", "target", "fov_deg")
 ORBIT_FIELDS = ("center", "radius", "height", "fov_deg", "degrees", "azimuth_deg")
 # The 3DGS .ply fields the backend reads (SH degree 0; f_rest_* are ignored: see docs/SCENES.md).
-PLY_FIELDS = ("x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
-              "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3")
 
 
 # --------------------------------------------------------------------------- the schema
@@ -443,36 +441,25 @@ class SceneAssets:
     splats: list  # Gaussians of each splat file, already in world space (static)
 
 
-def read_splat_ply(path, where: str = "") -> Gaussians:
-    """A 3DGS .ply's splats (SH degree 0 only: the view-dependent f_rest_* terms are not used)."""
-    from .ply import SH_C0, read_gaussian_ply
-    from .posing import gaussian_covariances, sigmoid
+def read_splat_file(path, where: str = "") -> Gaussians:
+    """A 3DGS scene file's splats (standard or compressed .ply, .spz: ``core/splat_files``), with
+    their DC colours (the view-dependent SH terms are not used by the backend render)."""
+    from .posing import gaussian_covariances
+    from .splat_files import read_splats
 
     path = Path(path)
     where = where or f"'{path.name}'"
     try:
-        table = read_gaussian_ply(path)
+        cloud = read_splats(path)
     except InvalidFileError as err:
         raise InvalidFileError(f"{where}: {err.message}",
-                               err.hint or "Give a binary 3D Gaussian splatting .ply (x y z, f_dc_*, opacity, scale_*, rot_*).") from None
-    except (StopIteration, ValueError, IndexError, OSError) as err:
-        raise InvalidFileError(f"{where}: '{path.name}' has a malformed PLY header ({type(err).__name__}).",
-                               "Give a binary 3D Gaussian splatting .ply (x y z, f_dc_*, opacity, scale_*, rot_*).") from None
-    missing = [f for f in PLY_FIELDS if f not in table]
-    if missing:
-        raise InvalidFileError(f"{where}: '{path.name}' has no '{missing[0]}' property: not a 3D Gaussian splatting .ply.",
-                               "Give a 3DGS .ply (x y z, f_dc_0..2, opacity, scale_0..2, rot_0..3, as `dreamwaltz export` writes).")
-    col = lambda names: np.stack([table[n].astype(np.float64) for n in names], axis=1)
-    means = col(("x", "y", "z"))
-    log_scales = col(("scale_0", "scale_1", "scale_2"))
-    quats = col(("rot_0", "rot_1", "rot_2", "rot_3"))
-    values = np.concatenate([means, log_scales, quats, col(("f_dc_0", "f_dc_1", "f_dc_2")), table["opacity"][:, None]], 1)
-    bad = ~np.isfinite(values).all(axis=1) | (np.linalg.norm(quats, axis=1) < 1e-12) | (log_scales > 20).any(axis=1)
+                               err.hint or "Give a 3D Gaussian splatting .ply (standard or compressed) or .spz.") from None
+    bad = (cloud.log_scales > 20).any(axis=1)
     if bad.any():
-        raise InvalidFileError(f"{where}: '{path.name}' splat {int(np.argmax(bad))} has a non-finite value, a zero "
-                               f"quaternion or an absurd scale ({int(bad.sum())} such splats).", "Re-export the scene file.")
-    colors = np.maximum(0.5 + SH_C0 * col(("f_dc_0", "f_dc_1", "f_dc_2")), 0.0)  # 3DGS clamps the SH colour at 0
-    return Gaussians(means, gaussian_covariances(log_scales, quats), colors, sigmoid(table["opacity"]))
+        raise InvalidFileError(f"{where}: '{path.name}' splat {int(np.argmax(bad))} has an absurd scale "
+                               f"({int(bad.sum())} such splats).", "Re-export the scene file.")
+    return Gaussians(cloud.means.astype(np.float64), gaussian_covariances(cloud.log_scales, cloud.quats),
+                     cloud.colors.astype(np.float64), cloud.opacities.astype(np.float64))
 
 
 def load_assets(scene: Scene) -> SceneAssets:
@@ -505,7 +492,7 @@ def load_assets(scene: Scene) -> SceneAssets:
             motion = retargeted[motion_key]
         avatars.append(avatar)
         motions.append(motion)
-    splats = [read_splat_ply(s.file, f"{where}: splats[{i}].file").transformed(s.transform) for i, s in enumerate(scene.splats)]
+    splats = [read_splat_file(s.file, f"{where}: splats[{i}].file").transformed(s.transform) for i, s in enumerate(scene.splats)]
     return SceneAssets(avatars, motions, splats)
 
 
