@@ -159,6 +159,28 @@ def run_blender_tests(blender: str, pytest_args: list[str]) -> tuple[int, float]
     return code, time.monotonic() - start
 
 
+WEB = ROOT / "tools" / "web"
+
+
+def setup_web() -> None:
+    """The pinned JavaScript in tools/web (the web viewer's three.js and Spark, the Khronos glTF
+    validator for the export tests), when npm is here; without it those tests skip and say why."""
+    npm = shutil.which("npm")
+    if npm is None:
+        log("npm not found: the glTF validator and web viewer tests will skip (apt-get install nodejs npm)")
+        return
+    digest = hashlib.sha256((WEB / "package-lock.json").read_bytes()).hexdigest()
+    stamp = WEB / "node_modules" / ".dreamwaltz-lock"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    try:
+        run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=WEB)
+    except subprocess.CalledProcessError:
+        log("npm ci in tools/web failed: the glTF validator and web viewer tests will skip")
+        return
+    stamp.write_text(digest)
+
+
 def cmd_test(pytest_args: list[str]) -> int:
     blenders: list[str] = []
     rest: list[str] = []
@@ -175,6 +197,7 @@ def cmd_test(pytest_args: list[str]) -> int:
             rest.append(arg)
     if not blenders:  # the whole suite on the pinned Blender, as CI has always run it
         py = cmd_setup()
+        setup_web()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         return subprocess.call([str(py), "-m", "pytest", *rest], cwd=ROOT, env=env)
     results = [(b, *run_blender_tests(b, rest)) for b in dict.fromkeys(blenders)]
