@@ -5,6 +5,8 @@
     set_shape(avatar, betas); set_expression(avatar, values)
     means, covariances, colours, opacities = evaluated_splats(avatar, depsgraph)
     action = apply_motion(avatar, "walk.bvh", start_frame=1)   # or an animated armature object
+    twin = duplicate_avatar(avatar, (1, 0, 0)); layout_avatars([avatar, twin], spacing=1.5)
+    scene = import_splat_scene("/path/garden.ply", up_axis="-Y")
 """
 
 from __future__ import annotations
@@ -150,7 +152,11 @@ def _build(avatar, label, coll, path, scene) -> Avatar:
     skin.use_deform_preserve_volume = False
     body.data.materials.append(_body_material())
 
-    splat_obj = splat_builder.create_splats(f"{label} Splats", avatar, offset, rig, body, coll, space, rotations)
+    source = _source_key(path)
+    shared = next((m for m in bpy.data.meshes if m.get("dreamwaltz_source") == source and m.users > 0), None)
+    splat_obj = splat_builder.create_splats(f"{label} Splats", avatar, offset, rig, body, coll, space, rotations,
+                                            mesh=shared)
+    splat_obj.data["dreamwaltz_source"] = source
     splat_obj[ROLE] = "splats"
 
     # Many overlapping translucent splats: Cycles must not stop after a few transparent hits.
@@ -164,6 +170,13 @@ def _build(avatar, label, coll, path, scene) -> Avatar:
     rig.select_set(True)
     bpy.context.view_layer.objects.active = rig
     return result
+
+
+def _source_key(path) -> str:
+    """Which file (and which version of it) an avatar's splat data came from: a second import of the
+    same file shares the first one's splat mesh (docs/BLENDER.md, "Crowds")."""
+    stat = Path(path).stat()
+    return f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
 def _body_material():
@@ -207,7 +220,7 @@ def set_display(avatar: Avatar, mode: str) -> None:
 
 
 def _density_key(mod) -> str:
-    return next(item.identifier for item in mod.node_group.interface.items_tree if getattr(item, "name", "") == "Viewport Density")
+    return nodes.input_identifier(mod, "Viewport Density")
 
 
 def set_viewport_density(target, fraction: float) -> None:
@@ -323,6 +336,24 @@ def _evaluated_splat_instances(obj, rows, depsgraph=None):
     # core/posing.py and 3DGS .ply files.
     colors, opacity = h3ga.linear_to_srgb(values["dw_color"]), values["dw_opacity"]
     return M[:, :3, 3], axes @ np.transpose(axes, (0, 2, 1)), colors, opacity
+
+
+# --------------------------------------------------------------------------- crowds
+
+def duplicate_avatar(avatar: Avatar, offset=(1.0, 0.0, 0.0), collection=None) -> Avatar:
+    """A linked duplicate: its own armature, motion, shape and expressions, the same splat data
+    (a crowd costs one avatar's splat memory). Importing the same file again shares it too."""
+    from . import crowd
+
+    return crowd.duplicate_avatar(avatar, offset, collection)
+
+
+def layout_avatars(avatars, columns=None, spacing: float = 1.0, origin=(0.0, 0.0, 0.0), path=None) -> None:
+    """Place avatars on a grid (``columns``, ``spacing`` metres, from ``origin``) or evenly along a
+    curve object ``path``, facing along it."""
+    from . import crowd
+
+    crowd.layout_avatars(avatars, columns, spacing, origin, path)
 
 
 # --------------------------------------------------------------------------- 3DGS scenes

@@ -258,3 +258,70 @@ def test_an_avatar_stands_inside_a_splat_scene(addon, tmp_path):
         "the avatar covers the wall behind it"
     assert (avatar_px & pillar_px).sum() >= 10, "the pillar in front covers part of the avatar"
     assert (red_px & (alone["avatar"] < 0.02)).sum() < 5, "no red where the avatar is not"
+
+
+def test_a_crowd_shares_one_copy_of_the_splat_data(addon, tmp_path):
+    """A second import of the same file and a duplicate share the splat mesh; each avatar keeps its
+    own pose and shape, and its splats sit where its own armature puts them."""
+    import bpy
+    from dreamwaltz.core.h3ga import write_h3ga
+    from dreamwaltz.core.joints import JOINT_INDEX
+    from dreamwaltz.core.testing import make_test_avatar
+    from dreamwaltz_blender import api
+
+    path = write_h3ga(tmp_path / "a.h3ga", make_test_avatar(num_free=300, num_bound=60, seed=5))
+    first = api.import_avatar(str(path))
+    meshes, vertices = len(bpy.data.meshes), sum(len(m.vertices) for m in bpy.data.meshes)
+    bpy.context.scene.cursor.location = (1.5, 0.0, 0.0)
+    second = api.import_avatar(str(path))
+    twin = api.duplicate_avatar(first, offset=(-1.5, 0.0, 0.0))
+    assert second.splats.data == first.splats.data == twin.splats.data, "one splat mesh for the three"
+    added = sum(len(m.vertices) for m in bpy.data.meshes) - vertices
+    assert len(bpy.data.meshes) == meshes + 2 and added == 2 * len(first.body.data.vertices), "only bodies are added"
+
+    bpy.context.view_layer.update()
+    base, _, _, _ = api.evaluated_splats(first)
+    for other, shift in ((second, (1.5, 0, 0)), (twin, (-1.5, 0, 0))):
+        means, _, _, _ = api.evaluated_splats(other)
+        assert np.abs(means - (base + np.array(shift))).max() < 1e-5, "each stands where it was put"
+
+    pose = np.zeros((55, 3))
+    pose[JOINT_INDEX["left_shoulder"]] = [0, 0, -1.0]
+    api.set_pose(twin, pose)
+    api.set_shape(second, np.full(len(second.armature["dreamwaltz_betas0"]), 1.5))
+    bpy.context.view_layer.update()
+    assert np.abs(api.evaluated_splats(first)[0] - base).max() < 1e-6, "the original is untouched"
+    moved = np.linalg.norm(api.evaluated_splats(twin)[0] - (base + np.array((-1.5, 0, 0))), axis=1)
+    assert moved.max() > 0.1, "the duplicate has its own pose"
+    reshaped = np.linalg.norm(api.evaluated_splats(second)[0] - (base + np.array((1.5, 0, 0))), axis=1)
+    assert reshaped.max() > 0.01, "the second import has its own shape"
+
+
+def test_layout_places_avatars_on_a_grid_and_along_a_path(addon, tmp_path):
+    import bpy
+    from dreamwaltz.core.h3ga import write_h3ga
+    from dreamwaltz.core.testing import make_test_avatar
+    from dreamwaltz_blender import api
+
+    path = write_h3ga(tmp_path / "a.h3ga", make_test_avatar(num_free=100, num_bound=20, seed=6))
+    first = api.import_avatar(str(path))
+    crowd = [first] + [api.duplicate_avatar(first, offset=(0, 0, 0)) for _ in range(3)]
+    bpy.context.view_layer.update()
+    root = lambda a: np.array(a.armature.matrix_world @ a.armature.pose.bones["pelvis"].head)
+    api.layout_avatars(crowd, columns=2, spacing=2.0, origin=(1.0, 1.0, 0.0))
+    bpy.context.view_layer.update()
+    spots = np.array([root(a)[:2] for a in crowd])
+    assert np.allclose(spots, [[1, 1], [3, 1], [1, 3], [3, 3]], atol=1e-5)
+
+    curve = bpy.data.curves.new("Path", "CURVE")
+    spline = curve.splines.new("POLY")
+    spline.points.add(1)
+    spline.points[0].co, spline.points[1].co = (0.0, 0.0, 0.0, 1.0), (0.0, 6.0, 0.0, 1.0)
+    path_obj = bpy.data.objects.new("Path", curve)
+    bpy.context.scene.collection.objects.link(path_obj)
+    api.layout_avatars(crowd, path=path_obj)
+    bpy.context.view_layer.update()
+    spots = np.array([root(a) for a in crowd])
+    assert np.allclose(spots[:, :2], [[0, 0], [0, 2], [0, 4], [0, 6]], atol=1e-5)
+    forward = np.array(crowd[1].armature.matrix_world.to_3x3()) @ np.array([0.0, -1.0, 0.0])
+    assert np.allclose(forward, [0, 1, 0], atol=1e-6), "they face along the path (+Y)"

@@ -99,9 +99,42 @@ def _new_geometry_tree(name, extra_inputs=()):
     return tree, b, group_in, group_out
 
 
+def _shared(name):
+    """The file's tree of that name when it was built by this drawing version (trees are shared by
+    every avatar: a crowd has one copy of each), else None."""
+    tree = bpy.data.node_groups.get(name)
+    return tree if tree is not None and tree.get("dreamwaltz_draw_version") == DRAW_VERSION else None
+
+
+def _new_shared_tree(name, extra_inputs=()):
+    tree, b, gin, gout = _new_geometry_tree(name, extra_inputs)
+    tree["dreamwaltz_draw_version"] = DRAW_VERSION
+    return tree, b, gin, gout
+
+
+def input_identifier(mod, name: str) -> str:
+    """The key of a node modifier's input called ``name`` (``mod[key] = value`` sets it)."""
+    return next(item.identifier for item in mod.node_group.interface.items_tree
+                if getattr(item, "in_out", "INPUT") == "INPUT" and getattr(item, "name", "") == name)
+
+
+def set_body(mod, body_object) -> None:
+    """Point a splat modifier (bind or draw tree) at its avatar's body."""
+    mod[input_identifier(mod, "Body")] = body_object
+
+
+def _body_info(b, gin):
+    body = b.node("GeometryNodeObjectInfo", transform_space="RELATIVE")
+    b.link(gin.outputs["Body"], body.inputs["Object"])
+    return body
+
+
 def rest_shape_tree():
     """Body: remember the shape-keyed rest position (before skinning) as an attribute."""
-    tree, b, gin, gout = _new_geometry_tree(REST_TREE)
+    tree = _shared(REST_TREE)
+    if tree is not None:
+        return tree
+    tree, b, gin, gout = _new_shared_tree(REST_TREE)
     store = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": gin.outputs["Geometry"], "Name": "dw_rest"},
                    data_type="FLOAT_VECTOR", domain="POINT")
     b.link(b.node("GeometryNodeInputPosition").outputs["Position"], store.inputs["Value"])
@@ -123,11 +156,14 @@ def _body_corners(b, body_geometry, value):
     return total, corners
 
 
-def bind_tree(body_object):
-    """Splats, before skinning: move free splats with the body's shape and expression keys."""
-    tree, b, gin, gout = _new_geometry_tree(BIND_TREE)
-    body = b.node("GeometryNodeObjectInfo", transform_space="RELATIVE")
-    body.inputs["Object"].default_value = body_object
+def bind_tree():
+    """Splats, before skinning: move free splats with the body's shape and expression keys (its
+    modifier's Body input: ``set_body``)."""
+    tree = _shared(BIND_TREE)
+    if tree is not None:
+        return tree
+    tree, b, gin, gout = _new_shared_tree(BIND_TREE, [("Body", "NodeSocketObject", None)])
+    body = _body_info(b, gin)
     displacement = b.vmath("SUBTRACT", b.attr("dw_rest"), b.attr("dw_rest0"))
     offset, _ = _body_corners(b, body.outputs["Geometry"], displacement)
     is_free = b.compare_int(b.attr("dw_kind", "INT"), 2, "NOT_EQUAL")
@@ -136,9 +172,14 @@ def bind_tree(body_object):
     return tree
 
 
-def splat_tree(body_object):
-    """Splats, after skinning: place mesh-bound splats, store every splat's axes, then draw them."""
-    tree, b, gin, gout = _new_geometry_tree(SPLAT_TREE, [("Viewport Density", "NodeSocketFloat", 1.0)])
+def splat_tree():
+    """Splats, after skinning: place mesh-bound splats on the body (the modifier's Body input:
+    ``set_body``), store every splat's axes, then draw them."""
+    tree = _shared(SPLAT_TREE)
+    if tree is not None:
+        return tree
+    tree, b, gin, gout = _new_shared_tree(SPLAT_TREE, [("Viewport Density", "NodeSocketFloat", 1.0),
+                                                      ("Body", "NodeSocketObject", None)])
     geometry = gin.outputs["Geometry"]
     kind = b.attr("dw_kind", "INT")
     is_bound = b.compare_int(kind, 2)
@@ -146,8 +187,7 @@ def splat_tree(body_object):
     position = b.node("GeometryNodeInputPosition").outputs["Position"]
 
     # Mesh-bound: the point and orthonormal frame of the posed, shaped, expressed body triangle.
-    body = b.node("GeometryNodeObjectInfo", transform_space="RELATIVE")
-    body.inputs["Object"].default_value = body_object
+    body = _body_info(b, gin)
     body_pos = b.node("GeometryNodeInputPosition").outputs["Position"]
     point, (v0, v1, v2) = _body_corners(b, body.outputs["Geometry"], body_pos)
     edge1 = b.vmath("SUBTRACT", v1, v0)
@@ -256,12 +296,11 @@ def splat_draw_tree():
     (issue 23: a sphere's front surface put large splats in front of small ones inside them)
     and each costs one transparent hit. The tree is shared by every splat object in the file.
     """
-    tree = bpy.data.node_groups.get(DRAW_TREE)
-    if tree is not None and tree.get("dreamwaltz_draw_version") == DRAW_VERSION:
+    tree = _shared(DRAW_TREE)
+    if tree is not None:
         return tree
-    tree, b, gin, gout = _new_geometry_tree(DRAW_TREE, [("Selection", "NodeSocketBool", True),
-                                                        ("Viewport Density", "NodeSocketFloat", 1.0)])
-    tree["dreamwaltz_draw_version"] = DRAW_VERSION
+    tree, b, gin, gout = _new_shared_tree(DRAW_TREE, [("Selection", "NodeSocketBool", True),
+                                                      ("Viewport Density", "NodeSocketFloat", 1.0)])
     position = b.node("GeometryNodeInputPosition").outputs["Position"]
     axes = [b.attr(f"dw_axis{j}") for j in (1, 2, 3)]
 
@@ -342,11 +381,10 @@ def scene_splat_tree(sh_rest: int):
     """Static splats (a 3DGS scene): view-dependent colour from their SH toward the scene camera,
     then the one drawing path. Points carry dw_sh0 (the DC colour, display) and dw_sh1..K."""
     name = f"DreamWaltz Scene Splats (SH {sh_rest})"
-    tree = bpy.data.node_groups.get(name)
-    if tree is not None and tree.get("dreamwaltz_draw_version") == DRAW_VERSION:
+    tree = _shared(name)
+    if tree is not None:
         return tree
-    tree, b, gin, gout = _new_geometry_tree(name, [("Viewport Density", "NodeSocketFloat", 1.0)])
-    tree["dreamwaltz_draw_version"] = DRAW_VERSION
+    tree, b, gin, gout = _new_shared_tree(name, [("Viewport Density", "NodeSocketFloat", 1.0)])
     geometry = gin.outputs["Geometry"]
     if sh_rest:
         camera = b.node("GeometryNodeObjectInfo", transform_space="RELATIVE")

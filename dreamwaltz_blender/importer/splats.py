@@ -21,7 +21,30 @@ def square_roots(core, log_scales, quats):
     return R * np.exp(np.asarray(log_scales, dtype=np.float64))[:, None, :]
 
 
-def create_splats(name, avatar, offset_blender, armature, body_object, collection, space, rotations):
+def create_splats(name, avatar, offset_blender, armature, body_object, collection, space, rotations, mesh=None):
+    """The splat object of an avatar. ``mesh``: another avatar's splat mesh from the same file, shared
+    (a crowd holds one copy of the splat data); the object's transform then moves that mesh's
+    baked placement to this avatar's, and the Armature modifier skins it by this avatar's bones."""
+    if mesh is None:
+        mesh = build_splat_mesh(name, avatar, offset_blender, space, rotations)
+    obj = bpy.data.objects.new(name, mesh)
+    collection.objects.link(obj)
+    obj.parent = armature
+    obj.location = np.asarray(offset_blender, dtype=np.float64) - np.asarray(mesh["dreamwaltz_offset"])
+    bind = obj.modifiers.new("DreamWaltz Bind", "NODES")
+    bind.node_group = nodes.bind_tree()
+    nodes.set_body(bind, body_object)
+    skin = obj.modifiers.new("Armature", "ARMATURE")
+    skin.object = armature
+    skin.use_deform_preserve_volume = False
+    draw = obj.modifiers.new("DreamWaltz Splats", "NODES")
+    draw.node_group = nodes.splat_tree()
+    nodes.set_body(draw, body_object)
+    return obj
+
+
+def build_splat_mesh(name, avatar, offset_blender, space, rotations):
+    """The proxy mesh with every splat's attributes and skin weights (the heavy data)."""
     a = avatar.arrays
     n_free, n_bound = avatar.num_free, avatar.num_bound
     L = space.matrices_to_blender(square_roots(rotations, a["free/log_scales"], a["free/quats"]))
@@ -33,9 +56,7 @@ def create_splats(name, avatar, offset_blender, armature, body_object, collectio
     mesh.vertices.add(len(positions))
     mesh.vertices.foreach_set("co", positions.astype(np.float32).ravel())
     mesh.update()
-    obj = bpy.data.objects.new(name, mesh)
-    collection.objects.link(obj)
-    obj.parent = armature
+    mesh["dreamwaltz_offset"] = np.asarray(offset_blender, dtype=np.float64).tolist()  # baked into the centres
 
     kinds = np.concatenate([np.tile([KIND_CENTRE, KIND_AXIS, KIND_AXIS, KIND_AXIS], n_free),
                             np.full(n_bound, KIND_BOUND)])
@@ -66,8 +87,10 @@ def create_splats(name, avatar, offset_blender, armature, body_object, collectio
     put("dw_opacity", "FLOAT", opacity.astype(np.float32), "value")
     put("dw_random", "FLOAT", random.astype(np.float32), "value")
 
-    # Skin the free proxies with their own top-k weights (one call per splat and joint).
-    groups = [obj.vertex_groups.new(name=joint) for joint in avatar.joint_names]
+    # Skin the free proxies with their own top-k weights (one call per splat and joint). Vertex
+    # groups are made through an object but live on the mesh: every object using it has them.
+    holder = bpy.data.objects.new(name, mesh)
+    groups = [holder.vertex_groups.new(name=joint) for joint in avatar.joint_names]
     joints, weights = a["free/skin_joints"], a["free/skin_weights"]
     for i in range(n_free):
         ids = [4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3]
@@ -75,11 +98,5 @@ def create_splats(name, avatar, offset_blender, armature, body_object, collectio
             if weights[i, k] > 0.0:
                 groups[joints[i, k]].add(ids, float(weights[i, k]), "REPLACE")
 
-    bind = obj.modifiers.new("DreamWaltz Bind", "NODES")
-    bind.node_group = nodes.bind_tree(body_object)
-    skin = obj.modifiers.new("Armature", "ARMATURE")
-    skin.object = armature
-    skin.use_deform_preserve_volume = False
-    draw = obj.modifiers.new("DreamWaltz Splats", "NODES")
-    draw.node_group = nodes.splat_tree(body_object)
-    return obj
+    bpy.data.objects.remove(holder)
+    return mesh
