@@ -200,3 +200,33 @@ def flat_avatar(body, num_free: int = 12000, size: float = 0.008, thickness: flo
     a["free/quats"] = matrix_to_quaternion(np.stack([e1, np.cross(n, e1), n], axis=2)).astype(a["free/quats"].dtype)
     a["free/log_scales"] = np.log(np.tile([size, size, thickness], (len(e1), 1))).astype(a["free/log_scales"].dtype)
     return avatar
+
+
+def docs_figures(out_dir: Path, work: Path) -> None:
+    """The before/after frames in docs/REENACT.md and the figures quoted there:
+    PYTHONPATH=backend python tests/reenact_shot.py docs/images /tmp/reenact_shot"""
+    import torch
+    from PIL import Image
+
+    from dreamwaltz.body import BodyModel
+    from dreamwaltz.reenact import reenact
+
+    body = BodyModel.load("open", dtype=torch.float64)
+    avatar = flat_avatar(BodyModel.load("open"))
+    for panning in (False, True):
+        shot = make_shot(work, body, panning=panning)
+        res = reenact(shot.video, shot.track, [(avatar, 0)], work / "out.mp4", work / "plate.mp4", body=body)
+        d = res.plate.astype(float)[res.masks] - shot.background.astype(float)[res.masks]
+        iou = [((res.alphas[t] > 0.5) & shot.person[t]).sum() / ((res.alphas[t] > 0.5) | shot.person[t]).sum() for t in range(T)]
+        print(f"{'panning' if panning else 'static'}: camera still={res.static_camera}, plate PSNR in the mask "
+              f"{10 * np.log10(255 ** 2 / np.mean(d ** 2)):.2f} dB, avatar IoU min {min(iou):.3f} mean {np.mean(iou):.3f}")
+        rows = [np.concatenate([shot.frames[t], res.plate[t], res.frames[t]], axis=1) for t in (0, T // 2, T - 1)]
+        grid = np.concatenate(rows, axis=0)
+        Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(
+            out_dir / f"reenact_{'panning' if panning else 'static'}.png")
+
+
+if __name__ == "__main__":
+    import sys
+
+    docs_figures(Path(sys.argv[1]), Path(sys.argv[2]))

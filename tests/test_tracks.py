@@ -162,3 +162,59 @@ def test_clear_errors(tmp_path, truth):
     np.savez(tmp_path / "bad.track.npz", **bad)
     with pytest.raises(TrackError, match=r"'full_pose' has shape \(9, 22, 3\), expected \(9, 55, 3\)"):
         read_track_file(tmp_path / "bad.track.npz")
+
+
+def test_gvhmr_world_frame_recovers_the_camera(tmp_path, truth):
+    """GVHMR stores no extrinsics: they come from its two bodies (incam, global)."""
+    from dreamwaltz.body import BodyModel
+    from dreamwaltz.core.rotations import matrix_to_axis_angle
+
+    world = truth.persons[0]
+    body = BodyModel.load("open", dtype=torch.float64)
+    with torch.no_grad():
+        j0 = body(betas=torch.as_tensor(world.betas)).rest_joints[:, 0].numpy()
+    rng = np.random.default_rng(5)
+    R = axis_angle_to_matrix(rng.normal(scale=0.3, size=(N, 3)))
+    t = rng.normal(size=(N, 3))
+    cam_pose = world.full_pose.copy()
+    cam_pose[:, 0] = matrix_to_axis_angle(R @ axis_angle_to_matrix(world.full_pose[:, 0]))
+    cam_transl = np.einsum("nij,nj->ni", R, j0 + world.transl) + t - j0
+    f32 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)
+    def params(pose, transl):
+        return {"global_orient": f32(pose[:, 0]), "body_pose": f32(pose[:, 1:22].reshape(N, 63)), "betas": f32(world.betas),
+                "transl": f32(transl)}
+    torch.save({"smpl_params_global": params(world.full_pose, world.transl), "smpl_params_incam": params(cam_pose, cam_transl),
+                "K_fullimg": f32(truth.camera.K)}, tmp_path / "hmr4d_results.pt")
+    track = load_any_track(tmp_path / "hmr4d_results.pt", frame="world")
+    assert track.frame == "world"
+    np.testing.assert_allclose(track.persons[0].full_pose, world.full_pose, atol=1e-5)
+    np.testing.assert_allclose(track.camera.world_to_camera[:, :3, :3], R, atol=1e-5)
+    np.testing.assert_allclose(track.camera.world_to_camera[:, :3, 3], t, atol=1e-4)
+    np.testing.assert_allclose(track.viewmat(3)[:3, 3], t[3], atol=1e-4)
+
+
+def test_prompthmr_and_phalp_layouts(tmp_path, truth):
+    import joblib
+
+    p = truth.persons[0]
+    w2c = np.tile(np.eye(4), (N, 1, 1))
+    w2c[:, :3, 3] = [0.1, 0.2, 0.3]
+    f = 170.0
+    joblib.dump({"people": {1: {"frames": np.arange(N), "track_id": 1, "bboxes": np.zeros((N, 4)),
+                                "smplx_world": {"pose": p.full_pose.reshape(N, 165), "shape": p.betas, "trans": p.transl}}},
+                 "camera_world": {"Rcw": w2c[:, :3, :3], "Tcw": w2c[:, :3, 3], "img_focal": f, "img_center": np.array([W / 2, H / 2])},
+                 "timings": {"hps": 1.5}, "has_tracks": True}, tmp_path / "results.pkl")
+    phmr = load_any_track(tmp_path / "results.pkl", allow_pickle=True)
+    assert phmr.frame == "world" and phmr.source.endswith("(PromptHMR)")
+    np.testing.assert_allclose(phmr.persons[0].full_pose, p.full_pose, atol=1e-6)
+    np.testing.assert_allclose(phmr.camera.world_to_camera, w2c)
+    assert phmr.camera.K[0, 0, 0] == f
+
+    R = axis_angle_to_matrix(np.concatenate([p.full_pose[:, :22], np.zeros((N, 2, 3))], 1).reshape(-1, 3)).reshape(N, 24, 3, 3)
+    frames = {f"img_{t:06d}.jpg": {"tid": [4], "time": t, "size": [(H, W)], "camera": [p.transl[t].astype(np.float32)],
+                                   "smpl": [{"global_orient": R[t, :1].astype(np.float32), "body_pose": R[t, 1:].astype(np.float32),
+                                             "betas": p.betas[t].astype(np.float32)}]} for t in range(N)}
+    joblib.dump(frames, tmp_path / "demo_video.pkl", compress=3)
+    phalp = load_any_track(tmp_path / "demo_video.pkl", allow_pickle=True, kind="phalp")
+    same(phalp, truth, camera=False)
+    assert phalp.camera.K[0, 0, 0] == pytest.approx(5000.0 / 256.0 * W)

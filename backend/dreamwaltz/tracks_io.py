@@ -28,7 +28,7 @@ import numpy as np
 from .core.errors import TrackError
 from .core.rotations import matrix_to_axis_angle
 from .core.tracks import (Track, TrackCamera, _check_track, full_pose_from_parts, intrinsics_matrix, load_track,
-                          make_camera, make_person)
+                          make_camera, make_person, world_to_camera_from_pair)
 
 MAX_PICKLE_BYTES = 4 << 30  # decompressed
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".npy", ".joblib")
@@ -212,11 +212,38 @@ def _np(value) -> np.ndarray:
     return np.asarray(value)
 
 
-def read_gvhmr(path, frame: str = "camera", fps: Optional[float] = None) -> Track:
+def _rest_pelvis_open_body(betas: np.ndarray) -> np.ndarray:
+    """Rest pelvis (N,3) of the open body at ``betas``: the stand-in for the tracked SMPL-X model's."""
+    import torch
+
+    from .body import BodyModel
+
+    body = BodyModel.load("open", dtype=torch.float64)
+    b = np.zeros((betas.shape[0], body.num_betas))
+    n = min(body.num_betas, betas.shape[1])
+    b[:, :n] = betas[:, :n]
+    with torch.no_grad():
+        return body(betas=torch.as_tensor(b)).rest_joints[:, 0].numpy()
+
+
+def _gvhmr_person(params: dict, key: str, where: str):
+    need = [k for k in ("global_orient", "body_pose", "betas", "transl") if k not in params]
+    if need:
+        raise TrackError(f"{where}: '{key}' lacks {', '.join(need)}.", "The file is damaged; run GVHMR again.")
+    g = _np(params["global_orient"]).astype(np.float64)
+    n = g.reshape(-1, 3).shape[0]
+    full, model = full_pose_from_parts(g, _np(params["body_pose"]), where=where)
+    return make_person(np.arange(n), full, _np(params["transl"]).reshape(n, 3), _np(params["betas"]).reshape(n, -1),
+                       model=model, where=where)
+
+
+def read_gvhmr(path, frame: str = "camera", fps: Optional[float] = None, rest_pelvis=None) -> Track:
     """GVHMR's ``hmr4d_results.pt``: ``smpl_params_incam`` / ``smpl_params_global`` dicts of
     ``global_orient`` (N,3), ``body_pose`` (N,63), ``betas`` (N,10), ``transl`` (N,3) (SMPL-X), and
-    ``K_fullimg`` (N,3,3). ``frame``: "camera" (incam: matches the video, the default) or "world"
-    (GVHMR's gravity-aligned, y-up frame; it stores no extrinsics)."""
+    ``K_fullimg`` (N,3,3). ``frame``: "camera" (incam, the default: matches the video) or "world"
+    (GVHMR's gravity-aligned, y-up frame). GVHMR stores no extrinsics; for "world" they are
+    recovered from the two bodies (``core.tracks.world_to_camera_from_pair``) with ``rest_pelvis``
+    (default: the open body's at the tracked shape, a few cm off SMPL-X's: see docs/REENACT.md)."""
     import torch
 
     path = Path(path)
@@ -226,22 +253,24 @@ def read_gvhmr(path, frame: str = "camera", fps: Optional[float] = None) -> Trac
     except Exception as err:  # torch raises many kinds; any of them means "not a plain tensor file"
         raise TrackError(f"{where} is not a GVHMR result readable safely ({type(err).__name__}: {str(err).splitlines()[0][:160]}).",
                          "Give the hmr4d_results.pt that GVHMR's demo wrote.") from None
-    key = "smpl_params_incam" if frame == "camera" else "smpl_params_global"
-    if not isinstance(data, dict) or key not in data:
-        raise TrackError(f"{where} has no '{key}'.", "Give the hmr4d_results.pt that GVHMR's demo wrote.")
-    params = data[key]
-    need = [k for k in ("global_orient", "body_pose", "betas", "transl") if k not in params]
-    if need:
-        raise TrackError(f"{where}: '{key}' lacks {', '.join(need)}.", "The file is damaged; run GVHMR again.")
-    g = _np(params["global_orient"]).astype(np.float64)
-    n = g.reshape(-1, 3).shape[0]
-    full, model = full_pose_from_parts(g, _np(params["body_pose"]), where=where)
-    person = make_person(np.arange(n), full, _np(params["transl"]).reshape(n, 3), _np(params["betas"]).reshape(n, -1),
-                         model=model, where=where)
+    if not isinstance(data, dict) or "smpl_params_incam" not in data:
+        raise TrackError(f"{where} has no 'smpl_params_incam'.", "Give the hmr4d_results.pt that GVHMR's demo wrote.")
+    person = _gvhmr_person(data["smpl_params_incam"], "smpl_params_incam", where)
+    n = person.num_frames
     camera = None
     if "K_fullimg" in data:
         K = _np(data["K_fullimg"]).astype(np.float64)
         camera = make_camera(K, num_frames=n if K.ndim == 2 else None, where=where)
+    key = "smpl_params_incam"
+    if frame == "world":
+        key = "smpl_params_global"
+        if key not in data:
+            raise TrackError(f"{where} has no '{key}'.", "Use --frame camera, or GVHMR's full output.")
+        world = _gvhmr_person(data[key], key, where)
+        pelvis = _rest_pelvis_open_body(world.betas) if rest_pelvis is None else rest_pelvis
+        if camera is not None:
+            camera.world_to_camera = world_to_camera_from_pair(person, world, pelvis)
+        person = world
     return _check_track(Track([person], camera, fps, frame, f"{path.name} (GVHMR {key})"), where)
 
 
@@ -370,10 +399,58 @@ def read_phalp(path, allow_pickle: bool = False, fps: Optional[float] = None) ->
     return _check_track(Track(persons, camera, fps, "camera", f"{path.name} (4D-Humans/PHALP)"), where)
 
 
+def read_prompthmr(path, allow_pickle: bool = False, frame: str = "world", fps: Optional[float] = None) -> Track:
+    """PromptHMR's ``results.pkl`` (joblib): ``people`` {id: {``frames`` (N,), ``smplx_world``
+    {``pose`` (N,165) smplx full pose, ``shape`` (N,10), ``trans`` (N,3)}}} and ``camera_world``
+    {``Rcw``, ``Tcw`` (world to camera; else ``Rwc``, ``Twc`` inverted), ``img_focal``,
+    ``img_center``}. The bodies are in PromptHMR's world frame (``frame`` "world"); a
+    ``smplx_cam`` entry, when a version writes one, gives "camera". Layout from PromptHMR's
+    pipeline/pipeline.py; not checked against a real file here (unmeasured)."""
+    path = Path(path)
+    obj = safe_unpickle(path, allow_pickle)
+    where = f"'{path.name}'"
+    if not isinstance(obj, dict) or not isinstance(obj.get("people"), dict):
+        raise TrackError(f"{where} is not PromptHMR output (no 'people').", "Give PromptHMR's results.pkl.")
+    key = "smplx_world" if frame == "world" else "smplx_cam"
+    persons, last = [], 0
+    for pid in sorted(obj["people"], key=lambda k: (str(type(k)), k)):
+        d = obj["people"][pid]
+        if not isinstance(d, dict) or not isinstance(d.get(key), dict):
+            raise TrackError(f"{where}: person {pid!r} has no '{key}'.", "Use --frame world (PromptHMR's bodies are in its world frame).")
+        pose = _np(d[key]["pose"]).astype(np.float64)
+        n = pose.shape[0]
+        if pose.reshape(n, -1).shape[1] != 165:
+            raise TrackError(f"{where}: person {pid!r} '{key}.pose' has {pose.reshape(n, -1).shape[1]} values per frame, not 165.",
+                             "The file is damaged.")
+        frames = _np(d.get("frames", np.arange(n))).astype(np.int64).reshape(-1)
+        persons.append(make_person(frames, pose.reshape(n, 55, 3), _np(d[key]["trans"]).reshape(n, 3),
+                                   _np(d[key]["shape"]).reshape(n, -1), model="smplx", where=where))
+        last = max(last, int(frames[-1]) + 1)
+    camera = None
+    cam = obj.get("camera_world") if isinstance(obj.get("camera_world"), dict) else obj.get("camera")
+    if isinstance(cam, dict) and "img_focal" in cam:
+        f = float(np.asarray(_np(cam["img_focal"])).reshape(-1)[0])
+        cx, cy = (float(v) for v in np.asarray(_np(cam["img_center"])).reshape(-1)[:2])
+        w2c = None
+        if "Rcw" in cam and "Tcw" in cam:
+            R, T = _np(cam["Rcw"]).astype(np.float64), _np(cam["Tcw"]).astype(np.float64).reshape(-1, 3)
+            w2c = np.tile(np.eye(4), (len(R), 1, 1))
+            w2c[:, :3, :3], w2c[:, :3, 3] = R, T
+        elif "Rwc" in cam and "Twc" in cam:
+            R, T = _np(cam["Rwc"]).astype(np.float64), _np(cam["Twc"]).astype(np.float64).reshape(-1, 3)
+            w2c = np.tile(np.eye(4), (len(R), 1, 1))
+            w2c[:, :3, :3] = np.transpose(R, (0, 2, 1))
+            w2c[:, :3, 3] = -np.einsum("nji,nj->ni", R, T)
+        count = max(last, 0 if w2c is None else len(w2c))
+        camera = make_camera(intrinsics_matrix(f, f, cx, cy), num_frames=count, where=where)
+        camera.world_to_camera = w2c if w2c is not None and len(w2c) == count else None
+    return _check_track(Track(persons, camera, fps, frame, f"{path.name} (PromptHMR)"), where)
+
+
 def load_any_track(path, allow_pickle: bool = False, kind: Optional[str] = None, width: int = 0, height: int = 0,
                    frame: Optional[str] = None) -> Track:
     """Every format: the pure-numpy ones (``core.tracks.load_track``), GVHMR ``.pt``, and opt-in pickles.
-    ``kind`` names a pickle's tool when its name does not ("tram", "wham", "phalp")."""
+    ``kind`` names a pickle's tool when its name does not ("tram", "wham", "phalp", "prompthmr")."""
     path = Path(path)
     suffix = path.suffix.lower()
     if path.is_dir() and (list(path.glob("hps_track_*.npy")) or (path / "hps").is_dir()):
@@ -384,10 +461,11 @@ def load_any_track(path, allow_pickle: bool = False, kind: Optional[str] = None,
         if not path.is_file():
             raise TrackError(f"'{path}' does not exist.", "Check the path to the track.")
         name = path.name.lower()
-        kind = kind or ("tram" if name.startswith("hps_track") else "wham" if "wham" in name else
-                        "phalp" if suffix in (".pkl", ".pickle", ".joblib") and not allow_pickle else None)
         if not allow_pickle:
-            safe_unpickle(path, False)  # raises the opt-in error
+            safe_unpickle(path, False)  # raises the opt-in error, whatever the file holds
+        kind = kind or ("tram" if name.startswith("hps_track") else "wham" if "wham" in name else None)
+        if kind == "prompthmr":
+            return read_prompthmr(path, allow_pickle, frame or "world")
         if kind == "tram":
             return read_tram(path, allow_pickle)
         if kind == "wham":
@@ -399,8 +477,12 @@ def load_any_track(path, allow_pickle: bool = False, kind: Optional[str] = None,
             return read_wham(path, allow_pickle, frame or "camera", width, height)
         if isinstance(obj, dict) and obj and all(isinstance(v, dict) and "smpl" in v for v in obj.values()):
             return read_phalp(path, allow_pickle)
-        raise TrackError(f"'{path.name}': unknown track pickle layout.", "Name the tool with --track-kind (tram, wham, phalp).")
+        if isinstance(obj, dict) and isinstance(obj.get("people"), dict):
+            return read_prompthmr(path, allow_pickle, frame or "world")
+        raise TrackError(f"'{path.name}': unknown track pickle layout.",
+                         "Name the tool with --track-kind (tram, wham, phalp, prompthmr).")
     return load_track(path) if frame is None or path.is_dir() else load_track(path, frame=frame)
 
 
-__all__ = ["TrackCamera", "load_any_track", "read_gvhmr", "read_phalp", "read_tram", "read_wham", "safe_unpickle"]
+__all__ = ["TrackCamera", "load_any_track", "read_gvhmr", "read_phalp", "read_prompthmr", "read_tram", "read_wham",
+           "safe_unpickle"]

@@ -19,7 +19,7 @@ def add_arguments(p):
     p.add_argument("--matte-out", type=Path, default=None, help="also write the avatars' coverage as a grey video")
     p.add_argument("--allow-pickle", action="store_true",
                    help="read TRAM/WHAM/4D-Humans pickles (restricted: arrays and plain containers only)")
-    p.add_argument("--track-kind", choices=["tram", "wham", "phalp"], default=None, help="the tool that wrote a pickle")
+    p.add_argument("--track-kind", choices=["tram", "wham", "phalp", "prompthmr"], default=None, help="the tool that wrote a pickle")
     p.add_argument("--frame", choices=["camera", "world"], default=None,
                    help="which of a tool's bodies to use (default: the camera-frame one, which matches the video)")
     p.add_argument("--body", default="open", help="body model posed for the person's mask: 'open' or your SMPLX_NEUTRAL.npz")

@@ -11,7 +11,7 @@ def add_arguments(p):
     p.add_argument("source", type=Path, help="the tool's output (file or folder)")
     p.add_argument("out", type=Path, nargs="?", default=None, help="the .track.npz to write (convert)")
     p.add_argument("--allow-pickle", action="store_true", help="read TRAM/WHAM/4D-Humans pickles (restricted unpickler)")
-    p.add_argument("--track-kind", choices=["tram", "wham", "phalp"], default=None)
+    p.add_argument("--track-kind", choices=["tram", "wham", "phalp", "prompthmr"], default=None)
     p.add_argument("--frame", choices=["camera", "world"], default=None)
     p.add_argument("--video", type=Path, default=None, help="the tracked video: image size (and a check of frame count)")
 

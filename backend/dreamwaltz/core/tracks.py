@@ -245,6 +245,26 @@ def _check_track(track: Track, where: str) -> Track:
     return track
 
 
+def world_to_camera_from_pair(in_camera: TrackPerson, in_world: TrackPerson, rest_pelvis) -> np.ndarray:
+    """(N,4,4) world-to-camera per frame from one person given in both frames (GVHMR's incam and
+    global): the rigid motion taking the world body onto the camera body. Rotation: R = Rc Rw^T of
+    the root orientations (exact). Translation: the pelvis, p = rest_pelvis + transl, maps onto its
+    camera-frame self, so ``rest_pelvis`` ((3,) or (N,3), the tracked model's rest pelvis at the
+    tracked shape) matters only as far as (I - R) times its error."""
+    from .rotations import axis_angle_to_matrix
+
+    if list(in_camera.frames) != list(in_world.frames):
+        raise TrackError("The camera-frame and world-frame bodies cover different frames.", "Use one tool run's output.")
+    Rc = axis_angle_to_matrix(in_camera.full_pose[:, 0])
+    Rw = axis_angle_to_matrix(in_world.full_pose[:, 0])
+    R = Rc @ np.transpose(Rw, (0, 2, 1))
+    j0 = np.broadcast_to(np.asarray(rest_pelvis, np.float64), in_camera.transl.shape)
+    out = np.tile(np.eye(4), (len(R), 1, 1))
+    out[:, :3, :3] = R
+    out[:, :3, 3] = (j0 + in_camera.transl) - np.einsum("nij,nj->ni", R, j0 + in_world.transl)
+    return out
+
+
 # ------------------------------------------------------------------ the project's own file
 
 def write_track(path, track: Track) -> Path:
@@ -509,8 +529,13 @@ def load_track(path, **kwargs) -> Track:
         raise TrackError(f"'{path.name}' is {BACKEND_ONLY[suffix]}; only the backend reads it.",
                          "Convert it with `dreamwaltz track convert` (see docs/REENACT.md) and load the .track.npz.")
     if suffix == ".npz":
-        data_format = _peek_format(path)
-        return read_track_file(path) if data_format == FORMAT_NAME else read_amass_track(path, **kwargs)
+        if _peek_format(path) != FORMAT_NAME:
+            return read_amass_track(path, **kwargs)
+        track = read_track_file(path)
+        if kwargs.get("frame") not in (None, track.frame):
+            raise TrackError(f"'{path.name}' has its bodies in the {track.frame} frame, not the {kwargs['frame']} frame.",
+                             "Drop --frame, or convert the tool's output again with the frame you want.")
+        return track
     raise TrackError(f"'{path.name}': unknown track format '{suffix or path.name}'.",
                      "Known: .track.npz, a SMPLer-X folder, AMASS-style .npz, .smpl; in the backend also GVHMR .pt and "
                      "(opt-in) TRAM/WHAM/4D-Humans pickles.")
