@@ -222,7 +222,7 @@ def docs_figures(out_dir: Path, work: Path) -> None:
               f"{10 * np.log10(255 ** 2 / np.mean(d ** 2)):.2f} dB, avatar IoU min {min(iou):.3f} mean {np.mean(iou):.3f}")
         rows = [np.concatenate([shot.frames[t], res.plate[t], res.frames[t]], axis=1) for t in (0, T // 2, T - 1)]
         grid = np.concatenate(rows, axis=0)
-        Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(
+        Image.fromarray(grid).save(
             out_dir / f"reenact_{'panning' if panning else 'static'}.png")
 
 
