@@ -103,3 +103,49 @@ def test_reenact_refuses_a_track_for_another_video(tmp_path, body, capsys):
     full = write_track(tmp_path / "full.track.npz", shot.track)
     assert main(["reenact", str(shot.video), "--track", str(full), "--avatar", str(avatar), "--person", "1"]) == 2
     assert "has no person 1; it has people 0 to 0" in capsys.readouterr().err
+
+
+def test_people_in_some_frames_and_layering(tmp_path, body):
+    """A second person present only in frames 3-7, nearer the camera: masked and replaced only
+    there, and drawn over the first where they overlap."""
+    from dataclasses import replace
+
+    from dreamwaltz.core.tracks import make_person
+    from dreamwaltz.reenact import composite, render_person, silhouettes
+
+    shot = make_shot(tmp_path, body, panning=False)
+    first = shot.track.persons[0]
+    rows = slice(3, 8)
+    second = make_person(first.frames[rows], first.full_pose[rows][:, :, :] * 1.0, first.transl[rows] + [0.1, 0.0, -0.8],
+                         first.betas[rows])
+    track = replace(shot.track, persons=[first, second])
+    masks = silhouettes(track, [1], body, W, H)
+    present = np.zeros(T, bool)
+    present[3:8] = True
+    assert masks[present].any(axis=(1, 2)).all() and not masks[~present].any()
+    from dreamwaltz.stage2.oracle import reference_avatar
+
+    avatar = reference_avatar(BodyModel.load("open"), 1500).export()
+    green = reference_avatar(BodyModel.load("open"), 1500).export()
+    for key in ("free/colors", "bound/colors"):
+        green.arrays[key][:] = (0.0, 1.0, 0.0)
+    near = render_person(avatar, track, 1, body, W, H, supersample=1)
+    far = render_person(green, track, 0, body, W, H, supersample=1)
+    assert (near[1][~present] == 0).all() and (near[1][present] > 0.5).any(axis=(1, 2)).all()
+    assert (near[3][present] < far[3][present]).all() and np.isinf(near[3][~present]).all()
+    out, alpha = composite(shot.background, [near, far])
+    both = (near[1] > 0.97) & (far[1] > 0.5)
+    assert both.sum() > 20
+    np.testing.assert_allclose(out[both] / 255.0, near[0][both], atol=0.04)  # the nearer avatar shows,
+    assert (out[both][:, 1] < 200).mean() > 0.9  # not the green one behind it
+
+
+def test_audio_reencoded_when_asked(tmp_path, body):
+    from dreamwaltz.video_io import audio_summary, read_video, write_video
+
+    shot = make_shot(tmp_path, body, panning=False)
+    frames, info = read_video(shot.video)
+    out = write_video(tmp_path / "aac.mp4", frames, info.fps, W, H, audio_from=shot.video, audio="aac")
+    codec, rate, channels, seconds = audio_summary(out)
+    assert (codec, rate, channels) == ("aac", 44100, 1) and abs(seconds - float(T / FPS)) < 1 / FPS
+    assert read_video(out)[1].num_frames == T

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -65,11 +65,25 @@ def read_video(path) -> tuple[np.ndarray, VideoInfo]:
     return video, VideoInfo(path, video.shape[2], video.shape[1], Fraction(fps), len(frames), has_audio, pix_fmt)
 
 
-def write_video(path, frames: Iterable[np.ndarray], fps: Fraction, width: int, height: int,
-                audio_from: Optional[Path] = None, crf: int = 17, pix_fmt: str = "yuv420p") -> Path:
+def write_video(path, frames, fps: Fraction, width: int, height: int,
+                audio_from: Optional[Path] = None, crf: int = 17, pix_fmt: str = "yuv420p", audio: str = "copy") -> Path:
     """H.264 at ``fps`` (MPEG-4 part 2 for odd sizes, which H.264's 4:2:0 cannot hold), one output
     frame per input frame, with the audio of ``audio_from`` when it has any. ``pix_fmt``: yuv420p,
-    or yuv444p to keep a 4:4:4 source's colour resolution."""
+    or yuv444p to keep a 4:4:4 source's colour resolution. ``audio``: "copy" remuxes the packets
+    untouched; when the output container cannot hold their codec the file is written again with
+    the audio re-encoded as AAC ("aac" asks for that directly)."""
+    import av
+
+    frames = list(frames)
+    try:
+        return _write(path, frames, fps, width, height, audio_from, crf, pix_fmt, audio)
+    except (av.error.FFmpegError, ValueError) as err:
+        if audio != "copy" or audio_from is None:
+            raise InvalidFileError(f"'{Path(path).name}' could not be written ({err}).", "Check the output path and format.") from None
+        return _write(path, frames, fps, width, height, audio_from, crf, pix_fmt, "aac")
+
+
+def _write(path, frames, fps, width, height, audio_from, crf, pix_fmt, audio) -> Path:
     import av
 
     path = Path(path)
@@ -81,16 +95,17 @@ def write_video(path, frames: Iterable[np.ndarray], fps: Fraction, width: int, h
         video.width, video.height = width, height
         video.pix_fmt = pix_fmt if even and pix_fmt in ("yuv420p", "yuv444p") else "yuv420p"
         video.time_base = 1 / fps
-        if even:
-            video.options = {"crf": str(crf), "preset": "medium"}
-        else:
-            video.options = {"qscale": "2"}
+        video.options = {"crf": str(crf), "preset": "medium"} if even else {"qscale": "2"}
         src = _open(audio_from) if audio_from is not None else None
         a_in = a_out = None
         try:
             if src is not None and src.streams.audio:
                 a_in = src.streams.audio[0]
-                a_out = out.add_stream_from_template(a_in)
+                if audio == "copy":
+                    a_out = out.add_stream_from_template(a_in)
+                else:
+                    a_out = out.add_stream("aac", rate=a_in.codec_context.sample_rate or 48000)
+                    a_out.layout = a_in.codec_context.layout.name if a_in.codec_context.layout else "stereo"
             for i, rgb in enumerate(frames):
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb, dtype=np.uint8), format="rgb24")
                 frame.pts = i
@@ -99,11 +114,22 @@ def write_video(path, frames: Iterable[np.ndarray], fps: Fraction, width: int, h
                     out.mux(packet)
             for packet in video.encode():
                 out.mux(packet)
-            if a_in is not None:
+            if a_in is not None and audio == "copy":
                 for packet in src.demux(a_in):
                     if packet.dts is None:
                         continue
                     packet.stream = a_out
+                    out.mux(packet)
+            elif a_in is not None:
+                resampler = av.AudioResampler(format="fltp", layout=a_out.layout.name, rate=a_out.rate)
+                for decoded in src.decode(a_in):
+                    for chunk in resampler.resample(decoded):
+                        for packet in a_out.encode(chunk):
+                            out.mux(packet)
+                for chunk in resampler.resample(None):
+                    for packet in a_out.encode(chunk):
+                        out.mux(packet)
+                for packet in a_out.encode():
                     out.mux(packet)
         finally:
             if src is not None:
