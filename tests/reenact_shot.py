@@ -215,9 +215,9 @@ def docs_figures(out_dir: Path, work: Path) -> None:
     avatar = flat_avatar(BodyModel.load("open"))
     for panning in (False, True):
         shot = make_shot(work, body, panning=panning)
-        res = reenact(shot.video, shot.track, [(avatar, 0)], work / "out.mp4", work / "plate.mp4", body=body)
+        res = reenact(shot.video, shot.track, [(avatar, 0)], work / "out.mp4", work / "plate.mp4", body=body, keep_frames=True)
         d = res.plate.astype(float)[res.masks] - shot.background.astype(float)[res.masks]
-        iou = [((res.alphas[t] > 0.5) & shot.person[t]).sum() / ((res.alphas[t] > 0.5) | shot.person[t]).sum() for t in range(T)]
+        iou = [((res.alphas[t] > 127) & shot.person[t]).sum() / ((res.alphas[t] > 127) | shot.person[t]).sum() for t in range(T)]
         print(f"{'panning' if panning else 'static'}: camera still={res.static_camera}, plate PSNR in the mask "
               f"{10 * np.log10(255 ** 2 / np.mean(d ** 2)):.2f} dB, avatar IoU min {min(iou):.3f} mean {np.mean(iou):.3f}")
         rows = [np.concatenate([shot.frames[t], res.plate[t], res.frames[t]], axis=1) for t in (0, T // 2, T - 1)]

@@ -32,11 +32,11 @@ SHADOW_SOFT_M = 0.05  # blur of the shadow, in metres on the ground
 
 @dataclass
 class ReenactResult:
-    frames: np.ndarray  # (T,H,W,3) uint8 composited
+    frames: Optional[np.ndarray]  # (T,H,W,3) uint8 composited (None when only streamed to the file)
     plate: np.ndarray  # (T,H,W,3) uint8 clean plate
     masks: np.ndarray  # (T,H,W) bool removed-person mask (dilated)
     silhouettes: np.ndarray  # (T,H,W) bool tracked bodies, undilated
-    alphas: np.ndarray  # (T,H,W) float avatar coverage
+    alphas: np.ndarray  # (T,H,W) uint8 avatar coverage, 0-255
     static_camera: bool
 
 
@@ -75,22 +75,36 @@ def silhouettes(track: Track, people: Sequence[int], body, width: int, height: i
     """(T,H,W) bool: where the tracked bodies of ``people`` cover the image."""
     from .stage1.meshraster import rasterize_mesh
 
+    import cv2
+
     faces = body.faces.numpy()
     out = np.zeros((track.num_frames, height, width), bool)
     for k in people:
         person = track.person(k)
         verts, _ = track_body(body, person)
         for i, t in enumerate(person.frames):
-            out[t] |= rasterize_mesh(verts[i], faces, track_camera(track, int(t), width, height)).mask
+            camera = track_camera(track, int(t), width, height)
+            scale = 1.0
+            while True:
+                try:  # the small rasterizer bounds its work; a body filling a large frame is drawn smaller, then scaled up
+                    small = Camera(camera.viewmat, np.diag([scale, scale, 1.0]) @ camera.K,
+                                   max(1, round(width * scale)), max(1, round(height * scale)))
+                    mask = rasterize_mesh(verts[i], faces, small).mask
+                    break
+                except ValueError:
+                    scale /= 2.0
+            if scale < 1.0:
+                mask = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
+            out[t] |= mask
     return out
 
 
-def dilate(masks: np.ndarray, radius: int) -> np.ndarray:
+def dilate(masks: np.ndarray, radius: int, square: bool = False) -> np.ndarray:
     import cv2
 
     if radius <= 0:
         return masks.copy()
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT if square else cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     return np.stack([cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in masks])
 
 
@@ -153,15 +167,16 @@ def frame_homographies(frames: np.ndarray, masks: np.ndarray, still_px: float = 
 # ------------------------------------------------------------------ clean plate
 
 def clean_plate(frames: np.ndarray, masks: np.ndarray, homographies: Optional[np.ndarray] = None,
-                max_sources: int = 24, inpaint_radius: int = 3, reporter=None) -> np.ndarray:
+                max_sources: int = 24, inpaint_radius: int = 3, reporter=None, in_place: bool = False) -> np.ndarray:
     """Frames with the masked pixels filled from the other frames (median of the nearest ``max_sources``
-    that see them), then spatially inpainted where none does."""
+    that see them), then spatially inpainted where none does. ``in_place`` fills ``frames`` itself
+    (safe: sources are only read outside the grown masks, which are the only pixels written)."""
     import cv2
 
     T, h, w = masks.shape
     static = homographies is None
-    plate = frames.copy()
-    guard = dilate(masks, 1)  # a source pixel next to the person may carry its colour (blur, resampling)
+    plate = frames if in_place else frames.copy()
+    guard = dilate(masks, 1, square=True)  # a source pixel next to the person (8 neighbours: bilinear reads) may carry its colour
     for t in range(T):
         hole = masks[t]
         if hole.any():
@@ -255,75 +270,113 @@ def auto_supersample(heights_px: np.ndarray, target_px: float = 192.0, most: int
     return int(min(most, max(1, math.ceil(target_px / max(h, 1.0)))))
 
 
+class AvatarLayer:
+    """One avatar in place of tracked person ``k``, rendered a frame at a time (memory stays one
+    frame's worth however long the video). ``supersample``: render factor (None: automatic)."""
+
+    def __init__(self, avatar, track: Track, k: int, body, width: int, height: int, device="cpu",
+                 supersample: Optional[int] = None):
+        from .core.posing import pose_body
+
+        self.avatar, self.track, self.device = avatar, track, device
+        self.width, self.height = width, height
+        self.person = track.person(k)
+        _, pelvis = track_body(body, self.person)
+        # The avatar keeps its shape; its pelvis goes where the tracked body's is.
+        self.transl = self.person.transl + pelvis - np.asarray(avatar.arrays["rig/rest_joints"][0], np.float64)
+        self.up = body_up(track, self.person)
+        lows, heights = [], []
+        for i, t in enumerate(self.person.frames):
+            v = pose_body(avatar, self.person.full_pose[i], transl=self.transl[i]).vertices
+            lows.append(float((v @ self.up).min()))
+            uv, z = track_camera(track, int(t), width, height).project(v)
+            if (z > 0).all():
+                heights.append(float(np.ptp(uv[:, 1])))
+        self.ground = min(lows) if lows else 0.0  # the lowest the soles go over the clip
+        self.supersample = auto_supersample(np.array(heights)) if supersample is None else max(1, int(supersample))
+
+    def render(self, t: int):
+        """(premultiplied colour (H,W,3), alpha (H,W), shadow (H,W), pelvis depth) at video frame
+        ``t``, or None when the person is not in it."""
+        from .core.posing import pose_avatar
+        from .render import rasterize_posed
+
+        i = self.person.index_of(t)
+        if i is None:
+            return None
+        s, W, H = self.supersample, self.width, self.height
+        camera = track_camera(self.track, t, W, H)
+        fine = Camera(camera.viewmat, np.diag([s, s, 1.0]) @ camera.K, W * s, H * s)
+        posed = pose_avatar(self.avatar, self.person.full_pose[i], transl=self.transl[i])
+        splats = replace(posed, opacities=antialiased_opacities(posed.means, posed.covariances, posed.opacities, fine))
+        out = rasterize_posed(splats, fine, self.device, background=(0.0, 0.0, 0.0))
+        image = out.image.detach().clamp(0, 1).cpu().numpy()
+        cover = out.alpha.detach().clamp(0, 1).cpu().numpy()[..., 0]
+        rgb = image.reshape(H, s, W, s, 3).mean(axis=(1, 3))  # box filter of premultiplied colour
+        alpha = cover.reshape(H, s, W, s).mean(axis=(1, 3))
+        shadow = contact_shadow(posed.body.vertices, self.up, self.ground, camera)
+        _, z = camera.project(posed.body.joints[:1])
+        return rgb.astype(np.float32), alpha.astype(np.float32), shadow, float(z[0])
+
+
+def composite_frame(plate: np.ndarray, layers: list) -> tuple[np.ndarray, np.ndarray]:
+    """One frame: rendered avatars (``AvatarLayer.render`` results) over the plate (H,W,3 uint8),
+    farthest first, each darkening what is behind it with its shadow. Returns uint8 and coverage."""
+    out = plate.astype(np.float32) / 255.0
+    coverage = np.zeros(plate.shape[:2], np.float32)
+    for rgb, alpha, shadow, _ in sorted(layers, key=lambda layer: -layer[3]):
+        out = rgb + (1.0 - alpha[..., None]) * out * (1.0 - shadow[..., None])
+        coverage = 1.0 - (1.0 - coverage) * (1.0 - alpha)
+    return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8), coverage
+
+
 def render_person(avatar, track: Track, k: int, body, width: int, height: int, device="cpu", reporter=None,
                   supersample: Optional[int] = None):
-    """Premultiplied colour (T,H,W,3), alpha (T,H,W), shadow (T,H,W) and pelvis depth (T,) of
-    ``avatar`` in place of tracked person ``k``. ``supersample``: render factor (None: automatic)."""
-    from .core.posing import pose_avatar
-    from .render import rasterize_posed
-
-    person = track.person(k)
-    _, pelvis = track_body(body, person)
-    avatar_pelvis = np.asarray(avatar.arrays["rig/rest_joints"][0], np.float64)
+    """Every frame of one layer at once (short clips, tests): colour (T,H,W,3), alpha (T,H,W),
+    shadow (T,H,W), depth (T,) (inf where the person is not in the frame)."""
+    layer = AvatarLayer(avatar, track, k, body, width, height, device, supersample)
     T = track.num_frames
     rgb = np.zeros((T, height, width, 3), np.float32)
     alpha = np.zeros((T, height, width), np.float32)
     shadow = np.zeros((T, height, width), np.float32)
     depth = np.full(T, np.inf)
-    up = body_up(track, person)
-    posed_all, heights = [], []
-    for i, t in enumerate(person.frames):
-        posed = pose_avatar(avatar, person.full_pose[i], transl=person.transl[i] + pelvis[i] - avatar_pelvis)
-        posed_all.append(posed)
-        uv, z = track_camera(track, int(t), width, height).project(posed.body.vertices)
-        if (z > 0).all():
-            heights.append(float(np.ptp(uv[:, 1])))
-    ground = min(float((p.body.vertices @ up).min()) for p in posed_all) if posed_all else 0.0  # lowest sole over the clip
-    s = auto_supersample(np.array(heights)) if supersample is None else int(supersample)
-    for i, t in enumerate(person.frames):
-        t = int(t)
-        camera = track_camera(track, t, width, height)
-        fine = Camera(camera.viewmat, np.diag([s, s, 1.0]) @ camera.K, width * s, height * s)
-        posed = posed_all[i]
-        posed = replace(posed, opacities=antialiased_opacities(posed.means, posed.covariances, posed.opacities, fine))
-        out = rasterize_posed(posed, fine, device, background=(0.0, 0.0, 0.0))
-        image = out.image.detach().clamp(0, 1).cpu().numpy()
-        cover = out.alpha.detach().clamp(0, 1).cpu().numpy()[..., 0]
-        rgb[t] = image.reshape(height, s, width, s, 3).mean(axis=(1, 3))  # box filter of premultiplied colour
-        alpha[t] = cover.reshape(height, s, width, s).mean(axis=(1, 3))
-        shadow[t] = contact_shadow(posed.body.vertices, up, ground, camera)
-        _, z = camera.project(posed.body.joints[:1])
-        depth[t] = float(z[0])
+    for t in range(T):
+        r = layer.render(t)
+        if r is not None:
+            rgb[t], alpha[t], shadow[t], depth[t] = r
         if reporter is not None:
-            reporter.step("avatar", i + 1, person.num_frames)
+            reporter.step("avatar", t + 1, T)
     return rgb, alpha, shadow, depth
 
 
 def composite(plate: np.ndarray, layers: list) -> tuple[np.ndarray, np.ndarray]:
-    """Avatars over the plate, farthest first, each darkening what is behind it with its shadow."""
-    out = plate.astype(np.float32) / 255.0
-    total_alpha = np.zeros(plate.shape[:3], np.float32)
-    T = plate.shape[0]
-    for t in range(T):
-        for rgb, alpha, shadow, depth in sorted(layers, key=lambda layer: -layer[3][t]):
-            a = alpha[t][..., None]
-            out[t] = rgb[t] + (1.0 - a) * out[t] * (1.0 - shadow[t][..., None])
-            total_alpha[t] = 1.0 - (1.0 - total_alpha[t]) * (1.0 - alpha[t])
-    return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8), total_alpha
+    """``composite_frame`` over every frame of ``render_person`` results."""
+    frames, coverage = [], []
+    for t in range(plate.shape[0]):
+        here = [(rgb[t], alpha[t], shadow[t], depth[t]) for rgb, alpha, shadow, depth in layers if np.isfinite(depth[t])]
+        f, c = composite_frame(plate[t], here)
+        frames.append(f)
+        coverage.append(c)
+    return np.stack(frames), np.stack(coverage)
 
 
 # ------------------------------------------------------------------ the whole job
 
 def reenact(video_path, track: Track, pairs: Sequence[tuple], out_path=None, plate_out=None, body=None,
-            device="cpu", dilation: Optional[int] = None, reporter=None, supersample: Optional[int] = None) -> ReenactResult:
+            device="cpu", dilation: Optional[int] = None, reporter=None, supersample: Optional[int] = None,
+            keep_frames: Optional[bool] = None) -> ReenactResult:
     """Replace each (avatar, person index) of ``pairs`` in the video; write ``out_path`` (and the clean
-    plate to ``plate_out``) with the video's size, frame rate, frame count and audio."""
+    plate to ``plate_out``) with the video's size, frame rate, frame count, pixel format and audio.
+    Output frames are streamed to the file; ``keep_frames`` (default: when there is no file) also
+    returns them."""
     from .video_io import read_video, write_video
 
     if body is None:
+        import torch
+
         from .body import BodyModel
 
-        body = BodyModel.load("open", dtype=__import__("torch").float64)
+        body = BodyModel.load("open", dtype=torch.float64)
     frames, info = read_video(video_path)
     track = track.with_image_size(info.width, info.height)
     track.check_video(info.num_frames, info.width, info.height)
@@ -334,14 +387,32 @@ def reenact(video_path, track: Track, pairs: Sequence[tuple], out_path=None, pla
         raise TrackError("The same person is given two avatars.", "Give each --person once.")
     if reporter is not None:
         reporter.info("reenact", f"{info.num_frames} frames {info.width}x{info.height} at {float(info.fps):.3f} fps")
-    sil = silhouettes(track, people, body, info.width, info.height)
-    masks = dilate(sil, default_dilation(info.width, info.height) if dilation is None else dilation)
+    W, H, T = info.width, info.height, info.num_frames
+    sil = silhouettes(track, people, body, W, H)
+    masks = dilate(sil, default_dilation(W, H) if dilation is None else dilation)
     Hs, static = frame_homographies(frames, masks)
-    plate = clean_plate(frames, masks, None if static else Hs, reporter=reporter)
-    layers = [render_person(avatar, track, k, body, info.width, info.height, device, reporter, supersample) for avatar, k in pairs]
-    result, alpha = composite(plate, layers)
-    if out_path is not None:
-        write_video(out_path, result, info.fps, info.width, info.height, audio_from=Path(video_path), pix_fmt=info.pix_fmt)
+    plate = clean_plate(frames, masks, None if static else Hs, reporter=reporter, in_place=True)
+    del frames  # now the plate
     if plate_out is not None:
-        write_video(plate_out, plate, info.fps, info.width, info.height, audio_from=Path(video_path), pix_fmt=info.pix_fmt)
-    return ReenactResult(result, plate, masks, sil, alpha, static)
+        write_video(plate_out, plate, info.fps, W, H, audio_from=Path(video_path), pix_fmt=info.pix_fmt)
+    layers = [AvatarLayer(avatar, track, k, body, W, H, device, supersample) for avatar, k in pairs]
+    coverage = np.zeros((T, H, W), np.uint8)
+    keep = out_path is None if keep_frames is None else keep_frames
+    kept = []
+
+    def output():
+        for t in range(T):
+            frame, cover = composite_frame(plate[t], [r for r in (layer.render(t) for layer in layers) if r is not None])
+            coverage[t] = np.rint(cover * 255.0).astype(np.uint8)
+            if keep:
+                kept.append(frame)
+            if reporter is not None:
+                reporter.step("render", t + 1, T)
+            yield frame
+
+    if out_path is not None:
+        write_video(out_path, output(), info.fps, W, H, audio_from=Path(video_path), pix_fmt=info.pix_fmt)
+    else:
+        for _ in output():
+            pass
+    return ReenactResult(np.stack(kept) if kept else None, plate, masks, sil, coverage, static)

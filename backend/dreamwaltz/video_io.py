@@ -66,21 +66,45 @@ def read_video(path) -> tuple[np.ndarray, VideoInfo]:
 
 
 def write_video(path, frames, fps: Fraction, width: int, height: int,
-                audio_from: Optional[Path] = None, crf: int = 17, pix_fmt: str = "yuv420p", audio: str = "copy") -> Path:
+                audio_from: Optional[Path] = None, crf: int = 17, pix_fmt: str = "yuv420p", audio: str = "auto") -> Path:
     """H.264 at ``fps`` (MPEG-4 part 2 for odd sizes, which H.264's 4:2:0 cannot hold), one output
-    frame per input frame, with the audio of ``audio_from`` when it has any. ``pix_fmt``: yuv420p,
-    or yuv444p to keep a 4:4:4 source's colour resolution. ``audio``: "copy" remuxes the packets
-    untouched; when the output container cannot hold their codec the file is written again with
-    the audio re-encoded as AAC ("aac" asks for that directly)."""
+    frame per input frame (``frames``: an array or any iterable, consumed once), with the audio of
+    ``audio_from`` when it has any. ``pix_fmt``: yuv420p, or yuv444p to keep a 4:4:4 source's colour
+    resolution. ``audio``: "copy" remuxes the packets untouched, "aac" re-encodes, "auto" copies
+    when the output container can hold the codec (tried on a few packets first), else re-encodes."""
     import av
 
-    frames = list(frames)
+    if audio == "auto":
+        audio = "copy" if audio_from is None or _audio_copy_ok(Path(audio_from), Path(path).suffix) else "aac"
     try:
         return _write(path, frames, fps, width, height, audio_from, crf, pix_fmt, audio)
-    except (av.error.FFmpegError, ValueError) as err:
-        if audio != "copy" or audio_from is None:
-            raise InvalidFileError(f"'{Path(path).name}' could not be written ({err}).", "Check the output path and format.") from None
-        return _write(path, frames, fps, width, height, audio_from, crf, pix_fmt, "aac")
+    except av.error.FFmpegError as err:
+        raise InvalidFileError(f"'{Path(path).name}' could not be written ({err}).", "Check the output path and format.") from None
+
+
+def _audio_copy_ok(source: Path, suffix: str) -> bool:
+    import tempfile
+
+    import av
+
+    with _open(source) as src:
+        if not src.streams.audio:
+            return True
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                with av.open(str(Path(tmp) / f"probe{suffix or '.mp4'}"), "w") as out:
+                    a_in = src.streams.audio[0]
+                    a_out = out.add_stream_from_template(a_in)
+                    for n, packet in enumerate(src.demux(a_in)):
+                        if packet.dts is None:
+                            continue
+                        packet.stream = a_out
+                        out.mux(packet)
+                        if n >= 4:
+                            break
+                return True
+            except (av.error.FFmpegError, ValueError):
+                return False
 
 
 def _write(path, frames, fps, width, height, audio_from, crf, pix_fmt, audio) -> Path:

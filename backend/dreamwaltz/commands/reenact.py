@@ -66,7 +66,7 @@ def run(args) -> int:
     result = reenact(args.video, track, list(zip(avatars, people)), out, args.plate_out, body=body,
                      device=pick_device(args.device), dilation=args.dilate, reporter=reporter, supersample=args.supersample)
     if args.matte_out is not None:
-        matte = np.repeat((np.clip(result.alphas, 0, 1) * 255).round().astype(np.uint8)[..., None], 3, axis=-1)
+        matte = np.repeat(result.alphas[..., None], 3, axis=-1)
         write_video(args.matte_out, matte, info.fps, info.width, info.height, crf=0)
     print(f"wrote {out} ({info.num_frames} frames, {info.width}x{info.height}, {float(info.fps):g} fps"
           f"{', audio kept' if info.has_audio else ''}; camera {'still' if result.static_camera else 'moving'})")
