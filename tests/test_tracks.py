@@ -218,3 +218,31 @@ def test_prompthmr_and_phalp_layouts(tmp_path, truth):
     phalp = load_any_track(tmp_path / "demo_video.pkl", allow_pickle=True, kind="phalp")
     same(phalp, truth, camera=False)
     assert phalp.camera.K[0, 0, 0] == pytest.approx(5000.0 / 256.0 * W)
+
+
+def test_malformed_files_give_one_line_errors(tmp_path, truth):
+    """Arrays of the wrong size deep inside each format: a TrackError naming the file, never a traceback."""
+    folder = write_smplerx(tmp_path / "smplerx", truth)
+    first = folder / "smplx" / "00001_0.npz"
+    data = dict(np.load(first))
+    data["body_pose"] = np.zeros((5, 3), np.float32)
+    np.savez(first, **data)
+    with pytest.raises(TrackError, match="smplerx"):
+        load_track(folder)
+    smpl = write_smpl_file(tmp_path / "walk.smpl", truth)
+    data = dict(np.load(smpl))
+    data["headPose"] = np.zeros((N, 2, 3), np.float32)
+    with open(smpl, "wb") as f:
+        np.savez(f, **data)
+    with pytest.raises(TrackError, match="'walk.smpl' does not have the layout its format needs"):
+        load_track(smpl)
+    pt = write_gvhmr(tmp_path / "hmr4d_results.pt", truth)
+    data = torch.load(pt, weights_only=True)
+    data["smpl_params_incam"]["transl"] = torch.zeros(N, 2)
+    torch.save(data, pt)
+    with pytest.raises(TrackError, match="hmr4d_results.pt"):
+        load_any_track(pt)
+    # A .pt that only a full unpickle could read (a pickled module): refused, not run.
+    torch.save({"smpl_params_incam": torch.nn.Linear(2, 2)}, tmp_path / "module.pt")
+    with pytest.raises(TrackError, match="is not a GVHMR result readable safely"):
+        load_any_track(tmp_path / "module.pt")

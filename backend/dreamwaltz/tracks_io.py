@@ -27,8 +27,8 @@ import numpy as np
 
 from .core.errors import TrackError
 from .core.rotations import matrix_to_axis_angle
-from .core.tracks import (Track, TrackCamera, _check_track, full_pose_from_parts, intrinsics_matrix, load_track,
-                          make_camera, make_person, world_to_camera_from_pair)
+from .core.tracks import (Track, TrackCamera, _check_track, full_pose_from_parts, intrinsics_matrix, layout_guard,
+                          load_track, make_camera, make_person, world_to_camera_from_pair)
 
 MAX_PICKLE_BYTES = 4 << 30  # decompressed
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".npy", ".joblib")
@@ -451,6 +451,10 @@ def load_any_track(path, allow_pickle: bool = False, kind: Optional[str] = None,
                    frame: Optional[str] = None) -> Track:
     """Every format: the pure-numpy ones (``core.tracks.load_track``), GVHMR ``.pt``, and opt-in pickles.
     ``kind`` names a pickle's tool when its name does not ("tram", "wham", "phalp", "prompthmr")."""
+    return layout_guard(_load_any_track, path, allow_pickle, kind, width, height, frame)
+
+
+def _load_any_track(path, allow_pickle, kind, width, height, frame) -> Track:
     path = Path(path)
     suffix = path.suffix.lower()
     if path.is_dir() and (list(path.glob("hps_track_*.npy")) or (path / "hps").is_dir()):

@@ -452,10 +452,7 @@ def read_amass_track(path, camera: Optional[TrackCamera] = None, frame: Optional
     else:
         raise _bad(where, f"'poses' has {p.shape[1]} values per frame; known: 165 (SMPL-X), 156 (SMPL+H), 72 (SMPL).")
     trans = data.get("trans", np.zeros((n, 3)))
-    betas = data.get("betas", np.zeros(10))
-    betas = np.asarray(betas, np.float64)
-    if betas.ndim == 1:
-        betas = betas[:16] if model != "smplx" else betas
+    betas = np.asarray(data.get("betas", np.zeros(10)), np.float64)
     frames = data.get("frame_ids", np.arange(n))
     fps = None
     for key in ("mocap_frame_rate", "mocap_framerate", "fps"):
@@ -517,6 +514,23 @@ BACKEND_ONLY = {".pt": "a GVHMR torch file", ".pth": "a torch file", ".pkl": "a 
 
 def load_track(path, **kwargs) -> Track:
     """Any track format readable with numpy alone, by what the path is (docs/REENACT.md)."""
+    return layout_guard(_load_track, path, **kwargs)
+
+
+def layout_guard(reader, path, *args, **kwargs):
+    """``reader(path, ...)``, with an array of the wrong size or a missing key deep in a file (which
+    numpy reports as ValueError/KeyError/IndexError/TypeError) turned into one clear TrackError."""
+    try:
+        return reader(path, *args, **kwargs)
+    except TrackError:
+        raise
+    except (ValueError, KeyError, IndexError, TypeError) as err:
+        detail = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+        raise TrackError(f"'{Path(path).name}' does not have the layout its format needs ({type(err).__name__}: {detail}).",
+                         "Give the tool's unmodified output; formats and keys: docs/REENACT.md.") from None
+
+
+def _load_track(path, **kwargs) -> Track:
     path = Path(path)
     if path.is_dir():
         return read_smplerx(path, **kwargs)
