@@ -29,6 +29,7 @@ class Shot:
     person: np.ndarray  # (T,H,W) bool true body silhouette
     track: Track  # camera frame, the truth
     K: np.ndarray  # (3,3)
+    world_track: Track  # the same bodies in a y-up world, with the camera's world_to_camera per frame
 
 
 def texture(width: int, height: int, seed: int = 3) -> np.ndarray:
@@ -76,6 +77,8 @@ def make_shot(folder: Path, body, panning: bool = False, seed: int = 0) -> Shot:
     J0 = rest.rest_joints[0, 0].double().numpy()
     upright = axis_angle_to_matrix(np.array([np.pi, 0.0, 0.0])) @ axis_angle_to_matrix(np.array([0.0, np.pi / 2, 0.0]))
     full, transl = np.zeros((T, 55, 3)), np.zeros((T, 3))
+    flip = np.diag([1.0, -1.0, -1.0])  # y-up world -> the first camera's axes
+    world_pose, world_transl, world_to_camera = np.zeros((T, 55, 3)), np.zeros((T, 3)), np.tile(np.eye(4), (T, 1, 1))
     for t in range(T):
         pose = walk_pose(t)
         pelvis_world = np.array([-1.0 + 2.0 * t / (T - 1), -0.1, 2.6])
@@ -83,6 +86,10 @@ def make_shot(folder: Path, body, panning: bool = False, seed: int = 0) -> Shot:
         pose[0] = matrix_to_axis_angle(R_root)
         full[t] = pose
         transl[t] = R_cam[t] @ pelvis_world - J0
+        world_pose[t] = pose
+        world_pose[t, 0] = matrix_to_axis_angle(flip.T @ R_cam[t].T @ R_root)
+        world_transl[t] = flip.T @ pelvis_world - J0
+        world_to_camera[t, :3, :3] = R_cam[t] @ flip
     with torch.no_grad():
         out = body(betas=torch.as_tensor(np.repeat(BETAS[None, : body.num_betas], T, 0)),
                    full_pose=torch.as_tensor(full), transl=torch.as_tensor(transl))
@@ -132,7 +139,9 @@ def make_shot(folder: Path, body, panning: bool = False, seed: int = 0) -> Shot:
             c.mux(p)
     person = make_person(np.arange(T), full, transl, np.repeat(BETAS[None], T, 0))
     track = Track([person], TrackCamera(np.repeat(K[None], T, 0), W, H), float(FPS), "camera", "truth")
-    return Shot(video, np.stack(frames), np.stack(backgrounds), np.stack(persons), track, K)
+    world = Track([make_person(np.arange(T), world_pose, world_transl, np.repeat(BETAS[None], T, 0))],
+                  TrackCamera(np.repeat(K[None], T, 0), W, H, world_to_camera), float(FPS), "world", "truth (world)")
+    return Shot(video, np.stack(frames), np.stack(backgrounds), np.stack(persons), track, K, world)
 
 
 # ------------------------------------------------------------------ the truth in tools' layouts
