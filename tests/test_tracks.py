@@ -246,3 +246,11 @@ def test_malformed_files_give_one_line_errors(tmp_path, truth):
     torch.save({"smpl_params_incam": torch.nn.Linear(2, 2)}, tmp_path / "module.pt")
     with pytest.raises(TrackError, match="is not a GVHMR result readable safely"):
         load_any_track(tmp_path / "module.pt")
+
+
+def test_camera_reaches_the_end_of_the_video(tmp_path, truth):
+    """SMPLer-X stores a camera only with a detection: given the video's length, the last known one holds."""
+    track = load_any_track(write_smplerx(tmp_path / "smplerx", truth), num_frames=N + 3)
+    assert track.camera.num_frames == N + 3
+    np.testing.assert_allclose(track.camera.K[N + 2], truth.camera.K[N - 1], atol=1e-5)
+    track.check_video(N + 3, W, H)  # a person leaving before the end is not a mismatch

@@ -323,7 +323,7 @@ def read_tram(path, allow_pickle: bool = False, fps: Optional[float] = None) -> 
 
 
 def read_wham(path, allow_pickle: bool = False, frame: str = "camera", width: int = 0, height: int = 0,
-              fps: Optional[float] = None) -> Track:
+              fps: Optional[float] = None, num_frames: int = 0) -> Track:
     """WHAM's ``wham_output.pkl`` (joblib): {subject id: {``pose`` (N,72) camera frame,
     ``trans`` (N,3), ``pose_world``, ``trans_world``, ``betas`` (N,10), ``frame_ids`` (N,)}}. It
     stores no intrinsics; WHAM's demo assumes focal = image diagonal and the centre as principal
@@ -350,7 +350,8 @@ def read_wham(path, allow_pickle: bool = False, frame: str = "camera", width: in
     camera = None
     if width and height:
         f = math.hypot(width, height)
-        camera = make_camera(intrinsics_matrix(f, f, width / 2.0, height / 2.0), width, height, num_frames=last, where=where)
+        camera = make_camera(intrinsics_matrix(f, f, width / 2.0, height / 2.0), width, height,
+                             num_frames=max(last, num_frames), where=where)
     return _check_track(Track(persons, camera, fps, frame, f"{path.name} (WHAM)"), where)
 
 
@@ -448,13 +449,15 @@ def read_prompthmr(path, allow_pickle: bool = False, frame: str = "world", fps: 
 
 
 def load_any_track(path, allow_pickle: bool = False, kind: Optional[str] = None, width: int = 0, height: int = 0,
-                   frame: Optional[str] = None) -> Track:
+                   frame: Optional[str] = None, num_frames: int = 0) -> Track:
     """Every format: the pure-numpy ones (``core.tracks.load_track``), GVHMR ``.pt``, and opt-in pickles.
-    ``kind`` names a pickle's tool when its name does not ("tram", "wham", "phalp", "prompthmr")."""
-    return layout_guard(_load_any_track, path, allow_pickle, kind, width, height, frame)
+    ``kind`` names a pickle's tool when its name does not ("tram", "wham", "phalp", "prompthmr").
+    ``width``, ``height``, ``num_frames``: the tracked video's, for formats that do not store them
+    (WHAM's intrinsics; SMPLer-X and WHAM cameras end with the last detection otherwise)."""
+    return layout_guard(_load_any_track, path, allow_pickle, kind, width, height, frame, num_frames)
 
 
-def _load_any_track(path, allow_pickle, kind, width, height, frame) -> Track:
+def _load_any_track(path, allow_pickle, kind, width, height, frame, num_frames) -> Track:
     path = Path(path)
     suffix = path.suffix.lower()
     if path.is_dir() and (list(path.glob("hps_track_*.npy")) or (path / "hps").is_dir()):
@@ -473,19 +476,21 @@ def _load_any_track(path, allow_pickle, kind, width, height, frame) -> Track:
         if kind == "tram":
             return read_tram(path, allow_pickle)
         if kind == "wham":
-            return read_wham(path, allow_pickle, frame or "camera", width, height)
+            return read_wham(path, allow_pickle, frame or "camera", width, height, num_frames=num_frames)
         if kind == "phalp":
             return read_phalp(path, allow_pickle)
         obj = safe_unpickle(path, allow_pickle)  # guess from the content
         if isinstance(obj, dict) and obj and all(isinstance(v, dict) and "pose" in v for v in obj.values()):
-            return read_wham(path, allow_pickle, frame or "camera", width, height)
+            return read_wham(path, allow_pickle, frame or "camera", width, height, num_frames=num_frames)
         if isinstance(obj, dict) and obj and all(isinstance(v, dict) and "smpl" in v for v in obj.values()):
             return read_phalp(path, allow_pickle)
         if isinstance(obj, dict) and isinstance(obj.get("people"), dict):
             return read_prompthmr(path, allow_pickle, frame or "world")
         raise TrackError(f"'{path.name}': unknown track pickle layout.",
                          "Name the tool with --track-kind (tram, wham, phalp, prompthmr).")
-    return load_track(path) if frame is None or path.is_dir() else load_track(path, frame=frame)
+    if path.is_dir():
+        return load_track(path, num_frames=num_frames or None)
+    return load_track(path) if frame is None else load_track(path, frame=frame)
 
 
 __all__ = ["TrackCamera", "load_any_track", "read_gvhmr", "read_phalp", "read_prompthmr", "read_tram", "read_wham",

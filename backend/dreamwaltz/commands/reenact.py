@@ -58,7 +58,7 @@ def run(args) -> int:
         raise TrackError(f"{len(args.avatar)} --avatar but {len(people)} --person.", "Give one --person per --avatar.")
     _, info = read_video(args.video)
     track = load_any_track(args.track, allow_pickle=args.allow_pickle, kind=args.track_kind, width=info.width,
-                           height=info.height, frame=args.frame)
+                           height=info.height, frame=args.frame, num_frames=info.num_frames)
     avatars = [read_h3ga(path) for path in args.avatar]
     body = BodyModel.load(args.body, dtype=torch.float64)
     reporter = ProgressReporter([terminal_sink(sys.stderr)])

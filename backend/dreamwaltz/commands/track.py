@@ -29,7 +29,7 @@ def run(args) -> int:
         _, info = read_video(args.video)
         width, height = info.width, info.height
     track = load_any_track(args.source, allow_pickle=args.allow_pickle, kind=args.track_kind, width=width, height=height,
-                           frame=args.frame)
+                           frame=args.frame, num_frames=info.num_frames if info is not None else 0)
     if info is not None:
         track = track.with_image_size(width, height)
         track.check_video(info.num_frames, width, height)
