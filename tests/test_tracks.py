@@ -254,3 +254,26 @@ def test_camera_reaches_the_end_of_the_video(tmp_path, truth):
     assert track.camera.num_frames == N + 3
     np.testing.assert_allclose(track.camera.K[N + 2], truth.camera.K[N - 1], atol=1e-5)
     track.check_video(N + 3, W, H)  # a person leaving before the end is not a mismatch
+
+
+def test_core_reader_needs_no_torch(tmp_path, truth):
+    """What the add-on imports: the core reader works with torch (and every backend package) unimportable."""
+    import subprocess
+    import sys
+    import textwrap
+
+    path = write_track(tmp_path / "t.track.npz", truth)
+    script = textwrap.dedent(f"""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("torch", "cv2", "av", "smplcodec", "joblib", "smplx", "diffusers"):
+                    raise ImportError(name)
+        sys.meta_path.insert(0, Block())
+        from dreamwaltz.core.tracks import load_track
+        track = load_track({str(path)!r})
+        print("OK", track.persons[0].num_frames, track.camera.K.shape)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "backend")})
+    assert f"OK {N} ({N}, 3, 3)" in out.stdout, out.stderr[-2000:]
