@@ -68,8 +68,8 @@ def test_reenact_static_shot(tmp_path, body, capsys):
     assert frames[feet].mean() < plate_frames[feet].mean() - 2.0
 
 
-def test_clean_plate_panning_camera(tmp_path, body):
-    from dreamwaltz.reenact import clean_plate, default_dilation, dilate, frame_homographies, silhouettes
+def test_panning_camera(tmp_path, body):
+    from dreamwaltz.reenact import AvatarLayer, clean_plate, default_dilation, dilate, frame_homographies, silhouettes
     from dreamwaltz.video_io import read_video
 
     shot = make_shot(tmp_path, body, panning=True)
@@ -81,6 +81,13 @@ def test_clean_plate_panning_camera(tmp_path, body):
     assert psnr(plate, shot.background, masks) >= 22.0
     # Without the alignment the same fill is worse: the homographies are what makes it work.
     assert psnr(clean_plate(frames, masks, None), shot.background, masks) < psnr(plate, shot.background, masks) - 3.0
+    # The avatar follows the rotating camera: its coverage against the projected track, every frame.
+    layer = AvatarLayer(flat_avatar(BodyModel.load("open")), shot.track, 0, body, W, H)
+    iou = []
+    for t in range(T):
+        covered = layer.render(t)[1] > 0.5
+        iou.append((covered & shot.person[t]).sum() / (covered | shot.person[t]).sum())
+    assert min(iou) >= 0.85, np.round(iou, 3)
 
 
 def test_reenact_refuses_a_track_for_another_video(tmp_path, body, capsys):

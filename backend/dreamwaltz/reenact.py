@@ -262,7 +262,7 @@ def antialiased_opacities(means: np.ndarray, covariances: np.ndarray, opacities:
     return opacities * np.sqrt(np.clip(det, 0.0, None) / np.maximum(blurred, 1e-12))
 
 
-def auto_supersample(heights_px: np.ndarray, target_px: float = 192.0, most: int = 4) -> int:
+def auto_supersample(heights_px: np.ndarray, target_px: float = 256.0, most: int = 4) -> int:
     """Render factor so the body spans at least ``target_px`` pixels: splat avatars are trained on
     renders where the body is hundreds of pixels tall, and box-filtering a finer render down is the
     plain cure for their aliasing in small frames."""
