@@ -162,9 +162,18 @@ def _write(path, frames, fps, width, height, audio_from, crf, pix_fmt, audio) ->
 
 
 def video_info(path) -> VideoInfo:
-    """Facts of a video without keeping its frames (counts by decoding)."""
-    _, info = read_video(path)
-    return info
+    """Facts of a video without decoding it: size and rate from the stream, frames counted from
+    its packets (one per frame for every common codec; ``read_video`` is the authority)."""
+    path = Path(path)
+    with _open(path) as container:
+        if not container.streams.video:
+            raise InvalidFileError(f"'{path.name}' has no video stream.", "Give a video file.")
+        stream = container.streams.video[0]
+        fps = stream.average_rate or stream.guessed_rate or Fraction(30)
+        ctx = stream.codec_context
+        count = sum(1 for packet in container.demux(stream) if packet.size)
+        return VideoInfo(path, ctx.width, ctx.height, Fraction(fps), count, bool(container.streams.audio),
+                         ctx.pix_fmt or "yuv420p")
 
 
 def audio_summary(path) -> Optional[tuple[str, int, int, float]]:

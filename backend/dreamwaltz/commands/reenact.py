@@ -51,12 +51,12 @@ def run(args) -> int:
     from ..progress import ProgressReporter, terminal_sink
     from ..reenact import reenact
     from ..tracks_io import load_any_track
-    from ..video_io import read_video, write_video
+    from ..video_io import video_info, write_video
 
     people = args.person if args.person else list(range(len(args.avatar)))
     if len(people) != len(args.avatar):
         raise TrackError(f"{len(args.avatar)} --avatar but {len(people)} --person.", "Give one --person per --avatar.")
-    _, info = read_video(args.video)
+    info = video_info(args.video)
     track = load_any_track(args.track, allow_pickle=args.allow_pickle, kind=args.track_kind, width=info.width,
                            height=info.height, frame=args.frame, num_frames=info.num_frames)
     avatars = [read_h3ga(path) for path in args.avatar]

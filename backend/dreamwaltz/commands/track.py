@@ -24,9 +24,9 @@ def run(args) -> int:
     width = height = 0
     info = None
     if args.video is not None:
-        from ..video_io import read_video
+        from ..video_io import video_info
 
-        _, info = read_video(args.video)
+        info = video_info(args.video)
         width, height = info.width, info.height
     track = load_any_track(args.source, allow_pickle=args.allow_pickle, kind=args.track_kind, width=width, height=height,
                            frame=args.frame, num_frames=info.num_frames if info is not None else 0)
