@@ -45,3 +45,9 @@ class JobCancelled(DreamWaltzError):
 
 class OutOfMemoryError(DreamWaltzError):
     code = "out_of_memory"
+
+
+class TrackError(DreamWaltzError):
+    """A motion-capture track of a video (docs/REENACT.md) is unreadable, unsafe or does not fit."""
+
+    code = "track"
