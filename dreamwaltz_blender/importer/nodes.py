@@ -24,7 +24,7 @@ SPLAT_TREE = "DreamWaltz Splats"
 SPLAT_MATERIAL = "DreamWaltz Splat"
 CARD_MATERIAL = "DreamWaltz Splat Card"
 DRAW_TREE = "DreamWaltz Splat Draw"
-DRAW_VERSION = 1  # bump when the draw tree changes: files keep the tree they were made with
+DRAW_VERSION = 2  # bump when the draw tree changes: files keep the tree they were made with
 
 
 class Builder:
@@ -180,10 +180,38 @@ def splat_tree():
         return tree
     tree, b, gin, gout = _new_shared_tree(SPLAT_TREE, [("Viewport Density", "NodeSocketFloat", 1.0),
                                                       ("Body", "NodeSocketObject", None)])
-    geometry = gin.outputs["Geometry"]
+    proxy = gin.outputs["Geometry"]
     kind = b.attr("dw_kind", "INT")
-    is_bound = b.compare_int(kind, 2)
+
+    # One new point per splat, the proxy's data gathered onto it: the per-splat work below then runs
+    # on the splats (N + M), not on every proxy point (4 N + M), which was two thirds of a frame.
+    def count(condition):
+        as_float = b.node("ShaderNodeMath", {0: condition, 1: 0.0}, operation="ADD").outputs[0]
+        stat = b.node("GeometryNodeAttributeStatistic", {"Geometry": proxy, "Attribute": as_float}, data_type="FLOAT",
+                      domain="POINT")
+        return stat.outputs["Sum"]
+
+    n_free = count(b.compare_int(kind, 0))
+    n_splats = count(b.node("FunctionNodeBooleanMath", {0: b.compare_int(kind, 1)}, operation="NOT").outputs[0])
     index = b.node("GeometryNodeInputIndex").outputs["Index"]
+    is_bound = _math(b, "GREATER_THAN", _math(b, "ADD", index, 0.5), n_free)  # i >= n_free
+    # Proxy index of splat i: free splat i's centre is 4 i; bound splat i is i + 3 n_free.
+    first = b.node("GeometryNodeSwitch", input_type="FLOAT")
+    b.link(is_bound, first.inputs["Switch"])
+    b.link(_math(b, "MULTIPLY", index, 4.0), first.inputs["False"])
+    b.link(_math(b, "ADD", index, _math(b, "MULTIPLY", n_free, 3.0)), first.inputs["True"])
+    first = first.outputs["Output"]
+    proxy_position = b.node("GeometryNodeInputPosition").outputs["Position"]
+    centre = b.sample(proxy, proxy_position, first)
+    points = b.node("GeometryNodePoints", {"Count": n_splats, "Position": centre}).outputs["Points"]
+    gathered = points
+    for name, data_type in (("dw_i0", "INT"), ("dw_i1", "INT"), ("dw_i2", "INT"), ("dw_bary", "FLOAT_VECTOR"),
+                            ("dw_ax1", "FLOAT_VECTOR"), ("dw_ax2", "FLOAT_VECTOR"), ("dw_ax3", "FLOAT_VECTOR"),
+                            ("dw_color", "FLOAT_VECTOR"), ("dw_opacity", "FLOAT"), ("dw_random", "FLOAT")):
+        store = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": gathered, "Name": name}, data_type=data_type,
+                       domain="POINT")
+        b.link(b.sample(proxy, b.attr(name, data_type), first, data_type), store.inputs["Value"])
+        gathered = store.outputs["Geometry"]
     position = b.node("GeometryNodeInputPosition").outputs["Position"]
 
     # Mesh-bound: the point and orthonormal frame of the posed, shaped, expressed body triangle.
@@ -197,29 +225,22 @@ def splat_tree():
     bound_axes = []
     for j in (1, 2, 3):
         sep = b.node("ShaderNodeSeparateXYZ", {"Vector": b.attr(f"dw_ax{j}")})
-        axis = b.vmath("ADD", b.vmath("ADD", b.vmath("SCALE", e1, scale=sep.outputs["X"]),
-                                      b.vmath("SCALE", e2, scale=sep.outputs["Y"])),
-                       b.vmath("SCALE", normal, scale=sep.outputs["Z"]))
-        bound_axes.append(axis)
+        bound_axes.append(b.vmath("ADD", b.vmath("ADD", b.vmath("SCALE", e1, scale=sep.outputs["X"]),
+                                                 b.vmath("SCALE", e2, scale=sep.outputs["Y"])),
+                                  b.vmath("SCALE", normal, scale=sep.outputs["Z"])))
 
-    # Free: axis j is proxy point (index + j) minus the centre, after the Armature modifier.
-    axes = []
+    # Free: axis j is proxy point (centre + j) minus the centre, after the Armature modifier.
+    stored = gathered
     for j in (1, 2, 3):
-        free_axis = b.vmath("SUBTRACT", b.sample(geometry, position, compat.integer_add(b, index, j)), position)
-        axes.append(b.switch("VECTOR", is_bound, free_axis, bound_axes[j - 1]))
-    stored = geometry
-    for j, axis in enumerate(axes, start=1):
+        free_axis = b.vmath("SUBTRACT", b.sample(proxy, proxy_position, _math(b, "ADD", first, float(j))), position)
         store = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": stored, "Name": f"dw_axis{j}"},
                        data_type="FLOAT_VECTOR", domain="POINT")
-        b.link(axis, store.inputs["Value"])
+        b.link(b.switch("VECTOR", is_bound, free_axis, bound_axes[j - 1]), store.inputs["Value"])
         stored = store.outputs["Geometry"]
     placed = b.node("GeometryNodeSetPosition", {"Geometry": stored, "Selection": is_bound, "Position": point})
 
-    # Centres and bound points become splats; the free splats' axis points only carried the axes.
-    keep = b.node("FunctionNodeBooleanMath", {0: b.compare_int(kind, 1)}, operation="NOT").outputs[0]
     draw = b.node("GeometryNodeGroup", node_tree=splat_draw_tree())
     b.link(placed.outputs["Geometry"], draw.inputs["Geometry"])
-    b.link(keep, draw.inputs["Selection"])
     b.link(gin.outputs["Viewport Density"], draw.inputs["Viewport Density"])
     b.link(draw.outputs["Geometry"], gout.inputs["Geometry"])
     return tree
