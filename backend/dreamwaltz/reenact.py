@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -22,6 +22,7 @@ import numpy as np
 
 from .core.camera import Camera
 from .core.errors import TrackError
+from .core.h3ga import linear_to_srgb, srgb_to_linear
 from .core.rotations import axis_angle_to_matrix
 from .core.tracks import Track, TrackPerson
 
@@ -244,24 +245,6 @@ def contact_shadow(vertices: np.ndarray, up: np.ndarray, ground: float, camera: 
     return SHADOW_STRENGTH * np.clip(shadow / max(top, 1e-12), 0.0, 1.0)
 
 
-def antialiased_opacities(means: np.ndarray, covariances: np.ndarray, opacities: np.ndarray, camera: Camera,
-                          eps2d: float = 0.3) -> np.ndarray:
-    """Opacities scaled by sqrt(det S / det(S + eps2d I)) of each projected 2D covariance S (gsplat's
-    "antialiased" mode, from Mip-Splatting): the rasterizer's eps2d low-pass otherwise swells
-    Gaussians smaller than a pixel, and an avatar seen smaller than it was trained grows a halo."""
-    R, t = camera.viewmat[:3, :3], camera.viewmat[:3, 3]
-    p = means @ R.T + t
-    z = np.maximum(p[:, 2], 1e-6)
-    fx, fy = camera.K[0, 0], camera.K[1, 1]
-    J = np.zeros((len(p), 2, 3))
-    J[:, 0, 0], J[:, 0, 2] = fx / z, -fx * p[:, 0] / z ** 2
-    J[:, 1, 1], J[:, 1, 2] = fy / z, -fy * p[:, 1] / z ** 2
-    S = J @ (R @ covariances @ R.T) @ np.transpose(J, (0, 2, 1))
-    det = S[:, 0, 0] * S[:, 1, 1] - S[:, 0, 1] * S[:, 1, 0]
-    blurred = (S[:, 0, 0] + eps2d) * (S[:, 1, 1] + eps2d) - S[:, 0, 1] * S[:, 1, 0]
-    return opacities * np.sqrt(np.clip(det, 0.0, None) / np.maximum(blurred, 1e-12))
-
-
 def auto_supersample(heights_px: np.ndarray, target_px: float = 256.0, most: int = 4) -> int:
     """Render factor so the body spans at least ``target_px`` pixels: splat avatars are trained on
     renders where the body is hundreds of pixels tall, and box-filtering a finer render down is the
@@ -296,8 +279,10 @@ class AvatarLayer:
         self.supersample = auto_supersample(np.array(heights)) if supersample is None else max(1, int(supersample))
 
     def render(self, t: int):
-        """(premultiplied colour (H,W,3), alpha (H,W), shadow (H,W), pelvis depth) at video frame
-        ``t``, or None when the person is not in it."""
+        """(premultiplied linear-light colour (H,W,3), alpha (H,W), shadow (H,W), pelvis depth) at
+        video frame ``t``, or None when the person is not in it. Rendered as avatars are trained
+        (``render.AVATAR_RENDER``: antialiased, so Gaussians smaller than a pixel do not swell into a
+        halo; blended as light)."""
         from .core.posing import pose_avatar
         from .render import rasterize_posed
 
@@ -308,9 +293,9 @@ class AvatarLayer:
         camera = track_camera(self.track, t, W, H)
         fine = Camera(camera.viewmat, np.diag([s, s, 1.0]) @ camera.K, W * s, H * s)
         posed = pose_avatar(self.avatar, self.person.full_pose[i], transl=self.transl[i])
-        splats = replace(posed, opacities=antialiased_opacities(posed.means, posed.covariances, posed.opacities, fine))
-        out = rasterize_posed(splats, fine, self.device, background=(0.0, 0.0, 0.0))
-        image = out.image.detach().clamp(0, 1).cpu().numpy()
+        out = rasterize_posed(posed, fine, self.device, background=(0.0, 0.0, 0.0))
+        # Over black the encoded image decodes to premultiplied linear colour.
+        image = srgb_to_linear(out.image.detach().clamp(0, 1).cpu().numpy())
         cover = out.alpha.detach().clamp(0, 1).cpu().numpy()[..., 0]
         rgb = image.reshape(H, s, W, s, 3).mean(axis=(1, 3))  # box filter of premultiplied colour
         alpha = cover.reshape(H, s, W, s).mean(axis=(1, 3))
@@ -321,13 +306,14 @@ class AvatarLayer:
 
 def composite_frame(plate: np.ndarray, layers: list) -> tuple[np.ndarray, np.ndarray]:
     """One frame: rendered avatars (``AvatarLayer.render`` results) over the plate (H,W,3 uint8),
-    farthest first, each darkening what is behind it with its shadow. Returns uint8 and coverage."""
-    out = plate.astype(np.float32) / 255.0
+    farthest first, each darkening what is behind it with its shadow, blended as light (the plate
+    decoded from sRGB, the result encoded again). Returns uint8 and coverage."""
+    out = srgb_to_linear(plate.astype(np.float32) / 255.0)
     coverage = np.zeros(plate.shape[:2], np.float32)
     for rgb, alpha, shadow, _ in sorted(layers, key=lambda layer: -layer[3]):
         out = rgb + (1.0 - alpha[..., None]) * out * (1.0 - shadow[..., None])
         coverage = 1.0 - (1.0 - coverage) * (1.0 - alpha)
-    return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8), coverage
+    return np.clip(np.rint(linear_to_srgb(np.clip(out, 0.0, 1.0)) * 255.0), 0, 255).astype(np.uint8), coverage
 
 
 def render_person(avatar, track: Track, k: int, body, width: int, height: int, device="cpu", reporter=None,

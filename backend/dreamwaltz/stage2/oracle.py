@@ -26,7 +26,7 @@ from ..conditioning import sample_camera
 from ..core.h3ga import read_h3ga, write_h3ga
 from ..core.joints import JOINT_INDEX, JOINT_NAMES
 from ..core.posing import pose_avatar
-from ..render import rasterize_posed
+from ..render import rasterize_posed, srgb_to_linear
 from ..guidance import OracleGuidance
 from ..progress import ProgressReporter
 from .model import H3GA
@@ -69,10 +69,12 @@ def reference_avatar(body: BodyModel, num_free: int, seed: int = 100) -> H3GA:
     ref = H3GA(body, num_free=num_free, num_bound=num_free // 3, seed=seed)
     with torch.no_grad():
         joints = body().joints[0].numpy()
-        ref.free_color_logits.copy_(torch.logit(torch.as_tensor(outfit_colors(ref.free_means.numpy(), joints), dtype=torch.float32).clamp(0.02, 0.98)))
+        # The outfit is designed in display colours; the model holds linear light.
+        as_logits = lambda display: torch.logit(srgb_to_linear(torch.as_tensor(display, dtype=torch.float32)).clamp(0.02, 0.98))
+        ref.free_color_logits.copy_(as_logits(outfit_colors(ref.free_means.numpy(), joints)))
         v = body().rest_vertices[0].numpy()[body.faces[ref.bound_faces].numpy()].mean(1)
         bound = detail_colors(body, ref.bound_faces, outfit_colors(v, joints))
-        ref.bound_color_logits.copy_(torch.logit(torch.as_tensor(bound, dtype=torch.float32).clamp(0.02, 0.98)))
+        ref.bound_color_logits.copy_(as_logits(bound))
         ref.free_log_scales.fill_(float(ref.free_log_scales.mean()) - 0.2)
     return ref
 
