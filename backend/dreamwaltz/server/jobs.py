@@ -254,7 +254,8 @@ class Worker:
     def health(self) -> dict:
         current = self._current
         return {"alive": self.alive, "restarts": self.restarts, "running_job": current[0] if current else None,
-                "last_crash": self.last_crash, "loop_age_s": round(time.time() - self.heartbeat, 1)}  # grows during a job
+                "last_crash": self.last_crash, "loop_age_s": round(time.time() - self.heartbeat, 1),  # grows during a job
+                "engine": "local"}
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
