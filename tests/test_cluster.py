@@ -137,25 +137,53 @@ def test_cancel_stops_the_ray_task_and_leaves_the_job_cancelled(cluster, tmp_pat
     import ray
 
     with ray_server(tmp_path / "jobs") as client:
-        job_id = client.post("/jobs", json=dict(TINY, prompt="a long job", steps=500), headers=AUTH).json()["id"]
+        long = [client.post("/jobs", json=dict(TINY, prompt=f"a long job {i}", steps=500), headers=AUTH).json()["id"]
+                for i in range(3)]
+        running, waiting = long[:2], long[2]
         deadline = time.time() + 300
-        while time.time() < deadline and len(stage2_steps(client.get(f"/jobs/{job_id}/events", headers=AUTH).json())) < 2:
+        while time.time() < deadline and not all(
+                len(stage2_steps(client.get(f"/jobs/{job_id}/events", headers=AUTH).json())) >= 2 for job_id in running):
             time.sleep(0.1)
-        assert client.get(f"/jobs/{job_id}", headers=AUTH).json()["status"] == "running"
-        assert fake_gpus_free(ray) < 2
-        client.post(f"/jobs/{job_id}/cancel", headers=AUTH)
-        state = wait_for(client, job_id, ("cancelled", "done", "failed"), timeout=60)
-        assert state["status"] == "cancelled" and state["error"]["code"] == "cancelled", state
+        assert [client.get(f"/jobs/{j}", headers=AUTH).json()["status"] for j in long] == ["running", "running", "queued"]
+        assert client.post(f"/jobs/{waiting}/cancel", headers=AUTH).json()["status"] == "cancelled", "queued: at once"
+        assert fake_gpus_free(ray) == 0
+        for job_id in running:
+            client.post(f"/jobs/{job_id}/cancel", headers=AUTH)
+        for job_id in running:
+            state = wait_for(client, job_id, ("cancelled", "done", "failed"), timeout=60)
+            assert state["status"] == "cancelled" and state["error"]["code"] == "cancelled", state
         deadline = time.time() + 30
         while time.time() < deadline and fake_gpus_free(ray) < 2:
             time.sleep(0.1)
-        assert fake_gpus_free(ray) == 2, "the task gave its fake GPU back: it no longer runs"
-        events_file = tmp_path / "jobs" / job_id / "events.jsonl"
-        size = events_file.stat().st_size
+        assert fake_gpus_free(ray) == 2, "the tasks gave their fake GPUs back: they no longer run"
+        sizes = [(tmp_path / "jobs" / job_id / "events.jsonl").stat().st_size for job_id in running]
         time.sleep(2)
-        assert events_file.stat().st_size == size, "no progress after the cancel"
-        assert client.get(f"/jobs/{job_id}/result", headers=AUTH).status_code == 409
-        assert stage2_steps(client.get(f"/jobs/{job_id}/events", headers=AUTH).json())[-1] < 500
+        assert [(tmp_path / "jobs" / j / "events.jsonl").stat().st_size for j in running] == sizes, "no progress after"
+        assert not (tmp_path / "jobs" / waiting / "attempt.json").exists(), "the cancelled queued job never started"
+        assert client.get(f"/jobs/{waiting}", headers=AUTH).json()["status"] == "cancelled"
+        for job_id in running:
+            assert client.get(f"/jobs/{job_id}/result", headers=AUTH).status_code == 409
+            assert stage2_steps(client.get(f"/jobs/{job_id}/events", headers=AUTH).json())[-1] < 500
+
+
+@pytest.mark.slow
+def test_a_restarted_ray_server_resumes_its_jobs_from_their_checkpoints(cluster, tmp_path):
+    spec = dict(TINY, prompt="a restart", seed=4, steps=16)
+    jobs = tmp_path / "jobs"
+    with ray_server(jobs) as client:
+        job_id = client.post("/jobs", json=spec, headers=AUTH).json()["id"]
+        deadline = time.time() + 300
+        while time.time() < deadline and max(stage2_steps(client.get(f"/jobs/{job_id}/events", headers=AUTH).json()) or [0]) < 5:
+            time.sleep(0.05)
+    # The server stopped mid-job (its tasks with it); a new one on the same storage picks the job up.
+    assert json.loads((jobs / job_id / "state.json").read_text())["status"] == "running"
+    with ray_server(jobs) as client:
+        state = wait_for(client, job_id, ("done", "failed", "cancelled"), timeout=300)
+        events = client.get(f"/jobs/{job_id}/events", headers=AUTH).json()
+    assert state["status"] == "done" and state["attempt"] == 2, state
+    resumed = next(i for i, e in enumerate(events) if "Resumed from step" in (e.get("message") or ""))
+    step = int(events[resumed]["message"].split("step ")[1].rstrip("."))
+    assert step >= 4 and stage2_steps(events[resumed:])[0] == step + 1 and stage2_steps(events)[-1] == 16
 
 
 @pytest.mark.slow

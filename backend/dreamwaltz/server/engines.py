@@ -5,6 +5,7 @@ Ray is imported only when ``ray`` is chosen."""
 from __future__ import annotations
 
 import functools
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -43,10 +44,14 @@ def engine_factory(name: str, ray_address: Optional[str] = None, gpu_resource: s
     except ImportError:
         raise DreamWaltzError("--engine ray needs Ray, which is not installed.",
                               "pip install 'dreamwaltz[ray]' (or: pip install -r requirements.txt).") from None
-    from .ray_engine import RayEngine
+    from .ray_engine import RayEngine, connect, resource_warning
 
+    owns = connect(ray_address)  # a wrong address fails here, in one line, not in the engine's thread
+    warning = resource_warning(gpu_resource, gpus_per_job)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     return functools.partial(RayEngine, address=ray_address, resource=gpu_resource, amount=gpus_per_job,
-                             max_retries=max_retries)
+                             max_retries=max_retries, owns_ray=owns)
 
 
 def engine_from_args(args) -> EngineFactory:

@@ -17,6 +17,7 @@ This module imports ``ray``: only ``engines.engine_factory("ray")`` imports it.
 from __future__ import annotations
 
 import os
+import socket
 import time
 import traceback
 from pathlib import Path
@@ -72,12 +73,49 @@ def run_attempt(folder: str, runner: Runner) -> dict:
         return {"status": "failed", "error": classify_unexpected(err), "traceback": traceback.format_exc()}
 
 
+def connect(address: Optional[str]) -> bool:
+    """Join the Ray cluster at ``address`` (None: $RAY_ADDRESS, else start Ray on this machine);
+    True when this call made the connection (its owner shuts it down)."""
+    if ray.is_initialized():
+        return False
+    try:
+        _probe(address)
+        ray.init(address=address, namespace="dreamwaltz")
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError, OSError) as err:
+        raise DreamWaltzError(
+            f"Cannot join the Ray cluster at {address or '$RAY_ADDRESS'}: {str(err).splitlines()[0][:200]}",
+            "Start one with 'ray start --head' (docs/CLUSTER.md), then give --ray-address HOST:6379 "
+            "(or 'auto' on one of its nodes).") from None
+    return True
+
+
+def _probe(address: Optional[str]) -> None:
+    """Fail in seconds on a head that does not answer (ray.init retries it for minutes)."""
+    if not address or address == "auto" or "://" in address or ":" not in address:
+        return
+    host, port = address.rsplit(":", 1)
+    socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+
+
+def resource_warning(resource: str, amount: float) -> Optional[str]:
+    """Why jobs would wait forever, if the cluster has less of the resource than a job asks for."""
+    try:
+        total = ray.cluster_resources().get(resource, 0.0)
+    except Exception:  # noqa: BLE001 - a health probe never fails on this
+        return None
+    if total >= amount:
+        return None
+    return (f"The Ray cluster has {total:g} {resource} but a job asks for {amount:g}: jobs stay queued until a node "
+            f"with it joins (--gpu-resource / --gpus-per-job; docs/CLUSTER.md).")
+
+
 class RayEngine(Worker):
     """Submits every active job of the store as a Ray task and records how each one ends. The
     thread, its supervisor and the health report are the local ``Worker``'s; the loop differs."""
 
     def __init__(self, store: JobStore, runner: Runner, address: Optional[str] = None, resource: str = "GPU",
-                 amount: float = 1.0, max_retries: int = 3, cpus: float = 1.0, poll_s: float = 0.2, scan_s: float = 1.0):
+                 amount: float = 1.0, max_retries: int = 3, cpus: float = 1.0, poll_s: float = 0.2, scan_s: float = 1.0,
+                 owns_ray: bool = False):
         super().__init__(store, runner, poll_s)
         self.address, self.resource, self.amount = address, resource, amount
         self.max_retries, self.cpus, self.scan_s = max_retries, cpus, scan_s
@@ -86,17 +124,17 @@ class RayEngine(Worker):
         self._cancelling: dict[str, float] = {}
         self._remote = None
         self._options: dict = {}
-        self._owns_ray = False
+        self._owns_ray = owns_ray  # this engine's connection: stop() shuts it down
         self._next_scan = 0.0
 
     # -- connection ------------------------------------------------------------------------------
     def _connect(self) -> None:
-        if not ray.is_initialized():
-            ray.init(address=self.address, namespace="dreamwaltz")
-            self._owns_ray = True
+        self._owns_ray = connect(self.address) or self._owns_ray
         options = {"max_retries": self.max_retries, "retry_exceptions": False, "num_cpus": self.cpus}
         if self.resource == "GPU":
-            options["num_gpus"] = self.amount
+            options["num_gpus"] = self.amount  # Ray also sets the task's CUDA_VISIBLE_DEVICES
+        elif self.resource == "CPU":  # a CPU-only cluster: the job's share is its CPUs
+            options["num_cpus"] = self.amount
         else:
             options["resources"] = {self.resource: self.amount}
         self._options = options
@@ -240,4 +278,5 @@ class RayEngine(Worker):
         return {"alive": self.alive, "restarts": self.restarts, "running_job": running[0] if running else None,
                 "running_jobs": running, "in_ray": len(self._tasks), "last_crash": self.last_crash,
                 "loop_age_s": round(time.time() - self.heartbeat, 1), "engine": "ray",
-                "resource": {self.resource: self.amount}, "ray_address": self.address}
+                "resource": {self.resource: self.amount}, "ray_address": self.address,
+                "warning": resource_warning(self.resource, self.amount) if self._remote is not None else None}
