@@ -195,12 +195,15 @@ def test_batch_runs_its_jobs_on_the_ray_engine(cluster, tmp_path):
     out = tmp_path / "out"
     args = ["batch", str(prompts), "--preset", "tiny", "--device", "cpu", "--steps", "2", "--stage1-steps", "0",
             "--seeds", "5", "--view-size", "32", "--engine", "ray", "--ray-address", cluster.address,
-            "--gpu-resource", "fake_gpu", "--out", str(out)]
+            "--gpu-resource", "fake_gpu", "--storage", str(tmp_path / "shared" / "jobs"), "--out", str(out)]
     assert main(args) == 0
     summary = json.loads((out / "batch.json").read_text())
     assert (summary["done"], summary["failed"]) == (2, 0)
+    page = (out / "index.html").read_text()
     for job in summary["jobs"]:
         folder = out / Path(job["avatar"]).parent
+        assert folder.resolve().parent == (tmp_path / "shared" / "jobs").resolve(), "the jobs live on --storage"
+        assert f'"{Path(job["avatar"]).parent.as_posix()}/front.png"' in page and (folder / "front.png").is_file()
         assert json.loads((folder / "attempt.json").read_text())["attempt"] == 1, "run as a Ray task"
         assert json.loads((folder / "state.json").read_text())["node_id"] in {n.node_id for n in cluster.worker_nodes}
     assert (out / "contact_sheet.png").exists() and (out / "index.html").exists()

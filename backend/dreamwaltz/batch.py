@@ -14,6 +14,7 @@ import hashlib
 import html
 import json
 import math
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -202,12 +203,17 @@ def contact_sheet(entries: list[Entry], path: Path, size: int) -> Path:
     return path
 
 
+def _relative(path: Path, out: Path) -> str:
+    """``path`` seen from ``out`` (with ``..`` when the jobs live elsewhere, e.g. on --storage)."""
+    return Path(os.path.relpath(path, out)).as_posix()
+
+
 def index_html(entries: list[Entry], out: Path) -> Path:
     """A static page beside the sheet: every avatar's views, prompt, seed and file (relative links)."""
     cards = []
     for entry in entries:
         state = entry.job.state
-        rel = entry.job.folder.relative_to(out).as_posix()
+        rel = _relative(entry.job.folder, out)
         prompt = html.escape(entry.spec.prompt)
         if state["status"] == "done":
             views = "".join(f'<img src="{rel}/{name}" alt="{name[:-4]} of {prompt}" width="192" height="192">'
@@ -247,7 +253,7 @@ def run_batch(prompts: list[str], seeds: list[int], make_spec: Callable[[str, in
     summary = {"avatars": len(entries), "skipped": skipped, "ran": len(entries) - skipped, "previews_rendered": rendered,
                "done": sum(s["status"] == "done" for s in states), "failed": sum(s["status"] != "done" for s in states),
                "jobs": [{"id": e.job.id, "prompt": e.spec.prompt, "seed": e.spec.seed, "status": s["status"],
-                         "avatar": e.job.result_path.relative_to(out).as_posix() if s["status"] == "done" else None}
+                         "avatar": _relative(e.job.result_path, out) if s["status"] == "done" else None}
                         for e, s in zip(entries, states)]}
     (out / "batch.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     say(f"batch: {summary['done']} of {len(entries)} avatars done ({summary['failed']} failed); "

@@ -200,8 +200,8 @@ class RayEngine(Worker):
                 outcome = {"status": "failed", "error": {
                     "code": "worker_lost", "message": f"The job's Ray worker was lost {self.max_retries + 1} times "
                                                       f"({type(err).__name__}: {str(err)[:200]}).",
-                    "hint": "Check the cluster (ray status, Ray's dashboard); submit the job again to resume it "
-                            "from its last checkpoint."}}
+                    "hint": "Check the cluster (ray status, Ray's dashboard) and submit the job again; a rerun of "
+                            "'dreamwaltz batch' resumes its jobs from their last checkpoints."}}
         with self._lock:
             self._tasks.pop(job_id, None)
             self._attempts.pop(job_id, None)
