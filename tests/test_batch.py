@@ -93,3 +93,32 @@ def test_bad_batch_input_is_one_clear_error(tmp_path):
     result = batch(prompts, "--preset", "tiny", "--steps", "-1", "--out", tmp_path / "o")
     assert result.returncode != 0 and "steps" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "o" / "jobs").exists() or not any((tmp_path / "o" / "jobs").iterdir()), "nothing queued"
+
+
+@pytest.mark.slow
+def test_an_interrupted_batch_resumes_from_the_checkpoint_on_a_rerun(tmp_path):
+    import signal
+    import time
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a runner\n")
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "dreamwaltz", "batch", str(prompts), *TINY[:4], "--steps", "40", "--stage1-steps", "0",
+            "--view-size", "32", "--out", str(out)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(out.glob("jobs/*/work/stage2.pt")):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)  # Ctrl+C
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "rerun the same command to resume" in output, output[-2000:]
+    folder = next(out.glob("jobs/*"))
+    assert json.loads((folder / "state.json").read_text())["status"] == "running" and not (folder / "result.h3ga").exists()
+    again = batch(prompts, *TINY[:4], "--steps", "40", "--stage1-steps", "0", "--view-size", "32", "--out", out)
+    assert again.returncode == 0, again.stderr[-2000:]
+    events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
+    resumed = next(e for e in events if "Resumed from step" in (e.get("message") or ""))
+    step = int(resumed["message"].split("step ")[1].rstrip("."))
+    after = [e["step"] for e in events[events.index(resumed):] if e["stage"] == "stage2" and e.get("total")]
+    assert step > 0 and after[0] == step + 1 and after[-1] == 40, "continued from the checkpoint, not from step 0"
+    assert (folder / "result.h3ga").exists() and (out / "contact_sheet.png").exists()
