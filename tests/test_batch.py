@@ -38,6 +38,7 @@ def test_batch_writes_every_avatar_a_contact_sheet_and_an_index_and_a_rerun_does
     assert first.returncode == 0, first.stderr[-3000:]
     summary = json.loads((out / "batch.json").read_text())
     assert (summary["avatars"], summary["done"], summary["skipped"]) == (4, 4, 0)
+    assert summary["previews_rendered"] == 0, "each job rendered its own views where it ran"
     assert sorted(j["prompt"] for j in summary["jobs"]) == sorted(PROMPTS) and {j["seed"] for j in summary["jobs"]} == {0}
     avatars = {j["prompt"]: read_h3ga(out / j["avatar"]) for j in summary["jobs"]}
     assert all(a.manifest["prompt"] == p for p, a in avatars.items()), "each file is its prompt's avatar"
@@ -62,6 +63,13 @@ def test_batch_writes_every_avatar_a_contact_sheet_and_an_index_and_a_rerun_does
     assert "skipped 4" in again.stdout and "running" not in again.stdout
     assert snapshot(out / "jobs") == before, "a rerun trains, exports and renders nothing"
     assert json.loads((out / "batch.json").read_text())["ran"] == 0
+
+    # Views lost (or never made, e.g. a job finished by an older version): the batch renders them.
+    lost = out / Path(summary["jobs"][0]["avatar"]).parent / "back.png"
+    lost.unlink()
+    again = batch(prompts, *TINY, "--out", out)
+    assert again.returncode == 0 and "skipped 4" in again.stdout, again.stderr[-3000:]
+    assert lost.exists() and json.loads((out / "batch.json").read_text())["previews_rendered"] == 1
 
     # A job interrupted after its last checkpoint (state "running", no result yet) resumes from it.
     job = out / summary["jobs"][1]["avatar"]

@@ -199,6 +199,7 @@ def test_batch_runs_its_jobs_on_the_ray_engine(cluster, tmp_path):
     assert main(args) == 0
     summary = json.loads((out / "batch.json").read_text())
     assert (summary["done"], summary["failed"]) == (2, 0)
+    assert summary["previews_rendered"] == 0, "the front/back views were rendered by the jobs, on the workers"
     page = (out / "index.html").read_text()
     for job in summary["jobs"]:
         folder = out / Path(job["avatar"]).parent

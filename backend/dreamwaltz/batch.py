@@ -121,26 +121,48 @@ def run_jobs(store: JobStore, entries: list[Entry], engine: EngineFactory, runne
         worker.stop()
 
 
+VIEWS = (("front.png", 0.0), ("back.png", 180.0))  # orbit_camera's azimuths: 0 faces the body's front
+
+
+def write_views(avatar_path: Path, folder: Path, size: int, device: str = "auto") -> None:
+    """``folder/front.png`` and ``folder/back.png``: the avatar rendered by the project's own
+    renderer from its .h3ga, in the rest pose."""
+    from PIL import Image
+
+    from .core.h3ga import read_h3ga
+    from .core.posing import pose_avatar
+    from .pipeline import pick_device
+    from .render.views import avatar_view
+
+    avatar = read_h3ga(avatar_path)
+    posed, device = pose_avatar(avatar), pick_device(device)
+    for name, azimuth in VIEWS:
+        tmp = Path(folder) / f".{name}.tmp.png"
+        Image.fromarray(avatar_view(avatar, posed, azimuth, size, device)).save(tmp)
+        tmp.replace(Path(folder) / name)
+
+
+def generate_with_views(spec: dict, reporter, workdir: Path, view_size: int = 256) -> Path:
+    """The batch's runner: the job server's job, then its contact-sheet views, rendered where the job
+    ran (on a Ray worker: with its GPU) into the job folder (``workdir``'s parent, in both engines)."""
+    from .server.runner import run_generate_job
+
+    path = run_generate_job(spec, reporter, workdir)
+    try:
+        write_views(path, Path(workdir).parent, view_size, spec.get("device") or "auto")
+    except Exception as err:  # noqa: BLE001 - the avatar is made; the batch renders missing views at the end
+        reporter.info("export", f"The contact-sheet views were not rendered here ({type(err).__name__}: {str(err)[:200]}).")
+    return path
+
+
 def render_previews(entries: list[Entry], size: int, device: str) -> int:
-    """Front and back views of every finished avatar that has none yet; returns how many were made."""
+    """Front and back views of every finished avatar that has none yet (e.g. its job ran before a
+    crash); returns how many were made."""
     made = 0
     for entry in entries:
-        if entry.job.state["status"] != "done" or (entry.front.exists() and entry.back.exists()):
-            continue
-        from PIL import Image
-
-        from .core.h3ga import read_h3ga
-        from .core.posing import pose_avatar
-        from .pipeline import pick_device
-        from .render.views import BACK, FRONT, avatar_view
-
-        avatar = read_h3ga(entry.job.result_path)
-        posed = pose_avatar(avatar)
-        for path, azimuth in ((entry.front, FRONT), (entry.back, BACK)):
-            tmp = path.with_suffix(".tmp.png")
-            Image.fromarray(avatar_view(avatar, posed, azimuth, size, pick_device(device))).save(tmp)
-            tmp.replace(path)
-        made += 1
+        if entry.job.state["status"] == "done" and not (entry.front.exists() and entry.back.exists()):
+            write_views(entry.job.result_path, entry.job.folder, size, device)
+            made += 1
     return made
 
 

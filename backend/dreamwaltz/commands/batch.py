@@ -23,12 +23,12 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    import functools
     import signal
 
-    from ..batch import parse_seeds, read_prompts, run_batch
+    from ..batch import generate_with_views, parse_seeds, read_prompts, run_batch
     from ..core.errors import DreamWaltzError
     from ..server.engines import engine_from_args, storage_dir
-    from ..server.runner import run_generate_job
     from .generate import spec_from_args
 
     prompts, seeds = read_prompts(args.prompts), parse_seeds(args.seeds)
@@ -41,7 +41,8 @@ def run(args) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl+C: jobs resume on a rerun
     try:
         summary = run_batch(prompts, seeds, lambda prompt, seed: spec_from_args(args, prompt=prompt, seed=seed),
-                            args.out, engine, run_generate_job, view_size=args.view_size,
+                            args.out, engine, functools.partial(generate_with_views, view_size=args.view_size),
+                            view_size=args.view_size,
                             device=args.device or "auto", jobs_dir=jobs_dir)
     except KeyboardInterrupt:
         print("batch: interrupted; rerun the same command to resume from the checkpoints.", flush=True)

@@ -7,8 +7,6 @@ import numpy as np
 from ..core.camera import orbit_camera
 from .rasterizer import rasterize_posed
 
-FRONT, BACK = 0.0, 180.0  # orbit_camera's azimuths: 0 looks at the body's front
-
 
 def avatar_view(avatar, posed, azimuth_deg: float, size: int = 512, device="cpu", elevation_deg: float = 85.0) -> np.ndarray:
     """An (size, size, 3) uint8 image of ``posed`` (``core.posing.pose_avatar(avatar, ...)``) seen
