@@ -112,6 +112,7 @@ def poll_job(context, client: BackendClient) -> bool:
         _show_preview(client, settings)
     status = client.status(settings.job_id)
     settings.job_status = status["status"]
+    settings.job_queue_position = status.get("queue_position") or 0  # servers before issue 22 do not send it
     if status["status"] in ("queued", "running"):
         return True
     if status["status"] == "done":

@@ -14,6 +14,13 @@ def _format_eta(seconds: float) -> str:
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
 
 
+def job_bar_text(settings) -> str:
+    """The progress bar's words: the stage and step, or a queued job's place in the queue."""
+    if settings.job_status == "queued" and settings.job_queue_position:
+        return f"queued, position {settings.job_queue_position}"
+    return f"{settings.job_stage or settings.job_status} {settings.job_step}/{settings.job_total}"
+
+
 class DREAMWALTZ_PT_main(bpy.types.Panel):
     bl_label = "DreamWaltz"
     bl_idname = "DREAMWALTZ_PT_main"
@@ -83,7 +90,7 @@ class DREAMWALTZ_PT_main(bpy.types.Panel):
             return
         box = layout.box()
         if settings.job_status in ("queued", "running"):
-            text = f"{settings.job_stage or settings.job_status} {settings.job_step}/{settings.job_total}"
+            text = job_bar_text(settings)
             eta = _format_eta(settings.job_eta_s)
             box.progress(factor=settings.job_progress, type="BAR", text=f"{text}  ETA {eta}" if eta else text)
         elif settings.job_status == "done":

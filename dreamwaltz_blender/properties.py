@@ -48,6 +48,7 @@ class DreamWaltzSceneSettings(bpy.types.PropertyGroup):
     # State of the current job (written by the poller, read by the panel).
     job_id: StringProperty(options={"SKIP_SAVE"})
     job_status: StringProperty(options={"SKIP_SAVE"})
+    job_queue_position: IntProperty(options={"SKIP_SAVE"})  # 1 = next to start; 0 = not queued
     job_stage: StringProperty(options={"SKIP_SAVE"})
     job_message: StringProperty(options={"SKIP_SAVE"})
     job_error: StringProperty(options={"SKIP_SAVE"})

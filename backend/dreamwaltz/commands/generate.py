@@ -7,9 +7,17 @@ HELP = "Generate an avatar from a text prompt (writes a .h3ga file)"
 
 
 def add_arguments(p):
+    p.add_argument("prompt")
+    add_job_arguments(p)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--workdir", type=Path, default=None, help="checkpoints; a rerun with the same folder resumes")
+    p.add_argument("--out", type=Path, required=True)
+
+
+def add_job_arguments(p):
+    """The job's settings but prompt and seed (``dreamwaltz batch`` takes those from a file and a list)."""
     from ..core import job  # the job schema: its defaults and choices are the CLI's
 
-    p.add_argument("prompt")
     p.add_argument("--negative", default=None, help="negative prompt")
     p.add_argument("--preset", default=job.DEFAULT_PRESET, choices=job.PRESET_NAMES,
                    help=f"tiny: random tiny models on a CPU (checks the set-up); preview/paper: real weights on a GPU "
@@ -17,7 +25,6 @@ def add_arguments(p):
     p.add_argument("--body", default=None, help="'open' (default) or your SMPL-X .npz")
     p.add_argument("--gender", default=None, choices=job.GENDERS)
     p.add_argument("--betas", type=float, nargs="*", default=None, help="shape coefficients")
-    p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default=None, choices=job.DEVICES)
     p.add_argument("--steps", type=int, default=None, help="override the preset's number of stage-2 steps")
     p.add_argument("--stage1-steps", type=int, default=None,
@@ -34,17 +41,17 @@ def add_arguments(p):
     p.add_argument("--cpu-offload", action="store_true", default=None,
                    help="less GPU memory (12-16 GB cards): keep the networks in CPU memory between uses; slower")
     p.add_argument("--vae-slicing", action="store_true", default=None, help="less GPU memory: encode one render at a time")
-    p.add_argument("--workdir", type=Path, default=None, help="checkpoints; a rerun with the same folder resumes")
-    p.add_argument("--out", type=Path, required=True)
 
 
-def spec_from_args(args):
-    """The job these flags ask for; flags not given take the job schema's defaults."""
+def spec_from_args(args, prompt=None, seed=None):
+    """The job these flags ask for (``prompt`` and ``seed`` replace the flags'); flags not given take
+    the job schema's defaults."""
     from ..core.job import GenerateSpec
 
     return GenerateSpec.from_dict({
-        "prompt": args.prompt, "negative_prompt": args.negative, "preset": args.preset, "body": args.body,
-        "gender": args.gender, "betas": args.betas, "seed": args.seed, "device": args.device, "steps": args.steps,
+        "prompt": args.prompt if prompt is None else prompt, "negative_prompt": args.negative, "preset": args.preset,
+        "body": args.body, "gender": args.gender, "betas": args.betas, "seed": args.seed if seed is None else seed,
+        "device": args.device, "steps": args.steps,
         "stage1_steps": args.stage1_steps, "sd_model": args.sd_model, "controlnet_model": args.controlnet_model,
         "cpu_offload": args.cpu_offload, "vae_slicing": args.vae_slicing, "densify": args.densify,
         "precision": args.precision, "sds_weighting": args.sds_weighting})

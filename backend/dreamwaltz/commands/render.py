@@ -18,15 +18,13 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    import numpy as np
     from PIL import Image
 
-    from ..core.camera import orbit_camera
     from ..core.h3ga import read_h3ga
     from ..core.motion import TargetSkeleton, load_motion
     from ..core.posing import pose_avatar
     from ..pipeline import pick_device
-    from ..render import rasterize_posed
+    from ..render.views import avatar_view
 
     device = pick_device(args.device)
     avatar = read_h3ga(args.avatar)
@@ -39,13 +37,8 @@ def run(args) -> int:
         for k in range(max(1, args.turntable)):
             frames.append((None, None, 360.0 * k / max(1, args.turntable)))
     args.out.mkdir(parents=True, exist_ok=True)
-    height = float(np.ptp(avatar["body/template_vertices"][:, 1]))
     for i, (pose, transl, azimuth) in enumerate(frames):
-        posed = pose_avatar(avatar, pose, transl=transl)
-        centre = posed.means.mean(0)
-        cam = orbit_camera(30.0 + azimuth, 85, 1.6 * height + 0.6, (centre[0], centre[1], centre[2]), 50, args.size, args.size)
-        out = rasterize_posed(posed, cam, device)
-        image = (out.image.clamp(0, 1).cpu().numpy() * 255).astype(np.uint8)
+        image = avatar_view(avatar, pose_avatar(avatar, pose, transl=transl), 30.0 + azimuth, args.size, device)
         Image.fromarray(image).save(args.out / f"frame_{i:04d}.png")
     print(f"wrote {len(frames)} frames to {args.out}")
     return 0

@@ -26,7 +26,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 from ..core.errors import DreamWaltzError
 from ..core.job import GenerateSpec
 from ..core.version import __version__
-from .jobs import FINISHED, JobStore, Runner, Worker
+from .jobs import FINISHED, EngineFactory, JobStore, Runner, Worker
 
 
 # The request body is the one job schema (core/job.py), validated by pydantic: unknown fields,
@@ -108,9 +108,12 @@ def _validation_message(errors: Sequence[dict]) -> str:
 
 
 def create_app(jobs_dir: Path, token: str, runner: Runner, start_worker: bool = True,
-               body_dirs: Optional[Sequence[Path]] = None, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+               body_dirs: Optional[Sequence[Path]] = None, max_body_bytes: int = MAX_BODY_BYTES,
+               engine: Optional[EngineFactory] = None) -> FastAPI:
+    """The API over ``jobs_dir``; ``engine(store, runner)`` makes what runs the jobs (default: the
+    local one-GPU ``Worker``; ``ray_engine.ray_engine(...)`` for a Ray cluster)."""
     store = JobStore(jobs_dir)
-    worker = Worker(store, runner)
+    worker = (engine or Worker)(store, runner)
     app = FastAPI(title="DreamWaltz backend", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     app.state.store, app.state.worker = store, worker
@@ -193,7 +196,10 @@ def create_app(jobs_dir: Path, token: str, runner: Runner, start_worker: bool = 
 
     @app.get("/jobs", dependencies=[Depends(require_token)])
     def list_jobs() -> list:
-        return [{k: v for k, v in state.items() if k != "traceback"} for _, state in store.all_with_states()]
+        states = store.all_with_states()
+        positions = store.queue_positions(states)
+        return [dict({k: v for k, v in state.items() if k != "traceback"}, queue_position=positions.get(job.id))
+                for job, state in states]
 
     @app.get("/jobs/{job_id}", dependencies=[Depends(require_token)])
     def status(job_id: str) -> dict:
@@ -201,7 +207,9 @@ def create_app(jobs_dir: Path, token: str, runner: Runner, start_worker: bool = 
         events = job.events()
         state = job.state
         state.pop("traceback", None)
-        return dict(state, last_event=events[-1] if events else None, num_events=len(events))
+        # 1 = the next queued job to start; None unless queued (reads the other jobs' records only then).
+        position = store.queue_positions().get(job_id) if state["status"] == "queued" else None
+        return dict(state, last_event=events[-1] if events else None, num_events=len(events), queue_position=position)
 
     @app.get("/jobs/{job_id}/events", dependencies=[Depends(require_token)])
     def events(job_id: str, after: int = 0) -> list:

@@ -1,9 +1,13 @@
-"""On-disk job store and the single GPU worker.
+"""On-disk job store, the execution-engine interface and the single GPU worker (the ``local`` engine).
 
 Each job is a folder ``<jobs_dir>/<id>/``: ``spec.json`` (what to generate), ``state.json``
 (queued / running / done / failed / cancelled, plus the error), ``events.jsonl`` (progress),
 ``work/`` (checkpoints) and ``result.h3ga``. Everything lives on disk so a restarted server
 picks up queued jobs and resumes interrupted ones from their last checkpoint.
+
+An engine runs the store's active jobs (``Engine``): ``Worker`` here, one job at a time in a thread
+of the server (``dreamwaltz serve``'s default), or ``ray_engine.RayEngine``, each job a Ray task on
+a cluster (``--engine ray``). The server and ``dreamwaltz batch`` only talk to this interface.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import traceback
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol
 
 from ..core.errors import DreamWaltzError, JobCancelled, OutOfMemoryError
 from ..progress import CancelToken, ProgressEvent, ProgressReporter
@@ -26,6 +30,27 @@ FINISHED = ("done", "failed", "cancelled")
 
 # runner(spec: dict, reporter, workdir: Path) -> Path of the finished .h3ga
 Runner = Callable[[dict, ProgressReporter, Path], Path]
+
+
+class Engine(Protocol):
+    """What runs the jobs of a ``JobStore``: every job the store holds as queued (or running, from a
+    previous life) is run to done / failed / cancelled, updating its state.json and events.jsonl."""
+
+    def start(self) -> None: ...  # begin running the store's active jobs in the background
+
+    def stop(self) -> None: ...  # stop; jobs still running are left "running", to resume next start
+
+    def notify(self) -> None: ...  # a job was added: look now rather than at the next poll
+
+    def cancel(self, job: "Job") -> None: ...  # queued: cancelled at once; running: stopped, then cancelled
+
+    def ensure_alive(self) -> bool: ...  # restart the engine's loop if it died (True if it had to)
+
+    def health(self) -> dict: ...  # {"alive", "restarts", "running_job", "last_crash", ...}
+
+
+# engine_factory(store, runner) -> Engine
+EngineFactory = Callable[["JobStore", Runner], Engine]
 
 
 MAX_RECORD_BYTES = 16 << 20  # spec.json / state.json: a few kB normally
@@ -107,6 +132,10 @@ class Job:
     def events_path(self) -> Path:
         return self.folder / "events.jsonl"
 
+    def append_event(self, event: ProgressEvent) -> None:
+        with open(self.events_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(event.to_dict()) + "\n")
+
     def events(self, after: int = 0) -> list[dict]:
         if not self.events_path.exists():
             return []
@@ -121,8 +150,9 @@ class Job:
 
     def latest_preview(self) -> Optional[Path]:
         for event in reversed(self.events()):
-            if event.get("preview") and Path(event["preview"]).exists():
-                return Path(event["preview"])
+            # Relative paths are the job folder's: a Ray worker may mount shared storage elsewhere.
+            if event.get("preview") and (self.folder / event["preview"]).exists():
+                return self.folder / event["preview"]
         return None
 
 
@@ -132,8 +162,9 @@ class JobStore:
         if not self.dir.exists():
             self.dir.mkdir(parents=True, mode=0o700)
 
-    def create(self, spec: dict) -> Job:
-        job_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
+    def create(self, spec: dict, job_id: Optional[str] = None) -> Job:
+        """A new queued job; ``job_id`` (a plain folder name) names it, else a time-stamped id."""
+        job_id = job_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
         folder = self.dir / job_id
         folder.mkdir(mode=0o700)
         os.chmod(folder, 0o700)  # private whatever the umask: prompts, bodies and results are the user's
@@ -161,11 +192,22 @@ class JobStore:
                 jobs.append((job, job.state))
         return sorted(jobs, key=lambda js: js[1].get("created", 0))
 
-    def next_pending(self) -> Optional[Job]:
-        # Interrupted ("running" in a previous server life) jobs first, then the oldest queued.
-        jobs = [(j, s) for j, s in self.all_with_states() if s["status"] in ACTIVE]
+    def pending(self, states: Optional[list[tuple[Job, dict]]] = None) -> list[Job]:
+        """Active jobs in the order they run: interrupted ("running" in a previous server life)
+        ones first, then queued ones, oldest first."""
+        jobs = [(j, s) for j, s in (self.all_with_states() if states is None else states) if s["status"] in ACTIVE]
         jobs.sort(key=lambda js: (js[1]["status"] != "running", js[1].get("created", 0)))
-        return jobs[0][0] if jobs else None
+        return [j for j, _ in jobs]
+
+    def next_pending(self) -> Optional[Job]:
+        jobs = self.pending()
+        return jobs[0] if jobs else None
+
+    def queue_positions(self, states: Optional[list[tuple[Job, dict]]] = None) -> dict[str, int]:
+        """Each queued job's place among the queued ones: 1 = the next to start."""
+        states = self.all_with_states() if states is None else states
+        queued = sorted((s.get("created", 0), j.id) for j, s in states if s["status"] == "queued")
+        return {job_id: i for i, (_, job_id) in enumerate(queued, start=1)}
 
 
 class Worker:
@@ -212,7 +254,8 @@ class Worker:
     def health(self) -> dict:
         current = self._current
         return {"alive": self.alive, "restarts": self.restarts, "running_job": current[0] if current else None,
-                "last_crash": self.last_crash, "loop_age_s": round(time.time() - self.heartbeat, 1)}  # grows during a job
+                "last_crash": self.last_crash, "loop_age_s": round(time.time() - self.heartbeat, 1),  # grows during a job
+                "engine": "local"}
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -277,10 +320,7 @@ class Worker:
         resumed = job.state["status"] == "running"
         job.set_state(status="running", started=time.time())
 
-        def sink(event: ProgressEvent) -> None:
-            with open(job.events_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(event.to_dict()) + "\n")
-
+        sink = job.append_event
         reporter = ProgressReporter([sink], token)
         try:
             if resumed:
