@@ -20,10 +20,20 @@ def setup_cycles(scene, size: int = 128, samples: int = 16, transparent: bool = 
     scene.render.image_settings.color_mode = "RGBA"
 
 
-def render_to_array(bpy, path: Path, size: int = 128, samples: int = 16) -> np.ndarray:
-    """Render the current scene with Cycles CPU to ``path``; return RGBA float (H, W, 4)."""
+def eevee_engine(bpy) -> str:
+    """Eevee's engine name: BLENDER_EEVEE_NEXT in 4.2-4.5, BLENDER_EEVEE again in 5.0."""
+    names = [e.identifier for e in bpy.types.RenderSettings.bl_rna.properties["engine"].enum_items]
+    return "BLENDER_EEVEE_NEXT" if "BLENDER_EEVEE_NEXT" in names else "BLENDER_EEVEE"
+
+
+def render_to_array(bpy, path: Path, size: int = 128, samples: int = 16, engine: str = "CYCLES") -> np.ndarray:
+    """Render the current scene with Cycles CPU (or ``engine="EEVEE"``: Eevee, software OpenGL here)
+    to ``path``; return RGBA float (H, W, 4)."""
     scene = bpy.context.scene
     setup_cycles(scene, size, samples)
+    if engine == "EEVEE":
+        scene.render.engine = eevee_engine(bpy)
+        scene.eevee.taa_render_samples = samples
     scene.render.filepath = str(path)
     bpy.ops.render.render(write_still=True)
     image = bpy.data.images.load(str(path))
