@@ -5,6 +5,16 @@
 3. retarget the bundled CMU walk onto it;
 4. render a few Cycles frames to out/demo/*.png and save out/demo/demo.blend.
 
+With ``--full`` it goes on to the applications, still on the CPU in a few minutes:
+
+5. the animated avatar as glTF with Gaussian splats (``dreamwaltz export --format glb --motion``);
+6. a composed scene rendered by the backend: three copies of the avatar with different motions on
+   a 3DGS stage (a procedural splat floor and backdrop), one depth-sorted rasterization per frame
+   (``dreamwaltz render-scene``: out/demo/scene/frame_*.png and scene.mp4);
+7. the same in Blender: the stage imported with File > Import > 3D Gaussian Splats, the avatar
+   duplicated (one copy of its splat data) and laid out, each copy with its own motion, one
+   Cycles frame (out/demo/crowd.png).
+
 With real weights and a GPU: ``python build.py demo --preset preview --device cuda``.
 """
 
@@ -112,7 +122,7 @@ def render_frames(bpy, avatar, out_dir: Path, count: int, size: int, samples: in
     return written
 
 
-def blender_part(avatar_path: Path, out_dir: Path, frames: int, size: int, samples: int) -> None:
+def blender_part(avatar_path: Path, out_dir: Path, frames: int, size: int, samples: int, stage=None) -> None:
     import bpy
     import addon_utils  # Blender's own module: importable once bpy is
 
@@ -131,9 +141,99 @@ def blender_part(avatar_path: Path, out_dir: Path, frames: int, size: int, sampl
     scene.frame_start, scene.frame_end = int(start), int(end)
     stage_scene(bpy, avatar, frames)
     render_frames(bpy, avatar, out_dir, frames, size, samples)
+    if stage is not None:
+        crowd_in_blender(bpy, api, motion, avatar, stage, out_dir, size, samples)
     blend = out_dir / "demo.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     say(f"saved {blend}")
+
+
+OTHER_CLIPS = [DATA / "mocap" / "cmu_12_03_walk_cgspeed.bvh", DATA / "mocap" / "makehuman_walk1.bvh"]
+
+
+def write_stage(path: Path, floor_y: float, seed: int = 0) -> Path:
+    """A small procedural 3DGS stage (SMPL-X space, +Y up): a checkered splat floor at height
+    ``floor_y`` and a backdrop."""
+    import numpy as np
+
+    from .core.ply import write_gaussian_ply
+    from .core.posing import gaussian_covariances
+
+    rng = np.random.default_rng(seed)
+    gx, gz = np.meshgrid(np.linspace(-3, 3, 120), np.linspace(-3, 1.5, 90))
+    floor = np.stack([gx.ravel(), np.full(gx.size, floor_y), gz.ravel()], 1)
+    check = ((np.floor(gx.ravel() * 2) + np.floor(gz.ravel() * 2)) % 2)[:, None]
+    floor_colors = 0.25 + 0.35 * check * np.array([[1.0, 0.9, 0.7]])
+    bx, by = np.meshgrid(np.linspace(-3, 3, 120), np.linspace(0, 2.4, 48))
+    backdrop = np.stack([bx.ravel(), by.ravel() + floor_y, np.full(bx.size, -3.0)], 1)
+    backdrop_colors = np.stack([0.2 + 0.3 * by.ravel() / 2.4, 0.35 + 0.1 * np.sin(bx.ravel() * 2), np.full(bx.size, 0.6)], 1)
+    means = np.concatenate([floor, backdrop]) + rng.normal(scale=0.004, size=(len(floor) + len(backdrop), 3))
+    n = len(means)
+    flat = np.where(np.arange(n)[:, None] < len(floor), [0.03, 0.004, 0.03], [0.03, 0.03, 0.004])
+    covariances = gaussian_covariances(np.log(flat), np.tile([1.0, 0.0, 0.0, 0.0], (n, 1)))
+    return write_gaussian_ply(path, means, covariances, np.concatenate([floor_colors, backdrop_colors]), np.full(n, 0.95))
+
+
+def soles(avatar_path: Path) -> float:
+    """The height of the avatar's soles in its own (SMPL-X) space: where the stage's floor goes."""
+    from .core.h3ga import read_h3ga
+
+    a = read_h3ga(avatar_path).arrays
+    return float((a["body/template_vertices"] + a["body/shape_dirs"] @ a["rig/betas"])[:, 1].min())
+
+
+def full_backend(avatar_path: Path, out_dir: Path) -> Path:
+    """The glb export and the backend's composed scene; returns the stage .ply for Blender."""
+    import json
+
+    glb = out_dir / "avatar.glb"
+    say("$ dreamwaltz export avatar.h3ga --format glb --motion (the CMU walk)")
+    subprocess.run([sys.executable, "-m", "dreamwaltz", "export", str(avatar_path), "--format", "glb", "--motion",
+                    str(WALK_CLIP), "--out", str(glb)], check=True)
+    stage = write_stage(out_dir / "stage.ply", soles(avatar_path))
+    clips = [WALK_CLIP] + OTHER_CLIPS
+    scene = {
+        "version": 1, "frames": [1, 12], "fps": 24, "width": 320, "height": 200, "background": [0.05, 0.05, 0.08],
+        "camera": {"keyframes": [{"frame": 1, "position": [0.4, 0.5, 5.0], "target": [0.0, -0.1, -0.5], "fov_deg": 45},
+                                 {"frame": 12, "position": [-0.8, 0.4, 4.7], "target": [0.0, -0.1, -0.5], "fov_deg": 45}]},
+        "avatars": [{"name": f"copy {i + 1}", "file": str(avatar_path), "location": [x, 0.0, z], "rotation": yaw,
+                     "motion": str(clip), "start_frame": 1 + 5 * i}
+                    for i, ((x, z, yaw), clip) in enumerate(zip([(-1.1, -0.8, 15), (0.0, 0.0, 0), (1.1, -1.2, -20)], clips))],
+        "splats": [{"name": "stage", "file": str(stage)}],
+    }
+    scene_path = out_dir / "scene.json"
+    scene_path.write_text(json.dumps(scene, indent=1))
+    say("$ dreamwaltz render-scene scene.json --out scene/ --mp4 scene.mp4 (three avatars on a splat stage)")
+    subprocess.run([sys.executable, "-m", "dreamwaltz", "render-scene", str(scene_path), "--out", str(out_dir / "scene"),
+                    "--mp4", str(out_dir / "scene.mp4")], check=True)
+    return stage
+
+
+def crowd_in_blender(bpy, api, motion, avatar, stage: Path, out_dir: Path, size: int, samples: int) -> None:
+    """Blender: the stage as a splat scene, two linked duplicates with their own motions, one frame."""
+    say("Blender: importing the splat stage, duplicating the avatar (shared splat data), laying them out")
+    floor = api.import_splat_scene(str(stage), up_axis="Y")
+    floor.location.z = -soles(Path(avatar.armature["dreamwaltz_file"]))  # the importer stands avatars on z = 0
+    ground = bpy.data.objects.get("Ground")
+    if ground is not None:
+        ground.hide_render = True  # the splat floor takes its place
+    crowd = [avatar] + [api.duplicate_avatar(avatar, offset=(0, 0, 0)) for _ in range(2)]
+    for copy, clip in zip(crowd, [WALK_CLIP] + OTHER_CLIPS):  # each its own walk, on the spot
+        copy.armature.animation_data_clear()
+        motion.apply_motion(copy, str(clip), start_frame=bpy.context.scene.frame_start, in_place=True)
+    api.layout_avatars(crowd, columns=3, spacing=1.1, origin=(-1.1, 0.3, 0.0))
+    scene = bpy.context.scene
+    scene.frame_set(scene.frame_start + (scene.frame_end - scene.frame_start) // 2)
+    cam = scene.camera
+    import mathutils
+
+    cam.location = (0.8, -5.5, 1.6)
+    cam.rotation_euler = (mathutils.Vector((0.0, 0.5, 0.8)) - cam.location).to_track_quat("-Z", "Y").to_euler()
+    scene.render.resolution_x, scene.render.resolution_y = size, int(size * 0.625)
+    scene.cycles.samples = samples
+    scene.render.filepath = str(out_dir / "crowd.png")
+    bpy.ops.render.render(write_still=True)
+    say(f"rendered {scene.render.filepath}")
 
 
 def main(argv=None) -> int:
@@ -146,6 +246,8 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=320, help="render size in pixels")
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "demo")
+    parser.add_argument("--full", action="store_true",
+                        help="also export a glb, render a composed scene in the backend and a crowd in Blender")
     args = parser.parse_args(argv)
 
     started = time.time()
@@ -156,7 +258,8 @@ def main(argv=None) -> int:
         say("the tiny preset uses random tiny diffusion models: it checks the whole machinery on a CPU, "
             "the avatar will look like the body with noise-coloured clothes, not like the prompt")
     avatar = generate(prompt, args.preset, args.device, args.seed, args.out / "avatar.h3ga")
-    blender_part(avatar, args.out, args.frames, args.size, args.samples)
+    stage = full_backend(avatar, args.out) if args.full else None
+    blender_part(avatar, args.out, args.frames, args.size, args.samples, stage)
     say(f"done in {time.time() - started:.0f} s. Everything is in {args.out}:")
     for path in sorted(args.out.iterdir()):
         say(f"  {path}")
