@@ -145,18 +145,21 @@ class _Undo:
     """Datablocks made and properties changed, put back in reverse order on failure."""
 
     KINDS = ("objects", "cameras", "meshes", "lights", "movieclips", "images", "node_groups", "collections",
-             "actions", "materials")
+             "actions", "materials", "sounds")
 
     def __init__(self):
         self.before = {k: set(getattr(bpy.data, k)) for k in self.KINDS}
         self.values = []
         self.cleared = []  # objects given animation data here
+        self.undos = []  # callables, run first
 
     def set(self, owner, name, value):
         self.values.append((owner, name, getattr(owner, name)))
         setattr(owner, name, value)
 
     def restore(self):
+        for undo in reversed(self.undos):
+            undo()
         for obj in self.cleared:
             obj.animation_data_clear()
         for owner, name, value in reversed(self.values):
@@ -316,6 +319,25 @@ def _video_output(scene, video, undo: _Undo):
         undo.set(scene.render, "filepath", str(Path(video).with_name(Path(video).stem + "_reenact.mp4")))
 
 
+def _audio(scene, path, num_frames: int, undo: _Undo):
+    """The video's sound as a sound strip in the sequencer, so a rendered video keeps it (a sound
+    strip does not replace the 3D render). A file without sound gives no strip."""
+    had_editor = scene.sequence_editor is not None
+    editor = scene.sequence_editor_create()
+    strips = editor.strips if hasattr(editor, "strips") else editor.sequences  # 5.0 renamed sequences to strips
+    if not had_editor:
+        undo.undos.append(lambda: scene.sequence_editor_clear())
+    strip = strips.new_sound(Path(path).stem + " sound", str(path), 1, START)
+    if strip.frame_final_duration <= 1 < num_frames:  # Blender's placeholder for a file without sound
+        strips.remove(strip)
+        if not had_editor:
+            scene.sequence_editor_clear()
+            undo.undos.pop()
+        return None
+    undo.undos.append(lambda: strips.remove(strip))
+    return strip
+
+
 def reenact(avatar: Avatar, track_path, video_path=None, plate_path=None, person: int = 0, allow_pickle: bool = False):
     """Build the reenactment shot for ``avatar`` from a track file; returns the new camera.
 
@@ -342,6 +364,8 @@ def reenact(avatar: Avatar, track_path, video_path=None, plate_path=None, person
             num_frames, width, height, fps = _clip_facts(clip, path)
             track.check_video(num_frames, width, height)
             clips[role] = (clip, num_frames, width, height, fps)
+        if "plate" in clips and "video" in clips:  # the video was only checked: the plate is shown
+            bpy.data.movieclips.remove(clips.pop("video")[0])
         if clips:
             _, num_frames, width, height, fps = clips.get("plate", clips.get("video"))
         else:
@@ -394,6 +418,8 @@ def reenact(avatar: Avatar, track_path, video_path=None, plate_path=None, person
         undo.set(render, "fps", rate)
         undo.set(render, "fps_base", rate / shot.fps)
         _video_output(scene, video_path or plate_path, undo)
+        if video_path or plate_path:
+            _audio(scene, video_path or plate_path, num_frames, undo)
         scene.frame_start, scene.frame_end = START, START + num_frames - 1
         first = int(shot.frames[0]) if len(shot.frames) else START
         scene.frame_set(first)

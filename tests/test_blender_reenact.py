@@ -64,7 +64,7 @@ def truth_joints(data, track: Track, i: int) -> np.ndarray:
     return pose_body(data, p.full_pose[i], transl=transl).joints, transl
 
 
-def write_video(path, frames: int, seed: int = 0):
+def write_video(path, frames: int, seed: int = 0, audio: bool = False):
     import av
 
     rng = np.random.default_rng(seed)
@@ -72,6 +72,18 @@ def write_video(path, frames: int, seed: int = 0):
         s = c.add_stream("libx264", rate=Fraction(FPS))
         s.width, s.height, s.pix_fmt = W, H, "yuv444p"
         s.options = {"crf": "0"}
+        if audio:
+            a = c.add_stream("aac", rate=44100)
+            a.layout = "mono"
+            n = 44100 * frames // FPS
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / 44100)).astype(np.float32)[None]
+            for start in range(0, n, 1024):
+                f = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, start:start + 1024]), format="fltp", layout="mono")
+                f.sample_rate, f.pts = 44100, start
+                for p in a.encode(f):
+                    c.mux(p)
+            for p in a.encode():
+                c.mux(p)
         for t in range(frames):
             img = np.full((H, W, 3), (40 + 20 * t, 120, 200), np.uint8) + rng.integers(0, 3, (H, W, 3)).astype(np.uint8)
             f = av.VideoFrame.from_ndarray(img, format="rgb24")
@@ -195,13 +207,16 @@ def test_plate_shows_behind_the_render_with_a_shadow_catcher_and_video_output(sh
 
     avatar, data, tmp = shot
     track = make_track(data, world=True, distance=2.2)
-    plate = write_video(tmp / "plate.mp4", T)
+    plate = write_video(tmp / "plate.mp4", T, audio=True)
     cam = api.reenact(avatar, str(write_track(tmp / "v.track.npz", track)), plate_path=str(plate))
     scene = bpy.context.scene
     ff = scene.render.ffmpeg
     assert (scene.render.image_settings.file_format, ff.format, ff.codec) == ("FFMPEG", "MPEG4", "H264")
     assert scene.render.filepath.endswith("plate_reenact.mp4")
     assert scene.render.film_transparent and scene.render.engine == "CYCLES"
+    strips = list(scene.sequence_editor.strips if hasattr(scene.sequence_editor, "strips") else scene.sequence_editor.sequences)
+    assert [(st.type, st.frame_final_start) for st in strips] == [("SOUND", 1)], "the video's sound, from frame 1"
+    assert abs(strips[0].frame_final_duration - T) <= 1
     ground = next(o for o in cam.users_collection[0].objects if o.type == "MESH")
     assert ground.is_shadow_catcher
     # The feet: on the ground at their lowest over the clip, never under it.
@@ -231,6 +246,15 @@ def test_plate_shows_behind_the_render_with_a_shadow_catcher_and_video_output(sh
     spine = truth_joints(data, track, int(np.searchsorted(FRAMES, t)))[0][3:4]
     u, v = Camera(track.viewmat(t), track.camera.K[t], W, H).project(spine)[0][0]
     assert np.abs(rgb[int(v), int(u)] - expected).max() > 20.0, "the avatar covers the plate at its spine"
+    # The avatar's shadow on the catcher darkens the plate: the same frame without the light.
+    next(o for o in cam.users_collection[0].objects if o.type == "LIGHT").hide_render = True
+    scene.render.filepath = str(tmp / "unlit.png")
+    bpy.ops.render.render(write_still=True)
+    unlit = bpy.data.images.load(str(tmp / "unlit.png"))
+    unlit.pixels.foreach_get(px)
+    darker = px.reshape(H, W, image.channels)[::-1, :, :3] * 255 - rgb
+    print("darkest shadow (of 255):", darker.mean(-1).max())
+    assert darker.mean(-1).max() > 20.0
 
 
 def _state(bpy, avatar):
@@ -240,7 +264,9 @@ def _state(bpy, avatar):
                                                        "node_groups", "lights")},
             scene.camera, scene.frame_start, scene.frame_end, r.resolution_x, r.resolution_y, r.fps, r.engine,
             r.film_transparent, r.image_settings.file_format, avatar.armature.animation_data,
-            avatar.splats.animation_data, scene.view_settings.view_transform)
+            avatar.splats.animation_data, scene.view_settings.view_transform, scene.sequence_editor is None,
+            getattr(scene, "compositing_node_group", None), avatar.armature.pose.bones[0].rotation_mode,
+            tuple(avatar.armature.pose.bones[0].location))
 
 
 def test_a_bad_track_changes_nothing(shot):
@@ -264,4 +290,23 @@ def test_a_bad_track_changes_nothing(shot):
     bpy.context.view_layer.objects.active = avatar.armature
     with pytest.raises(RuntimeError, match="no person 3"):
         bpy.ops.dreamwaltz.reenact_video(track_path=track_path, person=3)
+    assert _state(bpy, avatar) == before
+
+
+def test_a_failure_late_in_the_build_undoes_everything(shot, monkeypatch):
+    """Camera, keys, visibility, compositor, clip, ground, render settings: all put back."""
+    import bpy
+    from dreamwaltz.core.errors import DreamWaltzError
+    from dreamwaltz_blender import api, reenact
+
+    avatar, data, tmp = shot
+    track_path = str(write_track(tmp / "v.track.npz", make_track(data, world=True)))
+    before = _state(bpy, avatar)
+
+    def broken(*args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(reenact, "_audio", broken)
+    with pytest.raises(DreamWaltzError, match="disk full.*the scene is unchanged"):
+        api.reenact(avatar, track_path, plate_path=str(write_video(tmp / "p.mp4", T, audio=True)))
     assert _state(bpy, avatar) == before
