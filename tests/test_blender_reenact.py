@@ -208,11 +208,13 @@ def test_plate_shows_behind_the_render_with_a_shadow_catcher_and_video_output(sh
     avatar, data, tmp = shot
     track = make_track(data, world=True, distance=2.2)
     plate = write_video(tmp / "plate.mp4", T, audio=True)
-    cam = api.reenact(avatar, str(write_track(tmp / "v.track.npz", track)), plate_path=str(plate))
+    video = write_video(tmp / "video.mp4", T, seed=1, audio=True)
+    cam = api.reenact(avatar, str(write_track(tmp / "v.track.npz", track)), video_path=str(video), plate_path=str(plate))
     scene = bpy.context.scene
+    assert [c.filepath for c in bpy.data.movieclips] == [str(plate)], "the plate is shown; the video was only checked"
     ff = scene.render.ffmpeg
     assert (scene.render.image_settings.file_format, ff.format, ff.codec) == ("FFMPEG", "MPEG4", "H264")
-    assert scene.render.filepath.endswith("plate_reenact.mp4")
+    assert scene.render.filepath.endswith("video_reenact.mp4")
     assert scene.render.film_transparent and scene.render.engine == "CYCLES"
     strips = list(scene.sequence_editor.strips if hasattr(scene.sequence_editor, "strips") else scene.sequence_editor.sequences)
     assert [(st.type, st.frame_final_start) for st in strips] == [("SOUND", 1)], "the video's sound, from frame 1"
