@@ -124,6 +124,9 @@ def test_camera_and_avatar_project_like_the_track(shot, world):
     avatar, data, tmp = shot
     track = make_track(data, world, fy_scale=1.1 if world else 1.0)
     video = write_video(tmp / "v.mp4", T)
+    if world:  # an avatar moved by its armature object (e.g. api.layout_avatars): the shot moves with it
+        avatar.armature.location, avatar.armature.rotation_euler = (1.0, 2.0, 0.5), (0.0, 0.0, 0.5)
+        bpy.context.view_layer.update()
     cam = api.reenact(avatar, str(write_track(tmp / "v.track.npz", track)), video_path=str(video))
     scene = bpy.context.scene
     assert scene.camera == cam
@@ -293,6 +296,9 @@ def test_a_bad_track_changes_nothing(shot):
     with pytest.raises(RuntimeError, match="no person 3"):
         bpy.ops.dreamwaltz.reenact_video(track_path=track_path, person=3)
     assert _state(bpy, avatar) == before
+    # ... and builds the shot from good input.
+    assert bpy.ops.dreamwaltz.reenact_video(track_path=track_path, plate_path=str(tmp / "v.mp4")) == {"FINISHED"}
+    assert bpy.context.scene.camera is not None and bpy.context.scene.frame_end == T
 
 
 def test_a_failure_late_in_the_build_undoes_everything(shot, monkeypatch):
