@@ -98,7 +98,7 @@ class Shot:
         person = track.person(person_index)
         self.track, self.person = track, person
         self.num_frames, self.width, self.height = num_frames, width, height
-        self.fps = float(track.fps or fps or 24.0)
+        self.fps = float(fps or track.fps or 24.0)  # the video's rate first: it is what gets rendered
         self.viewmats = np.stack([track.viewmat(t) for t in range(num_frames)])  # refuses world tracks without extrinsics
         self.K = track.camera.K[:num_frames]
         L = _level(track, person)
@@ -402,7 +402,7 @@ def reenact(avatar: Avatar, track_path, video_path=None, plate_path=None, person
             bg.frame_method = "FIT"
             cam.data.show_background_images = True
             _compositor(scene, clip, undo)
-            from .api import set_standard_view, STANDARD_VIEW  # noqa: F401  the plate passes through unchanged
+            from .api import STANDARD_VIEW  # the plate passes through the view transform unchanged
             view = scene.view_settings
             for name, value in (("view_transform", STANDARD_VIEW), ("look", "None"), ("exposure", 0.0), ("gamma", 1.0)):
                 undo.set(view, name, value)
