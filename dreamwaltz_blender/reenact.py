@@ -235,12 +235,16 @@ def _visibility(avatar: Avatar, shot: Shot, undo: _Undo):
         paths = [p for p in ("hide_render", "hide_viewport") if not getattr(obj, p)]
         if not paths:
             continue
-        if obj.animation_data is not None and obj.animation_data.action is not None:
+        previous = obj.animation_data.action if obj.animation_data is not None else None
+        if previous is not None and not previous.get("dreamwaltz_reenact"):  # an earlier reenact's is replaced
             raise errors.DreamWaltzError(f"'{obj.name}' already has an animation.",
                                          "Clear its animation (Object > Animation > Clear Keyframes), then reenact.")
         if obj.animation_data is None:
             undo.cleared.append(obj)
+        else:
+            undo.values.append((obj.animation_data, "action", previous))
         curves = _animate(obj, f"{obj.name}: tracked frames")
+        obj.animation_data.action["dreamwaltz_reenact"] = True
         for p in paths:
             _key(curves, p, 0, frames, (~present).astype(np.float64), constant=True)
 

@@ -303,6 +303,9 @@ def test_a_bad_track_changes_nothing(shot):
     # ... and builds the shot from good input.
     assert bpy.ops.dreamwaltz.reenact_video(track_path=track_path, plate_path=str(tmp / "v.mp4")) == {"FINISHED"}
     assert bpy.context.scene.camera is not None and bpy.context.scene.frame_end == T
+    first = bpy.context.scene.camera
+    assert bpy.ops.dreamwaltz.reenact_video(track_path=track_path, plate_path=str(tmp / "v.mp4")) == {"FINISHED"}
+    assert bpy.context.scene.camera != first, "reenacting again makes a new shot (the avatar's keys replaced)"
 
 
 def test_a_failure_late_in_the_build_undoes_everything(shot, monkeypatch):
