@@ -7,6 +7,7 @@
     action = apply_motion(avatar, "walk.bvh", start_frame=1)   # or an animated armature object
     twin = duplicate_avatar(avatar, (1, 0, 0)); layout_avatars([avatar, twin], spacing=1.5)
     scene = import_splat_scene("/path/garden.ply", up_axis="-Y")
+    camera = reenact(avatar, "walk.track.npz", plate_path="walk_plate.mp4", person=0)
 """
 
 from __future__ import annotations
@@ -409,3 +410,14 @@ def apply_motion(avatar: Avatar, source, start_frame=None, in_place: bool = Fals
 
     return motion.apply_motion(avatar, source, start_frame=start_frame, in_place=in_place, scale=scale,
                                mapping=mapping, fps=fps, name=name)
+
+
+def reenact(avatar: Avatar, track_path, video_path=None, plate_path=None, person: int = 0, allow_pickle: bool = False):
+    """Build a reenactment shot (docs/REENACT.md): a camera matching the track (returned), the
+    avatar moved by tracked ``person``, the plate (``plate_path``, else ``video_path``) behind it in
+    the camera and the compositor, a shadow catcher under its feet, and the scene's frame range,
+    rate, resolution and video output from the video. Numpy track files only (``dreamwaltz track
+    convert`` turns GVHMR .pt and pickles into one). A bad track or video changes nothing."""
+    from . import reenact as _reenact
+
+    return _reenact.reenact(avatar, track_path, video_path, plate_path, person, allow_pickle)

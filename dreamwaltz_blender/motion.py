@@ -98,12 +98,20 @@ def apply_motion(avatar: Avatar, source, start_frame=None, in_place: bool = Fals
         seq = motion.load_motion(source, target_skeleton(avatar), fps=fps, in_place=in_place, scale=scale, mapping=mapping)
     start = scene.frame_current if start_frame is None else int(start_frame)
     frames = start + np.arange(seq.num_frames, dtype=np.float64)
+    return key_sequence(avatar, seq, frames, name or f"{avatar.armature.name}: {label}")
 
+
+def key_sequence(avatar: Avatar, seq, frames, name: str) -> bpy.types.Action:
+    """Key a retargeted ``seq`` (``core.motion.MotionSequence``: full_pose, transl, expression) onto
+    the avatar's armature at scene ``frames`` (one per row, increasing) as one new Action; all or
+    nothing. Shared by apply_motion and reenact (docs/REENACT.md)."""
+    scene = bpy.context.scene
+    frames = np.asarray(frames, dtype=np.float64)
     rig = avatar.armature
     saved = _SceneState(avatar, scene)
     action = None
     try:
-        action = bpy.data.actions.new(name or f"{rig.name}: {label}")
+        action = bpy.data.actions.new(name)
         rig.animation_data_create()
         rig.animation_data.action = action
         curves = _fcurves(action, rig)

@@ -132,6 +132,7 @@ class DREAMWALTZ_PT_avatar(bpy.types.Panel):
         for i, name in enumerate(names[: len(rig.dreamwaltz_avatar.betas)]):
             col.prop(rig.dreamwaltz_avatar, "betas", index=i, text=name.replace("_", " ").title())
         self.layout.label(text="Expressions: the body's 'expression:' shape keys", icon="SHAPEKEY_DATA")
+        self.layout.operator("dreamwaltz.reenact_video", text="Reenact Video…", icon="FILE_MOVIE")
 
 
 def _wrap(text: str, width: int) -> list:
