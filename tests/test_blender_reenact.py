@@ -3,7 +3,6 @@ render match the track (docs/REENACT.md, "Reenactment in Blender")."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
@@ -166,7 +165,7 @@ def test_cycles_frame_matches_the_backend_silhouette(shot):
     import bpy
     import torch  # noqa: F401  (the backend rasterizer)
     from dreamwaltz.core.posing import pose_avatar
-    from dreamwaltz.reenact import antialiased_opacities, auto_supersample
+    from dreamwaltz.reenact import auto_supersample
     from dreamwaltz.render.rasterizer import rasterize_posed
     from dreamwaltz_blender import api
 
@@ -193,12 +192,11 @@ def test_cycles_frame_matches_the_backend_silhouette(shot):
     blender_alpha = px.reshape(H, W, 4)[::-1, :, 3]
     _, transl = truth_joints(data, track, i)
     posed = pose_avatar(data, track.persons[0].full_pose[i], transl=transl)
-    # As `dreamwaltz reenact` renders the avatar (reenact.AvatarLayer): antialiased opacities,
-    # supersampled so the body spans 256 px (at most 4x), box-filtered down.
+    # As `dreamwaltz reenact` renders the avatar (reenact.AvatarLayer): as trained (rasterize_posed's
+    # AVATAR_RENDER: antialiased), supersampled so the body spans 256 px (at most 4x), box-filtered down.
     heights = np.ptp(Camera(track.viewmat(t), track.camera.K[t], W, H).project(posed.body.vertices)[0][:, 1])
     ss = auto_supersample(np.array([heights]))
     fine = Camera(track.viewmat(t), np.diag([ss, ss, 1.0]) @ track.camera.K[t], W * ss, H * ss)
-    posed = replace(posed, opacities=antialiased_opacities(posed.means, posed.covariances, posed.opacities, fine))
     out = rasterize_posed(posed, fine, background=(0.0, 0.0, 0.0))
     backend_alpha = out.alpha.numpy()[..., 0].reshape(H, ss, W, ss).mean(axis=(1, 3))
     a, b = blender_alpha > 0.5, backend_alpha > 0.5
