@@ -357,6 +357,14 @@ def layout_avatars(avatars, columns=None, spacing: float = 1.0, origin=(0.0, 0.0
     crowd.layout_avatars(avatars, columns, spacing, origin, path)
 
 
+def export_scene(path, scene=None):
+    """The scene as a `dreamwaltz render-scene` description (docs/SCENES.md): avatars with their
+    files, placements, shapes and motions, splat scenes, the camera per frame, range, rate, size."""
+    from . import scene_export
+
+    return scene_export.export_scene(path, scene)
+
+
 # --------------------------------------------------------------------------- 3DGS scenes
 
 SPLAT_UP_AXES = ("Y", "-Y", "Z")
@@ -381,6 +389,7 @@ def import_splat_scene(path, up_axis: str = "Y", scale: float = 1.0, collection=
     obj = None
     try:
         obj = scene_splats.create_scene_splats(name or Path(path).stem, cloud, target, up_axis, scale)
+        obj["dreamwaltz_file"] = str(Path(path).resolve())  # for the scene description (export_scene)
     except Exception as err:
         if obj is not None:
             mesh = obj.data

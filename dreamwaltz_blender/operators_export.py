@@ -114,6 +114,31 @@ class DREAMWALTZ_OT_export_gltf(bpy.types.Operator, ExportHelper):
         return {"FINISHED"}
 
 
+class DREAMWALTZ_OT_export_scene(bpy.types.Operator, ExportHelper):
+    """Export the scene for `dreamwaltz render-scene`: avatars with their placements, shapes and motions, splat scenes, the camera per frame"""
+
+    bl_idname = "export_scene.dreamwaltz_scene"
+    bl_label = "Export DreamWaltz Scene"
+    filename_ext = ".json"
+    filter_glob: StringProperty(default="*.json", options={"HIDDEN"})
+
+    def execute(self, context):
+        from . import api
+
+        errors = module("errors")
+        try:
+            api.export_scene(self.filepath, context.scene)
+        except errors.DreamWaltzError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Wrote {self.filepath}: render it with `dreamwaltz render-scene`")
+        return {"FINISHED"}
+
+
+def menu_export_scene(self, context):
+    self.layout.operator(DREAMWALTZ_OT_export_scene.bl_idname, text="DreamWaltz Scene (.json)")
+
+
 def menu_export(self, context):
     self.layout.operator(DREAMWALTZ_OT_export_splats.bl_idname, text="3D Gaussian Splats (.ply)")
 
@@ -125,12 +150,16 @@ def menu_export_gltf(self, context):
 def register():
     bpy.utils.register_class(DREAMWALTZ_OT_export_splats)
     bpy.utils.register_class(DREAMWALTZ_OT_export_gltf)
+    bpy.utils.register_class(DREAMWALTZ_OT_export_scene)
     bpy.types.TOPBAR_MT_file_export.append(menu_export)
     bpy.types.TOPBAR_MT_file_export.append(menu_export_gltf)
+    bpy.types.TOPBAR_MT_file_export.append(menu_export_scene)
 
 
 def unregister():
+    bpy.types.TOPBAR_MT_file_export.remove(menu_export_scene)
     bpy.types.TOPBAR_MT_file_export.remove(menu_export_gltf)
     bpy.types.TOPBAR_MT_file_export.remove(menu_export)
+    bpy.utils.unregister_class(DREAMWALTZ_OT_export_scene)
     bpy.utils.unregister_class(DREAMWALTZ_OT_export_gltf)
     bpy.utils.unregister_class(DREAMWALTZ_OT_export_splats)

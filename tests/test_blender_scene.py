@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from dreamwaltz.core import splat_files
 from dreamwaltz.core.errors import InvalidFileError
+
+MOCAP = Path(__file__).resolve().parents[1] / "backend" / "dreamwaltz" / "data" / "mocap"
 
 gsply = pytest.importorskip("gsply", reason="gsply (the independent splat reader/writer) is not installed")
 
@@ -325,3 +330,55 @@ def test_layout_places_avatars_on_a_grid_and_along_a_path(addon, tmp_path):
     assert np.allclose(spots[:, :2], [[0, 0], [0, 2], [0, 4], [0, 6]], atol=1e-5)
     forward = np.array(crowd[1].armature.matrix_world.to_3x3()) @ np.array([0.0, -1.0, 0.0])
     assert np.allclose(forward, [0, 1, 0], atol=1e-6), "they face along the path (+Y)"
+
+
+def test_a_blender_scene_exports_to_what_render_scene_draws(addon, tmp_path):
+    """File > Export > DreamWaltz Scene: the backend's scene (load_scene + frame_gaussians) holds the
+    Gaussians Blender draws at each frame, and its camera projects like Blender's."""
+    import bpy
+    import mathutils
+    from bpy_extras.object_utils import world_to_camera_view
+    from dreamwaltz.core.h3ga import write_h3ga
+    from dreamwaltz.core.ply import write_gaussian_ply
+    from dreamwaltz.core.scene import frame_gaussians, load_assets, load_scene
+    from dreamwaltz.core.testing import make_test_avatar
+    from dreamwaltz_blender import api, motion
+
+    scene = bpy.context.scene
+    path = write_h3ga(tmp_path / "a.h3ga", make_test_avatar(num_free=300, num_bound=60, seed=8))
+    walker = api.import_avatar(str(path))
+    motion.apply_motion(walker, str(MOCAP / "makehuman_walk1.bvh"), start_frame=1)
+    scene.frame_start, scene.frame_end = 1, 3
+    twin = api.duplicate_avatar(walker, offset=(1.2, 0.5, 0.0))
+    twin.armature.animation_data_clear()
+    twin.armature.rotation_euler.z = math.radians(30)
+    api.set_shape(twin, np.full(len(twin.armature["dreamwaltz_betas0"]), 0.8))
+    rng = np.random.default_rng(3)
+    ply = write_gaussian_ply(tmp_path / "room.ply", rng.normal(size=(200, 3)), np.tile(np.eye(3) * 1e-3, (200, 1, 1)),
+                             rng.uniform(size=(200, 3)), np.full(200, 0.8))
+    room = api.import_splat_scene(str(ply), up_axis="-Y")
+    room.location.x = 0.4
+    cam = _look(bpy, (0.5, -5.0, 1.4), (0.5, 0.0, 0.9))
+    scene.render.resolution_x, scene.render.resolution_y = 64, 48
+
+    assert bpy.ops.export_scene.dreamwaltz_scene(filepath=str(tmp_path / "shot.json")) == {"FINISHED"}
+    loaded = load_scene(tmp_path / "shot.json")
+    assets = load_assets(loaded)
+    by_name = {a.armature.name: a for a in (walker, twin)}
+    C = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # SMPL-X -> Blender
+    for frame in (1, 3):
+        scene.frame_set(frame)
+        bpy.context.view_layer.update()
+        parts = [api.evaluated_splats(by_name[item.name]) for item in loaded.avatars] + [api.evaluated_scene_splats(room)]
+        blender_means = np.concatenate([p[0] for p in parts]) @ C  # Blender world -> SMPL-X world
+        blender_cov = np.einsum("ji,njk,kl->nil", C, np.concatenate([p[1] for p in parts]), C)
+        backend = frame_gaussians(loaded, assets, frame)
+        assert np.abs(backend.means - blender_means).max() < 2e-4, f"frame {frame}"
+        rel = np.linalg.norm(backend.covariances - blender_cov, axis=(1, 2)) / np.linalg.norm(blender_cov, axis=(1, 2))
+        assert rel.max() < 0.01
+        camera = loaded.camera.at(frame, loaded)
+        points = blender_means[::50]
+        uv, _ = camera.project(points)
+        ndc = np.array([world_to_camera_view(scene, cam, mathutils.Vector(C @ p))[:2] for p in points])
+        expected = np.stack([ndc[:, 0] * 64, (1 - ndc[:, 1]) * 48], 1)
+        assert np.abs(uv - expected).max() < 0.5, "the exported camera projects like Blender's"

@@ -37,7 +37,6 @@ SPLAT_FIELDS = ("name", "file", "location", "rotation", "scale")
 SCENE_FIELDS = ("version", "avatars", "splats", "camera", "frames", "fps", "width", "height", "background")
 KEY_FIELDS = ("frame", "position", "target", "fov_deg")
 ORBIT_FIELDS = ("center", "radius", "height", "fov_deg", "degrees", "azimuth_deg")
-# The 3DGS .ply fields the backend reads (SH degree 0; f_rest_* are ignored: see docs/SCENES.md).
 
 
 # --------------------------------------------------------------------------- the schema
