@@ -154,7 +154,7 @@ def _read_ply(path: Path) -> SplatCloud:
         raise InvalidFileError(f"'{path.name}' has {len(rest)} f_rest properties; 0, 9, 24 or 45 (degree 0-3) expected.", "")
     n = len(vertex["x"])
     sh_rest = f32(rest).reshape(n, 3, k).transpose(0, 2, 1) if k else np.zeros((n, 0, 3), np.float32)
-    logits = vertex["opacity"].astype(np.float64)
+    logits = np.clip(vertex["opacity"].astype(np.float64), -60.0, 60.0)  # no overflow on damaged values
     return _finish(f32(["x", "y", "z"]), f32(["scale_0", "scale_1", "scale_2"]), f32(["rot_0", "rot_1", "rot_2", "rot_3"]),
                    1.0 / (1.0 + np.exp(-logits)), f32(["f_dc_0", "f_dc_1", "f_dc_2"]), sh_rest, "ply", path)
 
