@@ -110,3 +110,16 @@ def new_fcurve(fcurves, data_path, index, group=""):
         groups = fcurves.data.groups
         curve.group = groups.get(group) or groups.new(group)
     return curve
+
+
+# Not a version but a build difference: the bpy 4.2 wheel on PyPI is built without Audaspace, so it
+# cannot hold sound strips (a Blender download has it).
+HAS_AUDIO = bool(getattr(bpy.app.build_options, "audaspace", True))
+
+
+# Compositor Alpha Over: 5.0 names its inputs Background, Foreground, Factor; 4.2-4.5 have Fac, then
+# two unnamed Image inputs (background first).
+def alpha_over_inputs(node):
+    """(background, foreground) colour inputs of a CompositorNodeAlphaOver."""
+    colours = [socket for socket in node.inputs if socket.type == "RGBA"]
+    return colours[0], colours[1]

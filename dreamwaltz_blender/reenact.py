@@ -282,6 +282,8 @@ def bpy_matrix(m):
 
 def _compositor(scene, clip, undo: _Undo):
     """The plate behind the render: film transparent, the clip alpha-over'd under the render layer."""
+    from . import compat
+
     undo.set(scene.render, "film_transparent", True)
     if hasattr(scene, "compositing_node_group"):  # Blender 5.0: the compositor is a node group
         tree = bpy.data.node_groups.new("DreamWaltz Reenact", "CompositorNodeTree")
@@ -289,23 +291,32 @@ def _compositor(scene, clip, undo: _Undo):
         out = tree.nodes.new("NodeGroupOutput")
         undo.set(scene, "compositing_node_group", tree)
         target = out.inputs[0]
-    else:  # 4.2-4.5: the scene's own node tree
+    else:  # 4.2-4.5: the scene's own node tree, whose (first) Composite node is the output
         undo.set(scene, "use_nodes", True)
         tree = scene.node_tree
-        for node in list(tree.nodes):
-            undo.set(node, "mute", True)  # keep the artist's nodes (muted); ours drive the Composite output
-        out = tree.nodes.new("CompositorNodeComposite")
+        out = next((n for n in tree.nodes if n.bl_idname == "CompositorNodeComposite"), None)
+        if out is None:
+            out = tree.nodes.new("CompositorNodeComposite")
+            undo.undos.append(lambda: tree.nodes.remove(out))
         target = out.inputs["Image"]
+        previous = [link.from_socket for link in target.links]  # the artist's input, put back on undo
+        for node in list(tree.nodes):
+            if node != out:
+                undo.set(node, "mute", True)  # keep the artist's nodes (muted); ours drive the output
+        undo.undos.append(lambda: [tree.links.new(socket, target) for socket in previous])
     layers = tree.nodes.new("CompositorNodeRLayers")
     layers.scene = scene
     plate = tree.nodes.new("CompositorNodeMovieClip")
     plate.clip = clip
     over = tree.nodes.new("CompositorNodeAlphaOver")
-    tree.links.new(plate.outputs["Image"], over.inputs[0])
-    tree.links.new(layers.outputs["Image"], over.inputs[1])
+    background, foreground = compat.alpha_over_inputs(over)
+    tree.links.new(plate.outputs["Image"], background)
+    tree.links.new(layers.outputs["Image"], foreground)
     tree.links.new(over.outputs["Image"], target)
     layers.location, plate.location, over.location, out.location = (-300, 150), (-300, -150), (0, 0), (250, 0)
     over.name = over.label = "DreamWaltz Plate Over"
+    if not hasattr(scene, "compositing_node_group"):  # 4.2-4.5: our nodes are in the artist's tree; out on failure
+        undo.undos.append(lambda: [tree.nodes.remove(n) for n in (layers, plate, over)])
     return tree
 
 
@@ -325,7 +336,12 @@ def _video_output(scene, video, undo: _Undo):
 
 def _audio(scene, path, num_frames: int, undo: _Undo):
     """The video's sound as a sound strip in the sequencer, so a rendered video keeps it (a sound
-    strip does not replace the 3D render). A file without sound gives no strip."""
+    strip does not replace the 3D render). A file without sound, or a Blender built without audio,
+    gives no strip."""
+    from . import compat
+
+    if not compat.HAS_AUDIO:
+        return None
     had_editor = scene.sequence_editor is not None
     editor = scene.sequence_editor_create()
     strips = editor.strips if hasattr(editor, "strips") else editor.sequences  # 5.0 renamed sequences to strips
