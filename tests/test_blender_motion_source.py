@@ -196,8 +196,10 @@ def test_the_same_after_a_round_trip_through_blenders_gltf_exporter_and_importer
     from dreamwaltz_blender import compat
 
     if not compat.HAS_ACTION_SLOTS and not (diff.max() < 1e-3 and np.abs(loc_file - loc_rig).max() < 1e-3):
-        # Known on 4.2 (issue 20, open): the imported glTF rig matches the BVH rig's rest and joint
-        # positions to 1e-5 m, yet the retargeted poses differ; BVH and FBX sources pass there.
-        pytest.xfail(f"Blender 4.2 glTF round trip off by {diff.max():.2f} rad (issue 20, cause open)")
+        # Known on 4.2 (issue 20): Blender 4.2's glTF exporter writes this rig's animation as its
+        # rest pose (every channel constant in the .glb, read with pygltflib) when another animated
+        # armature (the avatar) is in the scene; exported alone, the re-imported rig's clip equals the
+        # BVH rig's to 1.5e-5 m. The exporter's fault, not the retargeting's; 4.5 and 5.0 pass.
+        pytest.xfail(f"Blender 4.2's glTF exporter wrote a rest-pose animation ({diff.max():.2f} rad off; issue 20)")
     assert diff.max() < 1e-3
     assert np.abs(loc_file - loc_rig).max() < 1e-3
