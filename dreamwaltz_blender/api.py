@@ -421,12 +421,20 @@ def apply_motion(avatar: Avatar, source, start_frame=None, in_place: bool = Fals
                                mapping=mapping, fps=fps, name=name)
 
 
-def reenact(avatar: Avatar, track_path, video_path=None, plate_path=None, person: int = 0, allow_pickle: bool = False):
+def reenact(avatar: Avatar, track_path, video_path=None, plate_path=None, person: int = 0, allow_pickle: bool = False,
+            make_plate: bool = False):
     """Build a reenactment shot (docs/REENACT.md): a camera matching the track (returned), the
     avatar moved by tracked ``person``, the plate (``plate_path``, else ``video_path``) behind it in
     the camera and the compositor, a shadow catcher under its feet, and the scene's frame range,
-    rate, resolution and video output from the video. Numpy track files only (``dreamwaltz track
-    convert`` turns GVHMR .pt and pickles into one). A bad track or video changes nothing."""
+    rate, resolution and video output from the video. ``make_plate``: the local backend makes the
+    clean plate from ``video_path`` first (``make_clean_plate``). Numpy track files only
+    (``dreamwaltz track convert`` turns GVHMR .pt and pickles into one). A bad track or video
+    changes nothing."""
     from . import reenact as _reenact
 
+    if make_plate and plate_path is None:
+        if video_path is None:
+            raise errors.TrackError("Making a clean plate needs the original video.", "Pass video_path.")
+        _reenact.read_track(track_path, allow_pickle).person(person)  # a bad track fails before the backend runs
+        plate_path = _reenact.make_clean_plate(avatar, track_path, video_path, person, allow_pickle=allow_pickle)
     return _reenact.reenact(avatar, track_path, video_path, plate_path, person, allow_pickle)

@@ -453,6 +453,41 @@ def reenact(avatar: Avatar, track_path, video_path=None, plate_path=None, person
     return cam
 
 
+def make_clean_plate(avatar: Avatar, track_path, video_path, person: int = 0, python=None,
+                     allow_pickle: bool = False) -> Path:
+    """Ask the local backend for the clean plate: ``dreamwaltz reenact VIDEO --plate-out`` run by the
+    backend's Python (the add-on preferences' Backend Python, or ``python``), written beside the
+    video as ``<video>_plate.mp4``. A remote backend cannot be handed a local video: there, run
+    ``dreamwaltz reenact --plate-out`` on its machine and choose the plate."""
+    import subprocess
+    import tempfile
+
+    from . import preferences
+
+    if python is None:
+        prefs = preferences.get(bpy.context)
+        python = bpy.path.abspath(prefs.python_path) if prefs is not None and prefs.python_path else None
+    if not python or not Path(python).is_file():
+        raise errors.DreamWaltzError("No local backend to make the clean plate with.",
+                                     "Install Backend in the DreamWaltz preferences, or run `dreamwaltz reenact VIDEO "
+                                     "--track TRACK --avatar A.h3ga --plate-out PLATE.mp4` on the backend machine and "
+                                     "choose the plate.")
+    video = Path(video_path)
+    plate = video.with_name(video.stem + "_plate.mp4")
+    with tempfile.TemporaryDirectory(prefix="dreamwaltz-plate-") as tmp:
+        cmd = [python, "-m", "dreamwaltz", "reenact", str(video), "--track", str(track_path),
+               "--avatar", str(avatar.armature["dreamwaltz_file"]), "--person", str(person),
+               "--plate-out", str(plate), "--out", str(Path(tmp) / "composite.mp4")]
+        if allow_pickle:
+            cmd.append("--allow-pickle")
+        done = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if done.returncode != 0 or not plate.is_file():
+        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise errors.DreamWaltzError(f"The backend could not make the clean plate: {last[:300]}",
+                                     "Check the video and the track with `dreamwaltz track info`.")
+    return plate
+
+
 # ------------------------------------------------------------------ operator
 
 class DREAMWALTZ_OT_reenact_video(bpy.types.Operator):
@@ -471,6 +506,9 @@ class DREAMWALTZ_OT_reenact_video(bpy.types.Operator):
     person: IntProperty(name="Person", default=0, min=0, description="Which tracked person the avatar replaces")
     allow_pickle: BoolProperty(name="Allow Pickles", default=False,
                                description="Pickled tracks can run code; they are converted by the backend only on request")
+    make_plate: BoolProperty(name="Make Clean Plate", default=False,
+                             description="Have the local backend remove the person from the original video "
+                                         "(dreamwaltz reenact --plate-out) and show that plate; needs the Original Video")
 
     @classmethod
     def poll(cls, context):
@@ -481,7 +519,7 @@ class DREAMWALTZ_OT_reenact_video(bpy.types.Operator):
         return context.window_manager.invoke_props_dialog(self, width=420)
 
     def draw(self, context):
-        for name in ("track_path", "plate_path", "video_path", "person", "allow_pickle"):
+        for name in ("track_path", "plate_path", "video_path", "make_plate", "person", "allow_pickle"):
             self.layout.prop(self, name)
 
     def execute(self, context):
@@ -490,8 +528,16 @@ class DREAMWALTZ_OT_reenact_video(bpy.types.Operator):
             if not self.track_path:
                 raise errors.TrackError("No track file was chosen.", "Choose the track (.track.npz) of the video.")
             avatar = Avatar.from_object(context.active_object)
+            plate = path(self.plate_path)
+            if self.make_plate:
+                if not self.video_path:
+                    raise errors.TrackError("Making a clean plate needs the original video.", "Choose the Original Video.")
+                # Checked by reenact() below too; made first so a bad track fails before the long backend run.
+                read_track(path(self.track_path), self.allow_pickle).person(self.person)
+                plate = str(make_clean_plate(avatar, path(self.track_path), path(self.video_path), self.person,
+                                             allow_pickle=self.allow_pickle))
             cam = reenact(avatar, path(self.track_path), video_path=path(self.video_path),
-                          plate_path=path(self.plate_path), person=self.person, allow_pickle=self.allow_pickle)
+                          plate_path=plate, person=self.person, allow_pickle=self.allow_pickle)
         except errors.DreamWaltzError as err:
             self.report({"ERROR"}, " ".join(str(err).split()))  # the message and its fix, one line
             return {"CANCELLED"}

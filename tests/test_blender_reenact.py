@@ -4,6 +4,7 @@ render match the track (docs/REENACT.md, "Reenactment in Blender")."""
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -326,3 +327,30 @@ def test_a_failure_late_in_the_build_undoes_everything(shot, monkeypatch):
     with pytest.raises(DreamWaltzError, match="disk full.*the scene is unchanged"):
         api.reenact(avatar, track_path, plate_path=str(write_video(tmp / "p.mp4", T, audio=True)))
     assert _state(bpy, avatar) == before
+
+
+def test_the_local_backend_makes_the_clean_plate(shot):
+    """make_plate: the add-on runs `dreamwaltz reenact --plate-out` with the local backend's Python and
+    shows that plate; without a backend it says how to make one, and nothing changes."""
+    import bpy
+    from dreamwaltz_blender import api, preferences
+
+    backend_python = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "python"
+    if not backend_python.is_file():
+        pytest.skip("no backend environment (.venv) to run the backend from")
+    avatar, data, tmp = shot
+    track_path = str(write_track(tmp / "v.track.npz", make_track(data, world=False)))
+    video = write_video(tmp / "video.mp4", T)
+    prefs = preferences.get(bpy.context)
+    prefs.python_path = str(tmp / "missing" / "python")
+    cameras = len(bpy.data.cameras)
+    with pytest.raises(api.errors.DreamWaltzError, match="No local backend"):
+        api.reenact(avatar, track_path, video_path=str(video), make_plate=True)
+    assert len(bpy.data.cameras) == cameras and not (tmp / "video_plate.mp4").exists()
+
+    prefs.python_path = str(backend_python)
+    api.reenact(avatar, track_path, video_path=str(video), make_plate=True)
+    plate = tmp / "video_plate.mp4"
+    assert plate.is_file()
+    shown = [c for c in bpy.data.movieclips if Path(bpy.path.abspath(c.filepath)).resolve() == plate.resolve()]
+    assert shown and shown[0].frame_duration == T, "the plate is what the shot shows"
