@@ -7,6 +7,7 @@ Figures (docs/BENCHMARKS.md, "blender"):
   reading the splats back; the read-back (`evaluated_splats`, what tests and exports use) is
   reported beside it. A profile: the same frame with the splat tree, then also the armature and
   the bind tree switched off.
+- a million-splat scene with SH degree 3: import time and resident memory;
 - a scene of 5 avatars x 100k splats (one import, four linked duplicates, each its own pose per
   frame) in a 1M-splat static 3DGS scene: import time of the scene and frames per second.
 - renders of the 100k-splat avatar: Cycles 512x512 at 16 samples (denoised, as Blender renders by
@@ -112,6 +113,46 @@ def crowd_scene(tmp):
     return scene_import_s, 1000 / frame_ms
 
 
+def big_scene_import(tmp, n=1_000_000):
+    """A million splats with spherical harmonics of degree 3: import time and resident memory added."""
+    import gc
+
+    from ..core.splat_files import SH_C0  # noqa: F401  (the reader the import uses)
+
+    bpy, api = _fresh()
+    rng = np.random.default_rng(3)
+    q = rng.normal(size=(n, 4))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    path = _write_sh3_ply(Path(tmp) / "sh3.ply", rng.normal(size=(n, 3)), np.full((n, 3), -4.0), q,
+                          rng.normal(size=(n, 3)), rng.normal(scale=0.1, size=(n, 15, 3)))
+    del q
+    gc.collect()
+    resident = lambda: int(open("/proc/self/statm").read().split()[1]) * 4096 / 2 ** 20  # noqa: E731 (Linux)
+    before = resident()
+    start = time.perf_counter()
+    api.import_splat_scene(str(path))
+    bpy.context.view_layer.update()
+    seconds = time.perf_counter() - start
+    gc.collect()
+    print(f"{n:,} splats with SH degree 3: import {seconds:.1f} s, +{resident() - before:.0f} MiB resident", flush=True)
+
+
+def _write_sh3_ply(path, means, log_scales, quats, dc, rest):
+    """A standard 3DGS PLY with f_rest_0..44 (channel-major), as the Inria code writes it."""
+    n = len(means)
+    names = (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"] + [f"f_rest_{i}" for i in range(45)]
+             + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
+    table = np.zeros((n, len(names)), np.float32)
+    table[:, 0:3], table[:, 6:9] = means, dc
+    table[:, 9:54] = np.transpose(rest, (0, 2, 1)).reshape(n, 45)
+    table[:, 55:58], table[:, 58:62] = log_scales, quats
+    header = f"ply\nformat binary_little_endian 1.0\nelement vertex {n}\n" + "".join(f"property float {x}\n" for x in names)
+    with open(path, "wb") as f:
+        f.write((header + "end_header\n").encode())
+        f.write(table.tobytes())
+    return path
+
+
 def renders(tmp):
     """Cycles 512x512 at 16 samples and Eevee of the 100k-splat avatar, with PSNR vs the backend."""
     import torch
@@ -192,5 +233,6 @@ def main():
         frames = avatar_frames(tmp)
         cycles_s, cycles_psnr, eevee_s, eevee_psnr = renders(tmp)
         _, fps = crowd_scene(tmp)
+        big_scene_import(tmp)
     print(f"import_s_100k={frames[100_000][0]:.2f} cycles_s_512={cycles_s:.1f} cycles_psnr={cycles_psnr:.1f} "
           f"eevee_s={eevee_s:.1f} eevee_psnr={eevee_psnr:.1f} frame_ms_100k={frames[100_000][1]:.1f} scene_fps={fps:.1f}")
