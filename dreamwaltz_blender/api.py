@@ -212,7 +212,13 @@ def set_display(avatar: Avatar, mode: str) -> None:
     if mode not in DISPLAY_MODES:
         raise ValueError(f"display mode must be one of {DISPLAY_MODES}")
     show_mesh, show_splats = mode in ("MESH", "BOTH"), mode in ("SPLATS", "BOTH")
-    avatar.body.hide_render = not show_mesh
+    # Shadows come from the body mesh, shown or not: the splats' camera-facing cards would cast
+    # shadows shaped by the camera's view, not the light's. A hidden body is seen by shadow rays only.
+    avatar.body.hide_render = not (show_mesh or show_splats)
+    for ray in ("visible_camera", "visible_diffuse", "visible_glossy", "visible_transmission", "visible_volume_scatter"):
+        setattr(avatar.body, ray, show_mesh)
+    avatar.body.visible_shadow = True
+    avatar.splats.visible_shadow = False
     avatar.body.display_type = "TEXTURED" if show_mesh else "WIRE"
     avatar.body.hide_set(not show_mesh)
     avatar.splats.hide_render = not show_splats

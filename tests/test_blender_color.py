@@ -259,3 +259,35 @@ def test_small_splat_in_front_of_a_large_one_is_in_front_in_blender(addon, tmp_p
     patch = (slice(y - 1, y + 2), slice(x - 1, x + 2))
     assert blender_rgb[patch][..., 0].mean() > 0.75, f"Blender: {blender_rgb[patch].mean((0, 1))} (dark: drawn behind)"
     assert np.abs(blender_rgb[patch] - backend_rgb[patch]).max() < 0.1
+
+
+def test_the_avatar_casts_its_bodys_shadow_and_the_body_stays_unseen(addon, tmp_path):
+    """Splat display in a lit scene: a shadow on the ground from the body mesh (the splats' cards face
+    the camera, so they would cast a shadow shaped by the camera's view); the body itself is not
+    seen: the render of the avatar is the splats' alone."""
+    import bpy
+    import mathutils
+    from blender_render import render_to_array
+    from dreamwaltz_blender import api
+
+    avatar = api.import_avatar(str(write_h3ga(tmp_path / "a.h3ga", make_test_avatar(num_free=600, num_bound=100, seed=3))),
+                               set_view_transform=True)
+    bpy.ops.mesh.primitive_plane_add(size=8.0)
+    ground = bpy.context.active_object
+    sun = bpy.data.objects.new("Sun", bpy.data.lights.new("Sun", "SUN"))
+    sun.data.energy = 4.0
+    sun.rotation_euler = (0.9, 0.0, 0.4)
+    bpy.context.scene.collection.objects.link(sun)
+    _camera(bpy, mathutils, (2.5, -4.5, 2.2), (0.6, 0.0, 0.5))
+    lit = render_to_array(bpy, tmp_path / "lit.png", size=64, samples=8)
+    avatar.body.visible_shadow = False
+    unshadowed = render_to_array(bpy, tmp_path / "unshadowed.png", size=64, samples=8)
+    darker = (unshadowed[..., :3].mean(-1) - lit[..., :3].mean(-1)) > 0.1
+    assert darker.sum() > 20, "the body casts the avatar's shadow on the ground"
+    avatar.body.visible_shadow = True
+    ground.hide_render = True
+    sun.hide_render = True
+    alone = render_to_array(bpy, tmp_path / "alone.png", size=64, samples=8)
+    avatar.splats.hide_render = True
+    assert render_to_array(bpy, tmp_path / "none.png", size=64, samples=8)[..., 3].max() < 0.01, "the body is unseen"
+    assert alone[..., 3].max() > 0.5, "the splats are"

@@ -130,8 +130,11 @@ def test_display_modes_and_viewport_density(addon, avatar_file):
     from dreamwaltz_blender import api
 
     imported = api.import_avatar(str(avatar_file))
+    # Splats only: the body is rendered for shadow rays alone (the avatar's shadow caster).
+    assert not imported.body.hide_render and not imported.body.visible_camera and imported.body.visible_shadow
+    assert not imported.splats.hide_render and not imported.splats.visible_shadow
     api.set_display(imported, "MESH")
-    assert not imported.body.hide_render and imported.splats.hide_render
+    assert not imported.body.hide_render and imported.body.visible_camera and imported.splats.hide_render
     api.set_display(imported, "BOTH")
     assert not imported.body.hide_render and not imported.splats.hide_render
     api.set_viewport_density(imported, 0.25)
