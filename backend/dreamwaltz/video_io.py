@@ -39,16 +39,21 @@ def _open(path):
         raise InvalidFileError(f"'{path.name}' is not a video FFmpeg can read ({err}).", "Give an .mp4/.mov/.mkv file.") from None
 
 
+def _video_stream(container, path: Path):
+    """The first video stream of an open container and its frame rate, or the one-line error."""
+    if not container.streams.video:
+        raise InvalidFileError(f"'{path.name}' has no video stream.", "Give a video file.")
+    stream = container.streams.video[0]
+    return stream, stream.average_rate or stream.guessed_rate or Fraction(30)
+
+
 def read_video(path) -> tuple[np.ndarray, VideoInfo]:
     """All frames (T,H,W,3) uint8 RGB and the video's facts."""
     import av
 
     path = Path(path)
     with _open(path) as container:
-        if not container.streams.video:
-            raise InvalidFileError(f"'{path.name}' has no video stream.", "Give a video file.")
-        stream = container.streams.video[0]
-        fps = stream.average_rate or stream.guessed_rate or Fraction(30)
+        stream, fps = _video_stream(container, path)
         if stream.codec_context.width * stream.codec_context.height > MAX_PIXELS:
             raise InvalidFileError(f"'{path.name}' is larger than 8192x8192.", "Scale the video down first.")
         frames = []
@@ -166,10 +171,7 @@ def video_info(path) -> VideoInfo:
     its packets (one per frame for every common codec; ``read_video`` is the authority)."""
     path = Path(path)
     with _open(path) as container:
-        if not container.streams.video:
-            raise InvalidFileError(f"'{path.name}' has no video stream.", "Give a video file.")
-        stream = container.streams.video[0]
-        fps = stream.average_rate or stream.guessed_rate or Fraction(30)
+        stream, fps = _video_stream(container, path)
         ctx = stream.codec_context
         count = sum(1 for packet in container.demux(stream) if packet.size)
         return VideoInfo(path, ctx.width, ctx.height, Fraction(fps), count, bool(container.streams.audio),

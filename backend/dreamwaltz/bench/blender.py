@@ -117,8 +117,6 @@ def big_scene_import(tmp, n=1_000_000):
     """A million splats with spherical harmonics of degree 3: import time and resident memory added."""
     import gc
 
-    from ..core.splat_files import SH_C0  # noqa: F401  (the reader the import uses)
-
     bpy, api = _fresh()
     rng = np.random.default_rng(3)
     q = rng.normal(size=(n, 4))
