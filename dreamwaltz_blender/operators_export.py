@@ -42,8 +42,9 @@ class DREAMWALTZ_OT_export_splats(bpy.types.Operator, ExportHelper):
         return {"FINISHED"}
 
 
-def sampled_motion(avatar, scene):
-    """(full_pose (T,55,3), transl (T,3), frames) of the armature over the scene's frame range.
+def sampled_motion(avatar, scene, frames=None):
+    """(full_pose (T,55,3), transl (T,3), frames) of the armature over the scene's frame range (or
+    at ``frames``).
 
     A pose bone's basis matrix is its local rotation in the SMPL-X frame (the bones' rest frames
     are SMPL-X axes, importer/armature.py), and the root's location is the motion's translation,
@@ -52,7 +53,7 @@ def sampled_motion(avatar, scene):
     rotations = module("rotations")
     names = module("joints").JOINT_NAMES
     bones = avatar.armature.pose.bones
-    frames = list(range(scene.frame_start, scene.frame_end + 1))
+    frames = list(range(scene.frame_start, scene.frame_end + 1)) if frames is None else list(frames)
     current = scene.frame_current
     full_pose, transl = np.zeros((len(frames), len(names), 3)), np.zeros((len(frames), 3))
     try:

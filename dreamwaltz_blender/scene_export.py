@@ -50,23 +50,12 @@ def _avatar_item(avatar, scene, motions_dir: Path, index: int) -> dict:
         item["betas"] = betas
     # The action over the frame range, or the current pose held (a one-frame motion).
     animated = rig.animation_data is not None and rig.animation_data.action is not None
-    full_pose, transl, frames = sampled_motion(avatar, scene if animated else _CurrentFrame(scene))
+    full_pose, transl, frames = sampled_motion(avatar, scene, None if animated else [scene.frame_current])
     path = motions_dir / f"avatar_{index:02d}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, poses=full_pose, trans=transl, mocap_framerate=np.array(scene.render.fps / scene.render.fps_base))
     item.update(motion=str(path.resolve()), start_frame=int(frames[0]))
     return item
-
-
-class _CurrentFrame:
-    """The scene seen as its current frame alone (for a posed, unanimated avatar)."""
-
-    def __init__(self, scene):
-        self._scene = scene
-        self.frame_start = self.frame_end = self.frame_current = scene.frame_current
-
-    def frame_set(self, frame):
-        self._scene.frame_set(frame)
 
 
 def _splat_item(obj) -> dict:
