@@ -90,6 +90,13 @@ def test_splat_scene_imports_equal_to_the_file(addon, tmp_path, kind, suffix, up
         expected = splat_files.view_colors(truth, R.T @ np.array(cam.location))  # camera in the file's frame
         assert np.abs(colors - expected).max() < 0.04, np.abs(colors - expected).max()
         assert np.abs(colors - truth.colors).max() > 0.2, "the colours depend on the view (SH), not only the DC term"
+    if kind == "spz":  # the import's viewport density thins the viewport only
+        api.set_viewport_density(obj, 0.25)
+        bpy.context.view_layer.update()
+        depsgraph = bpy.context.evaluated_depsgraph_get()
+        shown = sum(1 for inst in depsgraph.object_instances
+                    if inst.is_instance and inst.parent is not None and inst.parent.original == obj)
+        assert 0.1 * len(truth) < shown < 0.4 * len(truth)
 
 
 def test_spherical_harmonics_and_quaternions_follow_3dgs_conventions(addon, tmp_path):
@@ -399,3 +406,19 @@ def test_a_blender_scene_exports_to_what_render_scene_draws(addon, tmp_path):
         ndc = np.array([world_to_camera_view(scene, cam, mathutils.Vector(C @ p))[:2] for p in points])
         expected = np.stack([ndc[:, 0] * 64, (1 - ndc[:, 1]) * 48], 1)
         assert np.abs(uv - expected).max() < 0.5, "the exported camera projects like Blender's"
+
+
+def test_avatars_share_the_node_trees_beside_an_older_add_ons_trees(addon, tmp_path):
+    """A .blend from an older add-on keeps its trees under the plain names; new avatars still share
+    one set of trees (named "<name>.001") instead of each making its own."""
+    import bpy
+    from dreamwaltz.core.h3ga import write_h3ga
+    from dreamwaltz.core.testing import make_test_avatar
+    from dreamwaltz_blender import api
+
+    bpy.data.node_groups.new("DreamWaltz Splats", "GeometryNodeTree").use_fake_user = True  # the older tree
+    path = write_h3ga(tmp_path / "a.h3ga", make_test_avatar(num_free=50, num_bound=10, seed=1))
+    first, second = api.import_avatar(str(path)), api.import_avatar(str(path))
+    trees = {a.splats.modifiers["DreamWaltz Splats"].node_group for a in (first, second)}
+    assert len(trees) == 1 and next(iter(trees)).name != "DreamWaltz Splats"
+    assert len([t for t in bpy.data.node_groups if t.name.startswith("DreamWaltz Splats")]) == 2

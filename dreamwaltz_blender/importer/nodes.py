@@ -102,8 +102,10 @@ def _new_geometry_tree(name, extra_inputs=()):
 def _shared(name):
     """The file's tree of that name when it was built by this drawing version (trees are shared by
     every avatar: a crowd has one copy of each), else None."""
-    tree = bpy.data.node_groups.get(name)
-    return tree if tree is not None and tree.get("dreamwaltz_draw_version") == DRAW_VERSION else None
+    # A file made by an older add-on keeps its trees under the plain name; ours are then "<name>.001".
+    return next((tree for tree in bpy.data.node_groups
+                 if (tree.name == name or tree.name.startswith(name + "."))
+                 and tree.get("dreamwaltz_draw_version") == DRAW_VERSION), None)
 
 
 def _new_shared_tree(name, extra_inputs=()):
