@@ -349,14 +349,12 @@ def splat_draw_tree():
     return tree
 
 
-SH_C1 = 0.4886025119029199
-SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
-SH_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154, -0.4570457994644658,
-         1.445305721320277, -0.5900435899266435)
-
-
 def _sh_basis(b, x, y, z, count):
     """The first ``count`` real SH basis values beyond DC (3DGS's order; core/splat_files.sh_basis)."""
+    from ..shared import module
+
+    files = module("splat_files")
+    SH_C1, SH_C2, SH_C3 = files.SH_C1, files.SH_C2, files.SH_C3
     mul = lambda *factors: _product(b, factors)
     xx, yy, zz = mul(x, x), mul(y, y), mul(z, z)
     terms = [lambda: mul(-SH_C1, y), lambda: mul(SH_C1, z), lambda: mul(-SH_C1, x),

@@ -32,6 +32,11 @@ import numpy as np
 from .errors import InvalidFileError
 
 SH_C0 = 0.28209479177387814
+# The real SH basis constants of degrees 1-3 (3DGS's convention; Blender's nodes use the same ones).
+SH_C1 = 0.4886025119029199
+SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
+SH_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154, -0.4570457994644658,
+         1.445305721320277, -0.5900435899266435)
 HEADER_LIMIT = 64 << 10
 SH_REST = {0: 0, 1: 3, 2: 8, 3: 15}  # coefficients beyond the DC term, per degree
 PLY_TYPES = {"char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "<i2", "int16": "<i2",
@@ -300,10 +305,7 @@ def sh_basis(directions) -> np.ndarray:
     order (degree 1: -C1 y, C1 z, -C1 x; then degree 2 and 3), for unit ``directions`` (N, 3)."""
     x, y, z = np.asarray(directions, dtype=np.float64).T
     xx, yy, zz, xy, yz, xz = x * x, y * y, z * z, x * y, y * z, x * z
-    c1 = 0.4886025119029199
-    c2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
-    c3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154, -0.4570457994644658,
-          1.445305721320277, -0.5900435899266435)
+    c1, c2, c3 = SH_C1, SH_C2, SH_C3
     return np.stack([-c1 * y, c1 * z, -c1 * x,
                      c2[0] * xy, c2[1] * yz, c2[2] * (2 * zz - xx - yy), c2[3] * xz, c2[4] * (xx - yy),
                      c3[0] * y * (3 * xx - yy), c3[1] * xy * z, c3[2] * y * (4 * zz - xx - yy),
