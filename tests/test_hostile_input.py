@@ -103,6 +103,28 @@ def test_a_zip_bomb_under_the_old_caps_is_refused_before_inflating(good_avatar, 
     refused(lambda: read_h3ga(bomb), "bomb.h3ga", "opacity_logits", "zip bomb")
 
 
+def future_zip_version(src, dst):
+    """A copy of the zip ``src`` whose first central-directory entry says it needs zip version 9.9
+    (Python's zipfile raises NotImplementedError, not BadZipFile, for that)."""
+    data = bytearray(src.read_bytes())
+    entry = data.index(b"PK\x01\x02")
+    data[entry + 6:entry + 8] = (99).to_bytes(2, "little")  # "version needed to extract"
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def test_a_zip_from_a_future_zip_version_is_refused_in_one_line(good_avatar, tmp_path, target):
+    """Found by fuzzing the track reader: every zip-based reader (avatar, motion .npz, track)."""
+    from dreamwaltz.core.tracks import load_track
+
+    refused(lambda: read_h3ga(future_zip_version(good_avatar, tmp_path / "future.h3ga")), "future.h3ga", "zip")
+    np.savez(tmp_path / "motion.npz", poses=np.zeros((4, 55, 3)), mocap_framerate=30.0)
+    motion = future_zip_version(tmp_path / "motion.npz", tmp_path / "future_motion.npz")
+    refused(lambda: load_motion(motion, target), "future_motion.npz", "zip")
+    refused(lambda: load_track(future_zip_version(tmp_path / "motion.npz", tmp_path / "future.track.npz")),
+            "future.track.npz", "npz")
+
+
 def test_a_file_of_highly_compressed_arrays_is_refused_as_a_bomb(tmp_path, monkeypatch):
     """Declared counts agree, each member is exactly its array, but the whole compresses 1000:1."""
     N = 100_000
@@ -502,6 +524,35 @@ def test_fuzz_motion_npz(tmp_path_factory, target, motion_members, member, heade
     path = tmp_path_factory.getbasetemp() / "fuzz-motion.npz"
     path.write_bytes(zip_members(changed))
     only_valid_or_refused(lambda: load_motion(path, target, fps=30))
+
+
+@pytest.fixture(scope="module")
+def track_files(tmp_path_factory):
+    """A small person track in the project's own .track.npz and in the .smpl (smplcodec) layout."""
+    from dreamwaltz.core.tracks import Track, TrackCamera, make_person, write_track
+    from reenact_shot import write_smpl_file
+
+    T, rng = 4, np.random.default_rng(5)
+    full = np.zeros((T, 55, 3))
+    full[:, :22] = rng.normal(scale=0.3, size=(T, 22, 3))
+    person = make_person(np.arange(T), full, rng.normal(size=(T, 3)), np.repeat(rng.normal(size=(1, 10)), T, axis=0))
+    K = np.tile([[150.0, 0, 80], [0, 150, 60], [0, 0, 1]], (T, 1, 1))
+    track = Track([person], TrackCamera(K, 160, 120), 30.0, "camera", "fuzz")
+    folder = tmp_path_factory.mktemp("tracks")
+    paths = [write_track(folder / "t.track.npz", track), write_smpl_file(folder / "t.smpl", track)]
+    return Quiet([(p.name, p.read_bytes()) for p in paths])
+
+
+@FUZZ
+@given(which=st.integers(0, 1), edits=EDITS)
+def test_fuzz_track_files(tmp_path_factory, track_files, which, edits):
+    """The reenactment's track readers: bytes anywhere, zip structure included."""
+    from dreamwaltz.core.tracks import load_track
+
+    name, data = track_files[which]
+    path = tmp_path_factory.getbasetemp() / f"fuzz-{name}"
+    path.write_bytes(mutate(data, edits))
+    only_valid_or_refused(lambda: load_track(path))
 
 
 # ----------------------------------------------------------------------------- through the CLI and Blender

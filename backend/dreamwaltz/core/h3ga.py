@@ -275,7 +275,7 @@ def read_h3ga(path, max_total_bytes: Optional[int] = None) -> H3GAAvatar:
         raise InvalidFileError(f"{where} does not exist.", "Check the path.")
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as err:  # NotImplementedError: a future zip version
         raise InvalidFileError(f"{where} is not a DreamWaltz avatar: it is not a valid zip archive ({_one_line(err)}).",
                                "It may be truncated or damaged; generate or download it again.") from None
     with zf:
@@ -588,7 +588,7 @@ def read_npz(path, where: str, *, limit: Optional[int] = None, error=InvalidFile
     limit = read_limit() if limit is None else limit
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as err:  # NotImplementedError: a future zip version
         raise error(f"{where} is not a readable .npz file: it is not a zip archive ({_one_line(err, 80)}).", fix) from None
     out: dict[str, np.ndarray] = {}
     with zf:

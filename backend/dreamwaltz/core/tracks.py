@@ -561,5 +561,5 @@ def _peek_format(path: Path) -> str:
     try:
         with zipfile.ZipFile(path) as zf:
             return "dreamwaltz-track" if "format.npy" in zf.namelist() else ""
-    except (zipfile.BadZipFile, OSError):
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
         raise TrackError(f"'{path.name}' is not a readable .npz file.", "Export the track again.") from None
