@@ -358,12 +358,12 @@ def test_layout_places_avatars_on_a_grid_and_along_a_path(addon, tmp_path):
 
 def test_a_blender_scene_exports_to_what_render_scene_draws(addon, tmp_path):
     """File > Export > DreamWaltz Scene: the backend's scene (load_scene + frame_gaussians) holds the
-    Gaussians Blender draws at each frame, and its camera projects like Blender's."""
+    Gaussians Blender draws at each frame (a splat room's view-dependent colours included, seen from
+    a moving camera), and its camera projects like Blender's."""
     import bpy
     import mathutils
     from bpy_extras.object_utils import world_to_camera_view
     from dreamwaltz.core.h3ga import write_h3ga
-    from dreamwaltz.core.ply import write_gaussian_ply
     from dreamwaltz.core.scene import frame_gaussians, load_assets, load_scene
     from dreamwaltz.core.testing import make_test_avatar
     from dreamwaltz_blender import api, motion
@@ -377,12 +377,15 @@ def test_a_blender_scene_exports_to_what_render_scene_draws(addon, tmp_path):
     twin.armature.animation_data_clear()
     twin.armature.rotation_euler.z = math.radians(30)
     api.set_shape(twin, np.full(len(twin.armature["dreamwaltz_betas0"]), 0.8))
-    rng = np.random.default_rng(3)
-    ply = write_gaussian_ply(tmp_path / "room.ply", rng.normal(size=(200, 3)), np.tile(np.eye(3) * 1e-3, (200, 1, 1)),
-                             rng.uniform(size=(200, 3)), np.full(200, 0.8))
+    ply = tmp_path / "room.ply"
+    write_file("ply", ply, random_splats(n=200, seed=3, degree=3))  # colours that change with the view
     room = api.import_splat_scene(str(ply), up_axis="-Y")
     room.location.x = 0.4
+    room.rotation_euler.z = math.radians(25)
     cam = _look(bpy, (0.5, -5.0, 1.4), (0.5, 0.0, 0.9))
+    cam.keyframe_insert("location", frame=1)
+    cam.location = (3.0, -4.0, 2.0)  # the camera moves: the room's colours change with it
+    cam.keyframe_insert("location", frame=3)
     scene.render.resolution_x, scene.render.resolution_y = 64, 48
 
     assert bpy.ops.export_scene.dreamwaltz_scene(filepath=str(tmp_path / "shot.json")) == {"FINISHED"}
@@ -400,6 +403,9 @@ def test_a_blender_scene_exports_to_what_render_scene_draws(addon, tmp_path):
         assert np.abs(backend.means - blender_means).max() < 2e-4, f"frame {frame}"
         rel = np.linalg.norm(backend.covariances - blender_cov, axis=(1, 2)) / np.linalg.norm(blender_cov, axis=(1, 2))
         assert rel.max() < 0.01
+        # the room's spherical harmonics seen from this frame's camera, as Blender colours them
+        room_colors = parts[-1][2]
+        assert np.abs(backend.colors[-len(room_colors):] - room_colors).max() < 2e-3, f"frame {frame}"
         camera = loaded.camera.at(frame, loaded)
         points = blender_means[::50]
         uv, _ = camera.project(points)

@@ -61,6 +61,10 @@ class Transform:
         R = self.scale * self.matrix
         return np.einsum("ij,njk,lk->nil", R, np.asarray(cov, dtype=np.float64), R)
 
+    def inverse_points(self, p: np.ndarray) -> np.ndarray:
+        """The points that ``points`` maps to ``p``."""
+        return ((np.asarray(p, dtype=np.float64) - self.location) @ self.matrix) / self.scale
+
 
 @dataclass
 class AvatarItem:
@@ -434,15 +438,38 @@ class Gaussians:
 
 
 @dataclass
+class PlacedSplats:
+    """A splat file placed in the scene: its splats in world space with their base (DC) colours,
+    and the file's own cloud when it has spherical harmonics beyond DC, whose colours depend on
+    where the camera is."""
+
+    gaussians: Gaussians  # world space
+    transform: Transform
+    cloud: Optional[object] = None  # splat_files.SplatCloud, only with SH degree >= 1
+
+    def seen_from(self, camera_position) -> Gaussians:
+        """The splats with the colours a camera at ``camera_position`` (world) sees. The SH are
+        defined in the file's frame, so the camera is taken into that frame, as Blender's
+        nodes.scene_splat_tree does."""
+        if self.cloud is None:
+            return self.gaussians
+        from .splat_files import view_colors
+
+        local_camera = self.transform.inverse_points(np.asarray(camera_position, dtype=np.float64)[None])[0]
+        g = self.gaussians
+        return Gaussians(g.means, g.covariances, view_colors(self.cloud, local_camera), g.opacities)
+
+
+@dataclass
 class SceneAssets:
     avatars: list  # H3GAAvatar, one per scene avatar
     motions: list  # MotionSequence or None, resampled to the scene's fps
-    splats: list  # Gaussians of each splat file, already in world space (static)
+    splats: list  # PlacedSplats of each splat file (static)
 
 
-def read_splat_file(path, where: str = "") -> Gaussians:
-    """A 3DGS scene file's splats (standard or compressed .ply, .spz: ``core/splat_files``), with
-    their DC colours (the view-dependent SH terms are not used by the backend render)."""
+def place_splat_file(path, transform: Transform, where: str = "") -> PlacedSplats:
+    """A 3DGS scene file's splats (standard or compressed .ply, .spz: ``core/splat_files``) placed
+    by ``transform``, keeping the spherical harmonics when the file has them."""
     from .posing import gaussian_covariances
     from .splat_files import read_splats
 
@@ -457,8 +484,9 @@ def read_splat_file(path, where: str = "") -> Gaussians:
     if bad.any():
         raise InvalidFileError(f"{where}: '{path.name}' splat {int(np.argmax(bad))} has an absurd scale "
                                f"({int(bad.sum())} such splats).", "Re-export the scene file.")
-    return Gaussians(cloud.means.astype(np.float64), gaussian_covariances(cloud.log_scales, cloud.quats),
-                     cloud.colors.astype(np.float64), cloud.opacities.astype(np.float64))
+    file_frame = Gaussians(cloud.means.astype(np.float64), gaussian_covariances(cloud.log_scales, cloud.quats),
+                           cloud.colors.astype(np.float64), cloud.opacities.astype(np.float64))
+    return PlacedSplats(file_frame.transformed(transform), transform, cloud if cloud.sh_degree > 0 else None)
 
 
 def load_assets(scene: Scene) -> SceneAssets:
@@ -491,7 +519,7 @@ def load_assets(scene: Scene) -> SceneAssets:
             motion = retargeted[motion_key]
         avatars.append(avatar)
         motions.append(motion)
-    splats = [read_splat_file(s.file, f"{where}: splats[{i}].file").transformed(s.transform) for i, s in enumerate(scene.splats)]
+    splats = [place_splat_file(s.file, s.transform, f"{where}: splats[{i}].file") for i, s in enumerate(scene.splats)]
     return SceneAssets(avatars, motions, splats)
 
 
@@ -518,7 +546,11 @@ def avatar_gaussians(scene: Scene, assets: SceneAssets, index: int, frame: int) 
 
 def frame_gaussians(scene: Scene, assets: SceneAssets, frame: int, avatars=None, splats: bool = True) -> Gaussians:
     """Every Gaussian of scene ``frame``: the posed avatars (all, or the indices in ``avatars``), then
-    the static splats. The order does not matter to a depth-sorted rasterization."""
+    the static splats, coloured as seen from the frame's camera. The order does not matter to a
+    depth-sorted rasterization."""
     indices = range(len(scene.avatars)) if avatars is None else avatars
     parts = [avatar_gaussians(scene, assets, i, frame) for i in indices]
-    return Gaussians.concatenate(parts + (list(assets.splats) if splats else []))
+    if splats and assets.splats:
+        camera_position = scene.camera_at(frame).position
+        parts += [placed.seen_from(camera_position) for placed in assets.splats]
+    return Gaussians.concatenate(parts)
