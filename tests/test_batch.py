@@ -14,14 +14,15 @@ from PIL import Image
 
 from dreamwaltz.core.h3ga import read_h3ga
 
+from cli_helpers import cli  # noqa: E402
+
 PROMPTS = ["a knight in armor", "a dancer in a red dress", "an astronaut", "a wizard with a long beard"]
 # As short as the tiny preset allows: two stage-2 steps, stage 1 skipped (tests/test_stage2.py's knobs).
 TINY = ["--preset", "tiny", "--device", "cpu", "--steps", "2", "--stage1-steps", "0", "--view-size", "64"]
 
 
 def batch(*args):
-    return subprocess.run([sys.executable, "-m", "dreamwaltz", "batch", *map(str, args)], capture_output=True,
-                          text=True, timeout=900)
+    return cli("batch", *args, timeout=900)
 
 
 def snapshot(jobs: Path) -> dict:

@@ -3,31 +3,24 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dreamwaltz.core.h3ga import write_h3ga
 from dreamwaltz.core.motion import TargetSkeleton, load_motion
 from dreamwaltz.core.ply import read_gaussian_ply, write_gaussian_ply
 from dreamwaltz.core.posing import pose_avatar
 from dreamwaltz.core.rotations import quaternion_to_matrix
-from dreamwaltz.core.testing import make_test_avatar
+
+from cli_helpers import cli, write_small_avatar  # noqa: E402
 
 MOCAP = Path(__file__).resolve().parents[1] / "backend" / "dreamwaltz" / "data" / "mocap"
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "dreamwaltz", *map(str, args)], capture_output=True, text=True, timeout=300)
-
-
 @pytest.fixture(scope="module")
 def avatar_file(tmp_path_factory):
-    avatar = make_test_avatar(num_free=400, num_bound=100, seed=9)
-    return avatar, write_h3ga(tmp_path_factory.mktemp("a") / "a.h3ga", avatar)
+    return write_small_avatar(tmp_path_factory.mktemp("a"))
 
 
 def test_ply_round_trip_preserves_the_gaussians(tmp_path):

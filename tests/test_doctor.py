@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
+
+from cli_helpers import cli
 
 
 def doctor(*args, env_extra=None, tmp_path):
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
     env.pop("DREAMWALTZ_DISABLE_GSPLAT", None)
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "dreamwaltz", "doctor", *map(str, args)], capture_output=True,
-                          text=True, timeout=300, env=env)
+    return cli("doctor", *args, env=env)
 
 
 def test_doctor_json_reports_the_machine(tmp_path):

@@ -7,18 +7,17 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dreamwaltz.core.h3ga import write_h3ga
 from dreamwaltz.core.motion import TargetSkeleton, load_motion
 from dreamwaltz.core.ply import read_gaussian_ply
 from dreamwaltz.core.posing import pose_avatar
 from dreamwaltz.core.rotations import quaternion_to_matrix
-from dreamwaltz.core.testing import make_test_avatar
+
+from cli_helpers import cli, write_small_avatar  # noqa: E402
 
 pytest.importorskip("pygltflib", reason="pygltflib (requirements.txt) is not installed")
 from gltf_reference import (EXT, SH_C0, array, attributes, load, relative, skinning_matrices,  # noqa: E402
@@ -31,16 +30,11 @@ WEB = ROOT / "tools" / "web"
 FRAMES = (100, 130)  # the clip exported with --motion
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "dreamwaltz", *map(str, args)], capture_output=True, text=True, timeout=300)
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """The avatar, its file, and every kind of .glb the exporter writes (and the matching .ply)."""
     tmp = tmp_path_factory.mktemp("export")
-    avatar = make_test_avatar(num_free=400, num_bound=100, seed=9)
-    path = write_h3ga(tmp / "a.h3ga", avatar)
+    avatar, path = write_small_avatar(tmp)
     runs = {
         "posed.ply": ["--format", "ply", "--pose", WALK, "--frame", "200"],
         "posed.glb": ["--format", "glb", "--pose", WALK, "--frame", "200"],

@@ -5,30 +5,23 @@ from __future__ import annotations
 
 import gzip
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dreamwaltz.core.h3ga import write_h3ga
 from dreamwaltz.core.motion import TargetSkeleton, load_motion
 from dreamwaltz.core.ply import read_gaussian_ply
 from dreamwaltz.core.posing import pose_avatar
-from dreamwaltz.core.testing import make_test_avatar
+
+from cli_helpers import cli, write_small_avatar  # noqa: E402
 
 WALK = Path(__file__).resolve().parents[1] / "backend" / "dreamwaltz" / "data" / "mocap" / "cmu_12_03_walk_cgspeed.bvh"
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "dreamwaltz", *map(str, args)], capture_output=True, text=True, timeout=300)
-
-
 @pytest.fixture(scope="module")
 def avatar_file(tmp_path_factory):
-    avatar = make_test_avatar(num_free=400, num_bound=100, seed=9)
-    return avatar, write_h3ga(tmp_path_factory.mktemp("a") / "a.h3ga", avatar)
+    return write_small_avatar(tmp_path_factory.mktemp("a"))
 
 
 def read_spz_v3(path) -> dict:
