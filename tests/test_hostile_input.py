@@ -12,6 +12,7 @@ import io
 import json
 import os
 import tracemalloc
+import warnings
 import zipfile
 
 import numpy as np
@@ -201,6 +202,25 @@ def test_deeply_nested_manifests_are_refused(good_avatar, tmp_path, depth):
         return data[:-1] + b', "notes": ' + b"[" * depth + b"]" * depth + b"}"
     path = rewrite(good_avatar, tmp_path / "nested.h3ga", change)
     refused(lambda: read_h3ga(path), "nested.h3ga", "nested")
+
+
+@pytest.mark.parametrize("length", [0.0, 1e20, 3e38])
+def test_zero_or_huge_quaternions_are_refused_without_overflow(tmp_path, length):
+    """A quaternion of length 1e20 squares past float32's range: it must be refused in one line,
+    not silently become a splat of zero size."""
+    avatar = make_test_avatar(num_free=40, num_bound=10, seed=2)
+    path = write_h3ga(tmp_path / "ok.h3ga", avatar)
+
+    def change(name, data):
+        if name != "arrays/free/quats.npy":
+            return data
+        quats = np.load(io.BytesIO(data))
+        quats[3] = [length, 0, 0, 0]
+        return npy_bytes(quats)
+    bad = rewrite(path, tmp_path / "quats.h3ga", change)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        refused(lambda: read_h3ga(bad), "quats.h3ga", "free/quats")
 
 
 def test_the_good_file_still_reads_within_its_own_size(good_avatar):

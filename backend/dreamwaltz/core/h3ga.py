@@ -669,8 +669,11 @@ def validate(avatar: H3GAAvatar, where: str = "the avatar") -> None:
         if len(b) and ((b < -1e-4).any() or np.abs(b.sum(axis=1) - 1.0).max() > 1e-3):
             raise bad(f"{name} are not valid barycentric coordinates.")
     for name in ("free/quats", "bound/quats"):
-        if len(a[name]) and (np.linalg.norm(a[name], axis=1) < 1e-8).any():
-            raise bad(f"{name} contains zero quaternions.")
+        # float64: squaring float32 values past ~1e19 overflows, and the posing code (float32
+        # here, in Blender and in the renderer) would turn such a rotation into a zero-size splat.
+        lengths = np.linalg.norm(a[name].astype(np.float64), axis=1)
+        if len(lengths) and ((lengths < 1e-8) | (lengths > 1e8)).any():
+            raise bad(f"{name} contains zero or huge quaternions (length outside 1e-8..1e8).")
     if np.abs(a["rig/joint_regressor"].sum(axis=1) - 1.0).max() > 1e-2:
         raise bad("rig/joint_regressor rows must sum to 1.")
     parents = m.get("parents", list(PARENTS))
