@@ -408,7 +408,39 @@ def import_splat_scene(path, up_axis: str = "Y", scale: float = 1.0, collection=
 def evaluated_scene_splats(obj, depsgraph=None):
     """World-space means, covariances, display colours (toward the scene camera) and opacities of a
     splat scene object, as Blender draws them."""
-    return _evaluated_splat_instances(obj, np.arange(len(obj.data.vertices)), depsgraph)
+    depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
+    means, covariances, colors, opacities = _evaluated_splat_instances(obj, np.arange(len(obj.data.vertices)), depsgraph)
+    if not compat.HAS_GEOMETRY_SET and "dw_sh1" in obj.data.attributes:
+        # 4.2 reads instance attributes from the original mesh, which holds the SH coefficients, not
+        # the colour the nodes evaluate toward the camera: evaluate the same SH here.
+        colors = _scene_view_colors(obj, depsgraph)
+    return means, covariances, colors, opacities
+
+
+def _scene_view_colors(obj, depsgraph):
+    """Display colours of a splat scene's points toward the scene camera, from its dw_sh attributes
+    (the scene tree's colour, evaluated by the core's SH code in the object's frame as the nodes do)."""
+    from types import SimpleNamespace
+
+    mesh = obj.data
+    n = len(mesh.vertices)
+
+    def read(name):
+        data = np.empty(n * 3, dtype=np.float32)
+        mesh.attributes[name].data.foreach_get("vector", data)
+        return data.reshape(n, 3)
+    splat_files = module("splat_files")
+    coefficients = []
+    while f"dw_sh{len(coefficients) + 1}" in mesh.attributes:
+        coefficients.append(read(f"dw_sh{len(coefficients) + 1}"))
+    co = np.empty(n * 3, dtype=np.float32)
+    mesh.vertices.foreach_get("co", co)
+    camera = bpy.context.scene.camera
+    eye = np.zeros(4) if camera is None else np.append(camera.evaluated_get(depsgraph).matrix_world.translation, 1.0)
+    eye_local = np.linalg.inv(np.array(obj.evaluated_get(depsgraph).matrix_world, dtype=np.float64)) @ eye
+    cloud = SimpleNamespace(means=co.reshape(n, 3), sh_dc=(read("dw_sh0") - 0.5) / splat_files.SH_C0,
+                            sh_rest=np.stack(coefficients, axis=1))
+    return splat_files.view_colors(cloud, eye_local[:3])
 
 
 def apply_motion(avatar: Avatar, source, start_frame=None, in_place: bool = False, scale: float = 1.0,
