@@ -418,10 +418,8 @@ def evaluated_scene_splats(obj, depsgraph=None):
 
 
 def _scene_view_colors(obj, depsgraph):
-    """Display colours of a splat scene's points toward the scene camera, from its dw_sh attributes
-    (the scene tree's colour, evaluated by the core's SH code in the object's frame as the nodes do)."""
-    from types import SimpleNamespace
-
+    """Display colours of a splat scene's points toward the scene camera, from the dw_sh attributes
+    the importer stored (dw_sh0: the DC display colour), in the object's frame as the nodes do."""
     mesh = obj.data
     n = len(mesh.vertices)
 
@@ -429,18 +427,13 @@ def _scene_view_colors(obj, depsgraph):
         data = np.empty(n * 3, dtype=np.float32)
         mesh.attributes[name].data.foreach_get("vector", data)
         return data.reshape(n, 3)
-    splat_files = module("splat_files")
-    coefficients = []
-    while f"dw_sh{len(coefficients) + 1}" in mesh.attributes:
-        coefficients.append(read(f"dw_sh{len(coefficients) + 1}"))
-    co = np.empty(n * 3, dtype=np.float32)
-    mesh.vertices.foreach_get("co", co)
+    sh_rest = []
+    while f"dw_sh{len(sh_rest) + 1}" in mesh.attributes:
+        sh_rest.append(read(f"dw_sh{len(sh_rest) + 1}"))
     camera = bpy.context.scene.camera
     eye = np.zeros(4) if camera is None else np.append(camera.evaluated_get(depsgraph).matrix_world.translation, 1.0)
     eye_local = np.linalg.inv(np.array(obj.evaluated_get(depsgraph).matrix_world, dtype=np.float64)) @ eye
-    cloud = SimpleNamespace(means=co.reshape(n, 3), sh_dc=(read("dw_sh0") - 0.5) / splat_files.SH_C0,
-                            sh_rest=np.stack(coefficients, axis=1))
-    return splat_files.view_colors(cloud, eye_local[:3])
+    return module("splat_files").sh_view_colors(read("position"), read("dw_sh0"), np.stack(sh_rest, axis=1), eye_local[:3])
 
 
 def apply_motion(avatar: Avatar, source, start_frame=None, in_place: bool = False, scale: float = 1.0,

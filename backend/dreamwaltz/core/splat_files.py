@@ -316,10 +316,16 @@ def sh_basis(directions) -> np.ndarray:
 def view_colors(cloud: SplatCloud, camera_position) -> np.ndarray:
     """Display colours seen from ``camera_position`` (file frame): DC plus the view-dependent SH terms,
     clipped at 0 as 3DGS clips them."""
-    d = cloud.means.astype(np.float64) - np.asarray(camera_position, dtype=np.float64)
+    return sh_view_colors(cloud.means, 0.5 + SH_C0 * cloud.sh_dc.astype(np.float64), cloud.sh_rest, camera_position)
+
+
+def sh_view_colors(means, dc_colors, sh_rest, camera_position) -> np.ndarray:
+    """``view_colors`` from raw arrays: (N,3) means, (N,3) DC display colours (0.5 + C0 * f_dc),
+    (N,K,3) higher SH coefficients, all in the frame of ``camera_position``."""
+    d = np.asarray(means, dtype=np.float64) - np.asarray(camera_position, dtype=np.float64)
     d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
-    k = cloud.sh_rest.shape[1]
-    color = 0.5 + SH_C0 * cloud.sh_dc.astype(np.float64)
+    k = sh_rest.shape[1]
+    color = np.asarray(dc_colors, dtype=np.float64)
     if k:
-        color = color + np.einsum("nk,nkc->nc", sh_basis(d)[:, :k], cloud.sh_rest.astype(np.float64))
+        color = color + np.einsum("nk,nkc->nc", sh_basis(d)[:, :k], np.asarray(sh_rest, dtype=np.float64))
     return np.maximum(color, 0.0)
