@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """One entry point for people and CI (standard library only).
 
-    python build.py setup [--cuda]   create .venv and install pinned dependencies (idempotent)
-    python build.py test [ARGS]      set up if needed, run the whole test suite (pytest ARGS)
-    python build.py test --blender 4.2|4.5|5.0 [ARGS]
-                                     the Blender-marked tests (-m blender) on that Blender version
-    python build.py test --all-blenders [ARGS]
-                                     the Blender-marked tests on every supported version, in turn
-    python build.py demo [ARGS]      set up if needed, run the main job on the embedded defaults
-    python build.py addon            build and validate dist/dreamwaltz_blender-<version>.zip
-    python build.py bench [NAME]     run benchmarks (all, or one by name) and print figures
+python build.py setup [--cuda]   create .venv and install pinned dependencies (idempotent)
+python build.py test [ARGS]      set up if needed, run the whole test suite (pytest ARGS)
+python build.py test --blender 4.2|4.5|5.0 [ARGS]
+                                 the Blender-marked tests (-m blender) on that Blender version
+python build.py test --all-blenders [ARGS]
+                                 the Blender-marked tests on every supported version, in turn
+python build.py demo [ARGS]      set up if needed, run the main job on the embedded defaults
+python build.py addon            build and validate dist/dreamwaltz_blender-<version>.zip
+python build.py bench [NAME]     run benchmarks (all, or one by name) and print figures
 """
 
 from __future__ import annotations
@@ -106,7 +106,9 @@ def pinned_bpy() -> str:
 def purelib(py: Path) -> str:
     return subprocess.run(
         [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
 
 
@@ -135,14 +137,32 @@ def cmd_setup_blender(blender: str) -> Path:
     site.mkdir(parents=True, exist_ok=True)
     # .venv's pip installs the one wheel into the new venv's site-packages; bpy's own
     # dependencies (numpy, requests, zstandard, cython) are .venv's pinned ones.
-    run([base, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps",
-         "--target", site, f"bpy=={wheel}"])
+    run(
+        [
+            base,
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "-q",
+            "--no-deps",
+            "--target",
+            site,
+            f"bpy=={wheel}",
+        ]
+    )
     # addsitedir, not a plain path line: it also runs .venv's own .pth files (the editable
     # dreamwaltz install) and appends, so this venv's bpy comes first on sys.path.
     (site / "dreamwaltz_base_env.pth").write_text(
-        f"import site; site.addsitedir({purelib(base)!r})\n", encoding="utf-8")
-    found = subprocess.run([str(py), "-c", "import bpy; print(bpy.app.version_string)"],
-                           check=True, capture_output=True, text=True, cwd=venv).stdout.strip()
+        f"import site; site.addsitedir({purelib(base)!r})\n", encoding="utf-8"
+    )
+    found = subprocess.run(
+        [str(py), "-c", "import bpy; print(bpy.app.version_string)"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=venv,
+    ).stdout.strip()
     if not found.startswith(wheel.rsplit(".", 1)[0]):
         sys.exit(f"{venv} imports Blender {found}, not {wheel}")
     stamp.write_text(fingerprint)
@@ -202,8 +222,10 @@ def cmd_test(pytest_args: list[str]) -> int:
         return subprocess.call([str(py), "-m", "pytest", *rest], cwd=ROOT, env=env)
     results = [(b, *run_blender_tests(b, rest)) for b in dict.fromkeys(blenders)]
     for blender, code, seconds in results:
-        log(f"Blender {blender} (bpy {BLENDERS[blender]}): {'passed' if code == 0 else f'FAILED (exit {code})'}"
-            f" in {seconds:.0f} s")
+        log(
+            f"Blender {blender} (bpy {BLENDERS[blender]}): {'passed' if code == 0 else f'FAILED (exit {code})'}"
+            f" in {seconds:.0f} s"
+        )
     return next((code for _, code, _ in results if code != 0), 0)
 
 
@@ -222,7 +244,9 @@ def blender_ext_cli(py: Path) -> Path:
     """Blender's own extension builder/validator, shipped inside the bpy wheel."""
     purelib = subprocess.run(
         [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     matches = sorted(Path(purelib).glob("bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
     if not matches:
@@ -239,8 +263,9 @@ def stage_addon(py: Path, staging: Path) -> None:
     (staging / "blender_manifest.toml").write_text(manifest, encoding="utf-8")
     # The pure-numpy core (.h3ga format, skinning, motion) has one definition, in the backend;
     # the extension carries a copy so Blender's Python never needs the backend installed.
-    shutil.copytree(ROOT / "backend/dreamwaltz/core", staging / "core",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        ROOT / "backend/dreamwaltz/core", staging / "core", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
     # The bundled backend: a wheel data file, installed on demand by "Install backend".
     wheel_dir = staging / "backend_wheel"
     wheel_dir.mkdir()

@@ -8,7 +8,16 @@ separate backend process (local or remote), reached over HTTP with a token.
 import importlib
 
 # Submodules that define Blender classes, in registration order. Each has register()/unregister().
-_MODULE_NAMES = ("preferences", "properties", "operators_import", "operators_export", "jobs", "motion", "reenact", "panel")
+_MODULE_NAMES = (
+    "preferences",
+    "properties",
+    "operators_import",
+    "operators_export",
+    "jobs",
+    "motion",
+    "reenact",
+    "panel",
+)
 _modules = []
 
 

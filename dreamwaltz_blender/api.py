@@ -1,13 +1,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Scripting API of the DreamWaltz add-on (documented in docs/BLENDER.md).
 
-    avatar = import_avatar("/path/knight.h3ga")          # armature + body mesh + splats
-    set_shape(avatar, betas); set_expression(avatar, values)
-    means, covariances, colours, opacities = evaluated_splats(avatar, depsgraph)
-    action = apply_motion(avatar, "walk.bvh", start_frame=1)   # or an animated armature object
-    twin = duplicate_avatar(avatar, (1, 0, 0)); layout_avatars([avatar, twin], spacing=1.5)
-    scene = import_splat_scene("/path/garden.ply", up_axis="-Y")
-    camera = reenact(avatar, "walk.track.npz", plate_path="walk_plate.mp4", person=0)
+avatar = import_avatar("/path/knight.h3ga")          # armature + body mesh + splats
+set_shape(avatar, betas); set_expression(avatar, values)
+means, covariances, colours, opacities = evaluated_splats(avatar, depsgraph)
+action = apply_motion(avatar, "walk.bvh", start_frame=1)   # or an animated armature object
+twin = duplicate_avatar(avatar, (1, 0, 0)); layout_avatars([avatar, twin], spacing=1.5)
+scene = import_splat_scene("/path/garden.ply", up_axis="-Y")
+camera = reenact(avatar, "walk.track.npz", plate_path="walk_plate.mp4", person=0)
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ class Avatar:
         """The avatar that ``obj`` (its armature, body or splats) belongs to."""
         rig = obj if obj.get(ROLE) == "armature" else obj.parent
         if rig is None or rig.get(ROLE) != "armature":
-            raise errors.DreamWaltzError(f"'{obj.name}' is not part of a DreamWaltz avatar.",
-                                         "Select an avatar's armature, body or splats.")
+            raise errors.DreamWaltzError(
+                f"'{obj.name}' is not part of a DreamWaltz avatar.", "Select an avatar's armature, body or splats."
+            )
         parts = {child.get(ROLE): child for child in rig.children}
         return cls(rig, parts["body"], parts["splats"])
 
@@ -76,8 +77,9 @@ def import_avatar(path, collection=None, set_view_transform: bool = False) -> Av
         _remove_collection(created["collection"])
         if isinstance(err, errors.DreamWaltzError):
             raise
-        raise errors.DreamWaltzError(f"Importing '{Path(path).name}' failed: {err}",
-                                     "Please report this with the file.") from err
+        raise errors.DreamWaltzError(
+            f"Importing '{Path(path).name}' failed: {err}", "Please report this with the file."
+        ) from err
     if set_view_transform:
         set_standard_view(scene)
     return result
@@ -103,8 +105,10 @@ def view_transform_warning(scene=None) -> Optional[str]:
         changed.append("exposure/gamma")
     if not changed:
         return None
-    return (f"The scene's {' and '.join(changed)} changes avatar colours from what was trained; "
-            f"use the Standard view transform (Render Properties > Color Management) to see them as trained.")
+    return (
+        f"The scene's {' and '.join(changed)} changes avatar colours from what was trained; "
+        f"use the Standard view transform (Render Properties > Color Management) to see them as trained."
+    )
 
 
 def set_standard_view(scene=None) -> None:
@@ -128,7 +132,9 @@ def _label(avatar, path) -> str:
 def _build(avatar, label, coll, path, scene) -> Avatar:
     a = avatar.arrays
     cursor = np.array(scene.cursor.location)
-    rest_body = space.points_to_blender(a["body/template_vertices"] + a["body/shape_dirs"] @ a["rig/betas"].astype(np.float64))
+    rest_body = space.points_to_blender(
+        a["body/template_vertices"] + a["body/shape_dirs"] @ a["rig/betas"].astype(np.float64)
+    )
     offset = np.array([cursor[0], cursor[1], cursor[2] - rest_body[:, 2].min()])
     joints = space.points_to_blender(a["rig/rest_joints"]) + offset
 
@@ -139,7 +145,9 @@ def _build(avatar, label, coll, path, scene) -> Avatar:
     rig["dreamwaltz_betas0"] = a["rig/betas"].astype(np.float64).tolist()
     rig["dreamwaltz_rest_joints"] = a["rig/rest_joints"].astype(np.float64).ravel().tolist()
     # Joint motion per unit beta (regressor . shape dirs): lets shape edits rebuild the rest pose.
-    joint_dirs = np.einsum("jv,vcb->jcb", a["rig/joint_regressor"].astype(np.float64), a["body/shape_dirs"].astype(np.float64))
+    joint_dirs = np.einsum(
+        "jv,vcb->jcb", a["rig/joint_regressor"].astype(np.float64), a["body/shape_dirs"].astype(np.float64)
+    )
     rig["dreamwaltz_joint_shape_dirs"] = joint_dirs.ravel().tolist()
     rig["dreamwaltz_prompt"] = avatar.manifest.get("prompt", "")
     rig["dreamwaltz_color_space"] = h3ga.color_space(avatar.manifest)  # the file's; Blender holds scene-linear
@@ -155,8 +163,9 @@ def _build(avatar, label, coll, path, scene) -> Avatar:
 
     source = _source_key(path)
     shared = next((m for m in bpy.data.meshes if m.get("dreamwaltz_source") == source and m.users > 0), None)
-    splat_obj = splat_builder.create_splats(f"{label} Splats", avatar, offset, rig, body, coll, space, rotations,
-                                            mesh=shared)
+    splat_obj = splat_builder.create_splats(
+        f"{label} Splats", avatar, offset, rig, body, coll, space, rotations, mesh=shared
+    )
     splat_obj.data["dreamwaltz_source"] = source
     splat_obj[ROLE] = "splats"
 
@@ -197,7 +206,9 @@ def _remove_collection(coll) -> None:
         data = obj.data
         bpy.data.objects.remove(obj, do_unlink=True)
         if data is not None and data.users == 0:
-            getattr(bpy.data, {"ARMATURE": "armatures", "MESH": "meshes"}.get(type(data).__name__.upper(), "meshes")).remove(data)
+            getattr(
+                bpy.data, {"ARMATURE": "armatures", "MESH": "meshes"}.get(type(data).__name__.upper(), "meshes")
+            ).remove(data)
     bpy.data.collections.remove(coll)
     for tree in [t for t in bpy.data.node_groups if t.name.startswith("DreamWaltz") and t.users == 0]:
         bpy.data.node_groups.remove(tree)
@@ -207,6 +218,7 @@ def _remove_collection(coll) -> None:
 
 # --------------------------------------------------------------------------- editing
 
+
 def set_display(avatar: Avatar, mode: str) -> None:
     """'SPLATS', 'MESH' or 'BOTH', in the viewport and in renders."""
     if mode not in DISPLAY_MODES:
@@ -215,7 +227,13 @@ def set_display(avatar: Avatar, mode: str) -> None:
     # Shadows come from the body mesh, shown or not: the splats' camera-facing cards would cast
     # shadows shaped by the camera's view, not the light's. A hidden body is seen by shadow rays only.
     avatar.body.hide_render = not (show_mesh or show_splats)
-    for ray in ("visible_camera", "visible_diffuse", "visible_glossy", "visible_transmission", "visible_volume_scatter"):
+    for ray in (
+        "visible_camera",
+        "visible_diffuse",
+        "visible_glossy",
+        "visible_transmission",
+        "visible_volume_scatter",
+    ):
         setattr(avatar.body, ray, show_mesh)
     avatar.body.visible_shadow = True
     avatar.splats.visible_shadow = False
@@ -247,11 +265,14 @@ def _checked_keys(obj, kind: str, values):
     except (TypeError, ValueError):
         raise errors.DreamWaltzError(f"The {kind} values are not numbers.", f"Give {len(keys)} numbers.") from None
     if len(values) != len(keys):
-        raise errors.DreamWaltzError(f"This avatar has {len(keys)} {kind} coefficients, got {len(values)}.",
-                                     f"Give {len(keys)} numbers.")
+        raise errors.DreamWaltzError(
+            f"This avatar has {len(keys)} {kind} coefficients, got {len(values)}.", f"Give {len(keys)} numbers."
+        )
     if not np.isfinite(values).all():
-        raise errors.DreamWaltzError(f"The {kind} values must be finite numbers (got NaN or infinity).",
-                                     "Give ordinary numbers, e.g. between -3 and 3.")
+        raise errors.DreamWaltzError(
+            f"The {kind} values must be finite numbers (got NaN or infinity).",
+            "Give ordinary numbers, e.g. between -3 and 3.",
+        )
     return keys, values
 
 
@@ -316,6 +337,7 @@ def set_pose(avatar: Avatar, full_pose, transl=None) -> None:
 
 # --------------------------------------------------------------------------- evaluation
 
+
 def evaluated_splats(avatar: Avatar, depsgraph=None):
     """World-space (Blender) means (N,3), covariances (N,3,3), colours (N,3), opacities (N,).
 
@@ -333,11 +355,14 @@ def _evaluated_splat_instances(obj, rows, depsgraph=None):
     depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
     mod = obj.modifiers["DreamWaltz Splats"]
     if mod.get(_density_key(mod), 1.0) < 1.0 or not mod.show_viewport:
-        raise errors.DreamWaltzError("Some splats are hidden in the viewport (density below 1 or splats not shown).",
-                                     "Set the viewport density to 1 and show the splats before exporting.")
+        raise errors.DreamWaltzError(
+            "Some splats are hidden in the viewport (density below 1 or splats not shown).",
+            "Set the viewport density to 1 and show the splats before exporting.",
+        )
     evaluated = obj.evaluated_get(depsgraph)
-    M, values = compat.evaluated_instances(evaluated, depsgraph, {"dw_color": ("vector", 3), "dw_opacity": ("value", 1)},
-                                           rows=rows)
+    M, values = compat.evaluated_instances(
+        evaluated, depsgraph, {"dw_color": ("vector", 3), "dw_opacity": ("value", 1)}, rows=rows
+    )
     axes = M[:, :3, :3] / nodes.EXTENT_SIGMA
     # dw_color is scene-linear (what the material emits); callers get display (sRGB) values, like
     # core/posing.py and 3DGS .ply files.
@@ -346,6 +371,7 @@ def _evaluated_splat_instances(obj, rows, depsgraph=None):
 
 
 # --------------------------------------------------------------------------- crowds
+
 
 def duplicate_avatar(avatar: Avatar, offset=(1.0, 0.0, 0.0), collection=None) -> Avatar:
     """A linked duplicate: its own armature, motion, shape and expressions, the same splat data
@@ -401,7 +427,9 @@ def import_splat_scene(path, up_axis: str = "Y", scale: float = 1.0, collection=
             mesh = obj.data
             bpy.data.objects.remove(obj, do_unlink=True)
             bpy.data.meshes.remove(mesh)
-        raise errors.DreamWaltzError(f"Importing '{Path(path).name}' failed: {err}", "Please report this with the file.") from err
+        raise errors.DreamWaltzError(
+            f"Importing '{Path(path).name}' failed: {err}", "Please report this with the file."
+        ) from err
     return obj
 
 
@@ -409,7 +437,9 @@ def evaluated_scene_splats(obj, depsgraph=None):
     """World-space means, covariances, display colours (toward the scene camera) and opacities of a
     splat scene object, as Blender draws them."""
     depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
-    means, covariances, colors, opacities = _evaluated_splat_instances(obj, np.arange(len(obj.data.vertices)), depsgraph)
+    means, covariances, colors, opacities = _evaluated_splat_instances(
+        obj, np.arange(len(obj.data.vertices)), depsgraph
+    )
     if not compat.HAS_GEOMETRY_SET and "dw_sh1" in obj.data.attributes:
         # 4.2 reads instance attributes from the original mesh, which holds the SH coefficients, not
         # the colour the nodes evaluate toward the camera: evaluate the same SH here.
@@ -427,17 +457,28 @@ def _scene_view_colors(obj, depsgraph):
         data = np.empty(n * 3, dtype=np.float32)
         mesh.attributes[name].data.foreach_get("vector", data)
         return data.reshape(n, 3)
+
     sh_rest = []
     while f"dw_sh{len(sh_rest) + 1}" in mesh.attributes:
         sh_rest.append(read(f"dw_sh{len(sh_rest) + 1}"))
     camera = bpy.context.scene.camera
     eye = np.zeros(4) if camera is None else np.append(camera.evaluated_get(depsgraph).matrix_world.translation, 1.0)
     eye_local = np.linalg.inv(np.array(obj.evaluated_get(depsgraph).matrix_world, dtype=np.float64)) @ eye
-    return module("splat_files").sh_view_colors(read("position"), read("dw_sh0"), np.stack(sh_rest, axis=1), eye_local[:3])
+    return module("splat_files").sh_view_colors(
+        read("position"), read("dw_sh0"), np.stack(sh_rest, axis=1), eye_local[:3]
+    )
 
 
-def apply_motion(avatar: Avatar, source, start_frame=None, in_place: bool = False, scale: float = 1.0,
-                 mapping=None, fps=None, name=None):
+def apply_motion(
+    avatar: Avatar,
+    source,
+    start_frame=None,
+    in_place: bool = False,
+    scale: float = 1.0,
+    mapping=None,
+    fps=None,
+    name=None,
+):
     """Retarget ``source`` onto ``avatar`` as one Action on its armature (returned).
 
     ``source``: a motion file (.bvh, SMPL-X/AMASS .npz/.npy) or an animated armature object in the
@@ -448,12 +489,20 @@ def apply_motion(avatar: Avatar, source, start_frame=None, in_place: bool = Fals
     """
     from . import motion  # motion imports this module
 
-    return motion.apply_motion(avatar, source, start_frame=start_frame, in_place=in_place, scale=scale,
-                               mapping=mapping, fps=fps, name=name)
+    return motion.apply_motion(
+        avatar, source, start_frame=start_frame, in_place=in_place, scale=scale, mapping=mapping, fps=fps, name=name
+    )
 
 
-def reenact(avatar: Avatar, track_path, video_path=None, plate_path=None, person: int = 0, allow_pickle: bool = False,
-            make_plate: bool = False):
+def reenact(
+    avatar: Avatar,
+    track_path,
+    video_path=None,
+    plate_path=None,
+    person: int = 0,
+    allow_pickle: bool = False,
+    make_plate: bool = False,
+):
     """Build a reenactment shot (docs/REENACT.md): a camera matching the track (returned), the
     avatar moved by tracked ``person``, the plate (``plate_path``, else ``video_path``) behind it in
     the camera and the compositor, a shadow catcher under its feet, and the scene's frame range,

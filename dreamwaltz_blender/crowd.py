@@ -59,15 +59,19 @@ def layout_avatars(avatars, columns=None, spacing: float = 1.0, origin=(0.0, 0.0
         spots, headings = _along_curve(path, len(avatars))
     else:
         columns = columns or math.ceil(math.sqrt(len(avatars)))
-        spots = [np.asarray(origin, dtype=np.float64) + spacing * np.array([i % columns, i // columns, 0.0])
-                 for i in range(len(avatars))]
+        spots = [
+            np.asarray(origin, dtype=np.float64) + spacing * np.array([i % columns, i // columns, 0.0])
+            for i in range(len(avatars))
+        ]
         headings = [0.0] * len(avatars)
     for avatar, spot, heading in zip(avatars, spots, headings):
         pelvis = avatar.armature.data.bones[0].head_local  # the root joint, in the armature's space
         root = mathutils.Vector((pelvis.x, pelvis.y, 0.0))
-        avatar.armature.matrix_world = (mathutils.Matrix.Translation(mathutils.Vector(spot))
-                                        @ mathutils.Matrix.Rotation(heading, 4, "Z")
-                                        @ mathutils.Matrix.Translation(-root))
+        avatar.armature.matrix_world = (
+            mathutils.Matrix.Translation(mathutils.Vector(spot))
+            @ mathutils.Matrix.Rotation(heading, 4, "Z")
+            @ mathutils.Matrix.Translation(-root)
+        )
 
 
 def _along_curve(curve, count):

@@ -55,9 +55,15 @@ def job_spec(context) -> dict:
         "densify": bool(settings.densify),
     }
     if prefs is not None:
-        spec.update(device=prefs.device, sd_model=prefs.sd_model or None, controlnet_model=prefs.controlnet_model or None,
-                    cpu_offload=bool(prefs.cpu_offload), vae_slicing=bool(prefs.vae_slicing), precision=prefs.precision,
-                    sds_weighting=prefs.sds_weighting)
+        spec.update(
+            device=prefs.device,
+            sd_model=prefs.sd_model or None,
+            controlnet_model=prefs.controlnet_model or None,
+            cpu_offload=bool(prefs.cpu_offload),
+            vae_slicing=bool(prefs.vae_slicing),
+            precision=prefs.precision,
+            sds_weighting=prefs.sds_weighting,
+        )
     # The one job schema (core/job.py) fills what the panel does not set and checks the rest.
     job = shared.module("job")
     try:
@@ -207,7 +213,9 @@ class DREAMWALTZ_OT_check_backend(bpy.types.Operator):
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
         gpu = info.get("device_name", "?") + (f" ({info['gpu_memory_gib']} GiB)" if info.get("gpu_memory_gib") else "")
-        settings.backend_status = f"Backend {info.get('version')} ready on {gpu}" + ("" if info.get("cuda") else " (CPU only: use the Tiny preset)")
+        settings.backend_status = f"Backend {info.get('version')} ready on {gpu}" + (
+            "" if info.get("cuda") else " (CPU only: use the Tiny preset)"
+        )
         if info.get("cuda") and info.get("rasterizer"):  # older backends do not report it
             settings.backend_status += f"; rasterizer: {info['rasterizer']}"
             if (info.get("gsplat") or {}).get("usable") is False:
@@ -228,7 +236,9 @@ class DREAMWALTZ_OT_use_selected_smplx(bpy.types.Operator):
             obj = next((c for c in obj.children if c.type == "MESH"), None)
         keys = obj.data.shape_keys.key_blocks if obj and obj.type == "MESH" and obj.data.shape_keys else None
         if not keys:
-            self.report({"ERROR"}, "Select a body made by the SMPL-X Blender add-on (a mesh with Shape000… shape keys).")
+            self.report(
+                {"ERROR"}, "Select a body made by the SMPL-X Blender add-on (a mesh with Shape000… shape keys)."
+            )
             return {"CANCELLED"}
         settings = context.scene.dreamwaltz
         found = 0
@@ -240,7 +250,9 @@ class DREAMWALTZ_OT_use_selected_smplx(bpy.types.Operator):
         if not found:
             self.report({"ERROR"}, f"'{obj.name}' has no Shape000… keys: it was not made by the SMPL-X add-on.")
             return {"CANCELLED"}
-        gender = obj.get("SMPLX_gender") or ("female" if "female" in obj.name.lower() else "male" if "male" in obj.name.lower() else None)
+        gender = obj.get("SMPLX_gender") or (
+            "female" if "female" in obj.name.lower() else "male" if "male" in obj.name.lower() else None
+        )
         if gender in ("neutral", "male", "female"):
             settings.gender = gender
         self.report({"INFO"}, f"Copied {found} shape values from '{obj.name}'.")

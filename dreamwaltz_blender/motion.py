@@ -51,7 +51,7 @@ def target_skeleton(avatar: Avatar):
                 weights[v.index, FEET.index(groups[g.group])] = g.weight
     points, owners = [], []
     for side in (0, 2):
-        pair = weights[:, side:side + 2]
+        pair = weights[:, side : side + 2]
         own = np.nonzero(pair.sum(axis=1) > 0.5)[0]
         if len(own):
             low = own[np.argsort(rest[own, 1])[: max(4, len(own) // 20)]]
@@ -76,8 +76,16 @@ def _write(fcurves, data_path, index, frames, values, group=None):
     curve.update()
 
 
-def apply_motion(avatar: Avatar, source, start_frame=None, in_place: bool = False, scale: float = 1.0,
-                 mapping=None, fps=None, name=None) -> bpy.types.Action:
+def apply_motion(
+    avatar: Avatar,
+    source,
+    start_frame=None,
+    in_place: bool = False,
+    scale: float = 1.0,
+    mapping=None,
+    fps=None,
+    name=None,
+) -> bpy.types.Action:
     """Retarget ``source`` onto ``avatar`` and return the new Action (also assigned to its armature).
 
     ``source`` is a motion file path (.bvh, SMPL-X/AMASS .npz/.npy) or an animated armature object
@@ -91,11 +99,14 @@ def apply_motion(avatar: Avatar, source, start_frame=None, in_place: bool = Fals
     if isinstance(source, bpy.types.Object):
         motion_source.check_source(source, avatar)
         label = source.name
-        seq = motion_source.retarget_armature(source, target_skeleton(avatar), mapping=mapping, in_place=in_place,
-                                              scale=scale, fps=fps, scene=scene)
+        seq = motion_source.retarget_armature(
+            source, target_skeleton(avatar), mapping=mapping, in_place=in_place, scale=scale, fps=fps, scene=scene
+        )
     else:
         label = Path(source).stem
-        seq = motion.load_motion(source, target_skeleton(avatar), fps=fps, in_place=in_place, scale=scale, mapping=mapping)
+        seq = motion.load_motion(
+            source, target_skeleton(avatar), fps=fps, in_place=in_place, scale=scale, mapping=mapping
+        )
     start = scene.frame_current if start_frame is None else int(start_frame)
     frames = start + np.arange(seq.num_frames, dtype=np.float64)
     return key_sequence(avatar, seq, frames, name or f"{avatar.armature.name}: {label}")
@@ -199,13 +210,19 @@ def _apply_expression(avatar: Avatar, seq, frames) -> None:
 def selected_source(context, avatar: Avatar):
     """The selected armature that is not the avatar's: the motion source of "From the Selected Armature"."""
     own = {avatar.armature, avatar.body, avatar.splats}
-    found = [o for o in context.selected_objects if o.type == "ARMATURE" and o not in own and not o.get("dreamwaltz_role")]
+    found = [
+        o for o in context.selected_objects if o.type == "ARMATURE" and o not in own and not o.get("dreamwaltz_role")
+    ]
     if not found:
-        raise errors.MotionError("no other armature is selected.",
-                                 "Select the animated armature (e.g. imported from BVH or FBX), then the avatar last (active).")
+        raise errors.MotionError(
+            "no other armature is selected.",
+            "Select the animated armature (e.g. imported from BVH or FBX), then the avatar last (active).",
+        )
     if len(found) > 1:
-        raise errors.MotionError(f"{len(found)} other armatures are selected ({', '.join(o.name for o in found)}).",
-                                 "Select only the one that holds the motion, and the avatar.")
+        raise errors.MotionError(
+            f"{len(found)} other armatures are selected ({', '.join(o.name for o in found)}).",
+            "Select only the one that holds the motion, and the avatar.",
+        )
     return found[0]
 
 
@@ -217,13 +234,20 @@ class DREAMWALTZ_OT_apply_motion(bpy.types.Operator, ImportHelper):
     bl_options = {"REGISTER", "UNDO"}
 
     filter_glob: StringProperty(default="*.bvh;*.npz;*.npy", options={"HIDDEN"})
-    from_armature: BoolProperty(name="From the Selected Armature",
-                                description="Take the motion from the other selected armature's action (from any "
-                                            "importer: BVH, FBX, glTF, or a hand-made rig) instead of a file")
+    from_armature: BoolProperty(
+        name="From the Selected Armature",
+        description="Take the motion from the other selected armature's action (from any "
+        "importer: BVH, FBX, glTF, or a hand-made rig) instead of a file",
+    )
     start_frame: IntProperty(name="Start Frame", default=1)
     in_place: BoolProperty(name="In Place", description="Keep the avatar where it is (no root travel)")
-    scale: FloatProperty(name="Root Motion Scale", default=1.0, min=0.01, max=100.0,
-                         description="Multiplies the travel after the automatic leg-length scaling")
+    scale: FloatProperty(
+        name="Root Motion Scale",
+        default=1.0,
+        min=0.01,
+        max=100.0,
+        description="Multiplies the travel after the automatic leg-length scaling",
+    )
 
     @classmethod
     def poll(cls, context):

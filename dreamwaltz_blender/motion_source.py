@@ -59,15 +59,22 @@ def _rotation(M: np.ndarray) -> np.ndarray:
 
 def check_source(obj, avatar=None) -> None:
     if obj is None or getattr(obj, "type", None) != "ARMATURE":
-        raise errors.MotionError(f"'{getattr(obj, 'name', obj)}' is not an armature.",
-                                 "Choose an animated armature (imported from BVH, FBX, glTF, or your own rig).")
+        raise errors.MotionError(
+            f"'{getattr(obj, 'name', obj)}' is not an armature.",
+            "Choose an animated armature (imported from BVH, FBX, glTF, or your own rig).",
+        )
     if avatar is not None and obj == avatar.armature:
-        raise errors.MotionError(f"'{obj.name}' is the avatar's own rig.",
-                                 "Select another animated armature as the motion source.")
+        raise errors.MotionError(
+            f"'{obj.name}' is the avatar's own rig.", "Select another animated armature as the motion source."
+        )
     if obj.get("dreamwaltz_role"):
-        raise errors.MotionError(f"'{obj.name}' is a DreamWaltz avatar's rig.", "Choose the armature that holds the mocap.")
+        raise errors.MotionError(
+            f"'{obj.name}' is a DreamWaltz avatar's rig.", "Choose the armature that holds the mocap."
+        )
     if obj.animation_data is None or obj.animation_data.action is None:
-        raise errors.MotionError(f"'{obj.name}' has no action.", "Import or assign an animation on that armature first.")
+        raise errors.MotionError(
+            f"'{obj.name}' has no action.", "Import or assign an animation on that armature first."
+        )
     if len(obj.data.bones) < 2:
         raise errors.MotionError(f"'{obj.name}' has {len(obj.data.bones)} bone(s).", "It is not a body rig.")
 
@@ -96,8 +103,14 @@ def sample_armature(obj, scene=None, frames=None) -> ArmatureClip:
     for bone in bones:
         visit(bone)
     # FBX leaf bones become their parent's End Site.
-    leaves = {b.name for b in order if not b.children and b.parent is not None
-              and len(b.parent.children) == 1 and b.name.lower().endswith(LEAF_SUFFIXES)}
+    leaves = {
+        b.name
+        for b in order
+        if not b.children
+        and b.parent is not None
+        and len(b.parent.children) == 1
+        and b.name.lower().endswith(LEAF_SUFFIXES)
+    }
     joints = [b for b in order if b.name not in leaves]
     names = [b.name for b in joints]
     index = {n: i for i, n in enumerate(names)}
@@ -110,8 +123,11 @@ def sample_armature(obj, scene=None, frames=None) -> ArmatureClip:
     # Avatars in the scene would re-evaluate their splats on every frame (~0.1 s per frame for
     # 50k splats when animated): out of the viewport layer while sampling, put back afterwards.
     layer = bpy.context.view_layer.objects if scene == bpy.context.scene else ()
-    hidden = [o for o in layer if o != obj and not o.hide_viewport
-              and (o.get(ROLE) or (o.parent is not None and o.parent.get(ROLE)))]
+    hidden = [
+        o
+        for o in layer
+        if o != obj and not o.hide_viewport and (o.get(ROLE) or (o.parent is not None and o.parent.get(ROLE)))
+    ]
     selected = [o for o in hidden if o.select_get()]  # hiding deselects
     try:
         for o in hidden:
@@ -147,10 +163,19 @@ def sample_armature(obj, scene=None, frames=None) -> ArmatureClip:
     return ArmatureClip(names, parents, rest, end_sites, R, M[..., :3, 3].copy(), fps)
 
 
-def retarget_armature(obj, target, mapping=None, in_place: bool = False, scale: float = 1.0,
-                      fps=None, keep_on_ground: bool = True, scene=None):
+def retarget_armature(
+    obj,
+    target,
+    mapping=None,
+    in_place: bool = False,
+    scale: float = 1.0,
+    fps=None,
+    keep_on_ground: bool = True,
+    scene=None,
+):
     """``obj``'s action as an SMPL-X sequence for ``target`` (at the scene's rate, or resampled to ``fps``)."""
     clip = sample_armature(obj, scene)
-    seq = motion.retarget_bvh(clip, target, mapping=mapping, in_place=in_place, scale=scale,
-                              keep_on_ground=keep_on_ground, source=obj.name)
+    seq = motion.retarget_bvh(
+        clip, target, mapping=mapping, in_place=in_place, scale=scale, keep_on_ground=keep_on_ground, source=obj.name
+    )
     return motion.resample(seq, fps) if fps is not None else seq

@@ -74,10 +74,15 @@ class DREAMWALTZ_OT_export_gltf(bpy.types.Operator, ExportHelper):
     bl_label = "Export DreamWaltz Avatar (glTF)"
     filename_ext = ".glb"
     filter_glob: StringProperty(default="*.glb", options={"HIDDEN"})
-    animated: BoolProperty(name="Animation", default=True,
-                           description="The skinned avatar (skeleton, body, splats) with the armature's action over "
-                                       "the scene's frame range; off: the splats at the current frame")
-    with_body: BoolProperty(name="Body Mesh", default=True, description="Include the skinned body mesh (animation only)")
+    animated: BoolProperty(
+        name="Animation",
+        default=True,
+        description="The skinned avatar (skeleton, body, splats) with the armature's action over "
+        "the scene's frame range; off: the splats at the current frame",
+    )
+    with_body: BoolProperty(
+        name="Body Mesh", default=True, description="Include the skinned body mesh (animation only)"
+    )
 
     @classmethod
     def poll(cls, context):
@@ -94,18 +99,31 @@ class DREAMWALTZ_OT_export_gltf(bpy.types.Operator, ExportHelper):
             if self.animated:
                 source = Path(avatar.armature.get("dreamwaltz_file", ""))
                 if not source.is_file():
-                    raise errors.DreamWaltzError(f"The avatar's file '{source}' is not there any more.",
-                                                 "Import the avatar again from its .h3ga file.")
+                    raise errors.DreamWaltzError(
+                        f"The avatar's file '{source}' is not there any more.",
+                        "Import the avatar again from its .h3ga file.",
+                    )
                 data = module("h3ga").read_h3ga(source)
                 full_pose, transl, frames = sampled_motion(avatar, scene)
                 action = avatar.armature.animation_data.action if avatar.armature.animation_data else None
-                gltf.write_animated_glb(self.filepath, data, full_pose, transl, scene.render.fps / scene.render.fps_base,
-                                        name=action.name if action else "pose", with_body=self.with_body)
+                gltf.write_animated_glb(
+                    self.filepath,
+                    data,
+                    full_pose,
+                    transl,
+                    scene.render.fps / scene.render.fps_base,
+                    name=action.name if action else "pose",
+                    with_body=self.with_body,
+                )
                 message = f"Wrote the skinned avatar with {len(frames)} frames to {self.filepath}"
             else:
                 means, covs, colours, opacities = api.evaluated_splats(avatar, context.evaluated_depsgraph_get())
-                posed = SimpleNamespace(means=space.points_to_smplx(means), covariances=space.matrices_to_smplx(covs),
-                                        colors=colours, opacities=opacities)
+                posed = SimpleNamespace(
+                    means=space.points_to_smplx(means),
+                    covariances=space.matrices_to_smplx(covs),
+                    colors=colours,
+                    opacities=opacities,
+                )
                 gltf.write_posed_glb(self.filepath, posed)
                 message = f"Wrote {len(means)} splats to {self.filepath}"
         except errors.DreamWaltzError as err:

@@ -18,8 +18,9 @@ class DREAMWALTZ_OT_import_h3ga(bpy.types.Operator, ImportHelper):
     set_view_transform: BoolProperty(
         name="Set View Transform to Standard",
         description="Show the avatar's colours as trained: set the scene's colour management to the Standard view "
-                    "transform (no look, exposure 0, gamma 1). On by default for the first avatar in a scene",
-        default=False)
+        "transform (no look, exposure 0, gamma 1). On by default for the first avatar in a scene",
+        default=False,
+    )
 
     def invoke(self, context, event):
         from . import api
@@ -57,14 +58,23 @@ class DREAMWALTZ_OT_import_splats(bpy.types.Operator, ImportHelper):
     filename_ext = ".ply"
     filter_glob: StringProperty(default="*.ply;*.spz", options={"HIDDEN"})
     up_axis: EnumProperty(
-        name="Up Axis", default="Y",
-        items=[("Y", "+Y", "Y up: SPZ files, glTF, DreamWaltz exports"),
-               ("-Y", "-Y", "Y down: COLMAP / OpenCV captures, the output of most 3DGS training"),
-               ("Z", "+Z", "Z up, as Blender")])
+        name="Up Axis",
+        default="Y",
+        items=[
+            ("Y", "+Y", "Y up: SPZ files, glTF, DreamWaltz exports"),
+            ("-Y", "-Y", "Y down: COLMAP / OpenCV captures, the output of most 3DGS training"),
+            ("Z", "+Z", "Z up, as Blender"),
+        ],
+    )
     scale: FloatProperty(name="Scale", default=1.0, min=1e-6, soft_max=100.0)
     viewport_density: FloatProperty(
-        name="Viewport Density", default=1.0, min=0.0, max=1.0, subtype="FACTOR",
-        description="Fraction of the splats shown in the viewport (renders show all); lower it for millions of splats")
+        name="Viewport Density",
+        default=1.0,
+        min=0.0,
+        max=1.0,
+        subtype="FACTOR",
+        description="Fraction of the splats shown in the viewport (renders show all); lower it for millions of splats",
+    )
 
     def execute(self, context):
         from . import api

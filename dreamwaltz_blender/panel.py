@@ -64,7 +64,9 @@ class DREAMWALTZ_PT_main(bpy.types.Panel):
 
         row = layout.row(align=True)
         row.operator("dreamwaltz.apply_motion", text="Apply Motion…", icon="ARMATURE_DATA").from_armature = False
-        row.operator("dreamwaltz.apply_motion", text="From Selected Armature", icon="OUTLINER_OB_ARMATURE").from_armature = True
+        row.operator(
+            "dreamwaltz.apply_motion", text="From Selected Armature", icon="OUTLINER_OB_ARMATURE"
+        ).from_armature = True
         row = layout.row(align=True)
         row.operator("dreamwaltz.check_backend", icon="NETWORK_DRIVE")
         row.operator("import_scene.dreamwaltz_h3ga", text="Import…", icon="IMPORT")
@@ -120,14 +122,20 @@ class DREAMWALTZ_PT_avatar(bpy.types.Panel):
     @classmethod
     def poll(cls, context):
         obj = context.active_object
-        return obj is not None and (obj.get("dreamwaltz_role") == "armature" or
-                                    (obj.parent is not None and obj.parent.get("dreamwaltz_role") == "armature"))
+        return obj is not None and (
+            obj.get("dreamwaltz_role") == "armature"
+            or (obj.parent is not None and obj.parent.get("dreamwaltz_role") == "armature")
+        )
 
     def draw(self, context):
         obj = context.active_object
         rig = obj if obj.get("dreamwaltz_role") == "armature" else obj.parent
         body = next((c for c in rig.children if c.get("dreamwaltz_role") == "body"), None)
-        names = [k.name.split(":", 1)[1] for k in body.data.shape_keys.key_blocks if k.name.startswith("shape:")] if body else []
+        names = (
+            [k.name.split(":", 1)[1] for k in body.data.shape_keys.key_blocks if k.name.startswith("shape:")]
+            if body
+            else []
+        )
         col = self.layout.column(align=True)
         for i, name in enumerate(names[: len(rig.dreamwaltz_avatar.betas)]):
             col.prop(rig.dreamwaltz_avatar, "betas", index=i, text=name.replace("_", " ").title())

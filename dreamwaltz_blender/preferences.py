@@ -41,23 +41,27 @@ class DreamWaltzPreferences(bpy.types.AddonPreferences):
     )
     precision: EnumProperty(
         name="Precision",
-        items=(("auto", "Auto", "bf16 on GPUs that have it (RTX 30xx / A100 or newer), else fp32"),
-               ("fp16", "fp16", "Half precision: least memory on older cards, but score distillation can overflow it"),
-               ("bf16", "bf16", "Brain float: sturdier than fp16 at the paper's guidance scale; RTX 30xx / A100 or newer"),
-               ("fp32", "fp32", "Full precision: twice the memory and slower")),
+        items=(
+            ("auto", "Auto", "bf16 on GPUs that have it (RTX 30xx / A100 or newer), else fp32"),
+            ("fp16", "fp16", "Half precision: least memory on older cards, but score distillation can overflow it"),
+            ("bf16", "bf16", "Brain float: sturdier than fp16 at the paper's guidance scale; RTX 30xx / A100 or newer"),
+            ("fp32", "fp32", "Full precision: twice the memory and slower"),
+        ),
         default="auto",
     )
     sds_weighting: EnumProperty(
         name="SDS weighting",
-        items=(("uniform", "Uniform", "w(t) = 1 at every noise level, as the DreamWaltz-G authors train"),
-               ("sds", "DreamFusion", "w(t) = 1 - alpha_bar(t): less weight on fine detail (small t)"),
-               ("snr", "SNR", "w(t) = sqrt(alpha_bar (1 - alpha_bar))")),
+        items=(
+            ("uniform", "Uniform", "w(t) = 1 at every noise level, as the DreamWaltz-G authors train"),
+            ("sds", "DreamFusion", "w(t) = 1 - alpha_bar(t): less weight on fine detail (small t)"),
+            ("snr", "SNR", "w(t) = sqrt(alpha_bar (1 - alpha_bar))"),
+        ),
         default="uniform",
     )
     cpu_offload: BoolProperty(
         name="Offload to CPU",
         description="For 12-16 GB graphics cards: keep the diffusion networks in system memory and move each "
-                    "to the GPU only while it runs. Slower, same result",
+        "to the GPU only while it runs. Slower, same result",
         default=False,
     )
     vae_slicing: BoolProperty(
@@ -83,8 +87,10 @@ class DreamWaltzPreferences(bpy.types.AddonPreferences):
     )
     install_torch: EnumProperty(
         name="PyTorch",
-        items=(("cuda", "CUDA (NVIDIA GPU)", "Real generation needs an NVIDIA GPU"),
-               ("cpu", "CPU only", "Only the Tiny preset is practical")),
+        items=(
+            ("cuda", "CUDA (NVIDIA GPU)", "Real generation needs an NVIDIA GPU"),
+            ("cpu", "CPU only", "Only the Tiny preset is practical"),
+        ),
         default="cuda",
     )
 
@@ -99,8 +105,11 @@ class DreamWaltzPreferences(bpy.types.AddonPreferences):
             layout.prop(self, "server_url")
             layout.prop(self, "server_token")
             if not bpy.app.online_access:
-                layout.label(text="Online access is off in Blender's preferences: remote backends "
-                             "other than localhost are not contacted.", icon="ERROR")
+                layout.label(
+                    text="Online access is off in Blender's preferences: remote backends "
+                    "other than localhost are not contacted.",
+                    icon="ERROR",
+                )
         col = layout.column(heading="Models")
         col.prop(self, "sd_model")
         col.prop(self, "controlnet_model")
@@ -111,7 +120,6 @@ class DreamWaltzPreferences(bpy.types.AddonPreferences):
         col.prop(self, "vae_slicing")
         layout.prop(self, "cache_dir")
         layout.prop(self, "device")
-
 
     def draw_install(self, layout):
         box = layout.box()
@@ -125,8 +133,10 @@ class DreamWaltzPreferences(bpy.types.AddonPreferences):
         if not bpy.app.online_access:
             box.label(text="Needs online access (Preferences > System > Network).", icon="ERROR")
         if status is not None:
-            box.label(text=f"Step: {status.step}" + (f" - {status.error}" if status.error else ""),
-                      icon="CHECKMARK" if status.ok else ("ERROR" if status.error else "SORTTIME"))
+            box.label(
+                text=f"Step: {status.step}" + (f" - {status.error}" if status.error else ""),
+                icon="CHECKMARK" if status.ok else ("ERROR" if status.error else "SORTTIME"),
+            )
             col = box.column(align=True)
             for line in status.log[-8:]:
                 col.label(text=line[:110])
@@ -142,7 +152,9 @@ class DREAMWALTZ_OT_install_backend(bpy.types.Operator):
     def execute(self, context):
         prefs = get(context)
         if not bpy.app.online_access:
-            self.report({"ERROR"}, "Online access is off: allow it in Preferences > System > Network to download PyTorch.")
+            self.report(
+                {"ERROR"}, "Online access is off: allow it in Preferences > System > Network to download PyTorch."
+            )
             return {"CANCELLED"}
         if not prefs.install_dir:
             self.report({"ERROR"}, "Choose an install folder first (it needs several GB).")

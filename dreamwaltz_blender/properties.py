@@ -2,8 +2,15 @@
 """Scene settings the DreamWaltz panel edits, and the state of the running job (saved with the .blend)."""
 
 import bpy
-from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty,
-                       PointerProperty, StringProperty)
+from bpy.props import (
+    BoolProperty,
+    EnumProperty,
+    FloatProperty,
+    FloatVectorProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
 
 from . import shared
 
@@ -28,9 +35,12 @@ class DreamWaltzSceneSettings(bpy.types.PropertyGroup):
         default=shared.module("job").DEFAULT_PRESET,
     )
     seed: IntProperty(name="Seed", default=0, min=0)
-    densify: BoolProperty(name="Densify", default=False,
-                          description="Grow Gaussians where detail is missing and prune transparent ones: more "
-                                      "detail, up to twice the memory")
+    densify: BoolProperty(
+        name="Densify",
+        default=False,
+        description="Grow Gaussians where detail is missing and prune transparent ones: more "
+        "detail, up to twice the memory",
+    )
     body: EnumProperty(
         name="Body",
         items=(
@@ -39,11 +49,15 @@ class DreamWaltzSceneSettings(bpy.types.PropertyGroup):
         ),
         default="OPEN",
     )
-    smplx_path: StringProperty(name="SMPL-X file", subtype="FILE_PATH",
-                               description="SMPLX_NEUTRAL.npz (or MALE/FEMALE) that you downloaded")
-    gender: EnumProperty(name="Gender", items=(("neutral", "Neutral", ""), ("male", "Male", ""), ("female", "Female", "")))
-    betas: FloatVectorProperty(name="Shape", size=10, soft_min=-3.0, soft_max=3.0,
-                               description="Body shape coefficients (betas)")
+    smplx_path: StringProperty(
+        name="SMPL-X file", subtype="FILE_PATH", description="SMPLX_NEUTRAL.npz (or MALE/FEMALE) that you downloaded"
+    )
+    gender: EnumProperty(
+        name="Gender", items=(("neutral", "Neutral", ""), ("male", "Male", ""), ("female", "Female", ""))
+    )
+    betas: FloatVectorProperty(
+        name="Shape", size=10, soft_min=-3.0, soft_max=3.0, description="Body shape coefficients (betas)"
+    )
 
     # State of the current job (written by the poller, read by the panel).
     job_id: StringProperty(options={"SKIP_SAVE"})

@@ -40,6 +40,7 @@ PICKLES = {".pkl", ".pickle", ".npy", ".joblib"}
 
 # ------------------------------------------------------------------ reading and checking (nothing touched yet)
 
+
 def read_track(track_path, allow_pickle: bool = False):
     """The track through the shared numpy readers; torch files and pickles are the backend's."""
     path = Path(track_path)
@@ -49,9 +50,10 @@ def read_track(track_path, allow_pickle: bool = False):
         why = "a pickle" if suffix in PICKLES else "a torch file"
         if suffix in PICKLES and not allow_pickle:
             why += " (a pickle can run code: it is read only on request, by the backend)"
-        raise errors.TrackError(f"'{path.name}' is {why}; Blender reads only numpy track files.",
-                                f"Run `dreamwaltz track convert {path.name} {path.stem}.track.npz{flag}` first and "
-                                f"load the .track.npz.")
+        raise errors.TrackError(
+            f"'{path.name}' is {why}; Blender reads only numpy track files.",
+            f"Run `dreamwaltz track convert {path.name} {path.stem}.track.npz{flag}` first and load the .track.npz.",
+        )
     return tracks.load_track(path)
 
 
@@ -59,8 +61,10 @@ def _clip_facts(clip, path):
     frames = int(clip.frame_duration)
     width, height = int(clip.size[0]), int(clip.size[1])
     if frames <= 0 or width <= 0 or height <= 0:
-        raise errors.TrackError(f"Blender cannot read '{Path(path).name}' as a video ({width}x{height}, {frames} frames).",
-                                "Give an .mp4/.mov video or the first image of a numbered image sequence.")
+        raise errors.TrackError(
+            f"Blender cannot read '{Path(path).name}' as a video ({width}x{height}, {frames} frames).",
+            "Give an .mp4/.mov video or the first image of a numbered image sequence.",
+        )
     return frames, width, height, float(clip.fps) if getattr(clip, "fps", 0) else None
 
 
@@ -99,7 +103,9 @@ class Shot:
         self.track, self.person = track, person
         self.num_frames, self.width, self.height = num_frames, width, height
         self.fps = float(fps or track.fps or 24.0)  # the video's rate first: it is what gets rendered
-        self.viewmats = np.stack([track.viewmat(t) for t in range(num_frames)])  # refuses world tracks without extrinsics
+        self.viewmats = np.stack(
+            [track.viewmat(t) for t in range(num_frames)]
+        )  # refuses world tracks without extrinsics
         self.K = track.camera.K[:num_frames]
         L = _level(track, person)
         target = target_skeleton(avatar)  # SMPL-X space, the avatar's current shape, offset removed
@@ -122,7 +128,9 @@ class Shot:
         self.frames = START + person.frames.astype(np.float64)
         self.pelvis_blender = space.points_to_blender(pelvis @ L.T - [0.0, self.ground, 0.0])
         rig_world = np.array(avatar.armature.matrix_world, dtype=np.float64)
-        self.cameras = np.stack([rig_world @ self.shot @ np.linalg.inv(V) @ OPENCV_TO_BLENDER_CAMERA for V in self.viewmats])
+        self.cameras = np.stack(
+            [rig_world @ self.shot @ np.linalg.inv(V) @ OPENCV_TO_BLENDER_CAMERA for V in self.viewmats]
+        )
         self.rig_world = rig_world
 
     def lens(self, t: int):
@@ -141,11 +149,23 @@ class Shot:
 
 # ------------------------------------------------------------------ building (all or nothing)
 
+
 class _Undo:
     """Datablocks made and properties changed, put back in reverse order on failure."""
 
-    KINDS = ("objects", "cameras", "meshes", "lights", "movieclips", "images", "node_groups", "collections",
-             "actions", "materials", "sounds")
+    KINDS = (
+        "objects",
+        "cameras",
+        "meshes",
+        "lights",
+        "movieclips",
+        "images",
+        "node_groups",
+        "collections",
+        "actions",
+        "materials",
+        "sounds",
+    )
 
     def __init__(self):
         self.before = {k: set(getattr(bpy.data, k)) for k in self.KINDS}
@@ -237,8 +257,10 @@ def _visibility(avatar: Avatar, shot: Shot, undo: _Undo):
             continue
         previous = obj.animation_data.action if obj.animation_data is not None else None
         if previous is not None and not previous.get("dreamwaltz_reenact"):  # an earlier reenact's is replaced
-            raise errors.DreamWaltzError(f"'{obj.name}' already has an animation.",
-                                         "Clear its animation (Object > Animation > Clear Keyframes), then reenact.")
+            raise errors.DreamWaltzError(
+                f"'{obj.name}' already has an animation.",
+                "Clear its animation (Object > Animation > Clear Keyframes), then reenact.",
+            )
         if obj.animation_data is None:
             undo.cleared.append(obj)
         else:
@@ -390,8 +412,10 @@ def reenact(avatar: Avatar, track_path, video_path=None, plate_path=None, person
             _, num_frames, width, height, fps = clips.get("plate", clips.get("video"))
         else:
             if track.camera is None or not track.camera.width:
-                raise errors.TrackError(f"The track ({track.source or Path(track_path).name}) does not give the image size.",
-                                        "Give the video (or the plate) too.")
+                raise errors.TrackError(
+                    f"The track ({track.source or Path(track_path).name}) does not give the image size.",
+                    "Give the video (or the plate) too.",
+                )
             num_frames, width, height, fps = track.num_frames, track.camera.width, track.camera.height, None
             track.check_video(num_frames, width, height)
         track = track.with_image_size(width, height)
@@ -423,6 +447,7 @@ def reenact(avatar: Avatar, track_path, video_path=None, plate_path=None, person
             cam.data.show_background_images = True
             _compositor(scene, clip, undo)
             from .api import STANDARD_VIEW  # the plate passes through the view transform unchanged
+
             view = scene.view_settings
             for name, value in (("view_transform", STANDARD_VIEW), ("look", "None"), ("exposure", 0.0), ("gamma", 1.0)):
                 undo.set(view, name, value)
@@ -448,13 +473,16 @@ def reenact(avatar: Avatar, track_path, video_path=None, plate_path=None, person
         saved.restore()
         if isinstance(err, errors.DreamWaltzError) or not isinstance(err, Exception):
             raise
-        raise errors.DreamWaltzError(f"Reenacting '{Path(track_path).name}' failed ({type(err).__name__}: {err}); "
-                                     f"the scene is unchanged.", "Please report this with the track.") from err
+        raise errors.DreamWaltzError(
+            f"Reenacting '{Path(track_path).name}' failed ({type(err).__name__}: {err}); the scene is unchanged.",
+            "Please report this with the track.",
+        ) from err
     return cam
 
 
-def make_clean_plate(avatar: Avatar, track_path, video_path, person: int = 0, python=None,
-                     allow_pickle: bool = False) -> Path:
+def make_clean_plate(
+    avatar: Avatar, track_path, video_path, person: int = 0, python=None, allow_pickle: bool = False
+) -> Path:
     """Ask the local backend for the clean plate: ``dreamwaltz reenact VIDEO --plate-out`` run by the
     backend's Python (the add-on preferences' Backend Python, or ``python``), written beside the
     video as ``<video>_plate.mp4``. A remote backend cannot be handed a local video: there, run
@@ -468,27 +496,46 @@ def make_clean_plate(avatar: Avatar, track_path, video_path, person: int = 0, py
         prefs = preferences.get(bpy.context)
         python = bpy.path.abspath(prefs.python_path) if prefs is not None and prefs.python_path else None
     if not python or not Path(python).is_file():
-        raise errors.DreamWaltzError("No local backend to make the clean plate with.",
-                                     "Install Backend in the DreamWaltz preferences, or run `dreamwaltz reenact VIDEO "
-                                     "--track TRACK --avatar A.h3ga --plate-out PLATE.mp4` on the backend machine and "
-                                     "choose the plate.")
+        raise errors.DreamWaltzError(
+            "No local backend to make the clean plate with.",
+            "Install Backend in the DreamWaltz preferences, or run `dreamwaltz reenact VIDEO "
+            "--track TRACK --avatar A.h3ga --plate-out PLATE.mp4` on the backend machine and "
+            "choose the plate.",
+        )
     video = Path(video_path)
     plate = video.with_name(video.stem + "_plate.mp4")
     with tempfile.TemporaryDirectory(prefix="dreamwaltz-plate-") as tmp:
-        cmd = [python, "-m", "dreamwaltz", "reenact", str(video), "--track", str(track_path),
-               "--avatar", str(avatar.armature["dreamwaltz_file"]), "--person", str(person),
-               "--plate-out", str(plate), "--out", str(Path(tmp) / "composite.mp4")]
+        cmd = [
+            python,
+            "-m",
+            "dreamwaltz",
+            "reenact",
+            str(video),
+            "--track",
+            str(track_path),
+            "--avatar",
+            str(avatar.armature["dreamwaltz_file"]),
+            "--person",
+            str(person),
+            "--plate-out",
+            str(plate),
+            "--out",
+            str(Path(tmp) / "composite.mp4"),
+        ]
         if allow_pickle:
             cmd.append("--allow-pickle")
         done = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if done.returncode != 0 or not plate.is_file():
         last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-        raise errors.DreamWaltzError(f"The backend could not make the clean plate: {last[:300]}",
-                                     "Check the video and the track with `dreamwaltz track info`.")
+        raise errors.DreamWaltzError(
+            f"The backend could not make the clean plate: {last[:300]}",
+            "Check the video and the track with `dreamwaltz track info`.",
+        )
     return plate
 
 
 # ------------------------------------------------------------------ operator
+
 
 class DREAMWALTZ_OT_reenact_video(bpy.types.Operator):
     """Replace a tracked person in a video by the active avatar: the track's camera, the avatar moved by the track, the plate behind it and a shadow catcher"""
@@ -497,18 +544,33 @@ class DREAMWALTZ_OT_reenact_video(bpy.types.Operator):
     bl_label = "Reenact Video"
     bl_options = {"REGISTER", "UNDO"}
 
-    track_path: StringProperty(name="Track", subtype="FILE_PATH",
-                               description="The track: .track.npz (dreamwaltz track convert), a SMPLer-X folder, .smpl or AMASS-style .npz")
-    plate_path: StringProperty(name="Plate or Video", subtype="FILE_PATH",
-                               description="The clean plate (dreamwaltz reenact --plate-out) or the original video")
-    video_path: StringProperty(name="Original Video", subtype="FILE_PATH",
-                               description="Optional: the original video, to check the track against when a plate is given")
+    track_path: StringProperty(
+        name="Track",
+        subtype="FILE_PATH",
+        description="The track: .track.npz (dreamwaltz track convert), a SMPLer-X folder, .smpl or AMASS-style .npz",
+    )
+    plate_path: StringProperty(
+        name="Plate or Video",
+        subtype="FILE_PATH",
+        description="The clean plate (dreamwaltz reenact --plate-out) or the original video",
+    )
+    video_path: StringProperty(
+        name="Original Video",
+        subtype="FILE_PATH",
+        description="Optional: the original video, to check the track against when a plate is given",
+    )
     person: IntProperty(name="Person", default=0, min=0, description="Which tracked person the avatar replaces")
-    allow_pickle: BoolProperty(name="Allow Pickles", default=False,
-                               description="Pickled tracks can run code; they are converted by the backend only on request")
-    make_plate: BoolProperty(name="Make Clean Plate", default=False,
-                             description="Have the local backend remove the person from the original video "
-                                         "(dreamwaltz reenact --plate-out) and show that plate; needs the Original Video")
+    allow_pickle: BoolProperty(
+        name="Allow Pickles",
+        default=False,
+        description="Pickled tracks can run code; they are converted by the backend only on request",
+    )
+    make_plate: BoolProperty(
+        name="Make Clean Plate",
+        default=False,
+        description="Have the local backend remove the person from the original video "
+        "(dreamwaltz reenact --plate-out) and show that plate; needs the Original Video",
+    )
 
     @classmethod
     def poll(cls, context):
@@ -531,13 +593,28 @@ class DREAMWALTZ_OT_reenact_video(bpy.types.Operator):
             plate = path(self.plate_path)
             if self.make_plate:
                 if not self.video_path:
-                    raise errors.TrackError("Making a clean plate needs the original video.", "Choose the Original Video.")
+                    raise errors.TrackError(
+                        "Making a clean plate needs the original video.", "Choose the Original Video."
+                    )
                 # Checked by reenact() below too; made first so a bad track fails before the long backend run.
                 read_track(path(self.track_path), self.allow_pickle).person(self.person)
-                plate = str(make_clean_plate(avatar, path(self.track_path), path(self.video_path), self.person,
-                                             allow_pickle=self.allow_pickle))
-            cam = reenact(avatar, path(self.track_path), video_path=path(self.video_path),
-                          plate_path=plate, person=self.person, allow_pickle=self.allow_pickle)
+                plate = str(
+                    make_clean_plate(
+                        avatar,
+                        path(self.track_path),
+                        path(self.video_path),
+                        self.person,
+                        allow_pickle=self.allow_pickle,
+                    )
+                )
+            cam = reenact(
+                avatar,
+                path(self.track_path),
+                video_path=path(self.video_path),
+                plate_path=plate,
+                person=self.person,
+                allow_pickle=self.allow_pickle,
+            )
         except errors.DreamWaltzError as err:
             self.report({"ERROR"}, " ".join(str(err).split()))  # the message and its fix, one line
             return {"CANCELLED"}

@@ -30,8 +30,10 @@ def _rotation_scale(M3):
     rotations = module("rotations")
     scale = float(np.cbrt(np.linalg.det(M3)))
     if not scale > 0 or not np.allclose(M3.T @ M3, scale * scale * np.eye(3), atol=1e-4 * scale * scale):
-        raise module("errors").DreamWaltzError("An avatar or splat scene is scaled unevenly or mirrored.",
-                                               "Apply its scale (uniform scales export; uneven ones cannot).")
+        raise module("errors").DreamWaltzError(
+            "An avatar or splat scene is scaled unevenly or mirrored.",
+            "Apply its scale (uniform scales export; uneven ones cannot).",
+        )
     return scale, rotations.matrix_to_quaternion(C.T @ (M3 / scale) @ C)
 
 
@@ -42,8 +44,13 @@ def _avatar_item(avatar, scene, motions_dir: Path, index: int) -> dict:
     M = np.array(rig.matrix_world, dtype=np.float64)
     scale, quat = _rotation_scale(M[:3, :3])
     offset = np.array(rig["dreamwaltz_offset"], dtype=np.float64)
-    item = {"name": rig.name, "file": str(Path(rig["dreamwaltz_file"]).resolve()),
-            "location": (C.T @ (M[:3, :3] @ offset + M[:3, 3])).tolist(), "rotation": quat.tolist(), "scale": scale}
+    item = {
+        "name": rig.name,
+        "file": str(Path(rig["dreamwaltz_file"]).resolve()),
+        "location": (C.T @ (M[:3, :3] @ offset + M[:3, 3])).tolist(),
+        "rotation": quat.tolist(),
+        "scale": scale,
+    }
     keys = avatar.body.data.shape_keys
     betas = [kb.value for kb in keys.key_blocks if kb.name.startswith("shape:")] if keys else []
     if betas:
@@ -63,8 +70,13 @@ def _splat_item(obj) -> dict:
     M p, so the backend's transform is C^T M (its rotation: C^T R = C^T (R C^T) C)."""
     M = np.array(obj.matrix_world, dtype=np.float64)
     scale, quat = _rotation_scale(M[:3, :3] @ C.T)
-    return {"name": obj.name, "file": str(Path(obj["dreamwaltz_file"]).resolve()),
-            "location": (C.T @ M[:3, 3]).tolist(), "rotation": quat.tolist(), "scale": scale}
+    return {
+        "name": obj.name,
+        "file": str(Path(obj["dreamwaltz_file"]).resolve()),
+        "location": (C.T @ M[:3, 3]).tolist(),
+        "rotation": quat.tolist(),
+        "scale": scale,
+    }
 
 
 def _camera_keys(scene, width, height) -> list:
@@ -83,9 +95,14 @@ def _camera_keys(scene, width, height) -> list:
             sensor = data.sensor_width if data.sensor_fit != "VERTICAL" else data.sensor_height
             focal_px = data.lens / sensor * (width if fit_width else height)
             forward = -M[:3, 2] / np.linalg.norm(M[:3, 2])
-            keys.append({"frame": frame, "position": (C.T @ M[:3, 3]).tolist(),
-                         "target": (C.T @ (M[:3, 3] + forward)).tolist(),
-                         "fov_deg": math.degrees(2 * math.atan(0.5 * height / focal_px))})
+            keys.append(
+                {
+                    "frame": frame,
+                    "position": (C.T @ M[:3, 3]).tolist(),
+                    "target": (C.T @ (M[:3, 3] + forward)).tolist(),
+                    "fov_deg": math.degrees(2 * math.atan(0.5 * height / focal_px)),
+                }
+            )
     finally:
         scene.frame_set(current)
     return keys
@@ -102,11 +119,17 @@ def export_scene(path, scene=None) -> Path:
     height = int(scene.render.resolution_y * scene.render.resolution_percentage / 100)
     avatars = [Avatar.from_object(obj) for obj in scene.objects if obj.get(ROLE) == "armature"]
     data = {
-        "version": 1, "frames": [scene.frame_start, scene.frame_end], "fps": scene.render.fps / scene.render.fps_base,
-        "width": width, "height": height, "background": _background(scene),
+        "version": 1,
+        "frames": [scene.frame_start, scene.frame_end],
+        "fps": scene.render.fps / scene.render.fps_base,
+        "width": width,
+        "height": height,
+        "background": _background(scene),
         "camera": {"keyframes": _camera_keys(scene, width, height)},
         "avatars": [_avatar_item(a, scene, path.parent / f"{path.stem}_motions", i) for i, a in enumerate(avatars)],
-        "splats": [_splat_item(obj) for obj in scene.objects if obj.get(ROLE) == "scene_splats" and not obj.hide_render],
+        "splats": [
+            _splat_item(obj) for obj in scene.objects if obj.get(ROLE) == "scene_splats" and not obj.hide_render
+        ],
     }
     module("scene").parse_scene(data, path.parent, f"'{path.name}'")  # the contract, checked before writing
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -26,8 +26,9 @@ def eevee_engine(bpy) -> str:
     return "BLENDER_EEVEE_NEXT" if "BLENDER_EEVEE_NEXT" in names else "BLENDER_EEVEE"
 
 
-def render_to_array(bpy, path: Path, size: int = 128, samples: int = 16, engine: str = "CYCLES",
-                    denoise: bool = False) -> np.ndarray:
+def render_to_array(
+    bpy, path: Path, size: int = 128, samples: int = 16, engine: str = "CYCLES", denoise: bool = False
+) -> np.ndarray:
     """Render the current scene with Cycles CPU (or ``engine="EEVEE"``: Eevee, software OpenGL here)
     to ``path``; return RGBA float (H, W, 4). ``denoise``: Cycles' default denoiser (OpenImageDenoise)."""
     scene = bpy.context.scene

@@ -13,8 +13,9 @@ from dreamwaltz.core.testing import make_test_avatar
 
 def cli(*args, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``python -m dreamwaltz ARGS`` (paths may be Path objects) and capture its output."""
-    return subprocess.run([sys.executable, "-m", "dreamwaltz", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "dreamwaltz", *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def write_small_avatar(directory: Path):

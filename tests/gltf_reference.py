@@ -14,7 +14,6 @@ EXT = "KHR_gaussian_splatting"
 SH_C0 = 0.28209479177387814
 
 
-
 def load(path):
     gltf = pygltflib.GLTF2().load_binary(str(path))
     return gltf, gltf.binary_blob()
@@ -27,13 +26,19 @@ def array(gltf, blob, index) -> np.ndarray:
     width = {"SCALAR": 1, "VEC3": 3, "VEC4": 4, "MAT4": 16}[acc.type]
     start = (view.byteOffset or 0) + (acc.byteOffset or 0)
     stride = view.byteStride or np.dtype(dtype).itemsize * width
-    raw = np.frombuffer(blob, dtype="u1", count=stride * (acc.count - 1) + np.dtype(dtype).itemsize * width, offset=start)
+    raw = np.frombuffer(
+        blob, dtype="u1", count=stride * (acc.count - 1) + np.dtype(dtype).itemsize * width, offset=start
+    )
     rows = np.lib.stride_tricks.as_strided(raw, (acc.count, np.dtype(dtype).itemsize * width), (stride, 1))
     return np.ascontiguousarray(rows).view(dtype).reshape(acc.count, width).astype(np.float64)
 
 
 def attributes(gltf, blob, primitive) -> dict:
-    attrs = json.loads(primitive.attributes.to_json()) if hasattr(primitive.attributes, "to_json") else vars(primitive.attributes)
+    attrs = (
+        json.loads(primitive.attributes.to_json())
+        if hasattr(primitive.attributes, "to_json")
+        else vars(primitive.attributes)
+    )
     return {name: array(gltf, blob, idx) for name, idx in attrs.items() if idx is not None}
 
 
@@ -48,9 +53,13 @@ def splats_of(attrs) -> dict:
     q = attrs[f"{EXT}:ROTATION"]  # x y z w
     R = quaternion_to_matrix(q[:, [3, 0, 1, 2]])
     s = attrs[f"{EXT}:SCALE"]
-    return {"means": attrs["POSITION"], "cov": np.einsum("nij,nj,nkj->nik", R, s ** 2, R),
-            "colors": attrs[f"{EXT}:SH_DEGREE_0_COEF_0"] * SH_C0 + 0.5, "opacities": attrs[f"{EXT}:OPACITY"][:, 0],
-            "quat_norm": np.linalg.norm(q, axis=1)}
+    return {
+        "means": attrs["POSITION"],
+        "cov": np.einsum("nij,nj,nkj->nik", R, s**2, R),
+        "colors": attrs[f"{EXT}:SH_DEGREE_0_COEF_0"] * SH_C0 + 0.5,
+        "opacities": attrs[f"{EXT}:OPACITY"][:, 0],
+        "quat_norm": np.linalg.norm(q, axis=1),
+    }
 
 
 def relative(a, b):
@@ -59,8 +68,14 @@ def relative(a, b):
 
 def node_world_matrices(gltf, blob, time: float) -> np.ndarray:
     """Each node's world matrix at ``time``: its TRS, with the animation's LINEAR channels applied."""
-    trs = [{"t": np.array(n.translation or [0, 0, 0], float), "r": np.array(n.rotation or [0, 0, 0, 1], float),
-            "s": np.array(n.scale or [1, 1, 1], float)} for n in gltf.nodes]
+    trs = [
+        {
+            "t": np.array(n.translation or [0, 0, 0], float),
+            "r": np.array(n.rotation or [0, 0, 0, 1], float),
+            "s": np.array(n.scale or [1, 1, 1], float),
+        }
+        for n in gltf.nodes
+    ]
     for ch in gltf.animations[0].channels:
         sampler = gltf.animations[0].samplers[ch.sampler]
         times = array(gltf, blob, sampler.input)[:, 0]
@@ -73,7 +88,9 @@ def node_world_matrices(gltf, blob, time: float) -> np.ndarray:
             v = a if angle < 1e-9 else (np.sin((1 - u) * angle) * a + np.sin(u * angle) * b) / np.sin(angle)
             trs[ch.target.node]["r"] = v
         else:
-            trs[ch.target.node][{"translation": "t", "scale": "s"}[ch.target.path]] = (1 - u) * values[i] + u * values[i + 1]
+            trs[ch.target.node][{"translation": "t", "scale": "s"}[ch.target.path]] = (1 - u) * values[i] + u * values[
+                i + 1
+            ]
     local = np.tile(np.eye(4), (len(trs), 1, 1))
     for k, p in enumerate(trs):
         local[k, :3, :3] = quaternion_to_matrix(p["r"][[3, 0, 1, 2]]) * p["s"]

@@ -81,7 +81,9 @@ def rewrite(bvh, spec, path, axes=np.eye(3), scale=1.0, frames=slice(None), jump
     if jump is not None:
         first, last, height = jump
         t = np.arange(T)
-        lift = np.where((t >= first) & (t <= last), 4 * height * (t - first) * (last - t) / max(last - first, 1) ** 2, 0.0)
+        lift = np.where(
+            (t >= first) & (t <= last), 4 * height * (t - first) * (last - t) / max(last - first, 1) ** 2, 0.0
+        )
         P[:, :, 1] += lift[None, :]
     # Into the new axes and units.
     W = np.einsum("ij,ktjl,ml->ktim", axes, W, axes)
@@ -127,7 +129,9 @@ def rewrite(bvh, spec, path, axes=np.eye(3), scale=1.0, frames=slice(None), jump
             emit(c, depth + 1)
         if not kids and k in end_sites:
             e = end_sites[k]
-            lines.extend([f"{pad}  End Site", pad + "  {", f"{pad}    OFFSET {e[0]:.6f} {e[1]:.6f} {e[2]:.6f}", pad + "  }"])
+            lines.extend(
+                [f"{pad}  End Site", pad + "  {", f"{pad}    OFFSET {e[0]:.6f} {e[1]:.6f} {e[2]:.6f}", pad + "  }"]
+            )
         lines.append(pad + "}")
 
     emit(parents.index(-1), 0)
@@ -139,7 +143,7 @@ def rewrite(bvh, spec, path, axes=np.eye(3), scale=1.0, frames=slice(None), jump
         order.append(k)
         stack.extend(reversed([c for c, q in enumerate(parents) if q == k]))
     starts = np.cumsum([0] + [len(c) for c in channels])
-    data = np.concatenate([data[:, starts[k]:starts[k + 1]] for k in order], axis=1)
+    data = np.concatenate([data[:, starts[k] : starts[k + 1]] for k in order], axis=1)
     step = frames.step if isinstance(frames, slice) and frames.step else 1
     lines += ["MOTION", f"Frames: {T}", f"Frame Time: {bvh.frame_time * step:.8f}"]
     lines += [" ".join(f"{v:.6f}" for v in row) for row in data]
@@ -150,6 +154,7 @@ def rewrite(bvh, spec, path, axes=np.eye(3), scale=1.0, frames=slice(None), jump
 # --------------------------------------------------------------------------- conventions
 # Each convention: spec rows built from the cgspeed clip (CMU 12_03), and the truth
 # {smplx joint: new bone name} for the body joints.
+
 
 def _sided(rows_for_side):
     out = []
@@ -162,49 +167,129 @@ def convention(name: str):
     """(spec, truth) for one of CONVENTIONS, on cgspeed joint names."""
     if name == "identity":
         spec = [("Hips", None, "Hips")]
-        spec += _sided(lambda side, S, s: [
-            (f"{s}HipJoint", "Hips", f"{s}HipJoint"), (f"{S}UpLeg", f"{s}HipJoint", f"{S}UpLeg"),
-            (f"{S}Leg", f"{S}UpLeg", f"{S}Leg"), (f"{S}Foot", f"{S}Leg", f"{S}Foot"), (f"{S}ToeBase", f"{S}Foot", f"{S}ToeBase")])
-        spec += [("LowerBack", "Hips", "LowerBack"), ("Spine", "LowerBack", "Spine"), ("Spine1", "Spine", "Spine1"),
-                 ("Neck", "Spine1", "Neck"), ("Neck1", "Neck", "Neck1"), ("Head", "Neck1", "Head")]
-        spec += _sided(lambda side, S, s: [
-            (f"{S}Shoulder", "Spine1", f"{S}Shoulder"), (f"{S}Arm", f"{S}Shoulder", f"{S}Arm"),
-            (f"{S}ForeArm", f"{S}Arm", f"{S}ForeArm"), (f"{S}Hand", f"{S}ForeArm", f"{S}Hand"),
-            (f"{S}FingerBase", f"{S}Hand", f"{S}FingerBase"), (f"{S}HandIndex1", f"{S}FingerBase", f"{S}HandIndex1"),
-            (f"{s}Thumb", f"{S}Hand", f"{s}Thumb")])
-        truth = {"pelvis": "Hips", "spine1": "LowerBack", "spine2": "Spine", "spine3": "Spine1", "neck": "Neck", "head": "Head"}
+        spec += _sided(
+            lambda side, S, s: [
+                (f"{s}HipJoint", "Hips", f"{s}HipJoint"),
+                (f"{S}UpLeg", f"{s}HipJoint", f"{S}UpLeg"),
+                (f"{S}Leg", f"{S}UpLeg", f"{S}Leg"),
+                (f"{S}Foot", f"{S}Leg", f"{S}Foot"),
+                (f"{S}ToeBase", f"{S}Foot", f"{S}ToeBase"),
+            ]
+        )
+        spec += [
+            ("LowerBack", "Hips", "LowerBack"),
+            ("Spine", "LowerBack", "Spine"),
+            ("Spine1", "Spine", "Spine1"),
+            ("Neck", "Spine1", "Neck"),
+            ("Neck1", "Neck", "Neck1"),
+            ("Head", "Neck1", "Head"),
+        ]
+        spec += _sided(
+            lambda side, S, s: [
+                (f"{S}Shoulder", "Spine1", f"{S}Shoulder"),
+                (f"{S}Arm", f"{S}Shoulder", f"{S}Arm"),
+                (f"{S}ForeArm", f"{S}Arm", f"{S}ForeArm"),
+                (f"{S}Hand", f"{S}ForeArm", f"{S}Hand"),
+                (f"{S}FingerBase", f"{S}Hand", f"{S}FingerBase"),
+                (f"{S}HandIndex1", f"{S}FingerBase", f"{S}HandIndex1"),
+                (f"{s}Thumb", f"{S}Hand", f"{s}Thumb"),
+            ]
+        )
+        truth = {
+            "pelvis": "Hips",
+            "spine1": "LowerBack",
+            "spine2": "Spine",
+            "spine3": "Spine1",
+            "neck": "Neck",
+            "head": "Head",
+        }
         for side, S in (("left", "Left"), ("right", "Right")):
-            truth.update({f"{side}_hip": f"{S}UpLeg", f"{side}_knee": f"{S}Leg", f"{side}_ankle": f"{S}Foot",
-                          f"{side}_foot": f"{S}ToeBase", f"{side}_collar": f"{S}Shoulder", f"{side}_shoulder": f"{S}Arm",
-                          f"{side}_elbow": f"{S}ForeArm", f"{side}_wrist": f"{S}Hand"})
+            truth.update(
+                {
+                    f"{side}_hip": f"{S}UpLeg",
+                    f"{side}_knee": f"{S}Leg",
+                    f"{side}_ankle": f"{S}Foot",
+                    f"{side}_foot": f"{S}ToeBase",
+                    f"{side}_collar": f"{S}Shoulder",
+                    f"{side}_shoulder": f"{S}Arm",
+                    f"{side}_elbow": f"{S}ForeArm",
+                    f"{side}_wrist": f"{S}Hand",
+                }
+            )
         return spec, truth
     if name == "acclaim":  # LeftShoulder is the upper arm, LeftCollar the clavicle, LeftHand a finger base
-        rename = {"Hips": "Hips", "LowerBack": "Abdomen", "Spine": "Spine", "Spine1": "Chest", "Neck": "Neck",
-                  "Neck1": "Neck1", "Head": "Head"}
+        rename = {
+            "Hips": "Hips",
+            "LowerBack": "Abdomen",
+            "Spine": "Spine",
+            "Spine1": "Chest",
+            "Neck": "Neck",
+            "Neck1": "Neck1",
+            "Head": "Head",
+        }
         for S, s in (("Left", "L"), ("Right", "R")):
-            rename.update({f"{s}HipJoint": f"{S}HipJoint", f"{S}UpLeg": f"{S}Hip", f"{S}Leg": f"{S}Knee",
-                           f"{S}Foot": f"{S}Ankle", f"{S}ToeBase": f"{S}Toe", f"{S}Shoulder": f"{S}Collar",
-                           f"{S}Arm": f"{S}Shoulder", f"{S}ForeArm": f"{S}Elbow", f"{S}Hand": f"{S}Wrist",
-                           f"{S}FingerBase": f"{S}Hand", f"{S}HandIndex1": f"{S}Fingers", f"{s}Thumb": f"{S}Thumb"})
+            rename.update(
+                {
+                    f"{s}HipJoint": f"{S}HipJoint",
+                    f"{S}UpLeg": f"{S}Hip",
+                    f"{S}Leg": f"{S}Knee",
+                    f"{S}Foot": f"{S}Ankle",
+                    f"{S}ToeBase": f"{S}Toe",
+                    f"{S}Shoulder": f"{S}Collar",
+                    f"{S}Arm": f"{S}Shoulder",
+                    f"{S}ForeArm": f"{S}Elbow",
+                    f"{S}Hand": f"{S}Wrist",
+                    f"{S}FingerBase": f"{S}Hand",
+                    f"{S}HandIndex1": f"{S}Fingers",
+                    f"{s}Thumb": f"{S}Thumb",
+                }
+            )
         return _renamed(rename)
     if name == "mixamo":
-        spec = [("mixamorig:Hips", None, "Hips"), ("mixamorig:Spine", "mixamorig:Hips", "LowerBack"),
-                ("mixamorig:Spine1", "mixamorig:Spine", "Spine"), ("mixamorig:Spine2", "mixamorig:Spine1", "Spine1"),
-                ("mixamorig:Neck", "mixamorig:Spine2", "Neck"), ("mixamorig:Head", "mixamorig:Neck", "Head"),
-                ("mixamorig:HeadTop_End", "mixamorig:Head", "Head", ("leaf", (0.0, 2.5, 0.3)))]
-        spec += _sided(lambda side, S, s: [
-            (f"mixamorig:{S}Shoulder", "mixamorig:Spine2", f"{S}Shoulder"), (f"mixamorig:{S}Arm", f"mixamorig:{S}Shoulder", f"{S}Arm"),
-            (f"mixamorig:{S}ForeArm", f"mixamorig:{S}Arm", f"{S}ForeArm"), (f"mixamorig:{S}Hand", f"mixamorig:{S}ForeArm", f"{S}Hand"),
-            (f"mixamorig:{S}HandIndex1", f"mixamorig:{S}Hand", f"{S}HandIndex1"),
-            (f"mixamorig:{S}HandThumb1", f"mixamorig:{S}Hand", f"{s}Thumb"),
-            (f"mixamorig:{S}UpLeg", "mixamorig:Hips", f"{S}UpLeg"), (f"mixamorig:{S}Leg", f"mixamorig:{S}UpLeg", f"{S}Leg"),
-            (f"mixamorig:{S}Foot", f"mixamorig:{S}Leg", f"{S}Foot"), (f"mixamorig:{S}ToeBase", f"mixamorig:{S}Foot", f"{S}ToeBase"),
-            (f"mixamorig:{S}Toe_End", f"mixamorig:{S}ToeBase", f"{S}ToeBase", ("leaf", (0.0, -0.1, 1.0)))])
-        truth = _truth(lambda S, s: {"hip": f"mixamorig:{S}UpLeg", "knee": f"mixamorig:{S}Leg", "ankle": f"mixamorig:{S}Foot",
-                                     "foot": f"mixamorig:{S}ToeBase", "collar": f"mixamorig:{S}Shoulder",
-                                     "shoulder": f"mixamorig:{S}Arm", "elbow": f"mixamorig:{S}ForeArm", "wrist": f"mixamorig:{S}Hand"},
-                       {"pelvis": "mixamorig:Hips", "spine1": "mixamorig:Spine", "spine2": "mixamorig:Spine1",
-                        "spine3": "mixamorig:Spine2", "neck": "mixamorig:Neck", "head": "mixamorig:Head"})
+        spec = [
+            ("mixamorig:Hips", None, "Hips"),
+            ("mixamorig:Spine", "mixamorig:Hips", "LowerBack"),
+            ("mixamorig:Spine1", "mixamorig:Spine", "Spine"),
+            ("mixamorig:Spine2", "mixamorig:Spine1", "Spine1"),
+            ("mixamorig:Neck", "mixamorig:Spine2", "Neck"),
+            ("mixamorig:Head", "mixamorig:Neck", "Head"),
+            ("mixamorig:HeadTop_End", "mixamorig:Head", "Head", ("leaf", (0.0, 2.5, 0.3))),
+        ]
+        spec += _sided(
+            lambda side, S, s: [
+                (f"mixamorig:{S}Shoulder", "mixamorig:Spine2", f"{S}Shoulder"),
+                (f"mixamorig:{S}Arm", f"mixamorig:{S}Shoulder", f"{S}Arm"),
+                (f"mixamorig:{S}ForeArm", f"mixamorig:{S}Arm", f"{S}ForeArm"),
+                (f"mixamorig:{S}Hand", f"mixamorig:{S}ForeArm", f"{S}Hand"),
+                (f"mixamorig:{S}HandIndex1", f"mixamorig:{S}Hand", f"{S}HandIndex1"),
+                (f"mixamorig:{S}HandThumb1", f"mixamorig:{S}Hand", f"{s}Thumb"),
+                (f"mixamorig:{S}UpLeg", "mixamorig:Hips", f"{S}UpLeg"),
+                (f"mixamorig:{S}Leg", f"mixamorig:{S}UpLeg", f"{S}Leg"),
+                (f"mixamorig:{S}Foot", f"mixamorig:{S}Leg", f"{S}Foot"),
+                (f"mixamorig:{S}ToeBase", f"mixamorig:{S}Foot", f"{S}ToeBase"),
+                (f"mixamorig:{S}Toe_End", f"mixamorig:{S}ToeBase", f"{S}ToeBase", ("leaf", (0.0, -0.1, 1.0))),
+            ]
+        )
+        truth = _truth(
+            lambda S, s: {
+                "hip": f"mixamorig:{S}UpLeg",
+                "knee": f"mixamorig:{S}Leg",
+                "ankle": f"mixamorig:{S}Foot",
+                "foot": f"mixamorig:{S}ToeBase",
+                "collar": f"mixamorig:{S}Shoulder",
+                "shoulder": f"mixamorig:{S}Arm",
+                "elbow": f"mixamorig:{S}ForeArm",
+                "wrist": f"mixamorig:{S}Hand",
+            },
+            {
+                "pelvis": "mixamorig:Hips",
+                "spine1": "mixamorig:Spine",
+                "spine2": "mixamorig:Spine1",
+                "spine3": "mixamorig:Spine2",
+                "neck": "mixamorig:Neck",
+                "head": "mixamorig:Head",
+            },
+        )
         return spec, truth
     if name == "mixamo_viewer_sides":  # names from the viewer's side: the character's left limbs say Right
         spec, truth = convention("mixamo")
@@ -212,64 +297,159 @@ def convention(name: str):
         spec = [(swap(r[0]), swap(r[1]) if r[1] else None) + tuple(r[2:]) for r in spec]
         return spec, {k: swap(v) for k, v in truth.items()}
     if name == "biped":
-        spec = [("Bip01", None, "Hips", ("floor",)), ("Bip01 Pelvis", "Bip01", "Hips"),
-                ("Bip01 Spine", "Bip01 Pelvis", "LowerBack"), ("Bip01 Spine1", "Bip01 Spine", "Spine"),
-                ("Bip01 Spine2", "Bip01 Spine1", "Spine1"), ("Bip01 Neck", "Bip01 Spine2", "Neck"),
-                ("Bip01 Head", "Bip01 Neck", "Head")]
-        spec += _sided(lambda side, S, s: [
-            (f"Bip01 {s} Thigh", "Bip01 Pelvis", f"{S}UpLeg"), (f"Bip01 {s} Calf", f"Bip01 {s} Thigh", f"{S}Leg"),
-            (f"Bip01 {s} Foot", f"Bip01 {s} Calf", f"{S}Foot"), (f"Bip01 {s} Toe0", f"Bip01 {s} Foot", f"{S}ToeBase"),
-            (f"Bip01 {s} Clavicle", "Bip01 Spine2", f"{S}Shoulder"), (f"Bip01 {s} UpperArm", f"Bip01 {s} Clavicle", f"{S}Arm"),
-            (f"Bip01 {s} Forearm", f"Bip01 {s} UpperArm", f"{S}ForeArm"), (f"Bip01 {s} Hand", f"Bip01 {s} Forearm", f"{S}Hand"),
-            (f"Bip01 {s} Finger1", f"Bip01 {s} Hand", f"{S}HandIndex1"), (f"Bip01 {s} Finger0", f"Bip01 {s} Hand", f"{s}Thumb")])
-        truth = _truth(lambda S, s: {"hip": f"Bip01 {s} Thigh", "knee": f"Bip01 {s} Calf", "ankle": f"Bip01 {s} Foot",
-                                     "foot": f"Bip01 {s} Toe0", "collar": f"Bip01 {s} Clavicle", "shoulder": f"Bip01 {s} UpperArm",
-                                     "elbow": f"Bip01 {s} Forearm", "wrist": f"Bip01 {s} Hand"},
-                       {"pelvis": "Bip01 Pelvis", "spine1": "Bip01 Spine", "spine2": "Bip01 Spine1", "spine3": "Bip01 Spine2",
-                        "neck": "Bip01 Neck", "head": "Bip01 Head"})
+        spec = [
+            ("Bip01", None, "Hips", ("floor",)),
+            ("Bip01 Pelvis", "Bip01", "Hips"),
+            ("Bip01 Spine", "Bip01 Pelvis", "LowerBack"),
+            ("Bip01 Spine1", "Bip01 Spine", "Spine"),
+            ("Bip01 Spine2", "Bip01 Spine1", "Spine1"),
+            ("Bip01 Neck", "Bip01 Spine2", "Neck"),
+            ("Bip01 Head", "Bip01 Neck", "Head"),
+        ]
+        spec += _sided(
+            lambda side, S, s: [
+                (f"Bip01 {s} Thigh", "Bip01 Pelvis", f"{S}UpLeg"),
+                (f"Bip01 {s} Calf", f"Bip01 {s} Thigh", f"{S}Leg"),
+                (f"Bip01 {s} Foot", f"Bip01 {s} Calf", f"{S}Foot"),
+                (f"Bip01 {s} Toe0", f"Bip01 {s} Foot", f"{S}ToeBase"),
+                (f"Bip01 {s} Clavicle", "Bip01 Spine2", f"{S}Shoulder"),
+                (f"Bip01 {s} UpperArm", f"Bip01 {s} Clavicle", f"{S}Arm"),
+                (f"Bip01 {s} Forearm", f"Bip01 {s} UpperArm", f"{S}ForeArm"),
+                (f"Bip01 {s} Hand", f"Bip01 {s} Forearm", f"{S}Hand"),
+                (f"Bip01 {s} Finger1", f"Bip01 {s} Hand", f"{S}HandIndex1"),
+                (f"Bip01 {s} Finger0", f"Bip01 {s} Hand", f"{s}Thumb"),
+            ]
+        )
+        truth = _truth(
+            lambda S, s: {
+                "hip": f"Bip01 {s} Thigh",
+                "knee": f"Bip01 {s} Calf",
+                "ankle": f"Bip01 {s} Foot",
+                "foot": f"Bip01 {s} Toe0",
+                "collar": f"Bip01 {s} Clavicle",
+                "shoulder": f"Bip01 {s} UpperArm",
+                "elbow": f"Bip01 {s} Forearm",
+                "wrist": f"Bip01 {s} Hand",
+            },
+            {
+                "pelvis": "Bip01 Pelvis",
+                "spine1": "Bip01 Spine",
+                "spine2": "Bip01 Spine1",
+                "spine3": "Bip01 Spine2",
+                "neck": "Bip01 Neck",
+                "head": "Bip01 Head",
+            },
+        )
         return spec, truth
     if name == "unreal":  # root on the floor, side twist leaves
-        spec = [("root", None, "Hips", ("floor",)), ("pelvis", "root", "Hips"), ("spine_01", "pelvis", "LowerBack"),
-                ("spine_02", "spine_01", "Spine"), ("spine_03", "spine_02", "Spine1"), ("neck_01", "spine_03", "Neck"),
-                ("head", "neck_01", "Head")]
-        spec += _sided(lambda side, S, s: [
-            (f"thigh_{s.lower()}", "pelvis", f"{S}UpLeg"), (f"calf_{s.lower()}", f"thigh_{s.lower()}", f"{S}Leg"),
-            (f"thigh_twist_01_{s.lower()}", f"thigh_{s.lower()}", f"{S}UpLeg", ("twist", 0.5)),
-            (f"foot_{s.lower()}", f"calf_{s.lower()}", f"{S}Foot"), (f"ball_{s.lower()}", f"foot_{s.lower()}", f"{S}ToeBase"),
-            (f"clavicle_{s.lower()}", "spine_03", f"{S}Shoulder"), (f"upperarm_{s.lower()}", f"clavicle_{s.lower()}", f"{S}Arm"),
-            (f"upperarm_twist_01_{s.lower()}", f"upperarm_{s.lower()}", f"{S}Arm", ("twist", 0.5)),
-            (f"lowerarm_{s.lower()}", f"upperarm_{s.lower()}", f"{S}ForeArm"),
-            (f"lowerarm_twist_01_{s.lower()}", f"lowerarm_{s.lower()}", f"{S}ForeArm", ("twist", 0.6)),
-            (f"hand_{s.lower()}", f"lowerarm_{s.lower()}", f"{S}Hand"),
-            (f"index_01_{s.lower()}", f"hand_{s.lower()}", f"{S}HandIndex1"), (f"thumb_01_{s.lower()}", f"hand_{s.lower()}", f"{s}Thumb")])
-        truth = _truth(lambda S, s: {"hip": f"thigh_{s.lower()}", "knee": f"calf_{s.lower()}", "ankle": f"foot_{s.lower()}",
-                                     "foot": f"ball_{s.lower()}", "collar": f"clavicle_{s.lower()}", "shoulder": f"upperarm_{s.lower()}",
-                                     "elbow": f"lowerarm_{s.lower()}", "wrist": f"hand_{s.lower()}"},
-                       {"pelvis": "pelvis", "spine1": "spine_01", "spine2": "spine_02", "spine3": "spine_03",
-                        "neck": "neck_01", "head": "head"})
+        spec = [
+            ("root", None, "Hips", ("floor",)),
+            ("pelvis", "root", "Hips"),
+            ("spine_01", "pelvis", "LowerBack"),
+            ("spine_02", "spine_01", "Spine"),
+            ("spine_03", "spine_02", "Spine1"),
+            ("neck_01", "spine_03", "Neck"),
+            ("head", "neck_01", "Head"),
+        ]
+        spec += _sided(
+            lambda side, S, s: [
+                (f"thigh_{s.lower()}", "pelvis", f"{S}UpLeg"),
+                (f"calf_{s.lower()}", f"thigh_{s.lower()}", f"{S}Leg"),
+                (f"thigh_twist_01_{s.lower()}", f"thigh_{s.lower()}", f"{S}UpLeg", ("twist", 0.5)),
+                (f"foot_{s.lower()}", f"calf_{s.lower()}", f"{S}Foot"),
+                (f"ball_{s.lower()}", f"foot_{s.lower()}", f"{S}ToeBase"),
+                (f"clavicle_{s.lower()}", "spine_03", f"{S}Shoulder"),
+                (f"upperarm_{s.lower()}", f"clavicle_{s.lower()}", f"{S}Arm"),
+                (f"upperarm_twist_01_{s.lower()}", f"upperarm_{s.lower()}", f"{S}Arm", ("twist", 0.5)),
+                (f"lowerarm_{s.lower()}", f"upperarm_{s.lower()}", f"{S}ForeArm"),
+                (f"lowerarm_twist_01_{s.lower()}", f"lowerarm_{s.lower()}", f"{S}ForeArm", ("twist", 0.6)),
+                (f"hand_{s.lower()}", f"lowerarm_{s.lower()}", f"{S}Hand"),
+                (f"index_01_{s.lower()}", f"hand_{s.lower()}", f"{S}HandIndex1"),
+                (f"thumb_01_{s.lower()}", f"hand_{s.lower()}", f"{s}Thumb"),
+            ]
+        )
+        truth = _truth(
+            lambda S, s: {
+                "hip": f"thigh_{s.lower()}",
+                "knee": f"calf_{s.lower()}",
+                "ankle": f"foot_{s.lower()}",
+                "foot": f"ball_{s.lower()}",
+                "collar": f"clavicle_{s.lower()}",
+                "shoulder": f"upperarm_{s.lower()}",
+                "elbow": f"lowerarm_{s.lower()}",
+                "wrist": f"hand_{s.lower()}",
+            },
+            {
+                "pelvis": "pelvis",
+                "spine1": "spine_01",
+                "spine2": "spine_02",
+                "spine3": "spine_03",
+                "neck": "neck_01",
+                "head": "head",
+            },
+        )
         return spec, truth
     if name == "minimal19":  # one chest joint, no collars, no hands
-        spec = [("Hips", None, "Hips"), ("Spine", "Hips", "Spine"), ("Chest", "Spine", "Spine1"), ("Neck", "Chest", "Neck1"),
-                ("Head", "Neck", "Head")]
-        spec += _sided(lambda side, S, s: [
-            (f"{S}UpperArm", "Chest", f"{S}Arm"), (f"{S}LowerArm", f"{S}UpperArm", f"{S}ForeArm"),
-            (f"{S}Hand", f"{S}LowerArm", f"{S}Hand", ("end", (1.5 if S == "Left" else -1.5, 0.0, 0.0))),
-            (f"{S}UpLeg", "Hips", f"{S}UpLeg"), (f"{S}Leg", f"{S}UpLeg", f"{S}Leg"), (f"{S}Foot", f"{S}Leg", f"{S}Foot"),
-            (f"{S}Toe", f"{S}Foot", f"{S}ToeBase")])
-        truth = _truth(lambda S, s: {"hip": f"{S}UpLeg", "knee": f"{S}Leg", "ankle": f"{S}Foot", "foot": f"{S}Toe",
-                                     "shoulder": f"{S}UpperArm", "elbow": f"{S}LowerArm", "wrist": f"{S}Hand"},
-                       {"pelvis": "Hips", "spine1": "Spine", "spine3": "Chest", "neck": "Neck", "head": "Head"})
+        spec = [
+            ("Hips", None, "Hips"),
+            ("Spine", "Hips", "Spine"),
+            ("Chest", "Spine", "Spine1"),
+            ("Neck", "Chest", "Neck1"),
+            ("Head", "Neck", "Head"),
+        ]
+        spec += _sided(
+            lambda side, S, s: [
+                (f"{S}UpperArm", "Chest", f"{S}Arm"),
+                (f"{S}LowerArm", f"{S}UpperArm", f"{S}ForeArm"),
+                (f"{S}Hand", f"{S}LowerArm", f"{S}Hand", ("end", (1.5 if S == "Left" else -1.5, 0.0, 0.0))),
+                (f"{S}UpLeg", "Hips", f"{S}UpLeg"),
+                (f"{S}Leg", f"{S}UpLeg", f"{S}Leg"),
+                (f"{S}Foot", f"{S}Leg", f"{S}Foot"),
+                (f"{S}Toe", f"{S}Foot", f"{S}ToeBase"),
+            ]
+        )
+        truth = _truth(
+            lambda S, s: {
+                "hip": f"{S}UpLeg",
+                "knee": f"{S}Leg",
+                "ankle": f"{S}Foot",
+                "foot": f"{S}Toe",
+                "shoulder": f"{S}UpperArm",
+                "elbow": f"{S}LowerArm",
+                "wrist": f"{S}Hand",
+            },
+            {"pelvis": "Hips", "spine1": "Spine", "spine3": "Chest", "neck": "Neck", "head": "Head"},
+        )
         assert len(spec) == 19
         return spec, truth
     if name == "makehuman_old":
-        rename = {"Hips": "hips", "LowerBack": "spine", "Spine": "spine1", "Spine1": "chest", "Neck": "neck",
-                  "Neck1": "neck1", "Head": "head"}
+        rename = {
+            "Hips": "hips",
+            "LowerBack": "spine",
+            "Spine": "spine1",
+            "Spine1": "chest",
+            "Neck": "neck",
+            "Neck1": "neck1",
+            "Head": "head",
+        }
         for S, s in (("Left", "l"), ("Right", "r")):
             big = s.upper()
-            rename.update({f"{big}HipJoint": f"{s}buttock", f"{S}UpLeg": f"{s}hip", f"{S}Leg": f"{s}knee",
-                           f"{S}Foot": f"{s}ankle", f"{S}ToeBase": f"{s}toe", f"{S}Shoulder": f"{s}collar",
-                           f"{S}Arm": f"{s}shoulder", f"{S}ForeArm": f"{s}elbow", f"{S}Hand": f"{s}wrist",
-                           f"{S}FingerBase": f"{s}hand", f"{S}HandIndex1": f"{s}fingers", f"{big}Thumb": f"{s}thumb"})
+            rename.update(
+                {
+                    f"{big}HipJoint": f"{s}buttock",
+                    f"{S}UpLeg": f"{s}hip",
+                    f"{S}Leg": f"{s}knee",
+                    f"{S}Foot": f"{s}ankle",
+                    f"{S}ToeBase": f"{s}toe",
+                    f"{S}Shoulder": f"{s}collar",
+                    f"{S}Arm": f"{s}shoulder",
+                    f"{S}ForeArm": f"{s}elbow",
+                    f"{S}Hand": f"{s}wrist",
+                    f"{S}FingerBase": f"{s}hand",
+                    f"{S}HandIndex1": f"{s}fingers",
+                    f"{big}Thumb": f"{s}thumb",
+                }
+            )
         return _renamed(rename)
     if name == "twist_and_prop":  # in-chain twist bones (DAZ Genesis style), side twist leaves, a prop
         spec, truth = convention("identity")
@@ -304,6 +484,15 @@ def _renamed(rename):
     return spec, {k: rename[v] for k, v in truth.items()}
 
 
-CONVENTIONS = ("identity", "acclaim", "mixamo", "mixamo_viewer_sides", "biped", "unreal", "minimal19", "makehuman_old",
-               "twist_and_prop")
+CONVENTIONS = (
+    "identity",
+    "acclaim",
+    "mixamo",
+    "mixamo_viewer_sides",
+    "biped",
+    "unreal",
+    "minimal19",
+    "makehuman_old",
+    "twist_and_prop",
+)
 ZUP = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # Y-up -> Z-up: (x, y, z) -> (x, -z, y)

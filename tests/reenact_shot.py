@@ -91,8 +91,11 @@ def make_shot(folder: Path, body, panning: bool = False, seed: int = 0) -> Shot:
         world_transl[t] = flip.T @ pelvis_world - J0
         world_to_camera[t, :3, :3] = R_cam[t] @ flip
     with torch.no_grad():
-        out = body(betas=torch.as_tensor(np.repeat(BETAS[None, : body.num_betas], T, 0)),
-                   full_pose=torch.as_tensor(full), transl=torch.as_tensor(transl))
+        out = body(
+            betas=torch.as_tensor(np.repeat(BETAS[None, : body.num_betas], T, 0)),
+            full_pose=torch.as_tensor(full),
+            transl=torch.as_tensor(transl),
+        )
     verts = out.vertices.double().numpy()
     colors = outfit_colors(rest.rest_vertices[0].double().numpy(), rest.rest_joints[0].double().numpy())
     faces = body.faces.numpy()
@@ -130,7 +133,7 @@ def make_shot(folder: Path, body, panning: bool = False, seed: int = 0) -> Shot:
         samples = int(44100 * T / FPS)
         tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 44100)).astype(np.float32)[None]
         for s in range(0, samples, 1024):
-            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, s:s + 1024]), format="fltp", layout="mono")
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, s : s + 1024]), format="fltp", layout="mono")
             af.sample_rate = 44100
             af.pts = s
             for p in a.encode(af):
@@ -139,22 +142,39 @@ def make_shot(folder: Path, body, panning: bool = False, seed: int = 0) -> Shot:
             c.mux(p)
     person = make_person(np.arange(T), full, transl, np.repeat(BETAS[None], T, 0))
     track = Track([person], TrackCamera(np.repeat(K[None], T, 0), W, H), float(FPS), "camera", "truth")
-    world = Track([make_person(np.arange(T), world_pose, world_transl, np.repeat(BETAS[None], T, 0))],
-                  TrackCamera(np.repeat(K[None], T, 0), W, H, world_to_camera), float(FPS), "world", "truth (world)")
+    world = Track(
+        [make_person(np.arange(T), world_pose, world_transl, np.repeat(BETAS[None], T, 0))],
+        TrackCamera(np.repeat(K[None], T, 0), W, H, world_to_camera),
+        float(FPS),
+        "world",
+        "truth (world)",
+    )
     return Shot(video, np.stack(frames), np.stack(backgrounds), np.stack(persons), track, K, world)
 
 
 # ------------------------------------------------------------------ the truth in tools' layouts
+
 
 def write_gvhmr(path: Path, track: Track) -> Path:
     import torch
 
     p = track.persons[0]
     f32 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)
-    params = {"global_orient": f32(p.full_pose[:, 0]), "body_pose": f32(p.full_pose[:, 1:22].reshape(-1, 63)),
-              "betas": f32(p.betas), "transl": f32(p.transl)}
-    torch.save({"smpl_params_global": {k: v.clone() for k, v in params.items()}, "smpl_params_incam": params,
-                "K_fullimg": f32(track.camera.K), "net_outputs": {"static_conf_logits": torch.zeros(1, len(p.frames), 6)}}, path)
+    params = {
+        "global_orient": f32(p.full_pose[:, 0]),
+        "body_pose": f32(p.full_pose[:, 1:22].reshape(-1, 63)),
+        "betas": f32(p.betas),
+        "transl": f32(p.transl),
+    }
+    torch.save(
+        {
+            "smpl_params_global": {k: v.clone() for k, v in params.items()},
+            "smpl_params_incam": params,
+            "K_fullimg": f32(track.camera.K),
+            "net_outputs": {"static_conf_logits": torch.zeros(1, len(p.frames), 6)},
+        },
+        path,
+    )
     return path
 
 
@@ -165,13 +185,26 @@ def write_smplerx(folder: Path, track: Track) -> Path:
     for i, t in enumerate(p.frames):
         name = f"{int(t) + 1:05d}_0"  # SMPLer-X's demo numbers frames from 1
         fp = p.full_pose[i].astype(np.float32)
-        np.savez(folder / "smplx" / f"{name}.npz", global_orient=fp[0:1], body_pose=fp[1:22], jaw_pose=fp[22:23],
-                 leye_pose=np.zeros((1, 3), np.float32), reye_pose=np.zeros((1, 3), np.float32),
-                 left_hand_pose=fp[25:40], right_hand_pose=fp[40:55], betas=p.betas[i:i + 1].astype(np.float32),
-                 expression=np.zeros((1, 10), np.float32), transl=p.transl[i:i + 1].astype(np.float32))
+        np.savez(
+            folder / "smplx" / f"{name}.npz",
+            global_orient=fp[0:1],
+            body_pose=fp[1:22],
+            jaw_pose=fp[22:23],
+            leye_pose=np.zeros((1, 3), np.float32),
+            reye_pose=np.zeros((1, 3), np.float32),
+            left_hand_pose=fp[25:40],
+            right_hand_pose=fp[40:55],
+            betas=p.betas[i : i + 1].astype(np.float32),
+            expression=np.zeros((1, 10), np.float32),
+            transl=p.transl[i : i + 1].astype(np.float32),
+        )
         K = track.camera.K[t]
-        meta = {"focal": [float(K[0, 0]), float(K[1, 1])], "princpt": [float(K[0, 2]), float(K[1, 2])],
-                "bbox": [0.0, 0.0, float(W), float(H)], "img_path": f"{int(t) + 1:06d}.jpg"}
+        meta = {
+            "focal": [float(K[0, 0]), float(K[1, 1])],
+            "princpt": [float(K[0, 2]), float(K[1, 2])],
+            "bbox": [0.0, 0.0, float(W), float(H)],
+            "img_path": f"{int(t) + 1:06d}.jpg",
+        }
         (folder / "meta" / f"{name}.json").write_text(json.dumps(meta))
     return folder
 
@@ -181,11 +214,17 @@ def write_smpl_file(path: Path, track: Track) -> Path:
 
     p = track.persons[0]
     n = p.num_frames
-    codec = SMPLCodec(smpl_version=SMPLVersion.SMPLX, shape_parameters=p.betas[0].astype(np.float32),
-                      frame_count=n, frame_rate=float(track.fps), body_translation=p.transl.astype(np.float32),
-                      body_pose=p.full_pose[:, :22].astype(np.float32), head_pose=p.full_pose[:, 22:25].astype(np.float32),
-                      left_hand_pose=p.full_pose[:, 25:40].astype(np.float32),
-                      right_hand_pose=p.full_pose[:, 40:55].astype(np.float32))
+    codec = SMPLCodec(
+        smpl_version=SMPLVersion.SMPLX,
+        shape_parameters=p.betas[0].astype(np.float32),
+        frame_count=n,
+        frame_rate=float(track.fps),
+        body_translation=p.transl.astype(np.float32),
+        body_pose=p.full_pose[:, :22].astype(np.float32),
+        head_pose=p.full_pose[:, 22:25].astype(np.float32),
+        left_hand_pose=p.full_pose[:, 25:40].astype(np.float32),
+        right_hand_pose=p.full_pose[:, 40:55].astype(np.float32),
+    )
     codec.write(path)
     cam = {"K": track.camera.K.tolist(), "width": track.camera.width, "height": track.camera.height}
     path.with_name(path.name.split(".")[0] + ".camera.json").write_text(json.dumps(cam))
@@ -200,7 +239,9 @@ def flat_avatar(body, num_free: int = 12000, size: float = 0.008, thickness: flo
 
     avatar = reference_avatar(body, num_free).export()
     a = avatar.arrays
-    rest = a["body/template_vertices"].astype(np.float64) + a["body/shape_dirs"].astype(np.float64) @ a["rig/betas"].astype(np.float64)
+    rest = a["body/template_vertices"].astype(np.float64) + a["body/shape_dirs"].astype(np.float64) @ a[
+        "rig/betas"
+    ].astype(np.float64)
     tri = rest[a["body/faces"][a["free/bind_faces"]]]
     e1 = tri[:, 1] - tri[:, 0]
     e1 /= np.linalg.norm(e1, axis=1, keepdims=True)
@@ -224,15 +265,21 @@ def docs_figures(out_dir: Path, work: Path) -> None:
     avatar = flat_avatar(BodyModel.load("open"))
     for panning in (False, True):
         shot = make_shot(work, body, panning=panning)
-        res = reenact(shot.video, shot.track, [(avatar, 0)], work / "out.mp4", work / "plate.mp4", body=body, keep_frames=True)
+        res = reenact(
+            shot.video, shot.track, [(avatar, 0)], work / "out.mp4", work / "plate.mp4", body=body, keep_frames=True
+        )
         d = res.plate.astype(float)[res.masks] - shot.background.astype(float)[res.masks]
-        iou = [((res.alphas[t] > 127) & shot.person[t]).sum() / ((res.alphas[t] > 127) | shot.person[t]).sum() for t in range(T)]
-        print(f"{'panning' if panning else 'static'}: camera still={res.static_camera}, plate PSNR in the mask "
-              f"{10 * np.log10(255 ** 2 / np.mean(d ** 2)):.2f} dB, avatar IoU min {min(iou):.3f} mean {np.mean(iou):.3f}")
+        iou = [
+            ((res.alphas[t] > 127) & shot.person[t]).sum() / ((res.alphas[t] > 127) | shot.person[t]).sum()
+            for t in range(T)
+        ]
+        print(
+            f"{'panning' if panning else 'static'}: camera still={res.static_camera}, plate PSNR in the mask "
+            f"{10 * np.log10(255**2 / np.mean(d**2)):.2f} dB, avatar IoU min {min(iou):.3f} mean {np.mean(iou):.3f}"
+        )
         rows = [np.concatenate([shot.frames[t], res.plate[t], res.frames[t]], axis=1) for t in (0, T // 2, T - 1)]
         grid = np.concatenate(rows, axis=0)
-        Image.fromarray(grid).save(
-            out_dir / f"reenact_{'panning' if panning else 'static'}.png")
+        Image.fromarray(grid).save(out_dir / f"reenact_{'panning' if panning else 'static'}.png")
 
 
 if __name__ == "__main__":

@@ -15,9 +15,17 @@ CACHE = Path(tempfile.mkdtemp(prefix="dw-stage1-cache-"))
 
 
 def small_config(**overrides):
-    base = dict(steps=6, schedule=((0.0, 24), (0.5, 32)), samples=32, init_steps=200, init_rays=1024,
-                checkpoint_every=2, preview_every=3, preview_size=32,
-                field=FieldConfig(levels=12, log2_table=15, max_res=1024, occupancy_res=32))
+    base = dict(
+        steps=6,
+        schedule=((0.0, 24), (0.5, 32)),
+        samples=32,
+        init_steps=200,
+        init_rays=1024,
+        checkpoint_every=2,
+        preview_every=3,
+        preview_size=32,
+        field=FieldConfig(levels=12, log2_table=15, max_res=1024, occupancy_res=32),
+    )
     base.update(overrides)
     return preset("tiny", **base)
 

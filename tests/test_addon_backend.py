@@ -27,11 +27,17 @@ def free_port() -> int:
 def installed_backend(tmp_path_factory) -> installer.InstallStatus:
     """The installer run offline: the backend wheel from a local folder, dependencies reused."""
     wheels = tmp_path_factory.mktemp("wheels")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(wheels), str(ROOT)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(ROOT)],
+        check=True,
+    )
     options = installer.InstallOptions(
-        target=tmp_path_factory.mktemp("backend-env"), torch="existing", offline=True, wheel_dir=wheels,
-        reuse_site_packages=sysconfig.get_paths()["purelib"])
+        target=tmp_path_factory.mktemp("backend-env"),
+        torch="existing",
+        offline=True,
+        wheel_dir=wheels,
+        reuse_site_packages=sysconfig.get_paths()["purelib"],
+    )
     return installer.install(options, installer.InstallStatus())
 
 
@@ -40,12 +46,17 @@ def test_install_backend_creates_a_working_environment(installed_backend):
     assert status.ok, status.error + "\n" + "\n".join(status.log[-30:])
     assert status.cuda is False  # this machine has no GPU, and the log says so
     assert any("CPU only" in line for line in status.log)
-    where = subprocess.run([status.python, "-c", "import dreamwaltz; print(dreamwaltz.__file__)"],
-                           check=True, capture_output=True, text=True).stdout.strip()
+    where = subprocess.run(
+        [status.python, "-c", "import dreamwaltz; print(dreamwaltz.__file__)"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     assert str(Path(status.python).parents[1]) in where, f"the backend came from {where}, not the new environment"
     # gsplat comes with the backend, and the new environment's doctor says what it can do.
-    doctor = subprocess.run([status.python, "-m", "dreamwaltz", "doctor", "--json"], capture_output=True, text=True,
-                            timeout=300)
+    doctor = subprocess.run(
+        [status.python, "-m", "dreamwaltz", "doctor", "--json"], capture_output=True, text=True, timeout=300
+    )
     assert doctor.returncode == 0, doctor.stderr[-2000:]
     import json
 
@@ -54,8 +65,9 @@ def test_install_backend_creates_a_working_environment(installed_backend):
 
 
 def test_installer_reports_a_missing_wheel(tmp_path):
-    status = installer.install(installer.InstallOptions(target=tmp_path / "env", wheel_dir=tmp_path, offline=True),
-                               installer.InstallStatus())
+    status = installer.install(
+        installer.InstallOptions(target=tmp_path / "env", wheel_dir=tmp_path, offline=True), installer.InstallStatus()
+    )
     assert not status.ok and status.done and "No backend wheel" in status.error
 
 
@@ -157,10 +169,35 @@ def test_the_cli_the_server_and_the_addon_make_the_same_job_from_the_same_settin
     seen = []
     monkeypatch.setattr(pipeline, "generate", lambda spec, reporter, workdir, out=None: seen.append(spec) or out)
     betas = [str(b) for b in from_addon["betas"]]
-    assert main(["generate", "a knight in armor", "--preset", "paper", "--seed", "7", "--densify", "--cpu-offload",
-                 "--precision", "bf16", "--sds-weighting", "sds", "--device", "cuda", "--betas", *betas,
-                 "--sd-model", prefs.sd_model, "--controlnet-model", prefs.controlnet_model,
-                 "--out", str(tmp_path / "k.h3ga")]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "a knight in armor",
+                "--preset",
+                "paper",
+                "--seed",
+                "7",
+                "--densify",
+                "--cpu-offload",
+                "--precision",
+                "bf16",
+                "--sds-weighting",
+                "sds",
+                "--device",
+                "cuda",
+                "--betas",
+                *betas,
+                "--sd-model",
+                prefs.sd_model,
+                "--controlnet-model",
+                prefs.controlnet_model,
+                "--out",
+                str(tmp_path / "k.h3ga"),
+            ]
+        )
+        == 0
+    )
     assert main(["generate", "x", "--out", str(tmp_path / "d.h3ga")]) == 0
     from_cli, cli_default = seen[0].to_dict(), seen[1]
 

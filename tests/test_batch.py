@@ -26,8 +26,11 @@ def batch(*args):
 
 
 def snapshot(jobs: Path) -> dict:
-    return {p.relative_to(jobs).as_posix(): p.stat().st_mtime_ns for p in jobs.rglob("*") if p.is_file()
-            and p.name != "state.json"}
+    return {
+        p.relative_to(jobs).as_posix(): p.stat().st_mtime_ns
+        for p in jobs.rglob("*")
+        if p.is_file() and p.name != "state.json"
+    }
 
 
 @pytest.mark.slow
@@ -40,13 +43,15 @@ def test_batch_writes_every_avatar_a_contact_sheet_and_an_index_and_a_rerun_does
     summary = json.loads((out / "batch.json").read_text())
     assert (summary["avatars"], summary["done"], summary["skipped"]) == (4, 4, 0)
     assert summary["previews_rendered"] == 0, "each job rendered its own views where it ran"
-    assert sorted(j["prompt"] for j in summary["jobs"]) == sorted(PROMPTS) and {j["seed"] for j in summary["jobs"]} == {0}
+    assert sorted(j["prompt"] for j in summary["jobs"]) == sorted(PROMPTS) and {j["seed"] for j in summary["jobs"]} == {
+        0
+    }
     avatars = {j["prompt"]: read_h3ga(out / j["avatar"]) for j in summary["jobs"]}
     assert all(a.manifest["prompt"] == p for p, a in avatars.items()), "each file is its prompt's avatar"
 
     sheet = Image.open(out / "contact_sheet.png")
     assert sheet.width >= 4 * 2 * 64 and sheet.height >= 64, "four cells of front + back views"
-    cell = np.asarray(sheet.convert("RGB"))[8:8 + 64, 8:8 + 128].astype(float)
+    cell = np.asarray(sheet.convert("RGB"))[8 : 8 + 64, 8 : 8 + 128].astype(float)
     assert cell.std() > 5, "the first cell shows rendered views, not a blank"
     page = (out / "index.html").read_text()
     for job in summary["jobs"]:
@@ -112,8 +117,22 @@ def test_an_interrupted_batch_resumes_from_the_checkpoint_on_a_rerun(tmp_path):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a runner\n")
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "dreamwaltz", "batch", str(prompts), *TINY[:4], "--steps", "40", "--stage1-steps", "0",
-            "--view-size", "32", "--out", str(out)]
+    args = [
+        sys.executable,
+        "-m",
+        "dreamwaltz",
+        "batch",
+        str(prompts),
+        *TINY[:4],
+        "--steps",
+        "40",
+        "--stage1-steps",
+        "0",
+        "--view-size",
+        "32",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and not list(out.glob("jobs/*/work/stage2.pt")):
@@ -122,12 +141,14 @@ def test_an_interrupted_batch_resumes_from_the_checkpoint_on_a_rerun(tmp_path):
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "rerun the same command to resume" in output, output[-2000:]
     folder = next(out.glob("jobs/*"))
-    assert json.loads((folder / "state.json").read_text())["status"] == "running" and not (folder / "result.h3ga").exists()
+    assert (
+        json.loads((folder / "state.json").read_text())["status"] == "running" and not (folder / "result.h3ga").exists()
+    )
     again = batch(prompts, *TINY[:4], "--steps", "40", "--stage1-steps", "0", "--view-size", "32", "--out", out)
     assert again.returncode == 0, again.stderr[-2000:]
     events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
     resumed = next(e for e in events if "Resumed from step" in (e.get("message") or ""))
     step = int(resumed["message"].split("step ")[1].rstrip("."))
-    after = [e["step"] for e in events[events.index(resumed):] if e["stage"] == "stage2" and e.get("total")]
+    after = [e["step"] for e in events[events.index(resumed) :] if e["stage"] == "stage2" and e.get("total")]
     assert step > 0 and after[0] == step + 1 and after[-1] == 40, "continued from the checkpoint, not from step 0"
     assert (folder / "result.h3ga").exists() and (out / "contact_sheet.png").exists()

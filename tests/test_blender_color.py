@@ -46,8 +46,8 @@ def _imported_colours(imported, avatar):
     splat = np.empty(n * 3, dtype=np.float32)
     mesh.attributes["dw_color"].data.foreach_get("vector", splat)
     splat = splat.reshape(n, 3)
-    free = splat[: 4 * avatar.num_free: 4]
-    bound = splat[4 * avatar.num_free:]
+    free = splat[: 4 * avatar.num_free : 4]
+    bound = splat[4 * avatar.num_free :]
     body = imported.body.data
     colours = np.empty(len(body.vertices) * 4, dtype=np.float32)
     body.color_attributes["dw_color"].data.foreach_get("color", colours)
@@ -71,7 +71,11 @@ def test_importer_converts_srgb_to_scene_linear(addon, tmp_path):
     assert imported.armature["dreamwaltz_color_space"] == "srgb"
     # evaluated_splats (and the .ply export) give display values back, as core/posing.py does.
     _, _, colours, _ = api.evaluated_splats(imported)
-    assert np.allclose(np.sort(colours[:, 0]), np.sort(np.concatenate([avatar["free/colors"][:, 0], avatar["bound/colors"][:, 0]])), atol=1e-5)
+    assert np.allclose(
+        np.sort(colours[:, 0]),
+        np.sort(np.concatenate([avatar["free/colors"][:, 0], avatar["bound/colors"][:, 0]])),
+        atol=1e-5,
+    )
 
     legacy = _known_colour_avatar()
     del legacy.manifest["color_space"]
@@ -82,7 +86,9 @@ def test_importer_converts_srgb_to_scene_linear(addon, tmp_path):
 
     linear = _known_colour_avatar()
     linear.manifest["color_space"] = "linear"
-    _, linear_bound, linear_body = _imported_colours(api.import_avatar(str(write_h3ga(tmp_path / "lin.h3ga", linear))), linear)
+    _, linear_bound, linear_body = _imported_colours(
+        api.import_avatar(str(write_h3ga(tmp_path / "lin.h3ga", linear))), linear
+    )
     assert np.allclose(linear_bound, linear["bound/colors"], atol=1e-7), "linear colours go in as they are"
 
 
@@ -123,8 +129,17 @@ def strongly_coloured_avatar(seed: int = 7, scale: float = 1.0):
     dominates sub-pixel splats (issue 23 item 3; full-body 80 px views: silhouette IoU 0.64-0.68)."""
     avatar = make_test_avatar(num_free=1500, num_bound=300, seed=seed)
     rng = np.random.default_rng(seed)
-    palette = np.array([[0.9, 0.05, 0.05], [0.05, 0.8, 0.1], [0.1, 0.15, 0.95], [0.95, 0.85, 0.1],
-                        [0.85, 0.1, 0.8], [0.1, 0.8, 0.85], [0.6, 0.35, 0.1]])
+    palette = np.array(
+        [
+            [0.9, 0.05, 0.05],
+            [0.05, 0.8, 0.1],
+            [0.1, 0.15, 0.95],
+            [0.95, 0.85, 0.1],
+            [0.85, 0.1, 0.8],
+            [0.1, 0.8, 0.85],
+            [0.6, 0.35, 0.1],
+        ]
+    )
     a = avatar.arrays
     for group, n in (("free", avatar.num_free), ("bound", avatar.num_bound)):
         a[f"{group}/colors"] = palette[rng.integers(0, len(palette), n)]
@@ -132,8 +147,9 @@ def strongly_coloured_avatar(seed: int = 7, scale: float = 1.0):
     return avatar
 
 
-def backend_vs_cycles(bpy, tmp_path, path, avatar_for_backend, size=80, samples=16, cameras=None, images=None, lens=50.0,
-                      engine="CYCLES"):
+def backend_vs_cycles(
+    bpy, tmp_path, path, avatar_for_backend, size=80, samples=16, cameras=None, images=None, lens=50.0, engine="CYCLES"
+):
     """Avatar-region PSNR (display values over mid grey) and silhouette IoU, per camera."""
     import mathutils
     import torch  # noqa: F401  (the backend rasterizer)
@@ -152,14 +168,17 @@ def backend_vs_cycles(bpy, tmp_path, path, avatar_for_backend, size=80, samples=
     api.set_pose(imported, pose)
     posed = pose_avatar(avatar_for_backend, pose)
     offset = np.array(imported.armature["dreamwaltz_offset"])
-    world = types.SimpleNamespace(means=space.points_to_blender(posed.means) + offset,
-                                  covariances=space.matrices_to_blender(posed.covariances),
-                                  colors=posed.colors, opacities=posed.opacities)
+    world = types.SimpleNamespace(
+        means=space.points_to_blender(posed.means) + offset,
+        covariances=space.matrices_to_blender(posed.covariances),
+        colors=posed.colors,
+        opacities=posed.opacities,
+    )
     grey = 0.5
     results = []
-    for i, (location, target) in enumerate(cameras or [((0.0, -2.6, 0.95), (0, 0, 0.95)),
-                                                       ((1.6, -1.9, 1.3), (0, 0, 0.9)),
-                                                       ((-1.2, 2.2, 0.7), (0, 0, 0.9))]):
+    for i, (location, target) in enumerate(
+        cameras or [((0.0, -2.6, 0.95), (0, 0, 0.95)), ((1.6, -1.9, 1.3), (0, 0, 0.9)), ((-1.2, 2.2, 0.7), (0, 0, 0.9))]
+    ):
         cam = _camera(bpy, mathutils, location, target)
         cam.data.lens = lens
         image = render_to_array(bpy, tmp_path / f"render_{i}.png", size=size, samples=samples, engine=engine)
@@ -173,7 +192,9 @@ def backend_vs_cycles(bpy, tmp_path, path, avatar_for_backend, size=80, samples=
         a = blender_alpha[..., None]
         blender_rgb = h3ga.linear_to_srgb(h3ga.srgb_to_linear(image[..., :3]) * a + h3ga.srgb_to_linear(grey) * (1 - a))
         region = (backend_alpha > 0.05) | (blender_alpha > 0.05)
-        iou = ((backend_alpha > 0.5) & (blender_alpha > 0.5)).sum() / ((backend_alpha > 0.5) | (blender_alpha > 0.5)).sum()
+        iou = ((backend_alpha > 0.5) & (blender_alpha > 0.5)).sum() / (
+            (backend_alpha > 0.5) | (blender_alpha > 0.5)
+        ).sum()
         if images is not None:
             images.append((backend_rgb, blender_rgb, backend_alpha, blender_alpha))
         results.append((_psnr(backend_rgb, blender_rgb, region), float(iou), int(region.sum())))
@@ -216,7 +237,9 @@ def test_eevee_shows_the_trained_colours(addon, tmp_path):
     avatar = strongly_coloured_avatar(scale=1.5)
     path = write_h3ga(tmp_path / "coloured.h3ga", avatar)
     try:
-        results = backend_vs_cycles(bpy, tmp_path, path, avatar, cameras=CLOSE_CAMERAS, lens=70.0, samples=16, engine="EEVEE")
+        results = backend_vs_cycles(
+            bpy, tmp_path, path, avatar, cameras=CLOSE_CAMERAS, lens=70.0, samples=16, engine="EEVEE"
+        )
     except RuntimeError as err:  # no OpenGL at all on this machine
         pytest.skip(f"Eevee cannot render here: {err}")
     print("Eevee PSNR dB, IoU, region px:", results)
@@ -250,8 +273,17 @@ def test_small_splat_in_front_of_a_large_one_is_in_front_in_blender(addon, tmp_p
     avatar = _two_splat_avatar()
     path = write_h3ga(tmp_path / "two.h3ga", avatar)
     images = []
-    backend_vs_cycles(bpy, tmp_path, path, avatar, size=48, samples=32, images=images, lens=70.0,
-                      cameras=[((0.0, -1.4, 1.45), (0.0, 0.0, 1.45))])
+    backend_vs_cycles(
+        bpy,
+        tmp_path,
+        path,
+        avatar,
+        size=48,
+        samples=32,
+        images=images,
+        lens=70.0,
+        cameras=[((0.0, -1.4, 1.45), (0.0, 0.0, 1.45))],
+    )
     backend_rgb, blender_rgb, backend_alpha, blender_alpha = images[0]
     # The pixel of the small splat's centre, in the backend image: its brightest.
     y, x = np.unravel_index(np.argmax(backend_rgb[..., 0]), backend_rgb.shape[:2])
@@ -270,8 +302,10 @@ def test_the_avatar_casts_its_bodys_shadow_and_the_body_stays_unseen(addon, tmp_
     from blender_render import render_to_array
     from dreamwaltz_blender import api
 
-    avatar = api.import_avatar(str(write_h3ga(tmp_path / "a.h3ga", make_test_avatar(num_free=600, num_bound=100, seed=3))),
-                               set_view_transform=True)
+    avatar = api.import_avatar(
+        str(write_h3ga(tmp_path / "a.h3ga", make_test_avatar(num_free=600, num_bound=100, seed=3))),
+        set_view_transform=True,
+    )
     bpy.ops.mesh.primitive_plane_add(size=8.0)
     ground = bpy.context.active_object
     sun = bpy.data.objects.new("Sun", bpy.data.lights.new("Sun", "SUN"))

@@ -54,7 +54,9 @@ def test_import_builds_rig_mesh_and_splats_on_the_ground_at_the_cursor(addon, av
     verts = np.array([v.co for v in imported.body.data.vertices])
     keys = imported.body.data.shape_keys.key_blocks
     assert len([k for k in keys if k.name.startswith("shape:")]) == test_avatar.num_betas
-    assert [k.name for k in keys if k.name.startswith("expression:")] == [f"expression:{n}" for n in test_avatar.expression_names]
+    assert [k.name for k in keys if k.name.startswith("expression:")] == [
+        f"expression:{n}" for n in test_avatar.expression_names
+    ]
     bpy.context.view_layer.update()
     evaluated = imported.body.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
     low = min(v.co.z for v in evaluated.vertices)
@@ -83,8 +85,9 @@ def test_splats_follow_pose_fingers_jaw_expression_and_shape_exactly(addon, avat
         api.set_expression(imported, expression)
         api.set_shape(imported, betas)
         means, covs, colours, opacities = evaluate(bpy, api, imported)
-        ref_means, ref_covs, ref = reference(imported, test_avatar, space, full_pose=pose, betas=betas,
-                                             expression=expression, transl=transl)
+        ref_means, ref_covs, ref = reference(
+            imported, test_avatar, space, full_pose=pose, betas=betas, expression=expression, transl=transl
+        )
         assert np.abs(means - ref_means).max() < 1e-4, f"trial {trial}: centres differ"
         rel = np.linalg.norm(covs - ref_covs, axis=(1, 2)) / np.linalg.norm(ref_covs, axis=(1, 2))
         assert rel.max() < 0.01, f"trial {trial}: covariances differ by {rel.max():.3%}"
@@ -140,8 +143,11 @@ def test_display_modes_and_viewport_density(addon, avatar_file):
     api.set_viewport_density(imported, 0.25)
     bpy.context.view_layer.update()
     depsgraph = bpy.context.evaluated_depsgraph_get()  # the splats shown: instances of the splat object
-    shown = sum(1 for inst in depsgraph.object_instances
-                if inst.is_instance and inst.parent is not None and inst.parent.original == imported.splats)
+    shown = sum(
+        1
+        for inst in depsgraph.object_instances
+        if inst.is_instance and inst.parent is not None and inst.parent.original == imported.splats
+    )
     assert 0.1 * (600 + 250) < shown < 0.4 * (600 + 250)
     with pytest.raises(Exception, match="density"):
         api.evaluated_splats(imported)
@@ -199,7 +205,9 @@ def test_dragging_a_shape_slider_moves_body_splats_and_bones_together(addon, ava
 
     imported = api.import_avatar(str(avatar_file))
     sliders = imported.armature.dreamwaltz_avatar.betas
-    assert np.allclose(list(sliders)[: test_avatar.num_betas], test_avatar["rig/betas"], atol=1e-6), "sliders show the avatar's shape"
+    assert np.allclose(list(sliders)[: test_avatar.num_betas], test_avatar["rig/betas"], atol=1e-6), (
+        "sliders show the avatar's shape"
+    )
     betas = test_avatar["rig/betas"].astype(np.float64).copy()
     betas[0] += 1.5
     sliders[0] = float(betas[0])  # what dragging the first slider does

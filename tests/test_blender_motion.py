@@ -37,7 +37,9 @@ def test_bvh_clip_becomes_an_action_matching_the_backend_frame_for_frame(importe
     assert avatar.armature.animation_data.action == action
     seq = load_motion(MOCAP / "cmu_02_02_walk_daz.bvh", TargetSkeleton.from_avatar(data), fps=30)
     assert tuple(action.frame_range) == (10, 10 + seq.num_frames - 1), "one key per resampled frame, none lost"
-    _, P = forward_kinematics_batch(axis_angle_to_matrix(seq.full_pose), data["rig/rest_joints"].astype(np.float64), seq.transl)
+    _, P = forward_kinematics_batch(
+        axis_angle_to_matrix(seq.full_pose), data["rig/rest_joints"].astype(np.float64), seq.transl
+    )
     offset = np.array(avatar.armature["dreamwaltz_offset"])
     for i in (0, seq.num_frames // 3, seq.num_frames - 1):
         scene.frame_set(10 + i)
@@ -48,8 +50,9 @@ def test_bvh_clip_becomes_an_action_matching_the_backend_frame_for_frame(importe
     track = avatar.armature.animation_data.nla_tracks.new()
     track.strips.new(action.name, 10, action)
     assert len(track.strips) == 1
-    assert not [o for o in bpy.data.objects if o.name not in {avatar.armature.name, avatar.body.name, avatar.splats.name}], \
-        "no helper objects are left behind"
+    assert not [
+        o for o in bpy.data.objects if o.name not in {avatar.armature.name, avatar.body.name, avatar.splats.name}
+    ], "no helper objects are left behind"
 
 
 def test_expressions_from_a_smplx_file_animate_the_expression_keys(imported, tmp_path):
@@ -65,7 +68,7 @@ def test_expressions_from_a_smplx_file_animate_the_expression_keys(imported, tmp
     motion.apply_motion(avatar, str(tmp_path / "face.npy"), start_frame=1)
     bpy.context.scene.frame_set(3)
     keys = [k for k in avatar.body.data.shape_keys.key_blocks if k.name.startswith("expression:")]
-    assert np.allclose([k.value for k in keys], flat[2, 165:165 + len(keys)], atol=1e-5)
+    assert np.allclose([k.value for k in keys], flat[2, 165 : 165 + len(keys)], atol=1e-5)
 
 
 def test_a_corrupt_clip_is_refused_and_leaves_the_scene_as_it_was(imported, tmp_path):
@@ -95,12 +98,16 @@ def _scene_snapshot(avatar):
         "modes": [b.rotation_mode for b in rig.pose.bones],
         "selected": sorted(o.name for o in bpy.context.view_layer.objects if o.select_get()),
         "active": bpy.context.view_layer.objects.active.name if bpy.context.view_layer.objects.active else None,
-        "key_action": keys.animation_data.action.name if keys and keys.animation_data and keys.animation_data.action else None,
+        "key_action": keys.animation_data.action.name
+        if keys and keys.animation_data and keys.animation_data.action
+        else None,
     }
 
 
 @pytest.mark.parametrize("failure", ["negative_rate", "zero_rate", "mid_rig", "mid_expressions"])
-def test_a_failing_apply_motion_leaves_the_previous_action_frame_range_and_selection(imported, tmp_path, monkeypatch, failure):
+def test_a_failing_apply_motion_leaves_the_previous_action_frame_range_and_selection(
+    imported, tmp_path, monkeypatch, failure
+):
     """Issue 16: all or nothing. A clip that is refused, or one whose keyframing fails part-way,
     leaves the rig's previous action, the frame range, bone modes and the selection as they were."""
     import bpy
@@ -135,6 +142,7 @@ def test_a_failing_apply_motion_leaves_the_previous_action_frame_range_and_selec
             if calls["n"] > (100 if failure == "mid_rig" else 224):
                 raise RuntimeError("disk full")
             return real(*args, **kwargs)
+
         monkeypatch.setattr(motion, "_write", flaky)
         with pytest.raises(RuntimeError, match="disk full"):
             motion.apply_motion(avatar, str(clip), start_frame=40)

@@ -19,7 +19,7 @@ FRAMES = 30
 def short_clip(src: Path, dst: Path, frames: int = FRAMES) -> Path:
     """The clip's first frames at 25 fps (so the scene's rate is the file's: no resampling either way)."""
     hierarchy, motion = src.read_text().split("MOTION", 1)
-    rows = [line for line in motion.splitlines() if line.strip()][2:2 + frames]
+    rows = [line for line in motion.splitlines() if line.strip()][2 : 2 + frames]
     dst.write_text(f"{hierarchy}MOTION\nFrames: {len(rows)}\nFrame Time: 0.04\n" + "\n".join(rows) + "\n")
     return dst
 
@@ -37,7 +37,9 @@ def import_bvh(path: Path):
     import bpy
 
     before = set(bpy.data.objects)
-    bpy.ops.import_anim.bvh(filepath=str(path), update_scene_fps=False, update_scene_duration=False, use_fps_scale=False)
+    bpy.ops.import_anim.bvh(
+        filepath=str(path), update_scene_fps=False, update_scene_duration=False, use_fps_scale=False
+    )
     (obj,) = [o for o in bpy.data.objects if o not in before]
     return obj
 
@@ -56,7 +58,11 @@ def pose_track(avatar, frames):
 
 
 def angle(q1, q2):
-    dot = np.abs(np.sum(q1 / np.linalg.norm(q1, axis=-1, keepdims=True) * q2 / np.linalg.norm(q2, axis=-1, keepdims=True), axis=-1))
+    dot = np.abs(
+        np.sum(
+            q1 / np.linalg.norm(q1, axis=-1, keepdims=True) * q2 / np.linalg.norm(q2, axis=-1, keepdims=True), axis=-1
+        )
+    )
     return 2 * np.arccos(np.clip(dot, -1.0, 1.0))
 
 
@@ -151,9 +157,16 @@ def test_the_same_after_a_round_trip_through_blenders_fbx_exporter_and_importer(
     bvh_rig.select_set(True)
     bpy.context.view_layer.objects.active = bvh_rig
     fbx = tmp_path / "walk.fbx"
-    bpy.ops.export_scene.fbx(filepath=str(fbx), use_selection=True, object_types={"ARMATURE"}, bake_anim=True,
-                             bake_anim_use_all_actions=False, bake_anim_use_nla_strips=False,
-                             bake_anim_simplify_factor=0.0, add_leaf_bones=True)
+    bpy.ops.export_scene.fbx(
+        filepath=str(fbx),
+        use_selection=True,
+        object_types={"ARMATURE"},
+        bake_anim=True,
+        bake_anim_use_all_actions=False,
+        bake_anim_use_nla_strips=False,
+        bake_anim_simplify_factor=0.0,
+        add_leaf_bones=True,
+    )
     before = set(bpy.data.objects)
     bpy.ops.import_scene.fbx(filepath=str(fbx))
     (fbx_rig,) = [o for o in bpy.data.objects if o not in before and o.type == "ARMATURE"]
@@ -161,7 +174,9 @@ def test_the_same_after_a_round_trip_through_blenders_fbx_exporter_and_importer(
     api.apply_motion(avatar, fbx_rig, start_frame=1)  # the action's own range (the importer starts it at frame 2)
     q_rig, loc_rig = pose_track(avatar, frames)
     diff = angle(q_file, q_rig)
-    print(f"{clip} via FBX: max rotation difference {diff.max():.2e} rad, root {np.abs(loc_file - loc_rig).max():.2e} m")
+    print(
+        f"{clip} via FBX: max rotation difference {diff.max():.2e} rad, root {np.abs(loc_file - loc_rig).max():.2e} m"
+    )
     assert diff.max() < 1e-3
     assert np.abs(loc_file - loc_rig).max() < 1e-3
 
@@ -183,9 +198,14 @@ def test_the_same_after_a_round_trip_through_blenders_gltf_exporter_and_importer
     bpy.context.view_layer.objects.active = bvh_rig
     glb = tmp_path / "walk.glb"
     # Only the rig's own action: the default mode also exports the avatar's action onto it.
-    bpy.ops.export_scene.gltf(filepath=str(glb), use_selection=True, export_animations=True,
-                              export_force_sampling=True, export_optimize_animation_size=False,
-                              export_animation_mode="ACTIVE_ACTIONS")
+    bpy.ops.export_scene.gltf(
+        filepath=str(glb),
+        use_selection=True,
+        export_animations=True,
+        export_force_sampling=True,
+        export_optimize_animation_size=False,
+        export_animation_mode="ACTIVE_ACTIONS",
+    )
     before = set(bpy.data.objects)
     bpy.ops.import_scene.gltf(filepath=str(glb))
     (gltf_rig,) = [o for o in bpy.data.objects if o not in before and o.type == "ARMATURE"]

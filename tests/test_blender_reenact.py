@@ -40,7 +40,9 @@ def make_track(data, world: bool, fy_scale: float = 1.0, distance: float = 3.2) 
     flip = np.diag([1.0, -1.0, -1.0])
     if not world:  # upright, facing the camera, 3 m in front of it
         for i, t in enumerate(FRAMES):
-            pose[i, 0] = matrix_to_axis_angle(axis_angle_to_matrix(np.array([np.pi, 0, 0])) @ axis_angle_to_matrix(np.array([0, 0.2 * t, 0])))
+            pose[i, 0] = matrix_to_axis_angle(
+                axis_angle_to_matrix(np.array([np.pi, 0, 0])) @ axis_angle_to_matrix(np.array([0, 0.2 * t, 0]))
+            )
         pelvis = np.array([[-0.3 + 0.2 * t, 0.1, 3.0] for t in FRAMES])
         camera = TrackCamera(np.repeat(K[None], T, 0), W, H)
     else:
@@ -80,7 +82,9 @@ def write_video(path, frames: int, seed: int = 0, audio: bool = False):
             n = 44100 * frames // FPS
             tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / 44100)).astype(np.float32)[None]
             for start in range(0, n, 1024):
-                f = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, start:start + 1024]), format="fltp", layout="mono")
+                f = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(tone[:, start : start + 1024]), format="fltp", layout="mono"
+                )
                 f.sample_rate, f.pts = 44100, start
                 for p in a.encode(f):
                     c.mux(p)
@@ -215,7 +219,9 @@ def test_plate_shows_behind_the_render_with_a_shadow_catcher_and_video_output(sh
     track = make_track(data, world=True, distance=2.2)
     plate = write_video(tmp / "plate.mp4", T, audio=True)
     video = write_video(tmp / "video.mp4", T, seed=1, audio=True)
-    cam = api.reenact(avatar, str(write_track(tmp / "v.track.npz", track)), video_path=str(video), plate_path=str(plate))
+    cam = api.reenact(
+        avatar, str(write_track(tmp / "v.track.npz", track)), video_path=str(video), plate_path=str(plate)
+    )
     scene = bpy.context.scene
     assert [c.filepath for c in bpy.data.movieclips] == [str(plate)], "the plate is shown; the video was only checked"
     ff = scene.render.ffmpeg
@@ -225,7 +231,11 @@ def test_plate_shows_behind_the_render_with_a_shadow_catcher_and_video_output(sh
     from dreamwaltz_blender import compat
 
     if compat.HAS_AUDIO:  # the PyPI bpy 4.2 wheel is built without audio
-        strips = list(scene.sequence_editor.strips if hasattr(scene.sequence_editor, "strips") else scene.sequence_editor.sequences)
+        strips = list(
+            scene.sequence_editor.strips
+            if hasattr(scene.sequence_editor, "strips")
+            else scene.sequence_editor.sequences
+        )
         assert [(st.type, st.frame_final_start) for st in strips] == [("SOUND", 1)], "the video's sound, from frame 1"
         assert abs(strips[0].frame_final_duration - T) <= 1
     ground = next(o for o in cam.users_collection[0].objects if o.type == "MESH")
@@ -271,13 +281,28 @@ def test_plate_shows_behind_the_render_with_a_shadow_catcher_and_video_output(sh
 def _state(bpy, avatar):
     scene = bpy.context.scene
     r = scene.render
-    return ({k: len(getattr(bpy.data, k)) for k in ("objects", "cameras", "meshes", "movieclips", "actions", "collections",
-                                                       "node_groups", "lights")},
-            scene.camera, scene.frame_start, scene.frame_end, r.resolution_x, r.resolution_y, r.fps, r.engine,
-            r.film_transparent, r.image_settings.file_format, avatar.armature.animation_data,
-            avatar.splats.animation_data, scene.view_settings.view_transform, scene.sequence_editor is None,
-            getattr(scene, "compositing_node_group", None), avatar.armature.pose.bones[0].rotation_mode,
-            tuple(avatar.armature.pose.bones[0].location))
+    return (
+        {
+            k: len(getattr(bpy.data, k))
+            for k in ("objects", "cameras", "meshes", "movieclips", "actions", "collections", "node_groups", "lights")
+        },
+        scene.camera,
+        scene.frame_start,
+        scene.frame_end,
+        r.resolution_x,
+        r.resolution_y,
+        r.fps,
+        r.engine,
+        r.film_transparent,
+        r.image_settings.file_format,
+        avatar.armature.animation_data,
+        avatar.splats.animation_data,
+        scene.view_settings.view_transform,
+        scene.sequence_editor is None,
+        getattr(scene, "compositing_node_group", None),
+        avatar.armature.pose.bones[0].rotation_mode,
+        tuple(avatar.armature.pose.bones[0].location),
+    )
 
 
 def test_a_bad_track_changes_nothing(shot):

@@ -22,10 +22,14 @@ def random_splats(n=300, seed=0, degree=3):
     rng = np.random.default_rng(seed)
     q = rng.normal(size=(n, 4))
     q /= np.linalg.norm(q, axis=1, keepdims=True)
-    return dict(means=rng.normal(scale=0.8, size=(n, 3)).astype(np.float32),
-                scales=rng.normal(-3.0, 0.5, size=(n, 3)).astype(np.float32), quats=q.astype(np.float32),
-                opacities=rng.normal(size=n).astype(np.float32), sh0=rng.normal(scale=0.6, size=(n, 3)).astype(np.float32),
-                shN=rng.normal(scale=0.15, size=(n, splat_files.SH_REST[degree], 3)).astype(np.float32))
+    return dict(
+        means=rng.normal(scale=0.8, size=(n, 3)).astype(np.float32),
+        scales=rng.normal(-3.0, 0.5, size=(n, 3)).astype(np.float32),
+        quats=q.astype(np.float32),
+        opacities=rng.normal(size=n).astype(np.float32),
+        sh0=rng.normal(scale=0.6, size=(n, 3)).astype(np.float32),
+        shN=rng.normal(scale=0.15, size=(n, splat_files.SH_REST[degree], 3)).astype(np.float32),
+    )
 
 
 def write_file(kind, path, s):
@@ -35,17 +39,32 @@ def write_file(kind, path, s):
         data = gsply.compress_to_bytes(s["means"], s["scales"], s["quats"], s["opacities"], s["sh0"], s["shN"])
         path.write_bytes(data if isinstance(data, bytes) else data[0])
     else:
-        gsply.write_spz(str(path), gsply.GSData(means=s["means"], scales=s["scales"], quats=s["quats"],
-                                                opacities=s["opacities"], sh0=s["sh0"], shN=s["shN"]))
+        gsply.write_spz(
+            str(path),
+            gsply.GSData(
+                means=s["means"],
+                scales=s["scales"],
+                quats=s["quats"],
+                opacities=s["opacities"],
+                sh0=s["sh0"],
+                shN=s["shN"],
+            ),
+        )
     return path
 
 
 def decoded_by_gsply(kind, path):
     """What the independent reader makes of the file (its quantisation included)."""
     g = gsply.read_spz(str(path)) if kind == "spz" else gsply.plyread(str(path))
-    return splat_files.SplatCloud(np.asarray(g.means), np.asarray(g.scales), np.asarray(g.quats),
-                                  1 / (1 + np.exp(-np.asarray(g.opacities, dtype=np.float64))), np.asarray(g.sh0),
-                                  np.asarray(g.shN).reshape(len(g.means), -1, 3), kind)
+    return splat_files.SplatCloud(
+        np.asarray(g.means),
+        np.asarray(g.scales),
+        np.asarray(g.quats),
+        1 / (1 + np.exp(-np.asarray(g.opacities, dtype=np.float64))),
+        np.asarray(g.sh0),
+        np.asarray(g.shN).reshape(len(g.means), -1, 3),
+        kind,
+    )
 
 
 def _camera(bpy, location):
@@ -56,7 +75,9 @@ def _camera(bpy, location):
     return cam
 
 
-@pytest.mark.parametrize("kind,suffix,up", [("ply", "ply", "-Y"), ("compressed", "compressed.ply", "Y"), ("spz", "spz", "Y")])
+@pytest.mark.parametrize(
+    "kind,suffix,up", [("ply", "ply", "-Y"), ("compressed", "compressed.ply", "Y"), ("spz", "spz", "Y")]
+)
 def test_splat_scene_imports_equal_to_the_file(addon, tmp_path, kind, suffix, up):
     """Positions, covariances, opacities and view-dependent (SH degree 3) colours as Blender evaluates
     them equal the file as gsply reads it, within the format's quantisation."""
@@ -94,8 +115,11 @@ def test_splat_scene_imports_equal_to_the_file(addon, tmp_path, kind, suffix, up
         api.set_viewport_density(obj, 0.25)
         bpy.context.view_layer.update()
         depsgraph = bpy.context.evaluated_depsgraph_get()
-        shown = sum(1 for inst in depsgraph.object_instances
-                    if inst.is_instance and inst.parent is not None and inst.parent.original == obj)
+        shown = sum(
+            1
+            for inst in depsgraph.object_instances
+            if inst.is_instance and inst.parent is not None and inst.parent.original == obj
+        )
         assert 0.1 * len(truth) < shown < 0.4 * len(truth)
 
 
@@ -130,7 +154,7 @@ def test_spherical_harmonics_and_quaternions_follow_3dgs_conventions(addon, tmp_
         bpy.data.objects.remove(cam, do_unlink=True)
     _, cov, _, _ = api.evaluated_scene_splats(obj)
     # The long axis (scale 0.3 along local x) turned onto +Y.
-    assert np.allclose(np.diag(cov[0]), [0.05 ** 2, 0.3 ** 2, 0.05 ** 2], rtol=1e-4)
+    assert np.allclose(np.diag(cov[0]), [0.05**2, 0.3**2, 0.05**2], rtol=1e-4)
 
 
 def test_bad_splat_files_change_nothing(addon, tmp_path):
@@ -140,14 +164,17 @@ def test_bad_splat_files_change_nothing(addon, tmp_path):
     errors = __import__("dreamwaltz.core.errors", fromlist=["DreamWaltzError"])
     before = (len(bpy.data.objects), len(bpy.data.meshes))
     mesh_ply = tmp_path / "mesh.ply"
-    mesh_ply.write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 1\nproperty float x\nproperty float y\n"
-                         b"property float z\nend_header\n" + np.zeros(3, "<f4").tobytes())
+    mesh_ply.write_bytes(
+        b"ply\nformat binary_little_endian 1.0\nelement vertex 1\nproperty float x\nproperty float y\n"
+        b"property float z\nend_header\n" + np.zeros(3, "<f4").tobytes()
+    )
     truncated = tmp_path / "cut.ply"
     write_file("ply", truncated, random_splats(n=20))
     truncated.write_bytes(truncated.read_bytes()[:-100])
     liar = tmp_path / "liar.spz"
     import gzip
     import struct
+
     liar.write_bytes(gzip.compress(struct.pack("<IIIBBBB", splat_files.SPZ_MAGIC, 3, 2_000_000_000, 3, 12, 0, 0)))
     for path, words in ((mesh_ply, "not a 3D Gaussian splatting PLY"), (truncated, "truncated"), (liar, "declares")):
         with pytest.raises(errors.DreamWaltzError, match=words) as info:
@@ -224,7 +251,9 @@ def test_avatars_and_a_mesh_wall_hide_each_other_by_depth(addon, tmp_path, engin
     from dreamwaltz_blender import api
 
     scene = bpy.context.scene
-    red = api.import_avatar(str(write_h3ga(tmp_path / "red.h3ga", _flat_avatar((0.9, 0.05, 0.05), 1))), set_view_transform=True)
+    red = api.import_avatar(
+        str(write_h3ga(tmp_path / "red.h3ga", _flat_avatar((0.9, 0.05, 0.05), 1))), set_view_transform=True
+    )
     scene.cursor.location = (0.2, 1.0, 0.0)
     blue = api.import_avatar(str(write_h3ga(tmp_path / "blue.h3ga", _flat_avatar((0.05, 0.1, 0.9), 2))))
     wall = _emissive_plane(bpy, "Wall", 1.0, (0.8, 0.5, 0.9), (np.pi / 2, 0, 0), (0.5, 0.5, 0.5))
@@ -265,17 +294,25 @@ def test_an_avatar_stands_inside_a_splat_scene(addon, tmp_path, engine):
     means = np.concatenate([wall, pillar]).astype(np.float32)
     n = len(means)
     colour = np.concatenate([np.tile([0.1, 0.8, 0.1], (len(wall), 1)), np.tile([0.9, 0.85, 0.1], (len(pillar), 1))])
-    s = dict(means=means + rng.normal(scale=0.002, size=means.shape).astype(np.float32),
-             scales=np.full((n, 3), np.log(0.05), np.float32), quats=np.tile([1.0, 0, 0, 0], (n, 1)).astype(np.float32),
-             opacities=np.full(n, 6.0, np.float32), sh0=((colour - 0.5) / splat_files.SH_C0).astype(np.float32),
-             shN=np.zeros((n, 0, 3), np.float32))
+    s = dict(
+        means=means + rng.normal(scale=0.002, size=means.shape).astype(np.float32),
+        scales=np.full((n, 3), np.log(0.05), np.float32),
+        quats=np.tile([1.0, 0, 0, 0], (n, 1)).astype(np.float32),
+        opacities=np.full(n, 6.0, np.float32),
+        sh0=((colour - 0.5) / splat_files.SH_C0).astype(np.float32),
+        shN=np.zeros((n, 0, 3), np.float32),
+    )
     room = api.import_splat_scene(str(write_file("ply", tmp_path / "room.ply", s)), up_axis="Z")
-    avatar = api.import_avatar(str(write_h3ga(tmp_path / "red.h3ga", _flat_avatar((0.9, 0.05, 0.05), 1))), set_view_transform=True)
+    avatar = api.import_avatar(
+        str(write_h3ga(tmp_path / "red.h3ga", _flat_avatar((0.9, 0.05, 0.05), 1))), set_view_transform=True
+    )
     _look(bpy, (0.0, -4.0, 1.0), (0.0, 0.0, 1.0))
     room_only = splat_files.read_splats(tmp_path / "room.ply")
     assert len(room_only) == n
     try:
-        alone, together = _renders_alone_and_together(bpy, tmp_path, {"avatar": [avatar.splats], "room": [room]}, engine)
+        alone, together = _renders_alone_and_together(
+            bpy, tmp_path, {"avatar": [avatar.splats], "room": [room]}, engine
+        )
     except RuntimeError as err:  # no OpenGL at all on this machine
         pytest.skip(f"{engine} cannot render here: {err}")
     rgb = together[..., :3]
@@ -283,8 +320,9 @@ def test_an_avatar_stands_inside_a_splat_scene(addon, tmp_path, engine):
     pillar_px = (rgb[..., 0] > 0.6) & (rgb[..., 1] > 0.6) & (rgb[..., 2] < 0.3)  # yellow in the full render
     red_px = (rgb.argmax(axis=-1) == 0) & (together[..., 3] > 0.5) & ~pillar_px  # the avatar, not the green wall
     in_front_of_wall = avatar_px & ~pillar_px
-    assert in_front_of_wall.sum() > 100 and (red_px & in_front_of_wall).sum() > 0.95 * in_front_of_wall.sum(), \
+    assert in_front_of_wall.sum() > 100 and (red_px & in_front_of_wall).sum() > 0.95 * in_front_of_wall.sum(), (
         "the avatar covers the wall behind it"
+    )
     assert (avatar_px & pillar_px).sum() >= 10, "the pillar in front covers part of the avatar"
     assert (red_px & (alone["avatar"] < 0.02)).sum() < 5, "no red where the avatar is not"
 
@@ -396,7 +434,9 @@ def test_a_blender_scene_exports_to_what_render_scene_draws(addon, tmp_path):
     for frame in (1, 3):
         scene.frame_set(frame)
         bpy.context.view_layer.update()
-        parts = [api.evaluated_splats(by_name[item.name]) for item in loaded.avatars] + [api.evaluated_scene_splats(room)]
+        parts = [api.evaluated_splats(by_name[item.name]) for item in loaded.avatars] + [
+            api.evaluated_scene_splats(room)
+        ]
         blender_means = np.concatenate([p[0] for p in parts]) @ C  # Blender world -> SMPL-X world
         blender_cov = np.einsum("ji,njk,kl->nil", C, np.concatenate([p[1] for p in parts]), C)
         backend = frame_gaussians(loaded, assets, frame)
@@ -406,7 +446,7 @@ def test_a_blender_scene_exports_to_what_render_scene_draws(addon, tmp_path):
         # the room's spherical harmonics seen from this frame's camera, as Blender colours them (4.2
         # cannot read the nodes' colours back: there the API evaluates the same SH in the object's frame)
         room_colors = parts[-1][2]
-        assert np.abs(backend.colors[-len(room_colors):] - room_colors).max() < 2e-3, f"frame {frame}"
+        assert np.abs(backend.colors[-len(room_colors) :] - room_colors).max() < 2e-3, f"frame {frame}"
         camera = loaded.camera.at(frame, loaded)
         points = blender_means[::50]
         uv, _ = camera.project(points)

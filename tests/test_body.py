@@ -42,7 +42,10 @@ def test_open_body_proportions_symmetry_and_weights(body):
     j = body().joints[0].numpy()
     assert j[JOINT_INDEX["left_shoulder"], 0] > 0.1 > -0.1 > j[JOINT_INDEX["right_shoulder"], 0], "left is +X"
     assert j[JOINT_INDEX["head"], 1] > j[0, 1] > j[JOINT_INDEX["left_ankle"], 1], "+Y is up"
-    assert v[:, 2].max() == v[np.argmax(v[:, 2]), 2] and body().landmarks[0, LANDMARK_INDEX["nose"], 2] > j[JOINT_INDEX["head"], 2], "faces +Z"
+    assert (
+        v[:, 2].max() == v[np.argmax(v[:, 2]), 2]
+        and body().landmarks[0, LANDMARK_INDEX["nose"], 2] > j[JOINT_INDEX["head"], 2]
+    ), "faces +Z"
     arm = j[JOINT_INDEX["left_wrist"]] - j[JOINT_INDEX["left_shoulder"]]
     assert abs(arm[1]) < 0.05 * np.linalg.norm(arm) and abs(arm[2]) < 0.1 * np.linalg.norm(arm), "rest is a T-pose"
 
@@ -67,7 +70,9 @@ def test_each_expression_moves_only_the_face_and_the_jaw_opens_the_mouth(body):
     for e in range(body.num_expressions):
         moving = np.linalg.norm(dirs[:, :, e], axis=1) > 1e-3  # a millimetre: a visible change
         assert moving.any() and head[moving].all(), body.expression_names[e]
-    lips = lambda out: float(out.landmarks[0, LANDMARK_INDEX["face_57"], 1] - out.landmarks[0, LANDMARK_INDEX["face_51"], 1])
+    lips = lambda out: float(
+        out.landmarks[0, LANDMARK_INDEX["face_57"], 1] - out.landmarks[0, LANDMARK_INDEX["face_51"], 1]
+    )
     pose = np.zeros((55, 3))
     pose[JOINT_INDEX["jaw"]] = [0.35, 0, 0]
     assert lips(body(full_pose=pose[None])) < lips(body()) - 0.005, "the lower lip drops below the upper"
@@ -85,17 +90,25 @@ def synthetic_smplx(tmp_path, V=10475):
     """A file with SMPL-X's keys and shapes (random content, built here: never a real model)."""
     rng = np.random.default_rng(0)
     faces = rng.integers(0, V, (20908, 3))
-    faces[:V // 3 * 1, 0] = np.arange(V // 3)  # every vertex in some triangle
+    faces[: V // 3 * 1, 0] = np.arange(V // 3)  # every vertex in some triangle
     faces[: V - V // 3, 1] = np.arange(V // 3, V)
     weights = rng.random((V, 55))
     reg = rng.random((55, V))
     path = tmp_path / "SMPLX_NEUTRAL.npz"
-    np.savez(path, v_template=rng.normal(size=(V, 3)) * 0.3, f=faces, J_regressor=reg / reg.sum(1, keepdims=True),
-             kintree_table=np.stack([np.array([2**32 - 1] + list(PARENTS[1:])), np.arange(55)]),
-             weights=weights / weights.sum(1, keepdims=True), shapedirs=rng.normal(size=(V, 3, 20)) * 0.01,
-             posedirs=np.zeros((V, 3, 10)), lmk_faces_idx=rng.integers(0, 20908, 51),
-             lmk_bary_coords=rng.dirichlet((1, 1, 1), 51), dynamic_lmk_faces_idx=rng.integers(0, 20908, (79, 17)),
-             dynamic_lmk_bary_coords=rng.dirichlet((1, 1, 1), (79, 17)))
+    np.savez(
+        path,
+        v_template=rng.normal(size=(V, 3)) * 0.3,
+        f=faces,
+        J_regressor=reg / reg.sum(1, keepdims=True),
+        kintree_table=np.stack([np.array([2**32 - 1] + list(PARENTS[1:])), np.arange(55)]),
+        weights=weights / weights.sum(1, keepdims=True),
+        shapedirs=rng.normal(size=(V, 3, 20)) * 0.01,
+        posedirs=np.zeros((V, 3, 10)),
+        lmk_faces_idx=rng.integers(0, 20908, 51),
+        lmk_bary_coords=rng.dirichlet((1, 1, 1), 51),
+        dynamic_lmk_faces_idx=rng.integers(0, 20908, (79, 17)),
+        dynamic_lmk_bary_coords=rng.dirichlet((1, 1, 1), (79, 17)),
+    )
     return path
 
 

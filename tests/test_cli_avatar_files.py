@@ -34,7 +34,9 @@ def test_ply_round_trip_preserves_the_gaussians(tmp_path):
     back = np.einsum("nij,nj,nkj->nik", R, S, R)
     assert np.allclose(back, cov, rtol=1e-3, atol=1e-8)
     assert np.allclose(np.stack([data["x"], data["y"], data["z"]], 1), means, atol=1e-6)
-    assert np.allclose(0.5 + 0.28209479177387814 * np.stack([data[f"f_dc_{i}"] for i in range(3)], 1), colors, atol=1e-5)
+    assert np.allclose(
+        0.5 + 0.28209479177387814 * np.stack([data[f"f_dc_{i}"] for i in range(3)], 1), colors, atol=1e-5
+    )
     assert np.allclose(1 / (1 + np.exp(-data["opacity"])), opac, atol=1e-5)
 
 
@@ -52,20 +54,43 @@ def test_inspect_summarises_and_refuses_bad_files(avatar_file, tmp_path):
 
 def test_export_with_a_motion_frame_matches_the_reference_evaluator(avatar_file, tmp_path):
     avatar, path = avatar_file
-    out = cli("export", path, "--format", "ply", "--pose", MOCAP / "cmu_12_03_walk_cgspeed.bvh", "--frame", "200",
-              "--out", tmp_path / "f200.ply")
+    out = cli(
+        "export",
+        path,
+        "--format",
+        "ply",
+        "--pose",
+        MOCAP / "cmu_12_03_walk_cgspeed.bvh",
+        "--frame",
+        "200",
+        "--out",
+        tmp_path / "f200.ply",
+    )
     assert out.returncode == 0, out.stderr
     seq = load_motion(MOCAP / "cmu_12_03_walk_cgspeed.bvh", TargetSkeleton.from_avatar(avatar))
     ref = pose_avatar(avatar, seq.full_pose[200], transl=seq.transl[200])
     data = read_gaussian_ply(tmp_path / "f200.ply")
     assert np.allclose(np.stack([data["x"], data["y"], data["z"]], 1), ref.means, atol=1e-5)
-    out = cli("export", path, "--pose", MOCAP / "cmu_12_03_walk_cgspeed.bvh", "--frame", "99999", "--out", tmp_path / "x.ply")
+    out = cli(
+        "export", path, "--pose", MOCAP / "cmu_12_03_walk_cgspeed.bvh", "--frame", "99999", "--out", tmp_path / "x.ply"
+    )
     assert out.returncode == 2 and "outside the clip" in out.stderr
 
 
 def test_render_writes_frames_of_the_motion(avatar_file, tmp_path):
     _, path = avatar_file
-    out = cli("render", path, "--motion", MOCAP / "makehuman_walk1.bvh", "--every", "5", "--size", "96", "--out", tmp_path / "frames")
+    out = cli(
+        "render",
+        path,
+        "--motion",
+        MOCAP / "makehuman_walk1.bvh",
+        "--every",
+        "5",
+        "--size",
+        "96",
+        "--out",
+        tmp_path / "frames",
+    )
     assert out.returncode == 0, out.stderr
     frames = sorted((tmp_path / "frames").glob("frame_*.png"))
     assert len(frames) == 3  # 14 frames, every 5th

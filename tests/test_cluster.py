@@ -31,8 +31,10 @@ TINY = {"preset": "tiny", "device": "cpu", "stage1_steps": 0}
 
 
 def test_the_server_does_not_import_ray_unless_the_ray_engine_is_chosen():
-    code = ("import sys, dreamwaltz.server.app, dreamwaltz.commands.serve, dreamwaltz.commands.batch, dreamwaltz.cli; "
-            "from dreamwaltz.server.engines import engine_factory; engine_factory('local'); print('ray' in sys.modules)")
+    code = (
+        "import sys, dreamwaltz.server.app, dreamwaltz.commands.serve, dreamwaltz.commands.batch, dreamwaltz.cli; "
+        "from dreamwaltz.server.engines import engine_factory; engine_factory('local'); print('ray' in sys.modules)"
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT / "backend"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
@@ -46,8 +48,15 @@ def cluster():
     # Worker processes start from the nodes' environment: they import this checkout's backend.
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "backend"), os.environ.get("PYTHONPATH")]))
     small = {"object_store_memory": 100 << 20}
-    head = dict(small, num_cpus=0, _system_config={  # notice a lost node within a few seconds
-        "health_check_initial_delay_ms": 0, "health_check_period_ms": 500, "health_check_failure_threshold": 3})
+    head = dict(
+        small,
+        num_cpus=0,
+        _system_config={  # notice a lost node within a few seconds
+            "health_check_initial_delay_ms": 0,
+            "health_check_period_ms": 500,
+            "health_check_failure_threshold": 3,
+        },
+    )
     c = Cluster(initialize_head=True, head_node_args=head)
     for _ in range(2):
         c.add_node(num_cpus=1, resources={"fake_gpu": 1}, **small)
@@ -109,7 +118,9 @@ def test_three_jobs_two_at_a_time_equal_the_local_engines_avatars(cluster, tmp_p
             states = [client.get(f"/jobs/{job_id}", headers=AUTH).json() for job_id in ids]
             statuses = [s["status"] for s in states]
             running_together = max(running_together, statuses.count("running"))
-            queued_seen |= any(s["status"] == "queued" and s["queue_position"] == 1 for s in states) and "running" in statuses
+            queued_seen |= (
+                any(s["status"] == "queued" and s["queue_position"] == 1 for s in states) and "running" in statuses
+            )
             if all(s in ("done", "failed", "cancelled") for s in statuses):
                 break
             time.sleep(0.1)
@@ -137,14 +148,21 @@ def test_cancel_stops_the_ray_task_and_leaves_the_job_cancelled(cluster, tmp_pat
     import ray
 
     with ray_server(tmp_path / "jobs") as client:
-        long = [client.post("/jobs", json=dict(TINY, prompt=f"a long job {i}", steps=500), headers=AUTH).json()["id"]
-                for i in range(3)]
+        long = [
+            client.post("/jobs", json=dict(TINY, prompt=f"a long job {i}", steps=500), headers=AUTH).json()["id"]
+            for i in range(3)
+        ]
         running, waiting = long[:2], long[2]
         deadline = time.time() + 300
         while time.time() < deadline and not all(
-                len(stage2_steps(client.get(f"/jobs/{job_id}/events", headers=AUTH).json())) >= 2 for job_id in running):
+            len(stage2_steps(client.get(f"/jobs/{job_id}/events", headers=AUTH).json())) >= 2 for job_id in running
+        ):
             time.sleep(0.1)
-        assert [client.get(f"/jobs/{j}", headers=AUTH).json()["status"] for j in long] == ["running", "running", "queued"]
+        assert [client.get(f"/jobs/{j}", headers=AUTH).json()["status"] for j in long] == [
+            "running",
+            "running",
+            "queued",
+        ]
         assert client.post(f"/jobs/{waiting}/cancel", headers=AUTH).json()["status"] == "cancelled", "queued: at once"
         assert fake_gpus_free(ray) == 0
         for job_id in running:
@@ -173,7 +191,10 @@ def test_a_restarted_ray_server_resumes_its_jobs_from_their_checkpoints(cluster,
     with ray_server(jobs) as client:
         job_id = client.post("/jobs", json=spec, headers=AUTH).json()["id"]
         deadline = time.time() + 300
-        while time.time() < deadline and max(stage2_steps(client.get(f"/jobs/{job_id}/events", headers=AUTH).json()) or [0]) < 5:
+        while (
+            time.time() < deadline
+            and max(stage2_steps(client.get(f"/jobs/{job_id}/events", headers=AUTH).json()) or [0]) < 5
+        ):
             time.sleep(0.05)
     # The server stopped mid-job (its tasks with it); a new one on the same storage picks the job up.
     assert json.loads((jobs / job_id / "state.json").read_text())["status"] == "running"
@@ -193,9 +214,32 @@ def test_batch_runs_its_jobs_on_the_ray_engine(cluster, tmp_path):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a knight in armor\na dancer\n")
     out = tmp_path / "out"
-    args = ["batch", str(prompts), "--preset", "tiny", "--device", "cpu", "--steps", "2", "--stage1-steps", "0",
-            "--seeds", "5", "--view-size", "32", "--engine", "ray", "--ray-address", cluster.address,
-            "--gpu-resource", "fake_gpu", "--storage", str(tmp_path / "shared" / "jobs"), "--out", str(out)]
+    args = [
+        "batch",
+        str(prompts),
+        "--preset",
+        "tiny",
+        "--device",
+        "cpu",
+        "--steps",
+        "2",
+        "--stage1-steps",
+        "0",
+        "--seeds",
+        "5",
+        "--view-size",
+        "32",
+        "--engine",
+        "ray",
+        "--ray-address",
+        cluster.address,
+        "--gpu-resource",
+        "fake_gpu",
+        "--storage",
+        str(tmp_path / "shared" / "jobs"),
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     summary = json.loads((out / "batch.json").read_text())
     assert (summary["done"], summary["failed"]) == (2, 0)
@@ -218,7 +262,10 @@ def test_a_job_whose_node_dies_is_retried_elsewhere_and_resumes_from_its_checkpo
     with ray_server(jobs) as client:
         job_id = client.post("/jobs", json=spec, headers=AUTH).json()["id"]
         deadline = time.time() + 300
-        while time.time() < deadline and max(stage2_steps(client.get(f"/jobs/{job_id}/events", headers=AUTH).json()) or [0]) < 5:
+        while (
+            time.time() < deadline
+            and max(stage2_steps(client.get(f"/jobs/{job_id}/events", headers=AUTH).json()) or [0]) < 5
+        ):
             time.sleep(0.05)
         first = json.loads((jobs / job_id / "attempt.json").read_text())
         victim = next(n for n in cluster.worker_nodes if n.node_id == first["node_id"])
@@ -234,7 +281,9 @@ def test_a_job_whose_node_dies_is_retried_elsewhere_and_resumes_from_its_checkpo
     resumed = next(i for i, e in enumerate(events) if "Resumed from step" in (e.get("message") or ""))
     step = int(events[resumed]["message"].split("step ")[1].rstrip("."))
     assert step >= 4, "the retry started from a checkpoint"
-    assert stage2_steps(events[resumed:])[0] == step + 1 and stage2_steps(events)[-1] == 16, "steps did not restart at 0"
+    assert stage2_steps(events[resumed:])[0] == step + 1 and stage2_steps(events)[-1] == 16, (
+        "steps did not restart at 0"
+    )
     assert "attempt 2" in " ".join(e.get("message") or "" for e in events)
     (tmp_path / "r.h3ga").write_bytes(result)
     assert_same_avatar(read_h3ga(tmp_path / "r.h3ga"), local_avatars(tmp_path, [spec])[0])  # nothing was lost

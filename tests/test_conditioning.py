@@ -80,10 +80,18 @@ def test_camera_sampler_ranges(posed):
     assert np.ptp([s.azimuth for s in body]) > 300
 
 
-@pytest.mark.parametrize("azimuth, elevation, expected", [(0, 90, "front view"), (30, 90, "front view"),
-                                                          (90, 90, "side view"), (-100, 90, "side view"),
-                                                          (180, 90, "back view"), (10, 10, "overhead view"),
-                                                          (0, 170, "bottom view")])
+@pytest.mark.parametrize(
+    "azimuth, elevation, expected",
+    [
+        (0, 90, "front view"),
+        (30, 90, "front view"),
+        (90, 90, "side view"),
+        (-100, 90, "side view"),
+        (180, 90, "back view"),
+        (10, 10, "overhead view"),
+        (0, 170, "bottom view"),
+    ],
+)
 def test_view_prompts(azimuth, elevation, expected):
     assert view_prompt("a knight", azimuth, elevation) == f"a knight, {expected}"
 
@@ -102,8 +110,26 @@ def test_condition_cli_writes_image_and_keypoints(tmp_path):
     import sys
 
     out = tmp_path / "skel.png"
-    subprocess.run([sys.executable, "-m", "dreamwaltz", "condition", "--body", "open", "--pose", "apose", "--azimuth", "30",
-                    "--size", "256", "--out", str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dreamwaltz",
+            "condition",
+            "--body",
+            "open",
+            "--pose",
+            "apose",
+            "--azimuth",
+            "30",
+            "--size",
+            "256",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
     data = json.loads(out.with_suffix(".json").read_text())
     assert len(data["body"]) == 18 and len(data["face"]) == 68 and len(data["left_hand"]) == 21
     from PIL import Image

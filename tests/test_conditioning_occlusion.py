@@ -12,8 +12,16 @@ import torch
 
 from dreamwaltz.body import BodyModel
 from dreamwaltz.body.poses import apose
-from dreamwaltz.conditioning import (Keypoints, body_keypoints, draw_openpose, ray_visible_mask, sample_camera,
-                                     skeleton_batch, skeleton_image, to_tensor)
+from dreamwaltz.conditioning import (
+    Keypoints,
+    body_keypoints,
+    draw_openpose,
+    ray_visible_mask,
+    sample_camera,
+    skeleton_batch,
+    skeleton_image,
+    to_tensor,
+)
 from dreamwaltz.conditioning.openpose import BODY_COLORS, HAND_EDGE_COLORS, HAND_EDGES
 from dreamwaltz.core.camera import Camera, intrinsics, look_at, orbit_camera
 from dreamwaltz.core.errors import DreamWaltzError
@@ -70,7 +78,9 @@ def test_bad_triangles_are_a_clear_error():
 
 
 def test_hand_dots_are_blue_face_dots_white_and_the_rainbow_is_opencvs():
-    cv2_rounded = [tuple(e["rgb_int_cv2_rounded"]) for e in facts()["controlnet_openpose_drawing"]["hand_edge_colors_hsv"]]
+    cv2_rounded = [
+        tuple(e["rgb_int_cv2_rounded"]) for e in facts()["controlnet_openpose_drawing"]["hand_edge_colors_hsv"]
+    ]
     assert HAND_EDGE_COLORS == cv2_rounded and len(set(HAND_EDGE_COLORS)) == 20
     hand = np.zeros((21, 3))
     hand[:, 0], hand[:, 1], hand[:, 2] = 30 + 20 * np.arange(21), 60, 1  # dots 20 px apart on one row
@@ -121,7 +131,10 @@ def test_real_body_back_view_hides_the_face_and_a_hand_close_up_has_21(open_body
     joints, landmarks, vertices = (t[0].numpy() for t in (out.joints, out.landmarks, out.vertices))
     faces = body.faces.numpy()
     target = (0, float(joints[:, 1].mean()) - 0.1, 0)
-    assert body_keypoints(joints, landmarks, vertices, front_camera(0, 256, 2.6, target), faces=faces).face[:, 2].sum() > 60
+    assert (
+        body_keypoints(joints, landmarks, vertices, front_camera(0, 256, 2.6, target), faces=faces).face[:, 2].sum()
+        > 60
+    )
     back = body_keypoints(joints, landmarks, vertices, front_camera(180, 256, 2.6, target), faces=faces)
     assert back.face[:, 2].sum() == 0 and back.body[:, 2].sum() == 18, "face culled, body joints kept"
     wrist = joints[JOINT_INDEX["left_middle1"]]

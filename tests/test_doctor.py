@@ -47,8 +47,15 @@ def test_doctor_finds_configured_folders_and_says_why_gsplat_is_off(tmp_path):
     cn = tmp_path / "my-openpose-controlnet"
     cn.mkdir()
     (cn / "config.json").write_text(json.dumps({"_class_name": "ControlNetModel"}))
-    proc = doctor("--json", "--sd-model", sd, "--controlnet-model", cn, tmp_path=tmp_path,
-                  env_extra={"DREAMWALTZ_DISABLE_GSPLAT": "1"})
+    proc = doctor(
+        "--json",
+        "--sd-model",
+        sd,
+        "--controlnet-model",
+        cn,
+        tmp_path=tmp_path,
+        env_extra={"DREAMWALTZ_DISABLE_GSPLAT": "1"},
+    )
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
     assert info["weights"]["sd"] == {"model": str(sd), "present": True, "path": str(sd), "problem": ""}

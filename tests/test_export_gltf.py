@@ -20,8 +20,18 @@ from dreamwaltz.core.rotations import quaternion_to_matrix
 from cli_helpers import cli, write_small_avatar  # noqa: E402
 
 pytest.importorskip("pygltflib", reason="pygltflib (requirements.txt) is not installed")
-from gltf_reference import (EXT, SH_C0, array, attributes, load, relative, skinning_matrices,  # noqa: E402
-                            splat_primitive, splats_of, triangle_frame)
+from gltf_reference import (
+    EXT,
+    SH_C0,
+    array,
+    attributes,
+    load,
+    relative,
+    skinning_matrices,  # noqa: E402
+    splat_primitive,
+    splats_of,
+    triangle_frame,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 MOCAP = ROOT / "backend" / "dreamwaltz" / "data" / "mocap"
@@ -50,6 +60,7 @@ def exported(tmp_path_factory):
 
 
 # ----------------------------------------------------------------------------- one posed frame
+
 
 def test_posed_glb_holds_the_same_splats_as_the_ply_export(exported):
     avatar, _, tmp = exported
@@ -85,6 +96,7 @@ def test_posed_glb_holds_the_same_splats_as_the_ply_export(exported):
 
 
 # ----------------------------------------------------------------------------- the skinned avatar
+
 
 def test_animated_glb_skinned_by_the_documented_rule_is_the_posed_avatar(exported):
     avatar, _, tmp = exported
@@ -154,6 +166,7 @@ def test_export_refuses_what_it_cannot_keep(exported):
 
 # ----------------------------------------------------------------------------- the Khronos validator
 
+
 def validator_or_skip():
     if shutil.which("node") is None:
         pytest.skip("node is not installed (apt-get install nodejs npm), so the Khronos glTF Validator cannot run")
@@ -169,8 +182,9 @@ def validator_or_skip():
 def expected_issue(message) -> bool:
     if message["code"] == "UNSUPPORTED_EXTENSION":
         return message["pointer"] == "/extensionsUsed/0"
-    return (message["code"] == "MESH_PRIMITIVE_INVALID_ATTRIBUTE"
-            and message["pointer"].split("/attributes/")[-1].startswith(f"{EXT}:"))
+    return message["code"] == "MESH_PRIMITIVE_INVALID_ATTRIBUTE" and message["pointer"].split("/attributes/")[
+        -1
+    ].startswith(f"{EXT}:")
 
 
 def test_every_exported_glb_passes_the_khronos_validator(exported):

@@ -51,10 +51,16 @@ def read_spz_v3(path) -> dict:
         mag = (rest & 511) / 511.0 * np.sqrt(0.5)
         q[here, axis] = np.where((rest >> 9) & 1, -mag, mag)[here]
         rest = np.where(here, rest >> 10, rest)
-    q[np.arange(n), largest] = np.sqrt(np.clip(1 - (q ** 2).sum(1), 0, None))
+    q[np.arange(n), largest] = np.sqrt(np.clip(1 - (q**2).sum(1), 0, None))
     assert sh_degree == 0 and len(raw) == o + 4 * n  # what the exporter writes: no higher harmonics
-    return {"means": fixed / float(1 << frac_bits), "alpha": alpha, "f_dc": f_dc, "log_scales": log_scales,
-            "quat_wxyz": q[:, [3, 0, 1, 2]], "frac_bits": frac_bits}
+    return {
+        "means": fixed / float(1 << frac_bits),
+        "alpha": alpha,
+        "f_dc": f_dc,
+        "log_scales": log_scales,
+        "quat_wxyz": q[:, [3, 0, 1, 2]],
+        "frac_bits": frac_bits,
+    }
 
 
 def test_spz_is_read_back_within_its_quantisation(avatar_file, tmp_path):

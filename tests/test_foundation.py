@@ -26,8 +26,9 @@ def load_build_module():
 
 @pytest.fixture(scope="module")
 def extension_zip() -> Path:
-    subprocess.run([sys.executable, str(ROOT / "build.py"), "addon"], check=True, cwd=ROOT,
-                   capture_output=True, text=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "build.py"), "addon"], check=True, cwd=ROOT, capture_output=True, text=True
+    )
     from dreamwaltz import __version__
 
     path = ROOT / "dist" / f"dreamwaltz_blender-{__version__}.zip"
@@ -122,6 +123,7 @@ def test_extension_installs_enables_and_unregisters_without_backend_packages(ext
         """
     )
     env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender-user"))
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
-                          cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
     assert "EXTENSION-OK" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -129,8 +129,11 @@ def test_a_killed_server_resumes_its_job_from_the_checkpoint(tmp_path):
         events = client.events(job["id"])
         messages = " ".join(e.get("message") or "" for e in events)
         assert "Resuming after a server restart" in messages and "Resumed from step" in messages
-        resumed_at = next(i for i, e in enumerate(events)
-                          if e.get("stage") == "stage2" and "Resumed from step" in (e.get("message") or ""))
+        resumed_at = next(
+            i
+            for i, e in enumerate(events)
+            if e.get("stage") == "stage2" and "Resumed from step" in (e.get("message") or "")
+        )
         step = int(events[resumed_at]["message"].split("step ")[1].rstrip("."))
         assert step >= 10, "a checkpoint was used"
         after = [e["step"] for e in events[resumed_at:] if e.get("stage") == "stage2" and e.get("total")]

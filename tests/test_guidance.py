@@ -134,8 +134,15 @@ def test_memory_options_give_the_same_sds_step(sds):
     sd, cn = tiny_models()
     from dreamwaltz.guidance.sds import SDSGuidance
 
-    lean = SDSGuidance.from_folders(sd, cn, resolution=sds.resolution, guidance_scale=sds.guidance_scale,
-                                    negative_prompt=sds.negative_prompt, cpu_offload=True, vae_slicing=True)
+    lean = SDSGuidance.from_folders(
+        sd,
+        cn,
+        resolution=sds.resolution,
+        guidance_scale=sds.guidance_scale,
+        negative_prompt=sds.negative_prompt,
+        cpu_offload=True,
+        vae_slicing=True,
+    )
     assert lean.vae.use_slicing and lean.cpu_offload
     images, skeletons = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
     latents, grads = [], []
@@ -148,13 +155,21 @@ def test_memory_options_give_the_same_sds_step(sds):
         grads.append(x.grad)
     assert torch.allclose(latents[0], latents[1], atol=1e-5) and torch.allclose(grads[0], grads[1], atol=1e-6)
     noisy, t = torch.randn(2, 4, 8, 8), torch.tensor([300, 700])
-    eps = [g.predict_noise(noisy, t, g.text_embeddings(["a knight"] * 2), g.text_embeddings([""] * 2), skeletons)
-           for g in (sds, lean)]
+    eps = [
+        g.predict_noise(noisy, t, g.text_embeddings(["a knight"] * 2), g.text_embeddings([""] * 2), skeletons)
+        for g in (sds, lean)
+    ]
     assert torch.allclose(eps[0], eps[1], atol=1e-5)
     # The whole step with offload, backward included (the VAE's weights must still be where autograd
     # needs them). Slicing is left out here: it draws the same noise in another order.
-    offload = SDSGuidance.from_folders(sd, cn, resolution=sds.resolution, guidance_scale=sds.guidance_scale,
-                                       negative_prompt=sds.negative_prompt, cpu_offload=True)
+    offload = SDSGuidance.from_folders(
+        sd,
+        cn,
+        resolution=sds.resolution,
+        guidance_scale=sds.guidance_scale,
+        negative_prompt=sds.negative_prompt,
+        cpu_offload=True,
+    )
     full = []
     for guidance in (sds, offload):
         x = images.clone().requires_grad_(True)
@@ -179,15 +194,27 @@ def test_a_generation_job_passes_the_memory_options_to_the_guidance(monkeypatch,
         raise Stop
 
     monkeypatch.setattr(guidance_module, "build_guidance", fake_build)
-    spec = GenerateSpec.from_dict({"prompt": "a knight", "preset": "tiny", "device": "cpu",
-                                   "cpu_offload": True, "vae_slicing": True, "precision": "bf16"})
+    spec = GenerateSpec.from_dict(
+        {
+            "prompt": "a knight",
+            "preset": "tiny",
+            "device": "cpu",
+            "cpu_offload": True,
+            "vae_slicing": True,
+            "precision": "bf16",
+        }
+    )
     with pytest.raises(Stop):
         generate(spec, ProgressReporter([]), tmp_path)
     assert seen["cpu_offload"] is True and seen["vae_slicing"] is True and seen["dtype"] is torch.bfloat16
     from dreamwaltz.core.errors import DreamWaltzError
 
     with pytest.raises(DreamWaltzError, match="auto, fp16, bf16, fp32"):
-        generate(GenerateSpec(prompt="a knight", preset="tiny", device="cpu", precision="fp8"), ProgressReporter([]), tmp_path)
+        generate(
+            GenerateSpec(prompt="a knight", preset="tiny", device="cpu", precision="fp8"),
+            ProgressReporter([]),
+            tmp_path,
+        )
 
 
 def test_benchmark_models_have_the_sizes_of_sd15_and_its_openpose_controlnet():

@@ -54,22 +54,25 @@ def test_round_trip_is_bit_exact_and_deterministic(avatar, good_file, tmp_path):
     assert back.manifest["arrays"]["free/means"] == {"dtype": "float32", "shape": [300, 3]}
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("truncated", "not a valid zip"),
-    ("not_zip", "not a valid zip"),
-    ("traversal", "path traversal"),
-    ("absolute", "path traversal"),
-    ("pickled", "pickled objects are refused"),
-    ("wrong_shape", "shape"),
-    ("nan", "NaN"),
-    ("zip_bomb", "zip bomb"),
-    ("newer_version", "Update the DreamWaltz"),
-    ("missing_array", "missing"),
-    ("bad_face_index", "outside"),
-    ("bad_weights", "sum to 1"),
-    ("no_manifest", "no manifest"),
-    ("wrong_dtype", "must be"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("truncated", "not a valid zip"),
+        ("not_zip", "not a valid zip"),
+        ("traversal", "path traversal"),
+        ("absolute", "path traversal"),
+        ("pickled", "pickled objects are refused"),
+        ("wrong_shape", "shape"),
+        ("nan", "NaN"),
+        ("zip_bomb", "zip bomb"),
+        ("newer_version", "Update the DreamWaltz"),
+        ("missing_array", "missing"),
+        ("bad_face_index", "outside"),
+        ("bad_weights", "sum to 1"),
+        ("no_manifest", "no manifest"),
+        ("wrong_dtype", "must be"),
+    ],
+)
 def test_hostile_and_damaged_files_are_refused(good_file, tmp_path, case, expected):
     bad = tmp_path / f"{case}.h3ga"
     data = good_file.read_bytes()
@@ -84,8 +87,13 @@ def test_hostile_and_damaged_files_are_refused(good_file, tmp_path, case, expect
             zf.writestr(evil, b"x")
     elif case == "pickled":
         obj = np.array([{"rm -rf": 1}] * 300, dtype=object)
-        rewrite(good_file, bad, lambda n, d: npy_bytes(obj, allow_pickle=True) if n == "arrays/free/opacity_logits.npy" else d)
+        rewrite(
+            good_file,
+            bad,
+            lambda n, d: npy_bytes(obj, allow_pickle=True) if n == "arrays/free/opacity_logits.npy" else d,
+        )
     elif case == "wrong_shape":
+
         def change(n, d):
             if n == "arrays/free/colors.npy":
                 return npy_bytes(np.zeros((300, 4), np.float32))
@@ -94,6 +102,7 @@ def test_hostile_and_damaged_files_are_refused(good_file, tmp_path, case, expect
                 m["arrays"]["free/colors"]["shape"] = [300, 4]
                 return json.dumps(m).encode()
             return d
+
         rewrite(good_file, bad, change)
     elif case == "nan":
         means = read_h3ga(good_file)["free/means"].copy()
@@ -104,7 +113,13 @@ def test_hostile_and_damaged_files_are_refused(good_file, tmp_path, case, expect
         with zipfile.ZipFile(bad, "a", zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("previews/huge.png", b"\0" * (40 << 20))
     elif case == "newer_version":
-        rewrite(good_file, bad, lambda n, d: json.dumps(dict(json.loads(d), version=FORMAT_VERSION + 1)).encode() if n == "manifest.json" else d)
+        rewrite(
+            good_file,
+            bad,
+            lambda n, d: (
+                json.dumps(dict(json.loads(d), version=FORMAT_VERSION + 1)).encode() if n == "manifest.json" else d
+            ),
+        )
     elif case == "missing_array":
         rewrite(good_file, bad, lambda n, d: None if n == "arrays/bound/colors.npy" else d)
     elif case == "bad_face_index":

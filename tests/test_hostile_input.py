@@ -60,9 +60,12 @@ def npy_bytes(array) -> bytes:
 
 # ----------------------------------------------------------------------------- .h3ga
 
+
 @pytest.fixture(scope="module")
 def good_avatar(tmp_path_factory):
-    return write_h3ga(tmp_path_factory.mktemp("good") / "good.h3ga", make_test_avatar(num_free=300, num_bound=100, seed=1))
+    return write_h3ga(
+        tmp_path_factory.mktemp("good") / "good.h3ga", make_test_avatar(num_free=300, num_bound=100, seed=1)
+    )
 
 
 def rewrite(src, dst, change, extra=()):
@@ -84,6 +87,7 @@ def with_manifest(src, dst, edit):
         manifest = json.loads(data)
         edit(manifest)
         return json.dumps(manifest).encode()
+
     return rewrite(src, dst, change)
 
 
@@ -109,7 +113,7 @@ def future_zip_version(src, dst):
     (Python's zipfile raises NotImplementedError, not BadZipFile, for that)."""
     data = bytearray(src.read_bytes())
     entry = data.index(b"PK\x01\x02")
-    data[entry + 6:entry + 8] = (99).to_bytes(2, "little")  # "version needed to extract"
+    data[entry + 6 : entry + 8] = (99).to_bytes(2, "little")  # "version needed to extract"
     dst.write_bytes(bytes(data))
     return dst
 
@@ -122,8 +126,11 @@ def test_a_zip_from_a_future_zip_version_is_refused_in_one_line(good_avatar, tmp
     np.savez(tmp_path / "motion.npz", poses=np.zeros((4, 55, 3)), mocap_framerate=30.0)
     motion = future_zip_version(tmp_path / "motion.npz", tmp_path / "future_motion.npz")
     refused(lambda: load_motion(motion, target), "future_motion.npz", "zip")
-    refused(lambda: load_track(future_zip_version(tmp_path / "motion.npz", tmp_path / "future.track.npz")),
-            "future.track.npz", "npz")
+    refused(
+        lambda: load_track(future_zip_version(tmp_path / "motion.npz", tmp_path / "future.track.npz")),
+        "future.track.npz",
+        "npz",
+    )
 
 
 def test_a_file_of_highly_compressed_arrays_is_refused_as_a_bomb(tmp_path, monkeypatch):
@@ -147,6 +154,7 @@ def test_declared_counts_over_the_ceiling_are_refused_and_the_ceiling_can_be_rai
         for name, entry in m["arrays"].items():
             if name.startswith("free/"):
                 entry["shape"][0] = 10**9
+
     path = with_manifest(good_avatar, tmp_path / "huge.h3ga", huge)
     refused(lambda: read_h3ga(path), "huge.h3ga", "GiB", "DREAMWALTZ_MAX_READ_GB")
     # Raised far enough, the ceiling no longer refuses it, and the per-member bound does.
@@ -159,37 +167,50 @@ def test_declared_counts_over_the_ceiling_are_refused_and_the_ceiling_can_be_rai
 def test_a_shape_whose_byte_count_overflows_is_refused(good_avatar, tmp_path):
     def overflow(m):
         m["arrays"]["deform/w"] = {"dtype": "float32", "shape": [2**62, 2**62, 2**62]}
+
     path = with_manifest(good_avatar, tmp_path / "overflow.h3ga", overflow)
-    path = rewrite(path, tmp_path / "overflow2.h3ga", lambda n, d: d, extra=[("arrays/deform/w.npy", npy_header((2**62, 2**62, 2**62)))])
+    path = rewrite(
+        path,
+        tmp_path / "overflow2.h3ga",
+        lambda n, d: d,
+        extra=[("arrays/deform/w.npy", npy_header((2**62, 2**62, 2**62)))],
+    )
     refused(lambda: read_h3ga(path), "overflow2.h3ga", "deform/w")
 
 
 def test_an_npy_header_disagreeing_with_the_manifest_is_refused_before_allocating(good_avatar, tmp_path):
-    path = rewrite(good_avatar, tmp_path / "header.h3ga",
-                   lambda n, d: npy_header((10**11,)) + d[-1200:] if n == "arrays/free/opacity_logits.npy" else d)
+    path = rewrite(
+        good_avatar,
+        tmp_path / "header.h3ga",
+        lambda n, d: npy_header((10**11,)) + d[-1200:] if n == "arrays/free/opacity_logits.npy" else d,
+    )
     refused(lambda: read_h3ga(path), "header.h3ga", "opacity_logits", "shape")
 
 
-@pytest.mark.parametrize("field, value, expected", [
-    ("body", "smplx", "'body' must be an object"),
-    ("parents", 5, "'parents' must be a list"),
-    ("prompt", 5, "'prompt' must be text"),
-    ("seed", "zero", "'seed' must be a whole number"),
-    ("joint_names", [1, 2], "'joint_names' must be a list of names"),
-    ("arrays", [], "'arrays' must be"),
-    ("num_free", -3, "'num_free' must be a whole number >= 0"),
-    ("version", "1", "'version'"),
-    ("body.shape_names", "beta", "'body.shape_names' must be a list"),
-    ("body.num_vertices", 1.5, "'body.num_vertices'"),
-    ("body.licensed_smplx_data", "no", "'body.licensed_smplx_data'"),
-    ("arrays.free/means", {"dtype": "float32", "shape": ["300", 3]}, "arrays.free/means.shape"),
-    ("arrays.free/means", {"dtype": 4, "shape": [300, 3]}, "arrays.free/means"),
-    ("arrays.free/means", {"dtype": "float32", "shape": [300, 3, 1]}, "dimensions"),
-])
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        ("body", "smplx", "'body' must be an object"),
+        ("parents", 5, "'parents' must be a list"),
+        ("prompt", 5, "'prompt' must be text"),
+        ("seed", "zero", "'seed' must be a whole number"),
+        ("joint_names", [1, 2], "'joint_names' must be a list of names"),
+        ("arrays", [], "'arrays' must be"),
+        ("num_free", -3, "'num_free' must be a whole number >= 0"),
+        ("version", "1", "'version'"),
+        ("body.shape_names", "beta", "'body.shape_names' must be a list"),
+        ("body.num_vertices", 1.5, "'body.num_vertices'"),
+        ("body.licensed_smplx_data", "no", "'body.licensed_smplx_data'"),
+        ("arrays.free/means", {"dtype": "float32", "shape": ["300", 3]}, "arrays.free/means.shape"),
+        ("arrays.free/means", {"dtype": 4, "shape": [300, 3]}, "arrays.free/means"),
+        ("arrays.free/means", {"dtype": "float32", "shape": [300, 3, 1]}, "dimensions"),
+    ],
+)
 def test_manifest_fields_of_the_wrong_type_are_refused(good_avatar, tmp_path, field, value, expected):
     def edit(m):
         *parents, last = field.split(".", 1) if field.startswith(("body.", "arrays.")) else [field]
         (m[parents[0]] if parents else m)[last] = value
+
     path = with_manifest(good_avatar, tmp_path / "types.h3ga", edit)
     refused(lambda: read_h3ga(path), "types.h3ga", expected)
 
@@ -200,6 +221,7 @@ def test_deeply_nested_manifests_are_refused(good_avatar, tmp_path, depth):
         if name != "manifest.json":
             return data
         return data[:-1] + b', "notes": ' + b"[" * depth + b"]" * depth + b"}"
+
     path = rewrite(good_avatar, tmp_path / "nested.h3ga", change)
     refused(lambda: read_h3ga(path), "nested.h3ga", "nested")
 
@@ -217,6 +239,7 @@ def test_zero_or_huge_quaternions_are_refused_without_overflow(tmp_path, length)
         quats = np.load(io.BytesIO(data))
         quats[3] = [length, 0, 0, 0]
         return npy_bytes(quats)
+
     bad = rewrite(path, tmp_path / "quats.h3ga", change)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
@@ -260,28 +283,38 @@ def bvh(tmp_path, text, name="clip.bvh"):
     return path
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("zero_channels_many_frames", "no joint has channels"),
-    ("many_frames", "Frames"),
-    ("end_site_first", "End Site comes before any joint"),
-    ("frame_time_zero", "Frame Time"),
-    ("frame_time_nan", "Frame Time"),
-    ("frame_time_negative", "Frame Time"),
-    ("huge_channel_count", "channels"),
-    ("nan_offset", "OFFSET"),
-    ("declares_more_frames", "holds"),
-    ("not_a_number", "not a number"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("zero_channels_many_frames", "no joint has channels"),
+        ("many_frames", "Frames"),
+        ("end_site_first", "End Site comes before any joint"),
+        ("frame_time_zero", "Frame Time"),
+        ("frame_time_nan", "Frame Time"),
+        ("frame_time_negative", "Frame Time"),
+        ("huge_channel_count", "channels"),
+        ("nan_offset", "OFFSET"),
+        ("declares_more_frames", "holds"),
+        ("not_a_number", "not a number"),
+    ],
+)
 def test_hostile_bvh_files_are_refused_within_memory(tmp_path, case, expected):
     six = "6 Xposition Yposition Zposition Zrotation Xrotation Yrotation"
     motion = "MOTION\nFrames: %s\nFrame Time: %s\n"
     row = " ".join(["0"] * 9) + "\n"
     if case == "zero_channels_many_frames":
-        text = HIERARCHY.replace("CHANNELS 3 Zrotation Xrotation Yrotation", "CHANNELS 0") % "0" + motion % (10**8, 0.03) + "\n" * 10
+        text = (
+            HIERARCHY.replace("CHANNELS 3 Zrotation Xrotation Yrotation", "CHANNELS 0") % "0"
+            + motion % (10**8, 0.03)
+            + "\n" * 10
+        )
     elif case == "many_frames":
         text = HIERARCHY % six + motion % (10**8, 0.03) + row * 3
     elif case == "end_site_first":
-        text = "HIERARCHY\nEnd Site\n{\nOFFSET 0 0 0\n}\nROOT Hips\n{\nOFFSET 0 0 0\nCHANNELS 0\n}\n" + motion % (1, 0.03)
+        text = "HIERARCHY\nEnd Site\n{\nOFFSET 0 0 0\n}\nROOT Hips\n{\nOFFSET 0 0 0\nCHANNELS 0\n}\n" + motion % (
+            1,
+            0.03,
+        )
     elif case.startswith("frame_time"):
         value = {"zero": "0", "nan": "nan", "negative": "-0.03"}[case.rsplit("_", 1)[1]]
         text = HIERARCHY % six + motion % (2, value) + row * 2
@@ -298,13 +331,18 @@ def test_hostile_bvh_files_are_refused_within_memory(tmp_path, case, expected):
 
 
 def test_a_good_bvh_still_reads(tmp_path):
-    path = bvh(tmp_path, HIERARCHY % "6 Xposition Yposition Zposition Zrotation Xrotation Yrotation"
-               + "MOTION\nFrames: 2\nFrame Time: 0.0333\n" + "1 2 3 4 5 6 7 8 9\n" * 2)
+    path = bvh(
+        tmp_path,
+        HIERARCHY % "6 Xposition Yposition Zposition Zrotation Xrotation Yrotation"
+        + "MOTION\nFrames: 2\nFrame Time: 0.0333\n"
+        + "1 2 3 4 5 6 7 8 9\n" * 2,
+    )
     clip = read_bvh(path)
     assert clip.frames.shape == (2, 9) and clip.frames[1, 8] == 9
 
 
 # ----------------------------------------------------------------------------- SMPL-family motion files
+
 
 @pytest.fixture(scope="module")
 def target():
@@ -320,19 +358,22 @@ def npz_with(path, members: dict):
     return path
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("empty", "empty"),
-    ("not_zip", "not a zip"),
-    ("huge_header", "GiB"),
-    ("huge_header_small_limit", "needs"),
-    ("wrong_ndim", "dimensions"),
-    ("pickled", "pickled"),
-    ("rate_zero", "frame rate"),
-    ("rate_nan", "frame rate"),
-    ("rate_negative", "frame rate"),
-    ("rate_tiny", "frame rate"),
-    ("npy_overflow", "GiB"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("empty", "empty"),
+        ("not_zip", "not a zip"),
+        ("huge_header", "GiB"),
+        ("huge_header_small_limit", "needs"),
+        ("wrong_ndim", "dimensions"),
+        ("pickled", "pickled"),
+        ("rate_zero", "frame rate"),
+        ("rate_nan", "frame rate"),
+        ("rate_negative", "frame rate"),
+        ("rate_tiny", "frame rate"),
+        ("npy_overflow", "GiB"),
+    ],
+)
 def test_hostile_motion_files_are_refused_within_memory(tmp_path, target, case, expected):
     T = 4
     path = tmp_path / "motion.npz"
@@ -373,6 +414,7 @@ def test_a_slow_frame_rate_cannot_make_a_huge_resampled_clip():
 
 # ----------------------------------------------------------------------------- body model files
 
+
 @pytest.fixture(scope="module")
 def open_body_arrays():
     from dreamwaltz.body.model import OPEN_BODY_PATH
@@ -381,14 +423,17 @@ def open_body_arrays():
     return read_npz(OPEN_BODY_PATH, "open body", kinds="fiubUS")
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("empty", "empty"),
-    ("not_zip", "not a zip"),
-    ("wrong_ndim", "dimensions"),
-    ("huge_header", "GiB"),
-    ("bad_faces", "vertex indices"),
-    ("nan", "NaN"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("empty", "empty"),
+        ("not_zip", "not a zip"),
+        ("wrong_ndim", "dimensions"),
+        ("huge_header", "GiB"),
+        ("bad_faces", "vertex indices"),
+        ("nan", "NaN"),
+    ],
+)
 def test_hostile_body_files_are_refused(tmp_path, open_body_arrays, case, expected):
     from dreamwaltz.body.model import BodyModel
 
@@ -420,12 +465,37 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 # Bounded for CI (a few seconds each); DREAMWALTZ_FUZZ_EXAMPLES=5000 DREAMWALTZ_FUZZ_RANDOM=1 for a longer hunt.
-FUZZ = settings(max_examples=int(os.environ.get("DREAMWALTZ_FUZZ_EXAMPLES", "150")), deadline=None,
-                derandomize=not os.environ.get("DREAMWALTZ_FUZZ_RANDOM"), database=None,
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=int(os.environ.get("DREAMWALTZ_FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    derandomize=not os.environ.get("DREAMWALTZ_FUZZ_RANDOM"),
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 FUZZ_CEILING = 96 << 20
-INTERESTING = [b"0", b"-1", b"1e308", b"nan", b"inf", b"99999999999", b"}", b"{", b"End", b"ROOT", b"JOINT",
-               b"CHANNELS", b"MOTION", b"Frames:", b"\x00", b"\xff", b"[", b"]", b'"', b"-", b"."]
+INTERESTING = [
+    b"0",
+    b"-1",
+    b"1e308",
+    b"nan",
+    b"inf",
+    b"99999999999",
+    b"}",
+    b"{",
+    b"End",
+    b"ROOT",
+    b"JOINT",
+    b"CHANNELS",
+    b"MOTION",
+    b"Frames:",
+    b"\x00",
+    b"\xff",
+    b"[",
+    b"]",
+    b'"',
+    b"-",
+    b".",
+]
 
 
 def only_valid_or_refused(fn):
@@ -449,19 +519,25 @@ def mutate(data: bytes, edits) -> bytes:
             break
         i = position % len(out)
         if kind == 0:
-            out[i:i + len(payload)] = payload  # overwrite
+            out[i : i + len(payload)] = payload  # overwrite
         elif kind == 1:
             out[i:i] = payload  # insert
         elif kind == 2:
-            del out[i:i + 1 + len(payload)]  # delete
+            del out[i : i + 1 + len(payload)]  # delete
         else:
             del out[i:]  # truncate
     return bytes(out)
 
 
-EDITS = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2**31),
-                           st.one_of(st.binary(min_size=1, max_size=8), st.sampled_from(INTERESTING))),
-                 min_size=1, max_size=4)
+EDITS = st.lists(
+    st.tuples(
+        st.integers(0, 3),
+        st.integers(0, 2**31),
+        st.one_of(st.binary(min_size=1, max_size=8), st.sampled_from(INTERESTING)),
+    ),
+    min_size=1,
+    max_size=4,
+)
 
 
 class Quiet(tuple):
@@ -473,7 +549,9 @@ class Quiet(tuple):
 
 @pytest.fixture(scope="module")
 def small_avatar_members(tmp_path_factory):
-    path = write_h3ga(tmp_path_factory.mktemp("fuzz") / "small.h3ga", make_test_avatar(num_free=40, num_bound=20, seed=3))
+    path = write_h3ga(
+        tmp_path_factory.mktemp("fuzz") / "small.h3ga", make_test_avatar(num_free=40, num_bound=20, seed=3)
+    )
     with zipfile.ZipFile(path) as zf:
         return Quiet((path.read_bytes(), {i.filename: zf.read(i) for i in zf.infolist()}))
 
@@ -513,8 +591,11 @@ def test_fuzz_h3ga_members(small_avatar_members, tmp_path_factory, member, edits
     only_valid_or_refused(lambda: read_h3ga(path))
 
 
-SMALL_BVH = (HIERARCHY % "6 Xposition Yposition Zposition Zrotation Xrotation Yrotation"
-             + "MOTION\nFrames: 3\nFrame Time: 0.0333\n" + "0 90 0 10 20 30 5 6 7\n" * 3).encode()
+SMALL_BVH = (
+    HIERARCHY % "6 Xposition Yposition Zposition Zrotation Xrotation Yrotation"
+    + "MOTION\nFrames: 3\nFrame Time: 0.0333\n"
+    + "0 90 0 10 20 30 5 6 7\n" * 3
+).encode()
 
 
 @FUZZ
@@ -529,8 +610,15 @@ def test_fuzz_bvh(tmp_path_factory, target, edits):
 def motion_members():
     T = 3
     rng = np.random.default_rng(0)
-    return Quiet([{"poses.npy": npy_bytes(rng.normal(scale=0.2, size=(T, 165))), "trans.npy": npy_bytes(rng.normal(size=(T, 3))),
-                   "mocap_framerate.npy": npy_bytes(np.array(60.0))}])
+    return Quiet(
+        [
+            {
+                "poses.npy": npy_bytes(rng.normal(scale=0.2, size=(T, 165))),
+                "trans.npy": npy_bytes(rng.normal(size=(T, 3))),
+                "mocap_framerate.npy": npy_bytes(np.array(60.0)),
+            }
+        ]
+    )
 
 
 @FUZZ
@@ -576,6 +664,7 @@ def test_fuzz_track_files(tmp_path_factory, track_files, which, edits):
 
 
 # ----------------------------------------------------------------------------- through the CLI and Blender
+
 
 @pytest.mark.parametrize("rate", [0.0, float("nan"), -24.0])
 def test_export_refuses_a_motion_with_a_bad_frame_rate_in_one_line(good_avatar, tmp_path, capsys, rate):

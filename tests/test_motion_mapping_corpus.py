@@ -24,8 +24,11 @@ SOURCE = MOCAP / "cmu_12_03_walk_cgspeed.bvh"
 EVERY = slice(None, None, 4)  # 142 frames at 30 fps
 UNITS = {"native": 1.0, "m": 0.07, "cm": 7.0, "in": 2.75}  # the clip is ~24 units tall
 # (convention, axes, units): every convention in both axes, units spread over them.
-VARIANTS = [(c, axes, units) for i, c in enumerate(CONVENTIONS)
-            for axes, units in (("yup", ("native", "m", "in")[i % 3]), ("zup", ("cm", "m", "in")[i % 3]))]
+VARIANTS = [
+    (c, axes, units)
+    for i, c in enumerate(CONVENTIONS)
+    for axes, units in (("yup", ("native", "m", "in")[i % 3]), ("zup", ("cm", "m", "in")[i % 3]))
+]
 BODY = 22
 
 
@@ -53,14 +56,24 @@ def original(source, target, tmp_path_factory):
 def check_grounded(heights, grounded, label):
     lowest = heights.min(axis=1)
     assert lowest.min() > -0.02, f"{label}: a foot {-lowest.min():.3f} m under the ground"
-    assert np.abs(lowest[grounded]).max() <= 0.02, f"{label}: grounded frames up to {np.abs(lowest[grounded]).max():.3f} m off"
+    assert np.abs(lowest[grounded]).max() <= 0.02, (
+        f"{label}: grounded frames up to {np.abs(lowest[grounded]).max():.3f} m off"
+    )
 
 
 @pytest.mark.parametrize("name, axes, units", VARIANTS)
-def test_every_convention_maps_to_the_right_joints_and_moves_the_same(name, axes, units, source, target, original, tmp_path):
+def test_every_convention_maps_to_the_right_joints_and_moves_the_same(
+    name, axes, units, source, target, original, tmp_path
+):
     spec, truth = convention(name)
-    path = rewrite(source, spec, tmp_path / f"{name}.bvh", axes=ZUP if axes == "zup" else np.eye(3),
-                   scale=UNITS[units], frames=EVERY)
+    path = rewrite(
+        source,
+        spec,
+        tmp_path / f"{name}.bvh",
+        axes=ZUP if axes == "zup" else np.eye(3),
+        scale=UNITS[units],
+        frames=EVERY,
+    )
     seq = load_motion(path, target)
     body = {j: b for j, b in seq.mapping.items() if JOINT_NAMES.index(j) < BODY}
     wrong = {j: (truth.get(j), body.get(j)) for j in set(truth) | set(body) if truth.get(j) != body.get(j)}
@@ -73,7 +86,9 @@ def test_every_convention_maps_to_the_right_joints_and_moves_the_same(name, axes
     if name == "minimal19":
         # Without collars and one spine joint fewer the avatar cannot bend where the source has no
         # joint: legs and pelvis are exact, the arms point the same way.
-        legs = [JOINT_NAMES.index(j) for j in JOINT_NAMES[:BODY] if "hip" in j or "knee" in j or "ankle" in j or "foot" in j]
+        legs = [
+            JOINT_NAMES.index(j) for j in JOINT_NAMES[:BODY] if "hip" in j or "knee" in j or "ankle" in j or "foot" in j
+        ]
         assert error[[0] + legs].max() < 0.01
         for a, b in (("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"), ("right_shoulder", "right_elbow")):
             i, k = JOINT_NAMES.index(a), JOINT_NAMES.index(b)
@@ -124,9 +139,13 @@ def test_jumps_stay_airborne_and_the_rest_stays_grounded(source, target, origina
     _, _, h0 = original
     rest, names = source.rest_positions(), source.names
     leg = lambda p, a, b, c: np.linalg.norm(p[b] - p[a]) + np.linalg.norm(p[c] - p[b])
-    ratio = leg(target.rest_joints, 1, 4, 7) / leg(rest, *(names.index(n) for n in ("LeftUpLeg", "LeftLeg", "LeftFoot")))
+    ratio = leg(target.rest_joints, 1, 4, 7) / leg(
+        rest, *(names.index(n) for n in ("LeftUpLeg", "LeftLeg", "LeftFoot"))
+    )
     lift = 4 * height * (t - first) * (last - t) / (last - first) ** 2 * ratio
     got = heights.min(axis=1) - h0.min(axis=1)
     flight = lift > 0.15  # take-off and landing, lower, count as contact (CONTACT_M)
     assert heights.min(axis=1)[flight].min() > 0.1, "in the air during the jump"
-    assert (got[flight] > 0.5 * lift[flight]).all(), "the jump keeps most of its height (take-off and landing are pinned)"
+    assert (got[flight] > 0.5 * lift[flight]).all(), (
+        "the jump keeps most of its height (take-off and landing are pinned)"
+    )

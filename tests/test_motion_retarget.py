@@ -9,8 +9,14 @@ import pytest
 
 from dreamwaltz.core.errors import MotionError
 from dreamwaltz.core.joints import JOINT_INDEX
-from dreamwaltz.core.motion import (TargetSkeleton, auto_mapping, forward_kinematics_batch, load_motion, read_bvh,
-                                    save_mapping)
+from dreamwaltz.core.motion import (
+    TargetSkeleton,
+    auto_mapping,
+    forward_kinematics_batch,
+    load_motion,
+    read_bvh,
+    save_mapping,
+)
 from dreamwaltz.core.motion.retarget import BONE_CHILD, sole_heights, source_basis
 from dreamwaltz.core.rotations import axis_angle_to_matrix
 from dreamwaltz.core.testing import make_test_avatar
@@ -60,11 +66,23 @@ def test_real_clips_keep_feet_on_the_ground_and_follow_the_source(clip, target):
 
     # The root path is the source's, scaled by the leg-length ratio (horizontal: the ground pass is vertical).
     def leg(points, hip, knee, ankle):
-        return np.linalg.norm(points[..., knee, :] - points[..., hip, :], axis=-1) + np.linalg.norm(points[..., ankle, :] - points[..., knee, :], axis=-1)
+        return np.linalg.norm(points[..., knee, :] - points[..., hip, :], axis=-1) + np.linalg.norm(
+            points[..., ankle, :] - points[..., knee, :], axis=-1
+        )
 
     rest = bvh.rest_positions()
-    src_leg = np.mean([leg(rest, index[mapping[f"{s}_hip"]], index[mapping[f"{s}_knee"]], index[mapping[f"{s}_ankle"]]) for s in ("left", "right")])
-    tgt_leg = np.mean([leg(target.rest_joints, JOINT_INDEX[f"{s}_hip"], JOINT_INDEX[f"{s}_knee"], JOINT_INDEX[f"{s}_ankle"]) for s in ("left", "right")])
+    src_leg = np.mean(
+        [
+            leg(rest, index[mapping[f"{s}_hip"]], index[mapping[f"{s}_knee"]], index[mapping[f"{s}_ankle"]])
+            for s in ("left", "right")
+        ]
+    )
+    tgt_leg = np.mean(
+        [
+            leg(target.rest_joints, JOINT_INDEX[f"{s}_hip"], JOINT_INDEX[f"{s}_knee"], JOINT_INDEX[f"{s}_ankle"])
+            for s in ("left", "right")
+        ]
+    )
     src_path = (P_src[:, index[mapping["pelvis"]]] - P_src[0, index[mapping["pelvis"]]]) @ B.T * (tgt_leg / src_leg)
     tgt_path = P[:, 0] - P[0, 0]
     assert np.abs(src_path[:, [0, 2]] - tgt_path[:, [0, 2]]).max() < 1e-6
@@ -152,13 +170,22 @@ def test_a_partial_user_mapping_is_laid_over_the_automatic_one(target, tmp_path)
     assert "left_knee" in err.value.hint
 
 
-@pytest.mark.parametrize("content, expected", [
-    (b"", "empty"),
-    (b"HIERARCHY\nROOT Hips\n{\nOFFSET 0 0 0\nCHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation\n", "not closed"),
-    (b"garbage", "not a BVH"),
-    (b"HIERARCHY\nROOT Hips\n{\nOFFSET 0 0 0\nCHANNELS 3 Zrotation Xrotation Yrotation\n}\nMOTION\nFrames: 5\nFrame Time: 0.03\n1 2 3\n", "holds 1"),
-    (b"HIERARCHY\nROOT Hips\n{\nOFFSET 0 0 0\nCHANNELS 3 Zrotation Xrotation Qrotation\n}\n", "unknown channel"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"", "empty"),
+        (
+            b"HIERARCHY\nROOT Hips\n{\nOFFSET 0 0 0\nCHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation\n",
+            "not closed",
+        ),
+        (b"garbage", "not a BVH"),
+        (
+            b"HIERARCHY\nROOT Hips\n{\nOFFSET 0 0 0\nCHANNELS 3 Zrotation Xrotation Yrotation\n}\nMOTION\nFrames: 5\nFrame Time: 0.03\n1 2 3\n",
+            "holds 1",
+        ),
+        (b"HIERARCHY\nROOT Hips\n{\nOFFSET 0 0 0\nCHANNELS 3 Zrotation Xrotation Qrotation\n}\n", "unknown channel"),
+    ],
+)
 def test_corrupt_bvh_files_get_clear_errors(content, expected, target, tmp_path):
     path = tmp_path / "bad.bvh"
     path.write_bytes(content)
@@ -167,6 +194,7 @@ def test_corrupt_bvh_files_get_clear_errors(content, expected, target, tmp_path)
 
 
 # ----------------------------------------------------------------------------- SMPL-family files
+
 
 def random_pose(rng, T):
     return rng.normal(scale=0.3, size=(T, 55, 3))
@@ -189,15 +217,36 @@ def test_smpl_family_files_round_trip(layout, target, tmp_path):
         np.savez(path, poses=flat, trans=trans, mocap_framerate=120.0, betas=np.zeros(16), dmpls=np.zeros((T, 8)))
     elif layout == "flat265":
         expr = rng.normal(size=(T, 100))
-        flat = np.concatenate([pose[:, 22], pose[:, 23], pose[:, 24], pose[:, 0], pose[:, 1:22].reshape(T, -1),
-                               pose[:, 25:].reshape(T, -1), expr], axis=1)
+        flat = np.concatenate(
+            [
+                pose[:, 22],
+                pose[:, 23],
+                pose[:, 24],
+                pose[:, 0],
+                pose[:, 1:22].reshape(T, -1),
+                pose[:, 25:].reshape(T, -1),
+                expr,
+            ],
+            axis=1,
+        )
         path = tmp_path / "flat.npy"
         np.save(path, flat)
     else:
         pose[:, 23:25] = 0.0  # no eyes in Motion-X
         expr = rng.normal(size=(T, 50))
-        flat = np.concatenate([pose[:, 0], pose[:, 1:22].reshape(T, -1), pose[:, 25:].reshape(T, -1), pose[:, 22],
-                               expr, np.zeros((T, 100)), trans, np.zeros((T, 10))], axis=1)
+        flat = np.concatenate(
+            [
+                pose[:, 0],
+                pose[:, 1:22].reshape(T, -1),
+                pose[:, 25:].reshape(T, -1),
+                pose[:, 22],
+                expr,
+                np.zeros((T, 100)),
+                trans,
+                np.zeros((T, 10)),
+            ],
+            axis=1,
+        )
         np.save(tmp_path / "mx.npy", flat)
         path = tmp_path / "mx.npy"
     seq = load_motion(path, target)

@@ -7,9 +7,15 @@ import pytest
 
 from dreamwaltz.core.joints import JOINT_INDEX
 from dreamwaltz.core.posing import pose_avatar, pose_body
-from dreamwaltz.core.rotations import (axis_angle_to_matrix, axis_angle_to_quaternion, matrix_to_axis_angle,
-                                       matrix_to_quaternion, quaternion_slerp, quaternion_to_axis_angle,
-                                       quaternion_to_matrix)
+from dreamwaltz.core.rotations import (
+    axis_angle_to_matrix,
+    axis_angle_to_quaternion,
+    matrix_to_axis_angle,
+    matrix_to_quaternion,
+    quaternion_slerp,
+    quaternion_to_axis_angle,
+    quaternion_to_matrix,
+)
 from dreamwaltz.core.testing import make_test_avatar
 
 
@@ -66,7 +72,9 @@ def test_free_gaussians_on_rigid_parts_of_the_surface_follow_the_mesh(avatar):
     assert rigid.sum() > 100
     surface = avatar.arrays.copy()
     body_rest = pose_body(avatar)
-    surface["free/means"] = np.einsum("nc,nci->ni", a["free/bind_barycentrics"], body_rest.rest_vertices[faces]).astype(np.float32)
+    surface["free/means"] = np.einsum("nc,nci->ni", a["free/bind_barycentrics"], body_rest.rest_vertices[faces]).astype(
+        np.float32
+    )
     from dreamwaltz.core.h3ga import H3GAAvatar
 
     on_surface = H3GAAvatar(avatar.manifest, surface)
@@ -89,7 +97,10 @@ def test_bound_gaussians_follow_the_fingers(avatar):
     n = avatar.num_free
     moved = np.linalg.norm(bent.means[n:] - rest.means[n:], axis=1) > 1e-4
     index = bound_mask_for(avatar, ["left_index2", "left_index3"])
-    right_hand = bound_mask_for(avatar, [f"right_{f}{i}" for f in ("index", "middle", "ring", "pinky", "thumb") for i in (1, 2, 3)] + ["right_wrist"])
+    right_hand = bound_mask_for(
+        avatar,
+        [f"right_{f}{i}" for f in ("index", "middle", "ring", "pinky", "thumb") for i in (1, 2, 3)] + ["right_wrist"],
+    )
     assert index.any() and moved[index].all(), "Gaussians on the bent finger move"
     assert not moved[right_hand].any(), "the other hand does not"
 

@@ -40,8 +40,13 @@ def test_the_panel_shows_a_queued_jobs_place(addon, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(tmp_path / "jobs", TOKEN, CheckpointingRunner(steps=400, step_s=0.01)),
-                                           port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(tmp_path / "jobs", TOKEN, CheckpointingRunner(steps=400, step_s=0.01)),
+            port=port,
+            log_level="warning",
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

@@ -23,7 +23,7 @@ pytest.importorskip("cv2")
 
 def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
     d = a.astype(np.float64)[where] - b.astype(np.float64)[where]
-    return float(10 * np.log10(255.0 ** 2 / max(float(np.mean(d ** 2)), 1e-12)))
+    return float(10 * np.log10(255.0**2 / max(float(np.mean(d**2)), 1e-12)))
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +39,29 @@ def test_reenact_static_shot(tmp_path, body, capsys):
     track = write_gvhmr(tmp_path / "hmr4d_results.pt", shot.track)
     avatar = write_h3ga(tmp_path / "avatar.h3ga", flat_avatar(BodyModel.load("open")))
     out, plate, matte = tmp_path / "out.mp4", tmp_path / "plate.mp4", tmp_path / "matte.mp4"
-    assert main(["reenact", str(shot.video), "--track", str(track), "--avatar", str(avatar), "--person", "0",
-                 "--out", str(out), "--plate-out", str(plate), "--matte-out", str(matte), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "reenact",
+                str(shot.video),
+                "--track",
+                str(track),
+                "--avatar",
+                str(avatar),
+                "--person",
+                "0",
+                "--out",
+                str(out),
+                "--plate-out",
+                str(plate),
+                "--matte-out",
+                str(matte),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert "camera still" in capsys.readouterr().out
 
     frames, info = read_video(out)
@@ -65,7 +86,7 @@ def test_reenact_static_shot(tmp_path, body, capsys):
     assert psnr(frames, plate_frames, inside) < 20.0
     feet = np.zeros_like(covered)
     lowest = max(np.nonzero(truth_sil[t].any(1))[0].max() for t in range(T))
-    feet[:, lowest + 1:lowest + 4] = True
+    feet[:, lowest + 1 : lowest + 4] = True
     feet &= ~dilate(covered, 1)
     assert frames[feet].mean() < plate_frames[feet].mean() - 2.0
 
@@ -99,8 +120,13 @@ def test_reenact_refuses_a_track_for_another_video(tmp_path, body, capsys):
 
     shot = make_shot(tmp_path, body, panning=False)
     short = replace(shot.track, camera=make_camera(shot.track.camera.K[:5], W, H))
-    short.persons[0] = replace(short.persons[0], frames=short.persons[0].frames[:5], full_pose=short.persons[0].full_pose[:5],
-                               transl=short.persons[0].transl[:5], betas=short.persons[0].betas[:5])
+    short.persons[0] = replace(
+        short.persons[0],
+        frames=short.persons[0].frames[:5],
+        full_pose=short.persons[0].full_pose[:5],
+        transl=short.persons[0].transl[:5],
+        betas=short.persons[0].betas[:5],
+    )
     from dreamwaltz.core.tracks import write_track
 
     track = write_track(tmp_path / "short.track.npz", short)
@@ -125,8 +151,12 @@ def test_people_in_some_frames_and_layering(tmp_path, body):
     shot = make_shot(tmp_path, body, panning=False)
     first = shot.track.persons[0]
     rows = slice(3, 8)
-    second = make_person(first.frames[rows], first.full_pose[rows][:, :, :] * 1.0, first.transl[rows] + [0.1, 0.0, -0.8],
-                         first.betas[rows])
+    second = make_person(
+        first.frames[rows],
+        first.full_pose[rows][:, :, :] * 1.0,
+        first.transl[rows] + [0.1, 0.0, -0.8],
+        first.betas[rows],
+    )
     track = replace(shot.track, persons=[first, second])
     masks = silhouettes(track, [1], body, W, H)
     present = np.zeros(T, bool)

@@ -42,7 +42,9 @@ def brute_force(means, cov, opac, colors, camera, bg):
     radii, m2d, depths, conics, _ = project(means, cov, camera)
     order = torch.argsort(depths)
     H, W = camera.height, camera.width
-    ys, xs = torch.meshgrid(torch.arange(H, dtype=means.dtype) + 0.5, torch.arange(W, dtype=means.dtype) + 0.5, indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(H, dtype=means.dtype) + 0.5, torch.arange(W, dtype=means.dtype) + 0.5, indexing="ij"
+    )
     T = torch.ones(H, W, dtype=means.dtype)
     img = torch.zeros(H, W, 3, dtype=means.dtype)
     for i in order:
@@ -94,8 +96,9 @@ def gsplat_projection(means, cov, camera, eps2d=0.3):
 
     viewmat = torch.as_tensor(camera.viewmat, dtype=means.dtype)
     K = torch.as_tensor(camera.K, dtype=means.dtype)
-    radii, m2d, depths, conics, _ = _fully_fused_projection(means, cov, viewmat[None], K[None], camera.width,
-                                                            camera.height, eps2d=eps2d)
+    radii, m2d, depths, conics, _ = _fully_fused_projection(
+        means, cov, viewmat[None], K[None], camera.width, camera.height, eps2d=eps2d
+    )
     return radii[0], m2d[0], depths[0], conics[0]
 
 
@@ -104,12 +107,13 @@ def dense_composite(radii, m2d, depths, conics, opac, colors, width, height, bg)
     written out densely (no tiles, no per-tile culling), fed with gsplat's projection."""
     on = (radii > 0).all(dim=1)
     order = torch.argsort(torch.where(on, depths, torch.full_like(depths, float("inf"))))[: int(on.sum())]
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=m2d.dtype) + 0.5, torch.arange(width, dtype=m2d.dtype) + 0.5,
-                            indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=m2d.dtype) + 0.5, torch.arange(width, dtype=m2d.dtype) + 0.5, indexing="ij"
+    )
     dx = xs[None] - m2d[order, 0, None, None]  # (n,H,W)
     dy = ys[None] - m2d[order, 1, None, None]
     a, b, c = (conics[order, k, None, None] for k in range(3))
-    sigma = 0.5 * (a * dx ** 2 + c * dy ** 2) + b * dx * dy
+    sigma = 0.5 * (a * dx**2 + c * dy**2) + b * dx * dy
     alpha = torch.clamp(opac[order, None, None] * torch.exp(-sigma), max=0.99)
     alpha = torch.where((sigma >= 0) & (alpha >= 1 / 255), alpha, torch.zeros_like(alpha))
     T = torch.cumprod(1 - alpha, dim=0)
@@ -118,8 +122,9 @@ def dense_composite(radii, m2d, depths, conics, opac, colors, width, height, bg)
     return img + T[-1][..., None] * bg, (1 - T[-1])[..., None]
 
 
-@pytest.mark.parametrize("seed,spread,az,el,size", [(0, 1.0, 20, 80, (40, 36)), (1, 4.0, -70, 95, (64, 48)),
-                                                    (2, 2.5, 180, 60, (33, 57))])
+@pytest.mark.parametrize(
+    "seed,spread,az,el,size", [(0, 1.0, 20, 80, (40, 36)), (1, 4.0, -70, 95, (64, 48)), (2, 2.5, 180, 60, (33, 57))]
+)
 def test_projection_matches_gsplats_reference(seed, spread, az, el, size):
     """Means, conics, depths and (integer) radii equal gsplat's reference torch projection,
     including Gaussians culled off screen and behind the camera (spread 4 puts some there)."""
@@ -224,9 +229,29 @@ def test_a_tiny_generation_completes_on_the_torch_rasterizer_when_gsplat_cannot_
     """gsplat's kernels made unloadable on a CUDA machine: the job still finishes, with one notice."""
     env = dict(os.environ, DREAMWALTZ_DISABLE_GSPLAT="1")
     out = tmp_path / "k.h3ga"
-    proc = subprocess.run([sys.executable, "-m", "dreamwaltz", "generate", "a knight", "--preset", "tiny", "--device",
-                           "cuda", "--steps", "4", "--stage1-steps", "2", "--out", str(out)], env=env,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dreamwaltz",
+            "generate",
+            "a knight",
+            "--preset",
+            "tiny",
+            "--device",
+            "cuda",
+            "--steps",
+            "4",
+            "--stage1-steps",
+            "2",
+            "--out",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0 and out.exists(), proc.stderr[-3000:]
     notices = [line for line in proc.stderr.splitlines() if "gsplat" in line and "torch" in line.lower()]
     assert len(notices) == 1, proc.stderr[-3000:]

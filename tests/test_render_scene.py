@@ -78,19 +78,47 @@ def shot(tmp_path_factory):
     write_h3ga(root / "assets" / "near.h3ga", near)
     write_gaussian_ply(root / "assets" / "wall.ply", *wall())
     scene = {
-        "version": 1, "frames": list(FRAMES), "fps": 30, "width": W, "height": H, "background": list(BACKGROUND),
-        "camera": {"keyframes": [{"frame": f, "position": list(p), "target": list(t), "fov_deg": fov} for f, p, t, fov in KEYS]},
+        "version": 1,
+        "frames": list(FRAMES),
+        "fps": 30,
+        "width": W,
+        "height": H,
+        "background": list(BACKGROUND),
+        "camera": {
+            "keyframes": [{"frame": f, "position": list(p), "target": list(t), "fov_deg": fov} for f, p, t, fov in KEYS]
+        },
         # The far avatar comes first: a renderer compositing in list order would draw it in front.
         "avatars": [
             {"name": "far", "file": "assets/far.h3ga", "location": list(FAR["location"]), "rotation": FAR["yaw"]},
-            {"name": "near", "file": "assets/near.h3ga", "location": list(NEAR["location"]), "rotation": list(NEAR["quat"]),
-             "scale": NEAR["scale"], "motion": str(MOCAP), "start_frame": NEAR["start_frame"]},
+            {
+                "name": "near",
+                "file": "assets/near.h3ga",
+                "location": list(NEAR["location"]),
+                "rotation": list(NEAR["quat"]),
+                "scale": NEAR["scale"],
+                "motion": str(MOCAP),
+                "start_frame": NEAR["start_frame"],
+            },
         ],
         "splats": [{"name": "wall", "file": "assets/wall.ply"}],
     }
     path = root / "shot.json"
     path.write_text(json.dumps(scene, indent=1))
-    assert main(["render-scene", str(path), "--out", str(root / "frames"), "--mp4", str(root / "shot.mp4"), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "render-scene",
+                str(path),
+                "--out",
+                str(root / "frames"),
+                "--mp4",
+                str(root / "shot.mp4"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     return {"root": root, "far": far, "near": near, "frames": root / "frames", "mp4": root / "shot.mp4"}
 
 
@@ -102,8 +130,12 @@ def reference_camera(frame):
 
 
 def placed(posed, location, R, scale):
-    return PosedSplats(np.asarray(location) + scale * posed.means @ R.T, scale**2 * R @ posed.covariances @ R.T,
-                       posed.colors, posed.opacities)
+    return PosedSplats(
+        np.asarray(location) + scale * posed.means @ R.T,
+        scale**2 * R @ posed.covariances @ R.T,
+        posed.colors,
+        posed.opacities,
+    )
 
 
 def reference_parts(shot, frame):
@@ -113,15 +145,20 @@ def reference_parts(shot, frame):
     far = placed(pose_avatar(shot["far"]), FAR["location"], R_far, FAR["scale"])
     seq = load_motion(MOCAP, TargetSkeleton.from_avatar(shot["near"]), fps=30)
     k = min(max(frame - NEAR["start_frame"], 0), seq.num_frames - 1)
-    near = placed(pose_avatar(shot["near"], seq.full_pose[k], transl=seq.transl[k]), NEAR["location"],
-                  quaternion_to_matrix(np.array(NEAR["quat"])), NEAR["scale"])
+    near = placed(
+        pose_avatar(shot["near"], seq.full_pose[k], transl=seq.transl[k]),
+        NEAR["location"],
+        quaternion_to_matrix(np.array(NEAR["quat"])),
+        NEAR["scale"],
+    )
     means, cov, colors, opacities = wall()
     return far, near, PosedSplats(means, cov, colors, opacities)
 
 
 def render(parts, camera):
-    joined = PosedSplats(*(np.concatenate([getattr(p, f) for p in parts])
-                           for f in ("means", "covariances", "colors", "opacities")))
+    joined = PosedSplats(
+        *(np.concatenate([getattr(p, f) for p in parts]) for f in ("means", "covariances", "colors", "opacities"))
+    )
     with torch.no_grad():
         out = rasterize_posed(joined, camera, "cpu", background=BACKGROUND)
     return (out.image.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8), out.alpha[..., 0].numpy()
@@ -163,6 +200,7 @@ def test_the_nearer_avatar_hides_the_farther_and_the_rest_matches_per_avatar_ren
 
 def test_the_mp4_has_every_frame_at_the_scene_size(shot):
     import av
+
     with av.open(str(shot["mp4"])) as container:
         stream = container.streams.video[0]
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
@@ -174,8 +212,14 @@ def test_the_mp4_has_every_frame_at_the_scene_size(shot):
 
 def test_an_orbit_camera_circles_the_centre(tmp_path):
     write_gaussian_ply(tmp_path / "wall.ply", *wall())
-    scene = {"version": 1, "frames": [0, 3], "width": 32, "height": 24, "splats": [{"file": "wall.ply"}],
-             "camera": {"orbit": {"center": [0, 1, 0], "radius": 2.0, "height": 0.5, "degrees": 360, "azimuth_deg": 90}}}
+    scene = {
+        "version": 1,
+        "frames": [0, 3],
+        "width": 32,
+        "height": 24,
+        "splats": [{"file": "wall.ply"}],
+        "camera": {"orbit": {"center": [0, 1, 0], "radius": 2.0, "height": 0.5, "degrees": 360, "azimuth_deg": 90}},
+    }
     from dreamwaltz.core.scene import parse_scene
 
     s = parse_scene(scene, tmp_path)
@@ -191,9 +235,14 @@ def write_scene(tmp_path, changes):
     """A valid small scene with ``changes`` applied: {"a__0__b": value} sets scene["a"][0]["b"]
     (value None deletes the field)."""
     write_h3ga(tmp_path / "a.h3ga", make_test_avatar(num_free=50, num_bound=10, seed=3))
-    scene = {"version": 1, "frames": [1, 2], "width": 32, "height": 32,
-             "camera": {"keyframes": [{"frame": 1, "position": [0, 0, 3], "target": [0, 0, 0]}]},
-             "avatars": [{"file": "a.h3ga", "location": [0, 0, 0]}]}
+    scene = {
+        "version": 1,
+        "frames": [1, 2],
+        "width": 32,
+        "height": 32,
+        "camera": {"keyframes": [{"frame": 1, "position": [0, 0, 3], "target": [0, 0, 0]}]},
+        "avatars": [{"file": "a.h3ga", "location": [0, 0, 0]}],
+    }
     for key, value in changes.items():
         *parents, last = [int(k) if k.isdigit() else k for k in key.split("__")]
         node = scene
@@ -208,28 +257,33 @@ def write_scene(tmp_path, changes):
     return path
 
 
-@pytest.mark.parametrize("changes, expected", [
-    ({"avatars__0__file": "missing.h3ga"}, "avatars[0].file 'missing.h3ga' does not exist"),
-    ({"avatars__0__location": "here"}, "avatars[0].location must be a list of 3 numbers"),
-    ({"avatars__0__scale": -1}, "avatars[0].scale is -1"),
-    ({"avatars__0__locaton": [0, 0, 0]}, "avatars[0].locaton is not a field"),
-    ({"frames": [5, 2]}, "frames [5, 2] is an empty range"),
-    ({"camera": None}, "camera is missing"),
-    ({"camera": {"keyframes": []}}, "camera.keyframes is empty"),
-    ({"width": 0}, "width is 0"),
-    ({"version": 9}, "version is 9"),
-    ({"splats": [{"file": "notes.ply"}]}, "splats[0].file: 'notes.ply' is neither a PLY nor an SPZ splat file"),
-    ({"avatars__0__file": "notes.h3ga"}, "avatars[0].file: 'notes.h3ga' is not a DreamWaltz avatar"),
-    ({"avatars__0__motion": "walk.fbx"}, "avatars[0].motion 'walk.fbx' is not a motion file"),
-    ({"avatars__0__betas": [0.1]}, "avatars[0].betas has 1 values; 'a.h3ga' has 10"),
-    ({"avatars__0__rotation": "left"}, "avatars[0].rotation must be a yaw angle in degrees or a quaternion"),
-    ({"splats": [{"file": "points.ply"}]}, "splats[0].file: 'points.ply' is not a 3D Gaussian splatting PLY"),
-])
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"avatars__0__file": "missing.h3ga"}, "avatars[0].file 'missing.h3ga' does not exist"),
+        ({"avatars__0__location": "here"}, "avatars[0].location must be a list of 3 numbers"),
+        ({"avatars__0__scale": -1}, "avatars[0].scale is -1"),
+        ({"avatars__0__locaton": [0, 0, 0]}, "avatars[0].locaton is not a field"),
+        ({"frames": [5, 2]}, "frames [5, 2] is an empty range"),
+        ({"camera": None}, "camera is missing"),
+        ({"camera": {"keyframes": []}}, "camera.keyframes is empty"),
+        ({"width": 0}, "width is 0"),
+        ({"version": 9}, "version is 9"),
+        ({"splats": [{"file": "notes.ply"}]}, "splats[0].file: 'notes.ply' is neither a PLY nor an SPZ splat file"),
+        ({"avatars__0__file": "notes.h3ga"}, "avatars[0].file: 'notes.h3ga' is not a DreamWaltz avatar"),
+        ({"avatars__0__motion": "walk.fbx"}, "avatars[0].motion 'walk.fbx' is not a motion file"),
+        ({"avatars__0__betas": [0.1]}, "avatars[0].betas has 1 values; 'a.h3ga' has 10"),
+        ({"avatars__0__rotation": "left"}, "avatars[0].rotation must be a yaw angle in degrees or a quaternion"),
+        ({"splats": [{"file": "points.ply"}]}, "splats[0].file: 'points.ply' is not a 3D Gaussian splatting PLY"),
+    ],
+)
 def test_bad_scene_files_give_one_line_errors(tmp_path, capsys, changes, expected):
     (tmp_path / "notes.ply").write_text("hello")
     (tmp_path / "notes.h3ga").write_text("hello")
     (tmp_path / "walk.fbx").write_text("hello")
-    header = "ply\nformat binary_little_endian 1.0\nelement vertex 1\n" + "".join(f"property float {c}\n" for c in "xyz")
+    header = "ply\nformat binary_little_endian 1.0\nelement vertex 1\n" + "".join(
+        f"property float {c}\n" for c in "xyz"
+    )
     (tmp_path / "points.ply").write_bytes((header + "end_header\n").encode() + np.zeros(3, "<f4").tobytes())
     path = write_scene(tmp_path, changes)
     assert main(["render-scene", str(path), "--out", str(tmp_path / "out"), "--device", "cpu"]) == 2

@@ -57,7 +57,9 @@ def service(tmp_path):
 def test_requests_without_the_token_are_refused(service):
     client, _, _ = service
     assert client.get("/jobs").status_code == 401
-    assert client.post("/jobs", json={"prompt": "a knight"}, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert (
+        client.post("/jobs", json={"prompt": "a knight"}, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    )
     body = client.get("/jobs").json()["detail"]
     assert "token" in body["message"].lower() and body["hint"]
     assert client.get("/health").json()["ok"] is True  # health needs no token
@@ -87,7 +89,9 @@ def test_bad_requests_say_what_is_wrong(service):
     assert precision.status_code == 400 and "auto, fp16, bf16, fp32" in precision.text
     body = client.post("/jobs", json={"prompt": "x", "body": "/nowhere/SMPLX_NEUTRAL.npz"}, headers=AUTH)
     assert body.status_code == 400 and "not allowed" in body.json()["detail"]["message"]
-    body = client.post("/jobs", json={"prompt": "x", "body": str(Path.home() / "nowhere" / "SMPLX_NEUTRAL.npz")}, headers=AUTH)
+    body = client.post(
+        "/jobs", json={"prompt": "x", "body": str(Path.home() / "nowhere" / "SMPLX_NEUTRAL.npz")}, headers=AUTH
+    )
     assert body.status_code == 400 and "does not exist" in body.json()["detail"]["message"]
     assert client.get("/jobs/../../etc", headers=AUTH).status_code == 404
 

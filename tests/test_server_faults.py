@@ -40,8 +40,12 @@ def submit(client, **fields):
 
 def test_damaged_state_files_neither_break_the_list_nor_stop_the_queue(tmp_path):
     jobs = tmp_path / "jobs"
-    for name, content in (("20000101-000000-empty", ""), ("20000101-000001-junk", "{not json"),
-                          ("20000101-000002-list", "[1, 2]"), ("20000101-000003-nostatus", '{"id": "x", "status": "maybe"}')):
+    for name, content in (
+        ("20000101-000000-empty", ""),
+        ("20000101-000001-junk", "{not json"),
+        ("20000101-000002-list", "[1, 2]"),
+        ("20000101-000003-nostatus", '{"id": "x", "status": "maybe"}'),
+    ):
         (jobs / name / "work").mkdir(parents=True)
         (jobs / name / "state.json").write_text(content)
     # A queued job whose spec is damaged, queued before the good one.
@@ -117,22 +121,26 @@ def test_an_oversized_body_gets_413(service):
     def chunks():  # no Content-Length: counted as it streams
         for _ in range(40):
             yield b" " * (64 << 10)
+
     response = client.post("/jobs", content=chunks(), headers=dict(AUTH, **{"content-type": "application/json"}))
     assert response.status_code == 413
     assert not list((service[3] / "jobs").iterdir()), "nothing was stored"
 
 
-@pytest.mark.parametrize("fields, expected", [
-    ({"prompt": "x", "colour": "red"}, "colour: is not a field"),
-    ({"prompt": "x", "seed": 2**80}, "seed must be a whole number"),
-    ({"prompt": "x", "seed": -1}, "seed must be a whole number"),
-    ({"prompt": "x", "device": "../../bogus"}, "Unknown device"),
-    ({"prompt": "x", "betas": [0.0] * 100_000}, "betas"),
-    ({"prompt": "x", "betas": [1e300]}, "betas"),
-    ({"prompt": "x", "steps": 10**12}, "steps"),
-    ({"prompt": 5}, "prompt"),
-    ({"prompt": "x", "negative_prompt": "y" * 5000}, "negative prompt"),
-])
+@pytest.mark.parametrize(
+    "fields, expected",
+    [
+        ({"prompt": "x", "colour": "red"}, "colour: is not a field"),
+        ({"prompt": "x", "seed": 2**80}, "seed must be a whole number"),
+        ({"prompt": "x", "seed": -1}, "seed must be a whole number"),
+        ({"prompt": "x", "device": "../../bogus"}, "Unknown device"),
+        ({"prompt": "x", "betas": [0.0] * 100_000}, "betas"),
+        ({"prompt": "x", "betas": [1e300]}, "betas"),
+        ({"prompt": "x", "steps": 10**12}, "steps"),
+        ({"prompt": 5}, "prompt"),
+        ({"prompt": "x", "negative_prompt": "y" * 5000}, "negative prompt"),
+    ],
+)
 def test_unknown_fields_and_impossible_values_are_a_400_with_the_reason(service, fields, expected):
     client = service[0]
     response = client.post("/jobs", json=fields, headers=AUTH)
@@ -150,16 +158,28 @@ def test_body_paths_outside_the_allowed_folders_are_not_allowed_whether_or_not_t
     link = tmp_path / "bodies" / "link.npz"
     link.symlink_to(outside)
     answers = []
-    for path in (outside, tmp_path / "secret" / "missing.npz", link, tmp_path / "bodies" / ".." / "secret" / "SMPLX_NEUTRAL.npz",
-                 Path("/etc/passwd")):
+    for path in (
+        outside,
+        tmp_path / "secret" / "missing.npz",
+        link,
+        tmp_path / "bodies" / ".." / "secret" / "SMPLX_NEUTRAL.npz",
+        Path("/etc/passwd"),
+    ):
         response = client.post("/jobs", json={"prompt": "x", "body": str(path)}, headers=AUTH)
         assert response.status_code == 400 and "not allowed" in response.json()["detail"]["message"], response.text
         answers.append(response.json()["detail"]["message"].replace(str(path), "PATH"))
     assert len(set(answers)) == 1, "the answer does not depend on whether the file exists"
-    missing = client.post("/jobs", json={"prompt": "x", "body": str(tmp_path / "bodies" / "SMPLX_MALE.npz")}, headers=AUTH)
+    missing = client.post(
+        "/jobs", json={"prompt": "x", "body": str(tmp_path / "bodies" / "SMPLX_MALE.npz")}, headers=AUTH
+    )
     assert missing.status_code == 400 and "does not exist" in missing.json()["detail"]["message"]
     (tmp_path / "bodies" / "SMPLX_MALE.npz").write_bytes(b"PK")
-    assert client.post("/jobs", json={"prompt": "x", "body": str(tmp_path / "bodies" / "SMPLX_MALE.npz")}, headers=AUTH).status_code == 200
+    assert (
+        client.post(
+            "/jobs", json={"prompt": "x", "body": str(tmp_path / "bodies" / "SMPLX_MALE.npz")}, headers=AUTH
+        ).status_code
+        == 200
+    )
 
 
 def test_job_folders_are_private(service):
@@ -223,7 +243,12 @@ def test_many_clients_and_a_flood_of_bad_requests_leave_the_server_serving(servi
     def hammer():
         try:
             for _ in range(10):
-                assert client.post("/jobs", content=b"{", headers=dict(AUTH, **{"content-type": "application/json"})).status_code == 400
+                assert (
+                    client.post(
+                        "/jobs", content=b"{", headers=dict(AUTH, **{"content-type": "application/json"})
+                    ).status_code
+                    == 400
+                )
                 assert client.post("/jobs", json=[1, 2], headers=AUTH).status_code == 400
         except Exception as err:  # noqa: BLE001
             errors.append(err)

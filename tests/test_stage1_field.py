@@ -84,7 +84,7 @@ def test_export_points_lie_on_the_canonical_body_with_their_colours():
     # (the sign of the offset from the nearest vertex along its normal).
     v = torch.as_tensor(cb.vertices, dtype=torch.float32)
     n = torch.as_tensor(cb.normals, dtype=torch.float32)
-    near = torch.cat([torch.cdist(points[i:i + 2048], v).argmin(1) for i in range(0, len(points), 2048)])
+    near = torch.cat([torch.cdist(points[i : i + 2048], v).argmin(1) for i in range(0, len(points), 2048)])
     outside = ((points - v[near]) * n[near]).sum(1)
     assert float((outside < 0.01).float().mean()) > 0.95
     # The A-pose: both hands far out to the sides are there.
@@ -108,10 +108,9 @@ def test_stage2_gets_the_outer_shell_of_the_field_without_specks():
     speck = torch.tensor([[1, 1, 1]])
     keep = surface_cells(torch.cat([cube, speck]), (20, 20, 20), shell_cells=1, min_neighbours=12)
     kept = torch.cat([cube, speck])[keep]
-    assert len(kept) == 12 ** 3 - 10 ** 3, "the cube's outer layer of cells, not its inside"
+    assert len(kept) == 12**3 - 10**3, "the cube's outer layer of cells, not its inside"
     assert ((kept == 4) | (kept == 15)).any(1).all()
     assert not keep[-1], "a lone speck would float around the animated avatar"
-
 
 
 def test_chunked_checkpointed_render_matches_the_whole_image_render_and_its_gradients():
@@ -120,8 +119,11 @@ def test_chunked_checkpointed_render_matches_the_whole_image_render_and_its_grad
     # the jitter the recomputation draws must be the jitter of the forward pass.
     from dreamwaltz.stage1.field import FieldConfig, RadianceField, camera_rays, render_rays
 
-    field = RadianceField((-0.4, -0.4, -0.4), (0.4, 0.4, 0.4),
-                          FieldConfig(levels=4, log2_table=10, max_res=64, hidden=16, occupancy_res=8))
+    field = RadianceField(
+        (-0.4, -0.4, -0.4),
+        (0.4, 0.4, 0.4),
+        FieldConfig(levels=4, log2_table=10, max_res=64, hidden=16, occupancy_res=8),
+    )
     with torch.no_grad():
         field.mlp[-1].bias[0] = 3.0  # dense enough that the rays saturate
         ijk = torch.stack(torch.meshgrid(*[torch.arange(8)] * 3, indexing="ij"), -1)

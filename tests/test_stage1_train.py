@@ -24,7 +24,9 @@ def test_tiny_preset_runs_end_to_end_and_resumes_exactly_after_cancel(tmp_path):
     body, cb, cfg, _ = setup()
     guidance = build_guidance("sds", "tiny")
     events = []
-    full = run_stage1(SPEC, body, guidance, ProgressReporter([events.append]), tmp_path / "a", config=cfg, cache_dir=CACHE)
+    full = run_stage1(
+        SPEC, body, guidance, ProgressReporter([events.append]), tmp_path / "a", config=cfg, cache_dir=CACHE
+    )
     steps = [e.step for e in events if e.stage == "stage1" and e.total]  # progress, not messages
     assert steps == list(range(1, cfg.steps + 1))
     assert any(e.preview for e in events) and (tmp_path / "a" / "stage1.pt").exists()
@@ -39,11 +41,15 @@ def test_tiny_preset_runs_end_to_end_and_resumes_exactly_after_cancel(tmp_path):
             token.cancel()
 
     with pytest.raises(JobCancelled):
-        run_stage1(SPEC, body, guidance, ProgressReporter([cancel_at_3], token), tmp_path / "b", config=cfg, cache_dir=CACHE)
+        run_stage1(
+            SPEC, body, guidance, ProgressReporter([cancel_at_3], token), tmp_path / "b", config=cfg, cache_dir=CACHE
+        )
     state = torch.load(tmp_path / "b" / "stage1.pt", weights_only=True)
     assert state["step"] == 3
     later = []
-    resumed = run_stage1(SPEC, body, guidance, ProgressReporter([later.append]), tmp_path / "b", config=cfg, cache_dir=CACHE)
+    resumed = run_stage1(
+        SPEC, body, guidance, ProgressReporter([later.append]), tmp_path / "b", config=cfg, cache_dir=CACHE
+    )
     assert [e.step for e in later if e.stage == "stage1" and e.total] == [4, 5, 6]
     for (name, a), b in zip(full.field.state_dict().items(), resumed.field.state_dict().values()):
         assert torch.equal(a, b), name
@@ -77,8 +83,9 @@ def _trained_margin(weight, tmp_path) -> tuple:
     body, cb, cfg, field = setup()
     reference = reference_renderer(cb, outfit_vertex_colors(body, cb))
     guidance = build_guidance("oracle", reference_render=reference)
-    cfg = small_config(steps=25, schedule=((0.0, 24),), density_weight=weight, checkpoint_every=10**9,
-                       preview_every=10**9)
+    cfg = small_config(
+        steps=25, schedule=((0.0, 24),), density_weight=weight, checkpoint_every=10**9, preview_every=10**9
+    )
     gap, fingers = _finger_probe(cb)
     train_stage1(field, cb, guidance, "oracle", cfg, ProgressReporter(), tmp_path, seed=0)
     with torch.no_grad():

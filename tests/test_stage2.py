@@ -37,8 +37,9 @@ def test_torch_model_equals_the_exported_files_reference_evaluator(body, tmp_pat
     rng = np.random.default_rng(0)
     pose, expression = random_pose(rng), random_expression(rng, body.num_expressions)
     with torch.no_grad():
-        means, cov, colors, opac = model(torch.as_tensor(pose, dtype=torch.float32), torch.as_tensor(expression, dtype=torch.float32),
-                                         deform=False)  # the file holds what Blender can reproduce
+        means, cov, colors, opac = model(
+            torch.as_tensor(pose, dtype=torch.float32), torch.as_tensor(expression, dtype=torch.float32), deform=False
+        )  # the file holds what Blender can reproduce
     ref = pose_avatar(avatar, pose, expression=expression)
     assert np.abs(means.numpy() - ref.means).max() < 1e-4
     rel = np.linalg.norm(cov.numpy() - ref.covariances, axis=(1, 2)) / np.linalg.norm(ref.covariances, axis=(1, 2))
@@ -46,7 +47,9 @@ def test_torch_model_equals_the_exported_files_reference_evaluator(body, tmp_pat
     # The model holds linear light (what it is trained in) and says so in the file; the file's
     # evaluator gives display values, as .ply files and renders hold them.
     assert avatar.manifest["color_space"] == "linear"
-    assert np.allclose(linear_to_srgb(colors.numpy()), ref.colors, atol=1e-5) and np.allclose(opac.numpy(), ref.opacities, atol=1e-5)
+    assert np.allclose(linear_to_srgb(colors.numpy()), ref.colors, atol=1e-5) and np.allclose(
+        opac.numpy(), ref.opacities, atol=1e-5
+    )
     assert not any(name.startswith("deform/") for name in avatar.arrays), "training ends without the pose network"
 
 
@@ -94,8 +97,24 @@ def test_oracle_reconstruction_recovers_the_reference_across_views_and_poses():
 
 def test_tiny_generate_writes_an_avatar_that_round_trips_bit_exactly(tmp_path):
     out = tmp_path / "k.h3ga"
-    proc = subprocess.run([sys.executable, "-m", "dreamwaltz", "generate", "a knight in armor", "--preset", "tiny",
-                           "--steps", "6", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dreamwaltz",
+            "generate",
+            "a knight in armor",
+            "--preset",
+            "tiny",
+            "--steps",
+            "6",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Stage 1 done" in proc.stderr, "stage 1 runs by default and hands its points to stage 2"
     avatar = read_h3ga(out)
@@ -141,8 +160,13 @@ def test_stage1_points_seed_stage2_unless_skipped(tmp_path):
     shown = lambda a: display_colors(a.manifest, a["free/colors"])  # the file holds linear light
     assert np.abs(shown(avatar) - skin).max(axis=1).mean() > 0.02, "colours come from the stage-1 field"
     assert avatar["free/opacity_logits"].std() > 0.3, "opacities come from the stage-1 densities"
-    off = read_h3ga(generate(GenerateSpec(prompt="x", preset="tiny", steps=1, seed=1, stage1_steps=0), ProgressReporter(),
-                             tmp_path / "off"))
+    off = read_h3ga(
+        generate(
+            GenerateSpec(prompt="x", preset="tiny", steps=1, seed=1, stage1_steps=0),
+            ProgressReporter(),
+            tmp_path / "off",
+        )
+    )
     assert np.abs(shown(off) - skin).max() < 0.05, "without stage 1 they start as skin"
     assert off["free/opacity_logits"].std() < 0.15, "... and equally opaque"
 
@@ -160,8 +184,9 @@ def test_the_same_seed_builds_the_same_avatar_whatever_ran_before(body):
 def test_both_stages_run_on_cuda_with_densification(tmp_path):
     """The GPU path end to end: CUDA body, stage-1 field, gsplat rasterizer, densify (tiny models)."""
     events = []
-    spec = GenerateSpec(prompt="a knight in armor", preset="tiny", device="cuda", steps=4, stage1_steps=3, seed=0,
-                        densify=True)
+    spec = GenerateSpec(
+        prompt="a knight in armor", preset="tiny", device="cuda", steps=4, stage1_steps=3, seed=0, densify=True
+    )
     avatar = read_h3ga(generate(spec, ProgressReporter([events.append]), tmp_path))
     assert any(e.message.startswith("Stage 1 done") for e in events)
     assert any(e.message.startswith("Densify at step") for e in events)
@@ -193,10 +218,34 @@ def test_command_line_options_reach_the_job(monkeypatch, tmp_path):
 
     seen = []
     monkeypatch.setattr(pipeline, "generate", lambda spec, reporter, workdir, out=None: seen.append(spec) or out)
-    assert main(["generate", "a knight", "--preset", "tiny", "--densify", "--cpu-offload", "--vae-slicing",
-                 "--precision", "bf16", "--stage1-steps", "0", "--out", str(tmp_path / "k.h3ga")]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "a knight",
+                "--preset",
+                "tiny",
+                "--densify",
+                "--cpu-offload",
+                "--vae-slicing",
+                "--precision",
+                "bf16",
+                "--stage1-steps",
+                "0",
+                "--out",
+                str(tmp_path / "k.h3ga"),
+            ]
+        )
+        == 0
+    )
     spec = seen[0]
-    assert (spec.densify, spec.cpu_offload, spec.vae_slicing, spec.precision, spec.stage1_steps) == (True, True, True, "bf16", 0)
+    assert (spec.densify, spec.cpu_offload, spec.vae_slicing, spec.precision, spec.stage1_steps) == (
+        True,
+        True,
+        True,
+        "bf16",
+        0,
+    )
     main(["generate", "a knight", "--out", str(tmp_path / "d.h3ga")])
     assert seen[1].stage1_steps is None and not seen[1].densify, "defaults: stage 1 on (preset's steps), no densify"
 
@@ -222,8 +271,11 @@ def test_a_free_gaussian_on_a_finger_binds_to_a_triangle_of_that_finger(body):
         points = rest[on_finger] + offset * normals
         bind, bary, distance, is_outside = nearest_triangles(points, rest, body.faces)
         owner = body.skin_weights[body.faces[bind]].sum(1).argmax(1)  # the bound triangle's joint
-        same = [JOINT_NAMES[o].split("_")[1].rstrip("123") == JOINT_NAMES[d].split("_")[1].rstrip("123")
-                and JOINT_NAMES[o][0] == JOINT_NAMES[d][0] for o, d in zip(owner.tolist(), dominant[on_finger].tolist())]
+        same = [
+            JOINT_NAMES[o].split("_")[1].rstrip("123") == JOINT_NAMES[d].split("_")[1].rstrip("123")
+            and JOINT_NAMES[o][0] == JOINT_NAMES[d][0]
+            for o, d in zip(owner.tolist(), dominant[on_finger].tolist())
+        ]
         assert np.mean(same) == 1.0, f"{np.mean(same):.3f} bound to their own finger at offset {offset}"
         assert distance.max() < abs(offset) + 1e-3 and (is_outside == outside).float().mean() > 0.95
         assert torch.allclose(bary.sum(1), torch.ones(len(bary))) and (bary >= 0).all()
@@ -236,8 +288,10 @@ def test_stage1_points_on_the_hands_and_face_are_left_to_the_mesh_bound_gaussian
     dominant = body.skin_weights.argmax(1)
     normals = _vertex_normals(rest, body.faces)
     # The backs of the fingers (T-pose: palms down), so 3 cm up is clear of the neighbouring fingers.
-    hand = torch.nonzero(torch.isin(dominant, torch.tensor([JOINT_INDEX[f"left_{f}2"] for f in ("index", "middle", "ring")]))
-                         & (normals[:, 1] > 0.8)).squeeze(1)[:20]
+    hand = torch.nonzero(
+        torch.isin(dominant, torch.tensor([JOINT_INDEX[f"left_{f}2"] for f in ("index", "middle", "ring")]))
+        & (normals[:, 1] > 0.8)
+    ).squeeze(1)[:20]
     torso = torch.nonzero(dominant == JOINT_INDEX["spine2"]).squeeze(1)[:20]
     assert len(hand) == len(torso) == 20
     glove = rest[hand] + 0.03 * normals[hand]  # a bulky glove: 3 cm off the skin, free

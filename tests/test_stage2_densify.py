@@ -31,8 +31,9 @@ def fake_render(total: int, hot: slice, size: int = 32):
     """A render whose screen-space gradient is high on ``hot`` Gaussians, all of them on screen."""
     grad = torch.zeros(total, 2)
     grad[hot] = 0.05
-    return SimpleNamespace(means2d=SimpleNamespace(grad=grad), radii=torch.ones(total, 2),
-                           image=torch.zeros(size, size, 3))
+    return SimpleNamespace(
+        means2d=SimpleNamespace(grad=grad), radii=torch.ones(total, 2), image=torch.zeros(size, size, 3)
+    )
 
 
 def test_high_gradient_gaussians_grow_transparent_ones_go_and_the_hand_face_gaussians_stay(body):
@@ -52,9 +53,16 @@ def test_high_gradient_gaussians_grow_transparent_ones_go_and_the_hand_face_gaus
     assert (parents.reshape(-1, 1) == parents.unique().reshape(1, -1)).any(0).all() and len(parents.unique()) <= 10
     assert torch.equal(model.bound_faces, bound_before) and model.bound_opacity.shape == (50,)
     for key, opt in optimizers.per_free.items():  # the optimizers hold the model's new tensors
-        assert opt.param_groups[0]["params"][0] is getattr(model, {"means": "free_means", "scales": "free_log_scales",
-                                                                    "quats": "free_quats", "opacities": "free_opacity",
-                                                                    "colors": "free_color_logits"}[key])
+        assert opt.param_groups[0]["params"][0] is getattr(
+            model,
+            {
+                "means": "free_means",
+                "scales": "free_log_scales",
+                "quats": "free_quats",
+                "opacities": "free_opacity",
+                "colors": "free_color_logits",
+            }[key],
+        )
     # The grown avatar is a valid file that poses like any other.
     avatar = read_h3ga(write_h3ga(Path(tempfile.mkdtemp()) / "grown.h3ga", model.export()))
     posed = pose_avatar(avatar, np.zeros((55, 3)))
@@ -76,11 +84,19 @@ def oracle_run(body, workdir, steps, cancel_at=None):
         return torch.stack([render(reference, p, e, c).permute(2, 0, 1) for c, (p, e) in zip(cameras, poses)])
 
     model = H3GA(body, num_free=400, num_bound=100, seed=0)
-    cfg = Stage2Config(steps=steps, resolution=24, batch=1, checkpoint_every=10**9, preview_every=10**9,
-                       densify=DensifyConfig(start=1, every=3, stop=8, grow_grad2d=1e-6))
+    cfg = Stage2Config(
+        steps=steps,
+        resolution=24,
+        batch=1,
+        checkpoint_every=10**9,
+        preview_every=10**9,
+        densify=DensifyConfig(start=1, every=3, stop=8, grow_grad2d=1e-6),
+    )
     reporter = ProgressReporter()
     if cancel_at is not None:
-        reporter.sinks.append(lambda ev: reporter.cancel.cancel() if ev.stage == "stage2" and ev.step == cancel_at else None)
+        reporter.sinks.append(
+            lambda ev: reporter.cancel.cancel() if ev.stage == "stage2" and ev.step == cancel_at else None
+        )
     train_stage2(model, OracleGuidance(reference_render), "oracle", cfg, reporter, workdir, seed=2)
     return model
 

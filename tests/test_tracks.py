@@ -72,8 +72,16 @@ def test_smpl_tracks_map_onto_smplx(tmp_path, truth):
     """SMPL (24 joints): the shared 22 joints keep their rotations, jaw, eyes and hands stay neutral."""
     p = truth.persons[0]
     smpl_pose = np.concatenate([p.full_pose[:, :22], np.full((N, 2, 3), 0.3)], axis=1).reshape(N, 72)
-    np.savez(tmp_path / "amass.npz", poses=smpl_pose, trans=p.transl, betas=p.betas[0], mocap_framerate=30.0,
-             K=truth.camera.K, image_size=np.array([W, H]), frame=np.array("camera"))
+    np.savez(
+        tmp_path / "amass.npz",
+        poses=smpl_pose,
+        trans=p.transl,
+        betas=p.betas[0],
+        mocap_framerate=30.0,
+        K=truth.camera.K,
+        image_size=np.array([W, H]),
+        frame=np.array("camera"),
+    )
     track = load_track(tmp_path / "amass.npz")
     same(track, truth)
     assert track.persons[0].model == "smpl"
@@ -84,30 +92,60 @@ def test_tram_and_wham_pickles_with_opt_in(tmp_path, truth):
     import joblib
 
     p = truth.persons[0]
-    rotmat = torch.as_tensor(axis_angle_to_matrix(np.concatenate([p.full_pose[:, :22], np.zeros((N, 2, 3))], 1).reshape(-1, 3)),
-                             dtype=torch.float64).reshape(N, 24, 3, 3)
+    rotmat = torch.as_tensor(
+        axis_angle_to_matrix(np.concatenate([p.full_pose[:, :22], np.zeros((N, 2, 3))], 1).reshape(-1, 3)),
+        dtype=torch.float64,
+    ).reshape(N, 24, 3, 3)
     hps = tmp_path / "tram" / "hps"
     hps.mkdir(parents=True)
-    np.save(hps / "hps_track_0.npy", {"pred_rotmat": rotmat, "pred_shape": torch.as_tensor(p.betas),
-                                      "pred_trans": torch.as_tensor(p.transl).reshape(N, 1, 3),
-                                      "frame": torch.arange(N), "pred_cam": torch.zeros(N, 3)}, allow_pickle=True)
+    np.save(
+        hps / "hps_track_0.npy",
+        {
+            "pred_rotmat": rotmat,
+            "pred_shape": torch.as_tensor(p.betas),
+            "pred_trans": torch.as_tensor(p.transl).reshape(N, 1, 3),
+            "frame": torch.arange(N),
+            "pred_cam": torch.zeros(N, 3),
+        },
+        allow_pickle=True,
+    )
     f = float(truth.camera.K[0, 0, 0])
-    np.save(tmp_path / "tram" / "camera.npy", {"img_focal": f, "img_center": np.array([W / 2, H / 2]),
-                                               "pred_cam_R": np.tile(np.eye(3), (N, 1, 1)), "pred_cam_T": np.zeros((N, 3))},
-            allow_pickle=True)
+    np.save(
+        tmp_path / "tram" / "camera.npy",
+        {
+            "img_focal": f,
+            "img_center": np.array([W / 2, H / 2]),
+            "pred_cam_R": np.tile(np.eye(3), (N, 1, 1)),
+            "pred_cam_T": np.zeros((N, 3)),
+        },
+        allow_pickle=True,
+    )
     tram = load_any_track(tmp_path / "tram", allow_pickle=True)
     same(tram, truth, camera=False)
     assert tram.camera.K[0, 0, 0] == f and np.allclose(tram.camera.world_to_camera, np.eye(4))
 
-    joblib.dump({7: {"pose": np.concatenate([p.full_pose[:, :22].reshape(N, 66), np.zeros((N, 6))], 1).astype(np.float32),
-                     "trans": p.transl.astype(np.float32), "betas": p.betas.astype(np.float32),
-                     "pose_world": np.zeros((N, 72)), "trans_world": np.zeros((N, 3)), "frame_ids": np.arange(N),
-                     "verts": np.zeros((N, 4, 3), np.float32)}}, tmp_path / "wham_output.pkl")
+    joblib.dump(
+        {
+            7: {
+                "pose": np.concatenate([p.full_pose[:, :22].reshape(N, 66), np.zeros((N, 6))], 1).astype(np.float32),
+                "trans": p.transl.astype(np.float32),
+                "betas": p.betas.astype(np.float32),
+                "pose_world": np.zeros((N, 72)),
+                "trans_world": np.zeros((N, 3)),
+                "frame_ids": np.arange(N),
+                "verts": np.zeros((N, 4, 3), np.float32),
+            }
+        },
+        tmp_path / "wham_output.pkl",
+    )
     wham = load_any_track(tmp_path / "wham_output.pkl", allow_pickle=True, width=W, height=H)
     same(wham, truth, camera=False)
     assert wham.camera.K[0, 0, 0] == pytest.approx(np.hypot(W, H))
 
-    for path in (tmp_path / "wham_output.pkl", hps / "hps_track_0.npy"):  # without the opt-in: refused, whatever is inside
+    for path in (
+        tmp_path / "wham_output.pkl",
+        hps / "hps_track_0.npy",
+    ):  # without the opt-in: refused, whatever is inside
         with pytest.raises(TrackError, match="--allow-pickle"):
             load_any_track(path)
 
@@ -180,11 +218,23 @@ def test_gvhmr_world_frame_recovers_the_camera(tmp_path, truth):
     cam_pose[:, 0] = matrix_to_axis_angle(R @ axis_angle_to_matrix(world.full_pose[:, 0]))
     cam_transl = np.einsum("nij,nj->ni", R, j0 + world.transl) + t - j0
     f32 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)
+
     def params(pose, transl):
-        return {"global_orient": f32(pose[:, 0]), "body_pose": f32(pose[:, 1:22].reshape(N, 63)), "betas": f32(world.betas),
-                "transl": f32(transl)}
-    torch.save({"smpl_params_global": params(world.full_pose, world.transl), "smpl_params_incam": params(cam_pose, cam_transl),
-                "K_fullimg": f32(truth.camera.K)}, tmp_path / "hmr4d_results.pt")
+        return {
+            "global_orient": f32(pose[:, 0]),
+            "body_pose": f32(pose[:, 1:22].reshape(N, 63)),
+            "betas": f32(world.betas),
+            "transl": f32(transl),
+        }
+
+    torch.save(
+        {
+            "smpl_params_global": params(world.full_pose, world.transl),
+            "smpl_params_incam": params(cam_pose, cam_transl),
+            "K_fullimg": f32(truth.camera.K),
+        },
+        tmp_path / "hmr4d_results.pt",
+    )
     track = load_any_track(tmp_path / "hmr4d_results.pt", frame="world")
     assert track.frame == "world"
     np.testing.assert_allclose(track.persons[0].full_pose, world.full_pose, atol=1e-5)
@@ -200,20 +250,52 @@ def test_prompthmr_and_phalp_layouts(tmp_path, truth):
     w2c = np.tile(np.eye(4), (N, 1, 1))
     w2c[:, :3, 3] = [0.1, 0.2, 0.3]
     f = 170.0
-    joblib.dump({"people": {1: {"frames": np.arange(N), "track_id": 1, "bboxes": np.zeros((N, 4)),
-                                "smplx_world": {"pose": p.full_pose.reshape(N, 165), "shape": p.betas, "trans": p.transl}}},
-                 "camera_world": {"Rcw": w2c[:, :3, :3], "Tcw": w2c[:, :3, 3], "img_focal": f, "img_center": np.array([W / 2, H / 2])},
-                 "timings": {"hps": 1.5}, "has_tracks": True}, tmp_path / "results.pkl")
+    joblib.dump(
+        {
+            "people": {
+                1: {
+                    "frames": np.arange(N),
+                    "track_id": 1,
+                    "bboxes": np.zeros((N, 4)),
+                    "smplx_world": {"pose": p.full_pose.reshape(N, 165), "shape": p.betas, "trans": p.transl},
+                }
+            },
+            "camera_world": {
+                "Rcw": w2c[:, :3, :3],
+                "Tcw": w2c[:, :3, 3],
+                "img_focal": f,
+                "img_center": np.array([W / 2, H / 2]),
+            },
+            "timings": {"hps": 1.5},
+            "has_tracks": True,
+        },
+        tmp_path / "results.pkl",
+    )
     phmr = load_any_track(tmp_path / "results.pkl", allow_pickle=True)
     assert phmr.frame == "world" and phmr.source.endswith("(PromptHMR)")
     np.testing.assert_allclose(phmr.persons[0].full_pose, p.full_pose, atol=1e-6)
     np.testing.assert_allclose(phmr.camera.world_to_camera, w2c)
     assert phmr.camera.K[0, 0, 0] == f
 
-    R = axis_angle_to_matrix(np.concatenate([p.full_pose[:, :22], np.zeros((N, 2, 3))], 1).reshape(-1, 3)).reshape(N, 24, 3, 3)
-    frames = {f"img_{t:06d}.jpg": {"tid": [4], "time": t, "size": [(H, W)], "camera": [p.transl[t].astype(np.float32)],
-                                   "smpl": [{"global_orient": R[t, :1].astype(np.float32), "body_pose": R[t, 1:].astype(np.float32),
-                                             "betas": p.betas[t].astype(np.float32)}]} for t in range(N)}
+    R = axis_angle_to_matrix(np.concatenate([p.full_pose[:, :22], np.zeros((N, 2, 3))], 1).reshape(-1, 3)).reshape(
+        N, 24, 3, 3
+    )
+    frames = {
+        f"img_{t:06d}.jpg": {
+            "tid": [4],
+            "time": t,
+            "size": [(H, W)],
+            "camera": [p.transl[t].astype(np.float32)],
+            "smpl": [
+                {
+                    "global_orient": R[t, :1].astype(np.float32),
+                    "body_pose": R[t, 1:].astype(np.float32),
+                    "betas": p.betas[t].astype(np.float32),
+                }
+            ],
+        }
+        for t in range(N)
+    }
     joblib.dump(frames, tmp_path / "demo_video.pkl", compress=3)
     phalp = load_any_track(tmp_path / "demo_video.pkl", allow_pickle=True, kind="phalp")
     same(phalp, truth, camera=False)
@@ -274,6 +356,11 @@ def test_core_reader_needs_no_torch(tmp_path, truth):
         track = load_track({str(path)!r})
         print("OK", track.persons[0].num_frames, track.camera.K.shape)
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "backend")})
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "backend")},
+    )
     assert f"OK {N} ({N}, 3, 3)" in out.stdout, out.stderr[-2000:]

@@ -101,8 +101,9 @@ def test_conditions_made_ahead_by_worker_threads_are_those_made_inline(body, gui
         for a, b in zip(a_views, b_views):
             assert a.prompt == b.prompt and (a.pose == b.pose).all() and (a.expression == b.expression).all()
             assert (a.camera.camera.viewmat == b.camera.camera.viewmat).all() and torch.equal(a.skeleton, b.skeleton)
-    assert any(v.prompt != inline[0][0].prompt or (v.pose != inline[0][0].pose).any() for v in inline[3]), \
+    assert any(v.prompt != inline[0][0].prompt or (v.pose != inline[0][0].pose).any() for v in inline[3]), (
         "different steps, different conditions"
+    )
 
 
 def test_the_run_reports_its_host_side_time_per_step(body, guidances, tmp_path):

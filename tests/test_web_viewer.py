@@ -43,9 +43,26 @@ def served(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("viewer")
     avatar = make_test_avatar(num_free=1500, num_bound=300, seed=2)
     path = write_h3ga(tmp / "a.h3ga", avatar)
-    out = subprocess.run([sys.executable, "-m", "dreamwaltz", "export", path, "--format", "glb", "--motion", WALK,
-                          "--frames", f"{FRAMES[0]}:{FRAMES[1]}", "--out", tmp / "walk.glb"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dreamwaltz",
+            "export",
+            path,
+            "--format",
+            "glb",
+            "--motion",
+            WALK,
+            "--frames",
+            f"{FRAMES[0]}:{FRAMES[1]}",
+            "--out",
+            tmp / "walk.glb",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     server = view.make_server(tmp / "walk.glb")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -76,14 +93,27 @@ def test_viewer_silhouette_matches_the_backend_render_of_the_same_pose(served):
     seq = load_motion(WALK, TargetSkeleton.from_avatar(avatar))
     for k in (0, 37):
         t = k / seq.fps
-        browser.goto(f"{url}?t={t!r}&ui=0&mask=1&{camera_query()}", "window.dreamwaltzViewer && window.dreamwaltzViewer.ready")
+        browser.goto(
+            f"{url}?t={t!r}&ui=0&mask=1&{camera_query()}", "window.dreamwaltzViewer && window.dreamwaltzViewer.ready"
+        )
         time.sleep(1.5)  # Spark sorts and draws asynchronously
         shot = png_gray(browser.screenshot())
         posed = pose_avatar(avatar, seq.full_pose[FRAMES[0] + k], transl=seq.transl[FRAMES[0] + k])
         camera = Camera(look_at(EYE, TARGET), intrinsics(FOV, W, H), W, H)
         f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)
-        ref = rasterize(f(posed.means), f(posed.covariances), f(posed.opacities), f(np.ones_like(posed.colors)),
-                        camera, background=f(np.zeros(3)), backend="torch").alpha[..., 0].numpy()
+        ref = (
+            rasterize(
+                f(posed.means),
+                f(posed.covariances),
+                f(posed.opacities),
+                f(np.ones_like(posed.colors)),
+                camera,
+                background=f(np.zeros(3)),
+                backend="torch",
+            )
+            .alpha[..., 0]
+            .numpy()
+        )
         a, b = shot > 0.5, ref > 0.5
         iou = (a & b).sum() / max((a | b).sum(), 1)
         print(f"frame {FRAMES[0] + k}: silhouette IoU {iou:.3f} ({b.sum()} reference pixels)")
@@ -105,15 +135,18 @@ def test_viewer_plays_the_animation(served):
 def test_view_refuses_a_file_that_is_not_a_glb(tmp_path):
     bad = tmp_path / "a.glb"
     bad.write_text("not a glb")
-    out = subprocess.run([sys.executable, "-m", "dreamwaltz", "view", bad, "--no-browser"], capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "dreamwaltz", "view", bad, "--no-browser"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 2 and "not a .glb" in out.stderr and "Traceback" not in out.stderr
     from dreamwaltz.core.gltf import GlbBuilder
 
     b = GlbBuilder()  # a valid .glb with a plain point cloud and no splats
-    b.gltf["meshes"].append({"primitives": [{"attributes": {"POSITION": b.accessor(np.zeros((2, 3)), "VEC3", bounds=True)},
-                                              "mode": 0}]})
+    b.gltf["meshes"].append(
+        {"primitives": [{"attributes": {"POSITION": b.accessor(np.zeros((2, 3)), "VEC3", bounds=True)}, "mode": 0}]}
+    )
     b.write(bad)
-    out = subprocess.run([sys.executable, "-m", "dreamwaltz", "view", bad, "--no-browser"], capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "dreamwaltz", "view", bad, "--no-browser"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 2 and "no Gaussian splats" in out.stderr

@@ -48,14 +48,20 @@ def read_prompts(path: Path) -> list[str]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise DreamWaltzError(f"Cannot read the prompts file {path}: {type(err).__name__}.",
-                              "Give a UTF-8 text file with one prompt a line.") from None
+        raise DreamWaltzError(
+            f"Cannot read the prompts file {path}: {type(err).__name__}.",
+            "Give a UTF-8 text file with one prompt a line.",
+        ) from None
     prompts = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
     if not prompts:
-        raise DreamWaltzError(f"The prompts file {path} has no prompts.", "Write one prompt a line (# starts a comment).")
+        raise DreamWaltzError(
+            f"The prompts file {path} has no prompts.", "Write one prompt a line (# starts a comment)."
+        )
     if len(prompts) > MAX_PROMPTS:
-        raise DreamWaltzError(f"The prompts file {path} has {len(prompts)} prompts, over the {MAX_PROMPTS} limit.",
-                              "Split it into several batches.")
+        raise DreamWaltzError(
+            f"The prompts file {path} has {len(prompts)} prompts, over the {MAX_PROMPTS} limit.",
+            "Split it into several batches.",
+        )
     return prompts
 
 
@@ -63,7 +69,9 @@ def parse_seeds(text: str) -> list[int]:
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise DreamWaltzError(f"--seeds {text!r} is not a list of whole numbers.", "Write e.g. --seeds 0,1,2.") from None
+        raise DreamWaltzError(
+            f"--seeds {text!r} is not a list of whole numbers.", "Write e.g. --seeds 0,1,2."
+        ) from None
     if not seeds:
         raise DreamWaltzError("--seeds is empty.", "Write e.g. --seeds 0,1,2.")
     return list(dict.fromkeys(seeds))
@@ -96,8 +104,14 @@ def plan(store: JobStore, specs: list[GenerateSpec]) -> list[Entry]:
     return entries
 
 
-def run_jobs(store: JobStore, entries: list[Entry], engine: EngineFactory, runner: Runner,
-             say: Callable[[str], None] = print, poll_s: float = 0.5) -> None:
+def run_jobs(
+    store: JobStore,
+    entries: list[Entry],
+    engine: EngineFactory,
+    runner: Runner,
+    say: Callable[[str], None] = print,
+    poll_s: float = 0.5,
+) -> None:
     """Run the entries that are not skipped on ``engine`` until every one has finished."""
     todo = {e.job.id: e for e in entries if not e.skipped}
     if not todo:
@@ -111,7 +125,9 @@ def run_jobs(store: JobStore, entries: list[Entry], engine: EngineFactory, runne
                 state = entry.job.state
                 if state["status"] != seen.get(jid):
                     seen[jid] = state["status"]
-                    note = f": {state['error']['message']}" if state["status"] == "failed" and state.get("error") else ""
+                    note = (
+                        f": {state['error']['message']}" if state["status"] == "failed" and state.get("error") else ""
+                    )
                     say(f"{state['status']:9s} {entry.spec.prompt!r} seed {entry.spec.seed}{note}")
             if all(s in FINISHED for s in seen.values()) and len(seen) == len(todo):
                 return
@@ -151,7 +167,9 @@ def generate_with_views(spec: dict, reporter, workdir: Path, view_size: int = 25
     try:
         write_views(path, Path(workdir).parent, view_size, spec.get("device") or "auto")
     except Exception as err:  # noqa: BLE001 - the avatar is made; the batch renders missing views at the end
-        reporter.info("export", f"The contact-sheet views were not rendered here ({type(err).__name__}: {str(err)[:200]}).")
+        reporter.info(
+            "export", f"The contact-sheet views were not rendered here ({type(err).__name__}: {str(err)[:200]})."
+        )
     return path
 
 
@@ -238,46 +256,78 @@ def index_html(entries: list[Entry], out: Path) -> Path:
         rel = _relative(entry.job.folder, out)
         prompt = html.escape(entry.spec.prompt)
         if state["status"] == "done":
-            views = "".join(f'<img src="{rel}/{name}" alt="{name[:-4]} of {prompt}" width="192" height="192">'
-                            for name in ("front.png", "back.png"))
+            views = "".join(
+                f'<img src="{rel}/{name}" alt="{name[:-4]} of {prompt}" width="192" height="192">'
+                for name in ("front.png", "back.png")
+            )
             link = f'<a href="{rel}/result.h3ga" download>avatar.h3ga</a>'
         else:
             error = html.escape((state.get("error") or {}).get("message") or "")
             views, link = f'<p class="failed">{html.escape(state["status"])}: {error}</p>', ""
-        cards.append(f'<figure>{views}<figcaption><b>{prompt}</b><br>seed {entry.spec.seed} &middot; '
-                     f'{html.escape(entry.spec.preset)} &middot; {link}</figcaption></figure>')
-    page = ("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>DreamWaltz batch</title>\n"
-            "<style>body{font-family:sans-serif;margin:1em}figure{display:inline-block;margin:.5em;vertical-align:top;"
-            "max-width:400px}img{background:#888;margin-right:4px}.failed{color:#a00;width:388px}</style></head>\n"
-            f"<body><h1>DreamWaltz batch: {len(entries)} avatars</h1>\n"
-            '<p><a href="contact_sheet.png">contact sheet</a></p>\n' + "\n".join(cards) + "\n</body></html>\n")
+        cards.append(
+            f"<figure>{views}<figcaption><b>{prompt}</b><br>seed {entry.spec.seed} &middot; "
+            f"{html.escape(entry.spec.preset)} &middot; {link}</figcaption></figure>"
+        )
+    page = (
+        '<!doctype html>\n<html><head><meta charset="utf-8"><title>DreamWaltz batch</title>\n'
+        "<style>body{font-family:sans-serif;margin:1em}figure{display:inline-block;margin:.5em;vertical-align:top;"
+        "max-width:400px}img{background:#888;margin-right:4px}.failed{color:#a00;width:388px}</style></head>\n"
+        f"<body><h1>DreamWaltz batch: {len(entries)} avatars</h1>\n"
+        '<p><a href="contact_sheet.png">contact sheet</a></p>\n' + "\n".join(cards) + "\n</body></html>\n"
+    )
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
 
 
-def run_batch(prompts: list[str], seeds: list[int], make_spec: Callable[[str, int], GenerateSpec], out: Path,
-              engine: EngineFactory, runner: Runner, view_size: int = 256, device: str = "auto",
-              say: Callable[[str], None] = print, jobs_dir: Optional[Path] = None) -> dict:
+def run_batch(
+    prompts: list[str],
+    seeds: list[int],
+    make_spec: Callable[[str, int], GenerateSpec],
+    out: Path,
+    engine: EngineFactory,
+    runner: Runner,
+    view_size: int = 256,
+    device: str = "auto",
+    say: Callable[[str], None] = print,
+    jobs_dir: Optional[Path] = None,
+) -> dict:
     """The whole batch; returns the summary also written to ``OUT/batch.json``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     store = JobStore(jobs_dir or out / "jobs")
     entries = plan(store, [make_spec(p, s) for p in prompts for s in seeds])
     skipped = sum(e.skipped for e in entries)
-    say(f"batch: {len(entries)} avatars ({len(prompts)} prompts x {len(seeds)} seeds), "
-        f"{len(entries) - skipped} to run, skipped {skipped} finished before")
+    say(
+        f"batch: {len(entries)} avatars ({len(prompts)} prompts x {len(seeds)} seeds), "
+        f"{len(entries) - skipped} to run, skipped {skipped} finished before"
+    )
     run_jobs(store, entries, engine, runner, say)
     rendered = render_previews(entries, view_size, device)
     contact_sheet(entries, out / "contact_sheet.png", view_size)
     index_html(entries, out)
     states = [e.job.state for e in entries]
-    summary = {"avatars": len(entries), "skipped": skipped, "ran": len(entries) - skipped, "previews_rendered": rendered,
-               "done": sum(s["status"] == "done" for s in states), "failed": sum(s["status"] != "done" for s in states),
-               "jobs": [{"id": e.job.id, "prompt": e.spec.prompt, "seed": e.spec.seed, "status": s["status"],
-                         "avatar": _relative(e.job.result_path, out) if s["status"] == "done" else None}
-                        for e, s in zip(entries, states)]}
+    summary = {
+        "avatars": len(entries),
+        "skipped": skipped,
+        "ran": len(entries) - skipped,
+        "previews_rendered": rendered,
+        "done": sum(s["status"] == "done" for s in states),
+        "failed": sum(s["status"] != "done" for s in states),
+        "jobs": [
+            {
+                "id": e.job.id,
+                "prompt": e.spec.prompt,
+                "seed": e.spec.seed,
+                "status": s["status"],
+                "avatar": _relative(e.job.result_path, out) if s["status"] == "done" else None,
+            }
+            for e, s in zip(entries, states)
+        ],
+    }
     (out / "batch.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
-    say(f"batch: {summary['done']} of {len(entries)} avatars done ({summary['failed']} failed); "
-        f"contact sheet {out / 'contact_sheet.png'}, page {out / 'index.html'}")
+    say(
+        f"batch: {summary['done']} of {len(entries)} avatars done ({summary['failed']} failed); "
+        f"contact sheet {out / 'contact_sheet.png'}, page {out / 'index.html'}"
+    )
     return summary

@@ -42,8 +42,19 @@ def example_prompt(index: int = 2) -> str:
 
 
 def generate(prompt: str, preset: str, device: str, seed: int, out: Path) -> Path:
-    cmd = [sys.executable, "-m", "dreamwaltz", "generate", prompt, "--preset", preset, "--seed", str(seed),
-           "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dreamwaltz",
+        "generate",
+        prompt,
+        "--preset",
+        preset,
+        "--seed",
+        str(seed),
+        "--out",
+        str(out),
+    ]
     if device != "auto":
         cmd += ["--device", device]
     say("$ " + " ".join(cmd[2:]))
@@ -166,12 +177,16 @@ def write_stage(path: Path, floor_y: float, seed: int = 0) -> Path:
     floor_colors = 0.25 + 0.35 * check * np.array([[1.0, 0.9, 0.7]])
     bx, by = np.meshgrid(np.linspace(-3, 3, 120), np.linspace(0, 2.4, 48))
     backdrop = np.stack([bx.ravel(), by.ravel() + floor_y, np.full(bx.size, -3.0)], 1)
-    backdrop_colors = np.stack([0.2 + 0.3 * by.ravel() / 2.4, 0.35 + 0.1 * np.sin(bx.ravel() * 2), np.full(bx.size, 0.6)], 1)
+    backdrop_colors = np.stack(
+        [0.2 + 0.3 * by.ravel() / 2.4, 0.35 + 0.1 * np.sin(bx.ravel() * 2), np.full(bx.size, 0.6)], 1
+    )
     means = np.concatenate([floor, backdrop]) + rng.normal(scale=0.004, size=(len(floor) + len(backdrop), 3))
     n = len(means)
     flat = np.where(np.arange(n)[:, None] < len(floor), [0.03, 0.004, 0.03], [0.03, 0.03, 0.004])
     covariances = gaussian_covariances(np.log(flat), np.tile([1.0, 0.0, 0.0, 0.0], (n, 1)))
-    return write_gaussian_ply(path, means, covariances, np.concatenate([floor_colors, backdrop_colors]), np.full(n, 0.95))
+    return write_gaussian_ply(
+        path, means, covariances, np.concatenate([floor_colors, backdrop_colors]), np.full(n, 0.95)
+    )
 
 
 def soles(avatar_path: Path) -> float:
@@ -188,24 +203,67 @@ def full_backend(avatar_path: Path, out_dir: Path) -> Path:
 
     glb = out_dir / "avatar.glb"
     say("$ dreamwaltz export avatar.h3ga --format glb --motion (the CMU walk)")
-    subprocess.run([sys.executable, "-m", "dreamwaltz", "export", str(avatar_path), "--format", "glb", "--motion",
-                    str(WALK_CLIP), "--out", str(glb)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dreamwaltz",
+            "export",
+            str(avatar_path),
+            "--format",
+            "glb",
+            "--motion",
+            str(WALK_CLIP),
+            "--out",
+            str(glb),
+        ],
+        check=True,
+    )
     stage = write_stage(out_dir / "stage.ply", soles(avatar_path))
     clips = [WALK_CLIP] + OTHER_CLIPS
     scene = {
-        "version": 1, "frames": [1, 12], "fps": 24, "width": 320, "height": 200, "background": [0.05, 0.05, 0.08],
-        "camera": {"keyframes": [{"frame": 1, "position": [0.4, 0.5, 5.0], "target": [0.0, -0.1, -0.5], "fov_deg": 45},
-                                 {"frame": 12, "position": [-0.8, 0.4, 4.7], "target": [0.0, -0.1, -0.5], "fov_deg": 45}]},
-        "avatars": [{"name": f"copy {i + 1}", "file": str(avatar_path), "location": [x, 0.0, z], "rotation": yaw,
-                     "motion": str(clip), "start_frame": 1 + 5 * i}
-                    for i, ((x, z, yaw), clip) in enumerate(zip([(-1.1, -0.8, 15), (0.0, 0.0, 0), (1.1, -1.2, -20)], clips))],
+        "version": 1,
+        "frames": [1, 12],
+        "fps": 24,
+        "width": 320,
+        "height": 200,
+        "background": [0.05, 0.05, 0.08],
+        "camera": {
+            "keyframes": [
+                {"frame": 1, "position": [0.4, 0.5, 5.0], "target": [0.0, -0.1, -0.5], "fov_deg": 45},
+                {"frame": 12, "position": [-0.8, 0.4, 4.7], "target": [0.0, -0.1, -0.5], "fov_deg": 45},
+            ]
+        },
+        "avatars": [
+            {
+                "name": f"copy {i + 1}",
+                "file": str(avatar_path),
+                "location": [x, 0.0, z],
+                "rotation": yaw,
+                "motion": str(clip),
+                "start_frame": 1 + 5 * i,
+            }
+            for i, ((x, z, yaw), clip) in enumerate(zip([(-1.1, -0.8, 15), (0.0, 0.0, 0), (1.1, -1.2, -20)], clips))
+        ],
         "splats": [{"name": "stage", "file": str(stage)}],
     }
     scene_path = out_dir / "scene.json"
     scene_path.write_text(json.dumps(scene, indent=1))
     say("$ dreamwaltz render-scene scene.json --out scene/ --mp4 scene.mp4 (three avatars on a splat stage)")
-    subprocess.run([sys.executable, "-m", "dreamwaltz", "render-scene", str(scene_path), "--out", str(out_dir / "scene"),
-                    "--mp4", str(out_dir / "scene.mp4")], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dreamwaltz",
+            "render-scene",
+            str(scene_path),
+            "--out",
+            str(out_dir / "scene"),
+            "--mp4",
+            str(out_dir / "scene.mp4"),
+        ],
+        check=True,
+    )
     return stage
 
 
@@ -246,8 +304,11 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=320, help="render size in pixels")
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "demo")
-    parser.add_argument("--full", action="store_true",
-                        help="also export a glb, render a composed scene in the backend and a crowd in Blender")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="also export a glb, render a composed scene in the backend and a crowd in Blender",
+    )
     args = parser.parse_args(argv)
 
     started = time.time()
@@ -255,8 +316,10 @@ def main(argv=None) -> int:
     prompt = args.prompt or example_prompt()
     say(f"prompt: {prompt!r}, preset {args.preset}, open body")
     if args.preset == "tiny":
-        say("the tiny preset uses random tiny diffusion models: it checks the whole machinery on a CPU, "
-            "the avatar will look like the body with noise-coloured clothes, not like the prompt")
+        say(
+            "the tiny preset uses random tiny diffusion models: it checks the whole machinery on a CPU, "
+            "the avatar will look like the body with noise-coloured clothes, not like the prompt"
+        )
     avatar = generate(prompt, args.preset, args.device, args.seed, args.out / "avatar.h3ga")
     stage = full_backend(avatar, args.out) if args.full else None
     blender_part(avatar, args.out, args.frames, args.size, args.samples, stage)

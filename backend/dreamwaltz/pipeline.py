@@ -24,13 +24,21 @@ def pick_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise DreamWaltzError("CUDA was requested but no NVIDIA GPU is visible to PyTorch.",
-                              "Install a CUDA build of PyTorch (python build.py setup --cuda), or use --device cpu with the tiny preset.")
+        raise DreamWaltzError(
+            "CUDA was requested but no NVIDIA GPU is visible to PyTorch.",
+            "Install a CUDA build of PyTorch (python build.py setup --cuda), or use --device cpu with the tiny preset.",
+        )
     return name
 
 
-def generate(spec: GenerateSpec, reporter: ProgressReporter, workdir: Path, out: Optional[Path] = None,
-             preset=None, guidance=None) -> Path:
+def generate(
+    spec: GenerateSpec,
+    reporter: ProgressReporter,
+    workdir: Path,
+    out: Optional[Path] = None,
+    preset=None,
+    guidance=None,
+) -> Path:
     """Run the job. ``preset`` (a ``presets.Preset``) replaces the named preset's numbers and
     ``guidance`` the diffusion models it would load: the dress-rehearsal benchmark runs the paper's
     shapes with random-weight SD-1.5-size networks and a short body initialisation this way."""
@@ -53,25 +61,49 @@ def generate(spec: GenerateSpec, reporter: ProgressReporter, workdir: Path, out:
     betas = np.zeros(body.num_betas)
     betas[: min(len(spec.betas), body.num_betas)] = spec.betas[: body.num_betas]
     dtype = PRECISION_DTYPES[spec.precision]
-    guidance = guidance or build_guidance("sds", spec.preset, spec.sd_model, spec.controlnet_model, device=device,
-                              negative_prompt=spec.negative_prompt or NEGATIVE_PROMPT,
-                              cpu_offload=spec.cpu_offload, vae_slicing=spec.vae_slicing,
-                              dtype=getattr(torch, dtype) if dtype else None, weighting=spec.sds_weighting)
+    guidance = guidance or build_guidance(
+        "sds",
+        spec.preset,
+        spec.sd_model,
+        spec.controlnet_model,
+        device=device,
+        negative_prompt=spec.negative_prompt or NEGATIVE_PROMPT,
+        cpu_offload=spec.cpu_offload,
+        vae_slicing=spec.vae_slicing,
+        dtype=getattr(torch, dtype) if dtype else None,
+        weighting=spec.sds_weighting,
+    )
     torch.manual_seed(spec.seed)
     steps = spec.steps or preset.stage2.steps
-    cfg = replace(preset.stage2, steps=steps, checkpoint_every=min(preset.stage2.checkpoint_every, max(1, steps // 4)),
-                  preview_every=min(preset.stage2.preview_every, max(1, steps // 4)),
-                  densify=densify_schedule(steps, preset.stage2.num_free) if spec.densify else None)
+    cfg = replace(
+        preset.stage2,
+        steps=steps,
+        checkpoint_every=min(preset.stage2.checkpoint_every, max(1, steps // 4)),
+        preview_every=min(preset.stage2.preview_every, max(1, steps // 4)),
+        densify=densify_schedule(steps, preset.stage2.num_free) if spec.densify else None,
+    )
     init = stage1_points(spec, body, guidance, reporter, workdir, betas, cfg.num_free, device, preset.stage1)
-    model = H3GA(body, num_free=cfg.num_free, num_bound=cfg.num_bound, betas=betas, seed=spec.seed,
-                 init_points=init.points, init_colors=init.colors, init_densities=init.densities,
-                 init_scales=init.scales, init_quats=init.quats).to(device)
+    model = H3GA(
+        body,
+        num_free=cfg.num_free,
+        num_bound=cfg.num_bound,
+        betas=betas,
+        seed=spec.seed,
+        init_points=init.points,
+        init_colors=init.colors,
+        init_densities=init.densities,
+        init_scales=init.scales,
+        init_quats=init.quats,
+    ).to(device)
     if model.dropped_near_parts:
-        reporter.info("stage1", f"{model.dropped_near_parts} stage-1 points on the hands and face left to the "
-                                "mesh-bound Gaussians.")
+        reporter.info(
+            "stage1",
+            f"{model.dropped_near_parts} stage-1 points on the hands and face left to the mesh-bound Gaussians.",
+        )
     train_stage2(model, guidance, spec.prompt, cfg, reporter, workdir, seed=spec.seed, device=device)
-    avatar = model.export(prompt=spec.prompt, negative_prompt=spec.negative_prompt, seed=spec.seed, preset=spec.preset,
-                          gender=spec.gender)
+    avatar = model.export(
+        prompt=spec.prompt, negative_prompt=spec.negative_prompt, seed=spec.seed, preset=spec.preset, gender=spec.gender
+    )
     preview = sorted(workdir.glob("preview_*.png"))
     if preview:
         avatar.previews["front_back.png"] = preview[-1].read_bytes()
@@ -90,8 +122,9 @@ def densify_schedule(steps: int, num_free: int):
     # grow_grad2d 0.01, not 3DGS's 0.0002: that was set for a per-pixel mean photometric loss, and an
     # SDS loss summed over the latents gives far larger screen gradients (score-distillation
     # Gaussian generators such as DreamGaussian use 0.01). Unmeasured with real weights here.
-    return DensifyConfig(start=start, every=every, stop=max(start + every + 1, steps // 2), max_free=2 * num_free,
-                         grow_grad2d=0.01)
+    return DensifyConfig(
+        start=start, every=every, stop=max(start + every + 1, steps // 2), max_free=2 * num_free, grow_grad2d=0.01
+    )
 
 
 class Stage2Start:
@@ -101,8 +134,9 @@ class Stage2Start:
         self.points, self.colors, self.densities, self.scales, self.quats = points, colors, densities, scales, quats
 
 
-def stage1_points(spec: GenerateSpec, body, guidance, reporter, workdir: Path, betas, count: int, device,
-                  config=None) -> Stage2Start:
+def stage1_points(
+    spec: GenerateSpec, body, guidance, reporter, workdir: Path, betas, count: int, device, config=None
+) -> Stage2Start:
     """Stage 1, then its density points moved to the rest pose: where stage 2's free Gaussians start,
     with their colours, densities and the shape of their neighbourhood (scales and rotations)."""
     import numpy as np
@@ -125,8 +159,9 @@ def stage1_points(spec: GenerateSpec, body, guidance, reporter, workdir: Path, b
     pick = rng.choice(len(result.points), size=count, replace=len(result.points) < count)
     points = points_to_rest(result.points[pick], body, betas).cpu().numpy()
     scales, quats = local_shapes(points)
-    return Stage2Start(points, result.colors[pick].detach().cpu().numpy(), result.densities[pick].detach().cpu().numpy(),
-                       scales, quats)
+    return Stage2Start(
+        points, result.colors[pick].detach().cpu().numpy(), result.densities[pick].detach().cpu().numpy(), scales, quats
+    )
 
 
 def generate_from_request(spec: dict, reporter: ProgressReporter, workdir: Path) -> Path:

@@ -63,8 +63,15 @@ class ProgressReporter:
         for sink in self.sinks:
             sink(event)
 
-    def step(self, stage: str, step: int, total: int, loss: Optional[float] = None,
-             preview: Optional[str] = None, message: str = "") -> None:
+    def step(
+        self,
+        stage: str,
+        step: int,
+        total: int,
+        loss: Optional[float] = None,
+        preview: Optional[str] = None,
+        message: str = "",
+    ) -> None:
         """Report progress of ``stage`` (steps counted from 0 or from a resumed step)."""
         now = time.time()
         start_time, start_step = self._stage_start.setdefault(stage, (now, step))

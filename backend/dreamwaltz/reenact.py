@@ -43,6 +43,7 @@ class ReenactResult:
 
 # ------------------------------------------------------------------ tracked bodies
 
+
 def _betas_for(body, betas: np.ndarray) -> np.ndarray:
     out = np.zeros((betas.shape[0], body.num_betas))
     n = min(body.num_betas, betas.shape[1])
@@ -60,9 +61,11 @@ def track_body(body, person: TrackPerson, chunk: int = 64) -> tuple[np.ndarray, 
     with torch.no_grad():
         for s in range(0, person.num_frames, chunk):
             e = min(person.num_frames, s + chunk)
-            out = body(betas=torch.as_tensor(betas[s:e], dtype=torch.float64),
-                       full_pose=torch.as_tensor(person.full_pose[s:e], dtype=torch.float64),
-                       transl=torch.as_tensor(person.transl[s:e], dtype=torch.float64))
+            out = body(
+                betas=torch.as_tensor(betas[s:e], dtype=torch.float64),
+                full_pose=torch.as_tensor(person.full_pose[s:e], dtype=torch.float64),
+                transl=torch.as_tensor(person.transl[s:e], dtype=torch.float64),
+            )
             verts.append(out.vertices.double().numpy())
             pelvis.append(out.rest_joints[:, 0].double().numpy())
     return np.concatenate(verts), np.concatenate(pelvis)
@@ -88,8 +91,12 @@ def silhouettes(track: Track, people: Sequence[int], body, width: int, height: i
             scale = 1.0
             while True:
                 try:  # the small rasterizer bounds its work; a body filling a large frame is drawn smaller, then scaled up
-                    small = Camera(camera.viewmat, np.diag([scale, scale, 1.0]) @ camera.K,
-                                   max(1, round(width * scale)), max(1, round(height * scale)))
+                    small = Camera(
+                        camera.viewmat,
+                        np.diag([scale, scale, 1.0]) @ camera.K,
+                        max(1, round(width * scale)),
+                        max(1, round(height * scale)),
+                    )
                     mask = rasterize_mesh(verts[i], faces, small).mask
                     break
                 except ValueError:
@@ -105,7 +112,9 @@ def dilate(masks: np.ndarray, radius: int, square: bool = False) -> np.ndarray:
 
     if radius <= 0:
         return masks.copy()
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT if square else cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    kernel = cv2.getStructuringElement(
+        cv2.MORPH_RECT if square else cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)
+    )
     return np.stack([cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in masks])
 
 
@@ -115,6 +124,7 @@ def default_dilation(width: int, height: int) -> int:
 
 
 # ------------------------------------------------------------------ camera motion
+
 
 def _pair_homography(img_a: np.ndarray, img_b: np.ndarray, use_a: np.ndarray, use_b: np.ndarray) -> np.ndarray:
     """H taking pixel coordinates of frame a to frame b, from their unmasked backgrounds."""
@@ -140,8 +150,15 @@ def _pair_homography(img_a: np.ndarray, img_b: np.ndarray, use_a: np.ndarray, us
     # findTransformECC's warp maps template (b) coordinates into the input image (a).
     start = np.eye(3, dtype=np.float32) if H is None else np.linalg.inv(H).astype(np.float32)
     try:
-        _, warp = cv2.findTransformECC(gb.astype(np.float32), ga.astype(np.float32), start, cv2.MOTION_HOMOGRAPHY,
-                                       (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 200, 1e-6), ma & mb, 3)
+        _, warp = cv2.findTransformECC(
+            gb.astype(np.float32),
+            ga.astype(np.float32),
+            start,
+            cv2.MOTION_HOMOGRAPHY,
+            (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 200, 1e-6),
+            ma & mb,
+            3,
+        )
         H = np.linalg.inv(warp.astype(np.float64))
     except cv2.error:
         pass
@@ -167,8 +184,16 @@ def frame_homographies(frames: np.ndarray, masks: np.ndarray, still_px: float = 
 
 # ------------------------------------------------------------------ clean plate
 
-def clean_plate(frames: np.ndarray, masks: np.ndarray, homographies: Optional[np.ndarray] = None,
-                max_sources: int = 24, inpaint_radius: int = 3, reporter=None, in_place: bool = False) -> np.ndarray:
+
+def clean_plate(
+    frames: np.ndarray,
+    masks: np.ndarray,
+    homographies: Optional[np.ndarray] = None,
+    max_sources: int = 24,
+    inpaint_radius: int = 3,
+    reporter=None,
+    in_place: bool = False,
+) -> np.ndarray:
     """Frames with the masked pixels filled from the other frames (median of the nearest ``max_sources``
     that see them), then spatially inpainted where none does. ``in_place`` fills ``frames`` itself
     (safe: sources are only read outside the grown masks, which are the only pixels written)."""
@@ -177,7 +202,9 @@ def clean_plate(frames: np.ndarray, masks: np.ndarray, homographies: Optional[np
     T, h, w = masks.shape
     static = homographies is None
     plate = frames if in_place else frames.copy()
-    guard = dilate(masks, 1, square=True)  # a source pixel next to the person (8 neighbours: bilinear reads) may carry its colour
+    guard = dilate(
+        masks, 1, square=True
+    )  # a source pixel next to the person (8 neighbours: bilinear reads) may carry its colour
     for t in range(T):
         hole = masks[t]
         if hole.any():
@@ -213,6 +240,7 @@ def clean_plate(frames: np.ndarray, masks: np.ndarray, homographies: Optional[np
 
 
 # ------------------------------------------------------------------ avatar and shadow
+
 
 def body_up(track: Track, person: TrackPerson) -> np.ndarray:
     """The ground's normal in the track's frame: world +Y, or (camera frame) the tracked root's mean up."""
@@ -257,8 +285,17 @@ class AvatarLayer:
     """One avatar in place of tracked person ``k``, rendered a frame at a time (memory stays one
     frame's worth however long the video). ``supersample``: render factor (None: automatic)."""
 
-    def __init__(self, avatar, track: Track, k: int, body, width: int, height: int, device="cpu",
-                 supersample: Optional[int] = None):
+    def __init__(
+        self,
+        avatar,
+        track: Track,
+        k: int,
+        body,
+        width: int,
+        height: int,
+        device="cpu",
+        supersample: Optional[int] = None,
+    ):
         from .core.posing import pose_body
 
         self.avatar, self.track, self.device = avatar, track, device
@@ -316,8 +353,17 @@ def composite_frame(plate: np.ndarray, layers: list) -> tuple[np.ndarray, np.nda
     return np.clip(np.rint(linear_to_srgb(np.clip(out, 0.0, 1.0)) * 255.0), 0, 255).astype(np.uint8), coverage
 
 
-def render_person(avatar, track: Track, k: int, body, width: int, height: int, device="cpu", reporter=None,
-                  supersample: Optional[int] = None):
+def render_person(
+    avatar,
+    track: Track,
+    k: int,
+    body,
+    width: int,
+    height: int,
+    device="cpu",
+    reporter=None,
+    supersample: Optional[int] = None,
+):
     """Every frame of one layer at once (short clips, tests): colour (T,H,W,3), alpha (T,H,W),
     shadow (T,H,W), depth (T,) (inf where the person is not in the frame)."""
     layer = AvatarLayer(avatar, track, k, body, width, height, device, supersample)
@@ -339,7 +385,9 @@ def composite(plate: np.ndarray, layers: list) -> tuple[np.ndarray, np.ndarray]:
     """``composite_frame`` over every frame of ``render_person`` results."""
     frames, coverage = [], []
     for t in range(plate.shape[0]):
-        here = [(rgb[t], alpha[t], shadow[t], depth[t]) for rgb, alpha, shadow, depth in layers if np.isfinite(depth[t])]
+        here = [
+            (rgb[t], alpha[t], shadow[t], depth[t]) for rgb, alpha, shadow, depth in layers if np.isfinite(depth[t])
+        ]
         f, c = composite_frame(plate[t], here)
         frames.append(f)
         coverage.append(c)
@@ -348,9 +396,20 @@ def composite(plate: np.ndarray, layers: list) -> tuple[np.ndarray, np.ndarray]:
 
 # ------------------------------------------------------------------ the whole job
 
-def reenact(video_path, track: Track, pairs: Sequence[tuple], out_path=None, plate_out=None, body=None,
-            device="cpu", dilation: Optional[int] = None, reporter=None, supersample: Optional[int] = None,
-            keep_frames: Optional[bool] = None) -> ReenactResult:
+
+def reenact(
+    video_path,
+    track: Track,
+    pairs: Sequence[tuple],
+    out_path=None,
+    plate_out=None,
+    body=None,
+    device="cpu",
+    dilation: Optional[int] = None,
+    reporter=None,
+    supersample: Optional[int] = None,
+    keep_frames: Optional[bool] = None,
+) -> ReenactResult:
     """Replace each (avatar, person index) of ``pairs`` in the video; write ``out_path`` (and the clean
     plate to ``plate_out``) with the video's size, frame rate, frame count, pixel format and audio.
     Output frames are streamed to the file; ``keep_frames`` (default: when there is no file) also
@@ -388,7 +447,9 @@ def reenact(video_path, track: Track, pairs: Sequence[tuple], out_path=None, pla
 
     def output():
         for t in range(T):
-            frame, cover = composite_frame(plate[t], [r for r in (layer.render(t) for layer in layers) if r is not None])
+            frame, cover = composite_frame(
+                plate[t], [r for r in (layer.render(t) for layer in layers) if r is not None]
+            )
             coverage[t] = np.rint(cover * 255.0).astype(np.uint8)
             if keep:
                 kept.append(frame)

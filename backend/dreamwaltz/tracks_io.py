@@ -27,14 +27,25 @@ import numpy as np
 
 from .core.errors import TrackError
 from .core.rotations import matrix_to_axis_angle
-from .core.tracks import (Track, TrackCamera, _check_track, full_pose_from_parts, intrinsics_matrix, layout_guard,
-                          load_track, make_camera, make_person, world_to_camera_from_pair)
+from .core.tracks import (
+    Track,
+    TrackCamera,
+    _check_track,
+    full_pose_from_parts,
+    intrinsics_matrix,
+    layout_guard,
+    load_track,
+    make_camera,
+    make_person,
+    world_to_camera_from_pair,
+)
 
 MAX_PICKLE_BYTES = 4 << 30  # decompressed
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".npy", ".joblib")
 
 
 # ------------------------------------------------------------------ restricted unpickler
+
 
 class _JoblibArray:
     """Stand-in for joblib's NumpyArrayWrapper: its state says dtype/shape/order; the raw bytes follow
@@ -56,14 +67,25 @@ def _allowed() -> dict:
     import numpy.core.multiarray as multiarray
 
     allowed = {
-        ("builtins", "dict"): dict, ("builtins", "list"): list, ("builtins", "tuple"): tuple, ("builtins", "set"): set,
-        ("builtins", "frozenset"): frozenset, ("builtins", "int"): int, ("builtins", "float"): float,
-        ("builtins", "complex"): complex, ("builtins", "bool"): bool, ("builtins", "str"): str, ("builtins", "bytes"): bytes,
-        ("builtins", "bytearray"): bytearray, ("builtins", "slice"): slice, ("builtins", "range"): range,
+        ("builtins", "dict"): dict,
+        ("builtins", "list"): list,
+        ("builtins", "tuple"): tuple,
+        ("builtins", "set"): set,
+        ("builtins", "frozenset"): frozenset,
+        ("builtins", "int"): int,
+        ("builtins", "float"): float,
+        ("builtins", "complex"): complex,
+        ("builtins", "bool"): bool,
+        ("builtins", "str"): str,
+        ("builtins", "bytes"): bytes,
+        ("builtins", "bytearray"): bytearray,
+        ("builtins", "slice"): slice,
+        ("builtins", "range"): range,
         ("collections", "OrderedDict"): __import__("collections").OrderedDict,
         ("collections", "defaultdict"): __import__("collections").defaultdict,
         ("copyreg", "_reconstructor"): None,  # filled below, only for the allowed classes
-        ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
         ("joblib.numpy_pickle", "NumpyArrayWrapper"): _JoblibArray,
         ("sklearn.externals.joblib.numpy_pickle", "NumpyArrayWrapper"): _JoblibArray,
     }
@@ -72,13 +94,44 @@ def _allowed() -> dict:
         allowed[(mod, "scalar")] = multiarray.scalar
     for mod in ("numpy", "numpy.core.numeric", "numpy._core.numeric"):
         allowed[(mod, "_frombuffer")] = _frombuffer
-    for name in ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
-                 "uint64", "bool_", "str_", "bytes_", "longlong", "ulonglong"):
+    for name in (
+        "float16",
+        "float32",
+        "float64",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "bool_",
+        "str_",
+        "bytes_",
+        "longlong",
+        "ulonglong",
+    ):
         if hasattr(np, name):
             allowed[("numpy", name)] = getattr(np, name)
-    for name in ("Float64DType", "Float32DType", "Float16DType", "Int64DType", "Int32DType", "Int16DType", "Int8DType",
-                 "UInt8DType", "UInt16DType", "UInt32DType", "UInt64DType", "BoolDType", "StrDType", "BytesDType",
-                 "LongLongDType", "ULongLongDType"):
+    for name in (
+        "Float64DType",
+        "Float32DType",
+        "Float16DType",
+        "Int64DType",
+        "Int32DType",
+        "Int16DType",
+        "Int8DType",
+        "UInt8DType",
+        "UInt16DType",
+        "UInt32DType",
+        "UInt64DType",
+        "BoolDType",
+        "StrDType",
+        "BytesDType",
+        "LongLongDType",
+        "ULongLongDType",
+    ):
         dtypes = getattr(np, "dtypes", None)
         if dtypes is not None and hasattr(dtypes, name):
             allowed[("numpy.dtypes", name)] = getattr(dtypes, name)
@@ -139,7 +192,9 @@ def _read_joblib_array(state: dict, unpickler: _SafeUnpickler) -> np.ndarray:
         raise pickle.UnpicklingError("a joblib array without dtype/shape")
     if dtype.hasobject:
         raise pickle.UnpicklingError("refused a joblib array of Python objects")
-    read = unpickler.read  # the unframer's read: the current pickle frame first, then the file (joblib writes the bytes after a frame)
+    read = (
+        unpickler.read
+    )  # the unframer's read: the current pickle frame first, then the file (joblib writes the bytes after a frame)
     if state.get("numpy_array_alignment_bytes") is not None:
         pad = read(1)
         if len(pad) != 1:
@@ -171,12 +226,14 @@ def _open_stream(path: Path) -> bytes:
         elif raw[:1] == b"\x78":
             raw = zlib.decompress(raw)
     except (OSError, EOFError, lzma.LZMAError, zlib.error, ValueError) as err:
-        raise TrackError(f"'{path.name}' cannot be decompressed ({err}).", "The file is damaged; export it again.") from None
+        raise TrackError(
+            f"'{path.name}' cannot be decompressed ({err}).", "The file is damaged; export it again."
+        ) from None
     if raw[:6] == b"\x93NUMPY":  # np.save of a dict (TRAM): a .npy header, then the pickle
         major = raw[6]
         hlen = int.from_bytes(raw[8:10], "little") if major == 1 else int.from_bytes(raw[8:12], "little")
         start = (10 if major == 1 else 12) + hlen
-        header = raw[start - hlen:start].decode("latin1")
+        header = raw[start - hlen : start].decode("latin1")
         if "'descr': '|O'" not in header:
             arr = np.load(io.BytesIO(raw), allow_pickle=False)
             return pickle.dumps(arr)  # a plain array: rebuilt by the same allowed path
@@ -188,23 +245,40 @@ def safe_unpickle(path, allow_pickle: bool = False):
     """The object in a pickle file, through the restricted unpickler, only with ``allow_pickle``."""
     path = Path(path)
     if not allow_pickle:
-        raise TrackError(f"'{path.name}' is a pickle; reading one can run code hidden in it, so it is off by default.",
-                         "If you trust the file, pass --allow-pickle (only arrays and plain containers are accepted).")
+        raise TrackError(
+            f"'{path.name}' is a pickle; reading one can run code hidden in it, so it is off by default.",
+            "If you trust the file, pass --allow-pickle (only arrays and plain containers are accepted).",
+        )
     data = _open_stream(path)
     try:
         obj = _SafeUnpickler(io.BytesIO(data)).load()
     except pickle.UnpicklingError as err:
-        raise TrackError(f"'{path.name}' was refused: {err}.",
-                         "Only numbers in dicts/lists are read from pickles; re-save the result as .npz.") from None
-    except (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError, OverflowError, MemoryError) as err:
-        raise TrackError(f"'{path.name}' is not a readable pickle ({type(err).__name__}: {err}).",
-                         "The file is damaged; export it again.") from None
+        raise TrackError(
+            f"'{path.name}' was refused: {err}.",
+            "Only numbers in dicts/lists are read from pickles; re-save the result as .npz.",
+        ) from None
+    except (
+        EOFError,
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        RuntimeError,
+        OverflowError,
+        MemoryError,
+    ) as err:
+        raise TrackError(
+            f"'{path.name}' is not a readable pickle ({type(err).__name__}: {err}).",
+            "The file is damaged; export it again.",
+        ) from None
     if isinstance(obj, np.ndarray) and obj.dtype.hasobject and obj.ndim == 0:
         obj = obj.item()  # np.save of a dict (TRAM): the dict itself
     return obj
 
 
 # ------------------------------------------------------------------ format readers
+
 
 def _np(value) -> np.ndarray:
     if hasattr(value, "detach"):
@@ -233,8 +307,14 @@ def _gvhmr_person(params: dict, key: str, where: str):
     g = _np(params["global_orient"]).astype(np.float64)
     n = g.reshape(-1, 3).shape[0]
     full, model = full_pose_from_parts(g, _np(params["body_pose"]), where=where)
-    return make_person(np.arange(n), full, _np(params["transl"]).reshape(n, 3), _np(params["betas"]).reshape(n, -1),
-                       model=model, where=where)
+    return make_person(
+        np.arange(n),
+        full,
+        _np(params["transl"]).reshape(n, 3),
+        _np(params["betas"]).reshape(n, -1),
+        model=model,
+        where=where,
+    )
 
 
 def read_gvhmr(path, frame: str = "camera", fps: Optional[float] = None, rest_pelvis=None) -> Track:
@@ -251,8 +331,10 @@ def read_gvhmr(path, frame: str = "camera", fps: Optional[float] = None, rest_pe
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many kinds; any of them means "not a plain tensor file"
-        raise TrackError(f"{where} is not a GVHMR result readable safely ({type(err).__name__}: {str(err).splitlines()[0][:160]}).",
-                         "Give the hmr4d_results.pt that GVHMR's demo wrote.") from None
+        raise TrackError(
+            f"{where} is not a GVHMR result readable safely ({type(err).__name__}: {str(err).splitlines()[0][:160]}).",
+            "Give the hmr4d_results.pt that GVHMR's demo wrote.",
+        ) from None
     if not isinstance(data, dict) or "smpl_params_incam" not in data:
         raise TrackError(f"{where} has no 'smpl_params_incam'.", "Give the hmr4d_results.pt that GVHMR's demo wrote.")
     person = _gvhmr_person(data["smpl_params_incam"], "smpl_params_incam", where)
@@ -285,7 +367,9 @@ def read_tram(path, allow_pickle: bool = False, fps: Optional[float] = None) -> 
     if path.is_dir() and not files and (path / "hps").is_dir():
         files = sorted((path / "hps").glob("hps_track_*.npy"))
     if not files:
-        raise TrackError(f"'{path.name}' has no hps_track_*.npy files.", "Point to TRAM's results folder or one hps_track file.")
+        raise TrackError(
+            f"'{path.name}' has no hps_track_*.npy files.", "Point to TRAM's results folder or one hps_track file."
+        )
     files.sort(key=lambda f: int("".join(c for c in f.stem if c.isdigit()) or 0))
     persons = []
     last = 0
@@ -297,12 +381,22 @@ def read_tram(path, allow_pickle: bool = False, fps: Optional[float] = None) -> 
         R = _np(d["pred_rotmat"]).astype(np.float64)
         n = R.shape[0]
         if R.shape[1:] != (24, 3, 3):
-            raise TrackError(f"{where}: 'pred_rotmat' has shape {R.shape}, expected (N, 24, 3, 3).", "The file is damaged.")
+            raise TrackError(
+                f"{where}: 'pred_rotmat' has shape {R.shape}, expected (N, 24, 3, 3).", "The file is damaged."
+            )
         aa = matrix_to_axis_angle(R.reshape(-1, 3, 3)).reshape(n, 24, 3)
         full, model = full_pose_from_parts(aa[:, 0], aa[:, 1:], where=where)
         frames = _np(d.get("frame", np.arange(n))).astype(np.int64).reshape(-1)
-        persons.append(make_person(frames, full, _np(d["pred_trans"]).reshape(n, 3), _np(d["pred_shape"]).reshape(n, -1),
-                                   model=model, where=where))
+        persons.append(
+            make_person(
+                frames,
+                full,
+                _np(d["pred_trans"]).reshape(n, 3),
+                _np(d["pred_shape"]).reshape(n, -1),
+                model=model,
+                where=where,
+            )
+        )
         last = max(last, int(frames[-1]) + 1)
     camera = None
     root = files[0].parent.parent if files[0].parent.name == "hps" else files[0].parent
@@ -322,8 +416,15 @@ def read_tram(path, allow_pickle: bool = False, fps: Optional[float] = None) -> 
     return _check_track(track, f"'{path.name}'")
 
 
-def read_wham(path, allow_pickle: bool = False, frame: str = "camera", width: int = 0, height: int = 0,
-              fps: Optional[float] = None, num_frames: int = 0) -> Track:
+def read_wham(
+    path,
+    allow_pickle: bool = False,
+    frame: str = "camera",
+    width: int = 0,
+    height: int = 0,
+    fps: Optional[float] = None,
+    num_frames: int = 0,
+) -> Track:
     """WHAM's ``wham_output.pkl`` (joblib): {subject id: {``pose`` (N,72) camera frame,
     ``trans`` (N,3), ``pose_world``, ``trans_world``, ``betas`` (N,10), ``frame_ids`` (N,)}}. It
     stores no intrinsics; WHAM's demo assumes focal = image diagonal and the centre as principal
@@ -344,14 +445,22 @@ def read_wham(path, allow_pickle: bool = False, frame: str = "camera", width: in
         n = pose.shape[0]
         full, model = full_pose_from_parts(pose[:, :3], pose[:, 3:72], where=where)
         frames = _np(d.get("frame_ids", d.get("frame_id", np.arange(n)))).astype(np.int64).reshape(-1)
-        persons.append(make_person(frames, full, _np(d[trans_key]).reshape(n, 3), _np(d["betas"]).reshape(n, -1),
-                                   model=model, where=where))
+        persons.append(
+            make_person(
+                frames, full, _np(d[trans_key]).reshape(n, 3), _np(d["betas"]).reshape(n, -1), model=model, where=where
+            )
+        )
         last = max(last, int(frames[-1]) + 1)
     camera = None
     if width and height:
         f = math.hypot(width, height)
-        camera = make_camera(intrinsics_matrix(f, f, width / 2.0, height / 2.0), width, height,
-                             num_frames=max(last, num_frames), where=where)
+        camera = make_camera(
+            intrinsics_matrix(f, f, width / 2.0, height / 2.0),
+            width,
+            height,
+            num_frames=max(last, num_frames),
+            where=where,
+        )
     return _check_track(Track(persons, camera, fps, frame, f"{path.name} (WHAM)"), where)
 
 
@@ -379,10 +488,18 @@ def read_phalp(path, allow_pickle: bool = False, fps: Optional[float] = None) ->
         ids = list(d.get("tid", d.get("tracked_ids", [])))
         for j, tid in enumerate(ids):
             s = d["smpl"][j]
-            R = np.concatenate([_np(s["global_orient"]).reshape(1, 3, 3), _np(s["body_pose"]).reshape(23, 3, 3)]).astype(np.float64)
+            R = np.concatenate(
+                [_np(s["global_orient"]).reshape(1, 3, 3), _np(s["body_pose"]).reshape(23, 3, 3)]
+            ).astype(np.float64)
             aa = matrix_to_axis_angle(R)
-            rows.setdefault(tid, []).append((t, aa, _np(d["camera"][j]).reshape(3).astype(np.float64),
-                                             _np(s["betas"]).reshape(-1).astype(np.float64)))
+            rows.setdefault(tid, []).append(
+                (
+                    t,
+                    aa,
+                    _np(d["camera"][j]).reshape(3).astype(np.float64),
+                    _np(s["betas"]).reshape(-1).astype(np.float64),
+                )
+            )
         if size is None and d.get("size"):
             size = [int(v) for v in np.asarray(_np(d["size"][0])).reshape(-1)[:2]]
     persons = []
@@ -390,8 +507,16 @@ def read_phalp(path, allow_pickle: bool = False, fps: Optional[float] = None) ->
         r = rows[tid]
         aa = np.stack([row[1] for row in r])
         full, model = full_pose_from_parts(aa[:, 0], aa[:, 1:], where=where)
-        persons.append(make_person([row[0] for row in r], full, np.stack([row[2] for row in r]),
-                                   np.stack([row[3] for row in r]), model=model, where=where))
+        persons.append(
+            make_person(
+                [row[0] for row in r],
+                full,
+                np.stack([row[2] for row in r]),
+                np.stack([row[3] for row in r]),
+                model=model,
+                where=where,
+            )
+        )
     camera = None
     if size:
         h, w = size
@@ -417,15 +542,28 @@ def read_prompthmr(path, allow_pickle: bool = False, frame: str = "world", fps: 
     for pid in sorted(obj["people"], key=lambda k: (str(type(k)), k)):
         d = obj["people"][pid]
         if not isinstance(d, dict) or not isinstance(d.get(key), dict):
-            raise TrackError(f"{where}: person {pid!r} has no '{key}'.", "Use --frame world (PromptHMR's bodies are in its world frame).")
+            raise TrackError(
+                f"{where}: person {pid!r} has no '{key}'.",
+                "Use --frame world (PromptHMR's bodies are in its world frame).",
+            )
         pose = _np(d[key]["pose"]).astype(np.float64)
         n = pose.shape[0]
         if pose.reshape(n, -1).shape[1] != 165:
-            raise TrackError(f"{where}: person {pid!r} '{key}.pose' has {pose.reshape(n, -1).shape[1]} values per frame, not 165.",
-                             "The file is damaged.")
+            raise TrackError(
+                f"{where}: person {pid!r} '{key}.pose' has {pose.reshape(n, -1).shape[1]} values per frame, not 165.",
+                "The file is damaged.",
+            )
         frames = _np(d.get("frames", np.arange(n))).astype(np.int64).reshape(-1)
-        persons.append(make_person(frames, pose.reshape(n, 55, 3), _np(d[key]["trans"]).reshape(n, 3),
-                                   _np(d[key]["shape"]).reshape(n, -1), model="smplx", where=where))
+        persons.append(
+            make_person(
+                frames,
+                pose.reshape(n, 55, 3),
+                _np(d[key]["trans"]).reshape(n, 3),
+                _np(d[key]["shape"]).reshape(n, -1),
+                model="smplx",
+                where=where,
+            )
+        )
         last = max(last, int(frames[-1]) + 1)
     camera = None
     cam = obj.get("camera_world") if isinstance(obj.get("camera_world"), dict) else obj.get("camera")
@@ -448,8 +586,15 @@ def read_prompthmr(path, allow_pickle: bool = False, frame: str = "world", fps: 
     return _check_track(Track(persons, camera, fps, frame, f"{path.name} (PromptHMR)"), where)
 
 
-def load_any_track(path, allow_pickle: bool = False, kind: Optional[str] = None, width: int = 0, height: int = 0,
-                   frame: Optional[str] = None, num_frames: int = 0) -> Track:
+def load_any_track(
+    path,
+    allow_pickle: bool = False,
+    kind: Optional[str] = None,
+    width: int = 0,
+    height: int = 0,
+    frame: Optional[str] = None,
+    num_frames: int = 0,
+) -> Track:
     """Every format: the pure-numpy ones (``core.tracks.load_track``), GVHMR ``.pt``, and opt-in pickles.
     ``kind`` names a pickle's tool when its name does not ("tram", "wham", "phalp", "prompthmr").
     ``width``, ``height``, ``num_frames``: the tracked video's, for formats that do not store them
@@ -486,12 +631,22 @@ def _load_any_track(path, allow_pickle, kind, width, height, frame, num_frames) 
             return read_phalp(path, allow_pickle)
         if isinstance(obj, dict) and isinstance(obj.get("people"), dict):
             return read_prompthmr(path, allow_pickle, frame or "world")
-        raise TrackError(f"'{path.name}': unknown track pickle layout.",
-                         "Name the tool with --track-kind (tram, wham, phalp, prompthmr).")
+        raise TrackError(
+            f"'{path.name}': unknown track pickle layout.",
+            "Name the tool with --track-kind (tram, wham, phalp, prompthmr).",
+        )
     if path.is_dir():
         return load_track(path, num_frames=num_frames or None)
     return load_track(path) if frame is None else load_track(path, frame=frame)
 
 
-__all__ = ["TrackCamera", "load_any_track", "read_gvhmr", "read_phalp", "read_prompthmr", "read_tram", "read_wham",
-           "safe_unpickle"]
+__all__ = [
+    "TrackCamera",
+    "load_any_track",
+    "read_gvhmr",
+    "read_phalp",
+    "read_prompthmr",
+    "read_tram",
+    "read_wham",
+    "safe_unpickle",
+]

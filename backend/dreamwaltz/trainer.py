@@ -69,11 +69,16 @@ class LoopConfig:
 
 def rng_state() -> dict:
     legacy = np.random.get_state(legacy=False)
-    state = {"python": random.getstate(),
-             "numpy_global": {"key": torch.from_numpy(legacy["state"]["key"].astype(np.int64)),
-                              "pos": int(legacy["state"]["pos"]), "has_gauss": int(legacy["has_gauss"]),
-                              "gauss": float(legacy["gauss"])},
-             "torch": torch.get_rng_state()}
+    state = {
+        "python": random.getstate(),
+        "numpy_global": {
+            "key": torch.from_numpy(legacy["state"]["key"].astype(np.int64)),
+            "pos": int(legacy["state"]["pos"]),
+            "has_gauss": int(legacy["has_gauss"]),
+            "gauss": float(legacy["gauss"]),
+        },
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["torch_cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -82,8 +87,9 @@ def rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     random.setstate(_tuples(state["python"]))
     legacy = state["numpy_global"]
-    np.random.set_state(("MT19937", legacy["key"].numpy().astype(np.uint32), legacy["pos"], legacy["has_gauss"],
-                         legacy["gauss"]))
+    np.random.set_state(
+        ("MT19937", legacy["key"].numpy().astype(np.uint32), legacy["pos"], legacy["has_gauss"], legacy["gauss"])
+    )
     torch.set_rng_state(state["torch"])
     if "torch_cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["torch_cuda"])
@@ -95,8 +101,16 @@ def _tuples(value):
 
 
 class Trainer:
-    def __init__(self, stage: TrainingStage, config: LoopConfig, reporter: ProgressReporter, checkpoint: Path,
-                 seed: int = 0, device="cpu", resume: bool = True):
+    def __init__(
+        self,
+        stage: TrainingStage,
+        config: LoopConfig,
+        reporter: ProgressReporter,
+        checkpoint: Path,
+        seed: int = 0,
+        device="cpu",
+        resume: bool = True,
+    ):
         self.stage, self.config, self.reporter = stage, config, reporter
         self.checkpoint, self.device, self.resume = Path(checkpoint), torch.device(device), resume
         random.seed(seed)
@@ -110,8 +124,15 @@ class Trainer:
 
     def save(self, step: int) -> None:
         tmp = self.checkpoint.with_suffix(".tmp")
-        torch.save({"stage": self.stage.state_dict(), "step": step, "rng": rng_state(),
-                    "nonfinite": [int(self.nonfinite), int(self.nonfinite_streak)]}, tmp)
+        torch.save(
+            {
+                "stage": self.stage.state_dict(),
+                "step": step,
+                "rng": rng_state(),
+                "nonfinite": [int(self.nonfinite), int(self.nonfinite_streak)],
+            },
+            tmp,
+        )
         tmp.replace(self.checkpoint)
 
     def load(self) -> int:
@@ -139,9 +160,11 @@ class Trainer:
         out = {"steps": self.steps_run, "step_ms": 1000 * self.wall_s / steps}
         conditions = self.conditions
         if conditions is not None:
-            out.update(condition_ms=1000 * conditions.busy_s / max(1, conditions.steps),
-                       wait_ms=1000 * conditions.waited_s / max(1, conditions.steps),
-                       wait_share=conditions.waited_s / max(self.wall_s, 1e-9))
+            out.update(
+                condition_ms=1000 * conditions.busy_s / max(1, conditions.steps),
+                wait_ms=1000 * conditions.waited_s / max(1, conditions.steps),
+                wait_share=conditions.waited_s / max(self.wall_s, 1e-9),
+            )
         return out
 
     def _run(self) -> None:
@@ -173,8 +196,9 @@ class Trainer:
             path = self.stage.save_preview(done) if preview else None
             message = f"{int(self.nonfinite)} non-finite guidance steps dropped" if int(self.nonfinite) else ""
             try:
-                self.reporter.step(name, done, cfg.steps, loss=float(result.loss), preview=str(path) if path else None,
-                                   message=message)
+                self.reporter.step(
+                    name, done, cfg.steps, loss=float(result.loss), preview=str(path) if path else None, message=message
+                )
             except JobCancelled:
                 self.save(done)  # a rerun resumes exactly here
                 raise
@@ -188,4 +212,5 @@ class Trainer:
                 f"{self.stage.name}: {count} of {done} steps ({streak} in a row) had a non-finite (NaN or inf) "
                 f"guidance gradient, so the job stopped instead of training on nothing.",
                 "Run with --precision fp32 (or bf16 on an Ampere or newer GPU): fp16 overflows in SDS; if it "
-                "persists, check the diffusion weights.")
+                "persists, check the diffusion weights.",
+            )

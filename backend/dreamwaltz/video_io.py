@@ -36,7 +36,9 @@ def _open(path):
     try:
         return av.open(str(path))
     except (av.error.FFmpegError, OSError, ValueError) as err:
-        raise InvalidFileError(f"'{path.name}' is not a video FFmpeg can read ({err}).", "Give an .mp4/.mov/.mkv file.") from None
+        raise InvalidFileError(
+            f"'{path.name}' is not a video FFmpeg can read ({err}).", "Give an .mp4/.mov/.mkv file."
+        ) from None
 
 
 def _video_stream(container, path: Path):
@@ -61,7 +63,9 @@ def read_video(path) -> tuple[np.ndarray, VideoInfo]:
             for frame in container.decode(stream):
                 frames.append(frame.to_ndarray(format="rgb24"))
         except av.error.FFmpegError as err:
-            raise InvalidFileError(f"'{path.name}' cannot be decoded ({err}).", "The video is damaged; export it again.") from None
+            raise InvalidFileError(
+                f"'{path.name}' cannot be decoded ({err}).", "The video is damaged; export it again."
+            ) from None
         has_audio = bool(container.streams.audio)
         pix_fmt = stream.codec_context.pix_fmt or "yuv420p"
     if not frames:
@@ -70,8 +74,17 @@ def read_video(path) -> tuple[np.ndarray, VideoInfo]:
     return video, VideoInfo(path, video.shape[2], video.shape[1], Fraction(fps), len(frames), has_audio, pix_fmt)
 
 
-def write_video(path, frames, fps: Fraction, width: int, height: int,
-                audio_from: Optional[Path] = None, crf: int = 17, pix_fmt: str = "yuv420p", audio: str = "auto") -> Path:
+def write_video(
+    path,
+    frames,
+    fps: Fraction,
+    width: int,
+    height: int,
+    audio_from: Optional[Path] = None,
+    crf: int = 17,
+    pix_fmt: str = "yuv420p",
+    audio: str = "auto",
+) -> Path:
     """H.264 at ``fps`` (MPEG-4 part 2 for odd sizes, which H.264's 4:2:0 cannot hold), one output
     frame per input frame (``frames``: an array or any iterable, consumed once), with the audio of
     ``audio_from`` when it has any. ``pix_fmt``: yuv420p, or yuv444p to keep a 4:4:4 source's colour
@@ -84,7 +97,9 @@ def write_video(path, frames, fps: Fraction, width: int, height: int,
     try:
         return _write(path, frames, fps, width, height, audio_from, crf, pix_fmt, audio)
     except av.error.FFmpegError as err:
-        raise InvalidFileError(f"'{Path(path).name}' could not be written ({err}).", "Check the output path and format.") from None
+        raise InvalidFileError(
+            f"'{Path(path).name}' could not be written ({err}).", "Check the output path and format."
+        ) from None
 
 
 def _audio_copy_ok(source: Path, suffix: str) -> bool:
@@ -174,8 +189,9 @@ def video_info(path) -> VideoInfo:
         stream, fps = _video_stream(container, path)
         ctx = stream.codec_context
         count = sum(1 for packet in container.demux(stream) if packet.size)
-        return VideoInfo(path, ctx.width, ctx.height, Fraction(fps), count, bool(container.streams.audio),
-                         ctx.pix_fmt or "yuv420p")
+        return VideoInfo(
+            path, ctx.width, ctx.height, Fraction(fps), count, bool(container.streams.audio), ctx.pix_fmt or "yuv420p"
+        )
 
 
 def audio_summary(path) -> Optional[tuple[str, int, int, float]]:

@@ -70,7 +70,9 @@ class BackendClient:
             msgs = "; ".join(str(d.get("msg", d)).removeprefix("Value error, ") for d in detail)
             return BackendError(msgs, "", "invalid_request")
         if err.code == 401:
-            return BackendError("The backend refused the token.", "Check the token in the add-on preferences.", "unauthorized")
+            return BackendError(
+                "The backend refused the token.", "Check the token in the add-on preferences.", "unauthorized"
+            )
         return BackendError(f"The backend answered HTTP {err.code}.", "", "http")
 
     def health(self, timeout: float = 3.0) -> dict:

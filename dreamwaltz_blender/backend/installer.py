@@ -67,7 +67,9 @@ def base_interpreter() -> str:
     return getattr(sys, "_base_executable", None) or sys.executable
 
 
-def install(options: InstallOptions, status: InstallStatus, say: Callable[[str], None] = lambda line: None) -> InstallStatus:
+def install(
+    options: InstallOptions, status: InstallStatus, say: Callable[[str], None] = lambda line: None
+) -> InstallStatus:
     def log(line: str) -> None:
         status.log.append(line)
         say(line)
@@ -91,32 +93,51 @@ def install(options: InstallOptions, status: InstallStatus, say: Callable[[str],
         wheel_dir = Path(options.wheel_dir or bundled_wheel_dir())
         wheels = sorted(wheel_dir.glob("dreamwaltz-*.whl"))
         if not wheels:
-            raise InstallError(f"No backend wheel in {wheel_dir}.", "Reinstall the extension, or build one with 'python build.py addon'.")
+            raise InstallError(
+                f"No backend wheel in {wheel_dir}.",
+                "Reinstall the extension, or build one with 'python build.py addon'.",
+            )
         py = venv_python(target)
         if not py.exists():
             run("Create environment", [options.base_python or base_interpreter(), "-m", "venv", target / "venv"])
         if options.reuse_site_packages:
-            purelib = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                     check=True, capture_output=True, text=True).stdout.strip()
+            purelib = subprocess.run(
+                [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
             Path(purelib, "dreamwaltz_reuse.pth").write_text(str(options.reuse_site_packages) + "\n")
             log(f"Reusing packages from {options.reuse_site_packages}")
         pip = [py, "-m", "pip", "install", "--disable-pip-version-check"]
         if options.offline:
             pip += ["--no-index", "--find-links", wheel_dir]
         if options.torch in TORCH_INDEXES and not options.offline:
-            run(f"Install PyTorch ({options.torch.upper()})", pip + ["torch", "--index-url", TORCH_INDEXES[options.torch]])
+            run(
+                f"Install PyTorch ({options.torch.upper()})",
+                pip + ["torch", "--index-url", TORCH_INDEXES[options.torch]],
+            )
         # With a reused environment its packages are the dependencies; the verify step checks them.
         deps = ["--no-deps"] if options.reuse_site_packages else []
         links = [] if options.offline else ["--find-links", wheel_dir]
         run("Install DreamWaltz backend", pip + links + deps + [wheels[-1]])
         # gsplat is a dependency of the wheel; importing it does not compile its CUDA kernels
         # (``dreamwaltz doctor`` says whether they load; the backend falls back when they don't).
-        out = run("Verify", [py, "-c", "import json, torch, gsplat, dreamwaltz; print(json.dumps({'version': dreamwaltz.__version__, "
-                                        "'cuda': torch.cuda.is_available(), 'gsplat': gsplat.__version__}))"])
+        out = run(
+            "Verify",
+            [
+                py,
+                "-c",
+                "import json, torch, gsplat, dreamwaltz; print(json.dumps({'version': dreamwaltz.__version__, "
+                "'cuda': torch.cuda.is_available(), 'gsplat': gsplat.__version__}))",
+            ],
+        )
         info = json.loads(out.strip().splitlines()[-1])
         status.python, status.cuda, status.ok = str(py), bool(info["cuda"]), True
-        log(f"Backend {info['version']} installed (gsplat {info['gsplat']}); "
-            f"CUDA {'available' if info['cuda'] else 'NOT available (CPU only)'}.")
+        log(
+            f"Backend {info['version']} installed (gsplat {info['gsplat']}); "
+            f"CUDA {'available' if info['cuda'] else 'NOT available (CPU only)'}."
+        )
     except InstallError as err:
         status.error = str(err)
     except (OSError, subprocess.SubprocessError, ValueError) as err:

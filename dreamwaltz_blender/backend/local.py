@@ -50,23 +50,28 @@ class LocalBackend:
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / "backend.log"
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         deadline = time.time() + wait_s
         while time.time() < deadline:
             if self.process.poll() is not None:
                 tail = self.log_path.read_text(errors="replace")[-1500:]
-                raise BackendError(f"The local backend exited at start-up (code {self.process.returncode}).",
-                                   f"Its log ({self.log_path}) ends with:\n{tail}", code="backend_died")
+                raise BackendError(
+                    f"The local backend exited at start-up (code {self.process.returncode}).",
+                    f"Its log ({self.log_path}) ends with:\n{tail}",
+                    code="backend_died",
+                )
             try:
                 self.client(timeout=1.0).health()
                 return
             except BackendError:
                 time.sleep(0.3)
         self.stop()
-        raise BackendError(f"The local backend did not answer within {wait_s:.0f} s.",
-                           f"See its log: {self.log_path}", code="unreachable")
+        raise BackendError(
+            f"The local backend did not answer within {wait_s:.0f} s.",
+            f"See its log: {self.log_path}",
+            code="unreachable",
+        )
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

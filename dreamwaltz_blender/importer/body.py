@@ -39,15 +39,18 @@ def create_body(name: str, avatar, offset_blender: np.ndarray, armature, collect
         for value in np.unique(column[nonzero]):
             group.add(nonzero[column[nonzero] == value].tolist(), float(value), "REPLACE")
 
-    add_shape_keys(obj, template, space.points_to_blender, a["body/shape_dirs"], avatar.shape_names, "shape",
-                   values=a["rig/betas"])
+    add_shape_keys(
+        obj, template, space.points_to_blender, a["body/shape_dirs"], avatar.shape_names, "shape", values=a["rig/betas"]
+    )
     add_shape_keys(obj, None, space.points_to_blender, a["body/expression_dirs"], avatar.expression_names, "expression")
 
     rest0 = template + space.points_to_blender(a["body/shape_dirs"] @ a["rig/betas"].astype(np.float64))
     attr = mesh.attributes.new(REST0_ATTRIBUTE, "FLOAT_VECTOR", "POINT")
     attr.data.foreach_set("vector", rest0.astype(np.float32).ravel())
     if "body/vertex_colors" in a:
-        linear = module("h3ga").linear_colors(avatar.manifest, a["body/vertex_colors"])  # colour attributes are scene-linear
+        linear = module("h3ga").linear_colors(
+            avatar.manifest, a["body/vertex_colors"]
+        )  # colour attributes are scene-linear
         colors = np.concatenate([linear, np.ones((len(template), 1))], axis=1)
         col = mesh.color_attributes.new("dw_color", "FLOAT_COLOR", "POINT")
         col.data.foreach_set("color", colors.astype(np.float32).ravel())

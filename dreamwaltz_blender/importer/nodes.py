@@ -59,9 +59,13 @@ class Builder:
         n = self.node("ShaderNodeVectorMath", operation=op)
         self.link(a, n.inputs[0]) if isinstance(a, bpy.types.NodeSocket) else setattr(n.inputs[0], "default_value", a)
         if b is not None:
-            self.link(b, n.inputs[1]) if isinstance(b, bpy.types.NodeSocket) else setattr(n.inputs[1], "default_value", b)
+            self.link(b, n.inputs[1]) if isinstance(b, bpy.types.NodeSocket) else setattr(
+                n.inputs[1], "default_value", b
+            )
         if scale is not None:
-            self.link(scale, n.inputs["Scale"]) if isinstance(scale, bpy.types.NodeSocket) else setattr(n.inputs["Scale"], "default_value", scale)
+            self.link(scale, n.inputs["Scale"]) if isinstance(scale, bpy.types.NodeSocket) else setattr(
+                n.inputs["Scale"], "default_value", scale
+            )
         return n.outputs["Vector"] if "Vector" in n.outputs and op != "DOT_PRODUCT" else n.outputs["Value"]
 
     def sample(self, geometry, value, index, data_type="FLOAT_VECTOR"):
@@ -103,9 +107,15 @@ def _shared(name):
     """The file's tree of that name when it was built by this drawing version (trees are shared by
     every avatar: a crowd has one copy of each), else None."""
     # A file made by an older add-on keeps its trees under the plain name; ours are then "<name>.001".
-    return next((tree for tree in bpy.data.node_groups
-                 if (tree.name == name or tree.name.startswith(name + "."))
-                 and tree.get("dreamwaltz_draw_version") == DRAW_VERSION), None)
+    return next(
+        (
+            tree
+            for tree in bpy.data.node_groups
+            if (tree.name == name or tree.name.startswith(name + "."))
+            and tree.get("dreamwaltz_draw_version") == DRAW_VERSION
+        ),
+        None,
+    )
 
 
 def _new_shared_tree(name, extra_inputs=()):
@@ -116,8 +126,11 @@ def _new_shared_tree(name, extra_inputs=()):
 
 def input_identifier(mod, name: str) -> str:
     """The key of a node modifier's input called ``name`` (``mod[key] = value`` sets it)."""
-    return next(item.identifier for item in mod.node_group.interface.items_tree
-                if getattr(item, "in_out", "INPUT") == "INPUT" and getattr(item, "name", "") == name)
+    return next(
+        item.identifier
+        for item in mod.node_group.interface.items_tree
+        if getattr(item, "in_out", "INPUT") == "INPUT" and getattr(item, "name", "") == name
+    )
 
 
 def set_body(mod, body_object) -> None:
@@ -137,8 +150,12 @@ def rest_shape_tree():
     if tree is not None:
         return tree
     tree, b, gin, gout = _new_shared_tree(REST_TREE)
-    store = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": gin.outputs["Geometry"], "Name": "dw_rest"},
-                   data_type="FLOAT_VECTOR", domain="POINT")
+    store = b.node(
+        "GeometryNodeStoreNamedAttribute",
+        {"Geometry": gin.outputs["Geometry"], "Name": "dw_rest"},
+        data_type="FLOAT_VECTOR",
+        domain="POINT",
+    )
     b.link(b.node("GeometryNodeInputPosition").outputs["Position"], store.inputs["Value"])
     b.link(store.outputs["Geometry"], gout.inputs["Geometry"])
     return tree
@@ -169,7 +186,9 @@ def bind_tree():
     displacement = b.vmath("SUBTRACT", b.attr("dw_rest"), b.attr("dw_rest0"))
     offset, _ = _body_corners(b, body.outputs["Geometry"], displacement)
     is_free = b.compare_int(b.attr("dw_kind", "INT"), 2, "NOT_EQUAL")
-    setpos = b.node("GeometryNodeSetPosition", {"Geometry": gin.outputs["Geometry"], "Selection": is_free, "Offset": offset})
+    setpos = b.node(
+        "GeometryNodeSetPosition", {"Geometry": gin.outputs["Geometry"], "Selection": is_free, "Offset": offset}
+    )
     b.link(setpos.outputs["Geometry"], gout.inputs["Geometry"])
     return tree
 
@@ -180,8 +199,9 @@ def splat_tree():
     tree = _shared(SPLAT_TREE)
     if tree is not None:
         return tree
-    tree, b, gin, gout = _new_shared_tree(SPLAT_TREE, [("Viewport Density", "NodeSocketFloat", 1.0),
-                                                      ("Body", "NodeSocketObject", None)])
+    tree, b, gin, gout = _new_shared_tree(
+        SPLAT_TREE, [("Viewport Density", "NodeSocketFloat", 1.0), ("Body", "NodeSocketObject", None)]
+    )
     proxy = gin.outputs["Geometry"]
     kind = b.attr("dw_kind", "INT")
 
@@ -189,8 +209,12 @@ def splat_tree():
     # on the splats (N + M), not on every proxy point (4 N + M), which was two thirds of a frame.
     def count(condition):
         as_float = b.node("ShaderNodeMath", {0: condition, 1: 0.0}, operation="ADD").outputs[0]
-        stat = b.node("GeometryNodeAttributeStatistic", {"Geometry": proxy, "Attribute": as_float}, data_type="FLOAT",
-                      domain="POINT")
+        stat = b.node(
+            "GeometryNodeAttributeStatistic",
+            {"Geometry": proxy, "Attribute": as_float},
+            data_type="FLOAT",
+            domain="POINT",
+        )
         return stat.outputs["Sum"]
 
     n_free = count(b.compare_int(kind, 0))
@@ -207,11 +231,21 @@ def splat_tree():
     centre = b.sample(proxy, proxy_position, first)
     points = b.node("GeometryNodePoints", {"Count": n_splats, "Position": centre}).outputs["Points"]
     gathered = points
-    for name, data_type in (("dw_i0", "INT"), ("dw_i1", "INT"), ("dw_i2", "INT"), ("dw_bary", "FLOAT_VECTOR"),
-                            ("dw_ax1", "FLOAT_VECTOR"), ("dw_ax2", "FLOAT_VECTOR"), ("dw_ax3", "FLOAT_VECTOR"),
-                            ("dw_color", "FLOAT_VECTOR"), ("dw_opacity", "FLOAT"), ("dw_random", "FLOAT")):
-        store = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": gathered, "Name": name}, data_type=data_type,
-                       domain="POINT")
+    for name, data_type in (
+        ("dw_i0", "INT"),
+        ("dw_i1", "INT"),
+        ("dw_i2", "INT"),
+        ("dw_bary", "FLOAT_VECTOR"),
+        ("dw_ax1", "FLOAT_VECTOR"),
+        ("dw_ax2", "FLOAT_VECTOR"),
+        ("dw_ax3", "FLOAT_VECTOR"),
+        ("dw_color", "FLOAT_VECTOR"),
+        ("dw_opacity", "FLOAT"),
+        ("dw_random", "FLOAT"),
+    ):
+        store = b.node(
+            "GeometryNodeStoreNamedAttribute", {"Geometry": gathered, "Name": name}, data_type=data_type, domain="POINT"
+        )
         b.link(b.sample(proxy, b.attr(name, data_type), first, data_type), store.inputs["Value"])
         gathered = store.outputs["Geometry"]
     position = b.node("GeometryNodeInputPosition").outputs["Position"]
@@ -227,16 +261,26 @@ def splat_tree():
     bound_axes = []
     for j in (1, 2, 3):
         sep = b.node("ShaderNodeSeparateXYZ", {"Vector": b.attr(f"dw_ax{j}")})
-        bound_axes.append(b.vmath("ADD", b.vmath("ADD", b.vmath("SCALE", e1, scale=sep.outputs["X"]),
-                                                 b.vmath("SCALE", e2, scale=sep.outputs["Y"])),
-                                  b.vmath("SCALE", normal, scale=sep.outputs["Z"])))
+        bound_axes.append(
+            b.vmath(
+                "ADD",
+                b.vmath(
+                    "ADD", b.vmath("SCALE", e1, scale=sep.outputs["X"]), b.vmath("SCALE", e2, scale=sep.outputs["Y"])
+                ),
+                b.vmath("SCALE", normal, scale=sep.outputs["Z"]),
+            )
+        )
 
     # Free: axis j is proxy point (centre + j) minus the centre, after the Armature modifier.
     stored = gathered
     for j in (1, 2, 3):
         free_axis = b.vmath("SUBTRACT", b.sample(proxy, proxy_position, _math(b, "ADD", first, float(j))), position)
-        store = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": stored, "Name": f"dw_axis{j}"},
-                       data_type="FLOAT_VECTOR", domain="POINT")
+        store = b.node(
+            "GeometryNodeStoreNamedAttribute",
+            {"Geometry": stored, "Name": f"dw_axis{j}"},
+            data_type="FLOAT_VECTOR",
+            domain="POINT",
+        )
         b.link(b.switch("VECTOR", is_bound, free_axis, bound_axes[j - 1]), store.inputs["Value"])
         stored = store.outputs["Geometry"]
     placed = b.node("GeometryNodeSetPosition", {"Geometry": stored, "Selection": is_bound, "Position": point})
@@ -304,8 +348,11 @@ def _card_transform(b, position, axes):
     l21 = _math(b, "DIVIDE", c_uv, l11)
     l22 = _math(b, "SQRT", _math(b, "MAXIMUM", _math(b, "SUBTRACT", c_vv, _math(b, "MULTIPLY", l21, l21)), 1e-20))
     first = b.vmath("ADD", b.vmath("SCALE", u, scale=l11), b.vmath("SCALE", v, scale=l21))
-    columns = [b.vmath("SCALE", first, scale=EXTENT_SIGMA), b.vmath("SCALE", v, scale=_math(b, "MULTIPLY", l22, EXTENT_SIGMA)),
-               b.vmath("SCALE", d, scale=l11)]
+    columns = [
+        b.vmath("SCALE", first, scale=EXTENT_SIGMA),
+        b.vmath("SCALE", v, scale=_math(b, "MULTIPLY", l22, EXTENT_SIGMA)),
+        b.vmath("SCALE", d, scale=l11),
+    ]
     return _matrix(b, columns, position)
 
 
@@ -322,13 +369,16 @@ def splat_draw_tree():
     tree = _shared(DRAW_TREE)
     if tree is not None:
         return tree
-    tree, b, gin, gout = _new_shared_tree(DRAW_TREE, [("Selection", "NodeSocketBool", True),
-                                                      ("Viewport Density", "NodeSocketFloat", 1.0)])
+    tree, b, gin, gout = _new_shared_tree(
+        DRAW_TREE, [("Selection", "NodeSocketBool", True), ("Viewport Density", "NodeSocketFloat", 1.0)]
+    )
     position = b.node("GeometryNodeInputPosition").outputs["Position"]
     axes = [b.attr(f"dw_axis{j}") for j in (1, 2, 3)]
 
     # Thinned in the viewport only (a display aid for dense avatars and scenes).
-    thin = b.node("ShaderNodeMath", {0: b.attr("dw_random", "FLOAT"), 1: gin.outputs["Viewport Density"]}, operation="LESS_THAN")
+    thin = b.node(
+        "ShaderNodeMath", {0: b.attr("dw_random", "FLOAT"), 1: gin.outputs["Viewport Density"]}, operation="LESS_THAN"
+    )
     viewport = b.node("GeometryNodeIsViewport").outputs[0]
     not_viewport = b.node("FunctionNodeBooleanMath", {0: viewport}, operation="NOT").outputs[0]
     shown = b.node("FunctionNodeBooleanMath", {0: not_viewport, 1: thin.outputs[0]}, operation="OR").outputs[0]
@@ -336,14 +386,21 @@ def splat_draw_tree():
 
     def instanced(shape, material, transform):
         with_material = b.node("GeometryNodeSetMaterial", {"Geometry": shape, "Material": material})
-        instances = b.node("GeometryNodeInstanceOnPoints", {"Points": gin.outputs["Geometry"], "Selection": selection,
-                                                            "Instance": with_material.outputs["Geometry"]})
-        return b.node("GeometryNodeSetInstanceTransform", {"Instances": instances.outputs["Instances"],
-                                                          "Transform": transform}).outputs["Instances"]
+        instances = b.node(
+            "GeometryNodeInstanceOnPoints",
+            {"Points": gin.outputs["Geometry"], "Selection": selection, "Instance": with_material.outputs["Geometry"]},
+        )
+        return b.node(
+            "GeometryNodeSetInstanceTransform", {"Instances": instances.outputs["Instances"], "Transform": transform}
+        ).outputs["Instances"]
 
     sphere = b.node("GeometryNodeMeshIcoSphere", {"Radius": 1.0, "Subdivisions": 2}).outputs["Mesh"]
-    ellipsoids = instanced(sphere, splat_material(), _matrix(b, [b.vmath("SCALE", a, scale=EXTENT_SIGMA) for a in axes], position))
-    quad = b.node("GeometryNodeMeshGrid", {"Size X": 2.0, "Size Y": 2.0, "Vertices X": 2, "Vertices Y": 2}).outputs["Mesh"]
+    ellipsoids = instanced(
+        sphere, splat_material(), _matrix(b, [b.vmath("SCALE", a, scale=EXTENT_SIGMA) for a in axes], position)
+    )
+    quad = b.node("GeometryNodeMeshGrid", {"Size X": 2.0, "Size Y": 2.0, "Vertices X": 2, "Vertices Y": 2}).outputs[
+        "Mesh"
+    ]
     cards = instanced(quad, splat_card_material(), _card_transform(b, position, axes))
     b.link(b.switch("GEOMETRY", viewport, cards, ellipsoids), gout.inputs["Geometry"])
     return tree
@@ -357,16 +414,23 @@ def _sh_basis(b, x, y, z, count):
     SH_C1, SH_C2, SH_C3 = files.SH_C1, files.SH_C2, files.SH_C3
     mul = lambda *factors: _product(b, factors)
     xx, yy, zz = mul(x, x), mul(y, y), mul(z, z)
-    terms = [lambda: mul(-SH_C1, y), lambda: mul(SH_C1, z), lambda: mul(-SH_C1, x),
-             lambda: mul(SH_C2[0], x, y), lambda: mul(SH_C2[1], y, z),
-             lambda: mul(SH_C2[2], _math(b, "SUBTRACT", _math(b, "SUBTRACT", mul(2.0, zz), xx), yy)),
-             lambda: mul(SH_C2[3], x, z), lambda: mul(SH_C2[4], _math(b, "SUBTRACT", xx, yy)),
-             lambda: mul(SH_C3[0], y, _math(b, "SUBTRACT", mul(3.0, xx), yy)), lambda: mul(SH_C3[1], x, y, z),
-             lambda: mul(SH_C3[2], y, _math(b, "SUBTRACT", _math(b, "SUBTRACT", mul(4.0, zz), xx), yy)),
-             lambda: mul(SH_C3[3], z, _math(b, "SUBTRACT", _math(b, "SUBTRACT", mul(2.0, zz), mul(3.0, xx)), mul(3.0, yy))),
-             lambda: mul(SH_C3[4], x, _math(b, "SUBTRACT", _math(b, "SUBTRACT", mul(4.0, zz), xx), yy)),
-             lambda: mul(SH_C3[5], z, _math(b, "SUBTRACT", xx, yy)),
-             lambda: mul(SH_C3[6], x, _math(b, "SUBTRACT", xx, mul(3.0, yy)))]
+    terms = [
+        lambda: mul(-SH_C1, y),
+        lambda: mul(SH_C1, z),
+        lambda: mul(-SH_C1, x),
+        lambda: mul(SH_C2[0], x, y),
+        lambda: mul(SH_C2[1], y, z),
+        lambda: mul(SH_C2[2], _math(b, "SUBTRACT", _math(b, "SUBTRACT", mul(2.0, zz), xx), yy)),
+        lambda: mul(SH_C2[3], x, z),
+        lambda: mul(SH_C2[4], _math(b, "SUBTRACT", xx, yy)),
+        lambda: mul(SH_C3[0], y, _math(b, "SUBTRACT", mul(3.0, xx), yy)),
+        lambda: mul(SH_C3[1], x, y, z),
+        lambda: mul(SH_C3[2], y, _math(b, "SUBTRACT", _math(b, "SUBTRACT", mul(4.0, zz), xx), yy)),
+        lambda: mul(SH_C3[3], z, _math(b, "SUBTRACT", _math(b, "SUBTRACT", mul(2.0, zz), mul(3.0, xx)), mul(3.0, yy))),
+        lambda: mul(SH_C3[4], x, _math(b, "SUBTRACT", _math(b, "SUBTRACT", mul(4.0, zz), xx), yy)),
+        lambda: mul(SH_C3[5], z, _math(b, "SUBTRACT", xx, yy)),
+        lambda: mul(SH_C3[6], x, _math(b, "SUBTRACT", xx, mul(3.0, yy))),
+    ]
     return [make() for make in terms[:count]]
 
 
@@ -416,8 +480,12 @@ def scene_splat_tree(sh_rest: int):
         color = b.attr("dw_sh0")
         for k, basis in enumerate(_sh_basis(b, sep.outputs["X"], sep.outputs["Y"], sep.outputs["Z"], sh_rest), start=1):
             color = b.vmath("ADD", color, b.vmath("SCALE", b.attr(f"dw_sh{k}"), scale=basis))
-        store = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": geometry, "Name": "dw_color"},
-                       data_type="FLOAT_VECTOR", domain="POINT")
+        store = b.node(
+            "GeometryNodeStoreNamedAttribute",
+            {"Geometry": geometry, "Name": "dw_color"},
+            data_type="FLOAT_VECTOR",
+            domain="POINT",
+        )
         b.link(_srgb_to_linear(b, color), store.inputs["Value"])
         geometry = store.outputs["Geometry"]
     draw = b.node("GeometryNodeGroup", node_tree=splat_draw_tree())
@@ -455,13 +523,18 @@ def splat_material():
     mat.use_backface_culling = True
     coords = b.node("ShaderNodeTexCoord").outputs["Object"]
     geometry = b.node("ShaderNodeNewGeometry")
-    incoming = b.node("ShaderNodeVectorTransform", {"Vector": geometry.outputs["Incoming"]},
-                      vector_type="VECTOR", convert_from="WORLD", convert_to="OBJECT").outputs["Vector"]
+    incoming = b.node(
+        "ShaderNodeVectorTransform",
+        {"Vector": geometry.outputs["Incoming"]},
+        vector_type="VECTOR",
+        convert_from="WORLD",
+        convert_to="OBJECT",
+    ).outputs["Vector"]
     direction = b.vmath("NORMALIZE", incoming)
     along = b.vmath("DOT_PRODUCT", coords, direction)
     length2 = b.vmath("DOT_PRODUCT", coords, coords)
     b2 = _math(b, "SUBTRACT", length2, _math(b, "MULTIPLY", along, along))
-    falloff = _math(b, "EXPONENT", _math(b, "MULTIPLY", b2, -0.5 * EXTENT_SIGMA ** 2))
+    falloff = _math(b, "EXPONENT", _math(b, "MULTIPLY", b2, -0.5 * EXTENT_SIGMA**2))
     front = _math(b, "SUBTRACT", 1.0, geometry.outputs["Backfacing"])
     alpha = b.node("ShaderNodeMath", operation="MULTIPLY", use_clamp=True)
     b.link(_math(b, "MULTIPLY", falloff, opacity), alpha.inputs[0])
@@ -479,7 +552,7 @@ def splat_card_material():
     mat.use_backface_culling = False  # a card may face either way; it is hit once
     coords = b.node("ShaderNodeTexCoord").outputs["Object"]  # the unit quad: 1 = 3 sigma
     r2 = b.vmath("DOT_PRODUCT", coords, coords)
-    falloff = _math(b, "EXPONENT", _math(b, "MULTIPLY", r2, -0.5 * EXTENT_SIGMA ** 2))
+    falloff = _math(b, "EXPONENT", _math(b, "MULTIPLY", r2, -0.5 * EXTENT_SIGMA**2))
     alpha = b.node("ShaderNodeMath", operation="MULTIPLY", use_clamp=True)
     b.link(falloff, alpha.inputs[0])
     b.link(opacity, alpha.inputs[1])

@@ -58,15 +58,17 @@ def build_splat_mesh(name, avatar, offset_blender, space, rotations):
     mesh.update()
     mesh["dreamwaltz_offset"] = np.asarray(offset_blender, dtype=np.float64).tolist()  # baked into the centres
 
-    kinds = np.concatenate([np.tile([KIND_CENTRE, KIND_AXIS, KIND_AXIS, KIND_AXIS], n_free),
-                            np.full(n_bound, KIND_BOUND)])
+    kinds = np.concatenate(
+        [np.tile([KIND_CENTRE, KIND_AXIS, KIND_AXIS, KIND_AXIS], n_free), np.full(n_bound, KIND_BOUND)]
+    )
     faces = a["body/faces"]
     tri = np.concatenate([np.repeat(faces[a["free/bind_faces"]], 4, axis=0), faces[a["bound/faces"]]])
     bary = np.concatenate([np.repeat(a["free/bind_barycentrics"], 4, axis=0), a["bound/barycentrics"]])
     local = square_roots(rotations, a["bound/log_scales"], a["bound/quats"])  # in the triangle frame
     # Scene-linear for the emission shader: the file's display (sRGB) colours through the sRGB EOTF.
-    colors = module("h3ga").linear_colors(avatar.manifest, np.concatenate([np.repeat(a["free/colors"], 4, axis=0),
-                                                                          a["bound/colors"]]))
+    colors = module("h3ga").linear_colors(
+        avatar.manifest, np.concatenate([np.repeat(a["free/colors"], 4, axis=0), a["bound/colors"]])
+    )
     opacity = 1.0 / (1.0 + np.exp(-np.concatenate([np.repeat(a["free/opacity_logits"], 4), a["bound/opacity_logits"]])))
     rng = np.random.default_rng(0)
     random = np.concatenate([np.repeat(rng.random(n_free), 4), rng.random(n_bound)])
@@ -81,7 +83,7 @@ def build_splat_mesh(name, avatar, offset_blender, space, rotations):
     put("dw_bary", "FLOAT_VECTOR", bary.astype(np.float32), "vector")
     for j in range(3):
         axis = np.zeros((len(positions), 3), dtype=np.float32)
-        axis[4 * n_free:] = local[:, :, j]
+        axis[4 * n_free :] = local[:, :, j]
         put(f"dw_ax{j + 1}", "FLOAT_VECTOR", axis, "vector")
     put("dw_color", "FLOAT_VECTOR", colors.astype(np.float32), "vector")
     put("dw_opacity", "FLOAT", opacity.astype(np.float32), "value")

@@ -75,8 +75,9 @@ def avatar_frames(tmp):
                 avatar.splats.modifiers[name].show_viewport = False
                 profile.append(_frame_ms(bpy, api, [avatar], rng))
             splat_tree, armature, bind = frame_ms - profile[0], profile[0] - profile[1], profile[1] - profile[2]
-            line += (f" (splat tree {splat_tree:.1f}, armature {armature:.1f}, bind tree {bind:.1f},"
-                     f" rest {profile[2]:.1f})")
+            line += (
+                f" (splat tree {splat_tree:.1f}, armature {armature:.1f}, bind tree {bind:.1f}, rest {profile[2]:.1f})"
+            )
         print(line, flush=True)
         results[n] = (import_s, frame_ms)
     return results
@@ -96,8 +97,13 @@ def crowd_scene(tmp):
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     from ..core.posing import gaussian_covariances
 
-    ply = write_gaussian_ply(Path(tmp) / "scene.ply", means, gaussian_covariances(np.log(scales), q),
-                             rng.uniform(0, 1, (n_scene, 3)), rng.uniform(0.2, 1, n_scene))
+    ply = write_gaussian_ply(
+        Path(tmp) / "scene.ply",
+        means,
+        gaussian_covariances(np.log(scales), q),
+        rng.uniform(0, 1, (n_scene, 3)),
+        rng.uniform(0.2, 1, n_scene),
+    )
     start = time.perf_counter()
     scene = api.import_splat_scene(str(ply), up_axis="Y")
     bpy.context.view_layer.update()
@@ -108,8 +114,11 @@ def crowd_scene(tmp):
     api.layout_avatars(crowd, spacing=1.5)
     bpy.context.view_layer.update()
     frame_ms = _frame_ms(bpy, api, crowd, rng)
-    print(f"scene: 5 avatars x 100k splats + {len(scene.data.vertices):,} scene splats: scene import "
-          f"{scene_import_s:.1f} s, frame {frame_ms:.0f} ms = {1000 / frame_ms:.1f} fps", flush=True)
+    print(
+        f"scene: 5 avatars x 100k splats + {len(scene.data.vertices):,} scene splats: scene import "
+        f"{scene_import_s:.1f} s, frame {frame_ms:.0f} ms = {1000 / frame_ms:.1f} fps",
+        flush=True,
+    )
     return scene_import_s, 1000 / frame_ms
 
 
@@ -121,11 +130,17 @@ def big_scene_import(tmp, n=1_000_000):
     rng = np.random.default_rng(3)
     q = rng.normal(size=(n, 4))
     q /= np.linalg.norm(q, axis=1, keepdims=True)
-    path = _write_sh3_ply(Path(tmp) / "sh3.ply", rng.normal(size=(n, 3)), np.full((n, 3), -4.0), q,
-                          rng.normal(size=(n, 3)), rng.normal(scale=0.1, size=(n, 15, 3)))
+    path = _write_sh3_ply(
+        Path(tmp) / "sh3.ply",
+        rng.normal(size=(n, 3)),
+        np.full((n, 3), -4.0),
+        q,
+        rng.normal(size=(n, 3)),
+        rng.normal(scale=0.1, size=(n, 15, 3)),
+    )
     del q
     gc.collect()
-    resident = lambda: int(open("/proc/self/statm").read().split()[1]) * 4096 / 2 ** 20  # noqa: E731 (Linux)
+    resident = lambda: int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20  # noqa: E731 (Linux)
     before = resident()
     start = time.perf_counter()
     api.import_splat_scene(str(path))
@@ -138,13 +153,18 @@ def big_scene_import(tmp, n=1_000_000):
 def _write_sh3_ply(path, means, log_scales, quats, dc, rest):
     """A standard 3DGS PLY with f_rest_0..44 (channel-major), as the Inria code writes it."""
     n = len(means)
-    names = (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"] + [f"f_rest_{i}" for i in range(45)]
-             + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
+    names = (
+        ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+        + [f"f_rest_{i}" for i in range(45)]
+        + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    )
     table = np.zeros((n, len(names)), np.float32)
     table[:, 0:3], table[:, 6:9] = means, dc
     table[:, 9:54] = np.transpose(rest, (0, 2, 1)).reshape(n, 45)
     table[:, 55:58], table[:, 58:62] = log_scales, quats
-    header = f"ply\nformat binary_little_endian 1.0\nelement vertex {n}\n" + "".join(f"property float {x}\n" for x in names)
+    header = f"ply\nformat binary_little_endian 1.0\nelement vertex {n}\n" + "".join(
+        f"property float {x}\n" for x in names
+    )
     with open(path, "wb") as f:
         f.write((header + "end_header\n").encode())
         f.write(table.tobytes())
@@ -180,9 +200,12 @@ def renders(tmp):
     # The backend's view of the same pose (rest) and camera.
     posed = pose_avatar(avatar_file, np.zeros((55, 3)))
     offset = np.array(avatar.armature["dreamwaltz_offset"])
-    world = types.SimpleNamespace(means=space.points_to_blender(posed.means) + offset,
-                                  covariances=space.matrices_to_blender(posed.covariances),
-                                  colors=posed.colors, opacities=posed.opacities)
+    world = types.SimpleNamespace(
+        means=space.points_to_blender(posed.means) + offset,
+        covariances=space.matrices_to_blender(posed.covariances),
+        colors=posed.colors,
+        opacities=posed.opacities,
+    )
     sys.path.insert(0, str(ROOT / "tests"))
     from splat_silhouette import blender_camera_intrinsics
 
@@ -201,8 +224,9 @@ def renders(tmp):
         from blender_render import render_to_array
 
         start = time.perf_counter()
-        image = render_to_array(bpy, Path(tmp) / f"{engine}.png", size=size, samples=samples, engine=engine,
-                                denoise=denoise)
+        image = render_to_array(
+            bpy, Path(tmp) / f"{engine}.png", size=size, samples=samples, engine=engine, denoise=denoise
+        )
         return image, time.perf_counter() - start
 
     # Cycles as an artist renders (its default denoiser on), and raw: transparency's Russian roulette
@@ -210,14 +234,20 @@ def renders(tmp):
     image, cycles_s = render("CYCLES", 16, denoise=True)
     cycles_psnr = psnr(image)
     raw, raw_s = render("CYCLES", 16)
-    print(f"Cycles 512x512, 16 samples, 100k splats: {cycles_s:.1f} s, PSNR {cycles_psnr:.1f} dB vs the backend "
-          f"(denoised; raw: {raw_s:.1f} s, {psnr(raw):.1f} dB)", flush=True)
+    print(
+        f"Cycles 512x512, 16 samples, 100k splats: {cycles_s:.1f} s, PSNR {cycles_psnr:.1f} dB vs the backend "
+        f"(denoised; raw: {raw_s:.1f} s, {psnr(raw):.1f} dB)",
+        flush=True,
+    )
     try:
         image, first_s = render("EEVEE", 16)
         _, eevee_s = render("EEVEE", 16)
         eevee_psnr = psnr(image)
-        print(f"Eevee 512x512, 16 samples: {first_s:.1f} s first (with shader compilation), {eevee_s:.1f} s again; "
-              f"PSNR {eevee_psnr:.1f} dB", flush=True)
+        print(
+            f"Eevee 512x512, 16 samples: {first_s:.1f} s first (with shader compilation), {eevee_s:.1f} s again; "
+            f"PSNR {eevee_psnr:.1f} dB",
+            flush=True,
+        )
     except RuntimeError as err:
         print(f"Eevee cannot render here: {err}")
         eevee_s = eevee_psnr = float("nan")
@@ -232,5 +262,7 @@ def main():
         cycles_s, cycles_psnr, eevee_s, eevee_psnr = renders(tmp)
         _, fps = crowd_scene(tmp)
         big_scene_import(tmp)
-    print(f"import_s_100k={frames[100_000][0]:.2f} cycles_s_512={cycles_s:.1f} cycles_psnr={cycles_psnr:.1f} "
-          f"eevee_s={eevee_s:.1f} eevee_psnr={eevee_psnr:.1f} frame_ms_100k={frames[100_000][1]:.1f} scene_fps={fps:.1f}")
+    print(
+        f"import_s_100k={frames[100_000][0]:.2f} cycles_s_512={cycles_s:.1f} cycles_psnr={cycles_psnr:.1f} "
+        f"eevee_s={eevee_s:.1f} eevee_psnr={eevee_psnr:.1f} frame_ms_100k={frames[100_000][1]:.1f} scene_fps={fps:.1f}"
+    )

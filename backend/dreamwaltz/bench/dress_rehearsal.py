@@ -37,29 +37,45 @@ def main():
     dtype = getattr(torch, os.environ.get("DREAMWALTZ_REHEARSAL_DTYPE", default))
     paper = get_preset("paper")
     batch = int(os.environ.get("DREAMWALTZ_REHEARSAL_BATCH", paper.stage2.batch))
-    preset = replace(paper,
-                     # The body initialisation short and small (200 steps at 64 px, as the tiny preset's)
-                     # but long enough to give the field the body's density: the hand-over to stage 2
-                     # at the paper's counts (inverse skinning, neighbourhood shapes, exact binding,
-                     # hands and face left to the mesh) must run too.
-                     stage1=replace(paper.stage1, steps=3, batch=batch, init_steps=200, init_size=64, init_rays=1024,
-                                    checkpoint_every=2, preview_every=3,
-                                    schedule=((0.0, 64), (1 / 3, 256), (2 / 3, 512)), log_every=1),
-                     stage2=replace(paper.stage2, steps=3, batch=batch, checkpoint_every=2, preview_every=3, log_every=1))
+    preset = replace(
+        paper,
+        # The body initialisation short and small (200 steps at 64 px, as the tiny preset's)
+        # but long enough to give the field the body's density: the hand-over to stage 2
+        # at the paper's counts (inverse skinning, neighbourhood shapes, exact binding,
+        # hands and face left to the mesh) must run too.
+        stage1=replace(
+            paper.stage1,
+            steps=3,
+            batch=batch,
+            init_steps=200,
+            init_size=64,
+            init_rays=1024,
+            checkpoint_every=2,
+            preview_every=3,
+            schedule=((0.0, 64), (1 / 3, 256), (2 / 3, 512)),
+            log_every=1,
+        ),
+        stage2=replace(paper.stage2, steps=3, batch=batch, checkpoint_every=2, preview_every=3, log_every=1),
+    )
     print(f"{device}, {dtype}: paper shapes, batch {batch}, SD-1.5-size random networks", flush=True)
     started = time.perf_counter()
     guidance = sd15_guidance(device, dtype)
     spec = GenerateSpec(prompt="a knight in armor", preset="paper", device=device, seed=0)
     events = []
     with tempfile.TemporaryDirectory() as tmp:
-        out = generate(spec, ProgressReporter([terminal_sink(), events.append]), Path(tmp), preset=preset,
-                       guidance=guidance)
+        out = generate(
+            spec, ProgressReporter([terminal_sink(), events.append]), Path(tmp), preset=preset, guidance=guidance
+        )
         avatar = read_h3ga(out)
         free, bound = avatar.num_free, avatar.num_bound
     handed_over = not any("starts from the body surface" in e.message for e in events)
     seconds = time.perf_counter() - started
     peak = f"{torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if device == "cuda" else "see bench memory"
-    print(f"rehearsal ran: stage 1 {preset.stage1.steps} steps (64/256/512 px), stage 2 {preset.stage2.steps} steps "
-          f"at {preset.stage2.resolution} px, {free:,} + {bound:,} Gaussians exported, peak {peak}")
-    print(f"stage 1 -> stage 2 hand-over at the paper's counts: {'ran' if handed_over else 'NOT run (no stage-1 points)'}")
+    print(
+        f"rehearsal ran: stage 1 {preset.stage1.steps} steps (64/256/512 px), stage 2 {preset.stage2.steps} steps "
+        f"at {preset.stage2.resolution} px, {free:,} + {bound:,} Gaussians exported, peak {peak}"
+    )
+    print(
+        f"stage 1 -> stage 2 hand-over at the paper's counts: {'ran' if handed_over else 'NOT run (no stage-1 points)'}"
+    )
     print(f"dress_rehearsal_ok={int(handed_over)} seconds={seconds:.0f} batch={batch}")

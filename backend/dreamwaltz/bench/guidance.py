@@ -71,7 +71,9 @@ def measure(guidance, batch: int = 1, repeats: int = 5) -> Figures:
 
     def unet_controlnet():
         cond = guidance.text_embeddings(prompts)
-        guidance.predict_noise(latents, t, cond, guidance.text_embeddings([guidance.negative_prompt] * batch), skeletons)
+        guidance.predict_noise(
+            latents, t, cond, guidance.text_embeddings([guidance.negative_prompt] * batch), skeletons
+        )
 
     def vae():
         guidance.encode(images).float().sum().backward()
@@ -82,8 +84,11 @@ def measure(guidance, batch: int = 1, repeats: int = 5) -> Figures:
 
 def report(label: str, f: Figures) -> None:
     peaks = ", ".join(f"{k} {v:,.0f} MiB" for k, v in f.peak_mib.items())
-    print(f"{label}: sds_step {f.sds_ms:.1f} ms, unet+controlnet {f.unet_controlnet_ms:.1f} ms, "
-          f"vae {f.vae_ms:.1f} ms, overhead_ratio {f.overhead_ratio:.2f}; peak memory: {peaks}", flush=True)
+    print(
+        f"{label}: sds_step {f.sds_ms:.1f} ms, unet+controlnet {f.unet_controlnet_ms:.1f} ms, "
+        f"vae {f.vae_ms:.1f} ms, overhead_ratio {f.overhead_ratio:.2f}; peak memory: {peaks}",
+        flush=True,
+    )
 
 
 def sd15_guidance(device: str, dtype: torch.dtype):
@@ -93,8 +98,9 @@ def sd15_guidance(device: str, dtype: torch.dtype):
     from ..guidance.sds import SDSGuidance
 
     modules = sd15_random_modules(device, dtype)
-    return SDSGuidance(modules, device=device, dtype=dtype, negative_prompt=NEGATIVE_PROMPT,
-                       **get_preset("paper").guidance.options())
+    return SDSGuidance(
+        modules, device=device, dtype=dtype, negative_prompt=NEGATIVE_PROMPT, **get_preset("paper").guidance.options()
+    )
 
 
 def main():
@@ -118,7 +124,11 @@ def main():
         report(f"CPU ({os.cpu_count()} cores), SD-1.5-size random weights, fp32, 512x512, batch 1", figures)
         last = figures
     else:
-        print("No CUDA: the SD-1.5-size fp16/bf16 figures need an NVIDIA GPU "
-              "(DREAMWALTZ_BENCH_SD15=1 runs them on this CPU in fp32, minutes per step).")
-    print(f"sds_step_ms={last.sds_ms:.1f} unet_controlnet_ms={last.unet_controlnet_ms:.1f} "
-          f"vae_ms={last.vae_ms:.1f} overhead_ratio={last.overhead_ratio:.2f}")
+        print(
+            "No CUDA: the SD-1.5-size fp16/bf16 figures need an NVIDIA GPU "
+            "(DREAMWALTZ_BENCH_SD15=1 runs them on this CPU in fp32, minutes per step)."
+        )
+    print(
+        f"sds_step_ms={last.sds_ms:.1f} unet_controlnet_ms={last.unet_controlnet_ms:.1f} "
+        f"vae_ms={last.vae_ms:.1f} overhead_ratio={last.overhead_ratio:.2f}"
+    )

@@ -110,7 +110,7 @@ def crop(camera, rays: int):
     """The centred window of about ``rays`` pixels of ``camera``'s image, as a camera of its own."""
     from dataclasses import replace
 
-    side = min(camera.width, int(round(rays ** 0.5)))
+    side = min(camera.width, int(round(rays**0.5)))
     K = camera.K.copy()
     K[0, 2] -= (camera.width - side) / 2
     K[1, 2] -= (camera.height - side) / 2
@@ -139,18 +139,24 @@ def stage1_step(device: str, preset: str, batch: int, rays: int = 0) -> dict:
     if rays:
         cams = [crop(cams[0], cfg.render_chunk)] * max(1, rays // cfg.render_chunk)
     start = time.perf_counter()
-    images = [render_image(field, cam, cfg.samples, jitter=True, chunk=cfg.render_chunk)[0].permute(2, 0, 1)
-              for cam in cams]
+    images = [
+        render_image(field, cam, cfg.samples, jitter=True, chunk=cfg.render_chunk)[0].permute(2, 0, 1) for cam in cams
+    ]
     inside, outside = region_points(cb, cfg.density_points, cfg.density_offset, None)
     loss = torch.stack(images).mean() + margin_loss(field, inside, outside, cfg.log_density_in, cfg.log_density_out)
     loss.backward()
     optimizer.step()
-    what = (f"{len(cams)} copies of the densest {cams[0].width}x{cams[0].height} rays (face close-up centre)"
-            if rays else f"batch {batch}")
-    return {"what": f"stage 1, {preset} preset: {size} px, {what}, {cfg.samples} samples/ray, "
-                    f"chunk {cfg.render_chunk} rays, hash table 2^{cfg.field.log2_table}, "
-                    f"occupancy {cfg.field.occupancy_res}^3 ({occupied:.0%} occupied)",
-            "seconds": time.perf_counter() - start}
+    what = (
+        f"{len(cams)} copies of the densest {cams[0].width}x{cams[0].height} rays (face close-up centre)"
+        if rays
+        else f"batch {batch}"
+    )
+    return {
+        "what": f"stage 1, {preset} preset: {size} px, {what}, {cfg.samples} samples/ray, "
+        f"chunk {cfg.render_chunk} rays, hash table 2^{cfg.field.log2_table}, "
+        f"occupancy {cfg.field.occupancy_res}^3 ({occupied:.0%} occupied)",
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def stage2_step(device: str, preset: str, batch: int) -> dict:
@@ -173,16 +179,25 @@ def stage2_step(device: str, preset: str, batch: int) -> dict:
     for _ in range(batch):
         pose = random_pose(rng)
         with torch.no_grad():
-            joints = body(full_pose=torch.as_tensor(pose, dtype=torch.float32, device=device)[None]).joints[0].cpu().numpy()
+            joints = (
+                body(full_pose=torch.as_tensor(pose, dtype=torch.float32, device=device)[None]).joints[0].cpu().numpy()
+            )
         camera = sample_camera(rng, joints, s["resolution"], face_prob=0.0).camera
-        means, cov, colors, opacities = model(torch.as_tensor(pose, dtype=torch.float32, device=device),
-                                              torch.zeros(body.num_expressions, device=device))
-        images.append(rasterize(means, cov, opacities, colors, camera, torch.full((3,), 0.5, device=device), **AVATAR_RENDER).image)
+        means, cov, colors, opacities = model(
+            torch.as_tensor(pose, dtype=torch.float32, device=device), torch.zeros(body.num_expressions, device=device)
+        )
+        images.append(
+            rasterize(
+                means, cov, opacities, colors, camera, torch.full((3,), 0.5, device=device), **AVATAR_RENDER
+            ).image
+        )
     torch.stack(images).mean().backward()
     optimizer.step()
-    return {"what": f"stage 2, {preset} preset: {s['resolution']} px, batch {batch}, "
-                    f"{s['num_free']:,} free + {s['num_bound']:,} bound Gaussians",
-            "seconds": time.perf_counter() - start}
+    return {
+        "what": f"stage 2, {preset} preset: {s['resolution']} px, batch {batch}, "
+        f"{s['num_free']:,} free + {s['num_bound']:,} bound Gaussians",
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def sds_dtype(device: str):
@@ -212,10 +227,16 @@ def sds_step(device: str, batch: int) -> dict:
     skeletons = torch.rand(batch, 3, size, size, device=device)
     start = time.perf_counter()
     guidance(images, skeletons=skeletons, prompts=["a knight in armor, front view"] * batch).loss.backward()
-    weights = sum(p.numel() * p.element_size() for m in (guidance.unet, guidance.vae,
-                  guidance.text_encoder, guidance.controlnet) for p in m.parameters())
-    return {"what": f"SDS step, SD-1.5-size random weights, {str(dtype)[6:]}, {size} px, batch {batch}",
-            "seconds": time.perf_counter() - start, "fixed": weights}
+    weights = sum(
+        p.numel() * p.element_size()
+        for m in (guidance.unet, guidance.vae, guidance.text_encoder, guidance.controlnet)
+        for p in m.parameters()
+    )
+    return {
+        "what": f"SDS step, SD-1.5-size random weights, {str(dtype)[6:]}, {size} px, batch {batch}",
+        "seconds": time.perf_counter() - start,
+        "fixed": weights,
+    }
 
 
 def shell_points(body, count: int, seed: int = 0):
@@ -247,10 +268,19 @@ def h3ga_init(device: str, preset: str, batch: int) -> dict:
     body = BodyModel.load("open")
     points = shell_points(body, batch)
     start = time.perf_counter()
-    H3GA(body.to(device), num_free=batch, num_bound=s["num_bound"], init_points=points,
-         init_colors=np.full((batch, 3), 0.5, np.float32), init_densities=np.full(batch, 50.0, np.float32))
-    return {"what": f"H3GA set-up, {preset} preset: {batch:,} stage-1 points + {s['num_bound']:,} bound, "
-                    f"{len(body.faces):,} triangles", "seconds": time.perf_counter() - start}
+    H3GA(
+        body.to(device),
+        num_free=batch,
+        num_bound=s["num_bound"],
+        init_points=points,
+        init_colors=np.full((batch, 3), 0.5, np.float32),
+        init_densities=np.full(batch, 50.0, np.float32),
+    )
+    return {
+        "what": f"H3GA set-up, {preset} preset: {batch:,} stage-1 points + {s['num_bound']:,} bound, "
+        f"{len(body.faces):,} triangles",
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def idle(device: str) -> dict:
@@ -312,7 +342,7 @@ def run_child(name: str, **kwargs) -> dict:
     lines = [line for line in out.splitlines() if line.startswith(RESULT)]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"memory bench {name} {kwargs} failed (exit {proc.returncode}):\n{out[-3000:]}")
-    info = json.loads(lines[-1][len(RESULT):])
+    info = json.loads(lines[-1][len(RESULT) :])
     # /proc's VmHWM (restartable by reset_peak); else ru_maxrss of that process alone (KiB on Linux)
     info["peak"] = info.get("cuda_peak", info.get("rss_peak", usage.ru_maxrss * 1024))
     return info
@@ -326,8 +356,11 @@ class Meter:
         self.limit = float(os.environ.get("DREAMWALTZ_BENCH_MEMORY_LIMIT_GIB", "7")) * GIB
         self.baseline = 0 if self.cuda else run_child("idle")["peak"]
         where = torch.cuda.get_device_name(0) if self.cuda else f"CPU ({os.cpu_count()} cores)"
-        method = ("torch.cuda.max_memory_allocated" if self.cuda else
-                  f"peak RSS minus an idle process's ({self.baseline / GIB:.2f} GiB)")
+        method = (
+            "torch.cuda.max_memory_allocated"
+            if self.cuda
+            else f"peak RSS minus an idle process's ({self.baseline / GIB:.2f} GiB)"
+        )
         print(f"{where}; method: {method}", flush=True)
 
     def measure(self, name: str, full: int, small: tuple, scale: str = "batch", **kwargs) -> float:
@@ -353,11 +386,17 @@ class Meter:
         if scale == "batch" and forecast <= self.limit and seconds < 600:
             info = run_child(name, **{scale: full}, **kwargs)
             return self._report(info, info["peak"] - self.baseline)
-        why = ("a whole step at this size takes hours on this CPU" if scale != "batch" else
-               f"a direct run would pass this machine's {'memory limit' if forecast > self.limit else 'ten minutes'}")
+        why = (
+            "a whole step at this size takes hours on this CPU"
+            if scale != "batch"
+            else f"a direct run would pass this machine's {'memory limit' if forecast > self.limit else 'ten minutes'}"
+        )
         per = f"{slope / 2**20:,.2f} MiB per {scale}" if scale == "batch" else f"{slope:,.0f} bytes per ray"
-        print(f"  -> {name} at {scale} {full:,}: {forecast / GIB:.2f} GiB, extrapolated linearly in {scale} {how} "
-              f"({per}; {why})", flush=True)
+        print(
+            f"  -> {name} at {scale} {full:,}: {forecast / GIB:.2f} GiB, extrapolated linearly in {scale} {how} "
+            f"({per}; {why})",
+            flush=True,
+        )
         return forecast / GIB
 
     @staticmethod
@@ -377,21 +416,30 @@ def main():
         cfg = stage1_preset(preset)
         rays = cfg.batch * cfg.schedule[-1][1] ** 2
         if on_cpu:  # a whole step at these sizes takes hours here: copies of the densest chunk, scaled
-            figures[f"stage1_{preset}"] = m.measure("stage1", rays, (2 * cfg.render_chunk, 6 * cfg.render_chunk),
-                                                    scale="rays", preset=preset, batch=1)
+            figures[f"stage1_{preset}"] = m.measure(
+                "stage1", rays, (2 * cfg.render_chunk, 6 * cfg.render_chunk), scale="rays", preset=preset, batch=1
+            )
         else:
             figures[f"stage1_{preset}"] = m.measure("stage1", cfg.batch, (1, 2), preset=preset)
     paper = stage2_settings("paper")
     figures["h3ga_init_paper"] = m.measure("h3ga_init", paper["num_free"], (10000, 20000), preset="paper")
     if on_cpu:
-        print(f"SDS on this CPU in {str(sds_dtype('cpu'))[6:]} (what --precision auto picks on GPUs that have "
-              f"bf16).", flush=True)
+        print(
+            f"SDS on this CPU in {str(sds_dtype('cpu'))[6:]} (what --precision auto picks on GPUs that have bf16).",
+            flush=True,
+        )
     figures["sds_paper"] = m.measure("sds", paper["batch"], (1, 2))
     figures["stage2_paper"] = m.measure("stage2", paper["batch"], (1, 2), preset="paper")
     total1 = figures["stage1_paper"] + figures["sds_paper"]
     total2 = figures["stage2_paper"] + figures["sds_paper"]
-    print(f"paper preset totals: stage 1 + SDS {total1:.2f} GiB, stage 2 + SDS {total2:.2f} GiB "
-          f"({'under' if max(total1, total2) < 22 else 'over'} 22 GiB"
-          f"{'; CPU figures: own rasterizer, SDS in ' + str(sds_dtype('cpu'))[6:] if on_cpu else ''})")
-    print(" ".join(f"{k}_gib={figures[k]:.2f}" for k in
-                   ("stage1_preview", "stage1_paper", "stage2_paper", "sds_paper", "h3ga_init_paper")))
+    print(
+        f"paper preset totals: stage 1 + SDS {total1:.2f} GiB, stage 2 + SDS {total2:.2f} GiB "
+        f"({'under' if max(total1, total2) < 22 else 'over'} 22 GiB"
+        f"{'; CPU figures: own rasterizer, SDS in ' + str(sds_dtype('cpu'))[6:] if on_cpu else ''})"
+    )
+    print(
+        " ".join(
+            f"{k}_gib={figures[k]:.2f}"
+            for k in ("stage1_preview", "stage1_paper", "stage2_paper", "sds_paper", "h3ga_init_paper")
+        )
+    )

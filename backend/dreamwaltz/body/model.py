@@ -43,27 +43,48 @@ def _read_npz(path: Path) -> dict:
             "Use the open body, or download SMPLX_NEUTRAL.npz from smpl-x.is.tue.mpg.de and give its path.",
         )
     if path.suffix.lower() == ".pkl":
-        raise BodyModelError(f"'{path.name}' is a pickle file, which DreamWaltz never loads (it can run code).",
-                             "Use the .npz version of the SMPL-X model from smpl-x.is.tue.mpg.de.")
+        raise BodyModelError(
+            f"'{path.name}' is a pickle file, which DreamWaltz never loads (it can run code).",
+            "Use the .npz version of the SMPL-X model from smpl-x.is.tue.mpg.de.",
+        )
     if path.stat().st_size == 0:
         raise BodyModelError(f"'{path.name}' is empty.", "Download the SMPL-X model again (the .npz version).")
     # SMPL-X .npz files store a few dict entries (joint2num, part2num) as objects: those are skipped,
     # never unpickled. Every other array is read with its allocation bounded by its header.
-    return read_npz(path, f"'{path.name}'", error=BodyModelError, skip_objects=True, kinds="fiubUS",
-                    fix="Download the SMPL-X model again (the .npz version from smpl-x.is.tue.mpg.de).")
+    return read_npz(
+        path,
+        f"'{path.name}'",
+        error=BodyModelError,
+        skip_objects=True,
+        kinds="fiubUS",
+        fix="Download the SMPL-X model again (the .npz version from smpl-x.is.tue.mpg.de).",
+    )
 
 
 # name -> (number of dimensions, dtype kinds); sizes are checked against each other in BodyModel.
-ARRAY_RANKS = {"v_template": (2, "fiu"), "f": (2, "iu"), "J_regressor": (2, "fiu"), "kintree_table": (2, "iu"),
-               "weights": (2, "fiu"), "shapedirs": (3, "fiu"), "lmk_faces_idx": (1, "iu"), "lmk_bary_coords": (2, "fiu"),
-               "vertex_colors": (2, "fiu"), "num_betas": (0, "iu")}
+ARRAY_RANKS = {
+    "v_template": (2, "fiu"),
+    "f": (2, "iu"),
+    "J_regressor": (2, "fiu"),
+    "kintree_table": (2, "iu"),
+    "weights": (2, "fiu"),
+    "shapedirs": (3, "fiu"),
+    "lmk_faces_idx": (1, "iu"),
+    "lmk_bary_coords": (2, "fiu"),
+    "vertex_colors": (2, "fiu"),
+    "num_betas": (0, "iu"),
+}
 
 
 def _check_arrays(data: dict, name: str) -> None:
     """Ranks, kinds, sizes and values of a body file's arrays, before any of them is used."""
+
     def bad(message: str) -> BodyModelError:
-        return BodyModelError(f"'{name}': {message}", "The file is damaged or not an SMPL-X model; "
-                              "download SMPLX_NEUTRAL.npz (npz version) from smpl-x.is.tue.mpg.de again.")
+        return BodyModelError(
+            f"'{name}': {message}",
+            "The file is damaged or not an SMPL-X model; "
+            "download SMPLX_NEUTRAL.npz (npz version) from smpl-x.is.tue.mpg.de again.",
+        )
 
     for key, (ndim, kinds) in ARRAY_RANKS.items():
         if key not in data:
@@ -86,11 +107,17 @@ def _check_arrays(data: dict, name: str) -> None:
     if data["shapedirs"].shape[:2] != (V, 3):
         raise bad(f"array 'shapedirs' has shape {data['shapedirs'].shape}, not ({V}, 3, K).")
     if "num_betas" in data and not 0 <= int(data["num_betas"].reshape(-1)[0]) <= data["shapedirs"].shape[2]:
-        raise bad(f"'num_betas' is {int(data['num_betas'].reshape(-1)[0])} for {data['shapedirs'].shape[2]} shape directions.")
+        raise bad(
+            f"'num_betas' is {int(data['num_betas'].reshape(-1)[0])} for {data['shapedirs'].shape[2]} shape directions."
+        )
     if "vertex_colors" in data and data["vertex_colors"].shape != (V, 3):
         raise bad(f"array 'vertex_colors' has shape {data['vertex_colors'].shape}, not ({V}, 3).")
     F = len(faces)
-    if "lmk_faces_idx" in data and len(data["lmk_faces_idx"]) and (data["lmk_faces_idx"].min() < 0 or data["lmk_faces_idx"].max() >= F):
+    if (
+        "lmk_faces_idx" in data
+        and len(data["lmk_faces_idx"])
+        and (data["lmk_faces_idx"].min() < 0 or data["lmk_faces_idx"].max() >= F)
+    ):
         raise bad(f"array 'lmk_faces_idx' has triangle indices outside 0..{F - 1}.")
 
 
@@ -128,8 +155,12 @@ class BodyModel(torch.nn.Module):
         self.licensed = kind == "smplx"
         self.num_vertices, self.num_betas, self.num_expressions = V, num_betas, num_expressions
         self.parents = list(PARENTS)
-        self.shape_names = [str(s) for s in data.get("shape_names", [f"beta_{i:02d}" for i in range(file_betas)])][:num_betas]
-        self.expression_names = [str(s) for s in data.get("expression_names", [f"expression_{i:03d}" for i in range(file_expr)])][:num_expressions]
+        self.shape_names = [str(s) for s in data.get("shape_names", [f"beta_{i:02d}" for i in range(file_betas)])][
+            :num_betas
+        ]
+        self.expression_names = [
+            str(s) for s in data.get("expression_names", [f"expression_{i:03d}" for i in range(file_expr)])
+        ][:num_expressions]
         if kind == "smplx":
             lmk_faces, lmk_bary = smplx_landmarks(data, np.asarray(data["f"]))
         else:
@@ -140,7 +171,9 @@ class BodyModel(torch.nn.Module):
         self.register_buffer("faces", torch.as_tensor(np.asarray(data["f"], dtype=np.int64)))
         self.register_buffer("template_vertices", torch.as_tensor(v_template, dtype=f32))
         self.register_buffer("shape_dirs", torch.as_tensor(shapedirs[:, :, :num_betas], dtype=f32))
-        self.register_buffer("expression_dirs", torch.as_tensor(shapedirs[:, :, file_betas:file_betas + num_expressions], dtype=f32))
+        self.register_buffer(
+            "expression_dirs", torch.as_tensor(shapedirs[:, :, file_betas : file_betas + num_expressions], dtype=f32)
+        )
         self.register_buffer("joint_regressor", torch.as_tensor(J_regressor, dtype=f32))
         self.register_buffer("skin_weights", torch.as_tensor(weights, dtype=f32))
         self.register_buffer("landmark_faces", torch.as_tensor(np.asarray(lmk_faces, dtype=np.int64)))
@@ -149,8 +182,15 @@ class BodyModel(torch.nn.Module):
         self.vertex_colors = np.asarray(data["vertex_colors"], dtype=np.float32) if "vertex_colors" in data else None
 
     @classmethod
-    def load(cls, source="open", gender: str = "neutral", num_betas: int = 10, num_expressions: Optional[int] = None,
-             device="cpu", dtype=torch.float32) -> "BodyModel":
+    def load(
+        cls,
+        source="open",
+        gender: str = "neutral",
+        num_betas: int = 10,
+        num_expressions: Optional[int] = None,
+        device="cpu",
+        dtype=torch.float32,
+    ) -> "BodyModel":
         """The open body (``"open"``, the default) or a user's SMPL-X ``.npz``."""
         if str(source) == "open":
             model = cls(_read_npz(OPEN_BODY_PATH), "open", num_betas, num_expressions, "the open body")
@@ -178,9 +218,16 @@ class BodyModel(torch.nn.Module):
         return value.expand((batch,) + shape) if value.shape[0] == 1 and batch > 1 else value
 
     def forward(self, betas=None, expression=None, full_pose=None, transl=None) -> BodyOutput:
-        shapes = {"betas": (self.num_betas,), "expression": (self.num_expressions,), "full_pose": (55, 3), "transl": (3,)}
+        shapes = {
+            "betas": (self.num_betas,),
+            "expression": (self.num_expressions,),
+            "full_pose": (55, 3),
+            "transl": (3,),
+        }
         given = {"betas": betas, "expression": expression, "full_pose": full_pose, "transl": transl}
-        batch = max([torch.as_tensor(v).reshape((-1,) + shapes[k]).shape[0] for k, v in given.items() if v is not None] or [1])
+        batch = max(
+            [torch.as_tensor(v).reshape((-1,) + shapes[k]).shape[0] for k, v in given.items() if v is not None] or [1]
+        )
         betas = self._batch(betas, batch, shapes["betas"])
         expression = self._batch(expression, batch, shapes["expression"])
         pose = self._batch(full_pose, batch, shapes["full_pose"])
@@ -205,4 +252,3 @@ class BodyModel(torch.nn.Module):
 
     def triangle_count(self) -> int:
         return int(self.faces.shape[0])
-

@@ -36,11 +36,25 @@ def random_canonical(rng: np.random.Generator, spread_deg: float = 8.0) -> np.nd
 
 # Per-joint limits (degrees, about x, y, z of the SMPL-X joint frame) for the prior.
 _LIMITS = {
-    "spine1": (20, 15, 15), "spine2": (15, 10, 10), "spine3": (10, 10, 10), "neck": (25, 30, 15), "head": (20, 30, 15),
-    "left_hip": (45, 20, 25), "right_hip": (45, 20, 25), "left_knee": (60, 5, 5), "right_knee": (60, 5, 5),
-    "left_ankle": (20, 10, 10), "right_ankle": (20, 10, 10), "left_collar": (5, 10, 10), "right_collar": (5, 10, 10),
-    "left_shoulder": (40, 40, 50), "right_shoulder": (40, 40, 50), "left_elbow": (10, 60, 10), "right_elbow": (10, 60, 10),
-    "left_wrist": (20, 20, 30), "right_wrist": (20, 20, 30),
+    "spine1": (20, 15, 15),
+    "spine2": (15, 10, 10),
+    "spine3": (10, 10, 10),
+    "neck": (25, 30, 15),
+    "head": (20, 30, 15),
+    "left_hip": (45, 20, 25),
+    "right_hip": (45, 20, 25),
+    "left_knee": (60, 5, 5),
+    "right_knee": (60, 5, 5),
+    "left_ankle": (20, 10, 10),
+    "right_ankle": (20, 10, 10),
+    "left_collar": (5, 10, 10),
+    "right_collar": (5, 10, 10),
+    "left_shoulder": (40, 40, 50),
+    "right_shoulder": (40, 40, 50),
+    "left_elbow": (10, 60, 10),
+    "right_elbow": (10, 60, 10),
+    "left_wrist": (20, 20, 30),
+    "right_wrist": (20, 20, 30),
 }
 _ONE_SIDED = {"left_knee": (0, 1), "right_knee": (0, 1), "left_elbow": (1, -1), "right_elbow": (1, 1)}  # axis, sign
 

@@ -14,12 +14,19 @@ def add_arguments(p):
     p.add_argument("--seeds", default="0", help="comma-separated seeds, each prompt is run with each (default 0)")
     add_job_arguments(p)
     add_engine_arguments(p)
-    p.add_argument("--storage", default=None,
-                   help="with --engine ray: where the jobs live, a folder every node mounts (default: OUT/jobs)")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="with --engine ray: where the jobs live, a folder every node mounts (default: OUT/jobs)",
+    )
     p.add_argument("--view-size", type=int, default=256, help="pixels of each front/back view on the sheet")
-    p.add_argument("--out", type=Path, required=True,
-                   help="folder for the avatars (OUT/jobs/*/result.h3ga), contact_sheet.png and index.html; "
-                        "rerun with the same folder to resume")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="folder for the avatars (OUT/jobs/*/result.h3ga), contact_sheet.png and index.html; "
+        "rerun with the same folder to resume",
+    )
 
 
 def run(args) -> int:
@@ -40,10 +47,17 @@ def run(args) -> int:
         spec_from_args(args, prompt=prompt, seed=seeds[0])
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl+C: jobs resume on a rerun
     try:
-        summary = run_batch(prompts, seeds, lambda prompt, seed: spec_from_args(args, prompt=prompt, seed=seed),
-                            args.out, engine, functools.partial(generate_with_views, view_size=args.view_size),
-                            view_size=args.view_size,
-                            device=args.device or "auto", jobs_dir=jobs_dir)
+        summary = run_batch(
+            prompts,
+            seeds,
+            lambda prompt, seed: spec_from_args(args, prompt=prompt, seed=seed),
+            args.out,
+            engine,
+            functools.partial(generate_with_views, view_size=args.view_size),
+            view_size=args.view_size,
+            device=args.device or "auto",
+            jobs_dir=jobs_dir,
+        )
     except KeyboardInterrupt:
         print("batch: interrupted; rerun the same command to resume from the checkpoints.", flush=True)
         return 130

@@ -37,14 +37,29 @@ def run(args) -> int:
         raise DreamWaltzError(f"--size {args.size} is out of range.", "Use 16 to 8192 pixels (ControlNet uses 512).")
     out = body(full_pose=pose[None])
     joints = out.joints[0].numpy()
-    camera = orbit_camera(args.azimuth, args.elevation, args.radius, (0.0, float(joints[:, 1].mean()) - 0.1, 0.0),
-                          args.fov, args.size, args.size)
+    camera = orbit_camera(
+        args.azimuth,
+        args.elevation,
+        args.radius,
+        (0.0, float(joints[:, 1].mean()) - 0.1, 0.0),
+        args.fov,
+        args.size,
+        args.size,
+    )
     kp = posed_keypoints(out, camera, body.faces)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(draw_openpose(kp)).save(args.out)
-    meta = {"azimuth": args.azimuth, "elevation": args.elevation, "radius": args.radius, "fov_y_deg": args.fov,
-            "view": view_prompt("", args.azimuth, args.elevation).lstrip(", "), "pose": args.pose, "body": str(args.body),
-            "viewmat": camera.viewmat.round(6).tolist(), "K": camera.K.round(6).tolist()}
+    meta = {
+        "azimuth": args.azimuth,
+        "elevation": args.elevation,
+        "radius": args.radius,
+        "fov_y_deg": args.fov,
+        "view": view_prompt("", args.azimuth, args.elevation).lstrip(", "),
+        "pose": args.pose,
+        "body": str(args.body),
+        "viewmat": camera.viewmat.round(6).tolist(),
+        "K": camera.K.round(6).tolist(),
+    }
     args.out.with_suffix(".json").write_text(json.dumps(kp.to_dict() | {"camera": meta}))
     print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
     return 0

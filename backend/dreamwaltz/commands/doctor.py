@@ -27,12 +27,17 @@ def system_report(block: bool = True) -> dict:
     from ..render.gsplat_backend import gsplat_status
 
     cuda = torch.cuda.is_available()
-    info = {"torch": torch.__version__, "cuda": cuda, "cuda_version": torch.version.cuda,
-            "gpu": None, "gpu_memory_gib": None}
+    info = {
+        "torch": torch.__version__,
+        "cuda": cuda,
+        "cuda_version": torch.version.cuda,
+        "gpu": None,
+        "gpu_memory_gib": None,
+    }
     if cuda:
         props = torch.cuda.get_device_properties(0)
         info["gpu"] = props.name
-        info["gpu_memory_gib"] = round(props.total_memory / 2 ** 30, 1)
+        info["gpu_memory_gib"] = round(props.total_memory / 2**30, 1)
     status = gsplat_status(block=block)
     info["gsplat"] = status.to_dict()
     if not cuda:
@@ -49,13 +54,13 @@ def system_report(block: bool = True) -> dict:
 def weights_report(sd_model=None, controlnet_model=None) -> dict:
     """Whether the diffusion weights are on this computer (HF cache or a given folder)."""
     from ..core.errors import WeightsMissingError
-    from ..guidance.models import (DEFAULT_CONTROLNET, DEFAULT_SD, check_openpose_controlnet, check_sd_layout,
-                                   resolve)
+    from ..guidance.models import DEFAULT_CONTROLNET, DEFAULT_SD, check_openpose_controlnet, check_sd_layout, resolve
 
     out = {}
-    for key, model, kind, check in (("sd", sd_model or DEFAULT_SD, "Stable Diffusion", check_sd_layout),
-                                    ("controlnet", controlnet_model or DEFAULT_CONTROLNET, "ControlNet",
-                                     check_openpose_controlnet)):
+    for key, model, kind, check in (
+        ("sd", sd_model or DEFAULT_SD, "Stable Diffusion", check_sd_layout),
+        ("controlnet", controlnet_model or DEFAULT_CONTROLNET, "ControlNet", check_openpose_controlnet),
+    ):
         try:
             path = resolve(model, kind)
             check(path)
@@ -68,8 +73,13 @@ def weights_report(sd_model=None, controlnet_model=None) -> dict:
 def report(sd_model=None, controlnet_model=None) -> dict:
     from ..core.version import __version__
 
-    return {"dreamwaltz": __version__, "python": platform.python_version(), "python_executable": sys.executable,
-            **system_report(), "weights": weights_report(sd_model, controlnet_model)}
+    return {
+        "dreamwaltz": __version__,
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        **system_report(),
+        "weights": weights_report(sd_model, controlnet_model),
+    }
 
 
 def run(args) -> int:
@@ -78,7 +88,7 @@ def run(args) -> int:
         print(json.dumps(info))
         return 0
     g = info["gsplat"]
-    gpu = (f"{info['gpu']} ({info['gpu_memory_gib']} GiB)" if info["cuda"] else "none (CPU only: use the tiny preset)")
+    gpu = f"{info['gpu']} ({info['gpu_memory_gib']} GiB)" if info["cuda"] else "none (CPU only: use the tiny preset)"
     if g["version"] is None:
         gsplat = "not installed"
     else:
@@ -87,9 +97,14 @@ def run(args) -> int:
         ("dreamwaltz", info["dreamwaltz"]),
         ("python", f"{info['python']} ({info['python_executable']})"),
         ("torch", info["torch"]),
-        ("CUDA", f"available (CUDA {info['cuda_version']})" if info["cuda"] else
-         f"not available (torch built for CUDA {info['cuda_version']})" if info["cuda_version"] else
-         "not available (CPU build of torch)"),
+        (
+            "CUDA",
+            f"available (CUDA {info['cuda_version']})"
+            if info["cuda"]
+            else f"not available (torch built for CUDA {info['cuda_version']})"
+            if info["cuda_version"]
+            else "not available (CPU build of torch)",
+        ),
         ("GPU", gpu),
         ("gsplat", gsplat),
         ("rasterizer", info["rasterizer"]),
@@ -100,7 +115,9 @@ def run(args) -> int:
     for name, value in lines:
         print(f"{name:12s} {value}")
     if not all(w["present"] for w in info["weights"].values()):
-        print("Weights: run 'dreamwaltz models download' (SD 1.5 + ControlNet openpose, several GB) or pass local folders.")
+        print(
+            "Weights: run 'dreamwaltz models download' (SD 1.5 + ControlNet openpose, several GB) or pass local folders."
+        )
     if info["cuda"] and g["version"] is not None and not g["usable"]:
         from ..render.gsplat_backend import FIX
 

@@ -13,15 +13,23 @@ SPZ_PACKAGE = "gsply==0.4.6"
 
 def add_arguments(p):
     p.add_argument("avatar", type=Path)
-    p.add_argument("--format", default="ply", choices=FORMATS,
-                   help="ply: a 3DGS .ply (with --motion: a folder of them, one a frame; ply-seq is the same); "
-                        "spz: Niantic's compressed splats; glb: glTF 2.0 binary with KHR_gaussian_splatting")
+    p.add_argument(
+        "--format",
+        default="ply",
+        choices=FORMATS,
+        help="ply: a 3DGS .ply (with --motion: a folder of them, one a frame; ply-seq is the same); "
+        "spz: Niantic's compressed splats; glb: glTF 2.0 binary with KHR_gaussian_splatting",
+    )
     p.add_argument("--pose", type=Path, default=None, help="a motion file (BVH, SMPL-X .npz/.npy) to pose it with")
     p.add_argument("--frame", type=int, default=0, help="which frame of --pose")
     p.add_argument("--betas", type=float, nargs="*", default=None, help="shape edit (one posed frame only)")
-    p.add_argument("--motion", type=Path, default=None,
-                   help="glb: the animated avatar (skin, skinned body and splats, animation) with this motion file; "
-                        "ply: one .ply per frame of it, in the --out folder")
+    p.add_argument(
+        "--motion",
+        type=Path,
+        default=None,
+        help="glb: the animated avatar (skin, skinned body and splats, animation) with this motion file; "
+        "ply: one .ply per frame of it, in the --out folder",
+    )
     p.add_argument("--frames", default=None, metavar="A:B", help="with --motion: only frames A..B-1 of the clip")
     p.add_argument("--with-body", action="store_true", help="glb of one frame: add the posed body mesh")
     p.add_argument("--no-body", action="store_true", help="glb with --motion: leave out the skinned body mesh")
@@ -55,8 +63,9 @@ def frame_range(spec, num_frames: int) -> range:
     except ValueError:
         raise MotionError(f"--frames '{spec}' is not A:B.", "Give two frame numbers, e.g. --frames 0:120.") from None
     if not 0 <= start < stop <= num_frames:
-        raise MotionError(f"--frames {start}:{stop} is outside the clip (0..{num_frames}).",
-                          f"Choose A < B within 0..{num_frames}.")
+        raise MotionError(
+            f"--frames {start}:{stop} is outside the clip (0..{num_frames}).", f"Choose A < B within 0..{num_frames}."
+        )
     return range(start, stop)
 
 
@@ -85,16 +94,22 @@ def write_spz(path: Path, posed) -> Path:
         from gsply import GSData, write_spz as gsply_write_spz
         from gsply.gsdata import create_ply_format
     except ImportError:
-        raise DreamWaltzError("--format spz needs the gsply package, which is not installed.",
-                              f"Install it: pip install '{SPZ_PACKAGE}' (or the backend's [spz] extra).") from None
+        raise DreamWaltzError(
+            "--format spz needs the gsply package, which is not installed.",
+            f"Install it: pip install '{SPZ_PACKAGE}' (or the backend's [spz] extra).",
+        ) from None
     log_scales, quats = covariance_to_scale_rotation(posed.covariances)
     opacities = np.clip(np.asarray(posed.opacities, dtype=np.float64), 1e-6, 1 - 1e-6)
     n = len(posed.means)
-    data = GSData(means=np.asarray(posed.means, np.float32), scales=log_scales.astype(np.float32),
-                  quats=quats.astype(np.float32),  # w x y z, as gsply's PLY format holds them
-                  opacities=np.log(opacities / (1 - opacities)).astype(np.float32),
-                  sh0=((np.asarray(posed.colors, np.float64) - 0.5) / SH_C0).astype(np.float32),
-                  shN=np.zeros((n, 0, 3), np.float32), _format=create_ply_format(sh_degree=0))
+    data = GSData(
+        means=np.asarray(posed.means, np.float32),
+        scales=log_scales.astype(np.float32),
+        quats=quats.astype(np.float32),  # w x y z, as gsply's PLY format holds them
+        opacities=np.log(opacities / (1 - opacities)).astype(np.float32),
+        sh0=((np.asarray(posed.colors, np.float64) - 0.5) / SH_C0).astype(np.float32),
+        shN=np.zeros((n, 0, 3), np.float32),
+        _format=create_ply_format(sh_degree=0),
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     gsply_write_spz(path, data, version=3)
     return path
@@ -109,8 +124,11 @@ def write_ply_sequence(folder: Path, avatar, full_pose, transl, frames) -> list:
     paths = []
     for i, frame in enumerate(frames):
         posed = pose_avatar(avatar, full_pose[i], transl=transl[i])
-        paths.append(write_gaussian_ply(folder / f"frame_{frame:06d}.ply", posed.means, posed.covariances,
-                                        posed.colors, posed.opacities))
+        paths.append(
+            write_gaussian_ply(
+                folder / f"frame_{frame:06d}.ply", posed.means, posed.covariances, posed.colors, posed.opacities
+            )
+        )
     return paths
 
 
@@ -121,17 +139,25 @@ def run(args) -> int:
 
     avatar = read_h3ga(args.avatar)
     if args.frames is not None and args.motion is None:
-        raise DreamWaltzError("--frames needs --motion.", "Add --motion FILE, or use --pose FILE --frame N for one frame.")
+        raise DreamWaltzError(
+            "--frames needs --motion.", "Add --motion FILE, or use --pose FILE --frame N for one frame."
+        )
     if args.format == "ply-seq" and args.motion is None:
-        raise DreamWaltzError("--format ply-seq needs --motion FILE.", "Add --motion, or use --format ply for one frame.")
+        raise DreamWaltzError(
+            "--format ply-seq needs --motion FILE.", "Add --motion, or use --format ply for one frame."
+        )
     if args.motion is not None:
         if args.format == "spz":
-            raise DreamWaltzError("--motion is not supported with --format spz (one frame only).",
-                                  "Use --format glb for the animated avatar, --format ply for one .ply a frame, "
-                                  "or --pose FILE --frame N for one frame.")
+            raise DreamWaltzError(
+                "--motion is not supported with --format spz (one frame only).",
+                "Use --format glb for the animated avatar, --format ply for one .ply a frame, "
+                "or --pose FILE --frame N for one frame.",
+            )
         if args.pose is not None or args.betas is not None:
-            raise DreamWaltzError("--motion exports the avatar as it is, with its own shape and no --pose.",
-                                  "Leave out --pose/--betas (a shape edit is not kept in a skinned file).")
+            raise DreamWaltzError(
+                "--motion exports the avatar as it is, with its own shape and no --pose.",
+                "Leave out --pose/--betas (a shape edit is not kept in a skinned file).",
+            )
         if args.format in ("ply", "ply-seq"):
             full_pose, transl, fps, frames = load_clip(avatar, args.motion, args.frames)
             paths = write_ply_sequence(args.out, avatar, full_pose, transl, frames)
@@ -141,8 +167,10 @@ def run(args) -> int:
 
         full_pose, transl, fps, frames = load_clip(avatar, args.motion, args.frames)
         write_animated_glb(args.out, avatar, full_pose, transl, fps, name=args.motion.stem, with_body=not args.no_body)
-        print(f"wrote the skinned avatar ({avatar.num_splats} splats) with {len(frames)} frames at {fps:g} fps "
-              f"to {args.out} (glTF: metres, +Y up)")
+        print(
+            f"wrote the skinned avatar ({avatar.num_splats} splats) with {len(frames)} frames at {fps:g} fps "
+            f"to {args.out} (glTF: metres, +Y up)"
+        )
         return 0
     pose = transl = expression = None
     if args.pose:

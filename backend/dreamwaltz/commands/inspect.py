@@ -21,12 +21,22 @@ def run(args) -> int:
     m = avatar.manifest
     rest = avatar["body/template_vertices"]
     summary = {
-        "file": str(args.avatar), "bytes": args.avatar.stat().st_size, "valid": True,
-        "prompt": m.get("prompt"), "preset": m.get("preset"), "seed": m.get("seed"), "generator": m.get("generator"),
-        "body": m.get("body", {}).get("kind"), "licensed_smplx_data": m.get("body", {}).get("licensed_smplx_data"),
-        "vertices": avatar.num_vertices, "free_gaussians": avatar.num_free, "mesh_bound_gaussians": avatar.num_bound,
-        "betas": avatar.num_betas, "expressions": avatar.num_expressions,
-        "height_m": float(np.ptp(rest[:, 1])), "previews": sorted(avatar.previews),
+        "file": str(args.avatar),
+        "bytes": args.avatar.stat().st_size,
+        "valid": True,
+        "prompt": m.get("prompt"),
+        "preset": m.get("preset"),
+        "seed": m.get("seed"),
+        "generator": m.get("generator"),
+        "body": m.get("body", {}).get("kind"),
+        "licensed_smplx_data": m.get("body", {}).get("licensed_smplx_data"),
+        "vertices": avatar.num_vertices,
+        "free_gaussians": avatar.num_free,
+        "mesh_bound_gaussians": avatar.num_bound,
+        "betas": avatar.num_betas,
+        "expressions": avatar.num_expressions,
+        "height_m": float(np.ptp(rest[:, 1])),
+        "previews": sorted(avatar.previews),
     }
     if args.json:
         print(json.dumps({"summary": summary, "manifest": m}, indent=1))

@@ -5,9 +5,12 @@ HELP = "List, locate or download (only on request) the diffusion weights"
 
 
 def add_arguments(p):
-    p.add_argument("action", choices=["list", "download", "tiny"],
-                   help="list: what is on this computer; download: fetch SD 1.5 + ControlNet openpose "
-                        "into your Hugging Face cache; tiny: build the tiny local test models")
+    p.add_argument(
+        "action",
+        choices=["list", "download", "tiny"],
+        help="list: what is on this computer; download: fetch SD 1.5 + ControlNet openpose "
+        "into your Hugging Face cache; tiny: build the tiny local test models",
+    )
     p.add_argument("--sd-model", default=None)
     p.add_argument("--controlnet-model", default=None)
 
@@ -16,7 +19,10 @@ def run(args) -> int:
     from ..core.errors import WeightsMissingError
     from ..guidance.models import DEFAULT_CONTROLNET, DEFAULT_SD, resolve, tiny_models
 
-    ids = [(args.sd_model or DEFAULT_SD, "Stable Diffusion"), (args.controlnet_model or DEFAULT_CONTROLNET, "ControlNet")]
+    ids = [
+        (args.sd_model or DEFAULT_SD, "Stable Diffusion"),
+        (args.controlnet_model or DEFAULT_CONTROLNET, "ControlNet"),
+    ]
     if args.action == "tiny":
         sd, cn = tiny_models()
         print(f"tiny models: {sd} and {cn}")
@@ -26,8 +32,11 @@ def run(args) -> int:
 
         for model, kind in ids:
             print(f"downloading {kind} {model} (several GB) ...", flush=True)
-            path = snapshot_download(model, allow_patterns=["*.json", "*.txt", "*.safetensors", "*.model"],
-                                     ignore_patterns=["*.ckpt", "*.bin", "*ema*", "*fp32*", "*non_ema*"])
+            path = snapshot_download(
+                model,
+                allow_patterns=["*.json", "*.txt", "*.safetensors", "*.model"],
+                ignore_patterns=["*.ckpt", "*.bin", "*ema*", "*fp32*", "*non_ema*"],
+            )
             print(f"  -> {path}")
         return 0
     missing = 0

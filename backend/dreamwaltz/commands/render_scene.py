@@ -11,8 +11,12 @@ def add_arguments(p):
     p.add_argument("scene", type=Path, help="the scene description (.json, docs/SCENES.md)")
     p.add_argument("--out", type=Path, required=True, help="folder for frame_NNNN.png (NNNN: the scene frame)")
     p.add_argument("--mp4", type=Path, default=None, help="also write the frames as this mp4 (needs PyAV)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                   help="auto: CUDA when PyTorch sees a GPU (gsplat's kernels when they load)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="auto: CUDA when PyTorch sees a GPU (gsplat's kernels when they load)",
+    )
 
 
 def run(args) -> int:
@@ -38,6 +42,9 @@ def run(args) -> int:
 
     paths = render_scene(scene, args.out, mp4=args.mp4, device=device, on_frame=report)
     seconds = time.perf_counter() - started
-    print(f"wrote {len(paths)} frames to {args.out}" + (f" and {args.mp4}" if args.mp4 else "")
-          + f" ({seconds:.1f} s, {len(scene.avatars)} avatars, {len(scene.splats)} splat files, {device})")
+    print(
+        f"wrote {len(paths)} frames to {args.out}"
+        + (f" and {args.mp4}" if args.mp4 else "")
+        + f" ({seconds:.1f} s, {len(scene.avatars)} avatars, {len(scene.splats)} splat files, {device})"
+    )
     return 0

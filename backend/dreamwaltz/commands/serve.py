@@ -18,13 +18,19 @@ def add_arguments(p):
 
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: localhost only)")
     p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--token", default=os.environ.get("DREAMWALTZ_TOKEN"),
-                   help="access token (default: $DREAMWALTZ_TOKEN, else a new random one, printed)")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("DREAMWALTZ_TOKEN"),
+        help="access token (default: $DREAMWALTZ_TOKEN, else a new random one, printed)",
+    )
     p.add_argument("--jobs-dir", type=Path, default=None, help="where jobs, checkpoints and results are kept")
     add_engine_arguments(p)
-    p.add_argument("--storage", default=None,
-                   help="with --engine ray: the jobs folder on storage every node mounts at the same path "
-                        "(replaces --jobs-dir; docs/CLUSTER.md)")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="with --engine ray: the jobs folder on storage every node mounts at the same path "
+        "(replaces --jobs-dir; docs/CLUSTER.md)",
+    )
 
 
 def run(args) -> int:
@@ -36,7 +42,9 @@ def run(args) -> int:
     from ..server.runner import run_generate_job
 
     if args.storage and args.jobs_dir:
-        raise DreamWaltzError("Give --storage or --jobs-dir, not both.", "--storage is the jobs folder on shared storage.")
+        raise DreamWaltzError(
+            "Give --storage or --jobs-dir, not both.", "--storage is the jobs folder on shared storage."
+        )
     token = args.token or secrets.token_urlsafe(24)
     jobs_dir = storage_dir(args.storage) if args.storage else args.jobs_dir or default_jobs_dir()
     app = create_app(jobs_dir, token, run_generate_job, engine=engine_from_args(args))

@@ -27,9 +27,11 @@ def node_modules() -> Path:
     for folder in candidates:
         if all((folder / package / "package.json").is_file() for package in VENDOR.values()):
             return folder
-    raise DreamWaltzError("The viewer's three.js and Spark are not installed.",
-                          f"Run `npm ci` in tools/web of a DreamWaltz checkout, or set {MODULES_ENV} to a node_modules "
-                          "folder holding three and @sparkjsdev/spark.")
+    raise DreamWaltzError(
+        "The viewer's three.js and Spark are not installed.",
+        f"Run `npm ci` in tools/web of a DreamWaltz checkout, or set {MODULES_ENV} to a node_modules "
+        "folder holding three and @sparkjsdev/spark.",
+    )
 
 
 def make_server(glb: Path, port: int = 0):
@@ -57,15 +59,22 @@ def make_server(glb: Path, port: int = 0):
             else:
                 for prefix, root in roots.items():
                     if path.startswith(prefix):
-                        candidate = (root / path[len(prefix):]).resolve()
+                        candidate = (root / path[len(prefix) :]).resolve()
                         if candidate.is_relative_to(root.resolve()):  # nothing outside the package
                             target = candidate
             if target is None or not target.is_file():
                 self.send_error(404)
                 return
             body = target.read_bytes()
-            kind = "text/javascript" if target.suffix in (".js", ".mjs") else (
-                "model/gltf-binary" if target.suffix == ".glb" else mimetypes.guess_type(target.name)[0] or "application/octet-stream")
+            kind = (
+                "text/javascript"
+                if target.suffix in (".js", ".mjs")
+                else (
+                    "model/gltf-binary"
+                    if target.suffix == ".glb"
+                    else mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+                )
+            )
             self.send_response(200)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
@@ -83,8 +92,10 @@ def run(args) -> int:
     if not args.glb.is_file():
         raise InvalidFileError(f"'{args.glb}' does not exist.", "Give the path of a .glb file.")
     if not has_splats(read_glb(args.glb)[0]):
-        raise InvalidFileError(f"'{args.glb.name}' has no Gaussian splats (KHR_gaussian_splatting).",
-                               "Export one: dreamwaltz export A.h3ga --format glb --out A.glb")
+        raise InvalidFileError(
+            f"'{args.glb.name}' has no Gaussian splats (KHR_gaussian_splatting).",
+            "Export one: dreamwaltz export A.h3ga --format glb --out A.glb",
+        )
     server = make_server(args.glb, args.port)
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     print(f"serving {args.glb.name} at {url} (Ctrl+C stops)", flush=True)

@@ -5,5 +5,16 @@ from .keypoints import Keypoints, body_keypoints, ray_visible_mask
 from .openpose import draw_openpose
 from .skeleton import posed_keypoints, skeleton_batch, skeleton_image, to_tensor
 
-__all__ = ["CameraSample", "Keypoints", "body_keypoints", "draw_openpose", "posed_keypoints", "ray_visible_mask",
-           "sample_camera", "skeleton_batch", "skeleton_image", "to_tensor", "view_prompt"]
+__all__ = [
+    "CameraSample",
+    "Keypoints",
+    "body_keypoints",
+    "draw_openpose",
+    "posed_keypoints",
+    "ray_visible_mask",
+    "sample_camera",
+    "skeleton_batch",
+    "skeleton_image",
+    "to_tensor",
+    "view_prompt",
+]

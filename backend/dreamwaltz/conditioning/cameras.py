@@ -24,8 +24,14 @@ class CameraSample:
     kind: str  # "body", "face" or "hand"
 
 
-def sample_camera(rng: np.random.Generator, joints: np.ndarray, size: int = 512, face_prob: float = 0.2,
-                  hand_prob: float = 0.0, landmarks: Optional[np.ndarray] = None) -> CameraSample:
+def sample_camera(
+    rng: np.random.Generator,
+    joints: np.ndarray,
+    size: int = 512,
+    face_prob: float = 0.2,
+    hand_prob: float = 0.0,
+    landmarks: Optional[np.ndarray] = None,
+) -> CameraSample:
     """A random training camera around a posed body (joints (55,3), SMPL-X space).
 
     With ``landmarks`` (89,3) face close-ups look at the centre of the 68 face points and face

@@ -47,7 +47,9 @@ class Keypoints:
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k).round(2).tolist() for k in ("body", "left_hand", "right_hand", "face")} | {
-            "width": self.width, "height": self.height}
+            "width": self.width,
+            "height": self.height,
+        }
 
 
 def _points_3d(joints: np.ndarray, landmarks: np.ndarray):
@@ -62,7 +64,7 @@ def _points_3d(joints: np.ndarray, landmarks: np.ndarray):
             pts += [joints[JOINT_INDEX[f"{side}_{finger}{i}"]] for i in (1, 2, 3)]
             pts.append(landmarks[LANDMARK_INDEX[f"{side}_{finger}"]])
         hands[side] = np.stack(pts)
-    face = landmarks[LANDMARK_INDEX["face_00"]:LANDMARK_INDEX["face_00"] + 68]
+    face = landmarks[LANDMARK_INDEX["face_00"] : LANDMARK_INDEX["face_00"] + 68]
     return body, hands["left"], hands["right"], face
 
 
@@ -121,9 +123,16 @@ def _candidate_pairs(points_uv: np.ndarray, tri_uv: np.ndarray, global_tris: np.
     return pts, tris
 
 
-def ray_visible_mask(points: np.ndarray, camera: Camera, vertices: np.ndarray, faces: np.ndarray,
-                     tolerance=0.03, chunk: int = 128, ignore: np.ndarray | None = None,
-                     method: str = "grid") -> np.ndarray:
+def ray_visible_mask(
+    points: np.ndarray,
+    camera: Camera,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    tolerance=0.03,
+    chunk: int = 128,
+    ignore: np.ndarray | None = None,
+    method: str = "grid",
+) -> np.ndarray:
     """True where the segment camera centre -> point crosses no triangle more than ``tolerance``
     metres before the point (exact ray cast; see the module docstring). ``tolerance``: a float or
     one per point. ``ignore``: optional (P,F) bool, triangles that may not hide that point.
@@ -136,7 +145,11 @@ def ray_visible_mask(points: np.ndarray, camera: Camera, vertices: np.ndarray, f
     if faces.ndim != 2 or faces.shape[1] != 3 or (faces.size and (faces.min() < 0 or faces.max() >= len(vertices))):
         raise DreamWaltzError("The body's triangles do not index its vertices.", "Pass faces (F,3) of the posed mesh.")
     origin = camera.position
-    v0, e1, e2 = vertices[faces[:, 0]], vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]]
+    v0, e1, e2 = (
+        vertices[faces[:, 0]],
+        vertices[faces[:, 1]] - vertices[faces[:, 0]],
+        vertices[faces[:, 2]] - vertices[faces[:, 0]],
+    )
     tvec = origin - v0  # per triangle: all rays share the origin
     qvec = np.cross(tvec, e1)
     normal = np.cross(e2, e1)  # det = e1.(D x e2) = D.(e2 x e1)
@@ -176,7 +189,7 @@ def ray_visible_mask(points: np.ndarray, camera: Camera, vertices: np.ndarray, f
     else:
         todo = np.arange(len(points))
     for start in range(0, len(todo), chunk):
-        idx = todo[start:start + chunk]
+        idx = todo[start : start + chunk]
         hit = hits(d_all[idx, None, :], before_all[idx, None], np.arange(len(faces))[None, :])
         if ignore is not None:
             hit &= ~ignore[idx]
@@ -184,7 +197,9 @@ def ray_visible_mask(points: np.ndarray, camera: Camera, vertices: np.ndarray, f
     return visible
 
 
-def own_hand_triangles(hand: np.ndarray, vertices: np.ndarray, faces: np.ndarray, radius: float = HAND_RADIUS_M) -> np.ndarray:
+def own_hand_triangles(
+    hand: np.ndarray, vertices: np.ndarray, faces: np.ndarray, radius: float = HAND_RADIUS_M
+) -> np.ndarray:
     """(F,) bool: triangles of the hand whose 21 points are ``hand`` (all three corners within
     ``radius`` of one of its 20 bones). Found geometrically so it works for any mesh topology."""
     a = hand[[e[0] for e in _HAND_EDGES]]
@@ -201,9 +216,15 @@ def own_hand_triangles(hand: np.ndarray, vertices: np.ndarray, faces: np.ndarray
     return near[faces].all(axis=1)
 
 
-def body_keypoints(joints: np.ndarray, landmarks: np.ndarray, vertices: np.ndarray, camera: Camera,
-                   occlusion: bool = True, faces: np.ndarray | None = None,
-                   hand_self_occlusion: bool = False) -> Keypoints:
+def body_keypoints(
+    joints: np.ndarray,
+    landmarks: np.ndarray,
+    vertices: np.ndarray,
+    camera: Camera,
+    occlusion: bool = True,
+    faces: np.ndarray | None = None,
+    hand_self_occlusion: bool = False,
+) -> Keypoints:
     """Keypoints of one posed body (numpy (55,3), (89,3), (V,3) in SMPL-X space).
 
     Pass ``faces`` (F,3) (``BodyModel.faces``) for the exact ray-cast depth test; without them a
@@ -215,26 +236,41 @@ def body_keypoints(joints: np.ndarray, landmarks: np.ndarray, vertices: np.ndarr
     visible = []
     for pts in groups:
         uv, z = camera.project(pts)
-        visible.append((z > 1e-3) & (uv[:, 0] >= 0) & (uv[:, 0] < camera.width) & (uv[:, 1] >= 0) & (uv[:, 1] < camera.height))
+        visible.append(
+            (z > 1e-3) & (uv[:, 0] >= 0) & (uv[:, 0] < camera.width) & (uv[:, 1] >= 0) & (uv[:, 1] < camera.height)
+        )
     if occlusion:  # hands and face only; body joints are always drawn
         tested = np.concatenate(groups[1:])
-        tolerance = np.concatenate([np.full(len(g), DEPTH_TOLERANCE_M["face" if gi == 3 else "hand"])
-                                    for gi, g in enumerate(groups) if gi > 0])
+        tolerance = np.concatenate(
+            [np.full(len(g), DEPTH_TOLERANCE_M["face" if gi == 3 else "hand"]) for gi, g in enumerate(groups) if gi > 0]
+        )
         if faces is not None:  # one ray cast for all 110 points shares the per-triangle work
             faces = np.asarray(faces, np.int64)
             vertices = np.asarray(vertices, np.float64)
             ignore = None
-            if not hand_self_occlusion and faces.ndim == 2 and faces.size and faces.max() < len(vertices) and faces.min() >= 0:
+            if (
+                not hand_self_occlusion
+                and faces.ndim == 2
+                and faces.size
+                and faces.max() < len(vertices)
+                and faces.min() >= 0
+            ):
                 ignore = np.zeros((len(tested), len(faces)), dtype=bool)
                 ignore[:21] = own_hand_triangles(groups[1], vertices, faces)
                 ignore[21:42] = own_hand_triangles(groups[2], vertices, faces)
             seen = ray_visible_mask(tested, camera, vertices, faces, tolerance, ignore=ignore)
         else:
-            seen = np.concatenate([visible_mask(g, camera, np.asarray(vertices, np.float64), tol)
-                                   for g, tol in zip(groups[1:], (DEPTH_TOLERANCE_M["hand"],) * 2 + (DEPTH_TOLERANCE_M["face"],))])
+            seen = np.concatenate(
+                [
+                    visible_mask(g, camera, np.asarray(vertices, np.float64), tol)
+                    for g, tol in zip(groups[1:], (DEPTH_TOLERANCE_M["hand"],) * 2 + (DEPTH_TOLERANCE_M["face"],))
+                ]
+            )
         offsets = np.cumsum([0] + [len(g) for g in groups[1:]])
         for gi in range(1, 4):
-            visible[gi] = visible[gi] & seen[offsets[gi - 1]:offsets[gi]]
-    out = [np.concatenate([camera.project(pts)[0], vis[:, None].astype(np.float64)], axis=1)
-           for pts, vis in zip(groups, visible)]
+            visible[gi] = visible[gi] & seen[offsets[gi - 1] : offsets[gi]]
+    out = [
+        np.concatenate([camera.project(pts)[0], vis[:, None].astype(np.float64)], axis=1)
+        for pts, vis in zip(groups, visible)
+    ]
     return Keypoints(*out, camera.width, camera.height)

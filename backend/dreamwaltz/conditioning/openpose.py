@@ -61,7 +61,9 @@ def draw_openpose(kp: Keypoints, hands: bool = True, face: bool = True) -> np.nd
         for pts in (kp.left_hand, kp.right_hand):
             for e, (a, b) in enumerate(HAND_EDGES):
                 if pts[a, 2] > 0 and pts[b, 2] > 0:
-                    draw.line([tuple(pts[a, :2]), tuple(pts[b, :2])], fill=HAND_EDGE_COLORS[e], width=max(1, round(2 * scale)))
+                    draw.line(
+                        [tuple(pts[a, :2]), tuple(pts[b, :2])], fill=HAND_EDGE_COLORS[e], width=max(1, round(2 * scale))
+                    )
             for p in pts:
                 if p[2] > 0:
                     _dot(draw, p[:2], hand_r, HAND_DOT_COLOR)

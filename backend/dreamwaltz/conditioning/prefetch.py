@@ -41,7 +41,9 @@ class Prefetcher(Generic[T]):
         2 to 8 (a stage-2 batch of 4 views costs about a quarter of a second of CPU per step)."""
         self.make, self.stop, self.depth = make, stop, max(1, depth)
         self.workers = auto_workers() if workers is None else max(0, workers)
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dreamwaltz-conditions") if self.workers else None
+        self._pool = (
+            ThreadPoolExecutor(self.workers, thread_name_prefix="dreamwaltz-conditions") if self.workers else None
+        )
         self._futures: dict[int, Future] = {}
         self._next = start
         self._lock = threading.Lock()

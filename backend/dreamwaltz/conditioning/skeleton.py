@@ -24,8 +24,14 @@ def _numpy(x) -> np.ndarray:
 def posed_keypoints(output, camera: Camera, faces, index: int = 0, occlusion: bool = True) -> Keypoints:
     """Keypoints of item ``index`` of a ``BodyOutput`` (or any object with joints (B,55,3),
     landmarks (B,89,3), vertices (B,V,3)) seen by ``camera``; ``faces`` = ``BodyModel.faces``."""
-    return body_keypoints(_numpy(output.joints[index]), _numpy(output.landmarks[index]),
-                          _numpy(output.vertices[index]), camera, occlusion=occlusion, faces=_numpy(faces))
+    return body_keypoints(
+        _numpy(output.joints[index]),
+        _numpy(output.landmarks[index]),
+        _numpy(output.vertices[index]),
+        camera,
+        occlusion=occlusion,
+        faces=_numpy(faces),
+    )
 
 
 def skeleton_image(output, camera: Camera, faces, index: int = 0, hands: bool = True, face: bool = True) -> np.ndarray:

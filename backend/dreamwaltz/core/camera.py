@@ -85,8 +85,6 @@ def orbit_camera(
     azimuth 0 looks at the body's front (the camera sits on +Z), 90 at its left side (+X).
     """
     theta, phi = math.radians(elevation_deg), math.radians(azimuth_deg)
-    offset = radius * np.array(
-        [math.sin(theta) * math.sin(phi), math.cos(theta), math.sin(theta) * math.cos(phi)]
-    )
+    offset = radius * np.array([math.sin(theta) * math.sin(phi), math.cos(theta), math.sin(theta) * math.cos(phi)])
     target = np.asarray(target, dtype=np.float64)
     return Camera(look_at(target + offset, target), intrinsics(fov_y_deg, width, height), width, height)

@@ -53,13 +53,28 @@ class GlbBuilder:
     """Accumulates accessors in one binary buffer and the glTF JSON around them."""
 
     def __init__(self):
-        self.gltf = {"asset": {"version": "2.0", "generator": GENERATOR}, "buffers": [], "bufferViews": [],
-                     "accessors": [], "meshes": [], "nodes": [], "scenes": [{"nodes": []}], "scene": 0}
+        self.gltf = {
+            "asset": {"version": "2.0", "generator": GENERATOR},
+            "buffers": [],
+            "bufferViews": [],
+            "accessors": [],
+            "meshes": [],
+            "nodes": [],
+            "scenes": [{"nodes": []}],
+            "scene": 0,
+        }
         self.blob = bytearray()
         self.extensions_used: set[str] = set()
 
-    def accessor(self, array, kind: str, component: int = FLOAT, target: Optional[int] = None,
-                 bounds: bool = False, normalized: bool = False) -> int:
+    def accessor(
+        self,
+        array,
+        kind: str,
+        component: int = FLOAT,
+        target: Optional[int] = None,
+        bounds: bool = False,
+        normalized: bool = False,
+    ) -> int:
         """Append ``array`` (count x width) as a tightly packed, 4-byte aligned accessor."""
         data = np.ascontiguousarray(np.asarray(array).reshape(-1, _WIDTH[kind]).astype(_NUMPY[component]))
         while len(self.blob) % 4:
@@ -69,8 +84,12 @@ class GlbBuilder:
             view["target"] = target
         self.blob += data.tobytes()
         self.gltf["bufferViews"].append(view)
-        acc = {"bufferView": len(self.gltf["bufferViews"]) - 1, "componentType": component,
-               "count": int(data.shape[0]), "type": kind}
+        acc = {
+            "bufferView": len(self.gltf["bufferViews"]) - 1,
+            "componentType": component,
+            "count": int(data.shape[0]),
+            "type": kind,
+        }
         if normalized:
             acc["normalized"] = True
         if bounds:  # from the stored (float32) values: the validator checks them exactly
@@ -98,8 +117,15 @@ class GlbBuilder:
         text = json.dumps(gltf, separators=(",", ":")).encode("utf-8")
         text += b" " * (-len(text) % 4)
         total = 12 + 8 + len(text) + 8 + len(self.blob)
-        return b"".join([struct.pack("<4sII", b"glTF", 2, total), struct.pack("<I4s", len(text), b"JSON"), text,
-                         struct.pack("<I4s", len(self.blob), b"BIN\x00"), bytes(self.blob)])
+        return b"".join(
+            [
+                struct.pack("<4sII", b"glTF", 2, total),
+                struct.pack("<I4s", len(text), b"JSON"),
+                text,
+                struct.pack("<I4s", len(self.blob), b"BIN\x00"),
+                bytes(self.blob),
+            ]
+        )
 
     def write(self, path) -> Path:
         path = Path(path)
@@ -112,8 +138,8 @@ class GlbBuilder:
 
 # --------------------------------------------------------------------------- splats
 
-def splat_primitive(b: GlbBuilder, means, covariances, colors, opacities, extra_attributes=None,
-                    extras=None) -> dict:
+
+def splat_primitive(b: GlbBuilder, means, covariances, colors, opacities, extra_attributes=None, extras=None) -> dict:
     """A POINTS primitive with ``KHR_gaussian_splatting``: each covariance factored as R diag(s^2) R^T.
 
     ``colors`` are display (sRGB) values, as ``posing.pose_avatar`` returns them; they are stored as
@@ -137,9 +163,18 @@ def splat_primitive(b: GlbBuilder, means, covariances, colors, opacities, extra_
     }
     attributes.update(extra_attributes or {})
     b.extensions_used.add(EXTENSION)
-    primitive = {"attributes": attributes, "mode": POINTS,
-                 "extensions": {EXTENSION: {"kernel": "ellipse", "colorSpace": COLOR_SPACE_SRGB,
-                                            "projection": "perspective", "sortingMethod": "cameraDistance"}}}
+    primitive = {
+        "attributes": attributes,
+        "mode": POINTS,
+        "extensions": {
+            EXTENSION: {
+                "kernel": "ellipse",
+                "colorSpace": COLOR_SPACE_SRGB,
+                "projection": "perspective",
+                "sortingMethod": "cameraDistance",
+            }
+        },
+    }
     if extras:
         primitive["extras"] = extras
     return primitive
@@ -150,8 +185,9 @@ def _body_primitive(b: GlbBuilder, avatar, vertices, extra_attributes=None) -> d
 
     attributes = {"POSITION": b.accessor(vertices, "VEC3", target=ARRAY_BUFFER, bounds=True)}
     if "body/vertex_colors" in avatar.arrays:  # COLOR_0 is linear in glTF
-        attributes["COLOR_0"] = b.accessor(linear_colors(avatar.manifest, avatar.arrays["body/vertex_colors"]),
-                                           "VEC3", target=ARRAY_BUFFER)
+        attributes["COLOR_0"] = b.accessor(
+            linear_colors(avatar.manifest, avatar.arrays["body/vertex_colors"]), "VEC3", target=ARRAY_BUFFER
+        )
     attributes.update(extra_attributes or {})
     faces = np.asarray(avatar.arrays["body/faces"])
     component = UNSIGNED_SHORT if len(vertices) < 65535 else UNSIGNED_INT
@@ -173,6 +209,7 @@ def write_posed_glb(path, posed, avatar=None, with_body: bool = False) -> Path:
 
 # --------------------------------------------------------------------------- skinned avatar
 
+
 def top_k_weights(weights, k: int = JOINTS_PER_SET):
     """(N, J) dense skin weights -> (N, k) joint indices and weights renormalised to sum 1."""
     weights = np.asarray(weights, dtype=np.float64)
@@ -189,9 +226,12 @@ def _skin_attributes(b: GlbBuilder, joints, weights) -> dict:
     weights = np.asarray(weights, dtype=np.float32)
     main = np.argmax(weights, axis=1)  # the float32 rounding residual goes to each largest weight
     weights[np.arange(len(weights)), main] += 1.0 - weights.sum(axis=1)
-    return {"JOINTS_0": b.accessor(joints, "VEC4", UNSIGNED_BYTE if joints.max(initial=0) < 256 else UNSIGNED_SHORT,
-                                   target=ARRAY_BUFFER),
-            "WEIGHTS_0": b.accessor(weights, "VEC4", target=ARRAY_BUFFER)}
+    return {
+        "JOINTS_0": b.accessor(
+            joints, "VEC4", UNSIGNED_BYTE if joints.max(initial=0) < 256 else UNSIGNED_SHORT, target=ARRAY_BUFFER
+        ),
+        "WEIGHTS_0": b.accessor(weights, "VEC4", target=ARRAY_BUFFER),
+    }
 
 
 def rest_splats(avatar):
@@ -231,7 +271,8 @@ def rest_splats(avatar):
         opacities=np.concatenate([sigmoid(a["free/opacity_logits"]), sigmoid(a["bound/opacity_logits"])]),
         joints=np.concatenate([free_joints, bound_joints]),
         weights=np.concatenate([free_weights / free_weights.sum(axis=1, keepdims=True), bound_weights]),
-        rest_vertices=body.rest_vertices, rest_joints=body.rest_joints,
+        rest_vertices=body.rest_vertices,
+        rest_joints=body.rest_joints,
     )
 
 
@@ -244,8 +285,9 @@ def _continuous(quats: np.ndarray) -> np.ndarray:
     return quats
 
 
-def write_animated_glb(path, avatar, full_pose, transl, fps: float, name: str = "motion",
-                       with_body: bool = True) -> Path:
+def write_animated_glb(
+    path, avatar, full_pose, transl, fps: float, name: str = "motion", with_body: bool = True
+) -> Path:
     """The skinned avatar with a motion: ``full_pose`` (T,J,3) axis-angle, ``transl`` (T,3), ``fps``."""
     full_pose = np.asarray(full_pose, dtype=np.float64).reshape(len(full_pose), -1, 3)
     transl = np.asarray(transl, dtype=np.float64).reshape(-1, 3)
@@ -266,16 +308,27 @@ def write_animated_glb(path, avatar, full_pose, transl, fps: float, name: str = 
             b.gltf["nodes"][joint_nodes[parent]].setdefault("children", []).append(joint_nodes[k])
     ibm = np.tile(np.eye(4), (len(parents), 1, 1))
     ibm[:, :3, 3] = -J_rest
-    skin = {"name": "smplx", "joints": joint_nodes, "skeleton": joint_nodes[0],
-            "inverseBindMatrices": b.accessor(np.transpose(ibm, (0, 2, 1)), "MAT4")}  # column-major
+    skin = {
+        "name": "smplx",
+        "joints": joint_nodes,
+        "skeleton": joint_nodes[0],
+        "inverseBindMatrices": b.accessor(np.transpose(ibm, (0, 2, 1)), "MAT4"),
+    }  # column-major
     b.gltf["skins"] = [skin]
     scene += [joint_nodes[k] for k, p in enumerate(parents) if p < 0]
 
     n_free = int(avatar.arrays["free/means"].shape[0])
-    extras = {"dreamwaltz": {"skinned_splats": "docs/EXPORT.md", "num_free": n_free,
-                             "num_bound": int(len(rest["means"]) - n_free)}}
+    extras = {
+        "dreamwaltz": {
+            "skinned_splats": "docs/EXPORT.md",
+            "num_free": n_free,
+            "num_bound": int(len(rest["means"]) - n_free),
+        }
+    }
     extra = _skin_attributes(b, rest["joints"], rest["weights"])
-    if with_body and len(avatar.arrays["body/faces"]) < 2 ** 24:  # float32 holds the face index exactly; the exact binding of mesh-bound splats refers to the body primitive's triangles
+    if (
+        with_body and len(avatar.arrays["body/faces"]) < 2**24
+    ):  # float32 holds the face index exactly; the exact binding of mesh-bound splats refers to the body primitive's triangles
         n_bound = len(rest["means"]) - n_free
         face = np.concatenate([np.full(n_free, -1.0), avatar.arrays["bound/faces"].astype(np.float64)])
         bary = np.concatenate([np.zeros((n_free, 3)), avatar.arrays["bound/barycentrics"].astype(np.float64)])
@@ -283,8 +336,9 @@ def write_animated_glb(path, avatar, full_pose, transl, fps: float, name: str = 
         extra[BIND_BARYCENTRIC] = b.accessor(bary, "VEC3", target=ARRAY_BUFFER)
         extras["dreamwaltz"]["exact_binding"] = [BIND_FACE, BIND_BARYCENTRIC]
         assert n_bound == len(avatar.arrays["bound/faces"])
-    splat = splat_primitive(b, rest["means"], rest["covariances"], rest["colors"], rest["opacities"],
-                            extra_attributes=extra, extras=extras)
+    splat = splat_primitive(
+        b, rest["means"], rest["covariances"], rest["colors"], rest["opacities"], extra_attributes=extra, extras=extras
+    )
     scene.append(b.node(name="splats", mesh=b.mesh("splats", [splat]), skin=0))
     if with_body:
         joints, weights = top_k_weights(avatar.arrays["body/skin_weights"])
@@ -301,7 +355,9 @@ def write_animated_glb(path, avatar, full_pose, transl, fps: float, name: str = 
         channels.append({"sampler": len(samplers) - 1, "target": {"node": joint_nodes[k], "path": "rotation"}})
     for k, parent in enumerate(parents):
         if parent < 0:
-            samplers.append({"input": times, "output": b.accessor(J_rest[k] + transl, "VEC3"), "interpolation": "LINEAR"})
+            samplers.append(
+                {"input": times, "output": b.accessor(J_rest[k] + transl, "VEC3"), "interpolation": "LINEAR"}
+            )
             channels.append({"sampler": len(samplers) - 1, "target": {"node": joint_nodes[k], "path": "translation"}})
     b.gltf["animations"] = [{"name": name, "samplers": samplers, "channels": channels}]
     return b.write(path)
@@ -309,28 +365,32 @@ def write_animated_glb(path, avatar, full_pose, transl, fps: float, name: str = 
 
 # --------------------------------------------------------------------------- reading back
 
+
 def read_glb(path) -> tuple[dict, bytes]:
     """(JSON, binary chunk) of a .glb: enough to check what a file holds (``dreamwaltz view``)."""
     from .errors import InvalidFileError
 
     raw = Path(path).read_bytes()
-    bad = InvalidFileError(f"'{Path(path).name}' is not a .glb file.",
-                           "Export one: dreamwaltz export A.h3ga --format glb --out A.glb")
+    bad = InvalidFileError(
+        f"'{Path(path).name}' is not a .glb file.", "Export one: dreamwaltz export A.h3ga --format glb --out A.glb"
+    )
     if len(raw) < 20 or raw[:4] != b"glTF":
         raise bad
     (json_len, kind), bin_chunk = struct.unpack_from("<I4s", raw, 12), b""
     if kind != b"JSON" or 20 + json_len > len(raw):
         raise bad
     try:
-        gltf = json.loads(raw[20:20 + json_len])
+        gltf = json.loads(raw[20 : 20 + json_len])
     except ValueError:
         raise bad from None
     offset = 20 + json_len
     if offset + 8 <= len(raw):
         bin_len = struct.unpack_from("<I", raw, offset)[0]
-        bin_chunk = raw[offset + 8: offset + 8 + bin_len]
+        bin_chunk = raw[offset + 8 : offset + 8 + bin_len]
     return gltf, bin_chunk
 
 
 def has_splats(gltf: dict) -> bool:
-    return any(EXTENSION in (p.get("extensions") or {}) for m in gltf.get("meshes", []) for p in m.get("primitives", []))
+    return any(
+        EXTENSION in (p.get("extensions") or {}) for m in gltf.get("meshes", []) for p in m.get("primitives", [])
+    )

@@ -131,10 +131,20 @@ class H3GAAvatar:
         return list(names or [f"expression_{i:03d}" for i in range(self.num_expressions)])
 
 
-def new_manifest(*, prompt: str = "", negative_prompt: str = "", seed: int = 0, preset: str = "",
-                 body_kind: str = "open", gender: str = "neutral", licensed_smplx_data: bool = False,
-                 shape_names=None, expression_names=None, color_space: str = COLOR_SPACE_SRGB,
-                 extra: Optional[dict] = None) -> dict:
+def new_manifest(
+    *,
+    prompt: str = "",
+    negative_prompt: str = "",
+    seed: int = 0,
+    preset: str = "",
+    body_kind: str = "open",
+    gender: str = "neutral",
+    licensed_smplx_data: bool = False,
+    shape_names=None,
+    expression_names=None,
+    color_space: str = COLOR_SPACE_SRGB,
+    extra: Optional[dict] = None,
+) -> dict:
     """A manifest with the fields writers must fill; counts and the array index are added on write."""
     manifest = {
         "format": FORMAT_NAME,
@@ -144,8 +154,13 @@ def new_manifest(*, prompt: str = "", negative_prompt: str = "", seed: int = 0, 
         "negative_prompt": negative_prompt,
         "seed": int(seed),
         "preset": preset,
-        "body": {"kind": body_kind, "gender": gender, "licensed_smplx_data": bool(licensed_smplx_data),
-                 "shape_names": list(shape_names or []), "expression_names": list(expression_names or [])},
+        "body": {
+            "kind": body_kind,
+            "gender": gender,
+            "licensed_smplx_data": bool(licensed_smplx_data),
+            "shape_names": list(shape_names or []),
+            "expression_names": list(expression_names or []),
+        },
         "coordinate_system": COORDINATE_SYSTEM,
         "color_space": color_space,  # of the colour arrays (see COLOR_SPACES)
         "joint_names": list(JOINT_NAMES),
@@ -174,7 +189,9 @@ def linear_to_srgb(values) -> np.ndarray:
 
 def display_colors(manifest: dict, colors) -> np.ndarray:
     """The file's colours as display (sRGB) values: what renders and 3DGS .ply files hold."""
-    return linear_to_srgb(colors) if color_space(manifest) == COLOR_SPACE_LINEAR else np.asarray(colors, dtype=np.float64)
+    return (
+        linear_to_srgb(colors) if color_space(manifest) == COLOR_SPACE_LINEAR else np.asarray(colors, dtype=np.float64)
+    )
 
 
 def linear_colors(manifest: dict, colors) -> np.ndarray:
@@ -184,6 +201,7 @@ def linear_colors(manifest: dict, colors) -> np.ndarray:
 
 # --------------------------------------------------------------------------- writing
 
+
 def write_h3ga(path, avatar: H3GAAvatar) -> Path:
     """Validate and write ``avatar``; identical avatars give identical bytes. Atomic (temp + rename)."""
     arrays = {name: _canonical(name, a) for name, a in avatar.arrays.items()}
@@ -191,10 +209,12 @@ def write_h3ga(path, avatar: H3GAAvatar) -> Path:
     manifest.setdefault("format", FORMAT_NAME)
     manifest.setdefault("version", FORMAT_VERSION)
     body = manifest.setdefault("body", {})
-    body.update(num_vertices=int(arrays["body/template_vertices"].shape[0]),
-                num_faces=int(arrays["body/faces"].shape[0]),
-                num_betas=int(arrays["rig/betas"].shape[0]),
-                num_expressions=int(arrays["body/expression_dirs"].shape[2]))
+    body.update(
+        num_vertices=int(arrays["body/template_vertices"].shape[0]),
+        num_faces=int(arrays["body/faces"].shape[0]),
+        num_betas=int(arrays["rig/betas"].shape[0]),
+        num_expressions=int(arrays["body/expression_dirs"].shape[2]),
+    )
     manifest["num_free"] = int(arrays["free/means"].shape[0])
     manifest["num_bound"] = int(arrays["bound/faces"].shape[0])
     manifest["arrays"] = {name: {"dtype": str(a.dtype), "shape": list(a.shape)} for name, a in sorted(arrays.items())}
@@ -237,10 +257,13 @@ def _canonical(name: str, array) -> np.ndarray:
         return np.ascontiguousarray(array.astype(spec[0], copy=False))
     if name.startswith(OPTIONAL_PREFIXES):
         return np.ascontiguousarray(array.astype(np.float32, copy=False))
-    raise InvalidFileError(f"Unknown array {name!r} for a .h3ga file.", "Only the arrays in docs/FORMAT.md can be stored.")
+    raise InvalidFileError(
+        f"Unknown array {name!r} for a .h3ga file.", "Only the arrays in docs/FORMAT.md can be stored."
+    )
 
 
 # --------------------------------------------------------------------------- reading
+
 
 def read_limit() -> int:
     """The hard ceiling (bytes) on what one user file may unpack to: 4 GiB, or ``DREAMWALTZ_MAX_READ_GB``."""
@@ -251,14 +274,19 @@ def read_limit() -> int:
         except ValueError:
             gib = float("nan")
         if not (0 < gib < 1 << 20):
-            raise InvalidFileError(f"{READ_LIMIT_ENV}={raw!r} is not a size in GiB.", f"Set {READ_LIMIT_ENV} to a number such as 8, or unset it.")
+            raise InvalidFileError(
+                f"{READ_LIMIT_ENV}={raw!r} is not a size in GiB.",
+                f"Set {READ_LIMIT_ENV} to a number such as 8, or unset it.",
+            )
         return int(gib * 2**30)
     return MAX_TOTAL_BYTES
 
 
 def _too_big_hint() -> str:
-    return (f"The file is damaged or hostile; if it is a genuine, very large file, raise the limit with the "
-            f"environment variable {READ_LIMIT_ENV} (GiB, default {MAX_TOTAL_BYTES >> 30}).")
+    return (
+        f"The file is damaged or hostile; if it is a genuine, very large file, raise the limit with the "
+        f"environment variable {READ_LIMIT_ENV} (GiB, default {MAX_TOTAL_BYTES >> 30})."
+    )
 
 
 def read_h3ga(path, max_total_bytes: Optional[int] = None) -> H3GAAvatar:
@@ -275,9 +303,17 @@ def read_h3ga(path, max_total_bytes: Optional[int] = None) -> H3GAAvatar:
         raise InvalidFileError(f"{where} does not exist.", "Check the path.")
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as err:  # NotImplementedError: a future zip version
-        raise InvalidFileError(f"{where} is not a DreamWaltz avatar: it is not a valid zip archive ({_one_line(err)}).",
-                               "It may be truncated or damaged; generate or download it again.") from None
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        EOFError,
+        NotImplementedError,
+    ) as err:  # NotImplementedError: a future zip version
+        raise InvalidFileError(
+            f"{where} is not a DreamWaltz avatar: it is not a valid zip archive ({_one_line(err)}).",
+            "It may be truncated or damaged; generate or download it again.",
+        ) from None
     with zf:
         infos = zf.infolist()
         _check_members(infos, where, limit)
@@ -290,20 +326,29 @@ def read_h3ga(path, max_total_bytes: Optional[int] = None) -> H3GAAvatar:
         for name in index:
             member = by_name.get(f"arrays/{name}.npy")
             if member is None:
-                raise InvalidFileError(f"{where}: array {name!r} is listed in the manifest but missing.",
-                                       "The file is incomplete; generate or export it again.")
+                raise InvalidFileError(
+                    f"{where}: array {name!r} is listed in the manifest but missing.",
+                    "The file is incomplete; generate or export it again.",
+                )
         undeclared = [n for n in by_name if n.startswith("arrays/") and n[7:-4] not in index]
         if undeclared:
-            raise InvalidFileError(f"{where}: arrays not in the manifest: {', '.join(undeclared[:5])}.", "The file is damaged.")
+            raise InvalidFileError(
+                f"{where}: arrays not in the manifest: {', '.join(undeclared[:5])}.", "The file is damaged."
+            )
         for name in index:
             info = by_name[f"arrays/{name}.npy"]
             if info.file_size > BOMB_CHECK_BYTES and info.file_size > MAX_BOMB_RATIO * max(info.compress_size, 1):
-                raise InvalidFileError(f"{where}: array {name!r} would unpack to {info.file_size / 2**20:.0f} MiB from "
-                                       f"{info.compress_size / 2**10:.0f} KiB (over {MAX_BOMB_RATIO}:1; avatar data barely compresses).",
-                                       "The file is hostile (zip bomb); do not open it.")
+                raise InvalidFileError(
+                    f"{where}: array {name!r} would unpack to {info.file_size / 2**20:.0f} MiB from "
+                    f"{info.compress_size / 2**10:.0f} KiB (over {MAX_BOMB_RATIO}:1; avatar data barely compresses).",
+                    "The file is hostile (zip bomb); do not open it.",
+                )
         arrays = {name: _read_npy(zf, by_name[f"arrays/{name}.npy"], name, index[name], where, limit) for name in index}
-        previews = {n[len("previews/"):]: _read_bounded(zf, by_name[n], MAX_PREVIEW_BYTES, where)
-                    for n in by_name if n.startswith("previews/")}
+        previews = {
+            n[len("previews/") :]: _read_bounded(zf, by_name[n], MAX_PREVIEW_BYTES, where)
+            for n in by_name
+            if n.startswith("previews/")
+        }
     avatar = H3GAAvatar(manifest, arrays, previews)
     validate(avatar, where)
     return avatar
@@ -315,34 +360,49 @@ def _check_members(infos, where: str, max_total_bytes: int) -> None:
     for info in infos:
         name = info.filename
         if name.startswith(("/", "\\")) or ".." in name.split("/") or "\\" in name or ":" in name:
-            raise InvalidFileError(f"{where} contains an unsafe member name {name!r} (path traversal).",
-                                   "Do not open this file: it was not written by DreamWaltz.")
+            raise InvalidFileError(
+                f"{where} contains an unsafe member name {name!r} (path traversal).",
+                "Do not open this file: it was not written by DreamWaltz.",
+            )
         if not _MEMBER_RE.match(name):
-            raise InvalidFileError(f"{where} contains an unexpected member {name!r}.", "It is not a DreamWaltz avatar file.")
+            raise InvalidFileError(
+                f"{where} contains an unexpected member {name!r}.", "It is not a DreamWaltz avatar file."
+            )
         if name in seen:
             raise InvalidFileError(f"{where} contains {name!r} twice.", "The file is damaged.")
         seen.add(name)
         if info.file_size < 0 or info.file_size > max_total_bytes:
-            raise InvalidFileError(f"{where}: member {name!r} declares {info.file_size} bytes, over the "
-                                   f"{max_total_bytes / 2**30:.1f} GiB limit.", _too_big_hint())
+            raise InvalidFileError(
+                f"{where}: member {name!r} declares {info.file_size} bytes, over the "
+                f"{max_total_bytes / 2**30:.1f} GiB limit.",
+                _too_big_hint(),
+            )
         total += info.file_size
     if total > max_total_bytes:
-        raise InvalidFileError(f"{where} would unpack to {total / 2**30:.1f} GiB, over the {max_total_bytes / 2**30:.1f} GiB limit.",
-                               _too_big_hint())
+        raise InvalidFileError(
+            f"{where} would unpack to {total / 2**30:.1f} GiB, over the {max_total_bytes / 2**30:.1f} GiB limit.",
+            _too_big_hint(),
+        )
 
 
 def _read_bounded(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, where: str) -> bytes:
     if info.file_size > limit:
-        raise InvalidFileError(f"{where}: {info.filename!r} is too large ({info.file_size} bytes).",
-                               "The file is damaged or hostile (zip bomb).")
+        raise InvalidFileError(
+            f"{where}: {info.filename!r} is too large ({info.file_size} bytes).",
+            "The file is damaged or hostile (zip bomb).",
+        )
     try:
         with zf.open(info) as f:
             data = f.read(info.file_size + 1)
     except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, RuntimeError, zlib_error()) as err:
-        raise InvalidFileError(f"{where}: {info.filename!r} cannot be read ({_one_line(err)}).",
-                               "The file is truncated or damaged; generate or download it again.") from None
+        raise InvalidFileError(
+            f"{where}: {info.filename!r} cannot be read ({_one_line(err)}).",
+            "The file is truncated or damaged; generate or download it again.",
+        ) from None
     if len(data) != info.file_size:
-        raise InvalidFileError(f"{where}: {info.filename!r} holds more or less data than it declares.", "The file is damaged.")
+        raise InvalidFileError(
+            f"{where}: {info.filename!r} holds more or less data than it declares.", "The file is damaged."
+        )
     return data
 
 
@@ -377,23 +437,35 @@ def _read_manifest(zf, info, where: str) -> dict:
     try:
         manifest = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InvalidFileError(f"{where}: manifest.json is not valid JSON ({_one_line(err)}).", "The file is damaged.") from None
+        raise InvalidFileError(
+            f"{where}: manifest.json is not valid JSON ({_one_line(err)}).", "The file is damaged."
+        ) from None
     except RecursionError:
-        raise InvalidFileError(f"{where}: manifest.json is nested too deeply to be a DreamWaltz manifest.",
-                               "The file is damaged or hostile; do not open it.") from None
+        raise InvalidFileError(
+            f"{where}: manifest.json is nested too deeply to be a DreamWaltz manifest.",
+            "The file is damaged or hostile; do not open it.",
+        ) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise InvalidFileError(f"{where} is not a DreamWaltz avatar (manifest field 'format' is {str(found)[:40]!r}, not 'h3ga').",
-                               "Choose a .h3ga file made by DreamWaltz.")
+        raise InvalidFileError(
+            f"{where} is not a DreamWaltz avatar (manifest field 'format' is {str(found)[:40]!r}, not 'h3ga').",
+            "Choose a .h3ga file made by DreamWaltz.",
+        )
     version = manifest.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise InvalidFileError(f"{where}: manifest field 'version' is {str(version)[:40]!r}, not a format version.", "The file is damaged.")
+        raise InvalidFileError(
+            f"{where}: manifest field 'version' is {str(version)[:40]!r}, not a format version.", "The file is damaged."
+        )
     if version > FORMAT_VERSION:
-        raise InvalidFileError(f"{where} uses .h3ga version {version}; this DreamWaltz reads version {FORMAT_VERSION}.",
-                               "Update the DreamWaltz add-on / backend to open it.")
+        raise InvalidFileError(
+            f"{where} uses .h3ga version {version}; this DreamWaltz reads version {FORMAT_VERSION}.",
+            "Update the DreamWaltz add-on / backend to open it.",
+        )
     if _json_depth(manifest) > MAX_MANIFEST_DEPTH:
-        raise InvalidFileError(f"{where}: manifest.json is nested more than {MAX_MANIFEST_DEPTH} levels deep.",
-                               "The file is damaged or hostile; do not open it.")
+        raise InvalidFileError(
+            f"{where}: manifest.json is nested more than {MAX_MANIFEST_DEPTH} levels deep.",
+            "The file is damaged or hostile; do not open it.",
+        )
     _check_manifest_types(manifest, where)
     return manifest
 
@@ -408,8 +480,10 @@ def _check_manifest_types(m: dict, where: str) -> None:
     def bad(field: str, must: str):
         value = field_value(field)
         shown = type(value).__name__ if isinstance(value, (dict, list)) else repr(value)[:40]
-        return InvalidFileError(f"{where}: manifest field '{field}' must be {must}, not {shown}.",
-                                "The file is damaged or was not written by DreamWaltz; generate or export it again.")
+        return InvalidFileError(
+            f"{where}: manifest field '{field}' must be {must}, not {shown}.",
+            "The file is damaged or was not written by DreamWaltz; generate or export it again.",
+        )
 
     def field_value(field: str):
         value = m
@@ -423,8 +497,11 @@ def _check_manifest_types(m: dict, where: str) -> None:
     if "color_space" in m and m["color_space"] not in COLOR_SPACES:
         value = m["color_space"]
         if isinstance(value, str):
-            raise InvalidFileError(f"{where}: manifest field 'color_space' is {value[:40]!r}; this DreamWaltz reads "
-                                   f"{' or '.join(map(repr, COLOR_SPACES))}.", "Update the DreamWaltz add-on / backend to open it.")
+            raise InvalidFileError(
+                f"{where}: manifest field 'color_space' is {value[:40]!r}; this DreamWaltz reads "
+                f"{' or '.join(map(repr, COLOR_SPACES))}.",
+                "Update the DreamWaltz add-on / backend to open it.",
+            )
         raise bad("color_space", "'srgb' or 'linear'")
     if "seed" in m and not _is_int(m["seed"]):
         raise bad("seed", "a whole number")
@@ -445,7 +522,9 @@ def _check_manifest_types(m: dict, where: str) -> None:
     for name in ("shape_names", "expression_names"):
         if name in body and not (isinstance(body[name], list) and all(isinstance(s, str) for s in body[name])):
             raise bad(f"body.{name}", "a list of names")
-    if "joint_names" in m and not (isinstance(m["joint_names"], list) and all(isinstance(s, str) for s in m["joint_names"])):
+    if "joint_names" in m and not (
+        isinstance(m["joint_names"], list) and all(isinstance(s, str) for s in m["joint_names"])
+    ):
         raise bad("joint_names", "a list of names")
     if "parents" in m and not (isinstance(m["parents"], list) and all(_is_int(p) for p in m["parents"])):
         raise bad("parents", "a list of joint indices")
@@ -453,20 +532,32 @@ def _check_manifest_types(m: dict, where: str) -> None:
     if not isinstance(index, dict) or not index:
         raise bad("arrays", "the index of the arrays (an object)")
     for name, entry in index.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("dtype"), str) or not isinstance(entry.get("shape"), list):
-            raise bad(f"arrays.{name}", "{\"dtype\": ..., \"shape\": [...]}")
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("dtype"), str)
+            or not isinstance(entry.get("shape"), list)
+        ):
+            raise bad(f"arrays.{name}", '{"dtype": ..., "shape": [...]}')
         shape = entry["shape"]
         if len(shape) > 8 or not all(_is_int(n) and n >= 0 for n in shape):
-            raise InvalidFileError(f"{where}: manifest field 'arrays.{name}.shape' must be a list of whole numbers >= 0, not {str(shape)[:60]}.",
-                                   "The file is damaged; generate or export it again.")
+            raise InvalidFileError(
+                f"{where}: manifest field 'arrays.{name}.shape' must be a list of whole numbers >= 0, not {str(shape)[:60]}.",
+                "The file is damaged; generate or export it again.",
+            )
 
 
 def _declared_needs(manifest: dict, index: dict, where: str, limit: int) -> dict[str, int]:
     """Bytes each array needs by its manifest entry, after checking the entries against the format and
     each other (V, F, N, M, B, E agree everywhere) and the sum against the hard ceiling."""
     sizes: dict[str, int] = {"J": NUM_JOINTS, "K": SKIN_TOP_K}
-    counts = {"V": ("body", "num_vertices"), "F": ("body", "num_faces"), "B": ("body", "num_betas"),
-              "E": ("body", "num_expressions"), "N": (None, "num_free"), "M": (None, "num_bound")}
+    counts = {
+        "V": ("body", "num_vertices"),
+        "F": ("body", "num_faces"),
+        "B": ("body", "num_betas"),
+        "E": ("body", "num_expressions"),
+        "N": (None, "num_free"),
+        "M": (None, "num_bound"),
+    }
     for symbol, (group, key) in counts.items():
         value = (manifest["body"] if group else manifest).get(key)
         if value is not None:
@@ -475,36 +566,59 @@ def _declared_needs(manifest: dict, index: dict, where: str, limit: int) -> dict
     for name, entry in index.items():
         spec = ARRAY_SPECS.get(name)
         if spec is None and not name.startswith(OPTIONAL_PREFIXES):
-            raise InvalidFileError(f"{where}: unknown array {name!r} in the manifest.", "It was not written by this version of DreamWaltz.")
+            raise InvalidFileError(
+                f"{where}: unknown array {name!r} in the manifest.", "It was not written by this version of DreamWaltz."
+            )
         dtype = spec[0] if spec else "float32"
         if entry["dtype"] != dtype:
-            raise InvalidFileError(f"{where}: manifest field 'arrays.{name}.dtype' is {entry['dtype'][:20]!r}, must be {dtype!r}.",
-                                   "The file is damaged.")
+            raise InvalidFileError(
+                f"{where}: manifest field 'arrays.{name}.dtype' is {entry['dtype'][:20]!r}, must be {dtype!r}.",
+                "The file is damaged.",
+            )
         shape = entry["shape"]
         if spec is not None:
             symbols = spec[1]
             if len(shape) != len(symbols):
-                raise InvalidFileError(f"{where}: manifest field 'arrays.{name}.shape' has {len(shape)} dimensions, "
-                                       f"the format says {len(symbols)}.", "The file is damaged.")
+                raise InvalidFileError(
+                    f"{where}: manifest field 'arrays.{name}.shape' has {len(shape)} dimensions, "
+                    f"the format says {len(symbols)}.",
+                    "The file is damaged.",
+                )
             for symbol, n in zip(symbols, shape):
                 expected = sizes.setdefault(symbol, n) if isinstance(symbol, str) else symbol
                 if n != expected:
-                    raise InvalidFileError(f"{where}: manifest field 'arrays.{name}.shape' is {shape}, which disagrees with "
-                                           f"the other arrays and counts ({symbol} = {expected}).", "The file is damaged.")
+                    raise InvalidFileError(
+                        f"{where}: manifest field 'arrays.{name}.shape' is {shape}, which disagrees with "
+                        f"the other arrays and counts ({symbol} = {expected}).",
+                        "The file is damaged.",
+                    )
         count = 1
         for n in shape:
             count *= n  # Python integers: no overflow
         needs[name] = count * np.dtype(dtype).itemsize
         total += needs[name]
         if total > limit:
-            raise InvalidFileError(f"{where}: its manifest declares arrays of over {limit / 2**30:.1f} GiB "
-                                   f"(at '{name}', shape {shape}).", _too_big_hint())
+            raise InvalidFileError(
+                f"{where}: its manifest declares arrays of over {limit / 2**30:.1f} GiB (at '{name}', shape {shape}).",
+                _too_big_hint(),
+            )
     return needs
 
 
-def read_npy_stream(f, where: str, field: str, *, limit: int, size: Optional[int] = None, kinds: str = "fiub",
-                    dtype=None, shape=None, fix: str = "The file is damaged; export it again.",
-                    error=InvalidFileError, skip_objects: bool = False) -> Optional[np.ndarray]:
+def read_npy_stream(
+    f,
+    where: str,
+    field: str,
+    *,
+    limit: int,
+    size: Optional[int] = None,
+    kinds: str = "fiub",
+    dtype=None,
+    shape=None,
+    fix: str = "The file is damaged; export it again.",
+    error=InvalidFileError,
+    skip_objects: bool = False,
+) -> Optional[np.ndarray]:
     """One ``.npy`` from an open binary stream, without pickle and without extra copies.
 
     The header is read and checked first (dtype kind, ``dtype``/``shape`` when given, byte count
@@ -513,6 +627,7 @@ def read_npy_stream(f, where: str, field: str, *, limit: int, size: Optional[int
     ``InvalidFileError``) naming ``where`` and ``field``. ``skip_objects``: an array of Python objects
     gives None instead of an error (it is still never unpickled).
     """
+
     def bad(message: str, hint: str = fix) -> InvalidFileError:
         return error(f"{where}: {field} {message}", hint)
 
@@ -531,9 +646,16 @@ def read_npy_stream(f, where: str, field: str, *, limit: int, size: Optional[int
         raise bad(f"is not a valid .npy array ({type(err).__name__}: {_one_line(err)}).") from None
     if skip_objects and got_dtype.hasobject:
         return None
-    if got_dtype.hasobject or got_dtype.kind not in kinds or got_dtype.fields is not None or got_dtype.subdtype is not None:
-        raise bad(f"has dtype {got_dtype}, which is not plain numbers (pickled objects are refused, never loaded).",
-                  "Do not open this file: it may be hostile. Re-save it with plain numpy arrays.")
+    if (
+        got_dtype.hasobject
+        or got_dtype.kind not in kinds
+        or got_dtype.fields is not None
+        or got_dtype.subdtype is not None
+    ):
+        raise bad(
+            f"has dtype {got_dtype}, which is not plain numbers (pickled objects are refused, never loaded).",
+            "Do not open this file: it may be hostile. Re-save it with plain numpy arrays.",
+        )
     if dtype is not None and got_dtype != np.dtype(dtype):
         raise bad(f"is {got_dtype} but must be {np.dtype(dtype)}.")
     if any(n < 0 for n in got_shape):
@@ -545,19 +667,26 @@ def read_npy_stream(f, where: str, field: str, *, limit: int, size: Optional[int
         count *= int(n)  # Python integers: a shape whose byte count overflows int64 is just big
     nbytes = count * got_dtype.itemsize
     if nbytes > limit:
-        raise bad(f"declares shape {tuple(got_shape)}: {nbytes / 2**30:.1f} GiB, over the {limit / 2**30:.1f} GiB limit.",
-                  _too_big_hint())
+        raise bad(
+            f"declares shape {tuple(got_shape)}: {nbytes / 2**30:.1f} GiB, over the {limit / 2**30:.1f} GiB limit.",
+            _too_big_hint(),
+        )
     if size is not None and size - header_len != nbytes:  # each member unpacks to its declared array, no more
-        raise bad(f"unpacks to {size - header_len} bytes of data, but its shape {tuple(got_shape)} needs {nbytes}.",
-                  "The file is damaged or hostile (zip bomb)." if size > nbytes else "The file is truncated or damaged.")
+        raise bad(
+            f"unpacks to {size - header_len} bytes of data, but its shape {tuple(got_shape)} needs {nbytes}.",
+            "The file is damaged or hostile (zip bomb)." if size > nbytes else "The file is truncated or damaged.",
+        )
     flat = np.empty(count, dtype=got_dtype)
     view = memoryview(flat).cast("B") if nbytes else None
     pos = 0
     try:
         while pos < nbytes:
-            got = f.readinto(view[pos:pos + _READ_CHUNK])
+            got = f.readinto(view[pos : pos + _READ_CHUNK])
             if not got:
-                raise bad(f"ends after {pos} of {nbytes} bytes of data.", "The file is truncated; export or download it again.")
+                raise bad(
+                    f"ends after {pos} of {nbytes} bytes of data.",
+                    "The file is truncated; export or download it again.",
+                )
             pos += got
         if size is not None and f.read(1):
             raise bad("holds more data than its shape needs.", "The file is damaged or hostile.")
@@ -569,39 +698,76 @@ def read_npy_stream(f, where: str, field: str, *, limit: int, size: Optional[int
     return flat.reshape(tuple(got_shape), order="F" if fortran else "C")
 
 
-def read_npy_file(path, where: str, field: str = "the array", *, limit: Optional[int] = None, error=InvalidFileError,
-                  fix: str = "The file is damaged; export it again.", kinds: str = "fiub") -> np.ndarray:
+def read_npy_file(
+    path,
+    where: str,
+    field: str = "the array",
+    *,
+    limit: Optional[int] = None,
+    error=InvalidFileError,
+    fix: str = "The file is damaged; export it again.",
+    kinds: str = "fiub",
+) -> np.ndarray:
     """A ``.npy`` file, read as ``read_npy_stream`` does (never unpickled, allocation bounded)."""
     limit = read_limit() if limit is None else limit
     try:
         with open(path, "rb") as f:
-            return read_npy_stream(f, where, field, limit=limit, size=os.fstat(f.fileno()).st_size, kinds=kinds,
-                                   fix=fix, error=error)
+            return read_npy_stream(
+                f, where, field, limit=limit, size=os.fstat(f.fileno()).st_size, kinds=kinds, fix=fix, error=error
+            )
     except OSError as err:
         raise error(f"{where} cannot be read ({err.strerror or err}).", "Check the path and its permissions.") from None
 
 
-def read_npz(path, where: str, *, limit: Optional[int] = None, error=InvalidFileError, kinds: str = "fiub",
-             skip_objects: bool = False, fix: str = "The file is damaged; export or download it again.") -> dict[str, np.ndarray]:
+def read_npz(
+    path,
+    where: str,
+    *,
+    limit: Optional[int] = None,
+    error=InvalidFileError,
+    kinds: str = "fiub",
+    skip_objects: bool = False,
+    fix: str = "The file is damaged; export or download it again.",
+) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` (name -> array), like ``np.load`` but never unpickling, each array's
     memory bounded by its header, checked against its member's size, under the hard ceiling."""
     limit = read_limit() if limit is None else limit
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as err:  # NotImplementedError: a future zip version
-        raise error(f"{where} is not a readable .npz file: it is not a zip archive ({_one_line(err, 80)}).", fix) from None
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        EOFError,
+        NotImplementedError,
+    ) as err:  # NotImplementedError: a future zip version
+        raise error(
+            f"{where} is not a readable .npz file: it is not a zip archive ({_one_line(err, 80)}).", fix
+        ) from None
     out: dict[str, np.ndarray] = {}
     with zf:
         infos = [i for i in zf.infolist() if not i.is_dir()]
         total = sum(i.file_size for i in infos)
         if total > limit:
-            raise error(f"{where} would unpack to {total / 2**30:.1f} GiB, over the {limit / 2**30:.1f} GiB limit.", _too_big_hint())
+            raise error(
+                f"{where} would unpack to {total / 2**30:.1f} GiB, over the {limit / 2**30:.1f} GiB limit.",
+                _too_big_hint(),
+            )
         for info in infos:
             key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
             try:
                 with zf.open(info) as f:
-                    array = read_npy_stream(f, where, f"array {key!r}", limit=limit, size=info.file_size, kinds=kinds,
-                                            fix=fix, error=error, skip_objects=skip_objects)
+                    array = read_npy_stream(
+                        f,
+                        where,
+                        f"array {key!r}",
+                        limit=limit,
+                        size=info.file_size,
+                        kinds=kinds,
+                        fix=fix,
+                        error=error,
+                        skip_objects=skip_objects,
+                    )
             except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError, EOFError, zlib_error()) as err:
                 raise error(f"{where}: array {key!r} cannot be read ({_one_line(err)}).", fix) from None
             if array is not None:
@@ -613,15 +779,26 @@ def _read_npy(zf, info, name: str, declared: dict, where: str, limit: int) -> np
     spec = ARRAY_SPECS.get(name)
     try:
         with zf.open(info) as f:
-            return read_npy_stream(f, where, f"array {name!r}", limit=limit, size=info.file_size, kinds="fiu",
-                                   dtype=spec[0] if spec else "float32", shape=declared["shape"],
-                                   fix="The file is damaged; generate or export it again.")
+            return read_npy_stream(
+                f,
+                where,
+                f"array {name!r}",
+                limit=limit,
+                size=info.file_size,
+                kinds="fiu",
+                dtype=spec[0] if spec else "float32",
+                shape=declared["shape"],
+                fix="The file is damaged; generate or export it again.",
+            )
     except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError, zlib_error()) as err:
-        raise InvalidFileError(f"{where}: array {name!r} cannot be read ({_one_line(err)}).",
-                               "The file is truncated or damaged; generate or download it again.") from None
+        raise InvalidFileError(
+            f"{where}: array {name!r} cannot be read ({_one_line(err)}).",
+            "The file is truncated or damaged; generate or download it again.",
+        ) from None
 
 
 # --------------------------------------------------------------------------- validation
+
 
 def validate(avatar: H3GAAvatar, where: str = "the avatar") -> None:
     """Shapes agree, values are finite, indices are in range, weights are weights."""
@@ -633,13 +810,16 @@ def validate(avatar: H3GAAvatar, where: str = "the avatar") -> None:
     missing = [n for n, (_, _, required) in ARRAY_SPECS.items() if required and n not in a]
     if missing:
         raise bad(f"missing arrays {', '.join(missing)}.")
-    sizes = {"J": NUM_JOINTS, "K": SKIN_TOP_K,
-             "V": a["body/template_vertices"].shape[0] if a["body/template_vertices"].ndim == 2 else -1,
-             "F": a["body/faces"].shape[0] if a["body/faces"].ndim == 2 else -1,
-             "N": a["free/means"].shape[0] if a["free/means"].ndim == 2 else -1,
-             "M": a["bound/faces"].shape[0] if a["bound/faces"].ndim == 1 else -1,
-             "B": a["rig/betas"].shape[0] if a["rig/betas"].ndim == 1 else -1,
-             "E": a["body/expression_dirs"].shape[2] if a["body/expression_dirs"].ndim == 3 else -1}
+    sizes = {
+        "J": NUM_JOINTS,
+        "K": SKIN_TOP_K,
+        "V": a["body/template_vertices"].shape[0] if a["body/template_vertices"].ndim == 2 else -1,
+        "F": a["body/faces"].shape[0] if a["body/faces"].ndim == 2 else -1,
+        "N": a["free/means"].shape[0] if a["free/means"].ndim == 2 else -1,
+        "M": a["bound/faces"].shape[0] if a["bound/faces"].ndim == 1 else -1,
+        "B": a["rig/betas"].shape[0] if a["rig/betas"].ndim == 1 else -1,
+        "E": a["body/expression_dirs"].shape[2] if a["body/expression_dirs"].ndim == 3 else -1,
+    }
     for name, array in a.items():
         spec = ARRAY_SPECS.get(name)
         if spec is None:

@@ -77,16 +77,25 @@ class GenerateSpec:
             raise JobSpecError("The prompt is empty.", "Describe the avatar, e.g. 'a knight in armor'.")
         self.prompt = self.prompt.strip()
         self.negative_prompt = self.negative_prompt or ""
-        choices = {"preset": PRESET_NAMES, "precision": PRECISIONS, "sds_weighting": SDS_WEIGHTINGS,
-                   "gender": GENDERS, "device": DEVICES}
+        choices = {
+            "preset": PRESET_NAMES,
+            "precision": PRECISIONS,
+            "sds_weighting": SDS_WEIGHTINGS,
+            "gender": GENDERS,
+            "device": DEVICES,
+        }
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value not in allowed:
-                raise JobSpecError(f"Unknown {name.replace('_', ' ')} {value!r}.", f"Choose one of: {', '.join(allowed)}.")
+                raise JobSpecError(
+                    f"Unknown {name.replace('_', ' ')} {value!r}.", f"Choose one of: {', '.join(allowed)}."
+                )
         for name in ("steps", "stage1_steps"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-                raise JobSpecError(f"{name} must be a whole number >= 0, not {value!r}.", "Leave it empty for the preset's.")
+                raise JobSpecError(
+                    f"{name} must be a whole number >= 0, not {value!r}.", "Leave it empty for the preset's."
+                )
         try:
             if isinstance(self.betas, (str, bytes)) or len(self.betas) > MAX_BETAS:
                 raise ValueError
@@ -94,23 +103,36 @@ class GenerateSpec:
             if not all(math.isfinite(b) and abs(b) <= MAX_ABS_BETA for b in self.betas):
                 raise ValueError
         except (TypeError, ValueError):
-            raise JobSpecError(f"betas must be a list of at most {MAX_BETAS} numbers between -{MAX_ABS_BETA} and {MAX_ABS_BETA}.",
-                               "Leave it empty for the average body.") from None
+            raise JobSpecError(
+                f"betas must be a list of at most {MAX_BETAS} numbers between -{MAX_ABS_BETA} and {MAX_ABS_BETA}.",
+                "Leave it empty for the average body.",
+            ) from None
         if not _is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
-            raise JobSpecError(f"seed must be a whole number from 0 to {MAX_SEED}, not {str(self.seed)[:40]}.", "Use e.g. 0.")
+            raise JobSpecError(
+                f"seed must be a whole number from 0 to {MAX_SEED}, not {str(self.seed)[:40]}.", "Use e.g. 0."
+            )
         for name in ("steps", "stage1_steps"):
             value = getattr(self, name)
             if value is not None and value > MAX_STEPS:
-                raise JobSpecError(f"{name} is {value}, over the {MAX_STEPS} limit.", "Leave it empty for the preset's.")
-        texts = {"prompt": MAX_PROMPT_CHARS, "negative_prompt": MAX_PROMPT_CHARS, "body": MAX_PATH_CHARS,
-                 "sd_model": MAX_PATH_CHARS, "controlnet_model": MAX_PATH_CHARS}
+                raise JobSpecError(
+                    f"{name} is {value}, over the {MAX_STEPS} limit.", "Leave it empty for the preset's."
+                )
+        texts = {
+            "prompt": MAX_PROMPT_CHARS,
+            "negative_prompt": MAX_PROMPT_CHARS,
+            "body": MAX_PATH_CHARS,
+            "sd_model": MAX_PATH_CHARS,
+            "controlnet_model": MAX_PATH_CHARS,
+        }
         for name, limit in texts.items():
             value = getattr(self, name)
             if value is None and name in ("sd_model", "controlnet_model"):
                 continue
             if not isinstance(value, str) or len(value) > limit or "\0" in value:
-                raise JobSpecError(f"{name.replace('_', ' ')} must be text of at most {limit} characters.",
-                                   "Shorten it." if isinstance(value, str) else "Send text.")
+                raise JobSpecError(
+                    f"{name.replace('_', ' ')} must be text of at most {limit} characters.",
+                    "Shorten it." if isinstance(value, str) else "Send text.",
+                )
         for name in ("cpu_offload", "vae_slicing", "densify"):
             if not isinstance(getattr(self, name), bool):
                 raise JobSpecError(f"{name} must be true or false, not {str(getattr(self, name))[:40]}.", "")
@@ -121,7 +143,7 @@ class GenerateSpec:
         """A spec from a request; unknown keys are ignored (an older add-on or a newer one), missing
         or null ones take this schema's default."""
         if not isinstance(data, dict):
-            raise JobSpecError("A job request must be a JSON object.", "Send {\"prompt\": ...}.")
+            raise JobSpecError("A job request must be a JSON object.", 'Send {"prompt": ...}.')
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names and v is not None})
 

@@ -18,8 +18,25 @@ from .errors import InvalidFileError
 from .rotations import matrix_to_quaternion
 
 SH_C0 = 0.28209479177387814
-FIELDS = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
-          "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+FIELDS = [
+    "x",
+    "y",
+    "z",
+    "nx",
+    "ny",
+    "nz",
+    "f_dc_0",
+    "f_dc_1",
+    "f_dc_2",
+    "opacity",
+    "scale_0",
+    "scale_1",
+    "scale_2",
+    "rot_0",
+    "rot_1",
+    "rot_2",
+    "rot_3",
+]
 
 
 def covariance_to_scale_rotation(cov: np.ndarray):
@@ -63,7 +80,7 @@ def read_gaussian_ply(path) -> dict:
         raise InvalidFileError(f"'{Path(path).name}' is not a binary little-endian PLY.", "")
     count = next(int(l.split()[2]) for l in lines if l.startswith("element vertex"))
     names = [l.split()[2] for l in lines if l.startswith("property float")]
-    body = np.frombuffer(raw[end + len(b"end_header\n"):], dtype="<f4")
+    body = np.frombuffer(raw[end + len(b"end_header\n") :], dtype="<f4")
     if body.size != count * len(names):
         raise InvalidFileError(f"'{Path(path).name}' is truncated.", "")
     table = body.reshape(count, len(names))

@@ -83,8 +83,12 @@ def pose_body(avatar: H3GAAvatar, full_pose=None, betas=None, expression=None, t
     a = avatar.arrays
     d_shape = shape_delta(avatar, betas)
     template = a["body/template_vertices"].astype(np.float64)
-    rest_vertices = (template + a["body/shape_dirs"].astype(np.float64) @ a["rig/betas"].astype(np.float64)
-                     + d_shape + expression_delta(avatar, expression))
+    rest_vertices = (
+        template
+        + a["body/shape_dirs"].astype(np.float64) @ a["rig/betas"].astype(np.float64)
+        + d_shape
+        + expression_delta(avatar, expression)
+    )
     rest_joints = a["rig/rest_joints"].astype(np.float64) + a["rig/joint_regressor"].astype(np.float64) @ d_shape
     pose = np.zeros((len(avatar.parents), 3)) if full_pose is None else np.asarray(full_pose, np.float64).reshape(-1, 3)
     G, A = forward_kinematics(rest_joints, pose, avatar.parents)

@@ -22,8 +22,9 @@ def axis_angle_to_matrix(aa: np.ndarray) -> np.ndarray:
     eye = np.broadcast_to(np.eye(3), K.shape)
     R = eye + s * K + (1.0 - c) * (K @ K)
     # First-order for tiny angles keeps the map smooth near zero.
-    Ksmall = np.stack([zeros, -aa[..., 2], aa[..., 1], aa[..., 2], zeros, -aa[..., 0],
-                       -aa[..., 1], aa[..., 0], zeros], axis=-1).reshape(K.shape)
+    Ksmall = np.stack(
+        [zeros, -aa[..., 2], aa[..., 1], aa[..., 2], zeros, -aa[..., 0], -aa[..., 1], aa[..., 0], zeros], axis=-1
+    ).reshape(K.shape)
     return np.where(small[..., None], eye + Ksmall, R)
 
 
@@ -32,12 +33,41 @@ def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
     R = np.asarray(R, dtype=np.float64)
     m00, m11, m22 = R[..., 0, 0], R[..., 1, 1], R[..., 2, 2]
     trace = m00 + m11 + m22
-    candidates = np.stack([
-        np.stack([1 + trace, R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1),
-        np.stack([R[..., 2, 1] - R[..., 1, 2], 1 + m00 - m11 - m22, R[..., 0, 1] + R[..., 1, 0], R[..., 0, 2] + R[..., 2, 0]], -1),
-        np.stack([R[..., 0, 2] - R[..., 2, 0], R[..., 0, 1] + R[..., 1, 0], 1 - m00 + m11 - m22, R[..., 1, 2] + R[..., 2, 1]], -1),
-        np.stack([R[..., 1, 0] - R[..., 0, 1], R[..., 0, 2] + R[..., 2, 0], R[..., 1, 2] + R[..., 2, 1], 1 - m00 - m11 + m22], -1),
-    ], axis=-2)
+    candidates = np.stack(
+        [
+            np.stack(
+                [1 + trace, R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1
+            ),
+            np.stack(
+                [
+                    R[..., 2, 1] - R[..., 1, 2],
+                    1 + m00 - m11 - m22,
+                    R[..., 0, 1] + R[..., 1, 0],
+                    R[..., 0, 2] + R[..., 2, 0],
+                ],
+                -1,
+            ),
+            np.stack(
+                [
+                    R[..., 0, 2] - R[..., 2, 0],
+                    R[..., 0, 1] + R[..., 1, 0],
+                    1 - m00 + m11 - m22,
+                    R[..., 1, 2] + R[..., 2, 1],
+                ],
+                -1,
+            ),
+            np.stack(
+                [
+                    R[..., 1, 0] - R[..., 0, 1],
+                    R[..., 0, 2] + R[..., 2, 0],
+                    R[..., 1, 2] + R[..., 2, 1],
+                    1 - m00 - m11 + m22,
+                ],
+                -1,
+            ),
+        ],
+        axis=-2,
+    )
     # Pick the numerically best-conditioned of the four formulas per rotation.
     best = np.argmax(np.stack([trace, m00, m11, m22], -1), axis=-1)
     q = np.take_along_axis(candidates, best[..., None, None].repeat(4, -1), axis=-2)[..., 0, :]
@@ -50,11 +80,20 @@ def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
     q = np.asarray(q, dtype=np.float64)
     q = q / np.linalg.norm(q, axis=-1, keepdims=True)
     w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    return np.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ], axis=-1).reshape(q.shape[:-1] + (3, 3))
+    return np.stack(
+        [
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            2 * (x * y + w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - w * x),
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x * x + y * y),
+        ],
+        axis=-1,
+    ).reshape(q.shape[:-1] + (3, 3))
 
 
 def quaternion_to_axis_angle(q: np.ndarray) -> np.ndarray:

@@ -41,6 +41,7 @@ ORBIT_FIELDS = ("center", "radius", "height", "fov_deg", "degrees", "azimuth_deg
 
 # --------------------------------------------------------------------------- the schema
 
+
 @dataclass
 class Transform:
     """A similarity transform: x -> location + scale * R x (R from ``rotation``, w x y z)."""
@@ -108,8 +109,11 @@ class KeyframeCamera:
         i = int(np.searchsorted(frames, frame, side="right")) - 1
         a, b = self.keys[i], self.keys[i + 1]
         t = (frame - a.frame) / (b.frame - a.frame)
-        return (a.position + t * (b.position - a.position), a.target + t * (b.target - a.target),
-                a.fov_deg + t * (b.fov_deg - a.fov_deg))
+        return (
+            a.position + t * (b.position - a.position),
+            a.target + t * (b.target - a.target),
+            a.fov_deg + t * (b.fov_deg - a.fov_deg),
+        )
 
     def at(self, frame: float, scene: "Scene") -> Camera:
         position, target, fov = self.pose_at(frame)
@@ -168,6 +172,7 @@ def _camera(position, target, fov_deg, width, height) -> Camera:
 
 # --------------------------------------------------------------------------- reading
 
+
 class _Reader:
     """Checks one field at a time; every error names the file, the field and the fix."""
 
@@ -183,13 +188,16 @@ class _Reader:
             self.fail(what, f"must be an object {{...}}, got {_show(value)}.", f"Write {what} as a JSON object.")
         unknown = [k for k in value if k not in allowed]
         if unknown:
-            self.fail(f"{name}.{unknown[0]}" if name else unknown[0], "is not a field of a scene description.",
-                      f"Check the spelling; the fields here are: {', '.join(allowed)} (docs/SCENES.md).")
+            self.fail(
+                f"{name}.{unknown[0]}" if name else unknown[0],
+                "is not a field of a scene description.",
+                f"Check the spelling; the fields here are: {', '.join(allowed)} (docs/SCENES.md).",
+            )
         return value
 
     def required(self, d: dict, key: str, name: str):
         if key not in d:
-            self.fail(name, "is missing.", f"Add \"{key}\" (docs/SCENES.md).")
+            self.fail(name, "is missing.", f'Add "{key}" (docs/SCENES.md).')
         return d[key]
 
     def number(self, value, name: str, low=-math.inf, high=math.inf, low_open=False) -> float:
@@ -222,8 +230,11 @@ class _Reader:
         if path.suffix.lower() not in suffixes:
             self.fail(name, f"'{value}' is not {kind} (expected {' or '.join(suffixes)}).", f"Point {name} at {kind}.")
         if not path.is_file():
-            self.fail(name, f"'{value}' does not exist (looked for {path}).",
-                      "Fix the path; relative paths are relative to the scene file's folder.")
+            self.fail(
+                name,
+                f"'{value}' does not exist (looked for {path}).",
+                "Fix the path; relative paths are relative to the scene file's folder.",
+            )
         return path
 
     def items(self, value, name: str) -> list:
@@ -240,12 +251,19 @@ class _Reader:
             q = self.vector(rotation, f"{name}.rotation", 4, form="[w, x, y, z]")
             norm = float(np.linalg.norm(q))
             if norm < 1e-8:
-                self.fail(f"{name}.rotation", "is a zero quaternion.", "Give a unit quaternion [w, x, y, z], e.g. [1, 0, 0, 0].")
+                self.fail(
+                    f"{name}.rotation",
+                    "is a zero quaternion.",
+                    "Give a unit quaternion [w, x, y, z], e.g. [1, 0, 0, 0].",
+                )
             q = q / norm
         else:
             if isinstance(rotation, bool) or not isinstance(rotation, (int, float)):
-                self.fail(f"{name}.rotation", f"must be a yaw angle in degrees or a quaternion [w, x, y, z], got {_show(rotation)}.",
-                          "Write e.g. 90 (turns the avatar's front from +Z to +X) or [1, 0, 0, 0].")
+                self.fail(
+                    f"{name}.rotation",
+                    f"must be a yaw angle in degrees or a quaternion [w, x, y, z], got {_show(rotation)}.",
+                    "Write e.g. 90 (turns the avatar's front from +Z to +X) or [1, 0, 0, 0].",
+                )
             yaw = math.radians(self.number(rotation, f"{name}.rotation"))
             q = np.array([math.cos(yaw / 2), 0.0, math.sin(yaw / 2), 0.0])  # about +Y, the up axis
         scale = self.number(d.get("scale", 1.0), f"{name}.scale", 0.0, 1e6, low_open=True)
@@ -263,8 +281,11 @@ def parse_scene(data, base: Path = Path("."), where: str = "the scene") -> Scene
     d = r.obj(data, "", SCENE_FIELDS)
     version = r.integer(r.required(d, "version", "version"), "version", 1, 10**6)
     if version > SCENE_VERSION:
-        r.fail("version", f"is {version}; this DreamWaltz reads scene version {SCENE_VERSION}.",
-               "Update DreamWaltz, or export the scene again from the add-on that matches it.")
+        r.fail(
+            "version",
+            f"is {version}; this DreamWaltz reads scene version {SCENE_VERSION}.",
+            "Update DreamWaltz, or export the scene again from the add-on that matches it.",
+        )
 
     frames = r.required(d, "frames", "frames")
     if not isinstance(frames, (list, tuple)) or len(frames) != 2:
@@ -283,10 +304,14 @@ def parse_scene(data, base: Path = Path("."), where: str = "the scene") -> Scene
     for i, a in enumerate(r.items(d.get("avatars", []), "avatars")):
         name = f"avatars[{i}]"
         a = r.obj(a, name, AVATAR_FIELDS)
-        item = AvatarItem(file=r.path(r.required(a, "file", f"{name}.file"), f"{name}.file", (".h3ga",), "a .h3ga avatar"),
-                          transform=r.transform(a, name))
+        item = AvatarItem(
+            file=r.path(r.required(a, "file", f"{name}.file"), f"{name}.file", (".h3ga",), "a .h3ga avatar"),
+            transform=r.transform(a, name),
+        )
         if a.get("motion") is not None:
-            item.motion = r.path(a["motion"], f"{name}.motion", (".bvh", ".npz", ".npy"), "a motion file (BVH or SMPL-X .npz/.npy)")
+            item.motion = r.path(
+                a["motion"], f"{name}.motion", (".bvh", ".npz", ".npy"), "a motion file (BVH or SMPL-X .npz/.npy)"
+            )
         item.start_frame = r.integer(a.get("start_frame", start), f"{name}.start_frame")
         loop = a.get("loop", False)
         if not isinstance(loop, bool):
@@ -295,11 +320,17 @@ def parse_scene(data, base: Path = Path("."), where: str = "the scene") -> Scene
         if a.get("betas") is not None:
             betas = a["betas"]
             if not isinstance(betas, list) or not betas:
-                r.fail(f"{name}.betas", f"must be a list of numbers, got {_show(betas)}.", "Write e.g. [0.5, -1.0] or leave it out.")
+                r.fail(
+                    f"{name}.betas",
+                    f"must be a list of numbers, got {_show(betas)}.",
+                    "Write e.g. [0.5, -1.0] or leave it out.",
+                )
             item.betas = np.array([r.number(b, f"{name}.betas[{k}]", -100.0, 100.0) for k, b in enumerate(betas)])
         name_value = a.get("name", "")
         if not isinstance(name_value, str):
-            r.fail(f"{name}.name", f"must be a string, got {_show(name_value)}.", "Write a name in quotes or leave it out.")
+            r.fail(
+                f"{name}.name", f"must be a string, got {_show(name_value)}.", "Write a name in quotes or leave it out."
+            )
         item.name = name_value
         avatars.append(item)
 
@@ -310,10 +341,16 @@ def parse_scene(data, base: Path = Path("."), where: str = "the scene") -> Scene
         file = r.path(r.required(s, "file", f"{name}.file"), f"{name}.file", (".ply",), "a 3D Gaussian splatting .ply")
         name_value = s.get("name", "")
         if not isinstance(name_value, str):
-            r.fail(f"{name}.name", f"must be a string, got {_show(name_value)}.", "Write a name in quotes or leave it out.")
+            r.fail(
+                f"{name}.name", f"must be a string, got {_show(name_value)}.", "Write a name in quotes or leave it out."
+            )
         splats.append(SplatItem(file, r.transform(s, name), name_value))
     if not avatars and not splats:
-        r.fail("avatars", "and splats are both empty: there is nothing to render.", "List at least one avatar or splat file.")
+        r.fail(
+            "avatars",
+            "and splats are both empty: there is nothing to render.",
+            "List at least one avatar or splat file.",
+        )
 
     camera = _parse_camera(r, r.required(d, "camera", "camera"))
     return Scene(avatars, splats, camera, start, end, fps, width, height, background, None, version)
@@ -323,12 +360,16 @@ def _parse_camera(r: _Reader, c) -> Union[KeyframeCamera, OrbitCamera]:
     if isinstance(c, dict) and "orbit" in c:
         r.obj(c, "camera", ("orbit",))
         o = r.obj(c["orbit"], "camera.orbit", ORBIT_FIELDS)
-        cam = OrbitCamera(center=r.vector(o.get("center", [0.0, 0.0, 0.0]), "camera.orbit.center"),
-                          radius=r.number(r.required(o, "radius", "camera.orbit.radius"), "camera.orbit.radius", 0.0, 1e6, low_open=True),
-                          height=r.number(o.get("height", 0.0), "camera.orbit.height", -1e6, 1e6),
-                          fov_deg=r.number(o.get("fov_deg", 40.0), "camera.orbit.fov_deg", 0.0, 179.0, low_open=True),
-                          degrees=r.number(o.get("degrees", 360.0), "camera.orbit.degrees", -1e6, 1e6),
-                          azimuth_deg=r.number(o.get("azimuth_deg", 0.0), "camera.orbit.azimuth_deg", -1e6, 1e6))
+        cam = OrbitCamera(
+            center=r.vector(o.get("center", [0.0, 0.0, 0.0]), "camera.orbit.center"),
+            radius=r.number(
+                r.required(o, "radius", "camera.orbit.radius"), "camera.orbit.radius", 0.0, 1e6, low_open=True
+            ),
+            height=r.number(o.get("height", 0.0), "camera.orbit.height", -1e6, 1e6),
+            fov_deg=r.number(o.get("fov_deg", 40.0), "camera.orbit.fov_deg", 0.0, 179.0, low_open=True),
+            degrees=r.number(o.get("degrees", 360.0), "camera.orbit.degrees", -1e6, 1e6),
+            azimuth_deg=r.number(o.get("azimuth_deg", 0.0), "camera.orbit.azimuth_deg", -1e6, 1e6),
+        )
         return cam
     if isinstance(c, dict) and "keyframes" in c:
         r.obj(c, "camera", ("keyframes",))
@@ -336,22 +377,29 @@ def _parse_camera(r: _Reader, c) -> Union[KeyframeCamera, OrbitCamera]:
         for i, k in enumerate(r.items(c["keyframes"], "camera.keyframes")):
             name = f"camera.keyframes[{i}]"
             k = r.obj(k, name, KEY_FIELDS)
-            key = CameraKey(frame=r.number(r.required(k, "frame", f"{name}.frame"), f"{name}.frame", -MAX_FRAMES, MAX_FRAMES),
-                            position=r.vector(r.required(k, "position", f"{name}.position"), f"{name}.position"),
-                            target=r.vector(r.required(k, "target", f"{name}.target"), f"{name}.target"),
-                            fov_deg=r.number(k.get("fov_deg", 40.0), f"{name}.fov_deg", 0.0, 179.0, low_open=True))
+            key = CameraKey(
+                frame=r.number(r.required(k, "frame", f"{name}.frame"), f"{name}.frame", -MAX_FRAMES, MAX_FRAMES),
+                position=r.vector(r.required(k, "position", f"{name}.position"), f"{name}.position"),
+                target=r.vector(r.required(k, "target", f"{name}.target"), f"{name}.target"),
+                fov_deg=r.number(k.get("fov_deg", 40.0), f"{name}.fov_deg", 0.0, 179.0, low_open=True),
+            )
             if np.linalg.norm(key.target - key.position) < 1e-6:
-                r.fail(f"{name}.target", "is the camera's own position.", "Put the target somewhere the camera looks at.")
+                r.fail(
+                    f"{name}.target", "is the camera's own position.", "Put the target somewhere the camera looks at."
+                )
             keys.append(key)
         if not keys:
-            r.fail("camera.keyframes", "is empty.", "Give at least one {\"frame\", \"position\", \"target\"} key.")
+            r.fail("camera.keyframes", "is empty.", 'Give at least one {"frame", "position", "target"} key.')
         keys.sort(key=lambda k: k.frame)
         for a, b in zip(keys, keys[1:]):
             if a.frame == b.frame:
                 r.fail("camera.keyframes", f"has two keys at frame {a.frame:g}.", "Keep one key per frame.")
         return KeyframeCamera(keys)
-    r.fail("camera", f"must be {{\"keyframes\": [...]}} or {{\"orbit\": {{...}}}}, got {_show(c)}.",
-           "See docs/SCENES.md for both camera forms.")
+    r.fail(
+        "camera",
+        f'must be {{"keyframes": [...]}} or {{"orbit": {{...}}}}, got {_show(c)}.',
+        "See docs/SCENES.md for both camera forms.",
+    )
 
 
 def load_scene(path) -> Scene:
@@ -367,10 +415,14 @@ def load_scene(path) -> Scene:
     except UnicodeDecodeError:
         raise InvalidFileError(f"{where} is not a text (UTF-8 JSON) file.", "Give the scene's .json file.") from None
     except json.JSONDecodeError as err:
-        raise InvalidFileError(f"{where} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}).",
-                               "Fix the JSON syntax; docs/SCENES.md has an example.") from None
+        raise InvalidFileError(
+            f"{where} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}).",
+            "Fix the JSON syntax; docs/SCENES.md has an example.",
+        ) from None
     except RecursionError:
-        raise InvalidFileError(f"{where} is nested too deeply to be a scene description.", "Give the scene's .json file.") from None
+        raise InvalidFileError(
+            f"{where} is nested too deeply to be a scene description.", "Give the scene's .json file."
+        ) from None
     scene = parse_scene(data, path.resolve().parent, where)
     scene.path = path
     return scene
@@ -378,6 +430,7 @@ def load_scene(path) -> Scene:
 
 def scene_to_dict(scene: Scene, relative_to: Optional[Path] = None) -> dict:
     """The JSON form of ``scene`` (file paths relative to ``relative_to`` when they are below it)."""
+
     def p(path: Path) -> str:
         if relative_to is not None:
             try:
@@ -402,17 +455,38 @@ def scene_to_dict(scene: Scene, relative_to: Optional[Path] = None) -> dict:
     splats = [{"file": p(s.file), **t(s.transform), **({"name": s.name} if s.name else {})} for s in scene.splats]
     if isinstance(scene.camera, OrbitCamera):
         c = scene.camera
-        camera = {"orbit": {"center": c.center.tolist(), "radius": c.radius, "height": c.height, "fov_deg": c.fov_deg,
-                            "degrees": c.degrees, "azimuth_deg": c.azimuth_deg}}
+        camera = {
+            "orbit": {
+                "center": c.center.tolist(),
+                "radius": c.radius,
+                "height": c.height,
+                "fov_deg": c.fov_deg,
+                "degrees": c.degrees,
+                "azimuth_deg": c.azimuth_deg,
+            }
+        }
     else:
-        camera = {"keyframes": [{"frame": k.frame, "position": k.position.tolist(), "target": k.target.tolist(),
-                                 "fov_deg": k.fov_deg} for k in scene.camera.keys]}
-    return {"version": scene.version, "frames": [scene.frame_start, scene.frame_end], "fps": scene.fps,
-            "width": scene.width, "height": scene.height, "background": np.asarray(scene.background).tolist(),
-            "camera": camera, "avatars": avatars, "splats": splats}
+        camera = {
+            "keyframes": [
+                {"frame": k.frame, "position": k.position.tolist(), "target": k.target.tolist(), "fov_deg": k.fov_deg}
+                for k in scene.camera.keys
+            ]
+        }
+    return {
+        "version": scene.version,
+        "frames": [scene.frame_start, scene.frame_end],
+        "fps": scene.fps,
+        "width": scene.width,
+        "height": scene.height,
+        "background": np.asarray(scene.background).tolist(),
+        "camera": camera,
+        "avatars": avatars,
+        "splats": splats,
+    }
 
 
 # --------------------------------------------------------------------------- the frames' Gaussians
+
 
 @dataclass
 class Gaussians:
@@ -434,7 +508,9 @@ class Gaussians:
         parts = list(parts)
         if not parts:
             return Gaussians(np.zeros((0, 3)), np.zeros((0, 3, 3)), np.zeros((0, 3)), np.zeros(0))
-        return Gaussians(*(np.concatenate([getattr(g, f) for g in parts]) for f in ("means", "covariances", "colors", "opacities")))
+        return Gaussians(
+            *(np.concatenate([getattr(g, f) for g in parts]) for f in ("means", "covariances", "colors", "opacities"))
+        )
 
 
 @dataclass
@@ -478,14 +554,21 @@ def place_splat_file(path, transform: Transform, where: str = "") -> PlacedSplat
     try:
         cloud = read_splats(path)
     except InvalidFileError as err:
-        raise InvalidFileError(f"{where}: {err.message}",
-                               err.hint or "Give a 3D Gaussian splatting .ply (standard or compressed) or .spz.") from None
+        raise InvalidFileError(
+            f"{where}: {err.message}", err.hint or "Give a 3D Gaussian splatting .ply (standard or compressed) or .spz."
+        ) from None
     bad = (cloud.log_scales > 20).any(axis=1)
     if bad.any():
-        raise InvalidFileError(f"{where}: '{path.name}' splat {int(np.argmax(bad))} has an absurd scale "
-                               f"({int(bad.sum())} such splats).", "Re-export the scene file.")
-    file_frame = Gaussians(cloud.means.astype(np.float64), gaussian_covariances(cloud.log_scales, cloud.quats),
-                           cloud.colors.astype(np.float64), cloud.opacities.astype(np.float64))
+        raise InvalidFileError(
+            f"{where}: '{path.name}' splat {int(np.argmax(bad))} has an absurd scale ({int(bad.sum())} such splats).",
+            "Re-export the scene file.",
+        )
+    file_frame = Gaussians(
+        cloud.means.astype(np.float64),
+        gaussian_covariances(cloud.log_scales, cloud.quats),
+        cloud.colors.astype(np.float64),
+        cloud.opacities.astype(np.float64),
+    )
     return PlacedSplats(file_frame.transformed(transform), transform, cloud if cloud.sh_degree > 0 else None)
 
 
@@ -506,8 +589,10 @@ def load_assets(scene: Scene) -> SceneAssets:
                 raise type(err)(f"{where}: avatars[{i}].file: {err.message}", err.hint) from None
         avatar = read[key]
         if item.betas is not None and len(item.betas) != avatar.num_betas:
-            raise InvalidFileError(f"{where}: avatars[{i}].betas has {len(item.betas)} values; '{item.file.name}' has {avatar.num_betas}.",
-                                   f"Give {avatar.num_betas} betas, or leave betas out.")
+            raise InvalidFileError(
+                f"{where}: avatars[{i}].betas has {len(item.betas)} values; '{item.file.name}' has {avatar.num_betas}.",
+                f"Give {avatar.num_betas} betas, or leave betas out.",
+            )
         motion = None
         if item.motion is not None:
             motion_key = (key, Path(item.motion).resolve())

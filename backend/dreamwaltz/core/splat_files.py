@@ -35,13 +35,35 @@ SH_C0 = 0.28209479177387814
 # The real SH basis constants of degrees 1-3 (3DGS's convention; Blender's nodes use the same ones).
 SH_C1 = 0.4886025119029199
 SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
-SH_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154, -0.4570457994644658,
-         1.445305721320277, -0.5900435899266435)
+SH_C3 = (
+    -0.5900435899266435,
+    2.890611442640554,
+    -0.4570457994644658,
+    0.3731763325901154,
+    -0.4570457994644658,
+    1.445305721320277,
+    -0.5900435899266435,
+)
 HEADER_LIMIT = 64 << 10
 SH_REST = {0: 0, 1: 3, 2: 8, 3: 15}  # coefficients beyond the DC term, per degree
-PLY_TYPES = {"char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "<i2", "int16": "<i2",
-             "ushort": "<u2", "uint16": "<u2", "int": "<i4", "int32": "<i4", "uint": "<u4", "uint32": "<u4",
-             "float": "<f4", "float32": "<f4", "double": "<f8", "float64": "<f8"}
+PLY_TYPES = {
+    "char": "i1",
+    "int8": "i1",
+    "uchar": "u1",
+    "uint8": "u1",
+    "short": "<i2",
+    "int16": "<i2",
+    "ushort": "<u2",
+    "uint16": "<u2",
+    "int": "<i4",
+    "int32": "<i4",
+    "uint": "<u4",
+    "uint32": "<u4",
+    "float": "<f4",
+    "float32": "<f4",
+    "double": "<f8",
+    "float64": "<f8",
+}
 SPZ_MAGIC = 0x5053474E  # "NGSP"
 SPZ_COLOR_SCALE = 0.15
 
@@ -74,7 +96,9 @@ class SplatCloud:
         """(N, 3, 3) L = R diag(scale), so L L^T is each Gaussian's covariance."""
         from .rotations import quaternion_to_matrix
 
-        return quaternion_to_matrix(self.quats.astype(np.float64)) * np.exp(self.log_scales.astype(np.float64))[:, None, :]
+        return (
+            quaternion_to_matrix(self.quats.astype(np.float64)) * np.exp(self.log_scales.astype(np.float64))[:, None, :]
+        )
 
 
 def read_splats(path) -> SplatCloud:
@@ -88,11 +112,14 @@ def read_splats(path) -> SplatCloud:
         return _read_ply(path)
     if head[:2] == b"\x1f\x8b" or path.suffix.lower() == ".spz":
         return _read_spz(path)
-    raise InvalidFileError(f"'{path.name}' is neither a PLY nor an SPZ splat file.",
-                           "Export the scene as a 3DGS .ply, a compressed .ply or an .spz.")
+    raise InvalidFileError(
+        f"'{path.name}' is neither a PLY nor an SPZ splat file.",
+        "Export the scene as a 3DGS .ply, a compressed .ply or an .spz.",
+    )
 
 
 # ------------------------------------------------------------------------------------------ PLY
+
 
 def read_ply_elements(path) -> dict[str, dict[str, np.ndarray]]:
     """Every element of a binary little-endian PLY with scalar properties: {element: {property: array}}."""
@@ -102,15 +129,19 @@ def read_ply_elements(path) -> dict[str, dict[str, np.ndarray]]:
         head = f.read(HEADER_LIMIT)
     end = head.find(b"end_header")
     if not head.startswith(b"ply") or end < 0:
-        raise InvalidFileError(f"'{path.name}' is not a PLY file (no header within {HEADER_LIMIT >> 10} KB).",
-                               "Choose a 3D Gaussian splatting .ply.")
+        raise InvalidFileError(
+            f"'{path.name}' is not a PLY file (no header within {HEADER_LIMIT >> 10} KB).",
+            "Choose a 3D Gaussian splatting .ply.",
+        )
     body_start = head.index(b"\n", end) + 1
     lines = head[:end].decode("ascii", "replace").splitlines()
     formats = [l.split() for l in lines if l.startswith("format")]
     if not formats or formats[0][1:2] != ["binary_little_endian"]:
         kind = formats[0][1] if formats and len(formats[0]) > 1 else "unknown"
-        raise InvalidFileError(f"'{path.name}' is a {kind} PLY; splat files are binary little-endian.",
-                               "Re-export it as binary little-endian (every splat tool's default).")
+        raise InvalidFileError(
+            f"'{path.name}' is a {kind} PLY; splat files are binary little-endian.",
+            "Re-export it as binary little-endian (every splat tool's default).",
+        )
     elements: list[tuple[str, int, list[tuple[str, str]]]] = []
     for line in lines:
         parts = line.split()
@@ -120,15 +151,20 @@ def read_ply_elements(path) -> dict[str, dict[str, np.ndarray]]:
             elements.append((parts[1], int(parts[2]), []))
         elif parts[:1] == ["property"] and elements:
             if parts[1] == "list":
-                raise InvalidFileError(f"'{path.name}': element '{elements[-1][0]}' has list properties; "
-                                       "splat files have none.", "Choose a 3D Gaussian splatting .ply.")
+                raise InvalidFileError(
+                    f"'{path.name}': element '{elements[-1][0]}' has list properties; splat files have none.",
+                    "Choose a 3D Gaussian splatting .ply.",
+                )
             if len(parts) != 3 or parts[1] not in PLY_TYPES:
                 raise InvalidFileError(f"'{path.name}': unknown property line {line[:60]!r}.", "")
             elements[-1][2].append((parts[2], PLY_TYPES[parts[1]]))
     needed = sum(count * np.dtype(props).itemsize for _, count, props in elements if props)
     if body_start + needed > size:
-        raise InvalidFileError(f"'{path.name}' is truncated: its header declares {needed} bytes of data, "
-                               f"the file has {size - body_start}.", "Export or download it again.")
+        raise InvalidFileError(
+            f"'{path.name}' is truncated: its header declares {needed} bytes of data, "
+            f"the file has {size - body_start}.",
+            "Export or download it again.",
+        )
     out = {}
     offset = body_start
     for name, count, props in elements:
@@ -146,22 +182,48 @@ def _read_ply(path: Path) -> SplatCloud:
         raise InvalidFileError(f"'{path.name}' has no 'vertex' element.", "Choose a 3D Gaussian splatting .ply.")
     if "packed_position" in vertex:
         return _decode_compressed_ply(path, elements)
-    required = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2",
-                "rot_0", "rot_1", "rot_2", "rot_3"]
+    required = [
+        "x",
+        "y",
+        "z",
+        "f_dc_0",
+        "f_dc_1",
+        "f_dc_2",
+        "opacity",
+        "scale_0",
+        "scale_1",
+        "scale_2",
+        "rot_0",
+        "rot_1",
+        "rot_2",
+        "rot_3",
+    ]
     missing = [p for p in required if p not in vertex]
     if missing:
-        raise InvalidFileError(f"'{path.name}' is not a 3D Gaussian splatting PLY: no {', '.join(missing[:4])}.",
-                               "A point cloud or mesh .ply is not a splat file; export the splats.")
+        raise InvalidFileError(
+            f"'{path.name}' is not a 3D Gaussian splatting PLY: no {', '.join(missing[:4])}.",
+            "A point cloud or mesh .ply is not a splat file; export the splats.",
+        )
     f32 = lambda names: np.stack([vertex[n].astype(np.float32) for n in names], axis=1)
     rest = sorted((p for p in vertex if p.startswith("f_rest_")), key=lambda p: int(p[7:]) if p[7:].isdigit() else -1)
     k = len(rest) // 3
     if len(rest) % 3 or k not in SH_REST.values():
-        raise InvalidFileError(f"'{path.name}' has {len(rest)} f_rest properties; 0, 9, 24 or 45 (degree 0-3) expected.", "")
+        raise InvalidFileError(
+            f"'{path.name}' has {len(rest)} f_rest properties; 0, 9, 24 or 45 (degree 0-3) expected.", ""
+        )
     n = len(vertex["x"])
     sh_rest = f32(rest).reshape(n, 3, k).transpose(0, 2, 1) if k else np.zeros((n, 0, 3), np.float32)
     logits = np.clip(vertex["opacity"].astype(np.float64), -60.0, 60.0)  # no overflow on damaged values
-    return _finish(f32(["x", "y", "z"]), f32(["scale_0", "scale_1", "scale_2"]), f32(["rot_0", "rot_1", "rot_2", "rot_3"]),
-                   1.0 / (1.0 + np.exp(-logits)), f32(["f_dc_0", "f_dc_1", "f_dc_2"]), sh_rest, "ply", path)
+    return _finish(
+        f32(["x", "y", "z"]),
+        f32(["scale_0", "scale_1", "scale_2"]),
+        f32(["rot_0", "rot_1", "rot_2", "rot_3"]),
+        1.0 / (1.0 + np.exp(-logits)),
+        f32(["f_dc_0", "f_dc_1", "f_dc_2"]),
+        sh_rest,
+        "ply",
+        path,
+    )
 
 
 def _unorm(values, shift: int, bits: int) -> np.ndarray:
@@ -173,19 +235,39 @@ def _decode_compressed_ply(path: Path, elements) -> SplatCloud:
     11-10-11 bit position and scale, 8-8-8-8 colour and opacity, 2+10+10+10 smallest-three rotation."""
     vertex, chunk = elements["vertex"], elements.get("chunk")
     n = len(vertex["packed_position"])
-    bounds = ["min_x", "min_y", "min_z", "max_x", "max_y", "max_z",
-              "min_scale_x", "min_scale_y", "min_scale_z", "max_scale_x", "max_scale_y", "max_scale_z"]
+    bounds = [
+        "min_x",
+        "min_y",
+        "min_z",
+        "max_x",
+        "max_y",
+        "max_z",
+        "min_scale_x",
+        "min_scale_y",
+        "min_scale_z",
+        "max_scale_x",
+        "max_scale_y",
+        "max_scale_z",
+    ]
     if chunk is None or any(b not in chunk for b in bounds) or len(chunk["min_x"]) * 256 < n:
-        raise InvalidFileError(f"'{path.name}': compressed PLY without a complete 'chunk' element.",
-                               "Export it again from SuperSplat / splat-transform.")
+        raise InvalidFileError(
+            f"'{path.name}': compressed PLY without a complete 'chunk' element.",
+            "Export it again from SuperSplat / splat-transform.",
+        )
     c = np.arange(n) // 256
     lerp = lambda lo, hi, t: chunk[lo][c] * (1 - t) + chunk[hi][c] * t
     unpack3 = lambda packed: (_unorm(packed, 21, 11), _unorm(packed, 11, 10), _unorm(packed, 0, 11))
     px, py, pz = unpack3(vertex["packed_position"].astype(np.uint32))
     means = np.stack([lerp("min_x", "max_x", px), lerp("min_y", "max_y", py), lerp("min_z", "max_z", pz)], 1)
     sx, sy, sz = unpack3(vertex["packed_scale"].astype(np.uint32))
-    log_scales = np.stack([lerp("min_scale_x", "max_scale_x", sx), lerp("min_scale_y", "max_scale_y", sy),
-                           lerp("min_scale_z", "max_scale_z", sz)], 1)
+    log_scales = np.stack(
+        [
+            lerp("min_scale_x", "max_scale_x", sx),
+            lerp("min_scale_y", "max_scale_y", sy),
+            lerp("min_scale_z", "max_scale_z", sz),
+        ],
+        1,
+    )
     color = vertex["packed_color"].astype(np.uint32)
     rgb = [_unorm(color, 24, 8), _unorm(color, 16, 8), _unorm(color, 8, 8)]
     if all(f"min_{ch}" in chunk and f"max_{ch}" in chunk for ch in "rgb"):
@@ -209,14 +291,18 @@ def _decode_compressed_ply(path: Path, elements) -> SplatCloud:
         names = sorted(sh, key=lambda p: int(p[7:]) if p.startswith("f_rest_") and p[7:].isdigit() else -1)
         k = len(names) // 3
         if len(names) % 3 or k not in SH_REST.values() or len(sh[names[0]]) != n:
-            raise InvalidFileError(f"'{path.name}': its 'sh' element has {len(names)} properties for "
-                                   f"{len(sh[names[0]])} splats.", "")
+            raise InvalidFileError(
+                f"'{path.name}': its 'sh' element has {len(names)} properties for {len(sh[names[0]])} splats.", ""
+            )
         coeffs = np.stack([(sh[p].astype(np.float64) / 256.0 - 0.5) * 8.0 for p in names], 1)
         sh_rest = coeffs.reshape(n, 3, k).transpose(0, 2, 1)
-    return _finish(means, log_scales, quats, opacities, (np.stack(rgb, 1) - 0.5) / SH_C0, sh_rest, "compressed-ply", path)
+    return _finish(
+        means, log_scales, quats, opacities, (np.stack(rgb, 1) - 0.5) / SH_C0, sh_rest, "compressed-ply", path
+    )
 
 
 # ------------------------------------------------------------------------------------------ SPZ
+
 
 def _read_spz(path: Path, max_bytes: Optional[int] = None) -> SplatCloud:
     from .h3ga import read_limit
@@ -231,20 +317,28 @@ def _read_spz(path: Path, max_bytes: Optional[int] = None) -> SplatCloud:
             if magic != SPZ_MAGIC:
                 raise InvalidFileError(f"'{path.name}' is not an SPZ file (magic {magic:#010x}).", "")
             if version not in (2, 3):
-                raise InvalidFileError(f"'{path.name}' is SPZ version {version}; this reader takes versions 2 and 3.",
-                                       "Convert it with Niantic's spz tools to version 3, or to a .ply.")
+                raise InvalidFileError(
+                    f"'{path.name}' is SPZ version {version}; this reader takes versions 2 and 3.",
+                    "Convert it with Niantic's spz tools to version 3, or to a .ply.",
+                )
             if degree not in SH_REST or not 1 <= fractional_bits <= 24:
-                raise InvalidFileError(f"'{path.name}': SPZ header has SH degree {degree}, {fractional_bits} "
-                                       "fractional bits.", "")
+                raise InvalidFileError(
+                    f"'{path.name}': SPZ header has SH degree {degree}, {fractional_bits} fractional bits.", ""
+                )
             k = SH_REST[degree]
             rotation_bytes = 4 if version >= 3 else 3
             per_splat = 9 + 1 + 3 + 3 + rotation_bytes + 3 * k
             if n * per_splat > limit:
-                raise InvalidFileError(f"'{path.name}' declares {n} splats ({n * per_splat >> 20} MiB unpacked), over "
-                                       f"the {limit >> 20} MiB limit.", "Raise DREAMWALTZ_MAX_READ_GB if it is real.")
+                raise InvalidFileError(
+                    f"'{path.name}' declares {n} splats ({n * per_splat >> 20} MiB unpacked), over "
+                    f"the {limit >> 20} MiB limit.",
+                    "Raise DREAMWALTZ_MAX_READ_GB if it is real.",
+                )
             payload = f.read(n * per_splat)
     except (OSError, EOFError, zlib.error) as err:
-        raise InvalidFileError(f"'{path.name}' is not a readable SPZ file ({err}).", "Export or download it again.") from None
+        raise InvalidFileError(
+            f"'{path.name}' is not a readable SPZ file ({err}).", "Export or download it again."
+        ) from None
     if len(payload) != n * per_splat:
         raise InvalidFileError(f"'{path.name}' is truncated: {len(payload)} of {n * per_splat} bytes.", "")
     buf = np.frombuffer(payload, dtype=np.uint8)
@@ -252,7 +346,7 @@ def _read_spz(path: Path, max_bytes: Optional[int] = None) -> SplatCloud:
 
     def take(width):
         nonlocal o
-        part = buf[o:o + n * width].reshape(n, width)
+        part = buf[o : o + n * width].reshape(n, width)
         o += n * width
         return part
 
@@ -288,15 +382,23 @@ def _read_spz(path: Path, max_bytes: Optional[int] = None) -> SplatCloud:
 def _finish(means, log_scales, quats, opacities, sh_dc, sh_rest, source, path) -> SplatCloud:
     quats = np.asarray(quats, dtype=np.float64)
     norms = np.linalg.norm(quats, axis=1, keepdims=True)
-    cloud = SplatCloud(np.asarray(means, np.float32), np.asarray(log_scales, np.float32),
-                       (quats / np.where(norms > 0, norms, 1.0)).astype(np.float32),
-                       np.clip(np.asarray(opacities, np.float64), 0.0, 1.0).astype(np.float32),
-                       np.asarray(sh_dc, np.float32), np.asarray(sh_rest, np.float32), source)
+    cloud = SplatCloud(
+        np.asarray(means, np.float32),
+        np.asarray(log_scales, np.float32),
+        (quats / np.where(norms > 0, norms, 1.0)).astype(np.float32),
+        np.clip(np.asarray(opacities, np.float64), 0.0, 1.0).astype(np.float32),
+        np.asarray(sh_dc, np.float32),
+        np.asarray(sh_rest, np.float32),
+        source,
+    )
     for name in ("means", "log_scales", "sh_dc"):
         bad = ~np.isfinite(getattr(cloud, name)).all(axis=1)
         if bad.any():
-            raise InvalidFileError(f"'{path.name}': {int(bad.sum())} splats have non-finite {name.replace('_', ' ')} "
-                                   f"(first: splat {int(np.argmax(bad))}).", "Clean the file in SuperSplat and export it again.")
+            raise InvalidFileError(
+                f"'{path.name}': {int(bad.sum())} splats have non-finite {name.replace('_', ' ')} "
+                f"(first: splat {int(np.argmax(bad))}).",
+                "Clean the file in SuperSplat and export it again.",
+            )
     return cloud
 
 
@@ -306,11 +408,26 @@ def sh_basis(directions) -> np.ndarray:
     x, y, z = np.asarray(directions, dtype=np.float64).T
     xx, yy, zz, xy, yz, xz = x * x, y * y, z * z, x * y, y * z, x * z
     c1, c2, c3 = SH_C1, SH_C2, SH_C3
-    return np.stack([-c1 * y, c1 * z, -c1 * x,
-                     c2[0] * xy, c2[1] * yz, c2[2] * (2 * zz - xx - yy), c2[3] * xz, c2[4] * (xx - yy),
-                     c3[0] * y * (3 * xx - yy), c3[1] * xy * z, c3[2] * y * (4 * zz - xx - yy),
-                     c3[3] * z * (2 * zz - 3 * xx - 3 * yy), c3[4] * x * (4 * zz - xx - yy),
-                     c3[5] * z * (xx - yy), c3[6] * x * (xx - 3 * yy)], axis=1)
+    return np.stack(
+        [
+            -c1 * y,
+            c1 * z,
+            -c1 * x,
+            c2[0] * xy,
+            c2[1] * yz,
+            c2[2] * (2 * zz - xx - yy),
+            c2[3] * xz,
+            c2[4] * (xx - yy),
+            c3[0] * y * (3 * xx - yy),
+            c3[1] * xy * z,
+            c3[2] * y * (4 * zz - xx - yy),
+            c3[3] * z * (2 * zz - 3 * xx - 3 * yy),
+            c3[4] * x * (4 * zz - xx - yy),
+            c3[5] * z * (xx - yy),
+            c3[6] * x * (xx - 3 * yy),
+        ],
+        axis=1,
+    )
 
 
 def view_colors(cloud: SplatCloud, camera_position) -> np.ndarray:

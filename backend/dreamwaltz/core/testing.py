@@ -14,17 +14,45 @@ from .h3ga import SKIN_TOP_K, H3GAAvatar, new_manifest
 from .joints import JOINT_INDEX, JOINT_NAMES, PARENTS
 
 _BODY = {  # metres, +Y up, facing +Z, the subject's left on +X (right side mirrored)
-    "pelvis": (0.0, 0.0, 0.0), "spine1": (0.0, 0.11, -0.01), "spine2": (0.0, 0.25, 0.0),
-    "spine3": (0.0, 0.31, 0.01), "neck": (0.0, 0.52, -0.01), "head": (0.0, 0.60, 0.03),
-    "jaw": (0.0, 0.57, 0.06), "left_eye_smplhf": (0.032, 0.665, 0.09),
-    "left_hip": (0.06, -0.09, 0.0), "left_knee": (0.10, -0.47, 0.0), "left_ankle": (0.10, -0.87, -0.03),
-    "left_foot": (0.11, -0.93, 0.10), "left_collar": (0.07, 0.43, 0.0), "left_shoulder": (0.17, 0.45, -0.01),
-    "left_elbow": (0.43, 0.45, -0.02), "left_wrist": (0.68, 0.45, -0.01),
+    "pelvis": (0.0, 0.0, 0.0),
+    "spine1": (0.0, 0.11, -0.01),
+    "spine2": (0.0, 0.25, 0.0),
+    "spine3": (0.0, 0.31, 0.01),
+    "neck": (0.0, 0.52, -0.01),
+    "head": (0.0, 0.60, 0.03),
+    "jaw": (0.0, 0.57, 0.06),
+    "left_eye_smplhf": (0.032, 0.665, 0.09),
+    "left_hip": (0.06, -0.09, 0.0),
+    "left_knee": (0.10, -0.47, 0.0),
+    "left_ankle": (0.10, -0.87, -0.03),
+    "left_foot": (0.11, -0.93, 0.10),
+    "left_collar": (0.07, 0.43, 0.0),
+    "left_shoulder": (0.17, 0.45, -0.01),
+    "left_elbow": (0.43, 0.45, -0.02),
+    "left_wrist": (0.68, 0.45, -0.01),
 }
 _FINGERS = {"index": 0.026, "middle": 0.006, "ring": -0.014, "pinky": -0.032}
-_RADIUS = {"pelvis": 0.13, "spine": 0.13, "neck": 0.06, "head": 0.1, "hip": 0.08, "knee": 0.06, "ankle": 0.045,
-           "foot": 0.035, "collar": 0.06, "shoulder": 0.05, "elbow": 0.04, "wrist": 0.03, "thumb": 0.009,
-           "index": 0.008, "middle": 0.008, "ring": 0.008, "pinky": 0.007, "jaw": 0.04, "eye": 0.012}
+_RADIUS = {
+    "pelvis": 0.13,
+    "spine": 0.13,
+    "neck": 0.06,
+    "head": 0.1,
+    "hip": 0.08,
+    "knee": 0.06,
+    "ankle": 0.045,
+    "foot": 0.035,
+    "collar": 0.06,
+    "shoulder": 0.05,
+    "elbow": 0.04,
+    "wrist": 0.03,
+    "thumb": 0.009,
+    "index": 0.008,
+    "middle": 0.008,
+    "ring": 0.008,
+    "pinky": 0.007,
+    "jaw": 0.04,
+    "eye": 0.012,
+}
 RING = 8
 
 
@@ -113,10 +141,12 @@ def build_body(seed: int = 0):
     # Shape: height, girth, leg length, shoulder width, then smooth random fields.
     rng = np.random.default_rng(seed)
     y = template[:, 1:2]
-    dirs = [template * 0.04,
-            np.concatenate([template[:, :1] * 0.1, np.zeros_like(y), template[:, 2:3] * 0.1], 1),
-            np.concatenate([np.zeros_like(y), np.minimum(y, 0) * 0.06, np.zeros_like(y)], 1),
-            np.concatenate([np.sign(template[:, :1]) * np.clip(y - 0.3, 0, None) * 0.2, np.zeros((len(y), 2))], 1)]
+    dirs = [
+        template * 0.04,
+        np.concatenate([template[:, :1] * 0.1, np.zeros_like(y), template[:, 2:3] * 0.1], 1),
+        np.concatenate([np.zeros_like(y), np.minimum(y, 0) * 0.06, np.zeros_like(y)], 1),
+        np.concatenate([np.sign(template[:, :1]) * np.clip(y - 0.3, 0, None) * 0.2, np.zeros((len(y), 2))], 1),
+    ]
     for _ in range(6):
         freq = rng.normal(size=3) * 3
         dirs.append(0.005 * np.sin(template @ freq + rng.uniform(0, 6))[:, None] * rng.normal(size=3))
@@ -136,8 +166,9 @@ def _top_k(weights: np.ndarray, k: int = SKIN_TOP_K):
     return idx.astype(np.int32), w
 
 
-def make_test_avatar(num_free: int = 2000, num_bound: int = 400, seed: int = 0, betas=None,
-                     prompt: str = "a procedural test avatar") -> H3GAAvatar:
+def make_test_avatar(
+    num_free: int = 2000, num_bound: int = 400, seed: int = 0, betas=None, prompt: str = "a procedural test avatar"
+) -> H3GAAvatar:
     rng = np.random.default_rng(seed)
     _, template, faces, skin, regressor, shape_dirs, expr_dirs, is_face = build_body(seed)
     nb = shape_dirs.shape[2]
@@ -155,25 +186,52 @@ def make_test_avatar(num_free: int = 2000, num_bound: int = 400, seed: int = 0, 
     skin_joints, skin_weights = _top_k(np.einsum("nc,ncj->nj", bary, skin[faces[bind]]))
 
     # Mesh-bound Gaussians: hands and face.
-    hand = skin[:, [JOINT_INDEX[n] for n in JOINT_NAMES if "wrist" in n or any(f in n for f in ("index", "middle", "ring", "pinky", "thumb"))]].sum(1) > 0.5
+    hand = (
+        skin[
+            :,
+            [
+                JOINT_INDEX[n]
+                for n in JOINT_NAMES
+                if "wrist" in n or any(f in n for f in ("index", "middle", "ring", "pinky", "thumb"))
+            ],
+        ].sum(1)
+        > 0.5
+    )
     candidates = np.nonzero((hand | is_face)[faces].all(axis=1))[0]
     bound_faces = rng.choice(candidates, num_bound)
     return H3GAAvatar(
-        manifest=new_manifest(prompt=prompt, seed=seed, preset="test", body_kind="procedural",
-                              shape_names=["height", "girth", "leg_length", "shoulder_width"] + [f"shape_{i}" for i in range(4, nb)],
-                              expression_names=[f"face_unit_{i}" for i in range(expr_dirs.shape[2])]),
+        manifest=new_manifest(
+            prompt=prompt,
+            seed=seed,
+            preset="test",
+            body_kind="procedural",
+            shape_names=["height", "girth", "leg_length", "shoulder_width"] + [f"shape_{i}" for i in range(4, nb)],
+            expression_names=[f"face_unit_{i}" for i in range(expr_dirs.shape[2])],
+        ),
         arrays={
-            "rig/betas": betas, "rig/rest_joints": rest_joints, "rig/joint_regressor": regressor,
-            "body/template_vertices": template, "body/faces": faces, "body/skin_weights": skin,
-            "body/shape_dirs": shape_dirs, "body/expression_dirs": expr_dirs,
+            "rig/betas": betas,
+            "rig/rest_joints": rest_joints,
+            "rig/joint_regressor": regressor,
+            "body/template_vertices": template,
+            "body/faces": faces,
+            "body/skin_weights": skin,
+            "body/shape_dirs": shape_dirs,
+            "body/expression_dirs": expr_dirs,
             "body/vertex_colors": np.clip(0.5 + 0.3 * np.sin(template * 7), 0, 1),
-            "free/means": means, "free/log_scales": np.log(rng.uniform(0.006, 0.02, (num_free, 3))),
-            "free/quats": rng.normal(size=(num_free, 4)), "free/opacity_logits": rng.normal(1.5, 0.5, num_free),
-            "free/colors": rng.uniform(0.1, 0.9, (num_free, 3)), "free/skin_joints": skin_joints,
-            "free/skin_weights": skin_weights, "free/bind_faces": bind, "free/bind_barycentrics": bary,
-            "bound/faces": bound_faces, "bound/barycentrics": rng.dirichlet((3.0, 3.0, 3.0), num_bound),
-            "bound/log_scales": np.log(np.concatenate([rng.uniform(0.003, 0.006, (num_bound, 2)),
-                                                       np.full((num_bound, 1), 0.001)], 1)),
+            "free/means": means,
+            "free/log_scales": np.log(rng.uniform(0.006, 0.02, (num_free, 3))),
+            "free/quats": rng.normal(size=(num_free, 4)),
+            "free/opacity_logits": rng.normal(1.5, 0.5, num_free),
+            "free/colors": rng.uniform(0.1, 0.9, (num_free, 3)),
+            "free/skin_joints": skin_joints,
+            "free/skin_weights": skin_weights,
+            "free/bind_faces": bind,
+            "free/bind_barycentrics": bary,
+            "bound/faces": bound_faces,
+            "bound/barycentrics": rng.dirichlet((3.0, 3.0, 3.0), num_bound),
+            "bound/log_scales": np.log(
+                np.concatenate([rng.uniform(0.003, 0.006, (num_bound, 2)), np.full((num_bound, 1), 0.001)], 1)
+            ),
             "bound/quats": np.concatenate([np.ones((num_bound, 1)), np.zeros((num_bound, 3))], 1)
             + rng.normal(scale=0.1, size=(num_bound, 4)),
             "bound/opacity_logits": rng.normal(2.0, 0.3, num_bound),

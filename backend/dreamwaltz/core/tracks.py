@@ -46,7 +46,9 @@ class TrackCamera:
     K: np.ndarray  # (T,3,3) intrinsics in pixels, one per video frame
     width: int = 0  # image size in pixels; 0 = not in the file (taken from the video)
     height: int = 0
-    world_to_camera: Optional[np.ndarray] = None  # (T,4,4) OpenCV axes; None when the body is in the camera frame or the tool gave none
+    world_to_camera: Optional[np.ndarray] = (
+        None  # (T,4,4) OpenCV axes; None when the body is in the camera frame or the tool gave none
+    )
 
     @property
     def num_frames(self) -> int:
@@ -92,8 +94,10 @@ class Track:
     def person(self, index: int) -> TrackPerson:
         if not 0 <= index < len(self.persons):
             have = f"people 0 to {len(self.persons) - 1}" if self.persons else "no people"
-            raise TrackError(f"The track ({self.source or 'track'}) has no person {index}; it has {have}.",
-                             "Pick one of those with --person.")
+            raise TrackError(
+                f"The track ({self.source or 'track'}) has no person {index}; it has {have}.",
+                "Pick one of those with --person.",
+            )
         return self.persons[index]
 
     def viewmat(self, t: int) -> np.ndarray:
@@ -101,25 +105,36 @@ class Track:
         if self.frame == "camera":
             return np.eye(4)
         if self.camera is None or self.camera.world_to_camera is None:
-            raise TrackError(f"The track ({self.source or 'track'}) has its bodies in a world frame without camera extrinsics.",
-                             "Use the tool's camera-frame output (e.g. GVHMR smpl_params_incam), or add world_to_camera.")
+            raise TrackError(
+                f"The track ({self.source or 'track'}) has its bodies in a world frame without camera extrinsics.",
+                "Use the tool's camera-frame output (e.g. GVHMR smpl_params_incam), or add world_to_camera.",
+            )
         return self.camera.world_to_camera[t]
 
     def check_video(self, num_frames: int, width: int, height: int) -> None:
         """Refuse a track made for another video (frame count, image size)."""
         if self.camera is None:
-            raise TrackError(f"The track ({self.source or 'track'}) has no camera intrinsics.",
-                             "Give a camera (K per frame) with the track; see docs/REENACT.md.")
+            raise TrackError(
+                f"The track ({self.source or 'track'}) has no camera intrinsics.",
+                "Give a camera (K per frame) with the track; see docs/REENACT.md.",
+            )
         if self.camera.num_frames != num_frames:
-            raise TrackError(f"The track ({self.source}) covers {self.camera.num_frames} frames but the video has {num_frames}.",
-                             "Use the track made from this video (or trim the video to match).")
+            raise TrackError(
+                f"The track ({self.source}) covers {self.camera.num_frames} frames but the video has {num_frames}.",
+                "Use the track made from this video (or trim the video to match).",
+            )
         if self.camera.width and (self.camera.width, self.camera.height) != (width, height):
-            raise TrackError(f"The track ({self.source}) is for {self.camera.width}x{self.camera.height} images but the video is "
-                             f"{width}x{height}.", "Use the track made from this video at its own resolution.")
+            raise TrackError(
+                f"The track ({self.source}) is for {self.camera.width}x{self.camera.height} images but the video is "
+                f"{width}x{height}.",
+                "Use the track made from this video at its own resolution.",
+            )
         last = max((int(p.frames[-1]) for p in self.persons if p.num_frames), default=-1)
         if last >= num_frames:
-            raise TrackError(f"The track ({self.source}) has a person in frame {last}, past the video's {num_frames} frames.",
-                             "Use the track made from this video.")
+            raise TrackError(
+                f"The track ({self.source}) has a person in frame {last}, past the video's {num_frames} frames.",
+                "Use the track made from this video.",
+            )
 
     def with_image_size(self, width: int, height: int) -> "Track":
         if self.camera is None or self.camera.width:
@@ -128,6 +143,7 @@ class Track:
 
 
 # ------------------------------------------------------------------ shared helpers
+
 
 def _bad(where: str, message: str, fix: str = "The file is damaged or not a track; export it again.") -> TrackError:
     return TrackError(f"{where}: {message}", fix)
@@ -147,15 +163,18 @@ def _floats(value, where: str, name: str, shape: tuple) -> np.ndarray:
     return a
 
 
-def full_pose_from_parts(global_orient, body_pose, jaw=None, leye=None, reye=None, left_hand=None, right_hand=None,
-                         where: str = "the track") -> tuple[np.ndarray, str]:
+def full_pose_from_parts(
+    global_orient, body_pose, jaw=None, leye=None, reye=None, left_hand=None, right_hand=None, where: str = "the track"
+) -> tuple[np.ndarray, str]:
     """(N,55,3) smplx full pose from per-part axis-angles; ``body_pose`` of 21 joints (SMPL-X,
     SMPL+H) or 23 (SMPL: its two hand joints are dropped). Returns the pose and "smplx"/"smpl"."""
     g = np.asarray(global_orient, dtype=np.float64).reshape(-1, 3)
     n = g.shape[0]
     body = np.asarray(body_pose, dtype=np.float64).reshape(n, -1)
     if body.shape[1] not in (63, 69):
-        raise _bad(where, f"the body pose has {body.shape[1]} values per frame; SMPL-X has 63 (21 joints), SMPL 69 (23).")
+        raise _bad(
+            where, f"the body pose has {body.shape[1]} values per frame; SMPL-X has 63 (21 joints), SMPL 69 (23)."
+        )
     model = "smplx" if body.shape[1] == 63 else "smpl"
     full = np.zeros((n, 55, 3))
     full[:, 0] = g
@@ -167,15 +186,18 @@ def full_pose_from_parts(global_orient, body_pose, jaw=None, leye=None, reye=Non
         if part is not None:
             p = np.asarray(part, dtype=np.float64).reshape(n, -1)
             if p.shape[1] != 45:
-                raise _bad(where, f"a hand pose has {p.shape[1]} values per frame, expected 45 (15 joints, axis-angle).")
-            full[:, start:start + 15] = p.reshape(n, 15, 3)
+                raise _bad(
+                    where, f"a hand pose has {p.shape[1]} values per frame, expected 45 (15 joints, axis-angle)."
+                )
+            full[:, start : start + 15] = p.reshape(n, 15, 3)
     if not np.isfinite(full).all():
         raise _bad(where, "the poses contain NaN or infinite values.")
     return full, model
 
 
-def make_person(frames, full_pose, transl, betas, expression=None, model="smplx", gender="neutral",
-                where: str = "the track") -> TrackPerson:
+def make_person(
+    frames, full_pose, transl, betas, expression=None, model="smplx", gender="neutral", where: str = "the track"
+) -> TrackPerson:
     """A validated person: sorted unique frames, matching row counts, finite numbers."""
     frames = np.asarray(frames)
     if frames.ndim != 1 or frames.dtype.kind not in "iu":
@@ -201,8 +223,9 @@ def make_person(frames, full_pose, transl, betas, expression=None, model="smplx"
     return TrackPerson(frames, full_pose, transl, betas, expression, model, str(gender))
 
 
-def make_camera(K, width=0, height=0, world_to_camera=None, num_frames: Optional[int] = None,
-                where: str = "the track") -> TrackCamera:
+def make_camera(
+    K, width=0, height=0, world_to_camera=None, num_frames: Optional[int] = None, where: str = "the track"
+) -> TrackCamera:
     K = np.asarray(K, dtype=np.float64)
     if K.ndim == 2:
         K = np.repeat(K[None], 1 if num_frames is None else num_frames, axis=0)
@@ -240,7 +263,10 @@ def _check_track(track: Track, where: str) -> Track:
     if track.camera is not None:
         for k, p in enumerate(track.persons):
             if p.num_frames and p.frames[-1] >= track.camera.num_frames:
-                raise _bad(where, f"person {k} is in frame {int(p.frames[-1])} but the camera has {track.camera.num_frames} frames.")
+                raise _bad(
+                    where,
+                    f"person {k} is in frame {int(p.frames[-1])} but the camera has {track.camera.num_frames} frames.",
+                )
     track.fps = _check_fps(track.fps, where)
     return track
 
@@ -254,7 +280,9 @@ def world_to_camera_from_pair(in_camera: TrackPerson, in_world: TrackPerson, res
     from .rotations import axis_angle_to_matrix
 
     if list(in_camera.frames) != list(in_world.frames):
-        raise TrackError("The camera-frame and world-frame bodies cover different frames.", "Use one tool run's output.")
+        raise TrackError(
+            "The camera-frame and world-frame bodies cover different frames.", "Use one tool run's output."
+        )
     Rc = axis_angle_to_matrix(in_camera.full_pose[:, 0])
     Rw = axis_angle_to_matrix(in_world.full_pose[:, 0])
     R = Rc @ np.transpose(Rw, (0, 2, 1))
@@ -267,12 +295,18 @@ def world_to_camera_from_pair(in_camera: TrackPerson, in_world: TrackPerson, res
 
 # ------------------------------------------------------------------ the project's own file
 
+
 def write_track(path, track: Track) -> Path:
     """The project's track file: a plain ``.npz`` (no pickles), layout in docs/REENACT.md."""
     path = Path(path)
-    arrays = {"format": np.array(FORMAT_NAME), "version": np.array(FORMAT_VERSION), "frame": np.array(track.frame),
-              "fps": np.array(np.nan if track.fps is None else track.fps), "num_people": np.array(len(track.persons)),
-              "source": np.array(track.source)}
+    arrays = {
+        "format": np.array(FORMAT_NAME),
+        "version": np.array(FORMAT_VERSION),
+        "frame": np.array(track.frame),
+        "fps": np.array(np.nan if track.fps is None else track.fps),
+        "num_people": np.array(len(track.persons)),
+        "source": np.array(track.source),
+    }
     if track.camera is not None:
         arrays["K"] = track.camera.K
         arrays["image_size"] = np.array([track.camera.width, track.camera.height], dtype=np.int64)
@@ -304,12 +338,18 @@ def read_track_file(path) -> Track:
     where = f"'{path.name}'"
     data = read_npz(path, where, error=TrackError, kinds="fiubUS")
     if _text(data, "format") != FORMAT_NAME:
-        raise _bad(where, "is not a DreamWaltz track file (no format 'dreamwaltz-track').",
-                   "Convert the tool's output with the readers in docs/REENACT.md.")
+        raise _bad(
+            where,
+            "is not a DreamWaltz track file (no format 'dreamwaltz-track').",
+            "Convert the tool's output with the readers in docs/REENACT.md.",
+        )
     version = int(data["version"]) if "version" in data and data["version"].size == 1 else 0
     if version != FORMAT_VERSION:
-        raise _bad(where, f"is track format version {version}; this DreamWaltz reads version {FORMAT_VERSION}.",
-                   "Update DreamWaltz, or write the track again.")
+        raise _bad(
+            where,
+            f"is track format version {version}; this DreamWaltz reads version {FORMAT_VERSION}.",
+            "Update DreamWaltz, or write the track again.",
+        )
     count = int(data["num_people"]) if "num_people" in data and data["num_people"].size == 1 else -1
     if not 0 <= count <= MAX_PEOPLE:
         raise _bad(where, "has no valid 'num_people'.")
@@ -319,9 +359,18 @@ def read_track_file(path) -> Track:
         missing = [key for key in ("frames", "full_pose", "transl", "betas") if pre + key not in data]
         if missing:
             raise _bad(where, f"person {k} lacks {', '.join(pre + m for m in missing)}.")
-        persons.append(make_person(data[pre + "frames"], data[pre + "full_pose"], data[pre + "transl"], data[pre + "betas"],
-                                   data.get(pre + "expression"), _text(data, pre + "model", "smplx"),
-                                   _text(data, pre + "gender", "neutral"), where=f"{where} person {k}"))
+        persons.append(
+            make_person(
+                data[pre + "frames"],
+                data[pre + "full_pose"],
+                data[pre + "transl"],
+                data[pre + "betas"],
+                data.get(pre + "expression"),
+                _text(data, pre + "model", "smplx"),
+                _text(data, pre + "gender", "neutral"),
+                where=f"{where} person {k}",
+            )
+        )
     camera = None
     if "K" in data:
         size = data.get("image_size", np.zeros(2, np.int64))
@@ -329,8 +378,13 @@ def read_track_file(path) -> Track:
             raise _bad(where, "'image_size' must be two integers (width, height).")
         camera = make_camera(data["K"], size[0], size[1], data.get("world_to_camera"), where=where)
     fps = float(data["fps"]) if "fps" in data and data["fps"].size == 1 else math.nan
-    track = Track(persons, camera, None if math.isnan(fps) else fps, _text(data, "frame", "camera"),
-                  _text(data, "source") or path.name)
+    track = Track(
+        persons,
+        camera,
+        None if math.isnan(fps) else fps,
+        _text(data, "frame", "camera"),
+        _text(data, "source") or path.name,
+    )
     return _check_track(track, where)
 
 
@@ -354,7 +408,9 @@ def read_smplerx(folder, first_index: int = 1, num_frames: Optional[int] = None,
     where = f"SMPLer-X folder '{folder.name}'"
     smplx_dir, meta_dir = folder / "smplx", folder / "meta"
     if not smplx_dir.is_dir():
-        raise TrackError(f"{where} has no 'smplx' subfolder.", "Point to SMPLer-X's output folder (with smplx/ and meta/).")
+        raise TrackError(
+            f"{where} has no 'smplx' subfolder.", "Point to SMPLer-X's output folder (with smplx/ and meta/)."
+        )
     rows: dict[int, list] = {}
     cams: dict[int, tuple] = {}
     files = sorted(smplx_dir.glob("*.npz"))
@@ -366,14 +422,23 @@ def read_smplerx(folder, first_index: int = 1, num_frames: Optional[int] = None,
             raise _bad(where, f"'{f.name}' is not named FRAME_BOX.npz as SMPLer-X names its results.")
         t, box = int(m.group(1)) - first_index, int(m.group(2))
         if t < 0:
-            raise _bad(where, f"'{f.name}' numbers a frame before {first_index}.", "Pass first_index=0 if frames start at 0.")
+            raise _bad(
+                where, f"'{f.name}' numbers a frame before {first_index}.", "Pass first_index=0 if frames start at 0."
+            )
         d = read_npz(f, f"{where}/{f.name}", error=TrackError)
         need = [k for k in ("global_orient", "body_pose", "betas", "transl") if k not in d]
         if need:
             raise _bad(where, f"'{f.name}' lacks {', '.join(need)}.")
-        full, model = full_pose_from_parts(d["global_orient"].reshape(1, 3), d["body_pose"].reshape(1, -1),
-                                           d.get("jaw_pose"), d.get("leye_pose"), d.get("reye_pose"),
-                                           d.get("left_hand_pose"), d.get("right_hand_pose"), where=f"{where}/{f.name}")
+        full, model = full_pose_from_parts(
+            d["global_orient"].reshape(1, 3),
+            d["body_pose"].reshape(1, -1),
+            d.get("jaw_pose"),
+            d.get("leye_pose"),
+            d.get("reye_pose"),
+            d.get("left_hand_pose"),
+            d.get("right_hand_pose"),
+            where=f"{where}/{f.name}",
+        )
         expr = d["expression"].reshape(1, -1) if "expression" in d else None
         rows.setdefault(box, []).append((t, full[0], d["transl"].reshape(3), d["betas"].reshape(-1), expr, model))
         meta = meta_dir / f"{f.stem}.json"
@@ -385,15 +450,26 @@ def read_smplerx(folder, first_index: int = 1, num_frames: Optional[int] = None,
                 fx, fy = (float(v) for v in info["focal"])
                 cx, cy = (float(v) for v in info["princpt"])
             except (ValueError, KeyError, TypeError) as err:
-                raise _bad(where, f"'meta/{meta.name}' has no readable 'focal' and 'princpt' ({type(err).__name__}).") from None
+                raise _bad(
+                    where, f"'meta/{meta.name}' has no readable 'focal' and 'princpt' ({type(err).__name__})."
+                ) from None
             if t not in cams or box < cams[t][0]:
                 cams[t] = (box, intrinsics_matrix(fx, fy, cx, cy))
     persons = []
     for box in sorted(rows):
         r = sorted(rows[box], key=lambda row: row[0])
         expr = np.concatenate([row[4] for row in r]) if all(row[4] is not None for row in r) else None
-        persons.append(make_person([row[0] for row in r], np.stack([row[1] for row in r]), np.stack([row[2] for row in r]),
-                                   np.stack([row[3] for row in r]), expr, r[0][5], where=where))
+        persons.append(
+            make_person(
+                [row[0] for row in r],
+                np.stack([row[1] for row in r]),
+                np.stack([row[2] for row in r]),
+                np.stack([row[3] for row in r]),
+                expr,
+                r[0][5],
+                where=where,
+            )
+        )
     camera = None
     if cams:
         count = max(max(cams) + 1, num_frames or 0, max(int(p.frames[-1]) + 1 for p in persons))
@@ -407,6 +483,7 @@ def read_smplerx(folder, first_index: int = 1, num_frames: Optional[int] = None,
 
 # ------------------------------------------------------------------ AMASS-style npz, .smpl
 
+
 def read_camera_json(path, num_frames: Optional[int] = None) -> TrackCamera:
     """A camera sidecar: ``{"K": 3x3 or per-frame list, "width", "height", "world_to_camera": optional}``."""
     path = Path(path)
@@ -419,8 +496,14 @@ def read_camera_json(path, num_frames: Optional[int] = None) -> TrackCamera:
         raise _bad(where, f"is not JSON ({type(err).__name__}).") from None
     if not isinstance(info, dict) or "K" not in info:
         raise _bad(where, "has no 'K' (3x3 intrinsics in pixels, or one per frame).")
-    return make_camera(info["K"], info.get("width", 0), info.get("height", 0), info.get("world_to_camera"),
-                       num_frames=num_frames if np.asarray(info["K"]).ndim == 2 else None, where=where)
+    return make_camera(
+        info["K"],
+        info.get("width", 0),
+        info.get("height", 0),
+        info.get("world_to_camera"),
+        num_frames=num_frames if np.asarray(info["K"]).ndim == 2 else None,
+        where=where,
+    )
 
 
 def _sidecar(path: Path) -> Optional[Path]:
@@ -446,7 +529,9 @@ def read_amass_track(path, camera: Optional[TrackCamera] = None, frame: Optional
     if p.shape[1] == 165:
         full, model = p.reshape(n, 55, 3), "smplx"
     elif p.shape[1] == 156:
-        full, model = full_pose_from_parts(p[:, :3], p[:, 3:66], left_hand=p[:, 66:111], right_hand=p[:, 111:156], where=where)
+        full, model = full_pose_from_parts(
+            p[:, :3], p[:, 3:66], left_hand=p[:, 66:111], right_hand=p[:, 111:156], where=where
+        )
     elif p.shape[1] == 72:
         full, model = full_pose_from_parts(p[:, :3], p[:, 3:72], where=where)
     else:
@@ -462,8 +547,14 @@ def read_amass_track(path, camera: Optional[TrackCamera] = None, frame: Optional
     if camera is None and "K" in data:
         size = data.get("image_size", np.zeros(2, np.int64)).reshape(-1)
         count = int(frames[-1]) + 1 if len(frames) else n
-        camera = make_camera(data["K"], size[0], size[1], data.get("world_to_camera"),
-                             num_frames=count if data["K"].ndim == 2 else None, where=where)
+        camera = make_camera(
+            data["K"],
+            size[0],
+            size[1],
+            data.get("world_to_camera"),
+            num_frames=count if data["K"].ndim == 2 else None,
+            where=where,
+        )
     elif camera is None and _sidecar(path):
         camera = read_camera_json(_sidecar(path), int(frames[-1]) + 1 if len(frames) else n)
     frame = frame or _text(data, "frame", "world" if camera is None or camera.world_to_camera is not None else "camera")
@@ -483,7 +574,9 @@ def read_smpl_codec(path, camera: Optional[TrackCamera] = None, frame: Optional[
     data = read_npz(path, where, error=TrackError, kinds="fiubUS")
     version = int(data["smplVersion"]) if "smplVersion" in data and data["smplVersion"].size == 1 else 2
     if version not in (0, 1, 2):  # smplcodec's SMPLVersion: SMPL 0, SMPLH 1, SMPLX 2
-        raise _bad(where, f"is an smplcodec file for model {version}; DreamWaltz reads SMPL (0), SMPL+H (1) and SMPL-X (2).")
+        raise _bad(
+            where, f"is an smplcodec file for model {version}; DreamWaltz reads SMPL (0), SMPL+H (1) and SMPL-X (2)."
+        )
     if "bodyPose" not in data:
         raise _bad(where, "has no 'bodyPose' (a .smpl file without motion).", "Export the motion from Meshcapade.")
     body = data["bodyPose"].astype(np.float64)
@@ -492,14 +585,23 @@ def read_smpl_codec(path, camera: Optional[TrackCamera] = None, frame: Optional[
         raise _bad(where, f"'bodyPose' has shape {body.shape}; expected (N,22,3) or (N,24,3).")
     head = data.get("headPose")
     head = None if head is None else head.reshape(n, 3, 3)
-    full, model = full_pose_from_parts(body[:, 0], body[:, 1:], None if head is None else head[:, 0],
-                                       None if head is None else head[:, 1], None if head is None else head[:, 2],
-                                       data.get("leftHandPose"), data.get("rightHandPose"), where=where)
+    full, model = full_pose_from_parts(
+        body[:, 0],
+        body[:, 1:],
+        None if head is None else head[:, 0],
+        None if head is None else head[:, 1],
+        None if head is None else head[:, 2],
+        data.get("leftHandPose"),
+        data.get("rightHandPose"),
+        where=where,
+    )
     trans = data.get("bodyTranslation", np.zeros((n, 3)))
     betas = data.get("shapeParameters", np.zeros(10))
     expr = data.get("expressionParameters")
     fps = float(data["frameRate"]) if "frameRate" in data and data["frameRate"].size == 1 else None
-    gender = {0: "neutral", 1: "male", 2: "female"}.get(int(data["gender"]) if "gender" in data and data["gender"].size == 1 else 0, "neutral")
+    gender = {0: "neutral", 1: "male", 2: "female"}.get(
+        int(data["gender"]) if "gender" in data and data["gender"].size == 1 else 0, "neutral"
+    )
     if camera is None and _sidecar(path):
         camera = read_camera_json(_sidecar(path), n)
     frame = frame or ("camera" if camera is not None and camera.world_to_camera is None else "world")
@@ -509,7 +611,12 @@ def read_smpl_codec(path, camera: Optional[TrackCamera] = None, frame: Optional[
 
 # ------------------------------------------------------------------ dispatch
 
-BACKEND_ONLY = {".pt": "a GVHMR torch file", ".pth": "a torch file", ".pkl": "a pickle", ".npy": "a TRAM pickle (np.save of a dict)"}
+BACKEND_ONLY = {
+    ".pt": "a GVHMR torch file",
+    ".pth": "a torch file",
+    ".pkl": "a pickle",
+    ".npy": "a TRAM pickle (np.save of a dict)",
+}
 
 
 def load_track(path, **kwargs) -> Track:
@@ -526,8 +633,10 @@ def layout_guard(reader, path, *args, **kwargs):
         raise
     except (ValueError, KeyError, IndexError, TypeError) as err:
         detail = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
-        raise TrackError(f"'{Path(path).name}' does not have the layout its format needs ({type(err).__name__}: {detail}).",
-                         "Give the tool's unmodified output; formats and keys: docs/REENACT.md.") from None
+        raise TrackError(
+            f"'{Path(path).name}' does not have the layout its format needs ({type(err).__name__}: {detail}).",
+            "Give the tool's unmodified output; formats and keys: docs/REENACT.md.",
+        ) from None
 
 
 def _load_track(path, **kwargs) -> Track:
@@ -540,19 +649,25 @@ def _load_track(path, **kwargs) -> Track:
     if suffix == ".smpl":
         return read_smpl_codec(path, **kwargs)
     if suffix in BACKEND_ONLY:
-        raise TrackError(f"'{path.name}' is {BACKEND_ONLY[suffix]}; only the backend reads it.",
-                         "Convert it with `dreamwaltz track convert` (see docs/REENACT.md) and load the .track.npz.")
+        raise TrackError(
+            f"'{path.name}' is {BACKEND_ONLY[suffix]}; only the backend reads it.",
+            "Convert it with `dreamwaltz track convert` (see docs/REENACT.md) and load the .track.npz.",
+        )
     if suffix == ".npz":
         if _peek_format(path) != FORMAT_NAME:
             return read_amass_track(path, **kwargs)
         track = read_track_file(path)
         if kwargs.get("frame") not in (None, track.frame):
-            raise TrackError(f"'{path.name}' has its bodies in the {track.frame} frame, not the {kwargs['frame']} frame.",
-                             "Drop --frame, or convert the tool's output again with the frame you want.")
+            raise TrackError(
+                f"'{path.name}' has its bodies in the {track.frame} frame, not the {kwargs['frame']} frame.",
+                "Drop --frame, or convert the tool's output again with the frame you want.",
+            )
         return track
-    raise TrackError(f"'{path.name}': unknown track format '{suffix or path.name}'.",
-                     "Known: .track.npz, a SMPLer-X folder, AMASS-style .npz, .smpl; in the backend also GVHMR .pt and "
-                     "(opt-in) TRAM/WHAM/4D-Humans pickles.")
+    raise TrackError(
+        f"'{path.name}': unknown track format '{suffix or path.name}'.",
+        "Known: .track.npz, a SMPLer-X folder, AMASS-style .npz, .smpl; in the backend also GVHMR .pt and "
+        "(opt-in) TRAM/WHAM/4D-Humans pickles.",
+    )
 
 
 def _peek_format(path: Path) -> str:

@@ -12,9 +12,17 @@ from .presets import NEGATIVE_PROMPT, GuidanceConfig
 __all__ = ["Guidance", "GuidanceOutput", "OracleGuidance", "build_guidance"]
 
 
-def build_guidance(kind: str = "sds", preset: str = "tiny", sd_model: Optional[str] = None,
-                   controlnet_model: Optional[str] = None, device="cpu", dtype=None, reference_render=None,
-                   negative_prompt: str = NEGATIVE_PROMPT, **options) -> Guidance:
+def build_guidance(
+    kind: str = "sds",
+    preset: str = "tiny",
+    sd_model: Optional[str] = None,
+    controlnet_model: Optional[str] = None,
+    device="cpu",
+    dtype=None,
+    reference_render=None,
+    negative_prompt: str = NEGATIVE_PROMPT,
+    **options,
+) -> Guidance:
     if kind == "oracle":
         if reference_render is None:
             raise ValueError("oracle guidance needs reference_render(cameras, poses)")
@@ -30,4 +38,6 @@ def build_guidance(kind: str = "sds", preset: str = "tiny", sd_model: Optional[s
         sd_path = resolve(sd_model or DEFAULT_SD, "Stable Diffusion")
         cn_path = resolve(controlnet_model or DEFAULT_CONTROLNET, "ControlNet")
     settings.update(options)
-    return SDSGuidance.from_folders(sd_path, cn_path, device=device, dtype=dtype, negative_prompt=negative_prompt, **settings)
+    return SDSGuidance.from_folders(
+        sd_path, cn_path, device=device, dtype=dtype, negative_prompt=negative_prompt, **settings
+    )

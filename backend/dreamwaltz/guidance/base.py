@@ -17,5 +17,7 @@ class Guidance:
     """``guidance(images (B,3,H,W) in [0,1], skeletons=(B,3,H,W) in [0,1], prompts=[...],
     step_ratio=0..1, cameras=[...], poses=(B,55,3)) -> GuidanceOutput``."""
 
-    def __call__(self, images, *, skeletons=None, prompts=(), step_ratio=0.0, cameras=None, poses=None) -> GuidanceOutput:
+    def __call__(
+        self, images, *, skeletons=None, prompts=(), step_ratio=0.0, cameras=None, poses=None
+    ) -> GuidanceOutput:
         raise NotImplementedError

@@ -48,8 +48,10 @@ def resolve(model: str, kind: str) -> Path:
 def check_sd_layout(path: Path) -> None:
     missing = [s for s in SD_SUBFOLDERS if not (path / s).is_dir()]
     if missing:
-        raise WeightsMissingError(f"'{path}' is not a Stable Diffusion folder in diffusers layout (no {', '.join(missing)}).",
-                                  "Use an SD 1.x model saved with diffusers (model_index.json and its subfolders).")
+        raise WeightsMissingError(
+            f"'{path}' is not a Stable Diffusion folder in diffusers layout (no {', '.join(missing)}).",
+            "Use an SD 1.x model saved with diffusers (model_index.json and its subfolders).",
+        )
 
 
 def check_openpose_controlnet(path: Path) -> None:
@@ -63,7 +65,8 @@ def check_openpose_controlnet(path: Path) -> None:
     if "openpose" not in name and not (path / "dreamwaltz_tiny.json").exists() and not data.get("dreamwaltz_openpose"):
         raise WeightsMissingError(
             f"'{path}' does not look like an OpenPose ControlNet; DreamWaltz conditions on skeleton images.",
-            f"Use {DEFAULT_CONTROLNET} or another openpose ControlNet (its folder or id should mention 'openpose').")
+            f"Use {DEFAULT_CONTROLNET} or another openpose ControlNet (its folder or id should mention 'openpose').",
+        )
 
 
 def tiny_models(root: Path | None = None) -> tuple[Path, Path]:
@@ -79,33 +82,65 @@ def tiny_models(root: Path | None = None) -> tuple[Path, Path]:
         return sd, cn
     tmp = base.with_name(base.name + ".part")
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
-                                block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
-                                attention_head_dim=8, norm_num_groups=32)
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(32, 64),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=32,
+    )
     controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32, 32, 32))
     # A new ControlNet's output convolutions are zero (no effect until trained); the tiny stand-in
     # gets small random ones so the skeleton really changes the prediction, as a trained one does.
     with torch.no_grad():
-        for conv in list(controlnet.controlnet_down_blocks) + [controlnet.controlnet_mid_block,
-                                                                controlnet.controlnet_cond_embedding.conv_out]:
+        for conv in list(controlnet.controlnet_down_blocks) + [
+            controlnet.controlnet_mid_block,
+            controlnet.controlnet_cond_embedding.conv_out,
+        ]:
             conv.weight.normal_(0.0, 0.05)
-    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 32, 32, 32),
-                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                        layers_per_block=1, norm_num_groups=32, sample_size=64)
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(32, 32, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1,
+        norm_num_groups=32,
+        sample_size=64,
+    )
     tokenizer_dir = tmp / "sd" / "tokenizer"
     _write_tiny_tokenizer(tokenizer_dir)
     tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37,
-                                        num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=77,
-                                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                                        pad_token_id=tokenizer.pad_token_id, projection_dim=32))
-    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=77,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            projection_dim=32,
+        )
+    )
+    scheduler = DDPMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000
+    )
     unet.save_pretrained(tmp / "sd" / "unet")
     vae.save_pretrained(tmp / "sd" / "vae")
     text.save_pretrained(tmp / "sd" / "text_encoder")
     scheduler.save_pretrained(tmp / "sd" / "scheduler")
-    (tmp / "sd" / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline", "dreamwaltz_tiny": True}))
+    (tmp / "sd" / "model_index.json").write_text(
+        json.dumps({"_class_name": "StableDiffusionPipeline", "dreamwaltz_tiny": True})
+    )
     controlnet.save_pretrained(tmp / "controlnet")
     (tmp / "controlnet" / "dreamwaltz_tiny.json").write_text(json.dumps({"openpose": True, "random_weights": True}))
     base.parent.mkdir(parents=True, exist_ok=True)
@@ -133,6 +168,15 @@ def _write_tiny_tokenizer(folder: Path) -> None:
     vocab["<|endoftext|>"] = len(vocab)
     (folder / "vocab.json").write_text(json.dumps(vocab))
     (folder / "merges.txt").write_text("#version: 0.2\n")
-    (folder / "tokenizer_config.json").write_text(json.dumps({
-        "model_max_length": 77, "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
-        "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "tokenizer_class": "CLIPTokenizer"}))
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "model_max_length": 77,
+                "bos_token": "<|startoftext|>",
+                "eos_token": "<|endoftext|>",
+                "pad_token": "<|endoftext|>",
+                "unk_token": "<|endoftext|>",
+                "tokenizer_class": "CLIPTokenizer",
+            }
+        )
+    )

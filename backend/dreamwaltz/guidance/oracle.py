@@ -18,11 +18,14 @@ from .base import Guidance, GuidanceOutput
 
 class OracleGuidance(Guidance):
     needs_skeletons = False  # it knows the answer; no conditioning image is drawn for it
+
     def __init__(self, reference_render: Callable, scale: float = 1.0):
         self.reference_render = reference_render
         self.scale = scale
 
-    def __call__(self, images, *, skeletons=None, prompts=(), step_ratio=0.0, cameras=None, poses=None) -> GuidanceOutput:
+    def __call__(
+        self, images, *, skeletons=None, prompts=(), step_ratio=0.0, cameras=None, poses=None
+    ) -> GuidanceOutput:
         with torch.no_grad():
             reference = self.reference_render(cameras, poses).to(images)
         grad = self.scale * (images - reference)

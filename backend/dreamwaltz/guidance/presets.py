@@ -17,5 +17,7 @@ class GuidanceConfig:
         return asdict(self)
 
 
-NEGATIVE_PROMPT = ("lowres, blurry, deformed, extra limbs, missing fingers, bad hands, bad anatomy, "
-                   "cropped, out of frame, text, watermark")
+NEGATIVE_PROMPT = (
+    "lowres, blurry, deformed, extra limbs, missing fingers, bad hands, bad anatomy, "
+    "cropped, out of frame, text, watermark"
+)

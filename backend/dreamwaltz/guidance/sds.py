@@ -46,12 +46,14 @@ class DiffusionModules:
         check_sd_layout(Path(sd_path))
         check_openpose_controlnet(Path(controlnet_path))
         load = dict(torch_dtype=dtype)
-        return cls(unet=UNet2DConditionModel.from_pretrained(sd_path, subfolder="unet", **load),
-                   vae=AutoencoderKL.from_pretrained(sd_path, subfolder="vae", **load),
-                   text_encoder=CLIPTextModel.from_pretrained(Path(sd_path) / "text_encoder", **load),
-                   tokenizer=CLIPTokenizer.from_pretrained(Path(sd_path) / "tokenizer"),
-                   controlnet=ControlNetModel.from_pretrained(controlnet_path, **load),
-                   scheduler=DDPMScheduler.from_pretrained(sd_path, subfolder="scheduler"))
+        return cls(
+            unet=UNet2DConditionModel.from_pretrained(sd_path, subfolder="unet", **load),
+            vae=AutoencoderKL.from_pretrained(sd_path, subfolder="vae", **load),
+            text_encoder=CLIPTextModel.from_pretrained(Path(sd_path) / "text_encoder", **load),
+            tokenizer=CLIPTokenizer.from_pretrained(Path(sd_path) / "tokenizer"),
+            controlnet=ControlNetModel.from_pretrained(controlnet_path, **load),
+            scheduler=DDPMScheduler.from_pretrained(sd_path, subfolder="scheduler"),
+        )
 
     def networks(self):
         return (self.unet, self.vae, self.text_encoder, self.controlnet)
@@ -69,10 +71,21 @@ def default_dtype(device: torch.device) -> torch.dtype:
 class SDSGuidance(Guidance):
     """SDS with ``modules`` already in ``dtype`` (``from_folders`` loads them so)."""
 
-    def __init__(self, modules: DiffusionModules, device="cpu", dtype: Optional[torch.dtype] = None,
-                 resolution: int = 512, guidance_scale: float = 50.0, t_range=(0.02, 0.98),
-                 conditioning_scale: float = 1.0, negative_prompt: str = "", weighting: str = "uniform",
-                 anneal: bool = False, cpu_offload: bool = False, vae_slicing: bool = False):
+    def __init__(
+        self,
+        modules: DiffusionModules,
+        device="cpu",
+        dtype: Optional[torch.dtype] = None,
+        resolution: int = 512,
+        guidance_scale: float = 50.0,
+        t_range=(0.02, 0.98),
+        conditioning_scale: float = 1.0,
+        negative_prompt: str = "",
+        weighting: str = "uniform",
+        anneal: bool = False,
+        cpu_offload: bool = False,
+        vae_slicing: bool = False,
+    ):
         self.device = torch.device(device)
         self.dtype = dtype or default_dtype(self.device)
         self.unet, self.vae, self.controlnet = modules.unet, modules.vae, modules.controlnet
@@ -101,18 +114,26 @@ class SDSGuidance(Guidance):
         self.latent_scale = float(getattr(self.vae.config, "scaling_factor", 0.18215))
 
     @classmethod
-    def from_folders(cls, sd_path: Path, controlnet_path: Path, device="cpu", dtype: Optional[torch.dtype] = None,
-                     **options) -> "SDSGuidance":
+    def from_folders(
+        cls, sd_path: Path, controlnet_path: Path, device="cpu", dtype: Optional[torch.dtype] = None, **options
+    ) -> "SDSGuidance":
         dtype = dtype or default_dtype(torch.device(device))
-        return cls(DiffusionModules.from_folders(sd_path, controlnet_path, dtype), device=device, dtype=dtype, **options)
+        return cls(
+            DiffusionModules.from_folders(sd_path, controlnet_path, dtype), device=device, dtype=dtype, **options
+        )
 
     # ------------------------------------------------------------------ pieces
     @torch.no_grad()
     def text_embeddings(self, prompts) -> torch.Tensor:
         missing = [p for p in set(prompts) if p not in self._text_cache]
         if missing:
-            ids = self.tokenizer(missing, padding="max_length", max_length=self.tokenizer.model_max_length,
-                                 truncation=True, return_tensors="pt").input_ids
+            ids = self.tokenizer(
+                missing,
+                padding="max_length",
+                max_length=self.tokenizer.model_max_length,
+                truncation=True,
+                return_tensors="pt",
+            ).input_ids
             with self._on_device(self.text_encoder):
                 out = self.text_encoder(ids.to(self.device))[0]
             for p, e in zip(missing, out):
@@ -151,8 +172,14 @@ class SDSGuidance(Guidance):
         if skeletons is not None:
             cond = F.interpolate(skeletons, (self.resolution, self.resolution), mode="nearest").to(self.dtype)
             with self._on_device(self.controlnet):
-                down, mid = self.controlnet(latent_in, t_in, encoder_hidden_states=emb, controlnet_cond=torch.cat([cond, cond]),
-                                            conditioning_scale=self.conditioning_scale, return_dict=False)
+                down, mid = self.controlnet(
+                    latent_in,
+                    t_in,
+                    encoder_hidden_states=emb,
+                    controlnet_cond=torch.cat([cond, cond]),
+                    conditioning_scale=self.conditioning_scale,
+                    return_dict=False,
+                )
             kwargs = {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
         with self._on_device(self.unet):
             eps = self.unet(latent_in, t_in, encoder_hidden_states=emb, **kwargs).sample.float()
@@ -170,7 +197,9 @@ class SDSGuidance(Guidance):
         raise ValueError(f"unknown weighting {self.weighting!r}: uniform, sds or snr")
 
     # ------------------------------------------------------------------ the step
-    def __call__(self, images, *, skeletons=None, prompts=(), step_ratio=0.0, cameras=None, poses=None) -> GuidanceOutput:
+    def __call__(
+        self, images, *, skeletons=None, prompts=(), step_ratio=0.0, cameras=None, poses=None
+    ) -> GuidanceOutput:
         B = images.shape[0]
         latents = self.encode(images.to(self.device)).float()
         t = self.sample_t(B, step_ratio)
@@ -184,5 +213,6 @@ class SDSGuidance(Guidance):
         grad = torch.where(finite, grad, torch.zeros_like(grad))  # counted by the trainer, never silent
         target = (latents - grad).detach()
         loss = 0.5 * F.mse_loss(latents, target, reduction="sum") / B
-        return GuidanceOutput(loss, {"t": t.detach(), "nonfinite": ~finite,
-                                     "latents": latents, "eps_hat": eps, "noise": noise})
+        return GuidanceOutput(
+            loss, {"t": t.detach(), "nonfinite": ~finite, "latents": latents, "eps_hat": eps, "noise": noise}
+        )

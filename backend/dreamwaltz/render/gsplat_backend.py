@@ -18,8 +18,10 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 DISABLE_ENV = "DREAMWALTZ_DISABLE_GSPLAT"
-FIX = ("install the CUDA toolkit matching torch (nvcc) or a prebuilt gsplat wheel for your torch/CUDA "
-       "from https://docs.gsplat.studio/whl")
+FIX = (
+    "install the CUDA toolkit matching torch (nvcc) or a prebuilt gsplat wheel for your torch/CUDA "
+    "from https://docs.gsplat.studio/whl"
+)
 
 log = logging.getLogger("dreamwaltz.render")
 
@@ -99,8 +101,19 @@ def _probe() -> GsplatStatus:
             covars = torch.eye(3, device=dev)[None] * 0.01
             viewmat = torch.eye(4, device=dev)[None]
             K = torch.tensor([[[16.0, 0.0, 8.0], [0.0, 16.0, 8.0], [0.0, 0.0, 1.0]]], device=dev)
-            image, _, _ = rasterization(means, None, None, torch.ones(1, device=dev), torch.ones(1, 3, device=dev),
-                                        viewmat, K, 16, 16, covars=covars, packed=False)
+            image, _, _ = rasterization(
+                means,
+                None,
+                None,
+                torch.ones(1, device=dev),
+                torch.ones(1, 3, device=dev),
+                viewmat,
+                K,
+                16,
+                16,
+                covars=covars,
+                packed=False,
+            )
             torch.cuda.synchronize()
             if not bool(torch.isfinite(image).all()) or float(image.max()) <= 0.0:
                 raise RuntimeError("its test render came out empty")
@@ -114,7 +127,7 @@ def _probe() -> GsplatStatus:
 
 
 def choose_backend(device_type: str, backend: str = "auto") -> str:
-    """"gsplat" or "torch" for tensors on ``device_type``.
+    """ "gsplat" or "torch" for tensors on ``device_type``.
 
     "auto": gsplat on CUDA when its kernels work, else the pure-torch rasterizer (with one
     notice per process on CUDA). "gsplat": gsplat or an error. "torch"/"cpu": pure torch.
@@ -145,8 +158,12 @@ def notice(status: GsplatStatus) -> None:
     if _notice_given:
         return
     _notice_given = True
-    log.warning("gsplat cannot be used (%s): rendering with DreamWaltz's pure-torch rasterizer instead, "
-                "which is slower. To fix: %s.", status.reason, FIX)
+    log.warning(
+        "gsplat cannot be used (%s): rendering with DreamWaltz's pure-torch rasterizer instead, "
+        "which is slower. To fix: %s.",
+        status.reason,
+        FIX,
+    )
 
 
 def rasterizer_name(device_type: str) -> str:
@@ -160,9 +177,22 @@ def render(means, covariances, opacities, colors, viewmat, K, width, height, bg,
     """gsplat's ``rasterization`` for one camera: (image (H,W,3), alpha (H,W,1), means2d, radii (N,2))."""
     from gsplat import rasterization
 
-    rendered, alpha, info = rasterization(means, None, None, opacities, colors, viewmat[None], K[None], width, height,
-                                          backgrounds=bg[None], covars=covariances, eps2d=eps2d, packed=False,
-                                          rasterize_mode="antialiased" if antialiased else "classic")
+    rendered, alpha, info = rasterization(
+        means,
+        None,
+        None,
+        opacities,
+        colors,
+        viewmat[None],
+        K[None],
+        width,
+        height,
+        backgrounds=bg[None],
+        covars=covariances,
+        eps2d=eps2d,
+        packed=False,
+        rasterize_mode="antialiased" if antialiased else "classic",
+    )
     radii = info["radii"][0]
     if radii.ndim == 1:  # gsplat before 1.5: one radius per Gaussian
         radii = radii[:, None].expand(-1, 2)

@@ -53,8 +53,18 @@ def camera_tensors(camera: Camera, device, dtype=torch.float32):
     return viewmat, K
 
 
-def rasterize(means, covariances, opacities, colors, camera: Camera, background=None, backend: str = "auto",
-              eps2d: float = 0.3, antialiased: bool = False, linear_light: bool = False) -> RenderOutput:
+def rasterize(
+    means,
+    covariances,
+    opacities,
+    colors,
+    camera: Camera,
+    background=None,
+    backend: str = "auto",
+    eps2d: float = 0.3,
+    antialiased: bool = False,
+    linear_light: bool = False,
+) -> RenderOutput:
     """Render Gaussians (means (N,3), covariances (N,3,3), opacities (N,) in [0,1], colours (N,3)).
 
     ``backend``: "auto" (gsplat on CUDA when its kernels load, else pure torch, with one notice),
@@ -70,8 +80,9 @@ def rasterize(means, covariances, opacities, colors, camera: Camera, background=
         bg = torch.as_tensor(background, dtype=means.dtype, device=device)
     if gsplat_backend.choose_backend(device.type, backend) == "gsplat":
         viewmat, K = camera_tensors(camera, device)
-        image, alpha, means2d, radii = gsplat_backend.render(means, covariances, opacities, colors, viewmat, K,
-                                                             camera.width, camera.height, bg, eps2d, antialiased)
+        image, alpha, means2d, radii = gsplat_backend.render(
+            means, covariances, opacities, colors, viewmat, K, camera.width, camera.height, bg, eps2d, antialiased
+        )
         out = RenderOutput(image, alpha, means2d, radii)
     else:
         out = _rasterize_torch(means, covariances, opacities, colors, camera, bg, eps2d, antialiased)
@@ -137,8 +148,9 @@ def project(means, covariances, camera: Camera, eps2d: float = 0.3, antialiased:
     xz = torch.clamp(x / z, min=-(cx / fx + margin_x), max=(W - cx) / fx + margin_x)
     yz = torch.clamp(y / z, min=-(cy / fy + margin_y), max=(H - cy) / fy + margin_y)
     zero = torch.zeros_like(z)
-    J = torch.stack([torch.stack([fx / z, zero, -fx * xz / z], dim=-1),
-                     torch.stack([zero, fy / z, -fy * yz / z], dim=-1)], dim=-2)  # (N,2,3)
+    J = torch.stack(
+        [torch.stack([fx / z, zero, -fx * xz / z], dim=-1), torch.stack([zero, fy / z, -fy * yz / z], dim=-1)], dim=-2
+    )  # (N,2,3)
     cov2d = J @ cov @ J.transpose(-1, -2)
     a = cov2d[:, 0, 0] + eps2d
     c = cov2d[:, 1, 1] + eps2d
@@ -155,7 +167,12 @@ def project(means, covariances, camera: Camera, eps2d: float = 0.3, antialiased:
     radii = torch.ceil(RADIUS_SIGMAS * torch.sqrt(torch.stack([a, c], dim=-1))).detach()
     m = means2d.detach()
     keep = ((det > 0) & (z > NEAR_PLANE) & (z < FAR_PLANE)).detach()
-    keep &= (m[:, 0] + radii[:, 0] > 0) & (m[:, 0] - radii[:, 0] < W) & (m[:, 1] + radii[:, 1] > 0) & (m[:, 1] - radii[:, 1] < H)
+    keep &= (
+        (m[:, 0] + radii[:, 0] > 0)
+        & (m[:, 0] - radii[:, 0] < W)
+        & (m[:, 1] + radii[:, 1] > 0)
+        & (m[:, 1] - radii[:, 1] < H)
+    )
     radii = torch.where(keep[:, None], radii, torch.zeros_like(radii)).int()
     return radii, means2d, z, conics, compensation
 
@@ -192,13 +209,20 @@ def _rasterize_torch(means, covariances, opacities, colors, camera, bg, eps2d, a
         row = []
         for tx in range(0, W, TILE):
             th, tw = min(TILE, H - ty), min(TILE, W - tx)
-            hit = (md[:, 0] + rx >= tx) & (md[:, 0] - rx <= tx + tw) & (md[:, 1] + ry >= ty) & (md[:, 1] - ry <= ty + th)
+            hit = (
+                (md[:, 0] + rx >= tx) & (md[:, 0] - rx <= tx + tw) & (md[:, 1] + ry >= ty) & (md[:, 1] - ry <= ty + th)
+            )
             idx = torch.nonzero(hit).squeeze(1)
             if len(idx) == 0:
-                row.append(torch.cat([bg.expand(th, tw, 3), torch.zeros(th, tw, 1, dtype=dtype, device=device)], dim=-1))
+                row.append(
+                    torch.cat([bg.expand(th, tw, 3), torch.zeros(th, tw, 1, dtype=dtype, device=device)], dim=-1)
+                )
                 continue
-            ys, xs = torch.meshgrid(torch.arange(ty, ty + th, device=device, dtype=dtype) + 0.5,
-                                    torch.arange(tx, tx + tw, device=device, dtype=dtype) + 0.5, indexing="ij")
+            ys, xs = torch.meshgrid(
+                torch.arange(ty, ty + th, device=device, dtype=dtype) + 0.5,
+                torch.arange(tx, tx + tw, device=device, dtype=dtype) + 0.5,
+                indexing="ij",
+            )
             pixels = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=-1)
             tile_args = (pixels, m2d[idx], con[idx], op[idx], col[idx], bg)
             if torch.is_grad_enabled() and any(a.requires_grad for a in tile_args):

@@ -27,7 +27,9 @@ def rasterize_gaussians(g: Gaussians, camera: Camera, device="cpu", background=(
     from .rasterizer import rasterize_posed
 
     if len(g) == 0:  # nothing to draw (the rasterizer's sort and tiling expect at least one)
-        image = torch.as_tensor(np.broadcast_to(np.asarray(background, dtype=np.float32), (camera.height, camera.width, 3)).copy())
+        image = torch.as_tensor(
+            np.broadcast_to(np.asarray(background, dtype=np.float32), (camera.height, camera.width, 3)).copy()
+        )
         return image.to(device)
     posed = PosedSplats(g.means, g.covariances, g.colors, g.opacities)
     return rasterize_posed(posed, camera, device, background=tuple(float(c) for c in background)).image
@@ -37,7 +39,9 @@ def to_uint8(image) -> np.ndarray:
     return (image.detach().clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
 
 
-def render_frame(scene: Scene, assets: SceneAssets, frame: int, device="cpu", avatars=None, splats: bool = True) -> np.ndarray:
+def render_frame(
+    scene: Scene, assets: SceneAssets, frame: int, device="cpu", avatars=None, splats: bool = True
+) -> np.ndarray:
     """Scene ``frame`` as an (H, W, 3) uint8 image (``avatars``/``splats`` pick a subset, for comparisons)."""
     import torch
 
@@ -53,8 +57,10 @@ class Mp4Writer:
         try:
             import av
         except ImportError:
-            raise DreamWaltzError("--mp4 needs PyAV, which is not installed.",
-                                  "pip install av==18.1.0 (or the backend's 'video' extra), or leave out --mp4.") from None
+            raise DreamWaltzError(
+                "--mp4 needs PyAV, which is not installed.",
+                "pip install av==18.1.0 (or the backend's 'video' extra), or leave out --mp4.",
+            ) from None
         self._av = av
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,8 +86,9 @@ class Mp4Writer:
         self.container.close()
 
 
-def render_scene(scene: Scene, out_dir, mp4=None, device="cpu",
-                 on_frame: Optional[Callable[[int, Path], None]] = None) -> list[Path]:
+def render_scene(
+    scene: Scene, out_dir, mp4=None, device="cpu", on_frame: Optional[Callable[[int, Path], None]] = None
+) -> list[Path]:
     """Render every frame of ``scene`` to ``out_dir/frame_NNNN.png`` (NNNN: the scene frame number)
     and, with ``mp4``, to a video at the scene's fps. Returns the PNG paths."""
     from PIL import Image

@@ -86,13 +86,21 @@ class BodyLimit:
         return await self.app(scope, limited, send)
 
     def _detail(self) -> dict:
-        return {"code": "too_large", "message": f"The request is over the {self.limit >> 10} KiB limit.",
-                "hint": "A job request is a few hundred bytes: send the prompt and settings, not files."}
+        return {
+            "code": "too_large",
+            "message": f"The request is over the {self.limit >> 10} KiB limit.",
+            "hint": "A job request is a few hundred bytes: send the prompt and settings, not files.",
+        }
 
     async def _refuse(self, send):
         body = json.dumps({"detail": self._detail()}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -107,9 +115,15 @@ def _validation_message(errors: Sequence[dict]) -> str:
     return "; ".join(parts)
 
 
-def create_app(jobs_dir: Path, token: str, runner: Runner, start_worker: bool = True,
-               body_dirs: Optional[Sequence[Path]] = None, max_body_bytes: int = MAX_BODY_BYTES,
-               engine: Optional[EngineFactory] = None) -> FastAPI:
+def create_app(
+    jobs_dir: Path,
+    token: str,
+    runner: Runner,
+    start_worker: bool = True,
+    body_dirs: Optional[Sequence[Path]] = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    engine: Optional[EngineFactory] = None,
+) -> FastAPI:
     """The API over ``jobs_dir``; ``engine(store, runner)`` makes what runs the jobs (default: the
     local one-GPU ``Worker``; ``ray_engine.ray_engine(...)`` for a Ray cluster)."""
     store = JobStore(jobs_dir)
@@ -122,8 +136,14 @@ def create_app(jobs_dir: Path, token: str, runner: Runner, start_worker: bool = 
     def require_token(request: Request) -> None:
         given = request.headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise HTTPException(401, detail={"code": "unauthorized", "message": "Missing or wrong token.",
-                                             "hint": "Copy the token printed by 'dreamwaltz serve' into the add-on preferences."})
+            raise HTTPException(
+                401,
+                detail={
+                    "code": "unauthorized",
+                    "message": "Missing or wrong token.",
+                    "hint": "Copy the token printed by 'dreamwaltz serve' into the add-on preferences.",
+                },
+            )
 
     def job_or_404(job_id: str):
         job = store.get(job_id)
@@ -138,9 +158,17 @@ def create_app(jobs_dir: Path, token: str, runner: Runner, start_worker: bool = 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request, err: RequestValidationError):
         errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in err.errors()]
-        return JSONResponse(status_code=400, content={"detail": {
-            "code": "invalid_request", "message": f"Invalid job request: {_validation_message(errors)}",
-            "hint": "Fix the fields named; docs/SERVER.md lists the request's fields.", "errors": errors}})
+        return JSONResponse(
+            status_code=400,
+            content={
+                "detail": {
+                    "code": "invalid_request",
+                    "message": f"Invalid job request: {_validation_message(errors)}",
+                    "hint": "Fix the fields named; docs/SERVER.md lists the request's fields.",
+                    "errors": errors,
+                }
+            },
+        )
 
     def check_body_path(body: str) -> None:
         if body == "open":
@@ -153,7 +181,8 @@ def create_app(jobs_dir: Path, token: str, runner: Runner, start_worker: bool = 
             raise DreamWaltzError(
                 f"The body path {body!r} is not allowed on this backend.",
                 f"Put the SMPL-X .npz in one of the backend's body folders (set by {BODY_DIRS_ENV}, by default the "
-                "home folder of the user running it) and give its path there, or choose the open body.")
+                "home folder of the user running it) and give its path there, or choose the open body.",
+            )
         if not resolved.is_file():
             raise DreamWaltzError(
                 f"The SMPL-X file {body!r} does not exist on the backend's machine.",
@@ -183,8 +212,13 @@ def create_app(jobs_dir: Path, token: str, runner: Runner, start_worker: bool = 
         info = system_report(block=False)
         worker.ensure_alive()  # the supervisor's check, on every health probe too
         health = worker.health()
-        return {"ok": health["alive"] or not start_worker, "version": __version__, **info,
-                "device_name": info["gpu"] or "CPU", "worker": health}
+        return {
+            "ok": health["alive"] or not start_worker,
+            "version": __version__,
+            **info,
+            "device_name": info["gpu"] or "CPU",
+            "worker": health,
+        }
 
     @app.post("/jobs", dependencies=[Depends(require_token)])
     def submit(req: GenerateRequest) -> dict:
@@ -198,8 +232,10 @@ def create_app(jobs_dir: Path, token: str, runner: Runner, start_worker: bool = 
     def list_jobs() -> list:
         states = store.all_with_states()
         positions = store.queue_positions(states)
-        return [dict({k: v for k, v in state.items() if k != "traceback"}, queue_position=positions.get(job.id))
-                for job, state in states]
+        return [
+            dict({k: v for k, v in state.items() if k != "traceback"}, queue_position=positions.get(job.id))
+            for job, state in states
+        ]
 
     @app.get("/jobs/{job_id}", dependencies=[Depends(require_token)])
     def status(job_id: str) -> dict:
@@ -233,7 +269,9 @@ def create_app(jobs_dir: Path, token: str, runner: Runner, start_worker: bool = 
     def result(job_id: str):
         job = job_or_404(job_id)
         if job.state["status"] != "done" or not job.result_path.exists():
-            raise HTTPException(409, detail={"code": "not_ready", "message": f"The job is {job.state['status']}.", "hint": ""})
+            raise HTTPException(
+                409, detail={"code": "not_ready", "message": f"The job is {job.state['status']}.", "hint": ""}
+            )
         return FileResponse(job.result_path, media_type="application/octet-stream", filename="avatar.h3ga")
 
     return app

@@ -110,9 +110,17 @@ class Job:
             created = (self.folder / "state.json").stat().st_mtime
         except OSError:
             created = time.time()
-        state = {"id": self.id, "status": "failed", "created": created, "updated": time.time(),
-                 "error": {"code": "corrupt_record", "message": f"The job's record was damaged: {reason}.",
-                           "hint": "Submit the job again; the queue has moved on."}}
+        state = {
+            "id": self.id,
+            "status": "failed",
+            "created": created,
+            "updated": time.time(),
+            "error": {
+                "code": "corrupt_record",
+                "message": f"The job's record was damaged: {reason}.",
+                "hint": "Submit the job again; the queue has moved on.",
+            },
+        }
         try:
             _write_json(self.folder / "state.json", state)
         except OSError:
@@ -170,8 +178,10 @@ class JobStore:
         os.chmod(folder, 0o700)  # private whatever the umask: prompts, bodies and results are the user's
         (folder / "work").mkdir(mode=0o700)
         _write_json(folder / "spec.json", spec)
-        _write_json(folder / "state.json", {"id": job_id, "status": "queued", "created": time.time(),
-                                            "updated": time.time(), "error": None})
+        _write_json(
+            folder / "state.json",
+            {"id": job_id, "status": "queued", "created": time.time(), "updated": time.time(), "error": None},
+        )
         return Job(job_id, folder)
 
     def get(self, job_id: str) -> Optional[Job]:
@@ -253,9 +263,14 @@ class Worker:
 
     def health(self) -> dict:
         current = self._current
-        return {"alive": self.alive, "restarts": self.restarts, "running_job": current[0] if current else None,
-                "last_crash": self.last_crash, "loop_age_s": round(time.time() - self.heartbeat, 1),  # grows during a job
-                "engine": "local"}
+        return {
+            "alive": self.alive,
+            "restarts": self.restarts,
+            "running_job": current[0] if current else None,
+            "last_crash": self.last_crash,
+            "loop_age_s": round(time.time() - self.heartbeat, 1),  # grows during a job
+            "engine": "local",
+        }
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -275,7 +290,9 @@ class Worker:
             if running:
                 self._current[1].cancel()
         if not running and job.state["status"] == "queued":
-            job.set_state(status="cancelled", error={"code": "cancelled", "message": "Cancelled before it started.", "hint": ""})
+            job.set_state(
+                status="cancelled", error={"code": "cancelled", "message": "Cancelled before it started.", "hint": ""}
+            )
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -292,9 +309,15 @@ class Worker:
                 self.last_crash = f"{type(err).__name__}: {str(err)[:200]}"
                 if job is not None:
                     try:
-                        job.set_state(status="failed", error={"code": "internal", "message": f"The job could not be run: {self.last_crash}",
-                                                              "hint": "Submit it again; the queue has moved on."},
-                                      traceback=traceback.format_exc())
+                        job.set_state(
+                            status="failed",
+                            error={
+                                "code": "internal",
+                                "message": f"The job could not be run: {self.last_crash}",
+                                "hint": "Submit it again; the queue has moved on.",
+                            },
+                            traceback=traceback.format_exc(),
+                        )
                     except Exception:  # noqa: BLE001 - the record itself is unwritable
                         self._skip(job)
                 self._stop.wait(self.poll_s)  # never spin on a fault that repeats
@@ -337,8 +360,14 @@ class Worker:
                 job.set_state(status="cancelled", error=err.to_dict())
                 sink(ProgressEvent("cancelled", message=err.message))
         except CorruptRecord as err:
-            job.set_state(status="failed", error={"code": "corrupt_record", "message": f"The job's record was damaged: {err}.",
-                                                  "hint": "Submit the job again; the queue has moved on."})
+            job.set_state(
+                status="failed",
+                error={
+                    "code": "corrupt_record",
+                    "message": f"The job's record was damaged: {err}.",
+                    "hint": "Submit the job again; the queue has moved on.",
+                },
+            )
             sink(ProgressEvent("error", message=str(err)))
         except DreamWaltzError as err:
             job.set_state(status="failed", error=err.to_dict())
@@ -358,5 +387,8 @@ def classify_unexpected(err: Exception) -> dict:
             "Choose the 'preview' preset, turn on memory saving (CPU offload / VAE slicing) in the "
             "add-on preferences, or close other programs using the GPU.",
         ).to_dict()
-    return {"code": "internal", "message": f"The backend failed: {text}",
-            "hint": "See the job's log in the backend's jobs folder; please report it if it repeats."}
+    return {
+        "code": "internal",
+        "message": f"The backend failed: {text}",
+        "hint": "See the job's log in the backend's jobs folder; please report it if it repeats.",
+    }

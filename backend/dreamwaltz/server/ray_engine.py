@@ -43,8 +43,16 @@ def run_attempt(folder: str, runner: Runner) -> dict:
     except (CorruptRecord, TypeError, ValueError):
         attempt = 1
     node = ray.util.get_node_ip_address()
-    _write_json(job.folder / ATTEMPT_FILE, {"attempt": attempt, "node_id": ray.get_runtime_context().get_node_id(),
-                                            "node_ip": node, "pid": os.getpid(), "started": time.time()})
+    _write_json(
+        job.folder / ATTEMPT_FILE,
+        {
+            "attempt": attempt,
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "node_ip": node,
+            "pid": os.getpid(),
+            "started": time.time(),
+        },
+    )
 
     def sink(event: ProgressEvent) -> None:
         if event.preview:  # relative to the job folder: the server may mount the storage elsewhere
@@ -56,8 +64,11 @@ def run_attempt(folder: str, runner: Runner) -> dict:
 
     reporter = ProgressReporter([sink])
     try:
-        reporter.info("setup", f"Running on node {node} (attempt {attempt})" +
-                      (": resuming from the last checkpoint." if attempt > 1 else "."))
+        reporter.info(
+            "setup",
+            f"Running on node {node} (attempt {attempt})"
+            + (": resuming from the last checkpoint." if attempt > 1 else "."),
+        )
         produced = Path(runner(job.spec, reporter, job.folder / "work"))
         if produced != job.result_path:
             os.replace(produced, job.result_path)
@@ -65,8 +76,14 @@ def run_attempt(folder: str, runner: Runner) -> dict:
     except JobCancelled as err:
         return {"status": "cancelled", "error": err.to_dict()}
     except CorruptRecord as err:
-        return {"status": "failed", "error": {"code": "corrupt_record", "message": f"The job's record was damaged: {err}.",
-                                              "hint": "Submit the job again; the queue has moved on."}}
+        return {
+            "status": "failed",
+            "error": {
+                "code": "corrupt_record",
+                "message": f"The job's record was damaged: {err}.",
+                "hint": "Submit the job again; the queue has moved on.",
+            },
+        }
     except DreamWaltzError as err:
         return {"status": "failed", "error": err.to_dict()}
     except Exception as err:  # noqa: BLE001 - reported as the job's failure; Ray must not retry a broken job
@@ -85,7 +102,8 @@ def connect(address: Optional[str]) -> bool:
         raise DreamWaltzError(
             f"Cannot join the Ray cluster at {address or '$RAY_ADDRESS'}: {str(err).splitlines()[0][:200]}",
             "Start one with 'ray start --head' (docs/CLUSTER.md), then give --ray-address HOST:6379 "
-            "(or 'auto' on one of its nodes).") from None
+            "(or 'auto' on one of its nodes).",
+        ) from None
     return True
 
 
@@ -105,17 +123,29 @@ def resource_warning(resource: str, amount: float) -> Optional[str]:
         return None
     if total >= amount:
         return None
-    return (f"The Ray cluster has {total:g} {resource} but a job asks for {amount:g}: jobs stay queued until a node "
-            f"with it joins (--gpu-resource / --gpus-per-job; docs/CLUSTER.md).")
+    return (
+        f"The Ray cluster has {total:g} {resource} but a job asks for {amount:g}: jobs stay queued until a node "
+        f"with it joins (--gpu-resource / --gpus-per-job; docs/CLUSTER.md)."
+    )
 
 
 class RayEngine(Worker):
     """Submits every active job of the store as a Ray task and records how each one ends. The
     thread, its supervisor and the health report are the local ``Worker``'s; the loop differs."""
 
-    def __init__(self, store: JobStore, runner: Runner, address: Optional[str] = None, resource: str = "GPU",
-                 amount: float = 1.0, max_retries: int = 3, cpus: float = 1.0, poll_s: float = 0.2, scan_s: float = 1.0,
-                 owns_ray: bool = False):
+    def __init__(
+        self,
+        store: JobStore,
+        runner: Runner,
+        address: Optional[str] = None,
+        resource: str = "GPU",
+        amount: float = 1.0,
+        max_retries: int = 3,
+        cpus: float = 1.0,
+        poll_s: float = 0.2,
+        scan_s: float = 1.0,
+        owns_ray: bool = False,
+    ):
         super().__init__(store, runner, poll_s)
         self.address, self.resource, self.amount = address, resource, amount
         self.max_retries, self.cpus, self.scan_s = max_retries, cpus, scan_s
@@ -170,8 +200,14 @@ class RayEngine(Worker):
                         continue
                     job.spec  # noqa: B018 - a damaged spec fails here, not on a worker
                 except CorruptRecord as err:
-                    job.set_state(status="failed", error={"code": "corrupt_record", "hint": "Submit the job again.",
-                                                          "message": f"The job's record was damaged: {err}."})
+                    job.set_state(
+                        status="failed",
+                        error={
+                            "code": "corrupt_record",
+                            "hint": "Submit the job again.",
+                            "message": f"The job's record was damaged: {err}.",
+                        },
+                    )
                     continue
                 name = f"dreamwaltz {job.id}"  # what Ray's dashboard lists
                 task = self._remote.options(name=name, **self._options)
@@ -197,11 +233,16 @@ class RayEngine(Worker):
             if job_id in self._cancelling:  # killed by a forced cancel
                 outcome = {"status": "cancelled", "error": JobCancelled().to_dict()}
             else:
-                outcome = {"status": "failed", "error": {
-                    "code": "worker_lost", "message": f"The job's Ray worker was lost {self.max_retries + 1} times "
-                                                      f"({type(err).__name__}: {str(err)[:200]}).",
-                    "hint": "Check the cluster (ray status, Ray's dashboard) and submit the job again; a rerun of "
-                            "'dreamwaltz batch' resumes its jobs from their last checkpoints."}}
+                outcome = {
+                    "status": "failed",
+                    "error": {
+                        "code": "worker_lost",
+                        "message": f"The job's Ray worker was lost {self.max_retries + 1} times "
+                        f"({type(err).__name__}: {str(err)[:200]}).",
+                        "hint": "Check the cluster (ray status, Ray's dashboard) and submit the job again; a rerun of "
+                        "'dreamwaltz batch' resumes its jobs from their last checkpoints.",
+                    },
+                }
         with self._lock:
             self._tasks.pop(job_id, None)
             self._attempts.pop(job_id, None)
@@ -215,7 +256,9 @@ class RayEngine(Worker):
         extra = {"traceback": outcome["traceback"]} if "traceback" in outcome else {}
         job.set_state(status=status, error=outcome.get("error"), finished=time.time(), **extra)
         message = {"done": "Avatar ready."}.get(status) or (outcome.get("error") or {}).get("message", "")
-        job.append_event(ProgressEvent({"done": "done", "cancelled": "cancelled"}.get(status, "error"), message=message))
+        job.append_event(
+            ProgressEvent({"done": "done", "cancelled": "cancelled"}.get(status, "error"), message=message)
+        )
 
     def _track_attempts(self) -> None:
         """A job is "running" from the moment an attempt starts on a node (and says which)."""
@@ -235,8 +278,13 @@ class RayEngine(Worker):
             self._attempts[job_id] = mtime
             with self._lock:
                 if job_id in self._tasks and job.state["status"] in ACTIVE:
-                    job.set_state(status="running", started=attempt.get("started"), attempt=attempt.get("attempt"),
-                                  node=attempt.get("node_ip"), node_id=attempt.get("node_id"))
+                    job.set_state(
+                        status="running",
+                        started=attempt.get("started"),
+                        attempt=attempt.get("attempt"),
+                        node=attempt.get("node_ip"),
+                        node_id=attempt.get("node_id"),
+                    )
 
     def _escalate_cancels(self) -> None:
         for job_id, since in list(self._cancelling.items()):
@@ -252,8 +300,10 @@ class RayEngine(Worker):
             if ref is not None:
                 self._cancelling.setdefault(job.id, time.time())
             if job.state["status"] == "queued":  # not started: cancelled now (its task leaves Ray's queue)
-                job.set_state(status="cancelled", error={"code": "cancelled", "message": "Cancelled before it started.",
-                                                         "hint": ""})
+                job.set_state(
+                    status="cancelled",
+                    error={"code": "cancelled", "message": "Cancelled before it started.", "hint": ""},
+                )
         if ref is not None:
             ray.cancel(ref, force=False)  # a running task is interrupted (KeyboardInterrupt in the job)
 
@@ -275,8 +325,16 @@ class RayEngine(Worker):
 
     def health(self) -> dict:
         running = [job_id for job_id in list(self._tasks) if job_id in self._attempts]
-        return {"alive": self.alive, "restarts": self.restarts, "running_job": running[0] if running else None,
-                "running_jobs": running, "in_ray": len(self._tasks), "last_crash": self.last_crash,
-                "loop_age_s": round(time.time() - self.heartbeat, 1), "engine": "ray",
-                "resource": {self.resource: self.amount}, "ray_address": self.address,
-                "warning": resource_warning(self.resource, self.amount) if self._remote is not None else None}
+        return {
+            "alive": self.alive,
+            "restarts": self.restarts,
+            "running_job": running[0] if running else None,
+            "running_jobs": running,
+            "in_ray": len(self._tasks),
+            "last_crash": self.last_crash,
+            "loop_age_s": round(time.time() - self.heartbeat, 1),
+            "engine": "ray",
+            "resource": {self.resource: self.amount},
+            "ray_address": self.address,
+            "warning": resource_warning(self.resource, self.amount) if self._remote is not None else None,
+        }

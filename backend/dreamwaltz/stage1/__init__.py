@@ -6,6 +6,17 @@ from .field import FieldConfig, RadianceField, render_image
 from .presets import Stage1Config, preset
 from .train import Stage1Result, run_stage1, train_stage1
 
-__all__ = ["CanonicalBody", "FieldConfig", "RadianceField", "Stage1Config", "Stage1Result",
-           "body_initialised_field", "canonical_body", "export_points", "preset", "render_image", "run_stage1",
-           "train_stage1"]
+__all__ = [
+    "CanonicalBody",
+    "FieldConfig",
+    "RadianceField",
+    "Stage1Config",
+    "Stage1Result",
+    "body_initialised_field",
+    "canonical_body",
+    "export_points",
+    "preset",
+    "render_image",
+    "run_stage1",
+    "train_stage1",
+]

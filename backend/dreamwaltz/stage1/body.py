@@ -19,8 +19,9 @@ from .density import margin_loss
 from .field import RadianceField, camera_rays, render_rays
 from .meshraster import rasterize_mesh
 
-HAND_JOINTS = [i for i, n in enumerate(JOINT_NAMES)
-               if any(f in n for f in ("index", "middle", "ring", "pinky", "thumb"))]
+HAND_JOINTS = [
+    i for i, n in enumerate(JOINT_NAMES) if any(f in n for f in ("index", "middle", "ring", "pinky", "thumb"))
+]
 FACE_JOINTS = [JOINT_INDEX[n] for n in ("head", "jaw", "left_eye_smplhf", "right_eye_smplhf")]
 SKIN = (0.78, 0.6, 0.5)
 
@@ -50,8 +51,10 @@ def canonical_body(body, betas=None) -> CanonicalBody:
     betas_t = torch.zeros(body.num_betas) if betas is None else torch.as_tensor(np.asarray(betas, np.float32))
     pose = apose()
     with torch.no_grad():
-        out = body(betas=betas_t[None].to(body.faces.device),
-                   full_pose=torch.as_tensor(pose, dtype=torch.float32, device=body.faces.device)[None])
+        out = body(
+            betas=betas_t[None].to(body.faces.device),
+            full_pose=torch.as_tensor(pose, dtype=torch.float32, device=body.faces.device)[None],
+        )
     v = out.vertices[0].cpu().double().numpy()
     f = body.faces.cpu().numpy()
     w = body.skin_weights.cpu().numpy()
@@ -59,10 +62,17 @@ def canonical_body(body, betas=None) -> CanonicalBody:
     for arr in (body.template_vertices, body.shape_dirs, body.faces, body.skin_weights):
         digest.update(np.ascontiguousarray(arr.cpu().numpy()).tobytes())
     digest.update(np.ascontiguousarray(betas_t.numpy(), np.float32).tobytes())
-    return CanonicalBody(v, f, vertex_normals(v, f), out.joints[0].cpu().double().numpy(),
-                         out.landmarks[0].cpu().double().numpy(),
-                         np.nonzero(w[:, HAND_JOINTS].sum(1) > 0.5)[0], np.nonzero(w[:, FACE_JOINTS].sum(1) > 0.5)[0],
-                         pose, digest.hexdigest()[:20])
+    return CanonicalBody(
+        v,
+        f,
+        vertex_normals(v, f),
+        out.joints[0].cpu().double().numpy(),
+        out.landmarks[0].cpu().double().numpy(),
+        np.nonzero(w[:, HAND_JOINTS].sum(1) > 0.5)[0],
+        np.nonzero(w[:, FACE_JOINTS].sum(1) > 0.5)[0],
+        pose,
+        digest.hexdigest()[:20],
+    )
 
 
 def new_field(cb: CanonicalBody, cfg) -> RadianceField:
@@ -79,13 +89,17 @@ def init_cameras(cb: CanonicalBody, count: int, size: int, rng: np.random.Genera
         if i % 3 == 2:
             cams.append(sample_camera(rng, cb.joints, size, face_prob=0.4, hand_prob=0.4).camera)
         else:
-            cams.append(orbit_camera(float(rng.uniform(-180, 180)), float(rng.uniform(60, 120)), 2.6, centre, 50, size, size))
+            cams.append(
+                orbit_camera(float(rng.uniform(-180, 180)), float(rng.uniform(60, 120)), 2.6, centre, 50, size, size)
+            )
     return cams
 
 
 def held_out_cameras(cb: CanonicalBody, size: int):
     centre = (cb.vertices.min(0) + cb.vertices.max(0)) / 2
-    return [orbit_camera(az, el, 2.3, centre, 45, size, size) for az, el in ((20, 88), (-75, 100), (150, 80), (-160, 95))]
+    return [
+        orbit_camera(az, el, 2.3, centre, 45, size, size) for az, el in ((20, 88), (-75, 100), (150, 80), (-160, 95))
+    ]
 
 
 def fit_body(field: RadianceField, cb: CanonicalBody, cfg, seed: int = 0, reporter=None) -> RadianceField:
@@ -103,8 +117,13 @@ def fit_body(field: RadianceField, cb: CanonicalBody, cfg, seed: int = 0, report
         depths.append(torch.as_tensor(r.depth.reshape(-1), dtype=torch.float32))
     o, d, mask, depth = torch.cat(os), torch.cat(ds), torch.cat(masks).to(device), torch.cat(depths).to(device)
     skin = torch.tensor(SKIN, device=device)
-    opt = torch.optim.Adam([{"params": field.encoding.parameters(), "lr": cfg.init_lr},
-                            {"params": field.mlp.parameters(), "lr": cfg.init_lr / 5}], eps=1e-15)
+    opt = torch.optim.Adam(
+        [
+            {"params": field.encoding.parameters(), "lr": cfg.init_lr},
+            {"params": field.mlp.parameters(), "lr": cfg.init_lr / 5},
+        ],
+        eps=1e-15,
+    )
     step_size = float((field.box_max - field.box_min).norm()) / cfg.samples
     keep = np.setdiff1d(np.arange(len(cb.vertices)), cb.hand_vertices)
     verts = torch.as_tensor(cb.vertices[keep], dtype=torch.float32, device=device)
@@ -143,8 +162,9 @@ def init_cache_path(cache_dir: Path, cb: CanonicalBody, cfg) -> Path:
     return Path(cache_dir) / "stage1-body-init" / f"{tag}.pt"
 
 
-def body_initialised_field(cb: CanonicalBody, cfg, cache_dir: Optional[Path] = None, seed: int = 0, reporter=None,
-                           device="cpu") -> RadianceField:
+def body_initialised_field(
+    cb: CanonicalBody, cfg, cache_dir: Optional[Path] = None, seed: int = 0, reporter=None, device="cpu"
+) -> RadianceField:
     """A field fitted to the body, loaded from the cache when this body shape was fitted before."""
     if cache_dir is None:
         from ..guidance.models import cache_dir as default_cache

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 
-
 def region_points(cb, count: int, offset: float, generator: torch.Generator):
     """(inside (N,3), outside (N,3)): random hand/face vertices moved in / out along their normals."""
     verts = np.concatenate([cb.hand_vertices, cb.face_vertices])

@@ -12,8 +12,14 @@ from .field import RadianceField
 
 
 @torch.no_grad()
-def export_points(field: RadianceField, threshold: float = 20.0, resolution: int = 96, chunk: int = 65536,
-                  shell: Optional[float] = None, min_neighbours: int = 12):
+def export_points(
+    field: RadianceField,
+    threshold: float = 20.0,
+    resolution: int = 96,
+    chunk: int = 65536,
+    shell: Optional[float] = None,
+    min_neighbours: int = 12,
+):
     """(points (P,3), colors (P,3), densities (P,)) as float32 tensors on the field's device.
     ``resolution`` is the grid size along the box's longest side.
 
@@ -28,7 +34,7 @@ def export_points(field: RadianceField, threshold: float = 20.0, resolution: int
     grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
     keep_p, keep_c, keep_d = [], [], []
     for i in range(0, len(grid), chunk):
-        x = grid[i:i + chunk]
+        x = grid[i : i + chunk]
         x = x[field.is_occupied(x)]
         if not len(x):
             continue
@@ -72,8 +78,11 @@ def points_to_rest(points: torch.Tensor, body, betas=None, pose=None, chunk: int
     out = body(betas=betas[None], full_pose=pose[None])
     verts, A = out.vertices[0].float(), out.skinning_transforms[0].float()
     pts = points.float().to(verts.device)
-    nearest = torch.cat([torch.cdist(pts[i:i + chunk], verts).argmin(1) for i in range(0, len(pts), chunk)]) if len(pts) else \
-        torch.zeros(0, dtype=torch.long)
+    nearest = (
+        torch.cat([torch.cdist(pts[i : i + chunk], verts).argmin(1) for i in range(0, len(pts), chunk)])
+        if len(pts)
+        else torch.zeros(0, dtype=torch.long)
+    )
     T = torch.einsum("nk,kij->nij", body.skin_weights[nearest].float(), A)
     homo = torch.cat([pts, torch.ones(len(pts), 1, device=pts.device)], 1)
     return torch.linalg.solve(T, homo[..., None])[..., :3, 0]
@@ -95,7 +104,7 @@ def local_shapes(points, neighbours: int = 16, chunk: int = 1024, min_ratio: flo
     k = min(neighbours, len(pts))
     scales, rotations = [], []
     for i in range(0, len(pts), chunk):
-        x = pts[i:i + chunk]
+        x = pts[i : i + chunk]
         idx = torch.cdist(x, pts).topk(k, largest=False).indices  # (c,k), the point itself included
         local = pts[idx] - pts[idx].mean(1, keepdim=True)
         cov = local.transpose(1, 2) @ local / max(1, k - 1)

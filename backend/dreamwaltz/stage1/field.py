@@ -26,11 +26,13 @@ _PRIMES = (1, 2654435761, 805459861)
 class HashGrid(torch.nn.Module):
     """Multi-resolution hash encoding (Mueller et al. 2022) of points in [0,1]^3."""
 
-    def __init__(self, levels: int = 12, features: int = 2, log2_table: int = 15, base_res: int = 16, max_res: int = 1024):
+    def __init__(
+        self, levels: int = 12, features: int = 2, log2_table: int = 15, base_res: int = 16, max_res: int = 1024
+    ):
         super().__init__()
-        self.table_size = 2 ** log2_table
+        self.table_size = 2**log2_table
         growth = math.exp((math.log(max_res) - math.log(base_res)) / max(1, levels - 1))
-        self.resolutions = [int(math.floor(base_res * growth ** lv)) for lv in range(levels)]
+        self.resolutions = [int(math.floor(base_res * growth**lv)) for lv in range(levels)]
         self.out_dim = levels * features
         g = torch.Generator().manual_seed(0)
         self.tables = torch.nn.Parameter((torch.rand(levels, self.table_size, features, generator=g) * 2 - 1) * 1e-4)
@@ -48,9 +50,15 @@ class HashGrid(torch.nn.Module):
             cx, cy, cz = (torch.stack([i[:, k], i[:, k] + 1], 1) for k in range(3))
             wx, wy, wz = (torch.stack([1 - f[:, k], f[:, k]], 1) for k in range(3))
             if (res + 1) ** 3 <= self.table_size:  # coarse levels: dense, collision-free
-                idx = cx[:, :, None, None] + (cy * (res + 1))[:, None, :, None] + (cz * (res + 1) ** 2)[:, None, None, :]
+                idx = (
+                    cx[:, :, None, None] + (cy * (res + 1))[:, None, :, None] + (cz * (res + 1) ** 2)[:, None, None, :]
+                )
             else:
-                idx = (cx * _PRIMES[0])[:, :, None, None] ^ (cy * _PRIMES[1])[:, None, :, None] ^ (cz * _PRIMES[2])[:, None, None, :]
+                idx = (
+                    (cx * _PRIMES[0])[:, :, None, None]
+                    ^ (cy * _PRIMES[1])[:, None, :, None]
+                    ^ (cz * _PRIMES[2])[:, None, None, :]
+                )
             idx = (idx & mask).reshape(-1)
             w = (wx[:, :, None, None] * wy[:, None, :, None] * wz[:, None, None, :]).reshape(n, 8, 1)
             out.append((self.tables[lv].index_select(0, idx).reshape(n, 8, -1) * w).sum(1))
@@ -84,9 +92,13 @@ class RadianceField(torch.nn.Module):
         self.register_buffer("cube_min", centre - half)
         self.cube_size = 2 * half
         self.encoding = HashGrid(cfg.levels, cfg.features, cfg.log2_table, cfg.base_res, cfg.max_res)
-        self.mlp = torch.nn.Sequential(torch.nn.Linear(self.encoding.out_dim, cfg.hidden), torch.nn.ReLU(),
-                                       torch.nn.Linear(cfg.hidden, cfg.hidden), torch.nn.ReLU(),
-                                       torch.nn.Linear(cfg.hidden, 4))
+        self.mlp = torch.nn.Sequential(
+            torch.nn.Linear(self.encoding.out_dim, cfg.hidden),
+            torch.nn.ReLU(),
+            torch.nn.Linear(cfg.hidden, cfg.hidden),
+            torch.nn.ReLU(),
+            torch.nn.Linear(cfg.hidden, 4),
+        )
         g = cfg.occupancy_res
         self.register_buffer("occupancy", torch.ones(g, g, g))  # density*step estimate per cell (EMA max)
         self.register_buffer("occupied", torch.ones(g, g, g, dtype=torch.bool))
@@ -116,16 +128,19 @@ class RadianceField(torch.nn.Module):
         return inside & self.occupied[c[..., 0], c[..., 1], c[..., 2]]
 
     @torch.no_grad()
-    def update_occupancy(self, step_size: float, decay: float = 0.95, threshold: float = 0.01,
-                         generator=None, chunk: int = 65536) -> float:
+    def update_occupancy(
+        self, step_size: float, decay: float = 0.95, threshold: float = 0.01, generator=None, chunk: int = 65536
+    ) -> float:
         """Re-estimate which cells hold matter from the density at jittered cell points; the
         estimate decays so cells that emptied are released, and occupied cells are dilated by one
         so that the surface can still grow. Returns the occupied fraction."""
         g = self.cfg.occupancy_res
-        ijk = torch.stack(torch.meshgrid(*[torch.arange(g, device=self.box_min.device)] * 3, indexing="ij"), -1).reshape(-1, 3)
+        ijk = torch.stack(
+            torch.meshgrid(*[torch.arange(g, device=self.box_min.device)] * 3, indexing="ij"), -1
+        ).reshape(-1, 3)
         jitter = torch.rand(ijk.shape, generator=generator).to(self.box_min.device)
         x = self.box_min + (ijk + jitter) / g * (self.box_max - self.box_min)
-        dens = torch.cat([self.density(x[i:i + chunk]) for i in range(0, len(x), chunk)]).reshape(g, g, g)
+        dens = torch.cat([self.density(x[i : i + chunk]) for i in range(0, len(x), chunk)]).reshape(g, g, g)
         self.occupancy.copy_(torch.maximum(self.occupancy * decay, dens * step_size))
         occ = (self.occupancy > threshold).float()[None, None]
         self.occupied.copy_(F.max_pool3d(occ, 3, stride=1, padding=1)[0, 0] > 0)
@@ -142,8 +157,10 @@ def camera_rays(camera: Camera, device="cpu"):
     R = camera.viewmat[:3, :3]
     d = d_cam @ R  # R^T d_cam, row-wise
     o = np.broadcast_to(camera.position, d.shape)
-    return (torch.as_tensor(np.ascontiguousarray(o), dtype=torch.float32, device=device),
-            torch.as_tensor(d, dtype=torch.float32, device=device))
+    return (
+        torch.as_tensor(np.ascontiguousarray(o), dtype=torch.float32, device=device),
+        torch.as_tensor(d, dtype=torch.float32, device=device),
+    )
 
 
 def box_intersect(o, d, lo, hi):
@@ -181,8 +198,16 @@ class VolumeRender:
     depth: torch.Tensor  # (R,) expected camera-space depth of the visible surface (where alpha > 0)
 
 
-def render_rays(field: RadianceField, o, d, samples: int = 48, background=BACKGROUND, jitter: bool = True,
-                generator=None, noise=None) -> VolumeRender:
+def render_rays(
+    field: RadianceField,
+    o,
+    d,
+    samples: int = 48,
+    background=BACKGROUND,
+    jitter: bool = True,
+    generator=None,
+    noise=None,
+) -> VolumeRender:
     """Fixed samples-per-ray budget inside the body's box; only samples in occupied cells reach
     the network (the rest have zero density). ``noise`` (R, samples) in [0, 1): the jitter drawn
     by the caller (otherwise drawn here from ``generator``)."""
@@ -223,8 +248,15 @@ def _render_chunk(field: RadianceField, o, d, samples, background, jitter, noise
     return out.color, out.alpha, out.depth
 
 
-def render_image(field: RadianceField, camera: Camera, samples: int = 48, background=BACKGROUND, jitter: bool = False,
-                 chunk: int = 8192, generator=None):
+def render_image(
+    field: RadianceField,
+    camera: Camera,
+    samples: int = 48,
+    background=BACKGROUND,
+    jitter: bool = False,
+    chunk: int = 8192,
+    generator=None,
+):
     """(H,W,3) image, (H,W) alpha, (H,W) depth of the field seen by ``camera``.
 
     Rays go through the field ``chunk`` at a time. When gradients are wanted each chunk is
@@ -240,11 +272,23 @@ def render_image(field: RadianceField, camera: Camera, samples: int = 48, backgr
     grad = torch.is_grad_enabled() and any(p.requires_grad for p in field.parameters())
     parts = []
     for i in range(0, len(o), chunk):
-        oc, dc = o[i:i + chunk], d[i:i + chunk]
+        oc, dc = o[i : i + chunk], d[i : i + chunk]
         noise = torch.rand(len(oc), samples, generator=generator) if jitter and generator is not None else None
         if grad:
-            parts.append(checkpoint(_render_chunk, field, oc, dc, samples, background, jitter, noise,
-                                    use_reentrant=False, preserve_rng_state=True))
+            parts.append(
+                checkpoint(
+                    _render_chunk,
+                    field,
+                    oc,
+                    dc,
+                    samples,
+                    background,
+                    jitter,
+                    noise,
+                    use_reentrant=False,
+                    preserve_rng_state=True,
+                )
+            )
         else:
             parts.append(_render_chunk(field, oc, dc, samples, background, jitter, noise))
     H, W = camera.height, camera.width

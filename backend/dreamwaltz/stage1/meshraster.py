@@ -25,8 +25,14 @@ class MeshRender:
     face: np.ndarray  # (H,W) int, -1 where empty
 
 
-def rasterize_mesh(vertices: np.ndarray, faces: np.ndarray, camera: Camera, colors=None,
-                   background=(0.5, 0.5, 0.5), max_pairs: int = 4_000_000) -> MeshRender:
+def rasterize_mesh(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    camera: Camera,
+    colors=None,
+    background=(0.5, 0.5, 0.5),
+    max_pairs: int = 4_000_000,
+) -> MeshRender:
     vertices = np.asarray(vertices, np.float64)
     faces = np.asarray(faces, np.int64)
     W, H = camera.width, camera.height

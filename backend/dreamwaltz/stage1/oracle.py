@@ -37,8 +37,15 @@ def outfit_vertex_colors(body: BodyModel, cb: CanonicalBody) -> np.ndarray:
 
 def reference_renderer(cb: CanonicalBody, colors: np.ndarray):
     def render(cameras, poses=None):
-        return torch.stack([torch.as_tensor(rasterize_mesh(cb.vertices, cb.faces, c, colors, BACKGROUND).color,
-                                            dtype=torch.float32).permute(2, 0, 1) for c in cameras])
+        return torch.stack(
+            [
+                torch.as_tensor(
+                    rasterize_mesh(cb.vertices, cb.faces, c, colors, BACKGROUND).color, dtype=torch.float32
+                ).permute(2, 0, 1)
+                for c in cameras
+            ]
+        )
+
     return render
 
 
@@ -61,8 +68,17 @@ def run_oracle_stage1(steps: int = 150, size: int = 48, seed: int = 0, cache_dir
     body = BodyModel.load("open")
     cb = canonical_body(body)
     reference = reference_renderer(cb, outfit_vertex_colors(body, cb))
-    cfg = preset("tiny", steps=steps, schedule=((0.0, size),), face_prob=0.2, hand_prob=0.0, batch=2,
-                 checkpoint_every=10**9, preview_every=10**9, **overrides)
+    cfg = preset(
+        "tiny",
+        steps=steps,
+        schedule=((0.0, size),),
+        face_prob=0.2,
+        hand_prob=0.0,
+        batch=2,
+        checkpoint_every=10**9,
+        preview_every=10**9,
+        **overrides,
+    )
     field = body_initialised_field(cb, cfg, cache_dir, seed)
     initial = held_out_psnr(field, cb, reference, size, cfg.samples)
     guidance = build_guidance("oracle", reference_render=reference)

@@ -52,7 +52,6 @@ class Stage1Config:
         return size
 
 
-
 def preset(name: str, **overrides) -> Stage1Config:
     """The preset's stage-1 settings (defined with its other numbers in ``dreamwaltz.presets``)."""
     from ..presets import stage1_config

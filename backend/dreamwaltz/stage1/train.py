@@ -41,16 +41,23 @@ class Stage1Result:
 
 
 def make_optimizer(field: RadianceField, cfg: Stage1Config) -> torch.optim.Optimizer:
-    return torch.optim.Adam([{"params": field.encoding.parameters(), "lr": cfg.lr_encoding},
-                             {"params": field.mlp.parameters(), "lr": cfg.lr_mlp}], betas=(0.9, 0.99), eps=1e-15)
+    return torch.optim.Adam(
+        [
+            {"params": field.encoding.parameters(), "lr": cfg.lr_encoding},
+            {"params": field.mlp.parameters(), "lr": cfg.lr_mlp},
+        ],
+        betas=(0.9, 0.99),
+        eps=1e-15,
+    )
 
 
 def step_size(field: RadianceField, cfg: Stage1Config) -> float:
     return float((field.box_max - field.box_min).norm()) / cfg.samples
 
 
-def training_views(cb: CanonicalBody, rng, cfg: Stage1Config, size: int, prompt: str, needs_skeletons: bool,
-                   pin: bool = False):
+def training_views(
+    cb: CanonicalBody, rng, cfg: Stage1Config, size: int, prompt: str, needs_skeletons: bool, pin: bool = False
+):
     cam = sample_camera(rng, cb.joints, size, cfg.face_prob, cfg.hand_prob)
     skeleton = None
     if needs_skeletons:
@@ -63,9 +70,24 @@ class Stage1Training:
 
     name = "stage1"
 
-    def __init__(self, field: RadianceField, cb: CanonicalBody, guidance, prompt: str, cfg: Stage1Config,
-                 workdir: Path, seed: int = 0):
-        self.field, self.cb, self.guidance, self.prompt, self.cfg, self.workdir = field, cb, guidance, prompt, cfg, workdir
+    def __init__(
+        self,
+        field: RadianceField,
+        cb: CanonicalBody,
+        guidance,
+        prompt: str,
+        cfg: Stage1Config,
+        workdir: Path,
+        seed: int = 0,
+    ):
+        self.field, self.cb, self.guidance, self.prompt, self.cfg, self.workdir = (
+            field,
+            cb,
+            guidance,
+            prompt,
+            cfg,
+            workdir,
+        )
         self.seed = seed
         self.optimizer = make_optimizer(field, cfg)
         self.device = field.box_min.device
@@ -78,25 +100,36 @@ class Stage1Training:
         rng = step_rng(self.seed, step)
         size = self.cfg.size_at(step)
         pin = self.device.type == "cuda"
-        return [training_views(self.cb, rng, self.cfg, size, self.prompt, self.needs_skeletons, pin)
-                for _ in range(self.cfg.batch)]
+        return [
+            training_views(self.cb, rng, self.cfg, size, self.prompt, self.needs_skeletons, pin)
+            for _ in range(self.cfg.batch)
+        ]
 
     def train_step(self, step: int, views) -> StepResult:
         cfg, field = self.cfg, self.field
         if step % cfg.occupancy_every == 0:
             field.update_occupancy(step_size(field, cfg))
-        images = [render_image(field, cam.camera, cfg.samples, jitter=True, chunk=cfg.render_chunk)[0].permute(2, 0, 1)
-                  for cam, _, _ in views]
+        images = [
+            render_image(field, cam.camera, cfg.samples, jitter=True, chunk=cfg.render_chunk)[0].permute(2, 0, 1)
+            for cam, _, _ in views
+        ]
         skeletons = None
         if self.needs_skeletons:
             skeletons = torch.stack([sk for _, sk, _ in views]).to(self.device, non_blocking=True)
-        result = self.guidance(torch.stack(images), skeletons=skeletons, prompts=[text for _, _, text in views],
-                               step_ratio=step / max(1, cfg.steps), cameras=[cam.camera for cam, _, _ in views],
-                               poses=self.pose[None].expand(cfg.batch, -1, -1))
+        result = self.guidance(
+            torch.stack(images),
+            skeletons=skeletons,
+            prompts=[text for _, _, text in views],
+            step_ratio=step / max(1, cfg.steps),
+            cameras=[cam.camera for cam, _, _ in views],
+            poses=self.pose[None].expand(cfg.batch, -1, -1),
+        )
         loss = result.loss
         if cfg.density_weight > 0:
             inside, outside = region_points(self.cb, cfg.density_points, cfg.density_offset, None)
-            loss = loss + cfg.density_weight * margin_loss(field, inside, outside, cfg.log_density_in, cfg.log_density_out)
+            loss = loss + cfg.density_weight * margin_loss(
+                field, inside, outside, cfg.log_density_in, cfg.log_density_out
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -113,9 +146,18 @@ class Stage1Training:
         return save_preview(self.field, self.cb, self.workdir / f"stage1_preview_{done:05d}.png", self.cfg)
 
 
-def train_stage1(field: RadianceField, cb: CanonicalBody, guidance, prompt: str, cfg: Stage1Config,
-                 reporter: ProgressReporter, workdir: Path, seed: int = 0, resume: bool = True,
-                 stats: Optional[dict] = None) -> RadianceField:
+def train_stage1(
+    field: RadianceField,
+    cb: CanonicalBody,
+    guidance,
+    prompt: str,
+    cfg: Stage1Config,
+    reporter: ProgressReporter,
+    workdir: Path,
+    seed: int = 0,
+    resume: bool = True,
+    stats: Optional[dict] = None,
+) -> RadianceField:
     """Train; ``stats``, when given, receives the host-side figures of the run (``Trainer.stats``)."""
     workdir = Path(workdir)
     stage = Stage1Training(field, cb, guidance, prompt, cfg, workdir, seed)
@@ -139,9 +181,17 @@ def save_preview(field: RadianceField, cb: CanonicalBody, path: Path, cfg: Stage
     return path
 
 
-def run_stage1(spec, body_model, guidance, reporter: Optional[ProgressReporter] = None, workdir: Path = Path("."),
-               resume: bool = True, config: Optional[Stage1Config] = None, cache_dir: Optional[Path] = None,
-               device=None) -> Stage1Result:
+def run_stage1(
+    spec,
+    body_model,
+    guidance,
+    reporter: Optional[ProgressReporter] = None,
+    workdir: Path = Path("."),
+    resume: bool = True,
+    config: Optional[Stage1Config] = None,
+    cache_dir: Optional[Path] = None,
+    device=None,
+) -> Stage1Result:
     """The pipeline's entry point. ``spec`` needs ``prompt``, ``preset``, ``seed`` and ``betas``
     (the pipeline's GenerateSpec); ``config`` overrides the preset's settings."""
     reporter = reporter or ProgressReporter()
@@ -158,6 +208,8 @@ def run_stage1(spec, body_model, guidance, reporter: Optional[ProgressReporter] 
     else:
         field = body_initialised_field(cb, cfg, cache_dir, seed, reporter, device)
     train_stage1(field, cb, guidance, spec.prompt, cfg, reporter, workdir, seed, resume)
-    points, colors, densities = export_points(field, cfg.export_threshold, cfg.export_resolution, shell=cfg.export_shell)
+    points, colors, densities = export_points(
+        field, cfg.export_threshold, cfg.export_resolution, shell=cfg.export_shell
+    )
     reporter.info("stage1", f"Stage 1 done: {len(points)} points for stage 2.")
     return Stage1Result(field, points, colors, densities, cb, ckpt)

@@ -21,10 +21,19 @@ from dataclasses import dataclass
 import torch
 
 # strategy key -> H3GA attribute (trainable), then the binding buffers that travel with them.
-FREE_PARAMETERS = {"means": "free_means", "scales": "free_log_scales", "quats": "free_quats",
-                   "opacities": "free_opacity", "colors": "free_color_logits"}
-FREE_BUFFERS = {"bind_faces": "free_bind", "bind_barycentrics": "free_bary",
-                "skin_joints": "free_skin_joints", "skin_weights": "free_skin_weights"}
+FREE_PARAMETERS = {
+    "means": "free_means",
+    "scales": "free_log_scales",
+    "quats": "free_quats",
+    "opacities": "free_opacity",
+    "colors": "free_color_logits",
+}
+FREE_BUFFERS = {
+    "bind_faces": "free_bind",
+    "bind_barycentrics": "free_bary",
+    "skin_joints": "free_skin_joints",
+    "skin_weights": "free_skin_weights",
+}
 
 
 @dataclass
@@ -70,7 +79,9 @@ class Optimizers:
 
 def free_parameter_dict(model) -> dict:
     params = {key: getattr(model, attr) for key, attr in FREE_PARAMETERS.items()}
-    params.update({key: torch.nn.Parameter(getattr(model, attr), requires_grad=False) for key, attr in FREE_BUFFERS.items()})
+    params.update(
+        {key: torch.nn.Parameter(getattr(model, attr), requires_grad=False) for key, attr in FREE_BUFFERS.items()}
+    )
     return params
 
 
@@ -98,10 +109,16 @@ class FreeGaussianRefiner:
         from gsplat.strategy import DefaultStrategy
 
         self.model, self.optimizers, self.cfg = model, optimizers, cfg
-        self.strategy = DefaultStrategy(prune_opa=cfg.prune_opacity, grow_grad2d=cfg.grow_grad2d,
-                                        grow_scale3d=cfg.grow_scale3d, prune_scale3d=cfg.prune_scale3d,
-                                        refine_start_iter=cfg.start, refine_stop_iter=cfg.stop,
-                                        refine_every=cfg.every, reset_every=10**9)
+        self.strategy = DefaultStrategy(
+            prune_opa=cfg.prune_opacity,
+            grow_grad2d=cfg.grow_grad2d,
+            grow_scale3d=cfg.grow_scale3d,
+            prune_scale3d=cfg.prune_scale3d,
+            refine_start_iter=cfg.start,
+            refine_stop_iter=cfg.stop,
+            refine_every=cfg.every,
+            reset_every=10**9,
+        )
         self.state = self.strategy.initialize_state(scene_scale=cfg.scene_scale)
 
     def after_step(self, step: int, renders) -> dict:
@@ -113,9 +130,14 @@ class FreeGaussianRefiner:
             return {}  # nothing on screen carried a gradient this step
         screen = torch.zeros(len(renders), n, 2, device=grads[0].device)
         screen.grad = torch.stack([g.reshape(-1, 2)[:n] for g in grads])
-        info = {"means2d": screen, "radii": torch.stack([r.radii.reshape(-1, 2)[:n] for r in renders]),
-                "width": renders[0].image.shape[1], "height": renders[0].image.shape[0],
-                "n_cameras": len(renders), "gaussian_ids": None}
+        info = {
+            "means2d": screen,
+            "radii": torch.stack([r.radii.reshape(-1, 2)[:n] for r in renders]),
+            "width": renders[0].image.shape[1],
+            "height": renders[0].image.shape[0],
+            "n_cameras": len(renders),
+            "gaussian_ids": None,
+        }
         params = free_parameter_dict(self.model)
         before = n
         # DefaultStrategy.step_post_backward's own condition, to know when it refines.

@@ -22,16 +22,31 @@ from ..core.h3ga import srgb_to_linear as srgb_to_linear_np
 from ..render import srgb_to_linear
 from ..core.joints import JOINT_INDEX, JOINT_NAMES
 
-HAND_JOINTS = [i for i, n in enumerate(JOINT_NAMES) if "wrist" in n or any(f in n for f in ("index", "middle", "ring", "pinky", "thumb"))]
+HAND_JOINTS = [
+    i
+    for i, n in enumerate(JOINT_NAMES)
+    if "wrist" in n or any(f in n for f in ("index", "middle", "ring", "pinky", "thumb"))
+]
 FACE_JOINTS = [JOINT_INDEX[n] for n in ("head", "jaw", "left_eye_smplhf", "right_eye_smplhf")]
 
 
 def quat_to_matrix(q: torch.Tensor) -> torch.Tensor:
     q = F.normalize(q, dim=-1)
     w, x, y, z = q.unbind(-1)
-    return torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-                        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-                        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1).reshape(q.shape[:-1] + (3, 3))
+    return torch.stack(
+        [
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            2 * (x * y + w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - w * x),
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x * x + y * y),
+        ],
+        -1,
+    ).reshape(q.shape[:-1] + (3, 3))
 
 
 def triangle_frames(v: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
@@ -66,11 +81,21 @@ class PoseDeformation(torch.nn.Module):
 
 
 class H3GA(torch.nn.Module):
-    def __init__(self, body: BodyModel, num_free: int = 4000, num_bound: int = 1000,
-                 init_points: Optional[np.ndarray] = None, init_colors: Optional[np.ndarray] = None,
-                 betas=None, seed: int = 0, pose_deformation: bool = True, init_densities: Optional[np.ndarray] = None,
-                 init_scales: Optional[np.ndarray] = None, init_quats: Optional[np.ndarray] = None,
-                 part_margin: float = 0.01):
+    def __init__(
+        self,
+        body: BodyModel,
+        num_free: int = 4000,
+        num_bound: int = 1000,
+        init_points: Optional[np.ndarray] = None,
+        init_colors: Optional[np.ndarray] = None,
+        betas=None,
+        seed: int = 0,
+        pose_deformation: bool = True,
+        init_densities: Optional[np.ndarray] = None,
+        init_scales: Optional[np.ndarray] = None,
+        init_quats: Optional[np.ndarray] = None,
+        part_margin: float = 0.01,
+    ):
         """``init_*``: stage-1 points (rest pose) with their colours, densities, scales and rotations;
         without them free Gaussians start on the body surface. Free points within ``part_margin``
         metres of the hands' and face's surface (or inside it) are dropped: the mesh-bound Gaussians
@@ -95,20 +120,26 @@ class H3GA(torch.nn.Module):
 
         # Free Gaussians: on the body surface away from hands and face (or at stage-1 points), bound
         # to their nearest triangle.
-        areas = torch.linalg.norm(torch.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]], dim=-1), dim=-1)
+        areas = torch.linalg.norm(
+            torch.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]], dim=-1), dim=-1
+        )
         self.dropped_near_parts = 0
         scales = quats = None
         if init_points is None:
             bind = torch.multinomial(areas * ~part_triangles, num_free, replacement=True, generator=g)
             # numpy, not torch.distributions: that one draws from the global RNG and ignores ``seed``.
-            bary = torch.as_tensor(np.random.default_rng(seed).dirichlet((2.0, 2.0, 2.0), num_free), dtype=torch.float32)
+            bary = torch.as_tensor(
+                np.random.default_rng(seed).dirichlet((2.0, 2.0, 2.0), num_free), dtype=torch.float32
+            )
             normal = triangle_frames(v, faces[bind])[:, :, 2]
             means = torch.einsum("nc,nci->ni", bary, v[faces[bind]]) + normal * 0.004
             colors = torch.tensor([0.78, 0.6, 0.5]).repeat(num_free, 1)  # skin, not the grey background
         else:
             means = torch.as_tensor(init_points, dtype=torch.float32)
             n = len(means)
-            colors = torch.as_tensor(init_colors if init_colors is not None else np.full((n, 3), 0.5), dtype=torch.float32)
+            colors = torch.as_tensor(
+                init_colors if init_colors is not None else np.full((n, 3), 0.5), dtype=torch.float32
+            )
             as_tensor = lambda a: None if a is None else torch.as_tensor(a, dtype=torch.float32)
             init_densities, scales, quats = as_tensor(init_densities), as_tensor(init_scales), as_tensor(init_quats)
             bind, bary, distance, outside = nearest_triangles(means, v, faces)
@@ -118,8 +149,9 @@ class H3GA(torch.nn.Module):
             init_densities, scales, quats = (None if t is None else t[keep] for t in (init_densities, scales, quats))
         skin = torch.einsum("nc,ncj->nj", bary, body.skin_weights[faces[bind]])
         if init_points is not None:
-            skin = smooth_far_skin_weights(means, torch.einsum("nc,nci->ni", bary, v[faces[bind]]), skin, v,
-                                           body.skin_weights)
+            skin = smooth_far_skin_weights(
+                means, torch.einsum("nc,nci->ni", bary, v[faces[bind]]), skin, v, body.skin_weights
+            )
         w, j = torch.topk(skin, SKIN_TOP_K, dim=1)
         self.register_buffer("free_bind", bind)
         self.register_buffer("free_bary", bary)
@@ -132,8 +164,9 @@ class H3GA(torch.nn.Module):
         # From stage 1's local structure: its shape and orientation, no larger than a few spacings
         # (a sparse neighbourhood would otherwise start a floater the size of a limb).
         self.free_log_scales = torch.nn.Parameter(scales.clamp(1e-4, 3 * spacing).log())
-        self.free_quats = torch.nn.Parameter(F.normalize(quats, dim=-1) if quats is not None
-                                             else torch.tensor([1.0, 0, 0, 0]).repeat(len(means), 1))
+        self.free_quats = torch.nn.Parameter(
+            F.normalize(quats, dim=-1) if quats is not None else torch.tensor([1.0, 0, 0, 0]).repeat(len(means), 1)
+        )
         if init_densities is None:
             opacity = torch.full((len(means),), 2.0)
         else:  # stage 1's volume density (1/m) over a Gaussian's thickness (~2 sigma) -> alpha
@@ -154,7 +187,9 @@ class H3GA(torch.nn.Module):
         self.bound_log_scales = torch.nn.Parameter(torch.stack([edge.log(), edge.log(), (edge * 0.1).log()], -1) - 0.5)
         self.bound_quats = torch.nn.Parameter(torch.tensor([1.0, 0, 0, 0]).repeat(len(bound_faces), 1))
         self.bound_opacity = torch.nn.Parameter(torch.full((len(bound_faces),), 2.0))
-        self.bound_color_logits = torch.nn.Parameter(torch.logit(srgb_to_linear(torch.tensor([0.78, 0.6, 0.5]))).repeat(len(bound_faces), 1))
+        self.bound_color_logits = torch.nn.Parameter(
+            torch.logit(srgb_to_linear(torch.tensor([0.78, 0.6, 0.5]))).repeat(len(bound_faces), 1)
+        )
         # Learnable hand shape: per-vertex offsets on hand vertices, baked into the exported template.
         self.register_buffer("hand_mask", (weights[:, HAND_JOINTS].sum(1) > 0.5).float()[:, None])
         self.hand_offsets = torch.nn.Parameter(torch.zeros_like(v))
@@ -174,7 +209,11 @@ class H3GA(torch.nn.Module):
 
         ``deform=False`` gives exactly the exported file's model (what Blender shows)."""
         body = self.body
-        rest = body.template_vertices + torch.einsum("vcb,b->vc", body.shape_dirs, self.betas) + self.hand_offsets * self.hand_mask
+        rest = (
+            body.template_vertices
+            + torch.einsum("vcb,b->vc", body.shape_dirs, self.betas)
+            + self.hand_offsets * self.hand_mask
+        )
         if expression is not None and body.num_expressions:
             rest = rest + torch.einsum("vce,e->vc", body.expression_dirs, expression)
         rot = batch_rodrigues(full_pose.reshape(-1, 3)).reshape(1, 55, 3, 3)
@@ -214,8 +253,15 @@ class H3GA(torch.nn.Module):
         return means, cov, colors, opacities
 
     @torch.no_grad()
-    def export(self, prompt: str = "", negative_prompt: str = "", seed: int = 0, preset: str = "",
-               gender: str = "neutral", deformation: bool = False) -> H3GAAvatar:
+    def export(
+        self,
+        prompt: str = "",
+        negative_prompt: str = "",
+        seed: int = 0,
+        preset: str = "",
+        gender: str = "neutral",
+        deformation: bool = False,
+    ) -> H3GAAvatar:
         """The avatar as a .h3ga (colours and opacities baked; hand shape baked into the template).
 
         ``deformation``: also write the pose-dependent network as ``deform/*``. Off by default: the
@@ -225,34 +271,66 @@ class H3GA(torch.nn.Module):
         rest = template + torch.einsum("vcb,b->vc", body.shape_dirs, self.betas)
         f = lambda t: t.detach().cpu().numpy()
         arrays = {
-            "rig/betas": f(self.betas), "rig/rest_joints": f(self.rest_joints),  # the joints it was trained with
-            "rig/joint_regressor": f(body.joint_regressor), "body/template_vertices": f(template),
-            "body/faces": f(body.faces).astype(np.int32), "body/skin_weights": f(body.skin_weights),
-            "body/shape_dirs": f(body.shape_dirs), "body/expression_dirs": f(body.expression_dirs),
-            "free/means": f(self.free_means), "free/log_scales": f(self.free_log_scales),
-            "free/quats": f(F.normalize(self.free_quats, dim=-1)), "free/opacity_logits": f(self.free_opacity),
-            "free/colors": f(torch.sigmoid(self.free_color_logits)), "free/skin_joints": f(self.free_skin_joints).astype(np.int32),
-            "free/skin_weights": f(self.free_skin_weights), "free/bind_faces": f(self.free_bind).astype(np.int32),
-            "free/bind_barycentrics": f(self.free_bary), "bound/faces": f(self.bound_faces).astype(np.int32),
-            "bound/barycentrics": f(torch.softmax(self.bound_bary_logits, -1)), "bound/log_scales": f(self.bound_log_scales),
-            "bound/quats": f(F.normalize(self.bound_quats, dim=-1)), "bound/opacity_logits": f(self.bound_opacity),
+            "rig/betas": f(self.betas),
+            "rig/rest_joints": f(self.rest_joints),  # the joints it was trained with
+            "rig/joint_regressor": f(body.joint_regressor),
+            "body/template_vertices": f(template),
+            "body/faces": f(body.faces).astype(np.int32),
+            "body/skin_weights": f(body.skin_weights),
+            "body/shape_dirs": f(body.shape_dirs),
+            "body/expression_dirs": f(body.expression_dirs),
+            "free/means": f(self.free_means),
+            "free/log_scales": f(self.free_log_scales),
+            "free/quats": f(F.normalize(self.free_quats, dim=-1)),
+            "free/opacity_logits": f(self.free_opacity),
+            "free/colors": f(torch.sigmoid(self.free_color_logits)),
+            "free/skin_joints": f(self.free_skin_joints).astype(np.int32),
+            "free/skin_weights": f(self.free_skin_weights),
+            "free/bind_faces": f(self.free_bind).astype(np.int32),
+            "free/bind_barycentrics": f(self.free_bary),
+            "bound/faces": f(self.bound_faces).astype(np.int32),
+            "bound/barycentrics": f(torch.softmax(self.bound_bary_logits, -1)),
+            "bound/log_scales": f(self.bound_log_scales),
+            "bound/quats": f(F.normalize(self.bound_quats, dim=-1)),
+            "bound/opacity_logits": f(self.bound_opacity),
             "bound/colors": f(torch.sigmoid(self.bound_color_logits)),
         }
         if deformation and self.deformation is not None:  # backend-only extra, ignored by Blender
             for name, tensor in self.deformation.net.state_dict().items():
                 arrays[f"deform/mlp_{name.replace('.', '_')}"] = f(tensor)
         # The body's colours in the file's colour space too: its own are display values.
-        display = body.vertex_colors if body.vertex_colors is not None else np.tile([[0.8, 0.62, 0.52]], (body.num_vertices, 1))
+        display = (
+            body.vertex_colors
+            if body.vertex_colors is not None
+            else np.tile([[0.8, 0.62, 0.52]], (body.num_vertices, 1))
+        )
         arrays["body/vertex_colors"] = srgb_to_linear_np(display).astype(np.float32)
-        manifest = new_manifest(prompt=prompt, negative_prompt=negative_prompt, seed=seed, preset=preset,
-                                color_space=COLOR_SPACE_LINEAR,
-                                body_kind=body.kind, gender=gender, licensed_smplx_data=body.licensed,
-                                shape_names=body.shape_names, expression_names=body.expression_names)
+        manifest = new_manifest(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            seed=seed,
+            preset=preset,
+            color_space=COLOR_SPACE_LINEAR,
+            body_kind=body.kind,
+            gender=gender,
+            licensed_smplx_data=body.licensed,
+            shape_names=body.shape_names,
+            expression_names=body.expression_names,
+        )
         return H3GAAvatar(manifest, arrays)
 
 
-def smooth_far_skin_weights(points, anchors, skin, vertices, vertex_weights, near: float = 0.02, far: float = 0.06,
-                            neighbours: int = 16, chunk: int = 4096):
+def smooth_far_skin_weights(
+    points,
+    anchors,
+    skin,
+    vertices,
+    vertex_weights,
+    near: float = 0.02,
+    far: float = 0.06,
+    neighbours: int = 16,
+    chunk: int = 4096,
+):
     """Skin weights of points away from the surface, blended towards the inverse-distance average of
     their nearest body vertices: 0 % at ``near`` metres from their bind point, 100 % from ``far``.
 
@@ -266,7 +344,7 @@ def smooth_far_skin_weights(points, anchors, skin, vertices, vertex_weights, nea
         return skin
     out = skin.clone()
     for i in range(0, len(far_ones), chunk):
-        idx = far_ones[i:i + chunk]
+        idx = far_ones[i : i + chunk]
         d, nearest = torch.cdist(points[idx], vertices).topk(neighbours, largest=False)
         w = 1.0 / d.clamp(min=1e-4)
         average = torch.einsum("pk,pkj->pj", w / w.sum(1, keepdim=True), vertex_weights[nearest])
@@ -289,19 +367,27 @@ def closest_points_on_triangles(p: torch.Tensor, a: torch.Tensor, b: torch.Tenso
     bc = c - b
     t_bc = (((p - b) * bc).sum(-1) / (bc * bc).sum(-1).clamp(min=1e-20)).clamp(0, 1)
     zero = torch.zeros_like(t_ab)
-    options = torch.stack([inside,
-                           torch.stack([1 - t_ab, t_ab, zero], -1),
-                           torch.stack([1 - t_ac, zero, t_ac], -1),
-                           torch.stack([zero, 1 - t_bc, t_bc], -1)], -2)  # (...,4,3)
-    points = options[..., 0:1] * a[..., None, :] + options[..., 1:2] * b[..., None, :] + options[..., 2:3] * c[..., None, :]
+    options = torch.stack(
+        [
+            inside,
+            torch.stack([1 - t_ab, t_ab, zero], -1),
+            torch.stack([1 - t_ac, zero, t_ac], -1),
+            torch.stack([zero, 1 - t_bc, t_bc], -1),
+        ],
+        -2,
+    )  # (...,4,3)
+    points = (
+        options[..., 0:1] * a[..., None, :] + options[..., 1:2] * b[..., None, :] + options[..., 2:3] * c[..., None, :]
+    )
     dist = torch.linalg.norm(points - p[..., None, :], dim=-1)
     dist[..., 0] = torch.where((inside >= 0).all(-1), dist[..., 0], torch.full_like(dist[..., 0], float("inf")))
     best = dist.argmin(-1)
     return torch.gather(options, -2, best[..., None, None].expand(*best.shape, 1, 3))[..., 0, :], dist.min(-1).values
 
 
-def nearest_triangles(points: torch.Tensor, vertices: torch.Tensor, faces: torch.Tensor, candidates: int = 32,
-                      chunk: int = 2048):
+def nearest_triangles(
+    points: torch.Tensor, vertices: torch.Tensor, faces: torch.Tensor, candidates: int = 32, chunk: int = 2048
+):
     """For each point: the triangle of the surface nearest to it by exact point-to-triangle distance,
     the barycentrics of its nearest point there, that distance, and whether the point lies on the
     outer side of the triangle.
@@ -313,10 +399,12 @@ def nearest_triangles(points: torch.Tensor, vertices: torch.Tensor, faces: torch
     k = min(candidates, len(faces))
     binds, barys, dists, outs = [], [], [], []
     for i in range(0, len(points), chunk):
-        p = points[i:i + chunk]
+        p = points[i : i + chunk]
         near = torch.cdist(p, centroids).topk(k, largest=False).indices  # (c,k)
         tri = vertices[faces[near]]  # (c,k,3,3)
-        bary, dist = closest_points_on_triangles(p[:, None].expand(-1, k, -1), tri[..., 0, :], tri[..., 1, :], tri[..., 2, :])
+        bary, dist = closest_points_on_triangles(
+            p[:, None].expand(-1, k, -1), tri[..., 0, :], tri[..., 1, :], tri[..., 2, :]
+        )
         best = dist.argmin(1)
         rows = torch.arange(len(p))
         bind = near[rows, best]

@@ -51,8 +51,15 @@ def outfit_colors(points: np.ndarray, joints: np.ndarray) -> np.ndarray:
 
 
 # Painted detail by the joint that moves a mesh-bound Gaussian's triangle most.
-DETAIL = {"thumb": (0.85, 0.2, 0.2), "index": (0.2, 0.65, 0.25), "middle": (0.2, 0.3, 0.85), "ring": (0.9, 0.75, 0.1),
-          "pinky": (0.65, 0.2, 0.75), "jaw": (0.7, 0.1, 0.2), "eye": (0.1, 0.1, 0.25)}
+DETAIL = {
+    "thumb": (0.85, 0.2, 0.2),
+    "index": (0.2, 0.65, 0.25),
+    "middle": (0.2, 0.3, 0.85),
+    "ring": (0.9, 0.75, 0.1),
+    "pinky": (0.65, 0.2, 0.75),
+    "jaw": (0.7, 0.1, 0.2),
+    "eye": (0.1, 0.1, 0.25),
+}
 
 
 def detail_colors(body: BodyModel, triangles: torch.Tensor, base: np.ndarray) -> np.ndarray:
@@ -70,7 +77,9 @@ def reference_avatar(body: BodyModel, num_free: int, seed: int = 100) -> H3GA:
     with torch.no_grad():
         joints = body().joints[0].numpy()
         # The outfit is designed in display colours; the model holds linear light.
-        as_logits = lambda display: torch.logit(srgb_to_linear(torch.as_tensor(display, dtype=torch.float32)).clamp(0.02, 0.98))
+        as_logits = lambda display: torch.logit(
+            srgb_to_linear(torch.as_tensor(display, dtype=torch.float32)).clamp(0.02, 0.98)
+        )
         ref.free_color_logits.copy_(as_logits(outfit_colors(ref.free_means.numpy(), joints)))
         v = body().rest_vertices[0].numpy()[body.faces[ref.bound_faces].numpy()].mean(1)
         bound = detail_colors(body, ref.bound_faces, outfit_colors(v, joints))
@@ -98,18 +107,28 @@ def held_out_set(body: BodyModel, size: int, seed: int = 7) -> dict:
     """(pose, expression, camera) per kind, from seeds training never uses."""
     rng = np.random.default_rng(seed)
     target = (0.0, float(body().joints[0, :, 1].mean()) - 0.1, 0.0)
-    views = [(apose(), np.zeros(body.num_expressions), orbit_camera(az, el, 2.6, target, 50, size, size))
-             for az, el in ((35, 85), (-110, 95), (160, 80), (-20, 100))]
-    poses = [(random_pose(rng, canonical_mix=0.0), random_expression(rng, body.num_expressions, body.kind),
-              orbit_camera(float(rng.uniform(-60, 60)), 90, 2.6, target, 50, size, size)) for _ in range(4)]
+    views = [
+        (apose(), np.zeros(body.num_expressions), orbit_camera(az, el, 2.6, target, 50, size, size))
+        for az, el in ((35, 85), (-110, 95), (160, 80), (-20, 100))
+    ]
+    poses = [
+        (
+            random_pose(rng, canonical_mix=0.0),
+            random_expression(rng, body.num_expressions, body.kind),
+            orbit_camera(float(rng.uniform(-60, 60)), 90, 2.6, target, 50, size, size),
+        )
+        for _ in range(4)
+    ]
     close = {"hands": [], "face": []}
     for kind in close:
         for _ in range(4):
             pose = random_pose(rng, canonical_mix=1.0)  # arms near the A-pose, fingers and jaw random
             expression = random_expression(rng, body.num_expressions, body.kind)
             with torch.no_grad():
-                out = body(full_pose=torch.as_tensor(pose, dtype=torch.float32)[None],
-                           expression=torch.as_tensor(expression, dtype=torch.float32)[None])
+                out = body(
+                    full_pose=torch.as_tensor(pose, dtype=torch.float32)[None],
+                    expression=torch.as_tensor(expression, dtype=torch.float32)[None],
+                )
             joints, landmarks = out.joints[0].numpy(), out.landmarks[0].numpy()
             face, hand = (1.0, 0.0) if kind == "face" else (0.0, 1.0)
             camera = sample_camera(rng, joints, size, face, hand, landmarks=landmarks).camera
@@ -121,8 +140,12 @@ def held_out_set(body: BodyModel, size: int, seed: int = 7) -> dict:
 def evaluate(model: H3GA, reference: H3GA, body: BodyModel, size: int, seed: int = 7, deform: bool = False) -> dict:
     """PSNR per kind of held-out render; ``file`` adds the exported file's PSNR over all of them."""
     items = held_out_set(body, size, seed)
-    scores = {kind: float(np.mean([psnr(render(model, p, e, c, deform=deform), render(reference, p, e, c))
-                                   for p, e, c in kind_items])) for kind, kind_items in items.items()}
+    scores = {
+        kind: float(
+            np.mean([psnr(render(model, p, e, c, deform=deform), render(reference, p, e, c)) for p, e, c in kind_items])
+        )
+        for kind, kind_items in items.items()
+    }
     with tempfile.TemporaryDirectory() as tmp:
         avatar = read_h3ga(write_h3ga(f"{tmp}/a.h3ga", model.export()))
     file_render = lambda p, e, c: rasterize_posed(pose_avatar(avatar, p, expression=e), c, background=BACKGROUND).image
@@ -144,8 +167,20 @@ def run_oracle_stage2(steps: int = 120, size: int = 48, num_free: int = 3000, se
         return torch.stack([render(reference, p, e, c).permute(2, 0, 1) for c, (p, e) in zip(cameras, poses)])
 
     initial = evaluate(model, reference, body, size)["view"]
-    cfg = Stage2Config(**{**dict(steps=steps, resolution=size, batch=2, checkpoint_every=10**9, preview_every=10**9,
-                                 lr_colors=0.05, lr_opacity=0.05), **config})
+    cfg = Stage2Config(
+        **{
+            **dict(
+                steps=steps,
+                resolution=size,
+                batch=2,
+                checkpoint_every=10**9,
+                preview_every=10**9,
+                lr_colors=0.05,
+                lr_opacity=0.05,
+            ),
+            **config,
+        }
+    )
     with tempfile.TemporaryDirectory() as tmp:
         train_stage2(model, OracleGuidance(reference_render), "oracle", cfg, ProgressReporter(), tmp, seed=seed)
     s = evaluate(model, reference, body, size, deform=cfg.deforming(cfg.steps - 1))

@@ -34,18 +34,32 @@ BACKGROUND = (0.5, 0.5, 0.5)  # the paper's constant grey
 
 
 def make_optimizer(model: H3GA, cfg: Stage2Config) -> Optimizers:
-    free_lr = {"means": cfg.lr_means, "scales": cfg.lr_scales, "quats": cfg.lr_rotations,
-               "opacities": cfg.lr_opacity, "colors": cfg.lr_colors}
-    per_free = {key: torch.optim.Adam([getattr(model, attr)], lr=free_lr[key], eps=1e-15)
-                for key, attr in FREE_PARAMETERS.items()}
-    rest = torch.optim.Adam([
-        {"params": [model.bound_log_scales], "lr": cfg.lr_scales},
-        {"params": [model.bound_quats], "lr": cfg.lr_rotations},
-        {"params": [model.bound_opacity], "lr": cfg.lr_opacity},
-        {"params": [model.bound_color_logits], "lr": cfg.lr_colors},
-        {"params": [model.bound_bary_logits, model.hand_offsets], "lr": cfg.lr_bound},
-    ] + ([{"params": list(model.deformation.parameters()), "lr": cfg.lr_deformation}] if model.deformation is not None else []),
-        eps=1e-15)
+    free_lr = {
+        "means": cfg.lr_means,
+        "scales": cfg.lr_scales,
+        "quats": cfg.lr_rotations,
+        "opacities": cfg.lr_opacity,
+        "colors": cfg.lr_colors,
+    }
+    per_free = {
+        key: torch.optim.Adam([getattr(model, attr)], lr=free_lr[key], eps=1e-15)
+        for key, attr in FREE_PARAMETERS.items()
+    }
+    rest = torch.optim.Adam(
+        [
+            {"params": [model.bound_log_scales], "lr": cfg.lr_scales},
+            {"params": [model.bound_quats], "lr": cfg.lr_rotations},
+            {"params": [model.bound_opacity], "lr": cfg.lr_opacity},
+            {"params": [model.bound_color_logits], "lr": cfg.lr_colors},
+            {"params": [model.bound_bary_logits, model.hand_offsets], "lr": cfg.lr_bound},
+        ]
+        + (
+            [{"params": list(model.deformation.parameters()), "lr": cfg.lr_deformation}]
+            if model.deformation is not None
+            else []
+        ),
+        eps=1e-15,
+    )
     return Optimizers(per_free, rest)
 
 
@@ -64,8 +78,11 @@ def phase_pose(rng: np.random.Generator, step: int, total: int, expressions: int
 
 
 def render_output(model: H3GA, pose, expression, camera, device="cpu", deform: bool = True) -> RenderOutput:
-    means, cov, colors, opacities = model(torch.as_tensor(pose, dtype=torch.float32, device=device),
-                                          torch.as_tensor(expression, dtype=torch.float32, device=device), deform)
+    means, cov, colors, opacities = model(
+        torch.as_tensor(pose, dtype=torch.float32, device=device),
+        torch.as_tensor(expression, dtype=torch.float32, device=device),
+        deform,
+    )
     background = srgb_to_linear(torch.tensor(BACKGROUND, device=device))  # the model's colours are linear light
     return rasterize(means, cov, opacities, colors, camera, background, **AVATAR_RENDER)
 
@@ -90,8 +107,17 @@ class Stage2Training:
 
     name = "stage2"
 
-    def __init__(self, model: H3GA, guidance, prompt: str, cfg: Stage2Config, reporter: ProgressReporter,
-                 workdir: Path, device="cpu", seed: int = 0):
+    def __init__(
+        self,
+        model: H3GA,
+        guidance,
+        prompt: str,
+        cfg: Stage2Config,
+        reporter: ProgressReporter,
+        workdir: Path,
+        device="cpu",
+        seed: int = 0,
+    ):
         from ..body.pose_bank import load_pose_bank
 
         self.model, self.guidance, self.prompt, self.cfg, self.seed = model, guidance, prompt, cfg, seed
@@ -117,16 +143,22 @@ class Stage2Training:
         for _ in range(cfg.batch):
             pose, expression = phase_pose(rng, step, cfg.steps, body.num_expressions, body.kind, self.bank)
             with torch.no_grad():
-                out = body(betas=self.cpu_betas[None], full_pose=pose[None],
-                           expression=torch.as_tensor(expression, dtype=torch.float32)[None])
+                out = body(
+                    betas=self.cpu_betas[None],
+                    full_pose=pose[None],
+                    expression=torch.as_tensor(expression, dtype=torch.float32)[None],
+                )
             joints, landmarks, vertices = (t[0].numpy() for t in (out.joints, out.landmarks, out.vertices))
             cam = sample_camera(rng, joints, cfg.resolution, cfg.face_prob, cfg.hand_prob, landmarks=landmarks)
             skeleton = None
             if self.needs_skeletons:
                 kp = body_keypoints(joints, landmarks, vertices, cam.camera, faces=self.faces)
                 skeleton = skeleton_tensor(draw_openpose(kp), pin=self.device.type == "cuda")
-            views.append(ViewConditions(pose, expression, cam, skeleton,
-                                        view_prompt(self.prompt, cam.azimuth, cam.elevation, cam.kind)))
+            views.append(
+                ViewConditions(
+                    pose, expression, cam, skeleton, view_prompt(self.prompt, cam.azimuth, cam.elevation, cam.kind)
+                )
+            )
         return views
 
     def train_step(self, step: int, views: list) -> StepResult:
@@ -144,9 +176,14 @@ class Stage2Training:
         skeletons = None
         if self.needs_skeletons:
             skeletons = torch.stack([v.skeleton for v in views]).to(self.device, non_blocking=True)
-        result = self.guidance(torch.stack(images), skeletons=skeletons, prompts=[v.prompt for v in views],
-                               step_ratio=step / max(1, cfg.steps), cameras=[v.camera.camera for v in views],
-                               poses=[(v.pose, v.expression) for v in views])
+        result = self.guidance(
+            torch.stack(images),
+            skeletons=skeletons,
+            prompts=[v.prompt for v in views],
+            step_ratio=step / max(1, cfg.steps),
+            cameras=[v.camera.camera for v in views],
+            poses=[(v.pose, v.expression) for v in views],
+        )
         self.optimizer.zero_grad(set_to_none=True)
         result.loss.backward()
         self.optimizer.step()
@@ -155,12 +192,17 @@ class Stage2Training:
             # also reaches the Gaussians that are about to be cloned or split.
             changed = self.refiner.after_step(step, renders)
             if changed:
-                self.reporter.info("stage2", f"Densify at step {step}: {changed['before']} -> {changed['after']} free Gaussians.")
+                self.reporter.info(
+                    "stage2", f"Densify at step {step}: {changed['before']} -> {changed['after']} free Gaussians."
+                )
         return StepResult(result.loss.detach(), result.info.get("nonfinite"))
 
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "densify": self.refiner.state_dict() if self.refiner is not None else None}
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "densify": self.refiner.state_dict() if self.refiner is not None else None,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         resize_free(self.model, state["model"]["free_means"].shape[0])  # densification changes the count
@@ -174,8 +216,18 @@ class Stage2Training:
         return save_preview(self.model, self.workdir / f"preview_{done:05d}.png", self.model.body, self.device)
 
 
-def train_stage2(model: H3GA, guidance, prompt: str, cfg: Stage2Config, reporter: ProgressReporter, workdir: Path,
-                 seed: int = 0, device="cpu", resume: bool = True, stats: Optional[dict] = None) -> H3GA:
+def train_stage2(
+    model: H3GA,
+    guidance,
+    prompt: str,
+    cfg: Stage2Config,
+    reporter: ProgressReporter,
+    workdir: Path,
+    seed: int = 0,
+    device="cpu",
+    resume: bool = True,
+    stats: Optional[dict] = None,
+) -> H3GA:
     """Train; ``stats``, when given, receives the host-side figures of the run (``Trainer.stats``)."""
     workdir = Path(workdir)
     stage = Stage2Training(model, guidance, prompt, cfg, reporter, workdir, device, seed)
@@ -193,8 +245,12 @@ def save_preview(model: H3GA, path: Path, body, device="cpu", size: int = 256) -
 
     joints = body(betas=model.betas[None]).joints[0].cpu().numpy()
     target = (0.0, float(joints[:, 1].mean()) - 0.1, 0.0)
-    views = [render(model, apose(), np.zeros(body.num_expressions), orbit_camera(az, 90, 2.6, target, 50, size, size), device)
-             for az in (0, 180)]
+    views = [
+        render(
+            model, apose(), np.zeros(body.num_expressions), orbit_camera(az, 90, 2.6, target, 50, size, size), device
+        )
+        for az in (0, 180)
+    ]
     image = torch.cat(views, dim=1).clamp(0, 1).cpu().numpy()
     Image.fromarray((image * 255).astype(np.uint8)).save(path)
     return path

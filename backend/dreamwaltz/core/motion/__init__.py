@@ -18,26 +18,55 @@ from .mapping import auto_mapping, load_mapping, save_mapping
 from .retarget import MotionSequence, TargetSkeleton, forward_kinematics_batch, resample, retarget_bvh
 from .smpl_files import read_smpl_motion
 
-__all__ = ["BVH", "MotionSequence", "TargetSkeleton", "auto_mapping", "forward_kinematics_batch", "load_mapping",
-           "load_motion", "read_bvh", "resample", "retarget_bvh", "save_mapping"]
+__all__ = [
+    "BVH",
+    "MotionSequence",
+    "TargetSkeleton",
+    "auto_mapping",
+    "forward_kinematics_batch",
+    "load_mapping",
+    "load_motion",
+    "read_bvh",
+    "resample",
+    "retarget_bvh",
+    "save_mapping",
+]
 
 
-def load_motion(path, target: TargetSkeleton, fps=None, in_place: bool = False, scale: float = 1.0,
-                mapping=None, up_axis: str = "auto", keep_on_ground: bool = True) -> MotionSequence:
+def load_motion(
+    path,
+    target: TargetSkeleton,
+    fps=None,
+    in_place: bool = False,
+    scale: float = 1.0,
+    mapping=None,
+    up_axis: str = "auto",
+    keep_on_ground: bool = True,
+) -> MotionSequence:
     """Any supported motion file as an SMPL-X sequence for ``target``, resampled to ``fps`` if given."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".bvh":
-        seq = retarget_bvh(read_bvh(path), target, mapping=mapping, in_place=in_place, scale=scale,
-                           keep_on_ground=keep_on_ground, source=path.name)
+        seq = retarget_bvh(
+            read_bvh(path),
+            target,
+            mapping=mapping,
+            in_place=in_place,
+            scale=scale,
+            keep_on_ground=keep_on_ground,
+            source=path.name,
+        )
     elif suffix in (".npz", ".npy"):
         seq = read_smpl_motion(path, target.rest_joints[0], up_axis=up_axis)
         if in_place:
             seq.transl[:, [0, 2]] = seq.transl[:1, [0, 2]]
     elif suffix == ".pkl":
-        raise MotionError(f"'{path.name}' is a pickle; loading it could run arbitrary code.",
-                          "Convert it to .npz (np.savez with plain arrays) first.")
+        raise MotionError(
+            f"'{path.name}' is a pickle; loading it could run arbitrary code.",
+            "Convert it to .npz (np.savez with plain arrays) first.",
+        )
     else:
-        raise MotionError(f"'{path.name}': unsupported motion file type '{suffix}'.",
-                          "Use .bvh, or SMPL-X/AMASS .npz / .npy.")
+        raise MotionError(
+            f"'{path.name}': unsupported motion file type '{suffix}'.", "Use .bvh, or SMPL-X/AMASS .npz / .npy."
+        )
     return resample(seq, fps) if fps is not None else seq  # 0 or NaN is an error, not 'keep the rate'

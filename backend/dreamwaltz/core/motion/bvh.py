@@ -88,8 +88,10 @@ def read_bvh(path) -> BVH:
     if size == 0:
         raise MotionError(f"'{path.name}' is empty.", "Export the motion again.")
     if size > MAX_BVH_BYTES:
-        raise MotionError(f"'{path.name}' is {size / 2**20:.0f} MB, over the {MAX_BVH_BYTES >> 20} MB limit.",
-                          "Split the clip into shorter takes.")
+        raise MotionError(
+            f"'{path.name}' is {size / 2**20:.0f} MB, over the {MAX_BVH_BYTES >> 20} MB limit.",
+            "Split the clip into shorter takes.",
+        )
     text = path.read_bytes().decode("utf-8", errors="replace")
     try:
         return parse_bvh(text)
@@ -106,7 +108,7 @@ def parse_bvh(text: str) -> BVH:
     # Only the hierarchy is split into Python tokens; the frames are parsed by numpy straight into
     # one float64 array (a token list of a big clip would take ~50 bytes per number).
     found = _MOTION_RE.search(text, 0, MAX_HIERARCHY_BYTES)
-    hierarchy = text[:found.start()] if found else text[:MAX_HIERARCHY_BYTES]
+    hierarchy = text[: found.start()] if found else text[:MAX_HIERARCHY_BYTES]
     # Joint names may hold spaces (3ds Max's "Bip01 L Thigh"): the rest of the ROOT/JOINT line.
     spaced: list[str] = []
 
@@ -115,8 +117,10 @@ def parse_bvh(text: str) -> BVH:
         return f"{match.group(1)} \x00{len(spaced) - 1}\x00{match.group(3)}"
 
     hierarchy = _NAME_RE.sub(keep, hierarchy)
-    tokens = [spaced[int(t[1:-1])] if t.startswith("\x00") and t.endswith("\x00") and len(t) > 2 else t
-              for t in hierarchy.split()]
+    tokens = [
+        spaced[int(t[1:-1])] if t.startswith("\x00") and t.endswith("\x00") and len(t) > 2 else t
+        for t in hierarchy.split()
+    ]
     if not tokens or tokens[0].upper() != "HIERARCHY":
         raise MotionError("not a BVH file (it does not start with HIERARCHY).", "Choose a .bvh motion capture file.")
     names, parents, offsets, channels, end_sites = [], [], [], [], {}
@@ -128,14 +132,16 @@ def parse_bvh(text: str) -> BVH:
         nonlocal i
         if i >= len(tokens) or tokens[i].upper() != word:
             found = tokens[i] if i < len(tokens) else "end of file"
-            raise MotionError(f"the hierarchy is malformed near token {i} (expected {word}, found {found!r}).",
-                              "The file is damaged; export it again.")
+            raise MotionError(
+                f"the hierarchy is malformed near token {i} (expected {word}, found {found!r}).",
+                "The file is damaged; export it again.",
+            )
         i += 1
 
     def floats(n):
         nonlocal i
         try:
-            values = [float(t) for t in tokens[i:i + n]]
+            values = [float(t) for t in tokens[i : i + n]]
         except ValueError:
             raise MotionError(f"a number was expected near token {i}.", "The file is damaged.") from None
         if len(values) != n:
@@ -165,8 +171,10 @@ def parse_bvh(text: str) -> BVH:
                 raise MotionError(f"bad CHANNELS count near token {i}.", "The file is damaged.") from None
             i += 1
             if not 0 <= count <= 6 or i + count > len(tokens):
-                raise MotionError(f"joint {names[-1]!r} declares {count} channels (CHANNELS takes 0 to 6).", "The file is damaged.")
-            chans = tokens[i:i + count]
+                raise MotionError(
+                    f"joint {names[-1]!r} declares {count} channels (CHANNELS takes 0 to 6).", "The file is damaged."
+                )
+            chans = tokens[i : i + count]
             for c in chans:
                 if len(c) < 2 or c[0].upper() not in AXES or c[1:].lower() not in ("position", "rotation"):
                     raise MotionError(f"unknown channel {c!r} on joint {names[-1]!r}.", "The file is damaged.")
@@ -202,7 +210,11 @@ def parse_bvh(text: str) -> BVH:
         if header is None:
             raise ValueError
         words = header.groups()
-        if words[0].upper().rstrip(":") != "FRAMES" or words[2].upper() != "FRAME" or words[3].upper().rstrip(":") != "TIME":
+        if (
+            words[0].upper().rstrip(":") != "FRAMES"
+            or words[2].upper() != "FRAME"
+            or words[3].upper().rstrip(":") != "TIME"
+        ):
             raise ValueError
         n_frames = int(words[1])
         frame_time = float(words[4])
@@ -211,16 +223,22 @@ def parse_bvh(text: str) -> BVH:
     if n_frames <= 0:
         raise MotionError("the clip has no frames.", "Export the motion again with its frames.")
     if not (1e-4 <= frame_time <= 10.0):  # also refuses 0, negative and NaN
-        raise MotionError(f"'Frame Time' is {frame_time} s, not a plausible frame time (1e-4 to 10 s).",
-                          "The file is damaged; export the motion again.")
+        raise MotionError(
+            f"'Frame Time' is {frame_time} s, not a plausible frame time (1e-4 to 10 s).",
+            "The file is damaged; export the motion again.",
+        )
     n_channels = sum(len(c) for c in channels)
     if n_channels == 0:
-        raise MotionError("no joint has channels, so the clip holds no motion.", "Export the motion again with its channels.")
+        raise MotionError(
+            "no joint has channels, so the clip holds no motion.", "Export the motion again with its channels."
+        )
     if n_frames > MAX_FRAMES or n_frames * len(names) * BYTES_PER_JOINT_FRAME > (4 << 30):
-        raise MotionError(f"'Frames' is {n_frames} for {len(names)} joints, over what DreamWaltz reads at once "
-                          f"({min(MAX_FRAMES, (4 << 30) // (BYTES_PER_JOINT_FRAME * len(names)))} frames).",
-                          "Split the clip into shorter takes.")
-    data = text[header.end():]
+        raise MotionError(
+            f"'Frames' is {n_frames} for {len(names)} joints, over what DreamWaltz reads at once "
+            f"({min(MAX_FRAMES, (4 << 30) // (BYTES_PER_JOINT_FRAME * len(names)))} frames).",
+            "Split the clip into shorter takes.",
+        )
+    data = text[header.end() :]
     expected = n_frames * n_channels
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numpy warns when the text does not end in a number
@@ -234,10 +252,14 @@ def parse_bvh(text: str) -> BVH:
         for _ in re.finditer(r"\S+", data):  # counted lazily: no token list
             words += 1
             if words >= expected:
-                raise MotionError(f"the motion data contains something that is not a number (after {len(values)} numbers).",
-                                  "The file is damaged.")
-        raise MotionError(f"the file declares {n_frames} frames but holds {complete}.",
-                          "It is truncated; export or download it again.")
+                raise MotionError(
+                    f"the motion data contains something that is not a number (after {len(values)} numbers).",
+                    "The file is damaged.",
+                )
+        raise MotionError(
+            f"the file declares {n_frames} frames but holds {complete}.",
+            "It is truncated; export or download it again.",
+        )
     frames = values[:expected].reshape(n_frames, n_channels)
     if not np.isfinite(frames).all():
         raise MotionError("the motion data contains NaN or infinite values.", "The file is damaged.")

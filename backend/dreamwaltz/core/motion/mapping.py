@@ -25,8 +25,20 @@ ALIASES_PATH = Path(__file__).with_name("data") / "aliases.json"
 SIDES = (("left", "l"), ("right", "r"))
 
 # Joints without which a body cannot be driven; the rest stay at rest when the clip lacks them.
-REQUIRED = ("pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-            "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "head")
+REQUIRED = (
+    "pelvis",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "head",
+)
 
 
 @lru_cache(maxsize=1)
@@ -92,7 +104,11 @@ def _reverse() -> dict[str, str]:
     """Normalised alias -> SMPL-X joint, for fingers, eyes and jaw (first alias wins)."""
     out: dict[str, str] = {}
     for joint in JOINT_NAMES:
-        if joint in ("jaw",) or joint.endswith("_eye_smplhf") or any(f in joint for f in ("thumb", "index", "middle", "ring", "pinky")):
+        if (
+            joint in ("jaw",)
+            or joint.endswith("_eye_smplhf")
+            or any(f in joint for f in ("thumb", "index", "middle", "ring", "pinky"))
+        ):
             for alias in _table().get(joint, ()):
                 out.setdefault(alias, joint)
     return out
@@ -201,17 +217,21 @@ def resolve_mapping(source_names, user=None, parents=None, rest=None, end_sites=
     return build_mapping(source_names, user, parents, rest, end_sites)[0]
 
 
-HOW_TO_MAP = ('Write a JSON file such as {"left_knee": "YourKneeBone", "right_knee": ...} (keys: SMPL-X joint '
-              "names, values: the clip's bone names; only the joints to add or fix) and pass it as mapping=PATH "
-              "(Blender: Apply Motion > Bone Mapping; backend: --mapping PATH). save_mapping() writes the automatic "
-              "mapping as a starting point.")
+HOW_TO_MAP = (
+    'Write a JSON file such as {"left_knee": "YourKneeBone", "right_knee": ...} (keys: SMPL-X joint '
+    "names, values: the clip's bone names; only the joints to add or fix) and pass it as mapping=PATH "
+    "(Blender: Apply Motion > Bone Mapping; backend: --mapping PATH). save_mapping() writes the automatic "
+    "mapping as a starting point."
+)
 
 
 def check_mapping(mapping: dict[str, str], source_names, where: str = "the motion") -> None:
     unknown = {j: b for j, b in mapping.items() if j not in JOINT_NAMES or b not in source_names}
     if unknown:
-        raise MotionError(f"{where}: the mapping names joints or bones that do not exist: {unknown}.",
-                          "Keys must be SMPL-X joint names (e.g. left_knee), values bone names of the clip. " + HOW_TO_MAP)
+        raise MotionError(
+            f"{where}: the mapping names joints or bones that do not exist: {unknown}.",
+            "Keys must be SMPL-X joint names (e.g. left_knee), values bone names of the clip. " + HOW_TO_MAP,
+        )
     missing = [j for j in REQUIRED if j not in mapping]
     if missing:
         unmapped = [b for b in source_names if b not in mapping.values()]
@@ -238,11 +258,14 @@ def load_mapping(path_or_dict) -> dict:
             data = json.loads(Path(path_or_dict).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise MotionError(f"{where} cannot be read ({err}).", HOW_TO_MAP) from None
-    if not isinstance(data, dict) or not all(isinstance(k, str) and (v is None or isinstance(v, str))
-                                             for k, v in data.items()):
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in data.items()
+    ):
         raise MotionError(f"{where} must be a JSON object mapping SMPL-X joint names to bone names.", HOW_TO_MAP)
     bad = [k for k in data if k not in JOINT_NAMES]
     if bad:
-        raise MotionError(f"{where}: {', '.join(bad[:10])} {'is not an SMPL-X joint' if len(bad) == 1 else 'are not SMPL-X joints'}.",
-                          f"Keys are SMPL-X joint names: {', '.join(JOINT_NAMES[:22])}, ... " + HOW_TO_MAP)
+        raise MotionError(
+            f"{where}: {', '.join(bad[:10])} {'is not an SMPL-X joint' if len(bad) == 1 else 'are not SMPL-X joints'}.",
+            f"Keys are SMPL-X joint names: {', '.join(JOINT_NAMES[:22])}, ... " + HOW_TO_MAP,
+        )
     return data

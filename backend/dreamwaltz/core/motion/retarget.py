@@ -23,12 +23,24 @@ from .mapping import build_mapping, check_mapping
 
 # The child whose direction defines a joint's bone, in preference order.
 BONE_CHILD = {
-    "left_hip": ["left_knee"], "right_hip": ["right_knee"], "left_knee": ["left_ankle"], "right_knee": ["right_ankle"],
-    "left_ankle": ["left_foot"], "right_ankle": ["right_foot"], "spine1": ["spine2", "spine3", "neck", "head"],
-    "spine2": ["spine3", "neck", "head"], "spine3": ["neck", "head"], "neck": ["head"], "left_collar": ["left_shoulder"],
-    "right_collar": ["right_shoulder"], "left_shoulder": ["left_elbow"], "right_shoulder": ["right_elbow"],
-    "left_elbow": ["left_wrist"], "right_elbow": ["right_wrist"],
-    "left_wrist": ["left_middle1", "left_index1", "left_ring1"], "right_wrist": ["right_middle1", "right_index1", "right_ring1"],
+    "left_hip": ["left_knee"],
+    "right_hip": ["right_knee"],
+    "left_knee": ["left_ankle"],
+    "right_knee": ["right_ankle"],
+    "left_ankle": ["left_foot"],
+    "right_ankle": ["right_foot"],
+    "spine1": ["spine2", "spine3", "neck", "head"],
+    "spine2": ["spine3", "neck", "head"],
+    "spine3": ["neck", "head"],
+    "neck": ["head"],
+    "left_collar": ["left_shoulder"],
+    "right_collar": ["right_shoulder"],
+    "left_shoulder": ["left_elbow"],
+    "right_shoulder": ["right_elbow"],
+    "left_elbow": ["left_wrist"],
+    "right_elbow": ["right_wrist"],
+    "left_wrist": ["left_middle1", "left_index1", "left_ring1"],
+    "right_wrist": ["right_middle1", "right_index1", "right_ring1"],
 }
 for _side in ("left", "right"):
     for _finger in ("index", "middle", "ring", "pinky", "thumb"):
@@ -83,8 +95,12 @@ class TargetSkeleton:
             joints.append(ids[np.argmax(weights[low][:, ids], axis=1)])
         if not points:
             return cls.from_joints(a["rig/rest_joints"], ground_y=float(rest[:, 1].min()))
-        return cls(a["rig/rest_joints"].astype(np.float64), np.concatenate(points), np.concatenate(joints),
-                   float(rest[:, 1].min()))
+        return cls(
+            a["rig/rest_joints"].astype(np.float64),
+            np.concatenate(points),
+            np.concatenate(joints),
+            float(rest[:, 1].min()),
+        )
 
     @classmethod
     def coerce(cls, target) -> "TargetSkeleton":
@@ -100,8 +116,10 @@ class TargetSkeleton:
         """Without a mesh: soles a little below the ankles and toes."""
         rest_joints = np.asarray(rest_joints, dtype=np.float64)
         if rest_joints.shape != (55, 3) or not np.isfinite(rest_joints).all():
-            raise MotionError(f"the target rest joints must be a finite (55, 3) array, not {rest_joints.shape}.",
-                              "Pass the avatar's rig/rest_joints (SMPL-X joint order, metres, Y up).")
+            raise MotionError(
+                f"the target rest joints must be a finite (55, 3) array, not {rest_joints.shape}.",
+                "Pass the avatar's rig/rest_joints (SMPL-X joint order, metres, Y up).",
+            )
         idx = np.array([JOINT_INDEX[n] for n in FEET])
         if ground_y is None:
             ground_y = float(rest_joints[idx, 1].min() - 0.05)
@@ -232,6 +250,7 @@ def source_basis(rest: np.ndarray, mapping: dict, index: dict) -> np.ndarray:
     Up is head over feet and left is left hip/shoulder minus right in the rest skeleton, so Y-up,
     Z-up (and any other axis-aligned) captures all stand up facing +Z.
     """
+
     def at(joint):
         return rest[index[mapping[joint]]]
 
@@ -241,8 +260,10 @@ def source_basis(rest: np.ndarray, mapping: dict, index: dict) -> np.ndarray:
         left = left + at("left_shoulder") - at("right_shoulder")
     left = _snap(left - (left @ up) * up)
     if abs(left @ up) > 0.5:
-        raise MotionError("the clip's skeleton has its left-right axis along its up axis.",
-                          "The bone mapping is probably wrong (left/right or head/feet swapped).")
+        raise MotionError(
+            "the clip's skeleton has its left-right axis along its up axis.",
+            "The bone mapping is probably wrong (left/right or head/feet swapped).",
+        )
     forward = np.cross(left, up)
     return np.stack([left, up, forward])
 
@@ -275,8 +296,18 @@ def _align_batch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return R
 
 
-def _bone_target(name: str, k: int, s: int, mapping: dict, index: dict, bvh: BVH, rest: np.ndarray,
-                 P_src: np.ndarray, R_src: np.ndarray, min_len: float):
+def _bone_target(
+    name: str,
+    k: int,
+    s: int,
+    mapping: dict,
+    index: dict,
+    bvh: BVH,
+    rest: np.ndarray,
+    P_src: np.ndarray,
+    R_src: np.ndarray,
+    min_len: float,
+):
     """The point that gives SMPL-X joint ``name``'s bone its direction, in the source and target.
 
     The first mapped child (in BONE_CHILD order) at a real distance from the joint; zero-length
@@ -295,8 +326,15 @@ def _bone_target(name: str, k: int, s: int, mapping: dict, index: dict, bvh: BVH
     return None
 
 
-def retarget_bvh(bvh: BVH, target: TargetSkeleton, mapping=None, in_place: bool = False, scale: float = 1.0,
-                 keep_on_ground: bool = True, source: str = "") -> MotionSequence:
+def retarget_bvh(
+    bvh: BVH,
+    target: TargetSkeleton,
+    mapping=None,
+    in_place: bool = False,
+    scale: float = 1.0,
+    keep_on_ground: bool = True,
+    source: str = "",
+) -> MotionSequence:
     """A parsed BVH clip as an SMPL-X sequence for ``target`` (see the module docstring)."""
     where = source or "the clip"
     index = {name: i for i, name in enumerate(bvh.names)}
@@ -311,10 +349,18 @@ def retarget_bvh(bvh: BVH, target: TargetSkeleton, mapping=None, in_place: bool 
     def leg(points, hip, knee, ankle):
         return np.linalg.norm(points[knee] - points[hip]) + np.linalg.norm(points[ankle] - points[knee])
 
-    src_leg = np.mean([leg(rest, index[mapping[f"{s}_hip"]], index[mapping[f"{s}_knee"]], index[mapping[f"{s}_ankle"]])
-                       for s in ("left", "right")])
-    tgt_leg = np.mean([leg(rest_joints, JOINT_INDEX[f"{s}_hip"], JOINT_INDEX[f"{s}_knee"], JOINT_INDEX[f"{s}_ankle"])
-                       for s in ("left", "right")])
+    src_leg = np.mean(
+        [
+            leg(rest, index[mapping[f"{s}_hip"]], index[mapping[f"{s}_knee"]], index[mapping[f"{s}_ankle"]])
+            for s in ("left", "right")
+        ]
+    )
+    tgt_leg = np.mean(
+        [
+            leg(rest_joints, JOINT_INDEX[f"{s}_hip"], JOINT_INDEX[f"{s}_knee"], JOINT_INDEX[f"{s}_ankle"])
+            for s in ("left", "right")
+        ]
+    )
     if not src_leg > 1e-9:
         raise MotionError(f"{where}: its legs have no length in the rest pose.", "The skeleton is damaged.")
     min_len = 1e-3 * src_leg  # shorter source bones have no usable direction
@@ -362,9 +408,17 @@ def retarget_bvh(bvh: BVH, target: TargetSkeleton, mapping=None, in_place: bool 
     if keep_on_ground:
         W, P = forward_kinematics_batch(local, rest_joints, transl)
         transl[:, 1] += ground_offsets(foot_heights(W, P, target), foot_speeds(W, P, target, bvh.fps), bvh.fps)
-    height = float((rest[index[mapping["head"]]] - 0.5 * (rest[index[mapping["left_ankle"]]] + rest[index[mapping["right_ankle"]]])) @ B[1])
-    notes = [f"Source skeleton: {height:.3g} file units from ankles to head (looks like {guess_units(height)}); "
-             f"root motion scaled by the leg-length ratio {ratio:.4g}."]
+    height = float(
+        (
+            rest[index[mapping["head"]]]
+            - 0.5 * (rest[index[mapping["left_ankle"]]] + rest[index[mapping["right_ankle"]]])
+        )
+        @ B[1]
+    )
+    notes = [
+        f"Source skeleton: {height:.3g} file units from ankles to head (looks like {guess_units(height)}); "
+        f"root motion scaled by the leg-length ratio {ratio:.4g}."
+    ]
     if not any(f"left_{f}1" in mapping for f in ("index", "middle", "thumb")):
         notes.append("The clip has no finger bones: fingers stay at rest.")
     return MotionSequence(bvh.fps, matrix_to_axis_angle(local), transl, None, mapping, source, notes + report)
@@ -382,9 +436,11 @@ def resample(seq: MotionSequence, fps: float) -> MotionSequence:
         return seq
     duration = (seq.num_frames - 1) / seq.fps
     if duration * fps + 1 > MAX_FRAMES:  # bound the allocation before making it
-        raise MotionError(f"{seq.source or 'the motion'}: resampling {seq.num_frames} frames from {seq.fps:g} to {fps:g} fps "
-                          f"would make {int(duration * fps) + 1} frames, over the {MAX_FRAMES} limit.",
-                          "Check the clip's frame rate, or split the clip.")
+        raise MotionError(
+            f"{seq.source or 'the motion'}: resampling {seq.num_frames} frames from {seq.fps:g} to {fps:g} fps "
+            f"would make {int(duration * fps) + 1} frames, over the {MAX_FRAMES} limit.",
+            "Check the clip's frame rate, or split the clip.",
+        )
     times = np.arange(int(round(duration * fps)) + 1) / fps
     src = np.minimum(times * seq.fps, seq.num_frames - 1)
     i0 = np.floor(src).astype(int)

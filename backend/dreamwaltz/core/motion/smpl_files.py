@@ -54,11 +54,15 @@ def read_smpl_motion(path, rest_pelvis, up_axis: str = "auto", fps: Optional[flo
     data = _load(path)
     poses = data.get("poses", data.get("motion", data.get("arr_0")))
     if poses is None or poses.dtype.kind not in "fiu":
-        raise MotionError(f"'{path.name}' has no 'poses' array of numbers.",
-                          "Supported: AMASS SMPL+H / SMPL-X .npz, (T,55,3) 'poses', and flat (T,265) or (T,322) arrays.")
+        raise MotionError(
+            f"'{path.name}' has no 'poses' array of numbers.",
+            "Supported: AMASS SMPL+H / SMPL-X .npz, (T,55,3) 'poses', and flat (T,265) or (T,322) arrays.",
+        )
     if poses.ndim not in (2, 3):
-        raise MotionError(f"'{path.name}': 'poses' has {poses.ndim} dimensions (shape {poses.shape}); a motion has 2 or 3.",
-                          "Supported: (T,156) SMPL+H, (T,165) SMPL-X, (T,55,3), (T,265), (T,322).")
+        raise MotionError(
+            f"'{path.name}': 'poses' has {poses.ndim} dimensions (shape {poses.shape}); a motion has 2 or 3.",
+            "Supported: (T,156) SMPL+H, (T,165) SMPL-X, (T,55,3), (T,265), (T,322).",
+        )
     T = poses.shape[0]
     if T > MAX_FRAMES:  # before any copy
         raise MotionError(f"'{path.name}' has {T} frames, over the {MAX_FRAMES} limit.", "Split the clip.")
@@ -97,12 +101,16 @@ def read_smpl_motion(path, rest_pelvis, up_axis: str = "auto", fps: Optional[flo
         expression = poses[:, 159:209]
         trans = poses[:, 309:312]
     else:
-        raise MotionError(f"'{path.name}': poses of shape {poses.shape} match no known layout.",
-                          "Supported: (T,156) SMPL+H, (T,165) SMPL-X, (T,55,3), (T,265), (T,322).")
+        raise MotionError(
+            f"'{path.name}': poses of shape {poses.shape} match no known layout.",
+            "Supported: (T,156) SMPL+H, (T,165) SMPL-X, (T,55,3), (T,265), (T,322).",
+        )
     if trans is not None:
         trans = np.asarray(trans, dtype=np.float64)
         if trans.shape != (T, 3):
-            raise MotionError(f"'{path.name}': 'trans' has shape {trans.shape}, expected ({T}, 3).", "The file is damaged.")
+            raise MotionError(
+                f"'{path.name}': 'trans' has shape {trans.shape}, expected ({T}, 3).", "The file is damaged."
+            )
         transl = trans.copy()
     if not (np.isfinite(full).all() and np.isfinite(transl).all()):
         raise MotionError(f"'{path.name}' contains NaN or infinite values.", "The file is damaged.")
@@ -127,6 +135,8 @@ def check_fps(fps, what: str) -> float:
     except (TypeError, ValueError):
         value = math.nan
     if not (MIN_FPS <= value <= MAX_FPS):  # also refuses NaN
-        raise MotionError(f"{what} is {fps!r}, not a frame rate ({MIN_FPS:g} to {MAX_FPS:g} fps).",
-                          "Fix the file's frame rate (e.g. 30), or give the rate explicitly.")
+        raise MotionError(
+            f"{what} is {fps!r}, not a frame rate ({MIN_FPS:g} to {MAX_FPS:g} fps).",
+            "Fix the file's frame rate (e.g. 30), or give the rate explicitly.",
+        )
     return value

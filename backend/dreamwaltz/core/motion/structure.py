@@ -75,7 +75,7 @@ class Skeleton:
         """Joints from a to b through their common ancestor (both included)."""
         up_a, up_b = self.chain_to_root(a), self.chain_to_root(b)
         common = next(x for x in up_a if x in set(up_b))
-        return up_a[:up_a.index(common) + 1] + up_b[:up_b.index(common)][::-1]
+        return up_a[: up_a.index(common) + 1] + up_b[: up_b.index(common)][::-1]
 
     def lca(self, joints):
         chains = [self.chain_to_root(j) for j in joints]
@@ -104,8 +104,10 @@ def _two_lowest(sk: Skeleton, up: np.ndarray, tips):
     first = order[0]
     for other in order[1:]:
         meet = sk.lca([first, other])
-        if (np.linalg.norm(sk.tip_point[first] - sk.rest[meet]) > 0.2 * sk.size
-                and np.linalg.norm(sk.tip_point[other] - sk.rest[meet]) > 0.2 * sk.size):
+        if (
+            np.linalg.norm(sk.tip_point[first] - sk.rest[meet]) > 0.2 * sk.size
+            and np.linalg.norm(sk.tip_point[other] - sk.rest[meet]) > 0.2 * sk.size
+        ):
             return first, other, meet
     return None
 
@@ -138,7 +140,7 @@ def find_up(sk: Skeleton) -> np.ndarray:
 def _distinct_next(sk, chain, i):
     """The first joint after chain[i] at a distinct position (or None)."""
     eps = 0.01 * sk.size
-    for j in chain[i + 1:]:
+    for j in chain[i + 1 :]:
         if np.linalg.norm(sk.rest[j] - sk.rest[chain[i]]) > eps:
             return j
     return None
@@ -183,7 +185,7 @@ def map_leg(sk: Skeleton, chain, up) -> dict:
     if knee is None:
         raise StructureError("a leg without a knee")
     out = {"hip": chain[hip], "knee": chain[knee], "ankle": chain[ankle]}
-    for j in chain[ankle + 1:]:
+    for j in chain[ankle + 1 :]:
         if np.linalg.norm(sk.rest[j] - sk.rest[chain[ankle]]) > eps and not _is_twist(sk, j):
             out["foot"] = j
             break
@@ -223,6 +225,7 @@ def map_arm(sk: Skeleton, chain, up, axis_point, hip_width) -> dict:
     # A zero-length joint at the wrist (cgspeed's FingerBase) is not the wrist: the first one is.
     while wrist > 0 and np.linalg.norm(sk.rest[chain[wrist]] - sk.rest[chain[wrist - 1]]) < eps:
         wrist -= 1
+
     def out_from_axis(j):
         d = sk.rest[j] - axis_point
         return float(np.linalg.norm(d - (d @ up) * up))
@@ -312,11 +315,11 @@ def analyse(names, parents, rest, end_sites=None) -> dict:
         raise StructureError("no head above the arms")
     # Spine: joints between pelvis and chest on the path, ancestors of the pelvis left out.
     pelvis_ancestors = set(sk.chain_to_root(pelvis))
-    spine = [j for j in axis_path[1:axis_path.index(chest)] if j not in pelvis_ancestors]
+    spine = [j for j in axis_path[1 : axis_path.index(chest)] if j not in pelvis_ancestors]
     joints = {"pelvis": pelvis, "spine3": chest}
     for name, j in zip(("spine1", "spine2"), spine[:1] + spine[-1:] if len(spine) > 2 else spine):
         joints[name] = j
-    neck_path = axis_path[axis_path.index(chest) + 1:]
+    neck_path = axis_path[axis_path.index(chest) + 1 :]
     head_root = neck_path[0]
     above = sk.tips_under(head_root)
     head = sk.lca(above)
@@ -324,7 +327,7 @@ def analyse(names, parents, rest, end_sites=None) -> dict:
         # A single chain ending in a head-top marker (Mixamo's HeadTop_End): the head joint is the
         # one nearest the SMPL-X head height above the chest (16 % of the body height).
         height = float(np.ptp(np.concatenate([sk.rest, np.array(list(sk.tip_point.values()))]) @ up))
-        candidates = neck_path[1:neck_path.index(head) + 1] if head in neck_path else [head]
+        candidates = neck_path[1 : neck_path.index(head) + 1] if head in neck_path else [head]
         head = min(candidates, key=lambda j: abs(float((sk.rest[j] - sk.rest[chest]) @ up) - 0.16 * height))
     if head != head_root:
         joints["neck"] = head_root
@@ -339,8 +342,16 @@ def analyse(names, parents, rest, end_sites=None) -> dict:
         forward = None
     else:
         forward = AXES[int(np.argmax(AXES @ forward))]
-    return {"sk": sk, "up": up, "forward": forward, "legs": legs, "arms": arms, "joints": joints,
-            "head": head, "head_root": head_root}
+    return {
+        "sk": sk,
+        "up": up,
+        "forward": forward,
+        "legs": legs,
+        "arms": arms,
+        "joints": joints,
+        "head": head,
+        "head_root": head_root,
+    }
 
 
 def sided(info: dict, left: np.ndarray) -> dict:
