@@ -3,7 +3,7 @@
 
 python build.py setup [--cuda]   create .venv and install pinned dependencies (idempotent)
 python build.py test [ARGS]      set up if needed, run the whole test suite (pytest ARGS)
-python build.py test --blender 4.2|4.5|5.0 [ARGS]
+python build.py test --blender 4.2|4.5|5.0|5.3 [ARGS]
                                  the Blender-marked tests (-m blender) on that Blender version
 python build.py test --all-blenders [ARGS]
                                  the Blender-marked tests on every supported version, in turn
@@ -35,11 +35,16 @@ TORCH_CUDA = ["torch==2.13.0"]
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 STAMP = VENV / ".dreamwaltz-setup"
 # Every Blender the add-on claims (the manifest's blender_version_min is the oldest), as the bpy
-# wheel tested for it (the latest patch release on PyPI for Python 3.11). .venv has the one pinned
-# in requirements.txt; each other version gets .venv-blender-<version>: a venv holding only that
-# bpy wheel plus a .pth that adds .venv's site-packages after its own (so one set of every other
-# pinned dependency, and the venv's bpy shadows .venv's).
-BLENDERS = {"4.2": "4.2.23", "4.5": "4.5.15", "5.0": "5.0.1"}
+# wheel tested for it (the latest patch release on PyPI). .venv has the one pinned in
+# requirements.txt; each other version gets .venv-blender-<version>. Where the wheel is for .venv's
+# Python (3.11: 4.2 to 5.0) that venv holds only the bpy wheel plus a .pth that adds .venv's
+# site-packages after its own (one set of every other pinned dependency; the venv's bpy shadows
+# .venv's). Blender 5.1 and newer ship bpy for Python 3.13 only: their venv is made by that Python,
+# with requirements-blender-py313.txt (what the Blender tests import) and the checkout's backend
+# package on its path (the pure-numpy core; torch stays in .venv).
+BLENDERS = {"4.2": "4.2.23", "4.5": "4.5.15", "5.0": "5.0.1", "5.3": "5.3.0"}
+BLENDER_PYTHON = {"5.3": "3.13"}  # where bpy's wheel needs another Python than .venv's
+BLENDER_PY313_REQUIREMENTS = ROOT / "requirements-blender-py313.txt"
 DEFAULT_BLENDER = "5.0"
 
 
@@ -73,7 +78,7 @@ def setup_fingerprint(cuda: bool) -> str:
 
 def cmd_setup(cuda: bool = False, force: bool = False) -> Path:
     """Create .venv and install everything; quick no-op when nothing changed."""
-    if sys.version_info[:2] < (3, 10):
+    if sys.version_info[:2] < (3, 10):  # noqa: UP036 (build.py runs under any python3)
         sys.exit("Python 3.10 or newer is needed (3.11 recommended, as in CI).")
     fingerprint = setup_fingerprint(cuda)
     if not force and venv_python().exists() and STAMP.exists() and STAMP.read_text() == fingerprint:
@@ -116,8 +121,24 @@ def blender_venv(blender: str) -> Path:
     return ROOT / f".venv-blender-{blender}"
 
 
+def find_python(version: str) -> Path:
+    """An interpreter for Python `version` (e.g. "3.13"): on PATH, or one pyenv installed."""
+    candidates = [shutil.which(f"python{version}")]
+    candidates += sorted(Path.home().glob(f".pyenv/versions/{version}*/bin/python{version}"), reverse=True)
+    candidates += [Path(f"/usr/bin/python{version}"), Path(f"/usr/local/bin/python{version}")]
+    for candidate in candidates:
+        if not candidate or not Path(candidate).exists():
+            continue
+        found = subprocess.run(
+            [str(candidate), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True
+        )
+        if found.returncode == 0 and found.stdout.strip() == version:
+            return Path(candidate)
+    sys.exit(f"Blender's bpy for this version needs Python {version}, which was not found: install python{version}.")
+
+
 def cmd_setup_blender(blender: str) -> Path:
-    """The Python environment whose bpy is Blender `blender` (4.2, 4.5, 5.0); made on first use."""
+    """The Python environment whose bpy is Blender `blender` (4.2, 4.5, 5.0, 5.3); made on first use."""
     base = cmd_setup()
     wheel = BLENDERS[blender]
     if wheel == pinned_bpy():
@@ -125,37 +146,44 @@ def cmd_setup_blender(blender: str) -> Path:
     venv = blender_venv(blender)
     py = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     stamp = venv / ".dreamwaltz-setup"
-    fingerprint = f"bpy=={wheel} on {STAMP.read_text()}"
+    other_python = BLENDER_PYTHON.get(blender)
+    if other_python:
+        fingerprint = (
+            f"bpy=={wheel} on Python {other_python} with "
+            + hashlib.sha256(BLENDER_PY313_REQUIREMENTS.read_bytes()).hexdigest()
+        )
+    else:
+        fingerprint = f"bpy=={wheel} on {STAMP.read_text()}"
     if py.exists() and stamp.exists() and stamp.read_text() == fingerprint:
         return py
     if venv.exists():
         shutil.rmtree(venv)
-    log(f"creating {venv} (bpy=={wheel}; everything else from {VENV})")
-    run([base, "-m", "venv", "--without-pip", venv])
-    (venv / ".gitignore").write_text("*\n", encoding="utf-8")  # as Python 3.13's venv does
-    site = Path(purelib(py))
-    site.mkdir(parents=True, exist_ok=True)
-    # .venv's pip installs the one wheel into the new venv's site-packages; bpy's own
-    # dependencies (numpy, requests, zstandard, cython) are .venv's pinned ones.
-    run(
-        [
-            base,
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "-q",
-            "--no-deps",
-            "--target",
-            site,
-            f"bpy=={wheel}",
-        ]
-    )
-    # addsitedir, not a plain path line: it also runs .venv's own .pth files (the editable
-    # dreamwaltz install) and appends, so this venv's bpy comes first on sys.path.
-    (site / "dreamwaltz_base_env.pth").write_text(
-        f"import site; site.addsitedir({purelib(base)!r})\n", encoding="utf-8"
-    )
+    if other_python:
+        log(f"creating {venv} (bpy=={wheel} on Python {other_python})")
+        run([find_python(other_python), "-m", "venv", venv])
+        (venv / ".gitignore").write_text("*\n", encoding="utf-8")
+        pip = [py, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+        run(pip + [f"bpy=={wheel}", "-r", BLENDER_PY313_REQUIREMENTS])
+        # The checkout's backend package (its pure-numpy core imports without torch), as an
+        # editable install would put it, without installing the backend's dependencies.
+        (Path(purelib(py)) / "dreamwaltz_checkout.pth").write_text(str(ROOT / "backend") + "\n", encoding="utf-8")
+    else:
+        log(f"creating {venv} (bpy=={wheel}; everything else from {VENV})")
+        run([base, "-m", "venv", "--without-pip", venv])
+        (venv / ".gitignore").write_text("*\n", encoding="utf-8")  # as Python 3.13's venv does
+        site = Path(purelib(py))
+        site.mkdir(parents=True, exist_ok=True)
+        # .venv's pip installs the one wheel into the new venv's site-packages; bpy's own
+        # dependencies (numpy, requests, zstandard, cython) are .venv's pinned ones.
+        run(
+            [base, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps"]
+            + ["--target", site, f"bpy=={wheel}"]
+        )
+        # addsitedir, not a plain path line: it also runs .venv's own .pth files (the editable
+        # dreamwaltz install) and appends, so this venv's bpy comes first on sys.path.
+        (site / "dreamwaltz_base_env.pth").write_text(
+            f"import site; site.addsitedir({purelib(base)!r})\n", encoding="utf-8"
+        )
     found = subprocess.run(
         [str(py), "-c", "import bpy; print(bpy.app.version_string)"],
         check=True,
@@ -172,7 +200,9 @@ def cmd_setup_blender(blender: str) -> Path:
 
 def run_blender_tests(blender: str, pytest_args: list[str]) -> tuple[int, float]:
     py = cmd_setup_blender(blender)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # Tests whose reference is the backend's own render (torch) ask .venv's Python for it where
+    # Blender's Python is another one (tests/backend_reference.py).
+    env = dict(os.environ, PYTHONUNBUFFERED="1", DREAMWALTZ_BACKEND_PYTHON=str(venv_python()))
     log(f"Blender {blender}: pytest -m blender {' '.join(pytest_args)}")
     start = time.monotonic()
     code = subprocess.call([str(py), "-m", "pytest", "-m", "blender", *pytest_args], cwd=ROOT, env=env)
@@ -229,6 +259,25 @@ def cmd_test(pytest_args: list[str]) -> int:
     return next((code for _, code, _ in results if code != 0), 0)
 
 
+def run_lint(py: Path) -> int:
+    """ruff (lint and format) and import-linter's layer contracts (pyproject.toml); 0 when all pass."""
+    bindir = py.parent
+    env = dict(os.environ, PYTHONPATH=str(ROOT))  # the add-on package, beside the editable backend
+    checks = {
+        "ruff check": [py, "-m", "ruff", "check", "--no-cache", "."],
+        "ruff format --check": [py, "-m", "ruff", "format", "--check", "--no-cache", "."],
+        "lint-imports": [bindir / ("lint-imports.exe" if os.name == "nt" else "lint-imports"), "--no-cache"],
+    }
+    failed = []
+    for name, check in checks.items():
+        log("$ " + " ".join(str(c) for c in check))
+        if subprocess.call([str(c) for c in check], cwd=ROOT, env=env) != 0:
+            failed.append(name)
+    if failed:
+        log("lint FAILED: " + ", ".join(failed))
+    return 1 if failed else 0
+
+
 def cmd_demo(demo_args: list[str]) -> int:
     py = cmd_setup(cuda="--cuda" in demo_args)
     demo_args = [a for a in demo_args if a != "--cuda"]
@@ -236,8 +285,17 @@ def cmd_demo(demo_args: list[str]) -> int:
 
 
 def cmd_bench(names: list[str]) -> int:
-    py = cmd_setup()
-    return subprocess.call([str(py), "-m", "dreamwaltz.bench", *names], cwd=ROOT)
+    """Benchmarks in .venv; `--blender V` runs them in that Blender's environment (bench blender)."""
+    blender = None
+    if "--blender" in names:
+        i = names.index("--blender")
+        blender = names[i + 1] if i + 1 < len(names) else ""
+        if blender not in BLENDERS:
+            sys.exit(f"--blender takes one of {', '.join(BLENDERS)} (got {blender!r})")
+        names = names[:i] + names[i + 2 :]
+    py = cmd_setup_blender(blender) if blender else cmd_setup()
+    env = dict(os.environ, DREAMWALTZ_BACKEND_PYTHON=str(venv_python()))
+    return subprocess.call([str(py), "-m", "dreamwaltz.bench", *names], cwd=ROOT, env=env)
 
 
 def blender_ext_cli(py: Path) -> Path:

@@ -12,7 +12,6 @@ camera = reenact(avatar, "walk.track.npz", plate_path="walk_plate.mp4", person=0
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -23,6 +22,7 @@ from .importer import armature as armature_builder
 from .importer import body as body_builder
 from . import compat
 from .importer import nodes, space, splats as splat_builder
+from .avatar import ROLE, STANDARD_VIEW, Avatar  # noqa: F401  (part of the scripting API)
 from .shared import module
 
 errors = module("errors")
@@ -30,30 +30,7 @@ h3ga = module("h3ga")
 rotations = module("rotations")
 JOINT_NAMES = module("joints").JOINT_NAMES
 
-ROLE = "dreamwaltz_role"
 DISPLAY_MODES = ("SPLATS", "MESH", "BOTH")
-
-
-@dataclass
-class Avatar:
-    armature: bpy.types.Object
-    body: bpy.types.Object
-    splats: bpy.types.Object
-
-    @property
-    def collection(self):
-        return self.armature.users_collection[0]
-
-    @classmethod
-    def from_object(cls, obj) -> "Avatar":
-        """The avatar that ``obj`` (its armature, body or splats) belongs to."""
-        rig = obj if obj.get(ROLE) == "armature" else obj.parent
-        if rig is None or rig.get(ROLE) != "armature":
-            raise errors.DreamWaltzError(
-                f"'{obj.name}' is not part of a DreamWaltz avatar.", "Select an avatar's armature, body or splats."
-            )
-        parts = {child.get(ROLE): child for child in rig.children}
-        return cls(rig, parts["body"], parts["splats"])
 
 
 def import_avatar(path, collection=None, set_view_transform: bool = False) -> Avatar:
@@ -83,9 +60,6 @@ def import_avatar(path, collection=None, set_view_transform: bool = False) -> Av
     if set_view_transform:
         set_standard_view(scene)
     return result
-
-
-STANDARD_VIEW = "Standard"
 
 
 def view_transform_warning(scene=None) -> Optional[str]:
@@ -252,7 +226,7 @@ def set_viewport_density(target, fraction: float) -> None:
     """Show this fraction of an avatar's (or a splat scene object's) splats in the viewport; renders use all."""
     obj = target.splats if isinstance(target, Avatar) else target
     mod = obj.modifiers["DreamWaltz Splats"]
-    mod[_density_key(mod)] = float(min(1.0, max(0.0, fraction)))
+    compat.set_modifier_input(mod, _density_key(mod), float(min(1.0, max(0.0, fraction))))
     obj.update_tag()
 
 
@@ -354,20 +328,22 @@ def _evaluated_splat_instances(obj, rows, depsgraph=None):
     """The splats an object's drawing path makes, read from its viewport instances (ellipsoids)."""
     depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
     mod = obj.modifiers["DreamWaltz Splats"]
-    if mod.get(_density_key(mod), 1.0) < 1.0 or not mod.show_viewport:
+    if compat.modifier_input(mod, _density_key(mod), 1.0) < 1.0 or not mod.show_viewport:
         raise errors.DreamWaltzError(
             "Some splats are hidden in the viewport (density below 1 or splats not shown).",
             "Set the viewport density to 1 and show the splats before exporting.",
         )
     evaluated = obj.evaluated_get(depsgraph)
-    M, values = compat.evaluated_instances(
-        evaluated, depsgraph, {"dw_color": ("vector", 3), "dw_opacity": ("value", 1)}, rows=rows
-    )
-    axes = M[:, :3, :3] / nodes.EXTENT_SIGMA
+    attributes = {"dw_color": ("vector", 3), "dw_opacity": ("value", 1)}
+    if compat.HAS_NATIVE_SPLATS:
+        centres, axes, values = compat.evaluated_splat_cloud(evaluated, attributes)
+    else:
+        M, values = compat.evaluated_instances(evaluated, depsgraph, attributes, rows=rows)
+        centres, axes = M[:, :3, 3], M[:, :3, :3] / nodes.EXTENT_SIGMA
     # dw_color is scene-linear (what the material emits); callers get display (sRGB) values, like
     # core/posing.py and 3DGS .ply files.
     colors, opacity = h3ga.linear_to_srgb(values["dw_color"]), values["dw_opacity"]
-    return M[:, :3, 3], axes @ np.transpose(axes, (0, 2, 1)), colors, opacity
+    return centres, axes @ np.transpose(axes, (0, 2, 1)), colors, opacity
 
 
 # --------------------------------------------------------------------------- crowds
@@ -436,13 +412,26 @@ def import_splat_scene(path, up_axis: str = "Y", scale: float = 1.0, collection=
 def evaluated_scene_splats(obj, depsgraph=None):
     """World-space means, covariances, display colours (toward the scene camera) and opacities of a
     splat scene object, as Blender draws them."""
+    from .importer import scene_splats
+
     depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
+    if scene_splats.is_native_cloud(obj):  # Blender's own import (5.3+): its points, drawn by Blender
+        evaluated = obj.evaluated_get(depsgraph)
+        cloud = scene_splats.native_cloud_arrays(evaluated.data)
+        world = np.array(evaluated.matrix_world, dtype=np.float64)
+        axes = world[:3, :3] @ cloud["axes"]
+        colors = module("splat_files").sh_view_colors(
+            cloud["means"], cloud["colors"], cloud["sh_rest"], _camera_in(obj, depsgraph)
+        )
+        means = cloud["means"] @ world[:3, :3].T + world[:3, 3]
+        return means, axes @ np.transpose(axes, (0, 2, 1)), colors, cloud["opacities"]
     means, covariances, colors, opacities = _evaluated_splat_instances(
         obj, np.arange(len(obj.data.vertices)), depsgraph
     )
-    if not compat.HAS_GEOMETRY_SET and "dw_sh1" in obj.data.attributes:
+    if (not compat.HAS_GEOMETRY_SET or compat.HAS_NATIVE_SPLATS) and "dw_sh1" in obj.data.attributes:
         # 4.2 reads instance attributes from the original mesh, which holds the SH coefficients, not
-        # the colour the nodes evaluate toward the camera: evaluate the same SH here.
+        # the colour the nodes evaluate toward the camera; Blender's own splats (5.3) evaluate the
+        # SH while rendering: evaluate the same SH here, in the object's frame.
         colors = _scene_view_colors(obj, depsgraph)
     return means, covariances, colors, opacities
 
@@ -461,12 +450,16 @@ def _scene_view_colors(obj, depsgraph):
     sh_rest = []
     while f"dw_sh{len(sh_rest) + 1}" in mesh.attributes:
         sh_rest.append(read(f"dw_sh{len(sh_rest) + 1}"))
+    return module("splat_files").sh_view_colors(
+        read("position"), read("dw_sh0"), np.stack(sh_rest, axis=1), _camera_in(obj, depsgraph)
+    )
+
+
+def _camera_in(obj, depsgraph):
+    """The scene camera's position in ``obj``'s frame (where its splats' SH are defined)."""
     camera = bpy.context.scene.camera
     eye = np.zeros(4) if camera is None else np.append(camera.evaluated_get(depsgraph).matrix_world.translation, 1.0)
-    eye_local = np.linalg.inv(np.array(obj.evaluated_get(depsgraph).matrix_world, dtype=np.float64)) @ eye
-    return module("splat_files").sh_view_colors(
-        read("position"), read("dw_sh0"), np.stack(sh_rest, axis=1), eye_local[:3]
-    )
+    return (np.linalg.inv(np.array(obj.evaluated_get(depsgraph).matrix_world, dtype=np.float64)) @ eye)[:3]
 
 
 def apply_motion(

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What differs between the Blender versions the add-on supports (4.2 LTS, 4.5 LTS, 5.0).
+"""What differs between the Blender versions the add-on supports (4.2 LTS, 4.5 LTS, 5.0, 5.3).
 
 Every version difference the add-on works around is here and nowhere else; each is detected by
 the feature itself (does the type or property exist), not by comparing `bpy.app.version`, and
@@ -123,3 +123,73 @@ def alpha_over_inputs(node):
     """(background, foreground) colour inputs of a CompositorNodeAlphaOver."""
     colours = [socket for socket in node.inputs if socket.type == "RGBA"]
     return colours[0], colours[1]
+
+
+# Geometry nodes Compare: up to 5.2 the node holds A and B of every data type (float, int, vector,
+# colour, string) and shows the chosen type's pair; 5.3 holds only the chosen type's A and B.
+def compare_inputs(node):
+    """(A, B) inputs of a FunctionNodeCompare for its current data type."""
+    kind = {"INT": "INT", "FLOAT": "VALUE", "VECTOR": "VECTOR", "RGBA": "RGBA", "STRING": "STRING"}[node.data_type]
+    sockets = [s for s in node.inputs if s.type == kind and getattr(s, "enabled", True)]
+    return sockets[0], sockets[1]
+
+
+# Node modifier inputs: up to 5.2 they are ID properties of the modifier (mod["Socket_1"]); 5.3
+# keeps them as RNA, mod.properties.inputs.Socket_1.value.
+HAS_MODIFIER_INTERFACE = "properties" in bpy.types.NodesModifier.bl_rna.properties
+
+
+def modifier_input(mod, identifier, default=None):
+    """The value of a geometry-nodes modifier's input (by its socket identifier)."""
+    if HAS_MODIFIER_INTERFACE:
+        item = getattr(mod.properties.inputs, identifier, None)
+        return default if item is None else item.value
+    return mod.get(identifier, default)
+
+
+def set_modifier_input(mod, identifier, value) -> None:
+    """Set a geometry-nodes modifier's input (by its socket identifier)."""
+    if HAS_MODIFIER_INTERFACE:
+        getattr(mod.properties.inputs, identifier).value = value
+    else:
+        mod[identifier] = value
+
+
+# Native 3D Gaussian splats came with 5.3: a point cloud of type 'GAUSSIAN_SPLAT' with the point
+# attributes position, scale (linear), rotation (quaternion) and radiance:base (the DC coefficient
+# of the display colour, and the opacity), drawn by Eevee, Cycles and the viewport. Geometry nodes
+# make one with Set Point Cloud Type, and have a Matrix SVD node. Older Blenders draw the add-on's
+# camera-facing cards (importer/nodes.py).
+HAS_NATIVE_SPLATS = (
+    hasattr(bpy.types, "GeometryNodePointsSetType")
+    and hasattr(bpy.types, "FunctionNodeMatrixSVD")
+    and "type" in bpy.types.PointCloud.bl_rna.properties
+    and "GAUSSIAN_SPLAT" in bpy.types.PointCloud.bl_rna.properties["type"].enum_items.keys()
+)
+
+
+def evaluated_splat_cloud(obj, attributes):
+    """Blender's own splats made by the evaluated `obj` (HAS_NATIVE_SPLATS): world centres (n, 3),
+    world axes (n, 3, 3: columns rotation times linear scale) and the named point attributes, read
+    as in evaluated_instances."""
+    import numpy as np
+
+    world = np.array(obj.matrix_world, dtype=np.float64)
+    geometry = obj.evaluated_geometry()  # keep it alive while its point cloud is read
+    cloud = geometry.pointcloud
+    n = 0 if cloud is None else len(cloud.points)
+
+    def read(name, prop, width):
+        data = np.empty(n * width, dtype=np.float32)
+        if n:
+            cloud.attributes[name].data.foreach_get(prop, data)
+        return (data.reshape(n, width) if width > 1 else data).astype(np.float64)
+
+    position, quats, scale = read("position", "vector", 3), read("rotation", "value", 4), read("scale", "vector", 3)
+    from .shared import module
+
+    R = module("rotations").quaternion_to_matrix(quats)
+    centres = position @ world[:3, :3].T + world[:3, 3]
+    axes = world[:3, :3] @ (R * scale[:, None, :])
+    values = {name: read(name, prop, width) for name, (prop, width) in attributes.items()}
+    return centres, axes, values

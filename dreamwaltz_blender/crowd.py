@@ -15,13 +15,13 @@ import bpy
 import mathutils
 import numpy as np
 
+from .avatar import ROLE, Avatar
 from .importer import nodes
 
 
 def duplicate_avatar(avatar, offset=(1.0, 0.0, 0.0), collection=None):
     """A linked duplicate of ``avatar`` moved by ``offset`` (metres, Blender axes): its own armature,
     action slot and body, the same splat data. Returns the new avatar."""
-    from .api import ROLE, Avatar
 
     parent = collection or _parent_collection(avatar.collection)
     coll = bpy.data.collections.new(avatar.collection.name)

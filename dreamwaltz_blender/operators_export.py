@@ -7,7 +7,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import bpy
-import numpy as np
 from bpy.props import BoolProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper
 
@@ -40,31 +39,6 @@ class DREAMWALTZ_OT_export_splats(bpy.types.Operator, ExportHelper):
             return {"CANCELLED"}
         self.report({"INFO"}, f"Wrote {len(means)} splats to {self.filepath}")
         return {"FINISHED"}
-
-
-def sampled_motion(avatar, scene, frames=None):
-    """(full_pose (T,55,3), transl (T,3), frames) of the armature over the scene's frame range (or
-    at ``frames``).
-
-    A pose bone's basis matrix is its local rotation in the SMPL-X frame (the bones' rest frames
-    are SMPL-X axes, importer/armature.py), and the root's location is the motion's translation,
-    as ``api.set_pose`` and ``apply_motion`` write them.
-    """
-    rotations = module("rotations")
-    names = module("joints").JOINT_NAMES
-    bones = avatar.armature.pose.bones
-    frames = list(range(scene.frame_start, scene.frame_end + 1)) if frames is None else list(frames)
-    current = scene.frame_current
-    full_pose, transl = np.zeros((len(frames), len(names), 3)), np.zeros((len(frames), 3))
-    try:
-        for i, frame in enumerate(frames):
-            scene.frame_set(frame)
-            basis = np.array([[list(row) for row in bones[name].matrix_basis] for name in names])
-            full_pose[i] = rotations.matrix_to_axis_angle(basis[:, :3, :3])
-            transl[i] = basis[0, :3, 3]
-    finally:
-        scene.frame_set(current)
-    return full_pose, transl, frames
 
 
 class DREAMWALTZ_OT_export_gltf(bpy.types.Operator, ExportHelper):
@@ -104,7 +78,7 @@ class DREAMWALTZ_OT_export_gltf(bpy.types.Operator, ExportHelper):
                         "Import the avatar again from its .h3ga file.",
                     )
                 data = module("h3ga").read_h3ga(source)
-                full_pose, transl, frames = sampled_motion(avatar, scene)
+                full_pose, transl, frames = avatar.sampled_motion(scene)
                 action = avatar.armature.animation_data.action if avatar.armature.animation_data else None
                 gltf.write_animated_glb(
                     self.filepath,

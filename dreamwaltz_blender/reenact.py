@@ -21,7 +21,7 @@ import numpy as np
 from bpy.props import BoolProperty, IntProperty, StringProperty
 
 from . import compat
-from .api import Avatar
+from .avatar import STANDARD_VIEW, Avatar
 from .importer import space
 from .shared import module
 
@@ -446,7 +446,6 @@ def reenact(avatar: Avatar, track_path, video_path=None, plate_path=None, person
             bg.frame_method = "FIT"
             cam.data.show_background_images = True
             _compositor(scene, clip, undo)
-            from .api import STANDARD_VIEW  # the plate passes through the view transform unchanged
 
             view = scene.view_settings
             for name, value in (("view_transform", STANDARD_VIEW), ("look", "None"), ("exposure", 0.0), ("gamma", 1.0)):

@@ -19,7 +19,8 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from .importer import space
+from .avatar import ROLE, Avatar
+from .importer import scene_splats, space
 from .shared import module
 
 C = space.TO_BLENDER
@@ -38,7 +39,6 @@ def _rotation_scale(M3):
 
 
 def _avatar_item(avatar, scene, motions_dir: Path, index: int) -> dict:
-    from .operators_export import sampled_motion
 
     rig = avatar.armature
     M = np.array(rig.matrix_world, dtype=np.float64)
@@ -57,7 +57,7 @@ def _avatar_item(avatar, scene, motions_dir: Path, index: int) -> dict:
         item["betas"] = betas
     # The action over the frame range, or the current pose held (a one-frame motion).
     animated = rig.animation_data is not None and rig.animation_data.action is not None
-    full_pose, transl, frames = sampled_motion(avatar, scene, None if animated else [scene.frame_current])
+    full_pose, transl, frames = avatar.sampled_motion(scene, None if animated else [scene.frame_current])
     path = motions_dir / f"avatar_{index:02d}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, poses=full_pose, trans=transl, mocap_framerate=np.array(scene.render.fps / scene.render.fps_base))
@@ -65,14 +65,29 @@ def _avatar_item(avatar, scene, motions_dir: Path, index: int) -> dict:
     return item
 
 
-def _splat_item(obj) -> dict:
+def _splat_item(obj, splats_dir: Path) -> dict:
     """A splat file's points are taken as SMPL-X coordinates by the backend; Blender draws them at
-    M p, so the backend's transform is C^T M (its rotation: C^T R = C^T (R C^T) C)."""
+    M p, so the backend's transform is C^T M (its rotation: C^T R = C^T (R C^T) C). A splat cloud
+    Blender's own importer made (5.3+) has no file of the add-on's: its points, as Blender holds
+    them, are written to ``splats_dir`` as a standard 3DGS PLY (with their SH)."""
     M = np.array(obj.matrix_world, dtype=np.float64)
     scale, quat = _rotation_scale(M[:3, :3] @ C.T)
+    if scene_splats.is_native_cloud(obj):
+        cloud = scene_splats.native_cloud_arrays(obj.data)
+        axes = cloud["axes"]
+        file = module("ply").write_gaussian_ply(
+            splats_dir / f"{bpy.path.clean_name(obj.name)}.ply",
+            cloud["means"],
+            axes @ np.transpose(axes, (0, 2, 1)),
+            cloud["colors"],
+            cloud["opacities"],
+            cloud["sh_rest"],
+        )
+    else:
+        file = Path(obj["dreamwaltz_file"])
     return {
         "name": obj.name,
-        "file": str(Path(obj["dreamwaltz_file"]).resolve()),
+        "file": str(file.resolve()),
         "location": (C.T @ M[:3, 3]).tolist(),
         "rotation": quat.tolist(),
         "scale": scale,
@@ -111,7 +126,6 @@ def _camera_keys(scene, width, height) -> list:
 def export_scene(path, scene=None) -> Path:
     """Write ``scene`` (default: the current one) as a scene description; motions go to
     ``<name>_motions/`` beside it. Checked by the backend's own parser before it is written."""
-    from .api import ROLE, Avatar
 
     scene = scene or bpy.context.scene
     path = Path(path)
@@ -128,7 +142,9 @@ def export_scene(path, scene=None) -> Path:
         "camera": {"keyframes": _camera_keys(scene, width, height)},
         "avatars": [_avatar_item(a, scene, path.parent / f"{path.stem}_motions", i) for i, a in enumerate(avatars)],
         "splats": [
-            _splat_item(obj) for obj in scene.objects if obj.get(ROLE) == "scene_splats" and not obj.hide_render
+            _splat_item(obj, path.parent / f"{path.stem}_splats")
+            for obj in scene.objects
+            if (obj.get(ROLE) == "scene_splats" or scene_splats.is_native_cloud(obj)) and not obj.hide_render
         ],
     }
     module("scene").parse_scene(data, path.parent, f"'{path.name}'")  # the contract, checked before writing

@@ -47,3 +47,19 @@ def render_to_array(
     finally:
         bpy.data.images.remove(image)
     return pixels.reshape(h, w, 4)[::-1]  # Blender stores rows bottom-up
+
+
+def shown_splat_count(bpy, obj) -> int:
+    """How many splats the viewport shows of a splat object: the points of Blender's own splat
+    cloud (5.3+) or the instances the card path makes."""
+    from dreamwaltz_blender import compat
+
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    if compat.HAS_NATIVE_SPLATS:
+        cloud = obj.evaluated_get(depsgraph).evaluated_geometry().pointcloud
+        return 0 if cloud is None else len(cloud.points)
+    return sum(
+        1
+        for inst in depsgraph.object_instances
+        if inst.is_instance and inst.parent is not None and inst.parent.original == obj
+    )

@@ -23,6 +23,9 @@ os.environ.setdefault("BLENDER_USER_RESOURCES", _USER_RESOURCES)
 
 REPO_ROOT = ROOT
 DATA_DIR = ROOT / "tests" / "data"
+# The Python whose environment has the backend (torch): this one, or .venv's where the Blender
+# tests run in Blender's own Python 3.13 (5.1+; build.py sets DREAMWALTZ_BACKEND_PYTHON).
+BACKEND_PYTHON = os.environ.get("DREAMWALTZ_BACKEND_PYTHON") or sys.executable
 
 
 def cuda_available() -> bool:

@@ -8,7 +8,8 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from dreamwaltz.stage1 import body_initialised_field, canonical_body, preset
+from dreamwaltz.presets import stage1_config
+from dreamwaltz.stage1 import body_initialised_field, canonical_body
 from dreamwaltz.stage1.field import FieldConfig
 
 CACHE = Path(tempfile.mkdtemp(prefix="dw-stage1-cache-"))
@@ -27,7 +28,7 @@ def small_config(**overrides):
         field=FieldConfig(levels=12, log2_table=15, max_res=1024, occupancy_res=32),
     )
     base.update(overrides)
-    return preset("tiny", **base)
+    return stage1_config("tiny", **base)
 
 
 @lru_cache(maxsize=1)

@@ -148,23 +148,33 @@ def strongly_coloured_avatar(seed: int = 7, scale: float = 1.0):
 
 
 def backend_vs_cycles(
-    bpy, tmp_path, path, avatar_for_backend, size=80, samples=16, cameras=None, images=None, lens=50.0, engine="CYCLES"
+    bpy,
+    tmp_path,
+    path,
+    avatar_for_backend,
+    size=80,
+    samples=16,
+    cameras=None,
+    images=None,
+    lens=50.0,
+    engine="CYCLES",
+    denoise=False,
+    pose=None,
 ):
     """Avatar-region PSNR (display values over mid grey) and silhouette IoU, per camera."""
     import mathutils
-    import torch  # noqa: F401  (the backend rasterizer)
+    from backend_reference import rasterize_posed_arrays
     from blender_render import render_to_array
     from splat_silhouette import blender_camera_intrinsics
-    from dreamwaltz.core.camera import Camera
     from dreamwaltz.core.posing import pose_avatar
-    from dreamwaltz.render.rasterizer import rasterize_posed
     from dreamwaltz_blender import api
     from dreamwaltz_blender.importer import space
 
     imported = api.import_avatar(str(path), set_view_transform=True)
-    pose = np.zeros((55, 3))
-    pose[JOINT_INDEX["left_shoulder"]] = [0, 0, -0.8]
-    pose[JOINT_INDEX["right_elbow"]] = [0, -0.9, 0]
+    if pose is None:
+        pose = np.zeros((55, 3))
+        pose[JOINT_INDEX["left_shoulder"]] = [0, 0, -0.8]
+        pose[JOINT_INDEX["right_elbow"]] = [0, -0.9, 0]
     api.set_pose(imported, pose)
     posed = pose_avatar(avatar_for_backend, pose)
     offset = np.array(imported.armature["dreamwaltz_offset"])
@@ -181,11 +191,12 @@ def backend_vs_cycles(
     ):
         cam = _camera(bpy, mathutils, location, target)
         cam.data.lens = lens
-        image = render_to_array(bpy, tmp_path / f"render_{i}.png", size=size, samples=samples, engine=engine)
+        image = render_to_array(
+            bpy, tmp_path / f"render_{i}.png", size=size, samples=samples, engine=engine, denoise=denoise
+        )
         viewmat, focal = blender_camera_intrinsics(cam, size)
         K = np.array([[focal, 0, size / 2], [0, focal, size / 2], [0, 0, 1.0]])
-        out = rasterize_posed(world, Camera(viewmat, K, size, size), background=(grey, grey, grey))
-        backend_rgb, backend_alpha = out.image.numpy(), out.alpha.numpy()[..., 0]
+        backend_rgb, backend_alpha = rasterize_posed_arrays(world, viewmat, K, size, size, (grey, grey, grey))
         blender_alpha = image[..., 3]
         # Over the same grey, blended as light, as the backend blends (the PNG holds display-encoded
         # straight colour): what the avatar looks like in front of a grey backdrop in Blender.
@@ -202,6 +213,29 @@ def backend_vs_cycles(
     return results
 
 
+def _native() -> bool:
+    from dreamwaltz_blender import compat
+
+    return compat.HAS_NATIVE_SPLATS
+
+
+# Render settings and floors per drawing path (docs/BLENDER.md, "Which drawing path each version
+# uses"). The add-on's cards (4.2-5.2) are blended in centre-depth order: Eevee has no noise.
+# Blender's own splats (5.3+) are transparent stochastically in both engines: Eevee gets the
+# samples it needs to converge and Cycles its denoiser (both as Blender renders by default: Eevee
+# 64 samples, Cycles denoised); sparse, semi-transparent test avatars keep some noise, which is
+# what the lower floors allow (measured figures in the docstrings).
+PATH_SETTINGS = {
+    ("close", "CYCLES", False): {"render": {"samples": 64}, "psnr": 30.0, "iou": 0.98},
+    ("close", "EEVEE", False): {"render": {"samples": 16}, "psnr": 28.0, "iou": 0.98},
+    ("close", "CYCLES", True): {"render": {"samples": 64, "denoise": True}, "psnr": 27.0, "iou": 0.96},
+    ("close", "EEVEE", True): {"render": {"samples": 128}, "psnr": 32.0, "iou": 0.96},
+    ("posed", "CYCLES", False): {"render": {"samples": 64}, "psnr": 33.0, "iou": 0.97},
+    ("posed", "EEVEE", False): {"render": {"samples": 16}, "psnr": 45.0, "iou": 0.98},
+    ("posed", "CYCLES", True): {"render": {"samples": 64, "denoise": True}, "psnr": 32.0, "iou": 0.94},
+    ("posed", "EEVEE", True): {"render": {"samples": 128}, "psnr": 37.0, "iou": 0.94},
+}
+
 # Close views of the chest (70 mm): the test avatar's splats are then a few pixels wide at 80 px.
 CLOSE_CAMERAS = [((0.0, -1.2, 1.2), (0, 0, 1.2)), ((0.7, -1.0, 1.35), (0, 0, 1.2)), ((-0.5, 1.1, 1.1), (0, 0, 1.15))]
 
@@ -214,39 +248,45 @@ def test_cycles_shows_the_trained_colours(addon, tmp_path):
     linear), 19.6-21.1 dB with the sRGB -> linear import (the backend blended display values,
     Cycles blends light), 25.8-26.7 dB blending linear light with spheres drawn in Cycles (a
     sphere's front surface ordered splats wrongly); cards and linear light: 29-30 dB at 16 samples,
-    where Cycles' own sampling noise is most of what is left.
+    where Cycles' own sampling noise is most of what is left. Blender's own splats (5.3): 25.9-26.8
+    dB raw at 64 samples, 27.7-29.2 denoised (their stochastic transparency), IoU 0.97-0.98.
     """
     import bpy
 
     avatar = strongly_coloured_avatar(scale=1.5)
     path = write_h3ga(tmp_path / "coloured.h3ga", avatar)
-    results = backend_vs_cycles(bpy, tmp_path, path, avatar, cameras=CLOSE_CAMERAS, lens=70.0, samples=64)
+    setting = PATH_SETTINGS["close", "CYCLES", _native()]
+    results = backend_vs_cycles(
+        bpy, tmp_path, path, avatar, cameras=CLOSE_CAMERAS, lens=70.0, engine="CYCLES", **setting["render"]
+    )
     print("PSNR dB, IoU, region px:", results)
     for psnr, iou, region in results:
         assert region > 2000, "the avatar is in view"
-        assert psnr >= 30.0, f"avatar region PSNR {psnr:.1f} dB"
-        assert iou >= 0.98, f"silhouette IoU {iou:.3f}"
+        assert psnr >= setting["psnr"], f"avatar region PSNR {psnr:.1f} dB"
+        assert iou >= setting["iou"], f"silhouette IoU {iou:.3f}"
 
 
 def test_eevee_shows_the_trained_colours(addon, tmp_path):
     """The same comparison with Eevee (software OpenGL here: about 17 s a view at 80 px, most of it
     shader compilation). Measured: 47.4-48.4 dB, IoU 0.994-0.996: Eevee blends each instanced card
-    in centre-depth order, as the backend does, and has no sampling noise."""
+    in centre-depth order, as the backend does, and has no sampling noise. Blender's own splats
+    (5.3), transparent stochastically: 27.0 dB at 16 samples, 33.8 at 128, IoU 0.966-0.970."""
     import bpy
 
     avatar = strongly_coloured_avatar(scale=1.5)
     path = write_h3ga(tmp_path / "coloured.h3ga", avatar)
+    setting = PATH_SETTINGS["close", "EEVEE", _native()]
     try:
         results = backend_vs_cycles(
-            bpy, tmp_path, path, avatar, cameras=CLOSE_CAMERAS, lens=70.0, samples=16, engine="EEVEE"
+            bpy, tmp_path, path, avatar, cameras=CLOSE_CAMERAS, lens=70.0, engine="EEVEE", **setting["render"]
         )
     except RuntimeError as err:  # no OpenGL at all on this machine
         pytest.skip(f"Eevee cannot render here: {err}")
     print("Eevee PSNR dB, IoU, region px:", results)
     for psnr, iou, region in results:
         assert region > 2000, "the avatar is in view"
-        assert psnr >= 28.0, f"avatar region PSNR {psnr:.1f} dB"
-        assert iou >= 0.98, f"silhouette IoU {iou:.3f}"
+        assert psnr >= setting["psnr"], f"avatar region PSNR {psnr:.1f} dB"
+        assert iou >= setting["iou"], f"silhouette IoU {iou:.3f}"
 
 
 def _two_splat_avatar():
@@ -279,7 +319,7 @@ def test_small_splat_in_front_of_a_large_one_is_in_front_in_blender(addon, tmp_p
         path,
         avatar,
         size=48,
-        samples=32,
+        samples=128,  # Blender's own splats (5.3) are transparent stochastically: enough samples to converge
         images=images,
         lens=70.0,
         cameras=[((0.0, -1.4, 1.45), (0.0, 0.0, 1.45))],
@@ -325,3 +365,26 @@ def test_the_avatar_casts_its_bodys_shadow_and_the_body_stays_unseen(addon, tmp_
     avatar.splats.hide_render = True
     assert render_to_array(bpy, tmp_path / "none.png", size=64, samples=8)[..., 3].max() < 0.01, "the body is unseen"
     assert alone[..., 3].max() > 0.5, "the splats are"
+
+
+@pytest.mark.parametrize("engine", ["CYCLES", "EEVEE"])
+def test_an_avatar_under_a_random_pose_renders_as_the_backend_does(addon, tmp_path, engine):
+    """Fidelity of the drawing path: the test avatar under a random pose, three cameras, 256 px,
+    against the backend's render of the same pose and cameras (issue 29). Measured: cards (5.0)
+    Cycles 64 samples 35.0-36.9 dB, IoU 0.972-0.980, Eevee 48.3-48.6 dB, IoU 0.988-0.991;
+    Blender's own splats (5.3) Cycles 64 samples 31.5-32.4 dB raw and 33.3 denoised, IoU 0.95,
+    Eevee 31.5-31.8 dB at 16 samples, 36.4 at 64 and 38.2 at 128 (one view), IoU 0.92-0.95."""
+    import bpy
+
+    rng = np.random.default_rng(29)
+    pose = np.zeros((55, 3))
+    pose[1:22] = rng.normal(scale=0.25, size=(21, 3))  # the body's joints; hands and face at rest
+    avatar = make_test_avatar()
+    path = write_h3ga(tmp_path / "posed.h3ga", avatar)
+    setting = PATH_SETTINGS["posed", engine, _native()]
+    results = backend_vs_cycles(bpy, tmp_path, path, avatar, size=256, engine=engine, pose=pose, **setting["render"])
+    print(f"{engine}, native={_native()}: PSNR dB, IoU, region px:", results)
+    for psnr, iou, region in results:
+        assert region > 3000, "the avatar is in view"
+        assert psnr >= setting["psnr"], f"avatar region PSNR {psnr:.1f} dB"
+        assert iou >= setting["iou"], f"silhouette IoU {iou:.3f}"

@@ -130,6 +130,7 @@ def test_saved_and_reopened_blend_still_poses_correctly(addon, avatar_file, test
 
 def test_display_modes_and_viewport_density(addon, avatar_file):
     import bpy
+    from blender_render import shown_splat_count
     from dreamwaltz_blender import api
 
     imported = api.import_avatar(str(avatar_file))
@@ -142,12 +143,7 @@ def test_display_modes_and_viewport_density(addon, avatar_file):
     assert not imported.body.hide_render and not imported.splats.hide_render
     api.set_viewport_density(imported, 0.25)
     bpy.context.view_layer.update()
-    depsgraph = bpy.context.evaluated_depsgraph_get()  # the splats shown: instances of the splat object
-    shown = sum(
-        1
-        for inst in depsgraph.object_instances
-        if inst.is_instance and inst.parent is not None and inst.parent.original == imported.splats
-    )
+    shown = shown_splat_count(bpy, imported.splats)
     assert 0.1 * (600 + 250) < shown < 0.4 * (600 + 250)
     with pytest.raises(Exception, match="density"):
         api.evaluated_splats(imported)

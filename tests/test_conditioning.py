@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+# Backend tests: Blender 5.1+ runs the Blender tests in its own Python 3.13, which has no torch.
+pytest.importorskip("torch")
+
 from dreamwaltz.body import BodyModel
 from dreamwaltz.body.poses import apose
 from dreamwaltz.conditioning import body_keypoints, draw_openpose, sample_camera, view_prompt

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import BACKEND_PYTHON
 from dreamwaltz_blender.backend.client import BackendClient
 
 pytestmark = pytest.mark.blender
@@ -32,7 +33,7 @@ def local_backend(addon, tmp_path):
     from dreamwaltz_blender.backend import local
 
     prefs = bpy.context.preferences.addons["dreamwaltz_blender"].preferences
-    prefs.backend_mode, prefs.python_path = "LOCAL", sys.executable
+    prefs.backend_mode, prefs.python_path = "LOCAL", BACKEND_PYTHON
     prefs.local_port, prefs.cache_dir, prefs.device = free_port(), str(tmp_path / "jobs"), "cpu"
     yield prefs
     local.shutdown()
@@ -94,7 +95,7 @@ def test_cancel_stops_the_backend_job_and_leaves_the_scene_unchanged(local_backe
 def test_a_killed_server_resumes_its_job_from_the_checkpoint(tmp_path):
     port, token = free_port(), "t0ken"
     env = dict(os.environ, DREAMWALTZ_TOKEN=token, PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "dreamwaltz", "serve", "--port", str(port), "--jobs-dir", str(tmp_path / "jobs")]
+    cmd = [BACKEND_PYTHON, "-m", "dreamwaltz", "serve", "--port", str(port), "--jobs-dir", str(tmp_path / "jobs")]
 
     def start():
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+
+# Backend tests: Blender 5.1+ runs the Blender tests in its own Python 3.13, which has no torch.
+pytest.importorskip("torch")
 import torch
 
 from dreamwaltz.core.errors import WeightsMissingError

@@ -8,6 +8,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
+# Backend tests: Blender 5.1+ runs the Blender tests in its own Python 3.13, which has no torch.
+pytest.importorskip("torch")
 import torch
 
 from dreamwaltz.body import BodyModel

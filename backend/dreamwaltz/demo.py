@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from .core.job import PRESET_NAMES
+
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"
 WALK_CLIP = DATA / "mocap" / "cmu_02_02_walk_daz.bvh"
@@ -296,7 +298,7 @@ def crowd_in_blender(bpy, api, motion, avatar, stage: Path, out_dir: Path, size:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="tiny", choices=["tiny", "preview", "paper"])
+    parser.add_argument("--preset", default="tiny", choices=PRESET_NAMES)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--prompt", default=None, help="default: an example prompt from the bundled gallery")
     parser.add_argument("--seed", type=int, default=0)

@@ -24,7 +24,7 @@ SPLAT_TREE = "DreamWaltz Splats"
 SPLAT_MATERIAL = "DreamWaltz Splat"
 CARD_MATERIAL = "DreamWaltz Splat Card"
 DRAW_TREE = "DreamWaltz Splat Draw"
-DRAW_VERSION = 2  # bump when the draw tree changes: files keep the tree they were made with
+DRAW_VERSION = 3  # bump when the draw tree changes: files keep the tree they were made with
 
 
 class Builder:
@@ -77,8 +77,9 @@ class Builder:
 
     def compare_int(self, a, b, op="EQUAL"):
         n = self.node("FunctionNodeCompare", data_type="INT", operation=op)
-        self.link(a, n.inputs[2]) if isinstance(a, bpy.types.NodeSocket) else setattr(n.inputs[2], "default_value", a)
-        n.inputs[3].default_value = b
+        first, second = compat.compare_inputs(n)
+        self.link(a, first) if isinstance(a, bpy.types.NodeSocket) else setattr(first, "default_value", a)
+        second.default_value = b
         return n.outputs["Result"]
 
     def switch(self, kind, condition, if_false, if_true):
@@ -125,7 +126,7 @@ def _new_shared_tree(name, extra_inputs=()):
 
 
 def input_identifier(mod, name: str) -> str:
-    """The key of a node modifier's input called ``name`` (``mod[key] = value`` sets it)."""
+    """The identifier of a node modifier's input called ``name`` (``compat.set_modifier_input`` sets it)."""
     return next(
         item.identifier
         for item in mod.node_group.interface.items_tree
@@ -135,7 +136,7 @@ def input_identifier(mod, name: str) -> str:
 
 def set_body(mod, body_object) -> None:
     """Point a splat modifier (bind or draw tree) at its avatar's body."""
-    mod[input_identifier(mod, "Body")] = body_object
+    compat.set_modifier_input(mod, input_identifier(mod, "Body"), body_object)
 
 
 def _body_info(b, gin):
@@ -228,26 +229,43 @@ def splat_tree():
     b.link(_math(b, "ADD", index, _math(b, "MULTIPLY", n_free, 3.0)), first.inputs["True"])
     first = first.outputs["Output"]
     proxy_position = b.node("GeometryNodeInputPosition").outputs["Position"]
-    centre = b.sample(proxy, proxy_position, first)
-    points = b.node("GeometryNodePoints", {"Count": n_splats, "Position": centre}).outputs["Points"]
-    gathered = points
-    for name, data_type in (
-        ("dw_i0", "INT"),
-        ("dw_i1", "INT"),
-        ("dw_i2", "INT"),
-        ("dw_bary", "FLOAT_VECTOR"),
-        ("dw_ax1", "FLOAT_VECTOR"),
-        ("dw_ax2", "FLOAT_VECTOR"),
-        ("dw_ax3", "FLOAT_VECTOR"),
-        ("dw_color", "FLOAT_VECTOR"),
-        ("dw_opacity", "FLOAT"),
-        ("dw_random", "FLOAT"),
-    ):
-        store = b.node(
-            "GeometryNodeStoreNamedAttribute", {"Geometry": gathered, "Name": name}, data_type=data_type, domain="POINT"
-        )
-        b.link(b.sample(proxy, b.attr(name, data_type), first, data_type), store.inputs["Value"])
-        gathered = store.outputs["Geometry"]
+    if compat.HAS_NATIVE_SPLATS:
+        # The proxy without its axis points: splat i is point i, every proxy attribute on it (Sample
+        # Index cannot gather radiance:base, a FLOAT4).
+        gathered = b.node(
+            "GeometryNodeMeshToPoints",
+            {
+                "Mesh": b.node(
+                    "GeometryNodeDeleteGeometry",
+                    {"Geometry": proxy, "Selection": b.compare_int(kind, 1)},
+                    domain="POINT",
+                ).outputs[0]
+            },
+        ).outputs["Points"]
+    else:
+        centre = b.sample(proxy, proxy_position, first)
+        points = b.node("GeometryNodePoints", {"Count": n_splats, "Position": centre}).outputs["Points"]
+        gathered = points
+        for name, data_type in (
+            ("dw_i0", "INT"),
+            ("dw_i1", "INT"),
+            ("dw_i2", "INT"),
+            ("dw_bary", "FLOAT_VECTOR"),
+            ("dw_ax1", "FLOAT_VECTOR"),
+            ("dw_ax2", "FLOAT_VECTOR"),
+            ("dw_ax3", "FLOAT_VECTOR"),
+            ("dw_color", "FLOAT_VECTOR"),
+            ("dw_opacity", "FLOAT"),
+            ("dw_random", "FLOAT"),
+        ):
+            store = b.node(
+                "GeometryNodeStoreNamedAttribute",
+                {"Geometry": gathered, "Name": name},
+                data_type=data_type,
+                domain="POINT",
+            )
+            b.link(b.sample(proxy, b.attr(name, data_type), first, data_type), store.inputs["Value"])
+            gathered = store.outputs["Geometry"]
     position = b.node("GeometryNodeInputPosition").outputs["Position"]
 
     # Mesh-bound: the point and orthonormal frame of the posed, shaped, expressed body triangle.
@@ -296,6 +314,10 @@ def _matrix(b, columns, translation):
     """A 4x4 transform from three column vectors and a translation (all vector sockets)."""
     matrix = b.node("FunctionNodeCombineMatrix")
     for j, column in enumerate(list(columns) + [translation], start=1):
+        if not isinstance(column, bpy.types.NodeSocket):
+            for r, value in enumerate(column, start=1):
+                matrix.inputs[f"Column {j} Row {r}"].default_value = value
+            continue
         sep = b.node("ShaderNodeSeparateXYZ", {"Vector": column})
         for r, axis in enumerate("XYZ", start=1):
             b.link(sep.outputs[axis], matrix.inputs[f"Column {j} Row {r}"])
@@ -372,17 +394,15 @@ def splat_draw_tree():
     tree, b, gin, gout = _new_shared_tree(
         DRAW_TREE, [("Selection", "NodeSocketBool", True), ("Viewport Density", "NodeSocketFloat", 1.0)]
     )
+    if compat.HAS_NATIVE_SPLATS:
+        _native_draw(b, gin, gout)
+        return tree
     position = b.node("GeometryNodeInputPosition").outputs["Position"]
     axes = [b.attr(f"dw_axis{j}") for j in (1, 2, 3)]
 
     # Thinned in the viewport only (a display aid for dense avatars and scenes).
-    thin = b.node(
-        "ShaderNodeMath", {0: b.attr("dw_random", "FLOAT"), 1: gin.outputs["Viewport Density"]}, operation="LESS_THAN"
-    )
+    selection = _viewport_thinning(b, gin)
     viewport = b.node("GeometryNodeIsViewport").outputs[0]
-    not_viewport = b.node("FunctionNodeBooleanMath", {0: viewport}, operation="NOT").outputs[0]
-    shown = b.node("FunctionNodeBooleanMath", {0: not_viewport, 1: thin.outputs[0]}, operation="OR").outputs[0]
-    selection = b.node("FunctionNodeBooleanMath", {0: gin.outputs["Selection"], 1: shown}, operation="AND").outputs[0]
 
     def instanced(shape, material, transform):
         with_material = b.node("GeometryNodeSetMaterial", {"Geometry": shape, "Material": material})
@@ -404,6 +424,61 @@ def splat_draw_tree():
     cards = instanced(quad, splat_card_material(), _card_transform(b, position, axes))
     b.link(b.switch("GEOMETRY", viewport, cards, ellipsoids), gout.inputs["Geometry"])
     return tree
+
+
+def _viewport_thinning(b, gin):
+    """Selection of the splats shown: all in renders, the Viewport Density fraction in the viewport."""
+    thin = b.node(
+        "ShaderNodeMath", {0: b.attr("dw_random", "FLOAT"), 1: gin.outputs["Viewport Density"]}, operation="LESS_THAN"
+    )
+    viewport = b.node("GeometryNodeIsViewport").outputs[0]
+    not_viewport = b.node("FunctionNodeBooleanMath", {0: viewport}, operation="NOT").outputs[0]
+    shown = b.node("FunctionNodeBooleanMath", {0: not_viewport, 1: thin.outputs[0]}, operation="OR").outputs[0]
+    return b.node("FunctionNodeBooleanMath", {0: gin.outputs["Selection"], 1: shown}, operation="AND").outputs[0]
+
+
+def _native_draw(b, gin, gout):
+    """Points -> Blender's own Gaussian splats (5.3+): a 'GAUSSIAN_SPLAT' point cloud.
+
+    A splat's deformed axes A (columns dw_axis1..3; for a skinned splat the blended bone matrix
+    times its rest axes, which is not a rotation times a scale) give its covariance A A^T. Its
+    SVD A = U S V^T gives that covariance exactly as U S^2 U^T: rotation U (a column flipped when U
+    is a reflection, which leaves U S^2 U^T unchanged) and linear scales S. radiance:base (and
+    radiance:sh_*) come with the points from the proxy."""
+    geometry = gin.outputs["Geometry"]
+    as_points = b.node("GeometryNodeMeshToPoints", {"Mesh": geometry}).outputs["Points"]
+    parts = b.node("GeometryNodeSeparateComponents", {"Geometry": geometry})
+    joined = b.node("GeometryNodeJoinGeometry")
+    b.link(parts.outputs["Point Cloud"], joined.inputs[0])
+    b.link(as_points, joined.inputs[0])
+    hidden = b.node("FunctionNodeBooleanMath", {0: _viewport_thinning(b, gin)}, operation="NOT").outputs[0]
+    shown = b.node(
+        "GeometryNodeDeleteGeometry", {"Geometry": joined.outputs[0], "Selection": hidden}, domain="POINT"
+    ).outputs[0]
+
+    axes = _matrix(b, [b.attr(f"dw_axis{j}") for j in (1, 2, 3)], (0.0, 0.0, 0.0))
+    svd = b.node("FunctionNodeMatrixSVD", {"Matrix": axes})
+    det = b.node("FunctionNodeMatrixDeterminant", {"Matrix": svd.outputs["U"]}).outputs[0]
+    flip = b.node("FunctionNodeCombineMatrix")
+    for i in range(1, 5):
+        for r in range(1, 5):
+            flip.inputs[f"Column {i} Row {r}"].default_value = 1.0 if i == r else 0.0
+    b.link(det, flip.inputs["Column 3 Row 3"])
+    rotation_matrix = b.node("FunctionNodeMatrixMultiply", {0: svd.outputs["U"], 1: flip.outputs["Matrix"]})
+    rotation = b.node("FunctionNodeSeparateTransform", {"Transform": rotation_matrix.outputs[0]}).outputs["Rotation"]
+    stored = shown
+    for name, data_type, value in (
+        ("rotation", "QUATERNION", rotation),
+        ("scale", "FLOAT_VECTOR", svd.outputs["S"]),
+    ):
+        store = b.node(
+            "GeometryNodeStoreNamedAttribute", {"Geometry": stored, "Name": name}, data_type=data_type, domain="POINT"
+        )
+        b.link(value, store.inputs["Value"])
+        stored = store.outputs["Geometry"]
+    splats = b.node("GeometryNodePointsSetType", {"Points": stored})
+    splats.inputs["Type"].default_value = "3D Gaussian Splat"
+    b.link(splats.outputs[0], gout.inputs["Geometry"])
 
 
 def _sh_basis(b, x, y, z, count):

@@ -10,8 +10,9 @@ import bpy
 import mathutils
 import numpy as np
 
-from . import nodes
+from .. import compat
 from ..shared import module
+from . import nodes
 
 # Blender is +Z up. Rows map file coordinates to Blender's.
 UP_AXES = {
@@ -39,6 +40,10 @@ def create_scene_splats(name, cloud, collection, up_axis="Y", scale=1.0):
     put("dw_opacity", "FLOAT", cloud.opacities, "value")
     put("dw_random", "FLOAT", np.random.default_rng(0).random(n), "value")
     k = cloud.sh_rest.shape[1]
+    if compat.HAS_NATIVE_SPLATS:  # Blender draws the SH itself, in the object's frame
+        put("radiance:base", "FLOAT4", np.column_stack([cloud.sh_dc, cloud.opacities]), "vector")
+        for i in range(k):
+            put(f"radiance:sh_{i}", "FLOAT_VECTOR", cloud.sh_rest[:, i], "vector")
     if k:
         put("dw_sh0", "FLOAT_VECTOR", 0.5 + module("splat_files").SH_C0 * cloud.sh_dc.astype(np.float64), "vector")
         for i in range(k):
@@ -51,7 +56,38 @@ def create_scene_splats(name, cloud, collection, up_axis="Y", scale=1.0):
     matrix[:3, :3] = rotation
     obj.matrix_world = mathutils.Matrix([list(row) for row in matrix])  # rows
     draw = obj.modifiers.new("DreamWaltz Splats", "NODES")
-    draw.node_group = nodes.scene_splat_tree(k)
+    draw.node_group = nodes.scene_splat_tree(0 if compat.HAS_NATIVE_SPLATS else k)
     obj["dreamwaltz_role"] = "scene_splats"
     obj["dreamwaltz_sh_degree"] = cloud.sh_degree
     return obj
+
+
+def is_native_cloud(obj) -> bool:
+    """A splat scene in Blender's own form (5.3+): a point cloud of type 'GAUSSIAN_SPLAT', as File >
+    Import > .ply / .spz makes it. (The add-on's own imports are meshes drawn by its nodes.)"""
+    return obj.type == "POINTCLOUD" and getattr(obj.data, "type", None) == "GAUSSIAN_SPLAT"
+
+
+def native_cloud_arrays(cloud) -> dict:
+    """A native splat cloud's points in its object's frame: means (n,3), axes (n,3,3; columns
+    rotation times linear scale), DC display colours (n,3), opacities (n,), sh_rest (n,K,3)."""
+    n = len(cloud.points)
+    names = {a.name for a in cloud.attributes}
+
+    def read(name, prop, width):
+        data = np.empty(n * width, dtype=np.float32)
+        cloud.attributes[name].data.foreach_get(prop, data)
+        return data.reshape(n, width).astype(np.float64)
+
+    base = read("radiance:base", "vector", 4)
+    sh_rest = []
+    while f"radiance:sh_{len(sh_rest)}" in names:
+        sh_rest.append(read(f"radiance:sh_{len(sh_rest)}", "vector", 3))
+    R = module("rotations").quaternion_to_matrix(read("rotation", "value", 4))
+    return {
+        "means": read("position", "vector", 3),
+        "axes": R * read("scale", "vector", 3)[:, None, :],
+        "colors": 0.5 + module("splat_files").SH_C0 * base[:, :3],
+        "opacities": base[:, 3],
+        "sh_rest": np.stack(sh_rest, axis=1) if sh_rest else np.zeros((n, 0, 3)),
+    }

@@ -9,8 +9,9 @@ j is one vertex carrying its triangle, barycentrics and axes in the triangle's f
 import bpy
 import numpy as np
 
-from . import nodes
+from .. import compat
 from ..shared import module
+from . import nodes
 
 KIND_CENTRE, KIND_AXIS, KIND_BOUND = 0, 1, 2
 
@@ -19,6 +20,13 @@ def square_roots(core, log_scales, quats):
     """(N,3,3) L with L L^T = the covariance: rotation columns scaled by the standard deviations."""
     R = core.quaternion_to_matrix(quats)
     return R * np.exp(np.asarray(log_scales, dtype=np.float64))[:, None, :]
+
+
+def native_radiance(display_colors, opacities):
+    """Blender's radiance:base (n, 4): the DC coefficient of the display colour (3DGS files' f_dc,
+    which Blender's splats expect: reference/blender_native_splats.md) and the opacity."""
+    dc = (np.asarray(display_colors, dtype=np.float64) - 0.5) / module("splat_files").SH_C0
+    return np.concatenate([dc, np.asarray(opacities, dtype=np.float64).reshape(-1, 1)], axis=1).astype(np.float32)
 
 
 def create_splats(name, avatar, offset_blender, armature, body_object, collection, space, rotations, mesh=None):
@@ -87,6 +95,11 @@ def build_splat_mesh(name, avatar, offset_blender, space, rotations):
         put(f"dw_ax{j + 1}", "FLOAT_VECTOR", axis, "vector")
     put("dw_color", "FLOAT_VECTOR", colors.astype(np.float32), "vector")
     put("dw_opacity", "FLOAT", opacity.astype(np.float32), "value")
+    if compat.HAS_NATIVE_SPLATS:
+        display = module("h3ga").display_colors(
+            avatar.manifest, np.concatenate([np.repeat(a["free/colors"], 4, axis=0), a["bound/colors"]])
+        )
+        put("radiance:base", "FLOAT4", native_radiance(display, opacity), "vector")
     put("dw_random", "FLOAT", random.astype(np.float32), "value")
 
     # Skin the free proxies with their own top-k weights (one call per splat and joint). Vertex

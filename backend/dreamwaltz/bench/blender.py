@@ -15,7 +15,7 @@ Figures (docs/BENCHMARKS.md, "blender"):
   rendered twice, the first includes shader compilation), with the avatar-region PSNR against
   the backend's render of the same view (``render.rasterize_posed``).
 
-Last line: ``import_s_100k=.. cycles_s_512=.. cycles_psnr=.. eevee_s=.. eevee_psnr=.. frame_ms_100k=.. scene_fps=..``.
+Last line: ``blender=<major.minor> import_s_100k=.. cycles_s_512=.. cycles_psnr=.. eevee_s=.. eevee_psnr=.. frame_ms_100k=.. scene_fps=..``.
 """
 
 import sys
@@ -173,19 +173,14 @@ def _write_sh3_ply(path, means, log_scales, quats, dc, rest):
 
 def renders(tmp):
     """Cycles 512x512 at 16 samples and Eevee of the 100k-splat avatar, with PSNR vs the backend."""
-    import torch
-
-    from ..core.camera import Camera
     from ..core.h3ga import linear_to_srgb, srgb_to_linear, write_h3ga
     from ..core.posing import pose_avatar
     from ..core.testing import make_test_avatar
-    from ..render import rasterize_posed
 
     bpy, api = _fresh()
     import mathutils
     from dreamwaltz_blender.importer import space
 
-    torch.set_num_threads(2)
     avatar_file = make_test_avatar(num_free=90_000, num_bound=10_000, seed=1)
     avatar = api.import_avatar(str(write_h3ga(Path(tmp) / "r.h3ga", avatar_file)), set_view_transform=True)
     scene = bpy.context.scene
@@ -207,12 +202,12 @@ def renders(tmp):
         opacities=posed.opacities,
     )
     sys.path.insert(0, str(ROOT / "tests"))
+    from backend_reference import rasterize_posed_arrays  # the backend's render (torch, maybe .venv's)
     from splat_silhouette import blender_camera_intrinsics
 
     viewmat, focal = blender_camera_intrinsics(cam, size)
     K = np.array([[focal, 0, size / 2], [0, focal, size / 2], [0, 0, 1.0]])
-    backend = rasterize_posed(world, Camera(viewmat, K, size, size), background=(0.5, 0.5, 0.5))
-    b_rgb, b_alpha = backend.image.numpy(), backend.alpha.numpy()[..., 0]
+    b_rgb, b_alpha = rasterize_posed_arrays(world, viewmat, K, size, size, (0.5, 0.5, 0.5))
 
     def psnr(image):
         a = image[..., 3:4]
@@ -262,7 +257,10 @@ def main():
         cycles_s, cycles_psnr, eevee_s, eevee_psnr = renders(tmp)
         _, fps = crowd_scene(tmp)
         big_scene_import(tmp)
+    import bpy
+
+    blender = "%d.%d" % bpy.app.version[:2]
     print(
-        f"import_s_100k={frames[100_000][0]:.2f} cycles_s_512={cycles_s:.1f} cycles_psnr={cycles_psnr:.1f} "
+        f"blender={blender} import_s_100k={frames[100_000][0]:.2f} cycles_s_512={cycles_s:.1f} cycles_psnr={cycles_psnr:.1f} "
         f"eevee_s={eevee_s:.1f} eevee_psnr={eevee_psnr:.1f} frame_ms_100k={frames[100_000][1]:.1f} scene_fps={fps:.1f}"
     )

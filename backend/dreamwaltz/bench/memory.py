@@ -124,7 +124,8 @@ def stage1_step(device: str, preset: str, batch: int, rays: int = 0) -> dict:
     import torch
 
     from ..body import BodyModel
-    from ..stage1 import canonical_body, preset as stage1_preset
+    from ..presets import stage1_config as stage1_preset
+    from ..stage1 import canonical_body
     from ..stage1.body import new_field
     from ..stage1.density import margin_loss, region_points
     from ..stage1.field import render_image
@@ -407,7 +408,7 @@ class Meter:
 
 
 def main():
-    from ..stage1 import preset as stage1_preset
+    from ..presets import stage1_config as stage1_preset
 
     m = Meter()
     on_cpu = not m.cuda

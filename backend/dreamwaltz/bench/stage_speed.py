@@ -62,7 +62,8 @@ def guidance_for(device: str):
 
 def stage1_speed(device: str, guidance, body, sizes, preset: str, workdir: Path):
     from ..progress import ProgressReporter
-    from ..stage1 import body_initialised_field, canonical_body, preset as stage1_preset
+    from ..presets import stage1_config as stage1_preset
+    from ..stage1 import body_initialised_field, canonical_body
     from ..stage1.train import train_stage1
 
     cb = canonical_body(body, np.zeros(body.num_betas))

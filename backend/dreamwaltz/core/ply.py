@@ -16,8 +16,7 @@ import numpy as np
 
 from .errors import InvalidFileError
 from .rotations import matrix_to_quaternion
-
-SH_C0 = 0.28209479177387814
+from .splat_files import SH_C0
 FIELDS = [
     "x",
     "y",
@@ -48,19 +47,25 @@ def covariance_to_scale_rotation(cov: np.ndarray):
     return 0.5 * np.log(values), matrix_to_quaternion(vectors)
 
 
-def write_gaussian_ply(path, means, covariances, colors, opacities) -> Path:
+def write_gaussian_ply(path, means, covariances, colors, opacities, sh_rest=None) -> Path:
+    """``sh_rest`` (N, K, 3), optional: the higher SH coefficients (K = 3, 8 or 15), written as the
+    standard f_rest_* properties (channel-major: f_rest[c * K + k])."""
     means = np.asarray(means, dtype=np.float64)
     n = len(means)
     log_scales, quats = covariance_to_scale_rotation(covariances)
     opacities = np.clip(np.asarray(opacities, dtype=np.float64), 1e-6, 1 - 1e-6)
-    data = np.zeros((n, len(FIELDS)), dtype=np.float32)
+    rest = np.zeros((n, 0, 3)) if sh_rest is None else np.asarray(sh_rest, dtype=np.float64)
+    k = rest.shape[1]
+    fields = FIELDS[:9] + [f"f_rest_{i}" for i in range(3 * k)] + FIELDS[9:]
+    data = np.zeros((n, len(fields)), dtype=np.float32)
     data[:, 0:3] = means
     data[:, 6:9] = (np.asarray(colors, dtype=np.float64) - 0.5) / SH_C0
-    data[:, 9] = np.log(opacities / (1 - opacities))
-    data[:, 10:13] = log_scales
-    data[:, 13:17] = quats
+    data[:, 9 : 9 + 3 * k] = np.transpose(rest, (0, 2, 1)).reshape(n, 3 * k)
+    data[:, 9 + 3 * k] = np.log(opacities / (1 - opacities))
+    data[:, 10 + 3 * k : 13 + 3 * k] = log_scales
+    data[:, 13 + 3 * k : 17 + 3 * k] = quats
     header = "ply\nformat binary_little_endian 1.0\n" + f"element vertex {n}\n"
-    header += "".join(f"property float {f}\n" for f in FIELDS) + "end_header\n"
+    header += "".join(f"property float {f}\n" for f in fields) + "end_header\n"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:

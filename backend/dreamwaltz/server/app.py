@@ -207,7 +207,7 @@ def create_app(
         # Reported so the add-on can say whether generation will be fast: torch, CUDA, GPU, whether
         # gsplat's kernels load and the rasterizer (``dreamwaltz doctor``'s report; never waits for
         # gsplat's kernel check, which answers "checking" until done).
-        from ..commands.doctor import system_report
+        from ..system_report import system_report
 
         info = system_report(block=False)
         worker.ensure_alive()  # the supervisor's check, on every health probe too

@@ -3,7 +3,7 @@
 from .body import CanonicalBody, body_initialised_field, canonical_body
 from .export import export_points
 from .field import FieldConfig, RadianceField, render_image
-from .presets import Stage1Config, preset
+from .presets import Stage1Config
 from .train import Stage1Result, run_stage1, train_stage1
 
 __all__ = [
@@ -15,7 +15,6 @@ __all__ = [
     "body_initialised_field",
     "canonical_body",
     "export_points",
-    "preset",
     "render_image",
     "run_stage1",
     "train_stage1",

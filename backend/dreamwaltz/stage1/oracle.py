@@ -25,7 +25,7 @@ from ..stage2.oracle import outfit_colors
 from .body import CanonicalBody, body_initialised_field, canonical_body, held_out_cameras
 from .field import BACKGROUND, render_image
 from .meshraster import rasterize_mesh
-from .presets import preset
+from .presets import Stage1Config
 from .train import train_stage1
 
 
@@ -68,8 +68,8 @@ def run_oracle_stage1(steps: int = 150, size: int = 48, seed: int = 0, cache_dir
     body = BodyModel.load("open")
     cb = canonical_body(body)
     reference = reference_renderer(cb, outfit_vertex_colors(body, cb))
-    cfg = preset(
-        "tiny",
+    cfg = replace(
+        Stage1Config(),  # the tiny preset's numbers
         steps=steps,
         schedule=((0.0, size),),
         face_prob=0.2,

@@ -1,4 +1,5 @@
-"""Stage-1 settings (each preset's numbers live in ``dreamwaltz.presets``).
+"""Stage-1 settings (each preset's numbers live in ``dreamwaltz.presets``, which hands them down;
+the defaults here are the tiny preset's).
 
 Paper: 10k SkelSD iterations with the render resolution growing 64 -> 128 -> 256, then 5k at 512."""
 
@@ -20,7 +21,7 @@ class Stage1Config:
     batch: int = 1
     lr_encoding: float = 1e-2
     lr_mlp: float = 1e-3
-    condition_workers: Optional[int] = None  # threads making the next steps' conditions (None: half the cores, 2-8)
+    condition_workers: int | None = None  # threads making the next steps' conditions (None: half the cores, 2-8)
     face_prob: float = 0.2
     hand_prob: float = 0.1
     density_weight: float = 1.0  # hand/face density guidance (0 turns it off)
@@ -50,10 +51,3 @@ class Stage1Config:
             if step >= start * self.steps:
                 size = s
         return size
-
-
-def preset(name: str, **overrides) -> Stage1Config:
-    """The preset's stage-1 settings (defined with its other numbers in ``dreamwaltz.presets``)."""
-    from ..presets import stage1_config
-
-    return stage1_config(name, **overrides)

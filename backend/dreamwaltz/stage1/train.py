@@ -25,7 +25,7 @@ from .body import CanonicalBody, body_initialised_field, canonical_body, new_fie
 from .density import margin_loss, region_points
 from .export import export_points
 from .field import RadianceField, render_image
-from .presets import Stage1Config, preset
+from .presets import Stage1Config
 
 CHECKPOINT = "stage1.pt"
 
@@ -193,9 +193,11 @@ def run_stage1(
     device=None,
 ) -> Stage1Result:
     """The pipeline's entry point. ``spec`` needs ``prompt``, ``preset``, ``seed`` and ``betas``
-    (the pipeline's GenerateSpec); ``config`` overrides the preset's settings."""
+    (the pipeline's GenerateSpec); ``config`` is the preset's stage-1 settings."""
     reporter = reporter or ProgressReporter()
-    cfg = config or preset(getattr(spec, "preset", "tiny"))
+    if config is None:  # presets are resolved once, by the pipeline, and handed down
+        raise ValueError("run_stage1 needs the preset's Stage1Config (dreamwaltz.presets.stage1_config)")
+    cfg = config
     seed = int(getattr(spec, "seed", 0))
     betas = np.zeros(body_model.num_betas, np.float32)
     given = list(getattr(spec, "betas", []) or [])[: body_model.num_betas]
