@@ -379,7 +379,7 @@ SPLAT_UP_AXES = ("Y", "-Y", "Z")
 
 
 def import_splat_scene(path, up_axis: str = "Y", scale: float = 1.0, collection=None, name=None):
-    """Import a 3D Gaussian splatting scene (.ply, compressed .ply, .spz) as a static splat object.
+    """Import a 3D Gaussian splatting scene (.ply, compressed .ply, .spz, .splat) as a static splat object.
 
     ``up_axis``: the file's up direction: "Y" (+Y up: glTF, SPZ, ``dreamwaltz export``), "-Y"
     (COLMAP/OpenCV captures, most 3DGS training output) or "Z". Drawn by the same path as avatar

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""File > Import > DreamWaltz Avatar (.h3ga) and 3D Gaussian Splats (.ply, .spz)."""
+"""File > Import > DreamWaltz Avatar (.h3ga) and 3D Gaussian Splats (.ply, .spz, .splat)."""
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
@@ -49,14 +49,14 @@ class DREAMWALTZ_OT_import_h3ga(bpy.types.Operator, ImportHelper):
 
 
 class DREAMWALTZ_OT_import_splats(bpy.types.Operator, ImportHelper):
-    """Import a 3D Gaussian splatting scene (standard or compressed .ply, .spz) as a static splat object"""
+    """Import a 3D Gaussian splatting scene (standard or compressed .ply, .spz, .splat) as a static splat object"""
 
     bl_idname = "import_scene.dreamwaltz_splats"
     bl_label = "Import 3D Gaussian Splats"
     bl_options = {"REGISTER", "UNDO"}
 
     filename_ext = ".ply"
-    filter_glob: StringProperty(default="*.ply;*.spz", options={"HIDDEN"})
+    filter_glob: StringProperty(default="*.ply;*.spz;*.splat", options={"HIDDEN"})
     up_axis: EnumProperty(
         name="Up Axis",
         default="Y",
@@ -92,7 +92,7 @@ class DREAMWALTZ_OT_import_splats(bpy.types.Operator, ImportHelper):
 
 def menu_import(self, context):
     self.layout.operator(DREAMWALTZ_OT_import_h3ga.bl_idname, text="DreamWaltz Avatar (.h3ga)")
-    self.layout.operator(DREAMWALTZ_OT_import_splats.bl_idname, text="3D Gaussian Splats (.ply, .spz)")
+    self.layout.operator(DREAMWALTZ_OT_import_splats.bl_idname, text="3D Gaussian Splats (.ply, .spz, .splat)")
 
 
 def register():

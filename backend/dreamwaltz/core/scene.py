@@ -338,7 +338,12 @@ def parse_scene(data, base: Path = Path("."), where: str = "the scene") -> Scene
     for i, s in enumerate(r.items(d.get("splats", []), "splats")):
         name = f"splats[{i}]"
         s = r.obj(s, name, SPLAT_FIELDS)
-        file = r.path(r.required(s, "file", f"{name}.file"), f"{name}.file", (".ply",), "a 3D Gaussian splatting .ply")
+        file = r.path(
+            r.required(s, "file", f"{name}.file"),
+            f"{name}.file",
+            (".ply", ".spz", ".splat"),  # what read_splats reads, so Blender's imported .spz scenes export
+            "a 3D Gaussian splatting .ply, .spz or .splat",
+        )
         name_value = s.get("name", "")
         if not isinstance(name_value, str):
             r.fail(
@@ -544,7 +549,7 @@ class SceneAssets:
 
 
 def place_splat_file(path, transform: Transform, where: str = "") -> PlacedSplats:
-    """A 3DGS scene file's splats (standard or compressed .ply, .spz: ``core/splat_files``) placed
+    """A 3DGS scene file's splats (standard or compressed .ply, .spz, .splat: ``core/splat_files``) placed
     by ``transform``, keeping the spherical harmonics when the file has them."""
     from .posing import gaussian_covariances
     from .splat_files import read_splats
@@ -555,7 +560,8 @@ def place_splat_file(path, transform: Transform, where: str = "") -> PlacedSplat
         cloud = read_splats(path)
     except InvalidFileError as err:
         raise InvalidFileError(
-            f"{where}: {err.message}", err.hint or "Give a 3D Gaussian splatting .ply (standard or compressed) or .spz."
+            f"{where}: {err.message}",
+            err.hint or "Give a 3D Gaussian splatting .ply (standard or compressed), .spz or .splat.",
         ) from None
     bad = (cloud.log_scales > 20).any(axis=1)
     if bad.any():

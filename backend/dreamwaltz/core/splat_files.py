@@ -10,7 +10,14 @@
   ``packed_position``/``packed_rotation``/``packed_scale``/``packed_color`` per splat, optional
   ``sh`` element of 8-bit f_rest);
 - Niantic's SPZ, versions 2 and 3 (gzip container; 24-bit fixed-point positions, 8-bit
-  everything else, smallest-three quaternions in v3).
+  everything else, smallest-three quaternions in v3) and version 4 (a plain 32-byte header, a table
+  of contents, then one zstd stream per attribute; needs the ``zstandard`` package, which Blender
+  ships with bpy);
+- antimatter15's ``.splat`` (32 bytes per splat: float32 position and linear scale, RGBA8 display
+  colour and opacity, quaternion w x y z as ``q * 128 + 128``; no SH).
+
+PlayCanvas SOG (``meta.json`` + WebP textures, or a ``.sog`` zip of them) is refused in one line
+naming splat-transform: reading it needs a WebP decoder, which Blender's Python does not have.
 
 Hand-written because the importer runs inside Blender's Python, where the maintained readers
 (``gsply``, which needs numba; ``spz``, a compiled extension) cannot be installed; the tests check
@@ -22,10 +29,10 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -78,7 +85,7 @@ class SplatCloud:
     opacities: np.ndarray  # (N,) float32 in [0, 1]
     sh_dc: np.ndarray  # (N, 3) float32: colour = 0.5 + SH_C0 * sh_dc, a display (sRGB) value as 3DGS trains it
     sh_rest: np.ndarray  # (N, K, 3) float32, K = (degree + 1)^2 - 1 (0 for degree 0)
-    source: str  # "ply", "compressed-ply" or "spz"
+    source: str  # "ply", "compressed-ply", "spz" or "splat"
 
     def __len__(self) -> int:
         return len(self.means)
@@ -102,19 +109,54 @@ class SplatCloud:
 
 
 def read_splats(path) -> SplatCloud:
-    """A .ply (standard or compressed) or .spz splat file; InvalidFileError naming what is wrong."""
+    """A .ply (standard or compressed), .spz or .splat file; InvalidFileError naming what is wrong."""
     path = Path(path)
+    if path.is_dir():
+        if (path / "meta.json").is_file():
+            raise _sog_refusal(path)
+        raise InvalidFileError(f"'{path}' is a folder.", "Choose a .ply, .spz or .splat splat file.")
     if not path.is_file():
-        raise InvalidFileError(f"'{path}' does not exist.", "Choose a .ply or .spz splat file.")
+        raise InvalidFileError(f"'{path}' does not exist.", "Choose a .ply, .spz or .splat splat file.")
     with open(path, "rb") as f:
         head = f.read(4)
     if head == b"ply\n" or head[:3] == b"ply":
         return _read_ply(path)
+    if head == struct.pack("<I", SPZ_MAGIC):  # version 4 starts with the magic itself, not gzip's
+        return _read_spz_v4(path)
     if head[:2] == b"\x1f\x8b" or path.suffix.lower() == ".spz":
         return _read_spz(path)
+    if path.suffix.lower() == ".splat":
+        return _read_antimatter_splat(path)
+    if _is_sog(path, head):
+        raise _sog_refusal(path)
     raise InvalidFileError(
         f"'{path.name}' is neither a PLY nor an SPZ splat file.",
-        "Export the scene as a 3DGS .ply, a compressed .ply or an .spz.",
+        "Export the scene as a 3DGS .ply, a compressed .ply, an .spz or a .splat.",
+    )
+
+
+def _is_sog(path: Path, head: bytes) -> bool:
+    """PlayCanvas SOG: a .sog zip, any zip holding meta.json, or the meta.json itself."""
+    if head == b"PK\x03\x04":
+        if path.suffix.lower() == ".sog":
+            return True
+        try:  # reads only the zip's central directory
+            with zipfile.ZipFile(path) as z:
+                return any(name.rsplit("/", 1)[-1] == "meta.json" for name in z.namelist())
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return False
+    if path.suffix.lower() == ".json":
+        with open(path, "rb") as f:
+            text = f.read(HEADER_LIMIT)
+        return b'"means"' in text and b'"quats"' in text
+    return False
+
+
+def _sog_refusal(path: Path) -> InvalidFileError:
+    source = f"{path.name}/meta.json" if path.is_dir() else path.name  # splat-transform reads the meta.json
+    return InvalidFileError(
+        f"'{path.name}' is PlayCanvas SOG (splats stored as WebP textures), which is not read here.",
+        f"Convert it to .ply with PlayCanvas's splat-transform (`npx @playcanvas/splat-transform {source} out.ply`).",
     )
 
 
@@ -304,7 +346,26 @@ def _decode_compressed_ply(path: Path, elements) -> SplatCloud:
 # ------------------------------------------------------------------------------------------ SPZ
 
 
-def _read_spz(path: Path, max_bytes: Optional[int] = None) -> SplatCloud:
+def _spz_header_checks(path: Path, n: int, degree: int, fractional_bits: int, limit: int) -> list[int]:
+    """The bytes per splat of each attribute stream (positions, alphas, colours, scales, rotations,
+    SH; SH only above degree 0), after the header checks every SPZ version shares."""
+    if degree not in SH_REST or not 1 <= fractional_bits <= 24:
+        raise InvalidFileError(
+            f"'{path.name}': SPZ header has SH degree {degree}, {fractional_bits} fractional bits.", ""
+        )
+    k = SH_REST[degree]
+    widths = [9, 1, 3, 3, 4] + ([3 * k] if k else [])
+    if n * sum(widths) > limit:
+        raise InvalidFileError(
+            f"'{path.name}' declares {n} splats ({n * sum(widths) >> 20} MiB unpacked), over "
+            f"the {limit >> 20} MiB limit.",
+            "Raise DREAMWALTZ_MAX_READ_GB if it is real.",
+        )
+    return widths
+
+
+def _read_spz(path: Path, max_bytes: int | None = None) -> SplatCloud:
+    """SPZ versions 2 and 3: one gzip stream of a 16-byte header and the attributes one after another."""
     from .h3ga import read_limit
 
     limit = max_bytes or read_limit()
@@ -318,46 +379,118 @@ def _read_spz(path: Path, max_bytes: Optional[int] = None) -> SplatCloud:
                 raise InvalidFileError(f"'{path.name}' is not an SPZ file (magic {magic:#010x}).", "")
             if version not in (2, 3):
                 raise InvalidFileError(
-                    f"'{path.name}' is SPZ version {version}; this reader takes versions 2 and 3.",
-                    "Convert it with Niantic's spz tools to version 3, or to a .ply.",
+                    f"'{path.name}' is gzipped SPZ version {version}; this reader takes versions 2, 3 and 4.",
+                    "Convert it with Niantic's spz tools to version 4, or to a .ply.",
                 )
-            if degree not in SH_REST or not 1 <= fractional_bits <= 24:
-                raise InvalidFileError(
-                    f"'{path.name}': SPZ header has SH degree {degree}, {fractional_bits} fractional bits.", ""
-                )
-            k = SH_REST[degree]
-            rotation_bytes = 4 if version >= 3 else 3
-            per_splat = 9 + 1 + 3 + 3 + rotation_bytes + 3 * k
-            if n * per_splat > limit:
-                raise InvalidFileError(
-                    f"'{path.name}' declares {n} splats ({n * per_splat >> 20} MiB unpacked), over "
-                    f"the {limit >> 20} MiB limit.",
-                    "Raise DREAMWALTZ_MAX_READ_GB if it is real.",
-                )
-            payload = f.read(n * per_splat)
+            widths = _spz_header_checks(path, n, degree, fractional_bits, limit)
+            if version == 2:  # three 8-bit quaternion components instead of smallest-three's 32 bits
+                widths[4] = 3
+            payload = f.read(n * sum(widths))
     except (OSError, EOFError, zlib.error) as err:
         raise InvalidFileError(
             f"'{path.name}' is not a readable SPZ file ({err}).", "Export or download it again."
         ) from None
-    if len(payload) != n * per_splat:
-        raise InvalidFileError(f"'{path.name}' is truncated: {len(payload)} of {n * per_splat} bytes.", "")
+    if len(payload) != n * sum(widths):
+        raise InvalidFileError(f"'{path.name}' is truncated: {len(payload)} of {n * sum(widths)} bytes.", "")
     buf = np.frombuffer(payload, dtype=np.uint8)
-    o = 0
-
-    def take(width):
-        nonlocal o
-        part = buf[o : o + n * width].reshape(n, width)
+    streams, o = [], 0
+    for width in widths:
+        streams.append(buf[o : o + n * width])
         o += n * width
-        return part
+    return _decode_spz(path, version, n, fractional_bits, streams)
 
-    pos = take(9).reshape(n, 3, 3).astype(np.int32)
+
+def _read_spz_v4(path: Path, max_bytes: int | None = None) -> SplatCloud:
+    """SPZ version 4: a plain 32-byte header (magic, version, count, SH degree, fractional bits, flags,
+    stream count, table-of-contents offset), optional vendor extension records up to that offset, a
+    table of (compressed, uncompressed) u64 sizes, then one zstd stream per attribute in v3's order
+    and encoding."""
+    from .h3ga import read_limit
+
+    limit = max_bytes or read_limit()
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        header = f.read(32)
+        if len(header) < 32:
+            raise InvalidFileError(f"'{path.name}' is not an SPZ file (too short).", "")
+        _, version, n, degree, fractional_bits, _flags, num_streams, toc = struct.unpack("<IIIBBBBI", header[:20])
+        if version != 4:
+            raise InvalidFileError(
+                f"'{path.name}' is SPZ version {version} without gzip; this reader takes versions 2, 3 and 4.",
+                "Convert it with Niantic's spz tools to version 4, or to a .ply.",
+            )
+        widths = _spz_header_checks(path, n, degree, fractional_bits, limit)
+        if num_streams != len(widths):
+            raise InvalidFileError(
+                f"'{path.name}': SPZ v4 header lists {num_streams} streams; SH degree {degree} needs {len(widths)}.",
+                "",
+            )
+        # Extension records (flag 0x2) sit between the header and the table: vendor metadata such as
+        # camera limits, skipped like any reader that does not know them; positions stay in the file's frame.
+        table_end = toc + 16 * num_streams
+        if toc < 32 or table_end > size:
+            raise InvalidFileError(f"'{path.name}' is truncated: its SPZ table of contents lies past the end.", "")
+        f.seek(toc)
+        table = [int(v) for v in np.frombuffer(f.read(16 * num_streams), dtype="<u8")]
+        compressed, unpacked = table[0::2], table[1::2]
+        for i, (width, got) in enumerate(zip(widths, unpacked)):
+            if got != n * width:
+                raise InvalidFileError(
+                    f"'{path.name}': SPZ stream {i} unpacks to {got} bytes; {n} splats need {n * width}.", ""
+                )
+        if table_end + sum(compressed) > size:  # Python ints: a lying u64 cannot overflow the sum
+            raise InvalidFileError(
+                f"'{path.name}' is truncated: its streams declare {sum(compressed)} bytes, "
+                f"the file has {size - table_end}.",
+                "Export or download it again.",
+            )
+        try:  # only here: v2/v3 files and the other formats must not need it
+            import zstandard
+        except ImportError:
+            raise InvalidFileError(
+                f"'{path.name}' is SPZ version 4, whose zstd streams need the 'zstandard' package, "
+                "which this Python lacks.",
+                "Install zstandard (Blender ships it), or convert the file to SPZ version 3 or .ply.",
+            ) from None
+        streams = []
+        for i, (packed, expected) in enumerate(zip(compressed, unpacked)):
+            streams.append(np.frombuffer(_unzstd(zstandard, f.read(packed), expected, path, i), dtype=np.uint8))
+    return _decode_spz(path, version, n, fractional_bits, streams)
+
+
+def _unzstd(zstandard, data: bytes, expected: int, path: Path, index: int) -> bytes:
+    """One zstd stream, read to at most one byte past ``expected``: a frame that claims or holds more
+    (a zstd bomb) costs no more memory than the table of contents already allowed."""
+    out = bytearray()
+    try:
+        reader = zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True)
+        while len(out) <= expected:
+            chunk = reader.read(expected + 1 - len(out))
+            if not chunk:
+                break
+            out += chunk
+    except zstandard.ZstdError as err:
+        raise InvalidFileError(
+            f"'{path.name}': SPZ stream {index} is not valid zstd ({err}).", "Export or download it again."
+        ) from None
+    if len(out) != expected:
+        raise InvalidFileError(
+            f"'{path.name}': SPZ stream {index} unpacks to {len(out)} bytes, not the {expected} its table says.",
+            "Export or download it again.",
+        )
+    return bytes(out)
+
+
+def _decode_spz(path: Path, version: int, n: int, fractional_bits: int, streams) -> SplatCloud:
+    """Every SPZ version's attribute bytes (positions, alphas, colours, scales, rotations[, SH]) to a cloud."""
+    pos = streams[0].reshape(n, 3, 3).astype(np.int32)
     fixed = pos[..., 0] | (pos[..., 1] << 8) | (pos[..., 2] << 16)
     fixed = np.where(fixed >= 1 << 23, fixed - (1 << 24), fixed)
     means = fixed / float(1 << fractional_bits)
-    opacities = take(1)[:, 0] / 255.0
-    sh_dc = (take(3) / 255.0 - 0.5) / SPZ_COLOR_SCALE
-    log_scales = take(3) / 16.0 - 10.0
-    rot = take(rotation_bytes)
+    opacities = streams[1] / 255.0
+    sh_dc = (streams[2].reshape(n, 3) / 255.0 - 0.5) / SPZ_COLOR_SCALE
+    log_scales = streams[3].reshape(n, 3) / 16.0 - 10.0
+    rot = streams[4].reshape(n, -1)
     xyzw = np.empty((n, 4))
     if version >= 3:  # smallest three: 2 bits for the largest's index, then 9-bit magnitude + sign each
         packed = rot.astype(np.uint32) @ (np.uint32(1) << np.arange(0, 32, 8, dtype=np.uint32))
@@ -375,8 +508,52 @@ def _read_spz(path: Path, max_bytes: Optional[int] = None) -> SplatCloud:
     else:
         xyzw[:, :3] = rot / 127.5 - 1.0
         xyzw[:, 3] = np.sqrt(np.maximum(0.0, 1.0 - (xyzw[:, :3] ** 2).sum(1)))
-    sh_rest = (take(3 * k).reshape(n, k, 3) - 128.0) / 128.0 if k else np.zeros((n, 0, 3))
+    if len(streams) > 5:
+        sh_rest = (streams[5].reshape(n, -1, 3) - 128.0) / 128.0
+    else:
+        sh_rest = np.zeros((n, 0, 3))
     return _finish(means, log_scales, xyzw[:, [3, 0, 1, 2]], opacities, sh_dc, sh_rest, "spz", path)
+
+
+# ------------------------------------------------------------------------------------- .splat
+
+SPLAT_RECORD = np.dtype([("xyz", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4), ("rot", "u1", 4)])
+
+
+def _read_antimatter_splat(path: Path, max_bytes: int | None = None) -> SplatCloud:
+    """antimatter15's .splat: no header, 32-byte records; the size alone gives the count."""
+    from .h3ga import read_limit
+
+    limit = max_bytes or read_limit()
+    size = path.stat().st_size
+    if size == 0 or size % SPLAT_RECORD.itemsize:
+        raise InvalidFileError(
+            f"'{path.name}' is not an antimatter15 .splat file: {size} bytes is not a whole number of "
+            f"{SPLAT_RECORD.itemsize}-byte splats.",
+            "Export or download it again, or convert it to .ply.",
+        )
+    if 4 * size > limit:  # the float64 working copies below are about four times the file
+        raise InvalidFileError(
+            f"'{path.name}' holds {size // SPLAT_RECORD.itemsize} splats, over the {limit >> 20} MiB limit.",
+            "Raise DREAMWALTZ_MAX_READ_GB if it is real.",
+        )
+    raw = np.fromfile(path, dtype=SPLAT_RECORD)
+    scales = raw["scale"].astype(np.float64)
+    # Linear scales become the cloud's log scales. The writers store exp(log scale), so a zero is an
+    # underflow (clamped to float32's smallest normal); a negative or NaN scale is damage, left
+    # non-finite for _finish to refuse.
+    log_scales = np.where(scales >= 0, np.log(np.maximum(scales, np.finfo(np.float32).tiny)), np.nan)
+    rgba = raw["rgba"] / 255.0
+    return _finish(
+        raw["xyz"],
+        log_scales,
+        (raw["rot"] - 128.0) / 128.0,  # already w, x, y, z; _finish normalises
+        rgba[:, 3],  # the opacity itself, sigmoid(logit) as the writers store it
+        (rgba[:, :3] - 0.5) / SH_C0,  # display colour = 0.5 + SH_C0 * sh_dc
+        np.zeros((len(raw), 0, 3)),
+        "splat",
+        path,
+    )
 
 
 def _finish(means, log_scales, quats, opacities, sh_dc, sh_rest, source, path) -> SplatCloud:
