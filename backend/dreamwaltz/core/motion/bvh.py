@@ -126,7 +126,6 @@ def parse_bvh(text: str) -> BVH:
     names, parents, offsets, channels, end_sites = [], [], [], [], {}
     stack: list[int] = []
     i = 1
-    pending_end = False
 
     def expect(word):
         nonlocal i

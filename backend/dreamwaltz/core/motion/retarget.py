@@ -11,13 +11,13 @@ ratio and a ground pass keeps the soles on the floor at contact and never below 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
 from ..errors import MotionError
 from ..joints import JOINT_INDEX, JOINT_NAMES, PARENTS
 from ..rotations import matrix_to_axis_angle
+from . import structure
 from .bvh import BVH
 from .mapping import build_mapping, check_mapping
 
@@ -61,7 +61,7 @@ class MotionSequence:
     fps: float
     full_pose: np.ndarray  # (T,55,3) axis-angle, smplx order, SMPL-X space
     transl: np.ndarray  # (T,3) SMPL-X space: posed pelvis = rest pelvis + transl
-    expression: Optional[np.ndarray] = None  # (T,E)
+    expression: np.ndarray | None = None  # (T,E)
     mapping: dict = field(default_factory=dict)
     source: str = ""
     notes: list = field(default_factory=list)
@@ -79,7 +79,7 @@ class TargetSkeleton:
     ground_y: float  # height of the ground under the rest pose
 
     @classmethod
-    def from_avatar(cls, avatar) -> "TargetSkeleton":
+    def from_avatar(cls, avatar) -> TargetSkeleton:
         """Soles from the body mesh: the lowest vertices skinned mostly to the ankles and feet."""
         a = avatar.arrays
         rest = a["body/template_vertices"] + a["body/shape_dirs"] @ a["rig/betas"].astype(np.float64)
@@ -103,7 +103,7 @@ class TargetSkeleton:
         )
 
     @classmethod
-    def coerce(cls, target) -> "TargetSkeleton":
+    def coerce(cls, target) -> TargetSkeleton:
         """A TargetSkeleton from itself, an avatar (``H3GAAvatar``) or rest joints (55,3)."""
         if isinstance(target, cls):
             return target
@@ -112,7 +112,7 @@ class TargetSkeleton:
         return cls.from_joints(target)
 
     @classmethod
-    def from_joints(cls, rest_joints, ground_y: Optional[float] = None) -> "TargetSkeleton":
+    def from_joints(cls, rest_joints, ground_y: float | None = None) -> TargetSkeleton:
         """Without a mesh: soles a little below the ankles and toes."""
         rest_joints = np.asarray(rest_joints, dtype=np.float64)
         if rest_joints.shape != (55, 3) or not np.isfinite(rest_joints).all():
@@ -211,7 +211,7 @@ def foot_speeds(W, P, target: TargetSkeleton, fps: float) -> np.ndarray:
     return out
 
 
-def ground_offsets(feet: np.ndarray, speeds: Optional[np.ndarray] = None, fps: float = 30.0) -> np.ndarray:
+def ground_offsets(feet: np.ndarray, speeds: np.ndarray | None = None, fps: float = 30.0) -> np.ndarray:
     """Vertical shift per frame: the supporting sole on the ground, never below it, flight untouched.
 
     ``feet`` (T,2) or (T,) sole heights, ``speeds`` (T,2) horizontal sole speeds. The source's own
@@ -302,7 +302,7 @@ def _bone_target(
     s: int,
     mapping: dict,
     index: dict,
-    bvh: BVH,
+    ends: dict,
     rest: np.ndarray,
     P_src: np.ndarray,
     R_src: np.ndarray,
@@ -320,10 +320,38 @@ def _bone_target(
             c = index[mapping[child]]
             if np.linalg.norm(rest[c] - rest[s]) > min_len:
                 return rest[c], P_src[:, c], JOINT_INDEX[child]
-    if s in bvh.end_sites and BONE_CHILD.get(name) and np.linalg.norm(bvh.end_sites[s]) > min_len:
-        end = bvh.end_sites[s]
+    if s in ends and BONE_CHILD.get(name) and np.linalg.norm(ends[s]) > min_len:
+        end = ends[s]  # in the reference pose; R_src is relative to it
         return rest[s] + end, P_src[:, s] + R_src[:, s] @ end, JOINT_INDEX[BONE_CHILD[name][0]]
     return None
+
+
+def reference_pose(bvh: BVH, R_src: np.ndarray, P_src: np.ndarray):
+    """The pose the skeleton is analysed and aligned in: the rest pose when it looks like a standing
+    human, else the first of a few frames that does (a video tracker's or a capture suite's zero
+    pose may have every bone along X).
+
+    Returns (joint positions (J,3), world rotations (J,3,3), End Sites {joint: offset in that pose},
+    label, reasons); label is None (and the rest pose returned) when no pose looks human.
+    """
+    J = len(bvh.names)
+    rest = bvh.rest_positions()
+    reasons = []
+    try:
+        structure.analyse(bvh.names, bvh.parents, rest, bvh.end_sites)
+        return rest, np.broadcast_to(np.eye(3), (J, 3, 3)), dict(bvh.end_sites), "rest pose", reasons
+    except structure.StructureError as err:
+        reasons.append(f"rest pose: {err}")
+    T = P_src.shape[0]
+    for t in dict.fromkeys(np.linspace(0, T - 1, min(T, 9)).round().astype(int).tolist()):
+        ends = {j: R_src[t, j] @ e for j, e in bvh.end_sites.items()}
+        try:
+            structure.analyse(bvh.names, bvh.parents, P_src[t], ends)
+        except structure.StructureError as err:
+            reasons.append(f"frame {t + 1}: {err}")
+            continue
+        return P_src[t] - P_src[t, 0] + rest[0], R_src[t], ends, f"frame {t + 1}", reasons
+    return rest, np.broadcast_to(np.eye(3), (J, 3, 3)), dict(bvh.end_sites), None, reasons
 
 
 def retarget_bvh(
@@ -338,10 +366,20 @@ def retarget_bvh(
     """A parsed BVH clip as an SMPL-X sequence for ``target`` (see the module docstring)."""
     where = source or "the clip"
     index = {name: i for i, name in enumerate(bvh.names)}
-    rest = bvh.rest_positions()
-    mapping, report = build_mapping(bvh.names, mapping, bvh.parents, rest, bvh.end_sites)
-    check_mapping(mapping, bvh.names, where)
     R_src, P_src = bvh.world_transforms()
+    rest, ref_R, ends, label, reasons = reference_pose(bvh, R_src, P_src)
+    if label is None and mapping is None:
+        raise MotionError(
+            f"{where}: its skeleton does not look like a standing human ({'; '.join(reasons[:2])}), "
+            "so it is not retargeted (quadrupeds, creatures and props are not supported).",
+            "If it is a humanoid, give a bone mapping (mapping=PATH, see docs/MOTION.md).",
+        )
+    mapping, report = build_mapping(bvh.names, mapping, bvh.parents, rest, ends)
+    check_mapping(mapping, bvh.names, where)
+    if label not in (None, "rest pose"):
+        report.insert(0, f"The rest pose does not look like a standing human: {label} is the reference pose.")
+    # Rotations relative to the reference pose (the rest pose when it is a standing human).
+    R_src = R_src @ np.transpose(ref_R, (0, 2, 1))[None]
     B = source_basis(rest, mapping, index)
     T = bvh.num_frames
     rest_joints = target.rest_joints
@@ -381,7 +419,7 @@ def retarget_bvh(
         s = index[mapping[name]]
         delta = B @ R_src[:, s] @ B.T
         A = align.get(parent, np.eye(3)) if parent >= 0 else np.eye(3)
-        bone = _bone_target(name, k, s, mapping, index, bvh, rest, P_src, R_src, min_len)
+        bone = _bone_target(name, k, s, mapping, index, ends, rest, P_src, R_src, min_len)
         if bone is None:
             world[:, k] = delta @ A
         else:
@@ -427,7 +465,6 @@ def retarget_bvh(
 def resample(seq: MotionSequence, fps: float) -> MotionSequence:
     """The same motion at another frame rate (slerp rotations, lerp translation), same duration."""
     from ..rotations import axis_angle_to_quaternion, quaternion_slerp, quaternion_to_axis_angle
-
     from .smpl_files import MAX_FRAMES, check_fps
 
     fps = check_fps(fps, "the frame rate to resample to")

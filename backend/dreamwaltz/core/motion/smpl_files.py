@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -46,7 +45,7 @@ def _scalar(data: dict, *keys, default=None):
     return default
 
 
-def read_smpl_motion(path, rest_pelvis, up_axis: str = "auto", fps: Optional[float] = None) -> MotionSequence:
+def read_smpl_motion(path, rest_pelvis, up_axis: str = "auto", fps: float | None = None) -> MotionSequence:
     """A motion file as an SMPL-X pose sequence in SMPL-X (Y-up) space."""
     path = Path(path)
     if not path.is_file():

@@ -28,7 +28,6 @@ side from geometry. Everything else (twist bones, props, face rigs) is left unma
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 import numpy as np
 
@@ -163,8 +162,12 @@ def _split(sk, chain, lo, hi):
     return best
 
 
-def map_leg(sk: Skeleton, chain, up) -> dict:
-    """chain: joints from below the pelvis down to the foot tip."""
+def map_leg(sk: Skeleton, chain, up, pelvis_point=None) -> dict:
+    """chain: joints from below the pelvis down to the foot tip.
+
+    A joint sitting on the pelvis (CMU's zero-length ``LHipJoint``, whose bone is the side bone out
+    to the real hip) is never the hip, even when that side bone slopes down.
+    """
     down = -up
     eps = 0.01 * sk.size
     hip = ankle = None
@@ -174,7 +177,8 @@ def map_leg(sk: Skeleton, chain, up) -> dict:
             continue
         d = sk.rest[nxt] - sk.rest[j]
         cos = float(d @ down) / np.linalg.norm(d)
-        if cos > DOWNWARD and hip is None and not _is_twist(sk, j):
+        on_pelvis = pelvis_point is not None and np.linalg.norm(sk.rest[j] - pelvis_point) < eps
+        if cos > DOWNWARD and hip is None and not _is_twist(sk, j) and not on_pelvis:
             hip = i
         if cos > DOWNWARD and hip is not None:
             ankle = chain.index(nxt)
@@ -265,7 +269,7 @@ def analyse(names, parents, rest, end_sites=None) -> dict:
     legs = []
     for foot in (foot_a, foot_b):
         path = sk.path(pelvis, foot)[1:]
-        legs.append(map_leg(sk, path, up))
+        legs.append(map_leg(sk, path, up, sk.rest[pelvis]))
     leg_joints = set()
     for foot in (foot_a, foot_b):
         leg_joints.update(sk.path(pelvis, foot)[1:])
@@ -295,8 +299,11 @@ def analyse(names, parents, rest, end_sites=None) -> dict:
         reach[t] = (a, float(np.linalg.norm(sk.tip_point[t] - sk.rest[a])))
     arm_tips = []
     for t in sorted(reach, key=lambda t: -reach[t][1]):
-        if reach[t][1] < 0.2 * sk.size:
-            break
+        # Long enough to be an arm: measured along the chain, so arms hanging down (the classic
+        # Biovision rest pose) count as much as arms held out.
+        along = sk.path_length(sk.path(reach[t][0], t)) + float(np.linalg.norm(sk.tip_point[t] - sk.rest[t]))
+        if along < 0.2 * sk.size:
+            continue
         if all(sk.lca([t, other]) in on_axis for other in arm_tips):
             arm_tips.append(t)
         if len(arm_tips) == 2:
@@ -384,5 +391,5 @@ def conventional_forward(up: np.ndarray) -> np.ndarray:
     return {1: np.array([0.0, 0, 1]), 2: np.array([0.0, -1, 0]), 0: np.array([0.0, 0, 1])}[k]
 
 
-def left_axis(up: np.ndarray, forward: Optional[np.ndarray]) -> np.ndarray:
+def left_axis(up: np.ndarray, forward: np.ndarray | None) -> np.ndarray:
     return np.cross(up, forward)
