@@ -11,7 +11,7 @@ from pathlib import Path
 
 import bpy
 import numpy as np
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
 from . import compat, motion_source
@@ -85,6 +85,7 @@ def apply_motion(
     mapping=None,
     fps=None,
     name=None,
+    max_frames=None,
 ) -> bpy.types.Action:
     """Retarget ``source`` onto ``avatar`` and return the new Action (also assigned to its armature).
 
@@ -92,7 +93,8 @@ def apply_motion(
     in the scene (whatever made it: BVH, FBX or glTF importers, a hand-made rig), sampled at every
     frame of its action's range. Resampled to the scene's frame rate unless ``fps`` is given.
     Expressions in a file go onto the body's expression keys. A bad source raises a clear error
-    and changes nothing.
+    and changes nothing. A file of more frames than the ceiling (``max_frames``; default 100,000,
+    or ``DREAMWALTZ_MAX_FRAMES``) is refused from its header, before anything is allocated.
     """
     scene = bpy.context.scene
     fps = fps or scene.render.fps / scene.render.fps_base
@@ -105,7 +107,13 @@ def apply_motion(
     else:
         label = Path(source).stem
         seq = motion.load_motion(
-            source, target_skeleton(avatar), fps=fps, in_place=in_place, scale=scale, mapping=mapping
+            source,
+            target_skeleton(avatar),
+            fps=fps,
+            in_place=in_place,
+            scale=scale,
+            mapping=mapping,
+            max_frames=max_frames,
         )
     start = scene.frame_current if start_frame is None else int(start_frame)
     frames = start + np.arange(seq.num_frames, dtype=np.float64)
@@ -259,15 +267,25 @@ class DREAMWALTZ_OT_apply_motion(bpy.types.Operator, ImportHelper):
             return context.window_manager.invoke_props_dialog(self)
         return ImportHelper.invoke(self, context, event)
 
+    max_frames: IntProperty(
+        name="Frame Ceiling",
+        default=100_000,
+        min=1,
+        description="Longer files are refused before they are read. Retargeting needs about 30 kB of "
+        "memory per frame (3 GB for 100,000 frames): raise it only for genuinely long captures",
+    )
+
     def draw(self, context):  # the file browser's sidebar and the From Selected Armature dialog
-        for name in ("start_frame", "in_place", "scale"):
+        for name in ("start_frame", "in_place", "scale", "max_frames"):
             self.layout.prop(self, name)
 
     def execute(self, context):
         try:
             avatar = Avatar.from_object(context.active_object)
             source = selected_source(context, avatar) if self.from_armature else self.filepath
-            action = apply_motion(avatar, source, self.start_frame, self.in_place, self.scale)
+            action = apply_motion(
+                avatar, source, self.start_frame, self.in_place, self.scale, max_frames=self.max_frames
+            )
         except errors.DreamWaltzError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}

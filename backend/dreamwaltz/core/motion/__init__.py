@@ -42,13 +42,18 @@ def load_motion(
     mapping=None,
     up_axis: str = "auto",
     keep_on_ground: bool = True,
+    max_frames=None,
 ) -> MotionSequence:
-    """Any supported motion file as an SMPL-X sequence for ``target``, resampled to ``fps`` if given."""
+    """Any supported motion file as an SMPL-X sequence for ``target``, resampled to ``fps`` if given.
+
+    ``max_frames`` raises (or lowers) the frame ceiling (``limits``: 100,000 frames by default, or
+    ``DREAMWALTZ_MAX_FRAMES``); a longer file is refused from its header, before it is read.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".bvh":
         seq = retarget_bvh(
-            read_bvh(path),
+            read_bvh(path, max_frames),
             target,
             mapping=mapping,
             in_place=in_place,
@@ -57,7 +62,7 @@ def load_motion(
             source=path.name,
         )
     elif suffix in (".npz", ".npy"):
-        seq = read_smpl_motion(path, target.rest_joints[0], up_axis=up_axis)
+        seq = read_smpl_motion(path, target.rest_joints[0], up_axis=up_axis, max_frames=max_frames)
         if in_place:
             seq.transl[:, [0, 2]] = seq.transl[:1, [0, 2]]
     elif suffix == ".pkl":
@@ -69,4 +74,4 @@ def load_motion(
         raise MotionError(
             f"'{path.name}': unsupported motion file type '{suffix}'.", "Use .bvh, or SMPL-X/AMASS .npz / .npy."
         )
-    return resample(seq, fps) if fps is not None else seq  # 0 or NaN is an error, not 'keep the rate'
+    return resample(seq, fps, max_frames) if fps is not None else seq  # 0 or NaN is an error, not 'keep the rate'

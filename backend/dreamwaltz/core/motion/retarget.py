@@ -462,22 +462,19 @@ def retarget_bvh(
     return MotionSequence(bvh.fps, matrix_to_axis_angle(local), transl, None, mapping, source, notes + report)
 
 
-def resample(seq: MotionSequence, fps: float) -> MotionSequence:
+def resample(seq: MotionSequence, fps: float, max_frames=None) -> MotionSequence:
     """The same motion at another frame rate (slerp rotations, lerp translation), same duration."""
     from ..rotations import axis_angle_to_quaternion, quaternion_slerp, quaternion_to_axis_angle
-    from .smpl_files import MAX_FRAMES, check_fps
+    from .limits import check_frames
+    from .smpl_files import check_fps
 
     fps = check_fps(fps, "the frame rate to resample to")
     check_fps(seq.fps, f"{seq.source or 'the motion'}: its frame rate")
     if abs(fps - seq.fps) < 1e-6 or seq.num_frames < 2:
         return seq
     duration = (seq.num_frames - 1) / seq.fps
-    if duration * fps + 1 > MAX_FRAMES:  # bound the allocation before making it
-        raise MotionError(
-            f"{seq.source or 'the motion'}: resampling {seq.num_frames} frames from {seq.fps:g} to {fps:g} fps "
-            f"would make {int(duration * fps) + 1} frames, over the {MAX_FRAMES} limit.",
-            "Check the clip's frame rate, or split the clip.",
-        )
+    where = f"{seq.source or 'the motion'} resampled from {seq.fps:g} to {fps:g} fps"
+    check_frames(int(round(duration * fps)) + 1, where, max_frames)  # bound the allocation before making it
     times = np.arange(int(round(duration * fps)) + 1) / fps
     src = np.minimum(times * seq.fps, seq.num_frames - 1)
     i0 = np.floor(src).astype(int)

@@ -259,6 +259,22 @@ def _farthest_tip(sk, start, tips, anchor):
     return max(tips, key=lambda t: float(np.linalg.norm(sk.tip_point[t] - anchor)))
 
 
+def _check_standing(sk, up, pelvis, chest, head_tip, arm_tips, feet) -> None:
+    """A standing human's head is above its pelvis and chest, and its hands
+    hang well above its feet; a quadruped's (or a creature's) does not, whatever its bones are called."""
+    points = np.concatenate([sk.rest, np.array(list(sk.tip_point.values()))]) @ up
+    height = float(np.ptp(points))
+    body = sk.tip_point[head_tip] - sk.rest[pelvis]
+    rise = float(body @ up)
+    if rise < 0.25 * height or rise < 0.7 * float(np.linalg.norm(body)):
+        raise StructureError("its head is not above its pelvis (the body is not upright)")
+    if float(sk.tip_point[head_tip] @ up) < float(sk.rest[chest] @ up):
+        raise StructureError("no head above the chest")
+    floor = min(float(sk.tip_point[f] @ up) for f in feet)
+    if any(float(sk.tip_point[t] @ up) - floor < 0.15 * height for t in arm_tips):
+        raise StructureError("its front limbs reach the floor")
+
+
 def analyse(names, parents, rest, end_sites=None) -> dict:
     """{'joints': {smplx_body_joint: source index}, 'up', 'forward', 'hands': {side: wrist}, 'head'}."""
     sk = Skeleton(names, parents, rest, end_sites)
@@ -311,6 +327,7 @@ def analyse(names, parents, rest, end_sites=None) -> dict:
     if len(arm_tips) < 2:
         raise StructureError("fewer than two arms")
     chest = max((reach[t][0] for t in arm_tips), key=axis_path.index)
+    _check_standing(sk, up, pelvis, chest, head_tip, arm_tips, (foot_a, foot_b))
     arms = []
     axis_point = sk.rest[pelvis]
     hip_width = np.mean([np.linalg.norm((d := sk.rest[leg["hip"]] - axis_point) - (d @ up) * up) for leg in legs])

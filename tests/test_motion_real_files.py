@@ -1,0 +1,292 @@
+"""Issue 32: retargeting BVH files written by other tools (tests/data/real_bvh, licences beside
+them), refusing skeletons that are not humanoid and malformed files in one line, and the frame
+ceiling that refuses huge motion files before they are read."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tracemalloc
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dreamwaltz.core.errors import MotionError
+from dreamwaltz.core.h3ga import write_h3ga
+from dreamwaltz.core.joints import JOINT_INDEX
+from dreamwaltz.core.motion import TargetSkeleton, forward_kinematics_batch, load_motion, read_bvh
+from dreamwaltz.core.motion.limits import DEFAULT_MAX_FRAMES, MAX_FRAMES_ENV
+from dreamwaltz.core.rotations import axis_angle_to_matrix
+from dreamwaltz.core.testing import make_test_avatar
+
+REAL = Path(__file__).resolve().parent / "data" / "real_bvh"
+FILES = sorted(p.name for p in REAL.glob("*.bvh"))
+
+
+@pytest.fixture(scope="module")
+def target():
+    return TargetSkeleton.from_avatar(make_test_avatar(num_free=10, num_bound=5, seed=0))
+
+
+def test_every_real_file_has_its_licence_beside_it():
+    licences = (REAL / "LICENSES.md").read_text(encoding="utf-8")
+    assert len(FILES) == 12
+    for name in FILES:
+        row = next((line for line in licences.splitlines() if line.startswith(f"| {name} |")), None)
+        assert row is not None and row.count("|") >= 5, f"{name} has no source and licence in LICENSES.md"
+
+
+def _source_moves(bvh) -> bool:
+    """Whether any source joint turns by more than 5 degrees (from its first frame) over the clip."""
+    R, _ = bvh.world_transforms()
+    for j, p in enumerate(bvh.parents):
+        rel = R[:, j] if p < 0 else np.transpose(R[:, p], (0, 2, 1)) @ R[:, j]
+        cos = (np.einsum("tij,ij->t", rel, rel[0]) - 1) / 2  # trace(rel[0]^T rel[t])
+        if np.degrees(np.arccos(np.clip(cos, -1, 1))).max() > 5.0:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_real_files_retarget_upright_finite_in_time_and_moving(name, target):
+    bvh = read_bvh(REAL / name)
+    seq = load_motion(REAL / name, target, fps=30)
+    W, P = forward_kinematics_batch(axis_angle_to_matrix(seq.full_pose), target.rest_joints, seq.transl)
+    assert np.isfinite(P).all() and np.isfinite(seq.full_pose).all()
+    # Duration kept: the resampled clip spans the source's (frames - 1) frame times.
+    assert abs((seq.num_frames - 1) / 30 - (bvh.num_frames - 1) * bvh.frame_time) <= 1 / 30 + 1e-9
+    height = P[:, JOINT_INDEX["head"], 1] - P[:, JOINT_INDEX["pelvis"], 1]
+    assert np.median(height) > 0.25, f"not upright: head {np.median(height):.2f} m above the pelvis"
+    if seq.num_frames > 1:
+        speed = np.linalg.norm(np.diff(P[:, 0], axis=0), axis=1) * 30
+        assert speed.max() <= 12.0, f"the root moves at {speed.max():.1f} m/s"
+    if _source_moves(bvh):
+        R = axis_angle_to_matrix(seq.full_pose)
+        turn = np.degrees(np.arccos(np.clip((np.einsum("tkij,kij->tk", R, R[0]) - 1) / 2, -1, 1))).max()
+        travel = np.linalg.norm(seq.transl[:, [0, 2]] - seq.transl[0, [0, 2]], axis=1).max()
+        assert turn > 5.0 or travel > 0.2, "the source moves but the avatar does not"
+
+
+def test_zero_length_hip_joints_are_not_the_hips(target):
+    """CMU's LHipJoint/RHipJoint sit on the pelvis: the hips are LeftUpLeg/RightUpLeg, and the arm
+    chain starts at the upper arm (LeftShoulder is the collar)."""
+    seq = load_motion(REAL / "cmu_01_01_fairmotion.bvh", target)
+    m = seq.mapping
+    assert (m["left_hip"], m["left_knee"], m["left_ankle"]) == ("LeftUpLeg", "LeftLeg", "LeftFoot")
+    assert (m["left_collar"], m["left_shoulder"], m["left_elbow"]) == ("LeftShoulder", "LeftArm", "LeftForeArm")
+
+
+def test_classic_biovision_names_map(target):
+    m = load_motion(REAL / "biovision_classic_example_bvhio.bvh", target).mapping
+    assert (m["left_hip"], m["left_knee"], m["left_shoulder"], m["left_elbow"]) == (
+        "LeftUpLeg",
+        "LeftLowLeg",
+        "LeftUpArm",
+        "LeftLowArm",
+    )
+
+
+def test_a_rest_pose_that_is_not_a_standing_human_uses_a_frame(target):
+    """Rokoko video's zero pose has every limb along X: the head must still be over the pelvis and
+    the legs under it, as in the source's frames."""
+    seq = load_motion(REAL / "rokoko_video_jesse_dance.bvh", target)
+    assert any("reference pose" in n for n in seq.notes)
+    _, P = forward_kinematics_batch(axis_angle_to_matrix(seq.full_pose), target.rest_joints, seq.transl)
+    for side in ("left", "right"):
+        leg = P[:, JOINT_INDEX[f"{side}_ankle"]] - P[:, JOINT_INDEX[f"{side}_hip"]]
+        assert np.median(leg[:, 1] / np.linalg.norm(leg, axis=1)) < -0.8, "legs hang down"
+
+
+# ----------------------------------------------------------------------------- refusals
+
+
+def _bvh(joints: list, frames: int = 3) -> str:
+    """A BVH text from (name, parent index, offset, end-site offset or None), zero motion."""
+    children = {i: [k for k, j in enumerate(joints) if j[1] == i] for i in range(len(joints))}
+
+    def block(i, depth):
+        name, parent, off, end = joints[i]
+        pad = "  " * depth
+        kind = "ROOT" if parent < 0 else "JOINT"
+        chans = (
+            "6 Xposition Yposition Zposition Zrotation Xrotation Yrotation"
+            if parent < 0
+            else "3 Zrotation Xrotation Yrotation"
+        )
+        out = f"{pad}{kind} {name}\n{pad}{{\n{pad}  OFFSET {off[0]} {off[1]} {off[2]}\n{pad}  CHANNELS {chans}\n"
+        for k in children[i]:
+            out += block(k, depth + 1)
+        if end is not None:
+            out += f"{pad}  End Site\n{pad}  {{\n{pad}    OFFSET {end[0]} {end[1]} {end[2]}\n{pad}  }}\n"
+        return out + f"{pad}}}\n"
+
+    n = 3 + 3 * len(joints)
+    rows = "\n".join(" ".join(["0"] * n) for _ in range(frames))
+    return f"HIERARCHY\n{block(0, 0)}MOTION\nFrames: {frames}\nFrame Time: 0.0333333\n{rows}\n"
+
+
+def _quadruped():
+    """A dog-like skeleton with 3ds Max Biped names: spine level, four legs to the floor, a tail."""
+    j = [("Bip01 Pelvis", -1, (0, 60, 0), None)]
+
+    def leg(parent, side, x, names):
+        j.append((f"Bip01 {side} {names[0]}", parent, (x, -5, 0), None))
+        j.append((f"Bip01 {side} {names[1]}", len(j) - 1, (0, -25, 0), None))
+        j.append((f"Bip01 {side} {names[2]}", len(j) - 1, (0, -25, 0), (0, -5, 4)))
+
+    leg(0, "L", 10, ("Thigh", "Calf", "Foot"))
+    leg(0, "R", -10, ("Thigh", "Calf", "Foot"))
+    j.append(("Bip01 Tail", 0, (0, 5, -10), (0, 0, -30)))
+    j.append(("Bip01 Spine", 0, (0, 0, 20), None))
+    j.append(("Bip01 Spine1", len(j) - 1, (0, 0, 30), None))
+    chest = len(j) - 1
+    leg(chest, "L", 10, ("UpperArm", "Forearm", "Hand"))
+    leg(chest, "R", -10, ("UpperArm", "Forearm", "Hand"))
+    j.append(("Bip01 Neck", chest, (0, 5, 10), None))
+    j.append(("Bip01 Head", len(j) - 1, (0, 15, 15), (0, 5, 15)))
+    return j
+
+
+@pytest.mark.parametrize(
+    "kind, joints",
+    [
+        ("quadruped", _quadruped()),
+        ("prop", [("Sword", -1, (0, 100, 0), None), ("Blade", 0, (0, 10, 0), (0, 80, 0))]),
+    ],
+)
+def test_skeletons_that_are_not_humanoid_are_refused_in_one_line(kind, joints, target, tmp_path):
+    path = tmp_path / f"{kind}.bvh"
+    path.write_text(_bvh(joints))
+    with pytest.raises(MotionError) as err:
+        load_motion(path, target)
+    text = str(err.value)
+    assert "\n" not in text and f"{kind}.bvh" in text
+    assert "does not look like a standing human" in text or "could not map" in text
+
+
+def test_the_quadruped_is_refused_because_it_does_not_stand(target, tmp_path):
+    path = tmp_path / "dog.bvh"
+    path.write_text(_bvh(_quadruped()))
+    with pytest.raises(MotionError, match="not look like a standing human.*quadrupeds"):
+        load_motion(path, target)
+
+
+def _motion_lines(text: str) -> tuple[list[str], int]:
+    lines = text.split("\n")
+    first = next(i for i, line in enumerate(lines) if line.strip().lower().startswith("frame time")) + 1
+    return lines, first
+
+
+def test_rows_of_unequal_length_are_refused_naming_the_line(target, tmp_path):
+    text = (REAL / "mocapbank_test.bvh").read_bytes().decode()
+    lines, first = _motion_lines(text)
+    bad = first + 4
+    lines[bad] = " ".join(lines[bad].split()[:-2])  # a row two numbers short, in the middle of the clip
+    path = tmp_path / "short_row.bvh"
+    path.write_bytes("\n".join(lines).encode())
+    with pytest.raises(MotionError) as err:
+        load_motion(path, target)
+    assert f"line {bad + 1} holds" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_channel_counts_that_disagree_with_the_hierarchy_are_refused(target, tmp_path):
+    text = (REAL / "mocapbank_test.bvh").read_bytes().decode()
+    text = text.replace(
+        "CHANNELS 3 Zrotation Xrotation Yrotation",
+        "CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation",
+        1,
+    )
+    path = tmp_path / "channels.bvh"
+    path.write_bytes(text.encode())
+    _, first = _motion_lines(text)
+    with pytest.raises(MotionError, match=f"line {first + 1} holds .* but the hierarchy declares"):
+        load_motion(path, target)
+
+
+# ----------------------------------------------------------------------------- the frame ceiling
+
+MILLION = 1_000_000
+
+
+def _million_frame_npz(path: Path) -> Path:
+    """An AMASS-style SMPL-X .npz of 1,000,000 frames (poses (T,165) float32, 660 MB unpacked),
+    written in chunks so the test itself never holds it."""
+    header = {"descr": "<f4", "fortran_order": False, "shape": (MILLION, 165)}
+    chunk = np.zeros((10_000, 165), np.float32).tobytes()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("poses.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            for _ in range(MILLION // 10_000):
+                f.write(chunk)
+        zf.writestr("mocap_framerate.npy", _npy(np.array(30.0)))
+    return path
+
+
+def _npy(array) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def million(tmp_path_factory):
+    d = tmp_path_factory.mktemp("million")
+    bvh = d / "million.bvh"
+    with open(bvh, "w") as f:  # a real 1,000,000-frame file (one joint, ~6 MB)
+        f.write("HIERARCHY\nROOT Hips\n{\nOFFSET 0 0 0\nCHANNELS 3 Zrotation Xrotation Yrotation\n")
+        f.write("End Site\n{\nOFFSET 0 10 0\n}\n}\n")
+        f.write(f"MOTION\nFrames: {MILLION}\nFrame Time: 0.0083333\n")
+        f.write("0 0 0\n" * MILLION)
+    return {"npz": _million_frame_npz(d / "million.npz"), "bvh": bvh}
+
+
+@pytest.mark.parametrize("kind", ["npz", "bvh"])
+def test_a_million_frame_file_is_refused_before_it_is_read(kind, million, target):
+    tracemalloc.start()
+    try:
+        with pytest.raises(MotionError) as err:
+            load_motion(million[kind], target, fps=30)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    text = str(err.value)
+    assert "\n" not in text and f"{MILLION:,} frames" in text and f"{DEFAULT_MAX_FRAMES:,}" in text
+    assert "max_frames" in text and "--max-frames" in text and MAX_FRAMES_ENV in text and "GB" in text
+    assert peak < 64 << 20, f"{peak / 2**20:.0f} MiB allocated to refuse it"
+
+
+def test_the_cli_refuses_a_million_frame_file_within_a_gib(million, tmp_path):
+    avatar = write_h3ga(tmp_path / "a.h3ga", make_test_avatar(num_free=10, num_bound=5, seed=1))
+    code = (
+        "import resource, sys\nfrom dreamwaltz.cli import main\nrc = main(sys.argv[1:])\n"
+        "print('maxrss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(rc)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, "export", avatar, "--pose", million["npz"], "--out", tmp_path / "x.ply"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 2, run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "ceiling of 100,000 frames" in errors[0] and "--max-frames" in errors[0]
+    rss_kb = int(run.stderr.split("maxrss_kb")[1].split()[0])
+    assert rss_kb < 1 << 20, f"the CLI used {rss_kb / 2**20:.2f} GiB to refuse it"
+
+
+def test_the_ceiling_is_raised_by_the_option_and_the_environment(target, monkeypatch):
+    clip = REAL / "mocapbank_test.bvh"
+    frames = read_bvh(clip).num_frames
+    with pytest.raises(MotionError, match=f"over the ceiling of {frames - 1:,} frames"):
+        load_motion(clip, target, max_frames=frames - 1)
+    assert load_motion(clip, target, max_frames=frames).num_frames == frames
+    monkeypatch.setenv(MAX_FRAMES_ENV, str(frames - 1))
+    with pytest.raises(MotionError, match="over the ceiling"):
+        load_motion(clip, target)
+    monkeypatch.setenv(MAX_FRAMES_ENV, "lots")
+    with pytest.raises(MotionError, match=f"{MAX_FRAMES_ENV}='lots' is not a number of frames"):
+        load_motion(clip, target)
