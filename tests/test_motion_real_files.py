@@ -7,11 +7,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import tracemalloc
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from motion_corpus import MILLION, bvh_text, million_frame_npz, quadruped
 
 from dreamwaltz.core.errors import MotionError
 from dreamwaltz.core.h3ga import write_h3ga
@@ -102,63 +102,16 @@ def test_a_rest_pose_that_is_not_a_standing_human_uses_a_frame(target):
 # ----------------------------------------------------------------------------- refusals
 
 
-def _bvh(joints: list, frames: int = 3) -> str:
-    """A BVH text from (name, parent index, offset, end-site offset or None), zero motion."""
-    children = {i: [k for k, j in enumerate(joints) if j[1] == i] for i in range(len(joints))}
-
-    def block(i, depth):
-        name, parent, off, end = joints[i]
-        pad = "  " * depth
-        kind = "ROOT" if parent < 0 else "JOINT"
-        chans = (
-            "6 Xposition Yposition Zposition Zrotation Xrotation Yrotation"
-            if parent < 0
-            else "3 Zrotation Xrotation Yrotation"
-        )
-        out = f"{pad}{kind} {name}\n{pad}{{\n{pad}  OFFSET {off[0]} {off[1]} {off[2]}\n{pad}  CHANNELS {chans}\n"
-        for k in children[i]:
-            out += block(k, depth + 1)
-        if end is not None:
-            out += f"{pad}  End Site\n{pad}  {{\n{pad}    OFFSET {end[0]} {end[1]} {end[2]}\n{pad}  }}\n"
-        return out + f"{pad}}}\n"
-
-    n = 3 + 3 * len(joints)
-    rows = "\n".join(" ".join(["0"] * n) for _ in range(frames))
-    return f"HIERARCHY\n{block(0, 0)}MOTION\nFrames: {frames}\nFrame Time: 0.0333333\n{rows}\n"
-
-
-def _quadruped():
-    """A dog-like skeleton with 3ds Max Biped names: spine level, four legs to the floor, a tail."""
-    j = [("Bip01 Pelvis", -1, (0, 60, 0), None)]
-
-    def leg(parent, side, x, names):
-        j.append((f"Bip01 {side} {names[0]}", parent, (x, -5, 0), None))
-        j.append((f"Bip01 {side} {names[1]}", len(j) - 1, (0, -25, 0), None))
-        j.append((f"Bip01 {side} {names[2]}", len(j) - 1, (0, -25, 0), (0, -5, 4)))
-
-    leg(0, "L", 10, ("Thigh", "Calf", "Foot"))
-    leg(0, "R", -10, ("Thigh", "Calf", "Foot"))
-    j.append(("Bip01 Tail", 0, (0, 5, -10), (0, 0, -30)))
-    j.append(("Bip01 Spine", 0, (0, 0, 20), None))
-    j.append(("Bip01 Spine1", len(j) - 1, (0, 0, 30), None))
-    chest = len(j) - 1
-    leg(chest, "L", 10, ("UpperArm", "Forearm", "Hand"))
-    leg(chest, "R", -10, ("UpperArm", "Forearm", "Hand"))
-    j.append(("Bip01 Neck", chest, (0, 5, 10), None))
-    j.append(("Bip01 Head", len(j) - 1, (0, 15, 15), (0, 5, 15)))
-    return j
-
-
 @pytest.mark.parametrize(
     "kind, joints",
     [
-        ("quadruped", _quadruped()),
+        ("quadruped", quadruped()),
         ("prop", [("Sword", -1, (0, 100, 0), None), ("Blade", 0, (0, 10, 0), (0, 80, 0))]),
     ],
 )
 def test_skeletons_that_are_not_humanoid_are_refused_in_one_line(kind, joints, target, tmp_path):
     path = tmp_path / f"{kind}.bvh"
-    path.write_text(_bvh(joints))
+    path.write_text(bvh_text(joints))
     with pytest.raises(MotionError) as err:
         load_motion(path, target)
     text = str(err.value)
@@ -168,7 +121,7 @@ def test_skeletons_that_are_not_humanoid_are_refused_in_one_line(kind, joints, t
 
 def test_the_quadruped_is_refused_because_it_does_not_stand(target, tmp_path):
     path = tmp_path / "dog.bvh"
-    path.write_text(_bvh(_quadruped()))
+    path.write_text(bvh_text(quadruped()))
     with pytest.raises(MotionError, match="not look like a standing human.*quadrupeds"):
         load_motion(path, target)
 
@@ -207,30 +160,6 @@ def test_channel_counts_that_disagree_with_the_hierarchy_are_refused(target, tmp
 
 # ----------------------------------------------------------------------------- the frame ceiling
 
-MILLION = 1_000_000
-
-
-def _million_frame_npz(path: Path) -> Path:
-    """An AMASS-style SMPL-X .npz of 1,000,000 frames (poses (T,165) float32, 660 MB unpacked),
-    written in chunks so the test itself never holds it."""
-    header = {"descr": "<f4", "fortran_order": False, "shape": (MILLION, 165)}
-    chunk = np.zeros((10_000, 165), np.float32).tobytes()
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        with zf.open("poses.npy", "w", force_zip64=True) as f:
-            np.lib.format.write_array_header_1_0(f, header)
-            for _ in range(MILLION // 10_000):
-                f.write(chunk)
-        zf.writestr("mocap_framerate.npy", _npy(np.array(30.0)))
-    return path
-
-
-def _npy(array) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    np.save(buf, array)
-    return buf.getvalue()
-
 
 @pytest.fixture(scope="module")
 def million(tmp_path_factory):
@@ -241,7 +170,7 @@ def million(tmp_path_factory):
         f.write("End Site\n{\nOFFSET 0 10 0\n}\n}\n")
         f.write(f"MOTION\nFrames: {MILLION}\nFrame Time: 0.0083333\n")
         f.write("0 0 0\n" * MILLION)
-    return {"npz": _million_frame_npz(d / "million.npz"), "bvh": bvh}
+    return {"npz": million_frame_npz(d / "million.npz"), "bvh": bvh}
 
 
 @pytest.mark.parametrize("kind", ["npz", "bvh"])
