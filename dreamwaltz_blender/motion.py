@@ -23,7 +23,6 @@ errors = module("errors")
 motion = module("motion")
 rotations = module("rotations")
 JOINT_NAMES = module("joints").JOINT_NAMES
-FEET = ("left_ankle", "left_foot", "right_ankle", "right_foot")
 
 
 def target_skeleton(avatar: Avatar):
@@ -42,25 +41,14 @@ def target_skeleton(avatar: Avatar):
     finally:
         rig.pose_position = previous
     rest = space.points_to_smplx(co.reshape(-1, 3) - offset)
-    # Soles: the lowest vertices skinned mostly to each side's ankle and foot (as TargetSkeleton.from_avatar).
-    groups = {g.index: g.name for g in avatar.body.vertex_groups if g.name in FEET}
-    weights = np.zeros((len(rest), len(FEET)))
+    # The body's skinning from its vertex groups; the soles are picked as TargetSkeleton.from_mesh does.
+    column = {g.index: JOINT_NAMES.index(g.name) for g in avatar.body.vertex_groups if g.name in JOINT_NAMES}
+    weights = np.zeros((len(rest), len(JOINT_NAMES)))
     for v in avatar.body.data.vertices:
         for g in v.groups:
-            if g.group in groups:
-                weights[v.index, FEET.index(groups[g.group])] = g.weight
-    points, owners = [], []
-    for side in (0, 2):
-        pair = weights[:, side : side + 2]
-        own = np.nonzero(pair.sum(axis=1) > 0.5)[0]
-        if len(own):
-            low = own[np.argsort(rest[own, 1])[: max(4, len(own) // 20)]]
-            points.append(rest[low])
-            owners.append(np.array([JOINT_NAMES.index(FEET[side + i]) for i in np.argmax(pair[low], axis=1)]))
-    ground = float(rest[:, 1].min())
-    if not points:
-        return motion.TargetSkeleton.from_joints(joints, ground)
-    return motion.TargetSkeleton(joints, np.concatenate(points), np.concatenate(owners), ground)
+            if g.group in column:
+                weights[v.index, column[g.group]] = g.weight
+    return motion.TargetSkeleton.from_mesh(joints, rest, weights)
 
 
 def _fcurves(action, obj):

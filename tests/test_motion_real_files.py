@@ -219,3 +219,32 @@ def test_the_ceiling_is_raised_by_the_option_and_the_environment(target, monkeyp
     monkeypatch.setenv(MAX_FRAMES_ENV, "lots")
     with pytest.raises(MotionError, match=f"{MAX_FRAMES_ENV}='lots' is not a number of frames"):
         load_motion(clip, target)
+
+
+# ----------------------------------------------------------------------------- the floor meets the body mesh
+
+
+@pytest.mark.parametrize(
+    "name", ["cmu_01_01_fairmotion.bvh", "mixamo_prefixed_test_freebvh.bvh", "smplx_wham_sample.bvh"]
+)
+def test_the_skinned_body_mesh_meets_the_floor(name):
+    """The floor pass works on the body's own sole vertices (heel, ball, toe tip), skinned as the
+    body is: they land where the posed mesh puts them, and the posed mesh's lowest point stays on
+    the floor (-2..+4 cm on the median frame, never under -3 cm)."""
+    from dreamwaltz.core.motion.retarget import sole_points
+    from dreamwaltz.core.posing import pose_body
+
+    avatar = make_test_avatar(num_free=10, num_bound=5, seed=3)
+    target = TargetSkeleton.from_avatar(avatar)
+    seq = load_motion(REAL / name, target, fps=30)
+    frames = np.unique(np.linspace(0, seq.num_frames - 1, 40).astype(int))
+    W, P = forward_kinematics_batch(axis_angle_to_matrix(seq.full_pose[frames]), target.rest_joints, seq.transl[frames])
+    predicted = sole_points(W, P, target)
+    lowest = []
+    for i, f in enumerate(frames):
+        body = pose_body(avatar, seq.full_pose[f], transl=seq.transl[f])
+        match = np.abs(body.vertices[:, None, :] - predicted[i][None]).sum(axis=2).min(axis=0)
+        assert match.max() < 1e-6, "each sole point is a vertex of the posed body"
+        lowest.append(body.vertices[:, 1].min() - target.ground_y)
+    lowest = np.array(lowest)
+    assert -0.02 <= np.median(lowest) <= 0.04 and lowest.min() >= -0.03, (np.median(lowest), lowest.min())

@@ -75,32 +75,52 @@ class MotionSequence:
 class TargetSkeleton:
     rest_joints: np.ndarray  # (55,3) SMPL-X space at the avatar's shape
     sole_points: np.ndarray  # (P,3) rest positions of points that touch the ground
-    sole_joints: np.ndarray  # (P,) the joint each sole point is rigid to
+    sole_joints: np.ndarray  # (P,) the ankle or foot joint each sole point belongs to (its side)
     ground_y: float  # height of the ground under the rest pose
+    # Skinning of the sole points, (P,K) joint indices and weights: the points then move as the
+    # evaluated body's vertices do (linear blend skinning); without them, rigidly with sole_joints.
+    skin_joints: np.ndarray | None = None
+    skin_weights: np.ndarray | None = None
 
     @classmethod
     def from_avatar(cls, avatar) -> TargetSkeleton:
-        """Soles from the body mesh: the lowest vertices skinned mostly to the ankles and feet."""
+        """Soles from the avatar's body mesh at its shape (``from_mesh``)."""
         a = avatar.arrays
         rest = a["body/template_vertices"] + a["body/shape_dirs"] @ a["rig/betas"].astype(np.float64)
-        weights = a["body/skin_weights"]
-        points, joints = [], []
+        return cls.from_mesh(a["rig/rest_joints"], rest, a["body/skin_weights"])
+
+    @classmethod
+    def from_mesh(cls, rest_joints, vertices, weights) -> TargetSkeleton:
+        """Soles from a skinned body mesh (SMPL-X space, ``weights`` (V,55)): per foot, the vertices
+        skinned mostly to the ankle and foot that can touch the floor: the lowest ones (the sole),
+        and, from the lower part of the foot, the rearmost (heel) and foremost (toe tip), which go
+        lowest when the foot rolls. They keep their full skinning, so the floor pass sees the
+        evaluated body's sole, not a point rigid to a joint."""
+        rest_joints = np.asarray(rest_joints, dtype=np.float64)
+        vertices = np.asarray(vertices, dtype=np.float64)
+        weights = np.asarray(weights, dtype=np.float64)
+        ground = float(vertices[:, 1].min())
+        picked, sides = [], []
         for side in ("left", "right"):
             ids = np.array([JOINT_INDEX[f"{side}_ankle"], JOINT_INDEX[f"{side}_foot"]])
             own = np.nonzero(weights[:, ids].sum(axis=1) > 0.5)[0]
             if len(own) == 0:
                 continue
-            low = own[np.argsort(rest[own, 1])[: max(4, len(own) // 20)]]
-            points.append(rest[low])
-            joints.append(ids[np.argmax(weights[low][:, ids], axis=1)])
-        if not points:
-            return cls.from_joints(a["rig/rest_joints"], ground_y=float(rest[:, 1].min()))
-        return cls(
-            a["rig/rest_joints"].astype(np.float64),
-            np.concatenate(points),
-            np.concatenate(joints),
-            float(rest[:, 1].min()),
-        )
+            y = vertices[own, 1]
+            low = own[np.argsort(y)[: max(4, len(own) // 20)]]
+            lower = own[y <= y.min() + 0.35 * (y.max() - y.min())]
+            k = max(2, len(own) // 50)
+            order = lower[np.argsort(vertices[lower, 2])]
+            chosen = np.unique(np.concatenate([low, order[:k], order[-k:]]))
+            picked.append(chosen)
+            sides.append(ids[np.argmax(weights[chosen][:, ids], axis=1)])
+        if not picked:
+            return cls.from_joints(rest_joints, ground_y=ground)
+        chosen = np.concatenate(picked)
+        top = np.argsort(-weights[chosen], axis=1)[:, :4]
+        top_w = np.take_along_axis(weights[chosen], top, axis=1)
+        top_w /= np.maximum(top_w.sum(axis=1, keepdims=True), 1e-12)
+        return cls(rest_joints, vertices[chosen], np.concatenate(sides), ground, top, top_w)
 
     @classmethod
     def coerce(cls, target) -> TargetSkeleton:
@@ -164,9 +184,18 @@ def forward_kinematics_batch(local_R: np.ndarray, rest_joints: np.ndarray, trans
 
 
 def sole_points(W, P, target: TargetSkeleton) -> np.ndarray:
-    """(T,P,3) the target's sole points carried by their joints."""
-    offsets = target.sole_points - target.rest_joints[target.sole_joints]
-    return P[:, target.sole_joints] + np.einsum("tpij,pj->tpi", W[:, target.sole_joints], offsets)
+    """(T,P,3) the target's sole points where the posed body puts them (linear blend skinning with
+    their own weights; rigid to their joint when the target has no skinning)."""
+    if target.skin_joints is None:
+        offsets = target.sole_points - target.rest_joints[target.sole_joints]
+        return P[:, target.sole_joints] + np.einsum("tpij,pj->tpi", W[:, target.sole_joints], offsets)
+    out = np.zeros((W.shape[0],) + target.sole_points.shape)
+    for slot in range(target.skin_joints.shape[1]):  # one influence at a time: (T,P,3,3) at most
+        joints = target.skin_joints[:, slot]
+        offsets = target.sole_points - target.rest_joints[joints]
+        moved = P[:, joints] + np.einsum("tpij,pj->tpi", W[:, joints], offsets)
+        out += target.skin_weights[:, slot, None] * moved
+    return out
 
 
 def sole_heights(W, P, target: TargetSkeleton) -> np.ndarray:
