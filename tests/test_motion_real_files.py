@@ -248,3 +248,21 @@ def test_the_skinned_body_mesh_meets_the_floor(name):
         lowest.append(body.vertices[:, 1].min() - target.ground_y)
     lowest = np.array(lowest)
     assert -0.02 <= np.median(lowest) <= 0.04 and lowest.min() >= -0.03, (np.median(lowest), lowest.min())
+
+
+def test_offsets_in_other_units_than_the_position_channels_do_not_change_the_motion(target, tmp_path):
+    """WHAM writes six channels on every joint: the frames' positions, not the hierarchy's offsets,
+    say how long the legs are. Offsets a hundred times too large change nothing."""
+    import re
+
+    text = (REAL / "smplx_wham_sample.bvh").read_text()
+    head, motion = text.split("MOTION", 1)
+    scaled = re.sub(
+        r"OFFSET\s+(\S+)\s+(\S+)\s+(\S+)", lambda m: "OFFSET " + " ".join(str(float(v) * 100) for v in m.groups()), head
+    )
+    path = tmp_path / "wham_offsets_cm.bvh"
+    path.write_text(scaled + "MOTION" + motion)
+    seq = load_motion(REAL / "smplx_wham_sample.bvh", target)
+    other = load_motion(path, target)
+    assert np.abs(other.transl - seq.transl).max() < 1e-3
+    assert np.abs(axis_angle_to_matrix(other.full_pose) - axis_angle_to_matrix(seq.full_pose)).max() < 1e-3

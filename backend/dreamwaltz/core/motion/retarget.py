@@ -467,7 +467,17 @@ def retarget_bvh(
         local[:, k] = np.transpose(world[:, PARENTS[k]], (0, 2, 1)) @ world[:, k]
 
     # Root path scaled by the leg-length ratio (and the user's scale).
-    ratio = tgt_leg / src_leg * float(scale)
+    # The source's leg length as its frames have it (position channels on every joint may disagree
+    # with the hierarchy's offsets, even in their units): the median over the clip.
+    sides = [[index[mapping[f"{s}_{j}"]] for j in ("hip", "knee", "ankle")] for s in ("left", "right")]
+    moving = np.median(
+        [
+            np.linalg.norm(P_src[:, k] - P_src[:, h], axis=-1) + np.linalg.norm(P_src[:, a] - P_src[:, k], axis=-1)
+            for h, k, a in sides
+        ],
+        axis=1,
+    ).mean()
+    ratio = tgt_leg / (moving if moving > 1e-9 else src_leg) * float(scale)
     root = P_src[:, index[mapping["pelvis"]]] @ B.T
     transl = (root - np.array([root[0, 0], root[:, 1].mean(), root[0, 2]])) * ratio
     if in_place:
