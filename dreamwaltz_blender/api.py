@@ -479,6 +479,7 @@ def apply_motion(
     fps=None,
     name=None,
     max_frames=None,
+    up_axis: str = "auto",
 ):
     """Retarget ``source`` onto ``avatar`` as one Action on its armature (returned).
 
@@ -488,7 +489,8 @@ def apply_motion(
     ``scale`` (root travel), ``mapping`` (JSON path or dict, SMPL-X joint -> source bone), ``fps``
     (default: the scene's), ``max_frames`` (the frame ceiling, default 100,000 or
     ``DREAMWALTZ_MAX_FRAMES``: a longer file is refused before it is read; about 30 kB of memory a
-    frame). All or nothing: on any error the scene is left as it was.
+    frame), ``up_axis`` ("auto", "y", "z", ...: overrides the file's detected up axis). All or
+    nothing: on any error the scene is left as it was.
     """
     from . import motion  # motion imports this module
 
@@ -502,6 +504,7 @@ def apply_motion(
         fps=fps,
         name=name,
         max_frames=max_frames,
+        up_axis=up_axis,
     )
 
 

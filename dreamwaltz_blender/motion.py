@@ -11,7 +11,7 @@ from pathlib import Path
 
 import bpy
 import numpy as np
-from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
 from . import compat, motion_source
@@ -74,6 +74,7 @@ def apply_motion(
     fps=None,
     name=None,
     max_frames=None,
+    up_axis: str = "auto",
 ) -> bpy.types.Action:
     """Retarget ``source`` onto ``avatar`` and return the new Action (also assigned to its armature).
 
@@ -83,6 +84,7 @@ def apply_motion(
     Expressions in a file go onto the body's expression keys. A bad source raises a clear error
     and changes nothing. A file of more frames than the ceiling (``max_frames``; default 100,000,
     or ``DREAMWALTZ_MAX_FRAMES``) is refused from its header, before anything is allocated.
+    ``up_axis`` ("auto", "y", "z", ...) overrides the file's detected up axis.
     """
     scene = bpy.context.scene
     fps = fps or scene.render.fps / scene.render.fps_base
@@ -102,6 +104,7 @@ def apply_motion(
             scale=scale,
             mapping=mapping,
             max_frames=max_frames,
+            up_axis=up_axis,
         )
     start = scene.frame_current if start_frame is None else int(start_frame)
     frames = start + np.arange(seq.num_frames, dtype=np.float64)
@@ -255,6 +258,16 @@ class DREAMWALTZ_OT_apply_motion(bpy.types.Operator, ImportHelper):
             return context.window_manager.invoke_props_dialog(self)
         return ImportHelper.invoke(self, context, event)
 
+    up_axis: EnumProperty(
+        name="Up Axis",
+        items=[
+            ("auto", "Automatic", "Detected from the skeleton (head over feet)"),
+            ("y", "Y", "The file is Y-up (most BVH)"),
+            ("z", "Z", "The file is Z-up (Blender, 3ds Max, MakeHuman exports; AMASS .npz)"),
+        ],
+        default="auto",
+        description="The motion file's up axis; Automatic detects it",
+    )
     max_frames: IntProperty(
         name="Frame Ceiling",
         default=100_000,
@@ -264,7 +277,7 @@ class DREAMWALTZ_OT_apply_motion(bpy.types.Operator, ImportHelper):
     )
 
     def draw(self, context):  # the file browser's sidebar and the From Selected Armature dialog
-        for name in ("start_frame", "in_place", "scale", "max_frames"):
+        for name in ("start_frame", "in_place", "scale", "up_axis", "max_frames"):
             self.layout.prop(self, name)
 
     def execute(self, context):
@@ -272,7 +285,13 @@ class DREAMWALTZ_OT_apply_motion(bpy.types.Operator, ImportHelper):
             avatar = Avatar.from_object(context.active_object)
             source = selected_source(context, avatar) if self.from_armature else self.filepath
             action = apply_motion(
-                avatar, source, self.start_frame, self.in_place, self.scale, max_frames=self.max_frames
+                avatar,
+                source,
+                self.start_frame,
+                self.in_place,
+                self.scale,
+                max_frames=self.max_frames,
+                up_axis=self.up_axis,
             )
         except errors.DreamWaltzError as err:
             self.report({"ERROR"}, str(err))

@@ -266,3 +266,14 @@ def test_offsets_in_other_units_than_the_position_channels_do_not_change_the_mot
     other = load_motion(path, target)
     assert np.abs(other.transl - seq.transl).max() < 1e-3
     assert np.abs(axis_angle_to_matrix(other.full_pose) - axis_angle_to_matrix(seq.full_pose)).max() < 1e-3
+
+
+def test_the_up_axis_override_is_honoured_for_bvh(target):
+    clip = REAL / "fair_mocap_dab_Zup.bvh"
+    auto = load_motion(clip, target)
+    assert np.abs(load_motion(clip, target, up_axis="z").full_pose - auto.full_pose).max() < 1e-9
+    wrong = load_motion(clip, target, up_axis="y", keep_on_ground=False)  # the user's override wins, even wrong
+    _, P = forward_kinematics_batch(axis_angle_to_matrix(wrong.full_pose), target.rest_joints, wrong.transl)
+    assert np.median(P[:, JOINT_INDEX["head"], 1] - P[:, JOINT_INDEX["pelvis"], 1]) < 0.25
+    with pytest.raises(MotionError, match="up_axis 'w'"):
+        load_motion(clip, target, up_axis="w")

@@ -60,6 +60,7 @@ def load_motion(
             scale=scale,
             keep_on_ground=keep_on_ground,
             source=path.name,
+            up_axis=up_axis,
         )
     elif suffix in (".npz", ".npy"):
         seq = read_smpl_motion(path, target.rest_joints[0], up_axis=up_axis, max_frames=max_frames)

@@ -273,17 +273,33 @@ def ground_offsets(feet: np.ndarray, speeds: np.ndarray | None = None, fps: floa
     return base + offset
 
 
-def source_basis(rest: np.ndarray, mapping: dict, index: dict) -> np.ndarray:
+UP_AXES = {
+    "x": (1.0, 0, 0),
+    "y": (0, 1.0, 0),
+    "z": (0, 0, 1.0),
+    "-x": (-1.0, 0, 0),
+    "-y": (0, -1.0, 0),
+    "-z": (0, 0, -1.0),
+}
+
+
+def source_basis(rest: np.ndarray, mapping: dict, index: dict, up_axis: str = "auto") -> np.ndarray:
     """Rows: the source's left, up and forward axes (snapped), i.e. source -> SMPL-X axes.
 
-    Up is head over feet and left is left hip/shoulder minus right in the rest skeleton, so Y-up,
-    Z-up (and any other axis-aligned) captures all stand up facing +Z.
+    Up is head over feet and left is left hip/shoulder minus right in the reference pose, so Y-up,
+    Z-up (and any other axis-aligned) captures all stand up facing +Z. ``up_axis`` ("y", "z", "-y",
+    ...) overrides the detected up axis.
     """
 
     def at(joint):
         return rest[index[mapping[joint]]]
 
-    up = _snap(at("head") - 0.5 * (at("left_ankle") + at("right_ankle")))
+    if up_axis != "auto" and up_axis.lower() not in UP_AXES:
+        raise MotionError(f"up_axis {up_axis!r} is not one of auto, {', '.join(UP_AXES)}.", "Choose one of them.")
+    if up_axis == "auto":
+        up = _snap(at("head") - 0.5 * (at("left_ankle") + at("right_ankle")))
+    else:
+        up = np.array(UP_AXES[up_axis.lower()])
     left = at("left_hip") - at("right_hip")
     if "left_shoulder" in mapping and "right_shoulder" in mapping:
         left = left + at("left_shoulder") - at("right_shoulder")
@@ -391,8 +407,10 @@ def retarget_bvh(
     scale: float = 1.0,
     keep_on_ground: bool = True,
     source: str = "",
+    up_axis: str = "auto",
 ) -> MotionSequence:
-    """A parsed BVH clip as an SMPL-X sequence for ``target`` (see the module docstring)."""
+    """A parsed BVH clip as an SMPL-X sequence for ``target`` (see the module docstring);
+    ``up_axis`` overrides the detected up axis of the source ("y", "z", "-y", ...)."""
     where = source or "the clip"
     index = {name: i for i, name in enumerate(bvh.names)}
     R_src, P_src = bvh.world_transforms()
@@ -409,7 +427,7 @@ def retarget_bvh(
         report.insert(0, f"The rest pose does not look like a standing human: {label} is the reference pose.")
     # Rotations relative to the reference pose (the rest pose when it is a standing human).
     R_src = R_src @ np.transpose(ref_R, (0, 2, 1))[None]
-    B = source_basis(rest, mapping, index)
+    B = source_basis(rest, mapping, index, up_axis)
     T = bvh.num_frames
     rest_joints = target.rest_joints
 
