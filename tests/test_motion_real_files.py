@@ -93,6 +93,15 @@ def test_a_rest_pose_that_is_not_a_standing_human_uses_a_frame(target):
     the legs under it, as in the source's frames."""
     seq = load_motion(REAL / "rokoko_video_jesse_dance.bvh", target)
     assert any("reference pose" in n for n in seq.notes)
+    # In a posed frame (a foot on tiptoe, arms hanging from a leaning body) the names break the tie along each limb.
+    m = seq.mapping
+    assert (m["left_hip"], m["left_knee"], m["left_ankle"], m["left_foot"]) == (
+        "LeftUpLeg",
+        "LeftLeg",
+        "LeftFoot",
+        "LeftToeBase",
+    )
+    assert (m["right_collar"], m["right_shoulder"], m["right_elbow"]) == ("RightShoulder", "RightArm", "RightForeArm")
     _, P = forward_kinematics_batch(axis_angle_to_matrix(seq.full_pose), target.rest_joints, seq.transl)
     for side in ("left", "right"):
         leg = P[:, JOINT_INDEX[f"{side}_ankle"]] - P[:, JOINT_INDEX[f"{side}_hip"]]
@@ -277,3 +286,53 @@ def test_the_up_axis_override_is_honoured_for_bvh(target):
     assert np.median(P[:, JOINT_INDEX["head"], 1] - P[:, JOINT_INDEX["pelvis"], 1]) < 0.25
     with pytest.raises(MotionError, match="up_axis 'w'"):
         load_motion(clip, target, up_axis="w")
+
+
+def test_a_drifting_floor_level_is_followed(tmp_path):
+    """Video trackers let the root's height drift by tens of centimetres over a clip: the body mesh
+    must still stand on the floor, so the floor level is taken locally (DRIFT_S), not once."""
+    from dreamwaltz.core.posing import pose_body
+
+    text = (REAL / "univrm_motionbuilder21_test.bvh").read_text()
+    head, motion = text.split("MOTION", 1)
+    lines = motion.strip().splitlines()
+    rows = [line.split() for line in lines[2:]]
+    for i, row in enumerate(rows):  # the root's Yposition (cm): 40 cm of drift over the clip
+        row[1] = f"{float(row[1]) + 40.0 * i / len(rows):.4f}"
+    path = tmp_path / "drift.bvh"
+    path.write_text(head + "MOTION\n" + "\n".join(lines[:2] + [" ".join(r) for r in rows]) + "\n")
+    avatar = make_test_avatar(num_free=10, num_bound=5, seed=3)
+    target = TargetSkeleton.from_avatar(avatar)
+    seq = load_motion(path, target, fps=10)
+    lowest = (
+        np.array(
+            [
+                pose_body(avatar, seq.full_pose[f], transl=seq.transl[f]).vertices[:, 1].min()
+                for f in range(0, seq.num_frames, 5)
+            ]
+        )
+        - target.ground_y
+    )
+    assert -0.02 <= np.median(lowest) <= 0.04 and lowest.min() >= -0.03, (np.median(lowest), lowest.min())
+
+
+def test_retarget_preview_draws_a_contact_sheet_with_its_figures(tmp_path):
+    from cli_helpers import cli
+    from PIL import Image
+
+    avatar = write_h3ga(tmp_path / "a.h3ga", make_test_avatar(num_free=10, num_bound=5, seed=1))
+    out = tmp_path / "sheet.png"
+    run = cli(
+        "retarget-preview", REAL / "mixamo_prefixed_test_freebvh.bvh", "--avatar", avatar, "--out", out, "--frames", "4"
+    )
+    assert run.returncode == 0, run.stderr
+    lines = [line for line in run.stdout.splitlines() if line.startswith("frame ")]
+    assert len(lines) == 4
+    heads = [float(line.split("head above pelvis ")[1].split()[0]) for line in lines]
+    assert min(heads) > 25, "upright on every frame drawn (cm)"
+    image = Image.open(out)
+    assert image.width > 800 and image.height > 300
+    pixels = np.asarray(image.convert("L"))
+    assert (pixels < 200).mean() > 0.01, "something is drawn"
+    bad = cli("retarget-preview", tmp_path / "missing.bvh", "--avatar", avatar, "--out", out)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "missing.bvh" in bad.stderr

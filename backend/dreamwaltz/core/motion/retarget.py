@@ -54,6 +54,7 @@ FEET = ("left_ankle", "left_foot", "right_ankle", "right_foot")
 CONTACT_M, CONTACT_SPEED = 0.08, 1.0
 SMOOTH_S = 0.04
 CONTACT_MAX_M, BELOW_MAX_M = 0.015, 0.005
+DRIFT_S = 2.0  # the source's floor level is taken over this window (trackers drift; jumps are shorter)
 
 
 @dataclass
@@ -65,6 +66,10 @@ class MotionSequence:
     mapping: dict = field(default_factory=dict)
     source: str = ""
     notes: list = field(default_factory=list)
+    # A retargeted skeleton clip: the source's axes (rows: its left, up, forward) and the scale that
+    # bring its joints into the avatar's space, e.g. to draw the source beside the avatar.
+    source_basis: np.ndarray | None = None
+    source_scale: float = 1.0
 
     @property
     def num_frames(self) -> int:
@@ -240,12 +245,26 @@ def foot_speeds(W, P, target: TargetSkeleton, fps: float) -> np.ndarray:
     return out
 
 
+def _floor_level(lowest: np.ndarray, fps: float) -> np.ndarray:
+    """(T,) the source's floor height around each frame: the 5th percentile of the lowest sole's
+    heights within DRIFT_S seconds, evaluated every few frames and interpolated (bounded memory)."""
+    T = len(lowest)
+    half = max(1, int(round(DRIFT_S * fps / 2)))
+    if T <= 2 * half + 1:
+        return np.full(T, np.percentile(lowest, 5))
+    stride = max(1, half // 4)
+    centres = np.unique(np.concatenate([np.arange(0, T, stride), [T - 1]]))
+    levels = [np.percentile(lowest[max(0, c - half) : c + half + 1], 5) for c in centres]
+    return np.interp(np.arange(T), centres, levels)
+
+
 def ground_offsets(feet: np.ndarray, speeds: np.ndarray | None = None, fps: float = 30.0) -> np.ndarray:
     """Vertical shift per frame: the supporting sole on the ground, never below it, flight untouched.
 
     ``feet`` (T,2) or (T,) sole heights, ``speeds`` (T,2) horizontal sole speeds. The source's own
-    floor height is unknown, so the whole clip is first shifted to put its contact level (the low
-    5 % of the lowest sole's heights; a one-frame pose: that frame) on the ground. A frame has
+    floor height is unknown (and video trackers let it drift by tens of centimetres over a clip), so
+    the clip is first shifted to put its contact level on the ground: the low 5 % of the lowest
+    sole's heights within DRIFT_S around each frame (a one-frame pose: that frame). A frame has
     contact where its lowest sole is under CONTACT_M, or a sole under 1.5 times that is slower than
     CONTACT_SPEED; on frames with a foot in
     contact the lowest sole is put on the ground; frames without (jumps, runs' flight phases)
@@ -256,8 +275,8 @@ def ground_offsets(feet: np.ndarray, speeds: np.ndarray | None = None, fps: floa
     if feet.ndim == 1:
         feet = feet[:, None]
     lowest = feet.min(axis=1)
-    base = -np.percentile(lowest, 5)
-    h = feet + base
+    base = -_floor_level(lowest, fps)
+    h = feet + base[:, None]
     low = h.min(axis=1)
     slow = np.ones_like(h, dtype=bool) if speeds is None else np.asarray(speeds) < CONTACT_SPEED
     # Low enough is contact whatever the speed (clips that slide their feet); slow feet count a little higher.
@@ -421,7 +440,7 @@ def retarget_bvh(
             "so it is not retargeted (quadrupeds, creatures and props are not supported).",
             "If it is a humanoid, give a bone mapping (mapping=PATH, see docs/MOTION.md).",
         )
-    mapping, report = build_mapping(bvh.names, mapping, bvh.parents, rest, ends)
+    mapping, report = build_mapping(bvh.names, mapping, bvh.parents, rest, ends, posed=label not in (None, "rest pose"))
     check_mapping(mapping, bvh.names, where)
     if label not in (None, "rest pose"):
         report.insert(0, f"The rest pose does not look like a standing human: {label} is the reference pose.")
@@ -516,7 +535,9 @@ def retarget_bvh(
     ]
     if not any(f"left_{f}1" in mapping for f in ("index", "middle", "thumb")):
         notes.append("The clip has no finger bones: fingers stay at rest.")
-    return MotionSequence(bvh.fps, matrix_to_axis_angle(local), transl, None, mapping, source, notes + report)
+    return MotionSequence(
+        bvh.fps, matrix_to_axis_angle(local), transl, None, mapping, source, notes + report, B, float(ratio)
+    )
 
 
 def resample(seq: MotionSequence, fps: float, max_frames=None) -> MotionSequence:
