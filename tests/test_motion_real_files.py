@@ -336,3 +336,18 @@ def test_retarget_preview_draws_a_contact_sheet_with_its_figures(tmp_path):
     assert (pixels < 200).mean() > 0.01, "something is drawn"
     bad = cli("retarget-preview", tmp_path / "missing.bvh", "--avatar", avatar, "--out", out)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "missing.bvh" in bad.stderr
+
+
+def test_makehuman_t_pose_stands_in_a_t_pose(target):
+    """MakeHuman writes six channels of zeros on its leg joints: displacements from the OFFSET,
+    not positions (read as positions, every leg bone folded to nothing and the avatar knelt)."""
+    seq = load_motion(REAL / "makehuman_default_tpose_Zup.bvh", target)
+    _, P = forward_kinematics_batch(axis_angle_to_matrix(seq.full_pose), target.rest_joints, seq.transl)
+    P = P[0]
+    for side in ("left", "right"):
+        thigh = P[JOINT_INDEX[f"{side}_knee"]] - P[JOINT_INDEX[f"{side}_hip"]]
+        shin = P[JOINT_INDEX[f"{side}_ankle"]] - P[JOINT_INDEX[f"{side}_knee"]]
+        cos = thigh @ shin / np.linalg.norm(thigh) / np.linalg.norm(shin)
+        assert cos > np.cos(np.radians(20)), f"{side} knee bent {np.degrees(np.arccos(cos)):.0f} degrees"
+        arm = P[JOINT_INDEX[f"{side}_wrist"]] - P[JOINT_INDEX[f"{side}_shoulder"]]
+        assert abs(arm[1]) < 0.3 * np.linalg.norm(arm), f"{side} arm held out"

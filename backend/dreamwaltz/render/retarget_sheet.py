@@ -113,13 +113,13 @@ def contact_sheet(clip, avatar, frames: int = 8, mapping=None) -> tuple[Image.Im
     cols = min(4, len(picks))
     rows = -(-len(picks) // cols)
     cell_w, cell_h = 2 * PANEL_W + 10, PANEL_H + 52
-    report = [line for line in seq.notes]
+    report = list(seq.notes)
     map_lines = [line for line in report if "<-" in line or line.startswith("not used")]
     other = [line for line in report if line not in map_lines]
-    text_cols = 3
+    text_cols = max(1, max(cols * cell_w, 880) // 400)  # a mapping line is up to ~65 characters of 6 px
     per_col = -(-len(map_lines) // text_cols) if map_lines else 0
     text_h = 14 * (per_col + len(other) + 3)
-    sheet = Image.new("RGB", (cols * cell_w + 20, rows * cell_h + text_h + 40), BACKGROUND)
+    sheet = Image.new("RGB", (max(cols * cell_w + 20, 900), rows * cell_h + text_h + 40), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     draw.text(
         (10, 8),
@@ -154,7 +154,7 @@ def contact_sheet(clip, avatar, frames: int = 8, mapping=None) -> tuple[Image.Im
     y = 30 + rows * cell_h + 6
     draw.text((10, y), "Bone mapping (SMPL-X joint <- source bone):", fill=TEXT)
     y += 16
-    col_w = (cols * cell_w) // text_cols
+    col_w = max(cols * cell_w, 880) // text_cols
     for i, line in enumerate(map_lines):
         draw.text((10 + (i // max(per_col, 1)) * col_w, y + 14 * (i % max(per_col, 1))), line[: col_w // 6], fill=TEXT)
     y += 14 * per_col + 6

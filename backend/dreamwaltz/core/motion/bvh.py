@@ -50,19 +50,40 @@ class BVH:
             pos[j] = self.offsets[j] + (pos[p] if p >= 0 else 0.0)
         return pos
 
+    def additive_positions(self) -> set[int]:
+        """Joints below the root whose position channels hold a displacement from the OFFSET, not
+        the position itself: the channels stay zero over the clip (under 0.1 % of the OFFSET) while
+        the OFFSET is a real bone (MakeHuman writes six channels of zeros on its leg joints). By the BVH specification
+        position channels replace the offset, which would fold those bones to nothing."""
+        out, column = set(), 0
+        for j, chans in enumerate(self.channels):
+            cols = {name[0].upper(): column + i for i, name in enumerate(chans) if name[1:].lower() == "position"}
+            column += len(chans)
+            length = float(np.linalg.norm(self.offsets[j]))
+            if self.parents[j] < 0 or len(cols) != 3 or length == 0 or self.frames.shape[0] == 0:
+                continue
+            values = self.frames[:, [cols["X"], cols["Y"], cols["Z"]]]
+            if float(np.max(np.linalg.norm(values, axis=1))) < 1e-3 * length:
+                out.add(j)
+        return out
+
     def world_transforms(self) -> tuple[np.ndarray, np.ndarray]:
         """Per frame world rotations (T,J,3,3) and positions (T,J,3) by forward kinematics."""
         T, J = self.num_frames, len(self.names)
         local_R = np.broadcast_to(np.eye(3), (T, J, 3, 3)).copy()
         local_t = np.broadcast_to(self.offsets, (T, J, 3)).copy()
         column = 0
+        additive = self.additive_positions()
         for j, chans in enumerate(self.channels):
             for name in chans:
                 values = self.frames[:, column]
                 column += 1
                 axis = AXES[name[0].upper()]
                 if name[1:].lower() == "position":
-                    local_t[:, j, axis] = values  # position channels replace the offset
+                    if j in additive:
+                        local_t[:, j, axis] += values
+                    else:
+                        local_t[:, j, axis] = values  # position channels replace the offset
                 else:
                     aa = np.zeros((T, 3))
                     aa[:, axis] = np.radians(values)
