@@ -232,7 +232,7 @@ class DREAMWALTZ_OT_apply_motion(bpy.types.Operator, ImportHelper):
     bl_label = "Apply Motion"
     bl_options = {"REGISTER", "UNDO"}
 
-    filter_glob: StringProperty(default="*.bvh;*.npz;*.npy", options={"HIDDEN"})
+    filter_glob: StringProperty(default="*.bvh;*.vrma;*.npz;*.npy", options={"HIDDEN"})
     from_armature: BoolProperty(
         name="From the Selected Armature",
         description="Take the motion from the other selected armature's action (from any "

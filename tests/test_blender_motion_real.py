@@ -1,4 +1,4 @@
-"""Issue 32 in Blender: each real BVH file (tests/data/real_bvh) applied to a tiny avatar with
+"""Issue 32 in Blender: each real BVH and VRM animation (tests/data/real_bvh, real_vrma) applied to a tiny avatar with
 Apply Motion, judged on the skinned body mesh the artist sees; a million-frame file refused."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dreamwaltz.core.h3ga import write_h3ga
 from dreamwaltz.core.testing import make_test_avatar
 
 pytestmark = pytest.mark.blender
-REAL = Path(__file__).resolve().parent / "data" / "real_bvh"
-FILES = sorted(p.name for p in REAL.glob("*.bvh"))
+DATA = Path(__file__).resolve().parent / "data"
+PATHS = sorted(DATA.glob("real_bvh/*.bvh")) + sorted(DATA.glob("real_vrma/*.vrma"))
 
 
 @pytest.fixture(scope="module")
@@ -28,17 +28,17 @@ def _scene_state(bpy):
     return sorted((o.name, o.type) for o in bpy.data.objects), sorted(a.name for a in bpy.data.actions)
 
 
-@pytest.mark.parametrize("name", FILES)
-def test_real_bvh_on_the_skinned_body_upright_on_the_floor_and_moving(name, addon, avatar_file):
+@pytest.mark.parametrize("path", PATHS, ids=[p.name for p in PATHS])
+def test_real_files_on_the_skinned_body_upright_on_the_floor_and_moving(path, addon, avatar_file):
     import bpy
+    from test_motion_real_files import source_clip
 
-    from dreamwaltz.core.motion import read_bvh
     from dreamwaltz_blender import api
 
-    bvh = read_bvh(REAL / name)
+    bvh = source_clip(path)
     avatar = api.import_avatar(str(avatar_file))
     scene = bpy.context.scene
-    action = api.apply_motion(avatar, str(REAL / name))
+    action = api.apply_motion(avatar, str(path))
     f0, f1 = int(action.frame_range[0]), int(action.frame_range[1])
     fps = scene.render.fps / scene.render.fps_base
     want = (bvh.num_frames - 1) * bvh.frame_time

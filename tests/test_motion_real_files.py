@@ -23,6 +23,8 @@ from dreamwaltz.core.testing import make_test_avatar
 
 REAL = Path(__file__).resolve().parent / "data" / "real_bvh"
 FILES = sorted(p.name for p in REAL.glob("*.bvh"))
+VRMA = Path(__file__).resolve().parent / "data" / "real_vrma"
+VRMA_FILES = sorted(p.name for p in VRMA.glob("*.vrma"))
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +32,16 @@ def target():
     return TargetSkeleton.from_avatar(make_test_avatar(num_free=10, num_bound=5, seed=0))
 
 
-def test_every_real_file_has_its_licence_beside_it():
-    licences = (REAL / "LICENSES.md").read_text(encoding="utf-8")
-    assert len(FILES) == 12
-    for name in FILES:
+@pytest.mark.parametrize("folder, names, count", [(REAL, FILES, 12), (VRMA, VRMA_FILES, 2)])
+def test_every_real_file_has_its_licence_beside_it(folder, names, count):
+    licences = (folder / "LICENSES.md").read_text(encoding="utf-8")
+    assert len(names) == count
+    for name in names:
         row = next((line for line in licences.splitlines() if line.startswith(f"| {name} |")), None)
         assert row is not None and row.count("|") >= 5, f"{name} has no source and licence in LICENSES.md"
 
 
-def _source_moves(bvh) -> bool:
+def source_moves(bvh) -> bool:
     """Whether any source joint turns by more than 5 degrees (from its first frame) over the clip."""
     R, _ = bvh.world_transforms()
     for j, p in enumerate(bvh.parents):
@@ -49,10 +52,17 @@ def _source_moves(bvh) -> bool:
     return False
 
 
-@pytest.mark.parametrize("name", FILES)
-def test_real_files_retarget_upright_finite_in_time_and_moving(name, target):
-    bvh = read_bvh(REAL / name)
-    seq = load_motion(REAL / name, target, fps=30)
+def source_clip(path: Path):
+    """The clip a motion file holds (BVH, or a VRM animation sampled), for its duration and motion."""
+    from dreamwaltz.core.motion.vrma import read_vrma
+
+    return read_bvh(path) if path.suffix == ".bvh" else read_vrma(path)[0]
+
+
+@pytest.mark.parametrize("path", [REAL / n for n in FILES] + [VRMA / n for n in VRMA_FILES], ids=FILES + VRMA_FILES)
+def test_real_files_retarget_upright_finite_in_time_and_moving(path, target):
+    bvh = source_clip(path)
+    seq = load_motion(path, target, fps=30)
     W, P = forward_kinematics_batch(axis_angle_to_matrix(seq.full_pose), target.rest_joints, seq.transl)
     assert np.isfinite(P).all() and np.isfinite(seq.full_pose).all()
     # Duration kept: the resampled clip spans the source's (frames - 1) frame times.
@@ -62,7 +72,7 @@ def test_real_files_retarget_upright_finite_in_time_and_moving(name, target):
     if seq.num_frames > 1:
         speed = np.linalg.norm(np.diff(P[:, 0], axis=0), axis=1) * 30
         assert speed.max() <= 12.0, f"the root moves at {speed.max():.1f} m/s"
-    if _source_moves(bvh):
+    if source_moves(bvh):
         R = axis_angle_to_matrix(seq.full_pose)
         turn = np.degrees(np.arccos(np.clip((np.einsum("tkij,kij->tk", R, R[0]) - 1) / 2, -1, 1))).max()
         travel = np.linalg.norm(seq.transl[:, [0, 2]] - seq.transl[0, [0, 2]], axis=1).max()
@@ -234,18 +244,21 @@ def test_the_ceiling_is_raised_by_the_option_and_the_environment(target, monkeyp
 
 
 @pytest.mark.parametrize(
-    "name", ["cmu_01_01_fairmotion.bvh", "mixamo_prefixed_test_freebvh.bvh", "smplx_wham_sample.bvh"]
+    "path",
+    [REAL / "cmu_01_01_fairmotion.bvh", REAL / "mixamo_prefixed_test_freebvh.bvh", REAL / "smplx_wham_sample.bvh"]
+    + [VRMA / "vrma_hips_spine_twisting.vrma"],  # a leaning, twisting body: its hands reach the floor
+    ids=lambda p: p.name,
 )
-def test_the_skinned_body_mesh_meets_the_floor(name):
+def test_the_skinned_body_mesh_meets_the_floor(path):
     """The floor pass works on the body's own sole vertices (heel, ball, toe tip), skinned as the
     body is: they land where the posed mesh puts them, and the posed mesh's lowest point stays on
-    the floor (-2..+4 cm on the median frame, never under -3 cm)."""
+    the floor (-2..+4 cm on the median frame, never under -3 cm, whatever part of it is lowest)."""
     from dreamwaltz.core.motion.retarget import sole_points
     from dreamwaltz.core.posing import pose_body
 
     avatar = make_test_avatar(num_free=10, num_bound=5, seed=3)
     target = TargetSkeleton.from_avatar(avatar)
-    seq = load_motion(REAL / name, target, fps=30)
+    seq = load_motion(path, target, fps=30)
     frames = np.unique(np.linspace(0, seq.num_frames - 1, 40).astype(int))
     W, P = forward_kinematics_batch(axis_angle_to_matrix(seq.full_pose[frames]), target.rest_joints, seq.transl[frames])
     predicted = sole_points(W, P, target)
@@ -351,3 +364,30 @@ def test_makehuman_t_pose_stands_in_a_t_pose(target):
         assert cos > np.cos(np.radians(20)), f"{side} knee bent {np.degrees(np.arccos(cos)):.0f} degrees"
         arm = P[JOINT_INDEX[f"{side}_wrist"]] - P[JOINT_INDEX[f"{side}_shoulder"]]
         assert abs(arm[1]) < 0.3 * np.linalg.norm(arm), f"{side} arm held out"
+
+
+def test_vrma_bones_are_mapped_by_their_vrm_names(target):
+    """A VRM animation names its humanoid bones: every body joint and finger comes from them."""
+    seq = load_motion(VRMA / "three-vrm_test.vrma", target)
+    m = seq.mapping
+    assert (m["pelvis"], m["left_hip"], m["left_knee"], m["left_ankle"]) == (
+        "hips",
+        "leftUpperLeg",
+        "leftLowerLeg",
+        "leftFoot",
+    )
+    assert (m["left_collar"], m["left_shoulder"], m["left_elbow"], m["left_wrist"]) == (
+        "leftShoulder",
+        "leftUpperArm",
+        "leftLowerArm",
+        "leftHand",
+    )
+    assert m["left_thumb1"] == "leftThumbMetacarpal" and m["right_pinky3"] == "rightLittleDistal"
+
+
+def test_a_bad_vrma_is_refused_in_one_line(target, tmp_path):
+    path = tmp_path / "bad.vrma"
+    path.write_bytes(b"glTF" + bytes(30))
+    with pytest.raises(MotionError) as err:
+        load_motion(path, target)
+    assert "bad.vrma" in str(err.value) and "\n" not in str(err.value)

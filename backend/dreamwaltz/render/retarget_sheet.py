@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 from ..core.joints import JOINT_INDEX, JOINT_NAMES, PARENTS
 from ..core.motion import TargetSkeleton, forward_kinematics_batch, load_motion, read_bvh
 from ..core.motion.retarget import sole_points
+from ..core.motion.vrma import read_vrma
 from ..core.posing import pose_body
 from ..core.rotations import axis_angle_to_matrix
 
@@ -79,8 +80,8 @@ def _draw_skeleton(draw, points, parents, x0, centre_x) -> None:
 
 def source_skeleton(clip: Path, seq, target: TargetSkeleton):
     """(points (T,J,3) in the avatar's space, parents) of the clip's own skeleton, standing on the floor."""
-    if clip.suffix.lower() == ".bvh" and seq.source_basis is not None:
-        bvh = read_bvh(clip)
+    if clip.suffix.lower() in (".bvh", ".vrma") and seq.source_basis is not None:
+        bvh = read_bvh(clip) if clip.suffix.lower() == ".bvh" else read_vrma(clip)[0]
         _, P = bvh.world_transforms()
         points = (P @ seq.source_basis.T) * seq.source_scale
         parents = bvh.parents

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import MotionError
-from .bvh import BVH, read_bvh
+from .bvh import BVH, SampledClip, read_bvh
 from .mapping import auto_mapping, load_mapping, save_mapping
 from .retarget import MotionSequence, TargetSkeleton, forward_kinematics_batch, resample, retarget_bvh
 from .smpl_files import read_smpl_motion
@@ -21,6 +21,7 @@ from .smpl_files import read_smpl_motion
 __all__ = [
     "BVH",
     "MotionSequence",
+    "SampledClip",
     "TargetSkeleton",
     "auto_mapping",
     "forward_kinematics_batch",
@@ -62,6 +63,20 @@ def load_motion(
             source=path.name,
             up_axis=up_axis,
         )
+    elif suffix == ".vrma":  # VRM animation: the humanoid bones are named, so no mapping is guessed
+        from .vrma import read_vrma
+
+        clip, named = read_vrma(path, max_frames)
+        seq = retarget_bvh(
+            clip,
+            target,
+            mapping={**named, **(load_mapping(mapping) if mapping is not None else {})},
+            in_place=in_place,
+            scale=scale,
+            keep_on_ground=keep_on_ground,
+            source=path.name,
+            up_axis=up_axis,
+        )
     elif suffix in (".npz", ".npy"):
         seq = read_smpl_motion(path, target.rest_joints[0], up_axis=up_axis, max_frames=max_frames)
         if in_place:
@@ -73,6 +88,6 @@ def load_motion(
         )
     else:
         raise MotionError(
-            f"'{path.name}': unsupported motion file type '{suffix}'.", "Use .bvh, or SMPL-X/AMASS .npz / .npy."
+            f"'{path.name}': unsupported motion file type '{suffix}'.", "Use .bvh, .vrma, or SMPL-X/AMASS .npz / .npy."
         )
     return resample(seq, fps, max_frames) if fps is not None else seq  # 0 or NaN is an error, not 'keep the rate'

@@ -99,6 +99,36 @@ class BVH:
         return R, P
 
 
+class SampledClip:
+    """A skeleton animation already sampled per frame, exposing what ``retarget_bvh`` reads from a
+    ``BVH``: names, parents, rest positions, End Sites, and per frame each joint's world rotation
+    relative to its rest and its world position. Made from an armature in Blender's scene
+    (``dreamwaltz_blender/motion_source.py``) and from VRM animations (``vrma.py``)."""
+
+    def __init__(self, names, parents, rest, end_sites, rotations, positions, fps):
+        self.names = list(names)
+        self.parents = list(parents)
+        self._rest = np.asarray(rest, dtype=np.float64)  # (J,3) world heads at rest
+        self.end_sites = end_sites  # joint -> rest offset of its tail (leaf bones only)
+        self._R = rotations  # (T,J,3,3) world rotation relative to rest
+        self._P = positions  # (T,J,3) world head positions
+        self.frame_time = 1.0 / float(fps)
+
+    @property
+    def fps(self) -> float:
+        return 1.0 / self.frame_time
+
+    @property
+    def num_frames(self) -> int:
+        return int(self._P.shape[0])
+
+    def rest_positions(self) -> np.ndarray:
+        return self._rest.copy()
+
+    def world_transforms(self):
+        return self._R.copy(), self._P.copy()
+
+
 def read_bvh(path, max_frames=None) -> BVH:
     """A BVH file; its declared frame count is checked against the frame ceiling (``limits``) from
     the head of the file, before the frames are read."""

@@ -54,6 +54,7 @@ FEET = ("left_ankle", "left_foot", "right_ankle", "right_foot")
 CONTACT_M, CONTACT_SPEED = 0.08, 1.0
 SMOOTH_S = 0.04
 CONTACT_MAX_M, BELOW_MAX_M = 0.015, 0.005
+BODY_SAMPLES = 800  # body mesh vertices sampled for keep_above_floor
 DRIFT_S = 2.0  # the source's floor level is taken over this window (trackers drift; jumps are shorter)
 
 
@@ -86,6 +87,11 @@ class TargetSkeleton:
     # evaluated body's vertices do (linear blend skinning); without them, rigidly with sole_joints.
     skin_joints: np.ndarray | None = None
     skin_weights: np.ndarray | None = None
+    # A sample of the whole body mesh's vertices (rest positions, skinning): no part of the posed
+    # body (a hand on the floor, a knee) may go through the floor either.
+    body_points: np.ndarray | None = None
+    body_skin_joints: np.ndarray | None = None
+    body_skin_weights: np.ndarray | None = None
 
     @classmethod
     def from_avatar(cls, avatar) -> TargetSkeleton:
@@ -122,10 +128,16 @@ class TargetSkeleton:
         if not picked:
             return cls.from_joints(rest_joints, ground_y=ground)
         chosen = np.concatenate(picked)
-        top = np.argsort(-weights[chosen], axis=1)[:, :4]
-        top_w = np.take_along_axis(weights[chosen], top, axis=1)
-        top_w /= np.maximum(top_w.sum(axis=1, keepdims=True), 1e-12)
-        return cls(rest_joints, vertices[chosen], np.concatenate(sides), ground, top, top_w)
+        body = np.unique(np.linspace(0, len(vertices) - 1, min(len(vertices), BODY_SAMPLES)).astype(int))
+        return cls(
+            rest_joints,
+            vertices[chosen],
+            np.concatenate(sides),
+            ground,
+            *_top_weights(weights[chosen]),
+            vertices[body],
+            *_top_weights(weights[body]),
+        )
 
     @classmethod
     def coerce(cls, target) -> TargetSkeleton:
@@ -188,19 +200,58 @@ def forward_kinematics_batch(local_R: np.ndarray, rest_joints: np.ndarray, trans
     return W, P
 
 
+def _top_weights(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N,55) skinning weights -> the four strongest joints per point and their weights (summing to 1)."""
+    top = np.argsort(-weights, axis=1)[:, :4]
+    top_w = np.take_along_axis(weights, top, axis=1)
+    return top, top_w / np.maximum(top_w.sum(axis=1, keepdims=True), 1e-12)
+
+
+def skinned_points(W, P, rest_joints, points, joints, weights) -> np.ndarray:
+    """(T,N,3) rest ``points`` posed by linear blend skinning (``joints``/``weights`` (N,K)), as the
+    body mesh's vertices are."""
+    out = np.zeros((W.shape[0],) + points.shape)
+    for slot in range(joints.shape[1]):  # one influence at a time: (T,N,3,3) at most
+        j = joints[:, slot]
+        out += weights[:, slot, None] * (P[:, j] + np.einsum("tpij,pj->tpi", W[:, j], points - rest_joints[j]))
+    return out
+
+
 def sole_points(W, P, target: TargetSkeleton) -> np.ndarray:
     """(T,P,3) the target's sole points where the posed body puts them (linear blend skinning with
     their own weights; rigid to their joint when the target has no skinning)."""
     if target.skin_joints is None:
         offsets = target.sole_points - target.rest_joints[target.sole_joints]
         return P[:, target.sole_joints] + np.einsum("tpij,pj->tpi", W[:, target.sole_joints], offsets)
-    out = np.zeros((W.shape[0],) + target.sole_points.shape)
-    for slot in range(target.skin_joints.shape[1]):  # one influence at a time: (T,P,3,3) at most
-        joints = target.skin_joints[:, slot]
-        offsets = target.sole_points - target.rest_joints[joints]
-        moved = P[:, joints] + np.einsum("tpij,pj->tpi", W[:, joints], offsets)
-        out += target.skin_weights[:, slot, None] * moved
+    return skinned_points(W, P, target.rest_joints, target.sole_points, target.skin_joints, target.skin_weights)
+
+
+def body_lowest(W, P, target: TargetSkeleton, chunk: int = 4096) -> np.ndarray | None:
+    """(T,) height of the posed body mesh's lowest sampled vertex above the ground (None: no mesh)."""
+    if target.body_points is None:
+        return None
+    out = np.empty(W.shape[0])
+    for a in range(0, W.shape[0], chunk):  # bounded memory on long clips
+        pts = skinned_points(
+            W[a : a + chunk],
+            P[a : a + chunk],
+            target.rest_joints,
+            target.body_points,
+            target.body_skin_joints,
+            target.body_skin_weights,
+        )
+        out[a : a + chunk] = pts[:, :, 1].min(axis=1) - target.ground_y
     return out
+
+
+def keep_above_floor(lowest: np.ndarray, fps: float) -> np.ndarray:
+    """(T,) upward shift that keeps the body's lowest point out of the floor, eased in and out."""
+    lift = np.maximum(0.0, -lowest)
+    if not lift.any():
+        return lift
+    r = max(1, int(np.ceil(3 * SMOOTH_S * fps)))
+    held = np.max(np.lib.stride_tricks.sliding_window_view(np.pad(lift, r, mode="edge"), 2 * r + 1), axis=1)
+    return np.maximum(_smooth(held, SMOOTH_S * fps), lift)
 
 
 def sole_heights(W, P, target: TargetSkeleton) -> np.ndarray:
@@ -516,12 +567,23 @@ def retarget_bvh(
     ).mean()
     ratio = tgt_leg / (moving if moving > 1e-9 else src_leg) * float(scale)
     root = P_src[:, index[mapping["pelvis"]]] @ B.T
+    hips = [index[mapping["left_hip"]], index[mapping["right_hip"]]]
+    if np.linalg.norm(rest[index[mapping["pelvis"]]] - rest[hips].mean(axis=0)) > 0.5 * src_leg:
+        # The source's pelvis bone is far from its hip joints (a rig whose hips bone sits on the
+        # floor): the avatar's hips follow the source's hips, its pelvis above them as in its rest.
+        between = rest_joints[[JOINT_INDEX["left_hip"], JOINT_INDEX["right_hip"]]].mean(axis=0) - rest_joints[0]
+        root = P_src[:, hips].mean(axis=1) @ B.T - np.einsum("tij,j->ti", world[:, 0], between) / ratio
+        report.insert(0, "The pelvis bone is far from the hip joints: the root follows the hip joints.")
     transl = (root - np.array([root[0, 0], root[:, 1].mean(), root[0, 2]])) * ratio
     if in_place:
         transl[:, [0, 2]] = 0.0
     if keep_on_ground:
         W, P = forward_kinematics_batch(local, rest_joints, transl)
-        transl[:, 1] += ground_offsets(foot_heights(W, P, target), foot_speeds(W, P, target, bvh.fps), bvh.fps)
+        offsets = ground_offsets(foot_heights(W, P, target), foot_speeds(W, P, target, bvh.fps), bvh.fps)
+        transl[:, 1] += offsets
+        lowest = body_lowest(W, P, target)
+        if lowest is not None:  # a hand, a knee or a leaning body: no part of the mesh under the floor
+            transl[:, 1] += keep_above_floor(lowest + offsets, bvh.fps)
     height = float(
         (
             rest[index[mapping["head"]]]

@@ -73,13 +73,15 @@ class Skeleton:
     def path(self, a, b):
         """Joints from a to b through their common ancestor (both included)."""
         up_a, up_b = self.chain_to_root(a), self.chain_to_root(b)
-        common = next(x for x in up_a if x in set(up_b))
+        common = next((x for x in up_a if x in set(up_b)), None)
+        if common is None:
+            raise StructureError("its joints are not one hierarchy (several roots)")
         return up_a[: up_a.index(common) + 1] + up_b[: up_b.index(common)][::-1]
 
     def lca(self, joints):
         chains = [self.chain_to_root(j) for j in joints]
         shared = set(chains[0]).intersection(*map(set, chains[1:]))
-        return next(x for x in chains[0] if x in shared)
+        return next((x for x in chains[0] if x in shared), None)  # None: in different hierarchies
 
     def descendants(self, j):
         out, stack = [], [j]
@@ -92,6 +94,10 @@ class Skeleton:
     def tips_under(self, j):
         return [k for k in self.descendants(j) if k in self.tip_point]
 
+    def reach(self, a, tip) -> float:
+        """How far ``tip``'s end lies from joint ``a`` along the chain (bone lengths, whatever the pose)."""
+        return self.path_length(self.path(a, tip)) + float(np.linalg.norm(self.tip_point[tip] - self.rest[tip]))
+
     def path_length(self, joints):
         pts = self.rest[joints]
         return float(np.linalg.norm(np.diff(pts, axis=0), axis=1).sum()) if len(joints) > 1 else 0.0
@@ -103,10 +109,7 @@ def _two_lowest(sk: Skeleton, up: np.ndarray, tips):
     first = order[0]
     for other in order[1:]:
         meet = sk.lca([first, other])
-        if (
-            np.linalg.norm(sk.tip_point[first] - sk.rest[meet]) > 0.2 * sk.size
-            and np.linalg.norm(sk.tip_point[other] - sk.rest[meet]) > 0.2 * sk.size
-        ):
+        if meet is not None and sk.reach(meet, first) > 0.2 * sk.size and sk.reach(meet, other) > 0.2 * sk.size:
             return first, other, meet
     return None
 
@@ -317,8 +320,7 @@ def analyse(names, parents, rest, end_sites=None) -> dict:
     for t in sorted(reach, key=lambda t: -reach[t][1]):
         # Long enough to be an arm: measured along the chain, so arms hanging down (the classic
         # Biovision rest pose) count as much as arms held out.
-        along = sk.path_length(sk.path(reach[t][0], t)) + float(np.linalg.norm(sk.tip_point[t] - sk.rest[t]))
-        if along < 0.2 * sk.size:
+        if sk.reach(reach[t][0], t) < 0.2 * sk.size:
             continue
         if all(sk.lca([t, other]) in on_axis for other in arm_tips):
             arm_tips.append(t)
