@@ -112,3 +112,74 @@ def test_a_quadruped_is_refused_with_the_scene_unchanged(addon, avatar_file, tmp
     with pytest.raises(MotionError, match="does not look like a standing human"):
         api.apply_motion(avatar, str(path))
     assert _scene_state(bpy) == before
+
+
+RIGS = DATA / "real_rigs"
+
+
+def _import_rig(bpy, path: Path, action=None):
+    if path.suffix == ".fbx":
+        bpy.ops.import_scene.fbx(filepath=str(path))
+    else:
+        bpy.ops.import_scene.gltf(filepath=str(path))
+    rig = next(o for o in bpy.data.objects if o.type == "ARMATURE" and o.animation_data and o.animation_data.action)
+    if action is not None:  # the FBX holds two takes; the importer assigns the first (a 2-frame pose)
+        rig.animation_data.action = bpy.data.actions[action]
+    return rig
+
+
+@pytest.mark.parametrize(
+    "name, action",
+    [("BrainStem_threejs_reexport.glb", None), ("shadermotion_run_anim.fbx", "Root|Root|Run")],
+)
+def test_animated_rigs_from_blenders_importers_drive_the_avatar(name, action, addon, avatar_file):
+    """A humanoid robot with GUID bone names and two-bone arms (glTF) and a Unity humanoid run
+    whose FBX carries IK control bones as extra roots: both stand, move and meet the floor."""
+    import bpy
+
+    from dreamwaltz_blender import api
+
+    rig = _import_rig(bpy, RIGS / name, action)
+    avatar = api.import_avatar(str(avatar_file))
+    bpy.context.view_layer.update()
+    act = api.apply_motion(avatar, rig)
+    scene = bpy.context.scene
+    f0, f1 = int(act.frame_range[0]), int(act.frame_range[1])
+    assert f1 - f0 >= 10
+    lowest, height, turn = [], [], []
+    rest = {b.name: b.matrix_basis.to_quaternion() for b in avatar.armature.pose.bones}
+    for f in range(f0, f1 + 1, max(1, (f1 - f0) // 30)):
+        scene.frame_set(f)
+        mesh = avatar.body.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+        co = np.empty(len(mesh.vertices) * 3)
+        mesh.vertices.foreach_get("co", co)
+        M = np.array(avatar.body.matrix_world)
+        lowest.append((co.reshape(-1, 3) @ M[:3, :3].T + M[:3, 3])[:, 2].min())
+        bones = avatar.armature.pose.bones
+        height.append(
+            (avatar.armature.matrix_world @ bones["head"].head).z
+            - (avatar.armature.matrix_world @ bones["pelvis"].head).z
+        )
+        turn.append(
+            max(math.degrees(b.matrix_basis.to_quaternion().rotation_difference(rest[b.name]).angle) for b in bones)
+        )
+    lowest = np.array(lowest)
+    assert np.median(height) > 0.25 and max(turn) > 5.0
+    assert lowest.min() >= -0.03, f"the mesh goes {lowest.min():+.3f} m into the floor"
+    assert -0.02 <= np.percentile(lowest, 25) <= 0.04, "on the floor on the contact frames (a run is airborne between)"
+
+
+@pytest.mark.parametrize("name", ["khronos_Fox.glb", "khronos_SimpleSkin_embedded.gltf"])
+def test_animated_rigs_that_are_not_humanoid_are_refused(name, addon, avatar_file):
+    import bpy
+
+    from dreamwaltz.core.errors import MotionError
+    from dreamwaltz_blender import api
+
+    rig = _import_rig(bpy, RIGS / name)
+    avatar = api.import_avatar(str(avatar_file))
+    before = _scene_state(bpy)
+    with pytest.raises(MotionError, match="does not look like a standing human") as err:
+        api.apply_motion(avatar, rig)
+    assert "\n" not in str(err.value)
+    assert _scene_state(bpy) == before

@@ -52,12 +52,24 @@ class Skeleton:
         for j, p in enumerate(self.parents):
             if p >= 0:
                 self.children[p].append(j)
+        # Several root bones (an FBX rig's IK and foot-roll controls beside its skeleton): the body
+        # is the hierarchy with the most joints; the others' tips are not extremities of the body.
+        roots = [j for j, p in enumerate(self.parents) if p < 0]
+        root_of = {}
+        for r in roots:
+            stack = [r]
+            while stack:
+                k = stack.pop()
+                root_of[k] = r
+                stack.extend(self.children[k])
+        main = max(roots, key=lambda r: sum(1 for v in root_of.values() if v == r)) if roots else -1
         self.tip_point = {}
         for j in range(self.n):
-            if not self.children[j]:
+            if not self.children[j] and root_of.get(j, main) == main:
                 end = (end_sites or {}).get(j)
                 self.tip_point[j] = self.rest[j] + (np.asarray(end) if end is not None else 0.0)
-        points = np.concatenate([self.rest, np.array(list(self.tip_point.values())).reshape(-1, 3)])
+        body = [j for j in range(self.n) if root_of.get(j, main) == main]
+        points = np.concatenate([self.rest[body], np.array(list(self.tip_point.values())).reshape(-1, 3)])
         self.extent = points.max(axis=0) - points.min(axis=0)
         self.size = float(np.linalg.norm(self.extent))
         if not self.size > 0:
@@ -165,6 +177,19 @@ def _split(sk, chain, lo, hi):
     return best
 
 
+def _ankle_by_length(sk, chain, hip):
+    """The ankle of a bent leg (a running stride as the rest pose): the last joint from which the
+    rest of the foot is at least 12 % of the leg's length along the bones (thigh and shin are
+    the long bones, the foot and toes the short ones)."""
+    tip = chain[-1]
+    total = sk.reach(chain[hip], tip)
+    found = None
+    for i in range(hip + 2, len(chain)):
+        if sk.reach(chain[i], tip) >= 0.12 * total:
+            found = i
+    return found
+
+
 def map_leg(sk: Skeleton, chain, up, pelvis_point=None) -> dict:
     """chain: joints from below the pelvis down to the foot tip.
 
@@ -185,6 +210,8 @@ def map_leg(sk: Skeleton, chain, up, pelvis_point=None) -> dict:
             hip = i
         if cos > DOWNWARD and hip is not None:
             ankle = chain.index(nxt)
+    if hip is not None and (ankle is None or ankle <= hip + 1):
+        ankle = _ankle_by_length(sk, chain, hip)
     if hip is None or ankle is None or ankle <= hip + 1:
         raise StructureError("a leg without a thigh and a shin")
     # The ankle: the first of the joints at the end of the last downward bone (zero-length helpers after it).
@@ -228,6 +255,10 @@ def map_arm(sk: Skeleton, chain, up, axis_point, hip_width) -> dict:
             wrist = i
             break
     if wrist is None:
+        main = [j for j in chain if not _is_twist(sk, j)]
+        if len(main) == 2 and main[-1] in sk.tip_point and sk.reach(main[-1], main[-1]) > eps:
+            # An upper arm and a forearm ending in its End Site (a robot's two-bone arm): no hand.
+            return {"shoulder": main[0], "elbow": main[1]}
         raise StructureError("an arm without a hand")
     # A zero-length joint at the wrist (cgspeed's FingerBase) is not the wrist: the first one is.
     while wrist > 0 and np.linalg.norm(sk.rest[chain[wrist]] - sk.rest[chain[wrist - 1]]) < eps:
@@ -401,7 +432,7 @@ def limb_sides(info: dict, left: np.ndarray) -> dict:
     arms = info["arms"]
     pos = [float(sk.rest[a["elbow"]] @ left) for a in arms]
     order = ("left", "right") if pos[0] > pos[1] else ("right", "left")
-    return {arm["wrist"]: side for side, arm in zip(order, arms)}
+    return {arm["wrist"]: side for side, arm in zip(order, arms) if "wrist" in arm}
 
 
 def conventional_forward(up: np.ndarray) -> np.ndarray:
