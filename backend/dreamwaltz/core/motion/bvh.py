@@ -141,7 +141,8 @@ def read_bvh(path, max_frames=None) -> BVH:
     with open(path, "rb") as f:
         head = f.read(MAX_HIERARCHY_BYTES + 4096).decode("utf-8", errors="replace")
     declared = _declared_frames(head)
-    if declared is not None:
+    channels = sum(int(n) for n in re.findall(r"(?i)\bCHANNELS\s+(\d{1,3})\b", head))
+    if declared is not None and channels > 0:  # a clip without channels is refused for that (parse_bvh)
         check_frames(declared, f"'{path.name}'", max_frames, joints=len(_NAME_RE.findall(head)))
     limit = MAX_BVH_BYTES * max(1, -(-frame_ceiling(max_frames) // DEFAULT_MAX_FRAMES))
     if size > limit:
