@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..core.joints import JOINT_INDEX, JOINT_NAMES, PARENTS
+from ..core.joints import JOINT_INDEX, PARENTS
 from ..core.motion import TargetSkeleton, forward_kinematics_batch, load_motion, read_bvh
 from ..core.motion.retarget import sole_points
 from ..core.motion.vrma import read_vrma
@@ -178,4 +178,4 @@ def retarget_preview(clip, avatar, out, frames: int = 8, mapping=None) -> tuple[
     return out, figures
 
 
-__all__ = ["FrameFigures", "JOINT_NAMES", "contact_sheet", "retarget_preview"]
+__all__ = ["FrameFigures", "contact_sheet", "retarget_preview"]
