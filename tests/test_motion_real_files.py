@@ -391,3 +391,27 @@ def test_a_bad_vrma_is_refused_in_one_line(target, tmp_path):
     with pytest.raises(MotionError) as err:
         load_motion(path, target)
     assert "bad.vrma" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_only_the_frames_asked_for_are_materialised(target, tmp_path):
+    """export --pose needs one frame: an AMASS .npz converts only it (its arrays are still read,
+    within the frame ceiling), and gives the same pose."""
+    rng = np.random.default_rng(4)
+    path = tmp_path / "amass.npz"
+    np.savez(path, poses=rng.normal(scale=0.2, size=(20_000, 165)), trans=rng.normal(size=(20_000, 3)))
+    tracemalloc.start()
+    try:
+        one = load_motion(path, target, frames=slice(7, 8))
+        one_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        whole = load_motion(path, target)
+        whole_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert one.num_frames == 1
+    assert np.abs(one.full_pose[0] - whole.full_pose[7]).max() < 1e-12
+    assert np.abs(one.transl[0] - whole.transl[7]).max() < 1e-12
+    # The file's arrays are read whole (the ceiling bounds them); the per-frame pose arrays are not made.
+    assert whole_peak - one_peak > 0.5 * 20_000 * 55 * 3 * 8, (one_peak, whole_peak)
+    with pytest.raises(MotionError, match="outside the clip"):
+        load_motion(path, target, frames=slice(20_000, 20_001))

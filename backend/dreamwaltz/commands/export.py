@@ -48,13 +48,15 @@ def load_pose(avatar, path: Path, frame: int, max_frames=None):
     from ..core.errors import MotionError
     from ..core.motion import TargetSkeleton, load_motion
 
-    seq = load_motion(path, TargetSkeleton.from_avatar(avatar), max_frames=max_frames)
-    if not 0 <= frame < seq.num_frames:
-        raise MotionError(f"frame {frame} is outside the clip (0..{seq.num_frames - 1}).", "Choose another --frame.")
+    if frame < 0:
+        raise MotionError(f"frame {frame} is outside the clip (frames count from 0).", "Choose another --frame.")
+    # Only that frame is materialised (an SMPL-family file converts no other); a frame past the
+    # clip's end is refused there, naming the clip's range.
+    seq = load_motion(path, TargetSkeleton.from_avatar(avatar), max_frames=max_frames, frames=slice(frame, frame + 1))
     expression = None
     if seq.expression is not None and avatar.manifest["body"].get("kind") == "smplx":
-        expression = seq.expression[frame, : avatar.num_expressions]
-    return seq.full_pose[frame], seq.transl[frame], expression
+        expression = seq.expression[0, : avatar.num_expressions]
+    return seq.full_pose[0], seq.transl[0], expression
 
 
 def frame_range(spec, num_frames: int) -> range:

@@ -44,11 +44,15 @@ def load_motion(
     up_axis: str = "auto",
     keep_on_ground: bool = True,
     max_frames=None,
+    frames: slice | None = None,
 ) -> MotionSequence:
     """Any supported motion file as an SMPL-X sequence for ``target``, resampled to ``fps`` if given.
 
     ``max_frames`` raises (or lowers) the frame ceiling (``limits``: 100,000 frames by default, or
     ``DREAMWALTZ_MAX_FRAMES``); a longer file is refused from its header, before it is read.
+    ``frames`` (a slice of the file's frames, before resampling): only those are returned; an
+    SMPL-family file converts only those (a skeleton clip is retargeted whole: its floor pass
+    needs the clip around them).
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -78,7 +82,8 @@ def load_motion(
             up_axis=up_axis,
         )
     elif suffix in (".npz", ".npy"):
-        seq = read_smpl_motion(path, target.rest_joints[0], up_axis=up_axis, max_frames=max_frames)
+        seq = read_smpl_motion(path, target.rest_joints[0], up_axis=up_axis, max_frames=max_frames, frames=frames)
+        frames = None  # already cut
         if in_place:
             seq.transl[:, [0, 2]] = seq.transl[:1, [0, 2]]
     elif suffix == ".pkl":
@@ -89,5 +94,23 @@ def load_motion(
     else:
         raise MotionError(
             f"'{path.name}': unsupported motion file type '{suffix}'.", "Use .bvh, .vrma, or SMPL-X/AMASS .npz / .npy."
+        )
+    if frames is not None:
+        keep = range(seq.num_frames)[frames]
+        if len(keep) == 0:
+            raise MotionError(
+                f"'{path.name}': frames {frames.start}..{frames.stop} are outside the clip (0..{seq.num_frames - 1}).",
+                "Choose frames within the clip.",
+            )
+        seq = MotionSequence(
+            seq.fps,
+            seq.full_pose[frames],
+            seq.transl[frames],
+            None if seq.expression is None else seq.expression[frames],
+            seq.mapping,
+            seq.source,
+            seq.notes,
+            seq.source_basis,
+            seq.source_scale,
         )
     return resample(seq, fps, max_frames) if fps is not None else seq  # 0 or NaN is an error, not 'keep the rate'

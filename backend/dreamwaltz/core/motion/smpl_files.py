@@ -71,10 +71,11 @@ def _scalar(data: dict, *keys, default=None):
 
 
 def read_smpl_motion(
-    path, rest_pelvis, up_axis: str = "auto", fps: float | None = None, max_frames=None
+    path, rest_pelvis, up_axis: str = "auto", fps: float | None = None, max_frames=None, frames: slice | None = None
 ) -> MotionSequence:
     """A motion file as an SMPL-X pose sequence in SMPL-X (Y-up) space; a file of more frames than
-    the ceiling (``limits``) is refused from its arrays' headers, before any array is read."""
+    the ceiling (``limits``) is refused from its arrays' headers, before any array is read.
+    ``frames`` (a slice): only those frames are converted."""
     path = Path(path)
     if not path.is_file():
         raise MotionError(f"'{path}' does not exist.", "Check the path.")
@@ -95,14 +96,24 @@ def read_smpl_motion(
         )
     T = poses.shape[0]
     check_frames(T, f"'{path.name}'", max_frames)  # before any copy
-    poses = poses.astype(np.float64)
     if T == 0:
         raise MotionError(f"'{path.name}' has no frames.", "")
+    trans = data.get("trans")
+    if frames is not None:  # only the frames asked for are converted (export --pose: one)
+        keep = range(T)[frames]
+        if len(keep) == 0:
+            raise MotionError(
+                f"'{path.name}': frames {frames.start}..{frames.stop} are outside the clip (0..{T - 1}).",
+                "Choose frames within the clip.",
+            )
+        if trans is not None and np.shape(trans)[:1] == (T,):
+            trans = trans[frames]
+        poses, T = poses[frames], len(keep)
+    poses = poses.astype(np.float64)
     full = np.zeros((T, 55, 3))
     transl = np.zeros((T, 3))
     expression = None
     z_up = False
-    trans = data.get("trans")
     if poses.ndim == 3 and poses.shape[1:] == (55, 3):
         layout = "per-joint (T,55,3)"
         full = poses
