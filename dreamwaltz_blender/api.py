@@ -471,6 +471,8 @@ def apply_motion(
     mapping=None,
     fps=None,
     name=None,
+    max_frames=None,
+    up_axis: str = "auto",
 ):
     """Retarget ``source`` onto ``avatar`` as one Action on its armature (returned).
 
@@ -478,12 +480,24 @@ def apply_motion(
     scene (from Blender's BVH, FBX or glTF importers, or a hand-made rig), sampled at every frame
     of its action. ``start_frame`` (default: the current frame), ``in_place`` (no root travel),
     ``scale`` (root travel), ``mapping`` (JSON path or dict, SMPL-X joint -> source bone), ``fps``
-    (default: the scene's). All or nothing: on any error the scene is left as it was.
+    (default: the scene's), ``max_frames`` (the frame ceiling, default 100,000 or
+    ``DREAMWALTZ_MAX_FRAMES``: a longer file is refused before it is read; about 30 kB of memory a
+    frame), ``up_axis`` ("auto", "y", "z", ...: overrides the file's detected up axis). All or
+    nothing: on any error the scene is left as it was.
     """
     from . import motion  # motion imports this module
 
     return motion.apply_motion(
-        avatar, source, start_frame=start_frame, in_place=in_place, scale=scale, mapping=mapping, fps=fps, name=name
+        avatar,
+        source,
+        start_frame=start_frame,
+        in_place=in_place,
+        scale=scale,
+        mapping=mapping,
+        fps=fps,
+        name=name,
+        max_frames=max_frames,
+        up_axis=up_axis,
     )
 
 

@@ -23,7 +23,6 @@ errors = module("errors")
 motion = module("motion")
 rotations = module("rotations")
 JOINT_NAMES = module("joints").JOINT_NAMES
-FEET = ("left_ankle", "left_foot", "right_ankle", "right_foot")
 
 
 def target_skeleton(avatar: Avatar):
@@ -42,25 +41,14 @@ def target_skeleton(avatar: Avatar):
     finally:
         rig.pose_position = previous
     rest = space.points_to_smplx(co.reshape(-1, 3) - offset)
-    # Soles: the lowest vertices skinned mostly to each side's ankle and foot (as TargetSkeleton.from_avatar).
-    groups = {g.index: g.name for g in avatar.body.vertex_groups if g.name in FEET}
-    weights = np.zeros((len(rest), len(FEET)))
+    # The body's skinning from its vertex groups; the soles are picked as TargetSkeleton.from_mesh does.
+    column = {g.index: JOINT_NAMES.index(g.name) for g in avatar.body.vertex_groups if g.name in JOINT_NAMES}
+    weights = np.zeros((len(rest), len(JOINT_NAMES)))
     for v in avatar.body.data.vertices:
         for g in v.groups:
-            if g.group in groups:
-                weights[v.index, FEET.index(groups[g.group])] = g.weight
-    points, owners = [], []
-    for side in (0, 2):
-        pair = weights[:, side : side + 2]
-        own = np.nonzero(pair.sum(axis=1) > 0.5)[0]
-        if len(own):
-            low = own[np.argsort(rest[own, 1])[: max(4, len(own) // 20)]]
-            points.append(rest[low])
-            owners.append(np.array([JOINT_NAMES.index(FEET[side + i]) for i in np.argmax(pair[low], axis=1)]))
-    ground = float(rest[:, 1].min())
-    if not points:
-        return motion.TargetSkeleton.from_joints(joints, ground)
-    return motion.TargetSkeleton(joints, np.concatenate(points), np.concatenate(owners), ground)
+            if g.group in column:
+                weights[v.index, column[g.group]] = g.weight
+    return motion.TargetSkeleton.from_mesh(joints, rest, weights)
 
 
 def _fcurves(action, obj):
@@ -85,6 +73,8 @@ def apply_motion(
     mapping=None,
     fps=None,
     name=None,
+    max_frames=None,
+    up_axis: str = "auto",
 ) -> bpy.types.Action:
     """Retarget ``source`` onto ``avatar`` and return the new Action (also assigned to its armature).
 
@@ -92,7 +82,9 @@ def apply_motion(
     in the scene (whatever made it: BVH, FBX or glTF importers, a hand-made rig), sampled at every
     frame of its action's range. Resampled to the scene's frame rate unless ``fps`` is given.
     Expressions in a file go onto the body's expression keys. A bad source raises a clear error
-    and changes nothing.
+    and changes nothing. A file of more frames than the ceiling (``max_frames``; default 100,000,
+    or ``DREAMWALTZ_MAX_FRAMES``) is refused from its header, before anything is allocated.
+    ``up_axis`` ("auto", "y", "z", ...) overrides the file's detected up axis.
     """
     scene = bpy.context.scene
     fps = fps or scene.render.fps / scene.render.fps_base
@@ -105,7 +97,14 @@ def apply_motion(
     else:
         label = Path(source).stem
         seq = motion.load_motion(
-            source, target_skeleton(avatar), fps=fps, in_place=in_place, scale=scale, mapping=mapping
+            source,
+            target_skeleton(avatar),
+            fps=fps,
+            in_place=in_place,
+            scale=scale,
+            mapping=mapping,
+            max_frames=max_frames,
+            up_axis=up_axis,
         )
     start = scene.frame_current if start_frame is None else int(start_frame)
     frames = start + np.arange(seq.num_frames, dtype=np.float64)
@@ -233,7 +232,7 @@ class DREAMWALTZ_OT_apply_motion(bpy.types.Operator, ImportHelper):
     bl_label = "Apply Motion"
     bl_options = {"REGISTER", "UNDO"}
 
-    filter_glob: StringProperty(default="*.bvh;*.npz;*.npy", options={"HIDDEN"})
+    filter_glob: StringProperty(default="*.bvh;*.vrma;*.npz;*.npy", options={"HIDDEN"})
     from_armature: BoolProperty(
         name="From the Selected Armature",
         description="Take the motion from the other selected armature's action (from any "
@@ -259,15 +258,41 @@ class DREAMWALTZ_OT_apply_motion(bpy.types.Operator, ImportHelper):
             return context.window_manager.invoke_props_dialog(self)
         return ImportHelper.invoke(self, context, event)
 
+    up_axis: EnumProperty(
+        name="Up Axis",
+        items=[
+            ("auto", "Automatic", "Detected from the skeleton (head over feet)"),
+            ("y", "Y", "The file is Y-up (most BVH)"),
+            ("z", "Z", "The file is Z-up (Blender, 3ds Max, MakeHuman exports; AMASS .npz)"),
+        ],
+        default="auto",
+        description="The motion file's up axis; Automatic detects it",
+    )
+    max_frames: IntProperty(
+        name="Frame Ceiling",
+        default=100_000,
+        min=1,
+        description="Longer files are refused before they are read. Retargeting needs about 30 kB of "
+        "memory per frame (3 GB for 100,000 frames): raise it only for genuinely long captures",
+    )
+
     def draw(self, context):  # the file browser's sidebar and the From Selected Armature dialog
-        for name in ("start_frame", "in_place", "scale"):
+        for name in ("start_frame", "in_place", "scale", "up_axis", "max_frames"):
             self.layout.prop(self, name)
 
     def execute(self, context):
         try:
             avatar = Avatar.from_object(context.active_object)
             source = selected_source(context, avatar) if self.from_armature else self.filepath
-            action = apply_motion(avatar, source, self.start_frame, self.in_place, self.scale)
+            action = apply_motion(
+                avatar,
+                source,
+                self.start_frame,
+                self.in_place,
+                self.scale,
+                max_frames=self.max_frames,
+                up_axis=self.up_axis,
+            )
         except errors.DreamWaltzError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}

@@ -24,31 +24,8 @@ LEAF_SUFFIXES = ("_end", "_leaf")
 ROLE = "dreamwaltz_role"
 
 
-class ArmatureClip:
-    """A sampled armature exposing what ``retarget_bvh`` reads from a ``BVH``."""
-
-    def __init__(self, names, parents, rest, end_sites, rotations, positions, fps):
-        self.names = list(names)
-        self.parents = list(parents)
-        self._rest = np.asarray(rest, dtype=np.float64)  # (J,3) world heads at rest
-        self.end_sites = end_sites  # joint -> rest offset of its tail (leaf bones only)
-        self._R = rotations  # (T,J,3,3) world rotation relative to rest
-        self._P = positions  # (T,J,3) world head positions
-        self.frame_time = 1.0 / float(fps)
-
-    @property
-    def fps(self) -> float:
-        return 1.0 / self.frame_time
-
-    @property
-    def num_frames(self) -> int:
-        return int(self._P.shape[0])
-
-    def rest_positions(self) -> np.ndarray:
-        return self._rest.copy()
-
-    def world_transforms(self):
-        return self._R.copy(), self._P.copy()
+# A sampled armature: the core's clip that retarget_bvh reads like a BVH.
+ArmatureClip = motion.SampledClip
 
 
 def _rotation(M: np.ndarray) -> np.ndarray:

@@ -11,6 +11,8 @@ dropped) get position channels, so the rewritten clip moves exactly like the sou
 
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -496,3 +498,76 @@ CONVENTIONS = (
     "twist_and_prop",
 )
 ZUP = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # Y-up -> Z-up: (x, y, z) -> (x, -z, y)
+
+
+# ----------------------------------------------------------------------------- issue 32: refusals and huge files
+
+
+def bvh_text(joints: list, frames: int = 3) -> str:
+    """A BVH text from (name, parent index, offset, end-site offset or None), zero motion."""
+    children = {i: [k for k, j in enumerate(joints) if j[1] == i] for i in range(len(joints))}
+
+    def block(i, depth):
+        name, parent, off, end = joints[i]
+        pad = "  " * depth
+        kind = "ROOT" if parent < 0 else "JOINT"
+        chans = (
+            "6 Xposition Yposition Zposition Zrotation Xrotation Yrotation"
+            if parent < 0
+            else "3 Zrotation Xrotation Yrotation"
+        )
+        out = f"{pad}{kind} {name}\n{pad}{{\n{pad}  OFFSET {off[0]} {off[1]} {off[2]}\n{pad}  CHANNELS {chans}\n"
+        for k in children[i]:
+            out += block(k, depth + 1)
+        if end is not None:
+            out += f"{pad}  End Site\n{pad}  {{\n{pad}    OFFSET {end[0]} {end[1]} {end[2]}\n{pad}  }}\n"
+        return out + f"{pad}}}\n"
+
+    n = 3 + 3 * len(joints)
+    rows = "\n".join(" ".join(["0"] * n) for _ in range(frames))
+    return f"HIERARCHY\n{block(0, 0)}MOTION\nFrames: {frames}\nFrame Time: 0.0333333\n{rows}\n"
+
+
+def quadruped():
+    """A dog-like skeleton with 3ds Max Biped names: spine level, four legs to the floor, a tail."""
+    j = [("Bip01 Pelvis", -1, (0, 60, 0), None)]
+
+    def leg(parent, side, x, names):
+        j.append((f"Bip01 {side} {names[0]}", parent, (x, -5, 0), None))
+        j.append((f"Bip01 {side} {names[1]}", len(j) - 1, (0, -25, 0), None))
+        j.append((f"Bip01 {side} {names[2]}", len(j) - 1, (0, -25, 0), (0, -5, 4)))
+
+    leg(0, "L", 10, ("Thigh", "Calf", "Foot"))
+    leg(0, "R", -10, ("Thigh", "Calf", "Foot"))
+    j.append(("Bip01 Tail", 0, (0, 5, -10), (0, 0, -30)))
+    j.append(("Bip01 Spine", 0, (0, 0, 20), None))
+    j.append(("Bip01 Spine1", len(j) - 1, (0, 0, 30), None))
+    chest = len(j) - 1
+    leg(chest, "L", 10, ("UpperArm", "Forearm", "Hand"))
+    leg(chest, "R", -10, ("UpperArm", "Forearm", "Hand"))
+    j.append(("Bip01 Neck", chest, (0, 5, 10), None))
+    j.append(("Bip01 Head", len(j) - 1, (0, 15, 15), (0, 5, 15)))
+    return j
+
+
+MILLION = 1_000_000
+
+
+def million_frame_npz(path: Path) -> Path:
+    """An AMASS-style SMPL-X .npz of 1,000,000 frames (poses (T,165) float32, 660 MB unpacked),
+    written in chunks so the test itself never holds it."""
+    header = {"descr": "<f4", "fortran_order": False, "shape": (MILLION, 165)}
+    chunk = np.zeros((10_000, 165), np.float32).tobytes()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("poses.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            for _ in range(MILLION // 10_000):
+                f.write(chunk)
+        zf.writestr("mocap_framerate.npy", _npy(np.array(30.0)))
+    return path
+
+
+def _npy(array) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()

@@ -363,7 +363,7 @@ def npz_with(path, members: dict):
     [
         ("empty", "empty"),
         ("not_zip", "not a zip"),
-        ("huge_header", "GiB"),
+        ("huge_header", "ceiling of 100,000 frames"),  # issue 32: the frame ceiling, from the header
         ("huge_header_small_limit", "needs"),
         ("wrong_ndim", "dimensions"),
         ("pickled", "pickled"),
@@ -383,8 +383,8 @@ def test_hostile_motion_files_are_refused_within_memory(tmp_path, target, case, 
         path.write_bytes(b"this is not a zip archive at all")
     elif case == "huge_header":  # 2.4 TB declared
         npz_with(path, {"poses": npy_header((10**9, 55, 3), "<f8") + bytes(64)})
-    elif case == "huge_header_small_limit":  # 123 GiB, declared in a member of 64 bytes
-        npz_with(path, {"poses": npy_header((10**8, 165), "<f8") + bytes(64)})
+    elif case == "huge_header_small_limit":  # 123 GiB in 50,000 frames, declared in a member of 64 bytes
+        npz_with(path, {"poses": npy_header((50_000, 330_000), "<f8") + bytes(64)})
     elif case == "wrong_ndim":
         npz_with(path, {"poses": np.zeros(165)})
     elif case == "pickled":
@@ -394,7 +394,7 @@ def test_hostile_motion_files_are_refused_within_memory(tmp_path, target, case, 
         np.savez(path, poses=np.zeros((T, 55, 3)), mocap_framerate=rate)
     elif case == "npy_overflow":
         path = tmp_path / "motion.npy"
-        path.write_bytes(npy_header((2**62, 2**62), "<f8") + bytes(16))
+        path.write_bytes(npy_header((10, 2**62, 2**62), "<f8") + bytes(16))
     if case == "huge_header_small_limit":
         os.environ["DREAMWALTZ_MAX_READ_GB"] = "1000"
         try:
@@ -407,7 +407,7 @@ def test_hostile_motion_files_are_refused_within_memory(tmp_path, target, case, 
 
 def test_a_slow_frame_rate_cannot_make_a_huge_resampled_clip():
     seq = MotionSequence(0.1, np.zeros((1000, 55, 3)), np.zeros((1000, 3)), source="slow.npz")
-    refused(lambda: resample(seq, 10_000), "slow.npz", "limit")
+    refused(lambda: resample(seq, 10_000), "slow.npz", "ceiling")
     for bad in (0, -1, float("nan"), 1e-6):
         refused(lambda: resample(seq, bad), "frame rate")
 

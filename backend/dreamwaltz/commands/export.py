@@ -33,21 +33,30 @@ def add_arguments(p):
     p.add_argument("--frames", default=None, metavar="A:B", help="with --motion: only frames A..B-1 of the clip")
     p.add_argument("--with-body", action="store_true", help="glb of one frame: add the posed body mesh")
     p.add_argument("--no-body", action="store_true", help="glb with --motion: leave out the skinned body mesh")
+    p.add_argument(
+        "--max-frames",
+        type=int,
+        default=None,
+        help="the frame ceiling of motion files (default 100,000, or DREAMWALTZ_MAX_FRAMES): longer files are "
+        "refused before they are read; retargeting needs about 30 kB of memory per frame (3 GB for 100,000)",
+    )
     p.add_argument("--out", type=Path, required=True, help="the file (a folder for a .ply sequence)")
 
 
-def load_pose(avatar, path: Path, frame: int):
+def load_pose(avatar, path: Path, frame: int, max_frames=None):
     """(full_pose, transl, expression) of one frame of any motion file the motion readers accept."""
     from ..core.errors import MotionError
     from ..core.motion import TargetSkeleton, load_motion
 
-    seq = load_motion(path, TargetSkeleton.from_avatar(avatar))
-    if not 0 <= frame < seq.num_frames:
-        raise MotionError(f"frame {frame} is outside the clip (0..{seq.num_frames - 1}).", "Choose another --frame.")
+    if frame < 0:
+        raise MotionError(f"frame {frame} is outside the clip (frames count from 0).", "Choose another --frame.")
+    # Only that frame is materialised (an SMPL-family file converts no other); a frame past the
+    # clip's end is refused there, naming the clip's range.
+    seq = load_motion(path, TargetSkeleton.from_avatar(avatar), max_frames=max_frames, frames=slice(frame, frame + 1))
     expression = None
     if seq.expression is not None and avatar.manifest["body"].get("kind") == "smplx":
-        expression = seq.expression[frame, : avatar.num_expressions]
-    return seq.full_pose[frame], seq.transl[frame], expression
+        expression = seq.expression[0, : avatar.num_expressions]
+    return seq.full_pose[0], seq.transl[0], expression
 
 
 def frame_range(spec, num_frames: int) -> range:
@@ -69,11 +78,11 @@ def frame_range(spec, num_frames: int) -> range:
     return range(start, stop)
 
 
-def load_clip(avatar, path: Path, frames=None):
+def load_clip(avatar, path: Path, frames=None, max_frames=None):
     """(full_pose (T,J,3), transl (T,3), fps, frame numbers) of a motion file, cut to ``--frames``."""
     from ..core.motion import TargetSkeleton, load_motion
 
-    seq = load_motion(path, TargetSkeleton.from_avatar(avatar))
+    seq = load_motion(path, TargetSkeleton.from_avatar(avatar), max_frames=max_frames)
     keep = frame_range(frames, seq.num_frames)
     sl = slice(keep.start, keep.stop)
     return seq.full_pose[sl], seq.transl[sl], float(seq.fps), keep
@@ -159,13 +168,13 @@ def run(args) -> int:
                 "Leave out --pose/--betas (a shape edit is not kept in a skinned file).",
             )
         if args.format in ("ply", "ply-seq"):
-            full_pose, transl, fps, frames = load_clip(avatar, args.motion, args.frames)
+            full_pose, transl, fps, frames = load_clip(avatar, args.motion, args.frames, args.max_frames)
             paths = write_ply_sequence(args.out, avatar, full_pose, transl, frames)
             print(f"wrote {len(paths)} .ply files ({avatar.num_splats} splats each, {fps:g} fps) to {args.out}")
             return 0
         from ..core.gltf import write_animated_glb
 
-        full_pose, transl, fps, frames = load_clip(avatar, args.motion, args.frames)
+        full_pose, transl, fps, frames = load_clip(avatar, args.motion, args.frames, args.max_frames)
         write_animated_glb(args.out, avatar, full_pose, transl, fps, name=args.motion.stem, with_body=not args.no_body)
         print(
             f"wrote the skinned avatar ({avatar.num_splats} splats) with {len(frames)} frames at {fps:g} fps "
@@ -174,7 +183,7 @@ def run(args) -> int:
         return 0
     pose = transl = expression = None
     if args.pose:
-        pose, transl, expression = load_pose(avatar, args.pose, args.frame)
+        pose, transl, expression = load_pose(avatar, args.pose, args.frame, args.max_frames)
     posed = pose_avatar(avatar, pose, betas=args.betas, expression=expression, transl=transl)
     if args.format == "spz":
         write_spz(args.out, posed)

@@ -11,6 +11,13 @@ def add_arguments(p):
     p.add_argument("--motion", type=Path, default=None, help="BVH or SMPL-X motion; none = rest pose")
     p.add_argument("--turntable", type=int, default=0, help="render N views around the avatar instead")
     p.add_argument("--fps", type=float, default=None, help="resample the motion to this frame rate")
+    p.add_argument(
+        "--max-frames",
+        type=int,
+        default=None,
+        help="the frame ceiling of motion files (default 100,000, or DREAMWALTZ_MAX_FRAMES): longer files are "
+        "refused before they are read; retargeting needs about 30 kB of memory per frame (3 GB for 100,000)",
+    )
     p.add_argument("--every", type=int, default=1, help="render every n-th frame")
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -30,7 +37,7 @@ def run(args) -> int:
     avatar = read_h3ga(args.avatar)
     frames = []
     if args.motion:
-        seq = load_motion(args.motion, TargetSkeleton.from_avatar(avatar), fps=args.fps)
+        seq = load_motion(args.motion, TargetSkeleton.from_avatar(avatar), fps=args.fps, max_frames=args.max_frames)
         for i in range(0, seq.num_frames, args.every):
             frames.append((seq.full_pose[i], seq.transl[i], 0.0))
     else:

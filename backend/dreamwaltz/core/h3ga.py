@@ -605,6 +605,17 @@ def _declared_needs(manifest: dict, index: dict, where: str, limit: int) -> dict
     return needs
 
 
+def read_npy_header(f) -> tuple:
+    """(shape, fortran_order, dtype) from the header of a ``.npy`` stream, reading nothing after it
+    (numpy's header parser: a literal, never unpickled). Raises what numpy raises on a bad header."""
+    major, _minor = np.lib.format.read_magic(f)
+    if major == 1:
+        return np.lib.format.read_array_header_1_0(f)
+    if major == 2:
+        return np.lib.format.read_array_header_2_0(f)
+    raise ValueError(f"npy format version {major} is not supported")
+
+
 def read_npy_stream(
     f,
     where: str,
@@ -633,14 +644,7 @@ def read_npy_stream(
 
     try:
         start = f.tell() if size is not None else 0
-        major, _minor = np.lib.format.read_magic(f)
-        if major == 1:
-            header = np.lib.format.read_array_header_1_0(f)
-        elif major == 2:
-            header = np.lib.format.read_array_header_2_0(f)
-        else:
-            raise ValueError(f"npy format version {major} is not supported")
-        got_shape, fortran, got_dtype = header
+        got_shape, fortran, got_dtype = read_npy_header(f)
         header_len = f.tell() - start if size is not None else 0
     except Exception as err:  # noqa: BLE001 - numpy's header parser raises many kinds (tokenize.TokenError too)
         raise bad(f"is not a valid .npy array ({type(err).__name__}: {_one_line(err)}).") from None

@@ -17,13 +17,11 @@ import numpy as np
 
 from ..errors import MotionError
 from ..rotations import axis_angle_to_matrix
+from .limits import DEFAULT_MAX_FRAMES, check_frames, frame_ceiling
 
-MAX_BVH_BYTES = 256 << 20  # text: at most ~128M numbers, 1 GiB as float64
+MAX_BVH_BYTES = 256 << 20  # text: at most ~128M numbers, 1 GiB as float64 (scaled with a raised frame ceiling)
 MAX_HIERARCHY_BYTES = 4 << 20  # 1000 joints need ~200 kB
 MAX_JOINTS = 1000
-MAX_FRAMES = 1_000_000  # 9 hours at 30 fps
-# world_transforms holds ~200 bytes per joint and frame (float64 rotations and positions, twice)
-BYTES_PER_JOINT_FRAME = 200
 AXES = {"X": 0, "Y": 1, "Z": 2}
 
 
@@ -52,19 +50,40 @@ class BVH:
             pos[j] = self.offsets[j] + (pos[p] if p >= 0 else 0.0)
         return pos
 
+    def additive_positions(self) -> set[int]:
+        """Joints below the root whose position channels hold a displacement from the OFFSET, not
+        the position itself: the channels stay zero over the clip (under 0.1 % of the OFFSET) while
+        the OFFSET is a real bone (MakeHuman writes six channels of zeros on its leg joints). By the BVH specification
+        position channels replace the offset, which would fold those bones to nothing."""
+        out, column = set(), 0
+        for j, chans in enumerate(self.channels):
+            cols = {name[0].upper(): column + i for i, name in enumerate(chans) if name[1:].lower() == "position"}
+            column += len(chans)
+            length = float(np.linalg.norm(self.offsets[j]))
+            if self.parents[j] < 0 or len(cols) != 3 or length == 0 or self.frames.shape[0] == 0:
+                continue
+            values = self.frames[:, [cols["X"], cols["Y"], cols["Z"]]]
+            if float(np.max(np.linalg.norm(values, axis=1))) < 1e-3 * length:
+                out.add(j)
+        return out
+
     def world_transforms(self) -> tuple[np.ndarray, np.ndarray]:
         """Per frame world rotations (T,J,3,3) and positions (T,J,3) by forward kinematics."""
         T, J = self.num_frames, len(self.names)
         local_R = np.broadcast_to(np.eye(3), (T, J, 3, 3)).copy()
         local_t = np.broadcast_to(self.offsets, (T, J, 3)).copy()
         column = 0
+        additive = self.additive_positions()
         for j, chans in enumerate(self.channels):
             for name in chans:
                 values = self.frames[:, column]
                 column += 1
                 axis = AXES[name[0].upper()]
                 if name[1:].lower() == "position":
-                    local_t[:, j, axis] = values  # position channels replace the offset
+                    if j in additive:
+                        local_t[:, j, axis] += values
+                    else:
+                        local_t[:, j, axis] = values  # position channels replace the offset
                 else:
                     aa = np.zeros((T, 3))
                     aa[:, axis] = np.radians(values)
@@ -80,23 +99,69 @@ class BVH:
         return R, P
 
 
-def read_bvh(path) -> BVH:
+class SampledClip:
+    """A skeleton animation already sampled per frame, exposing what ``retarget_bvh`` reads from a
+    ``BVH``: names, parents, rest positions, End Sites, and per frame each joint's world rotation
+    relative to its rest and its world position. Made from an armature in Blender's scene
+    (``dreamwaltz_blender/motion_source.py``) and from VRM animations (``vrma.py``)."""
+
+    def __init__(self, names, parents, rest, end_sites, rotations, positions, fps):
+        self.names = list(names)
+        self.parents = list(parents)
+        self._rest = np.asarray(rest, dtype=np.float64)  # (J,3) world heads at rest
+        self.end_sites = end_sites  # joint -> rest offset of its tail (leaf bones only)
+        self._R = rotations  # (T,J,3,3) world rotation relative to rest
+        self._P = positions  # (T,J,3) world head positions
+        self.frame_time = 1.0 / float(fps)
+
+    @property
+    def fps(self) -> float:
+        return 1.0 / self.frame_time
+
+    @property
+    def num_frames(self) -> int:
+        return int(self._P.shape[0])
+
+    def rest_positions(self) -> np.ndarray:
+        return self._rest.copy()
+
+    def world_transforms(self):
+        return self._R.copy(), self._P.copy()
+
+
+def read_bvh(path, max_frames=None) -> BVH:
+    """A BVH file; its declared frame count is checked against the frame ceiling (``limits``) from
+    the head of the file, before the frames are read."""
     path = Path(path)
     if not path.is_file():
         raise MotionError(f"'{path}' does not exist.", "Check the path.")
     size = path.stat().st_size
     if size == 0:
         raise MotionError(f"'{path.name}' is empty.", "Export the motion again.")
-    if size > MAX_BVH_BYTES:
+    with open(path, "rb") as f:
+        head = f.read(MAX_HIERARCHY_BYTES + 4096).decode("utf-8", errors="replace")
+    declared = _declared_frames(head)
+    channels = sum(int(n) for n in re.findall(r"(?i)\bCHANNELS\s+(\d{1,3})\b", head))
+    if declared is not None and channels > 0:  # a clip without channels is refused for that (parse_bvh)
+        check_frames(declared, f"'{path.name}'", max_frames, joints=len(_NAME_RE.findall(head)))
+    limit = MAX_BVH_BYTES * max(1, -(-frame_ceiling(max_frames) // DEFAULT_MAX_FRAMES))
+    if size > limit:
         raise MotionError(
-            f"'{path.name}' is {size / 2**20:.0f} MB, over the {MAX_BVH_BYTES >> 20} MB limit.",
+            f"'{path.name}' is {size / 2**20:.0f} MB, over the {limit >> 20} MB limit.",
             "Split the clip into shorter takes.",
         )
     text = path.read_bytes().decode("utf-8", errors="replace")
     try:
-        return parse_bvh(text)
+        return parse_bvh(text, max_frames)
     except MotionError as err:
         raise MotionError(f"'{path.name}': {err.message}", err.hint) from None
+
+
+def _declared_frames(head: str):
+    """The 'Frames: N' of a BVH's MOTION header if it is within ``head``, else None."""
+    found = _MOTION_RE.search(head)
+    match = re.match(r"\s*FRAMES\s*:?\s*(\d+)", head[found.end() :], re.IGNORECASE) if found else None
+    return int(match.group(1)) if match else None
 
 
 _MOTION_RE = re.compile(r"(?<!\S)MOTION(?!\S)", re.IGNORECASE)
@@ -104,7 +169,27 @@ _NAME_RE = re.compile(r"(?im)^([ \t]*(?:ROOT|JOINT))[ \t]+([^\r\n{]*?\S)[ \t]*(\
 _MOTION_HEADER_RE = re.compile(r"\s*(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)")
 
 
-def parse_bvh(text: str) -> BVH:
+def _check_rows(data: str, n_channels: int, n_frames: int, first_line: int) -> None:
+    """Every motion row holds one number per channel of the hierarchy: a row of another length
+    (a damaged file, or channels that disagree with the hierarchy) is refused naming its line."""
+    row = 0
+    lines = data.split("\n")
+    for i, line in enumerate(lines):
+        count = len(line.split())
+        if count == 0:
+            continue
+        if count != n_channels and (count > n_channels or any(rest.strip() for rest in lines[i + 1 :])):
+            number = first_line + i
+            raise MotionError(
+                f"line {number} holds {count} numbers, but the hierarchy declares {n_channels} channels per frame.",
+                "The file is damaged or its hierarchy does not match its motion; export it again.",
+            )
+        row += 1
+        if row >= n_frames:
+            return
+
+
+def parse_bvh(text: str, max_frames=None) -> BVH:
     # Only the hierarchy is split into Python tokens; the frames are parsed by numpy straight into
     # one float64 array (a token list of a big clip would take ~50 bytes per number).
     found = _MOTION_RE.search(text, 0, MAX_HIERARCHY_BYTES)
@@ -126,7 +211,6 @@ def parse_bvh(text: str) -> BVH:
     names, parents, offsets, channels, end_sites = [], [], [], [], {}
     stack: list[int] = []
     i = 1
-    pending_end = False
 
     def expect(word):
         nonlocal i
@@ -232,14 +316,10 @@ def parse_bvh(text: str) -> BVH:
         raise MotionError(
             "no joint has channels, so the clip holds no motion.", "Export the motion again with its channels."
         )
-    if n_frames > MAX_FRAMES or n_frames * len(names) * BYTES_PER_JOINT_FRAME > (4 << 30):
-        raise MotionError(
-            f"'Frames' is {n_frames} for {len(names)} joints, over what DreamWaltz reads at once "
-            f"({min(MAX_FRAMES, (4 << 30) // (BYTES_PER_JOINT_FRAME * len(names)))} frames).",
-            "Split the clip into shorter takes.",
-        )
+    check_frames(n_frames, "the clip", max_frames, joints=len(names))
     data = text[header.end() :]
     expected = n_frames * n_channels
+    _check_rows(data, n_channels, n_frames, text.count("\n", 0, header.end()) + 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numpy warns when the text does not end in a number
         try:

@@ -118,8 +118,46 @@ def _unsided(joint: str) -> str:
     return joint.split("_", 1)[1] if joint.startswith(("left_", "right_")) else joint
 
 
-def structural_mapping(names, parents, rest, end_sites=None) -> tuple[dict[str, str], list[str]]:
+LIMBS = (("hip", "knee", "ankle", "foot"), ("collar", "shoulder", "elbow", "wrist"))
+
+
+def _names_along_limbs(info: dict, mapping: dict, names) -> list[str]:
+    """In a posed reference frame (the rest pose was not a standing human) a foot on tiptoe or an
+    arm hanging from a leaning body makes the structure's joint choice along a limb ambiguous: the
+    names break the tie, where they name the limb's joints in order along the very chain the
+    structure found for that side. Changes ``mapping`` in place; returns notes."""
+    sk = info["sk"]
+    index = {n: i for i, n in enumerate(names)}
+    by_name = auto_mapping(names)
+    notes = []
+    for side in ("left", "right"):
+        for limb, anchor in zip(LIMBS, ("pelvis", "spine3")):
+            keys = [f"{side}_{j}" for j in limb]
+            named = {k: by_name[k] for k in keys if k in by_name}
+            if not all(k in named for k in keys[1:3]) or anchor not in mapping:
+                continue
+            deepest = max((index[mapping[k]] for k in keys if k in mapping), key=lambda j: len(sk.chain_to_root(j)))
+            chain = set(sk.path(index[mapping[anchor]], deepest)) | set(sk.descendants(deepest))
+            order = [index[named[k]] for k in keys if k in named]
+            if not all(j in chain for j in order) or any(
+                b not in sk.chain_to_root(a) or a == b for a, b in zip(order[1:], order[:-1])
+            ):
+                continue
+            changed = [k for k in keys if mapping.get(k) != named.get(k)]
+            if not changed:
+                continue
+            for k in keys:
+                mapping.pop(k, None)
+            for other in [k for k, b in mapping.items() if b in named.values()]:
+                del mapping[other]  # a bone drives one joint
+            mapping.update(named)
+            notes.append(f"{side} {'leg' if limb[0] == 'hip' else 'arm'}: the bone names decide along the limb.")
+    return notes
+
+
+def structural_mapping(names, parents, rest, end_sites=None, posed: bool = False) -> tuple[dict[str, str], list[str]]:
     """The mapping found from the hierarchy and rest pose (see ``structure``), with a report.
+    ``posed``: ``rest`` is a frame of the clip, not its rest pose (names then break ties along limbs).
 
     Raises ``StructureError`` when the skeleton does not look like a standing human.
     """
@@ -140,6 +178,8 @@ def structural_mapping(names, parents, rest, end_sites=None) -> tuple[dict[str, 
             notes.append("No feet and no side names: the clip is assumed to face the usual way for its up axis.")
     left = structure.left_axis(up, forward)
     mapping = structure.sided(info, left)
+    if posed:
+        notes += _names_along_limbs(info, mapping, names)
     used = set(mapping.values())
     reverse = _reverse()
     # Fingers: by name inside each hand, the side from the hand's place.
@@ -170,7 +210,9 @@ def structural_mapping(names, parents, rest, end_sites=None) -> tuple[dict[str, 
     return mapping, notes
 
 
-def build_mapping(source_names, user=None, parents=None, rest=None, end_sites=None) -> tuple[dict[str, str], list[str]]:
+def build_mapping(
+    source_names, user=None, parents=None, rest=None, end_sites=None, posed: bool = False
+) -> tuple[dict[str, str], list[str]]:
     """The automatic mapping (structure first when the hierarchy is given, names otherwise) with
     ``user`` (dict or JSON path) laid over it, and a report of what mapped to what and why."""
     by_name = auto_mapping(source_names)
@@ -179,7 +221,7 @@ def build_mapping(source_names, user=None, parents=None, rest=None, end_sites=No
     mapping = None
     if parents is not None and rest is not None:
         try:
-            mapping, notes = structural_mapping(source_names, parents, rest, end_sites)
+            mapping, notes = structural_mapping(source_names, parents, rest, end_sites, posed)
             for joint, bone in mapping.items():
                 named = [j for j, b in by_name.items() if b == bone]
                 if by_name.get(joint) == bone:

@@ -11,13 +11,13 @@ ratio and a ground pass keeps the soles on the floor at contact and never below 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
 from ..errors import MotionError
 from ..joints import JOINT_INDEX, JOINT_NAMES, PARENTS
 from ..rotations import matrix_to_axis_angle
+from . import structure
 from .bvh import BVH
 from .mapping import build_mapping, check_mapping
 
@@ -54,6 +54,8 @@ FEET = ("left_ankle", "left_foot", "right_ankle", "right_foot")
 CONTACT_M, CONTACT_SPEED = 0.08, 1.0
 SMOOTH_S = 0.04
 CONTACT_MAX_M, BELOW_MAX_M = 0.015, 0.005
+BODY_SAMPLES = 800  # body mesh vertices sampled for keep_above_floor
+DRIFT_S = 2.0  # the source's floor level is taken over this window (trackers drift; jumps are shorter)
 
 
 @dataclass
@@ -61,10 +63,14 @@ class MotionSequence:
     fps: float
     full_pose: np.ndarray  # (T,55,3) axis-angle, smplx order, SMPL-X space
     transl: np.ndarray  # (T,3) SMPL-X space: posed pelvis = rest pelvis + transl
-    expression: Optional[np.ndarray] = None  # (T,E)
+    expression: np.ndarray | None = None  # (T,E)
     mapping: dict = field(default_factory=dict)
     source: str = ""
     notes: list = field(default_factory=list)
+    # A retargeted skeleton clip: the source's axes (rows: its left, up, forward) and the scale that
+    # bring its joints into the avatar's space, e.g. to draw the source beside the avatar.
+    source_basis: np.ndarray | None = None
+    source_scale: float = 1.0
 
     @property
     def num_frames(self) -> int:
@@ -75,35 +81,66 @@ class MotionSequence:
 class TargetSkeleton:
     rest_joints: np.ndarray  # (55,3) SMPL-X space at the avatar's shape
     sole_points: np.ndarray  # (P,3) rest positions of points that touch the ground
-    sole_joints: np.ndarray  # (P,) the joint each sole point is rigid to
+    sole_joints: np.ndarray  # (P,) the ankle or foot joint each sole point belongs to (its side)
     ground_y: float  # height of the ground under the rest pose
+    # Skinning of the sole points, (P,K) joint indices and weights: the points then move as the
+    # evaluated body's vertices do (linear blend skinning); without them, rigidly with sole_joints.
+    skin_joints: np.ndarray | None = None
+    skin_weights: np.ndarray | None = None
+    # A sample of the whole body mesh's vertices (rest positions, skinning): no part of the posed
+    # body (a hand on the floor, a knee) may go through the floor either.
+    body_points: np.ndarray | None = None
+    body_skin_joints: np.ndarray | None = None
+    body_skin_weights: np.ndarray | None = None
 
     @classmethod
-    def from_avatar(cls, avatar) -> "TargetSkeleton":
-        """Soles from the body mesh: the lowest vertices skinned mostly to the ankles and feet."""
+    def from_avatar(cls, avatar) -> TargetSkeleton:
+        """Soles from the avatar's body mesh at its shape (``from_mesh``)."""
         a = avatar.arrays
         rest = a["body/template_vertices"] + a["body/shape_dirs"] @ a["rig/betas"].astype(np.float64)
-        weights = a["body/skin_weights"]
-        points, joints = [], []
+        return cls.from_mesh(a["rig/rest_joints"], rest, a["body/skin_weights"])
+
+    @classmethod
+    def from_mesh(cls, rest_joints, vertices, weights) -> TargetSkeleton:
+        """Soles from a skinned body mesh (SMPL-X space, ``weights`` (V,55)): per foot, the vertices
+        skinned mostly to the ankle and foot that can touch the floor: the lowest ones (the sole),
+        and, from the lower part of the foot, the rearmost (heel) and foremost (toe tip), which go
+        lowest when the foot rolls. They keep their full skinning, so the floor pass sees the
+        evaluated body's sole, not a point rigid to a joint."""
+        rest_joints = np.asarray(rest_joints, dtype=np.float64)
+        vertices = np.asarray(vertices, dtype=np.float64)
+        weights = np.asarray(weights, dtype=np.float64)
+        ground = float(vertices[:, 1].min())
+        picked, sides = [], []
         for side in ("left", "right"):
             ids = np.array([JOINT_INDEX[f"{side}_ankle"], JOINT_INDEX[f"{side}_foot"]])
             own = np.nonzero(weights[:, ids].sum(axis=1) > 0.5)[0]
             if len(own) == 0:
                 continue
-            low = own[np.argsort(rest[own, 1])[: max(4, len(own) // 20)]]
-            points.append(rest[low])
-            joints.append(ids[np.argmax(weights[low][:, ids], axis=1)])
-        if not points:
-            return cls.from_joints(a["rig/rest_joints"], ground_y=float(rest[:, 1].min()))
+            y = vertices[own, 1]
+            low = own[np.argsort(y)[: max(4, len(own) // 20)]]
+            lower = own[y <= y.min() + 0.35 * (y.max() - y.min())]
+            k = max(2, len(own) // 50)
+            order = lower[np.argsort(vertices[lower, 2])]
+            chosen = np.unique(np.concatenate([low, order[:k], order[-k:]]))
+            picked.append(chosen)
+            sides.append(ids[np.argmax(weights[chosen][:, ids], axis=1)])
+        if not picked:
+            return cls.from_joints(rest_joints, ground_y=ground)
+        chosen = np.concatenate(picked)
+        body = np.unique(np.linspace(0, len(vertices) - 1, min(len(vertices), BODY_SAMPLES)).astype(int))
         return cls(
-            a["rig/rest_joints"].astype(np.float64),
-            np.concatenate(points),
-            np.concatenate(joints),
-            float(rest[:, 1].min()),
+            rest_joints,
+            vertices[chosen],
+            np.concatenate(sides),
+            ground,
+            *_top_weights(weights[chosen]),
+            vertices[body],
+            *_top_weights(weights[body]),
         )
 
     @classmethod
-    def coerce(cls, target) -> "TargetSkeleton":
+    def coerce(cls, target) -> TargetSkeleton:
         """A TargetSkeleton from itself, an avatar (``H3GAAvatar``) or rest joints (55,3)."""
         if isinstance(target, cls):
             return target
@@ -112,7 +149,7 @@ class TargetSkeleton:
         return cls.from_joints(target)
 
     @classmethod
-    def from_joints(cls, rest_joints, ground_y: Optional[float] = None) -> "TargetSkeleton":
+    def from_joints(cls, rest_joints, ground_y: float | None = None) -> TargetSkeleton:
         """Without a mesh: soles a little below the ankles and toes."""
         rest_joints = np.asarray(rest_joints, dtype=np.float64)
         if rest_joints.shape != (55, 3) or not np.isfinite(rest_joints).all():
@@ -163,10 +200,58 @@ def forward_kinematics_batch(local_R: np.ndarray, rest_joints: np.ndarray, trans
     return W, P
 
 
+def _top_weights(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N,55) skinning weights -> the four strongest joints per point and their weights (summing to 1)."""
+    top = np.argsort(-weights, axis=1)[:, :4]
+    top_w = np.take_along_axis(weights, top, axis=1)
+    return top, top_w / np.maximum(top_w.sum(axis=1, keepdims=True), 1e-12)
+
+
+def skinned_points(W, P, rest_joints, points, joints, weights) -> np.ndarray:
+    """(T,N,3) rest ``points`` posed by linear blend skinning (``joints``/``weights`` (N,K)), as the
+    body mesh's vertices are."""
+    out = np.zeros((W.shape[0],) + points.shape)
+    for slot in range(joints.shape[1]):  # one influence at a time: (T,N,3,3) at most
+        j = joints[:, slot]
+        out += weights[:, slot, None] * (P[:, j] + np.einsum("tpij,pj->tpi", W[:, j], points - rest_joints[j]))
+    return out
+
+
 def sole_points(W, P, target: TargetSkeleton) -> np.ndarray:
-    """(T,P,3) the target's sole points carried by their joints."""
-    offsets = target.sole_points - target.rest_joints[target.sole_joints]
-    return P[:, target.sole_joints] + np.einsum("tpij,pj->tpi", W[:, target.sole_joints], offsets)
+    """(T,P,3) the target's sole points where the posed body puts them (linear blend skinning with
+    their own weights; rigid to their joint when the target has no skinning)."""
+    if target.skin_joints is None:
+        offsets = target.sole_points - target.rest_joints[target.sole_joints]
+        return P[:, target.sole_joints] + np.einsum("tpij,pj->tpi", W[:, target.sole_joints], offsets)
+    return skinned_points(W, P, target.rest_joints, target.sole_points, target.skin_joints, target.skin_weights)
+
+
+def body_lowest(W, P, target: TargetSkeleton, chunk: int = 4096) -> np.ndarray | None:
+    """(T,) height of the posed body mesh's lowest sampled vertex above the ground (None: no mesh)."""
+    if target.body_points is None:
+        return None
+    out = np.empty(W.shape[0])
+    for a in range(0, W.shape[0], chunk):  # bounded memory on long clips
+        pts = skinned_points(
+            W[a : a + chunk],
+            P[a : a + chunk],
+            target.rest_joints,
+            target.body_points,
+            target.body_skin_joints,
+            target.body_skin_weights,
+        )
+        out[a : a + chunk] = pts[:, :, 1].min(axis=1) - target.ground_y
+    return out
+
+
+def keep_above_floor(lowest: np.ndarray, fps: float) -> np.ndarray:
+    """(T,) upward shift that keeps the body's lowest point out of the floor, eased in and out."""
+    lift = np.maximum(0.0, -lowest)
+    if not lift.any():
+        return lift
+    r = max(1, int(np.ceil(3 * SMOOTH_S * fps)))
+    held = np.max(np.lib.stride_tricks.sliding_window_view(np.pad(lift, r, mode="edge"), 2 * r + 1), axis=1)
+    return np.maximum(_smooth(held, SMOOTH_S * fps), lift)
 
 
 def sole_heights(W, P, target: TargetSkeleton) -> np.ndarray:
@@ -211,12 +296,26 @@ def foot_speeds(W, P, target: TargetSkeleton, fps: float) -> np.ndarray:
     return out
 
 
-def ground_offsets(feet: np.ndarray, speeds: Optional[np.ndarray] = None, fps: float = 30.0) -> np.ndarray:
+def _floor_level(lowest: np.ndarray, fps: float) -> np.ndarray:
+    """(T,) the source's floor height around each frame: the 5th percentile of the lowest sole's
+    heights within DRIFT_S seconds, evaluated every few frames and interpolated (bounded memory)."""
+    T = len(lowest)
+    half = max(1, int(round(DRIFT_S * fps / 2)))
+    if T <= 2 * half + 1:
+        return np.full(T, np.percentile(lowest, 5))
+    stride = max(1, half // 4)
+    centres = np.unique(np.concatenate([np.arange(0, T, stride), [T - 1]]))
+    levels = [np.percentile(lowest[max(0, c - half) : c + half + 1], 5) for c in centres]
+    return np.interp(np.arange(T), centres, levels)
+
+
+def ground_offsets(feet: np.ndarray, speeds: np.ndarray | None = None, fps: float = 30.0) -> np.ndarray:
     """Vertical shift per frame: the supporting sole on the ground, never below it, flight untouched.
 
     ``feet`` (T,2) or (T,) sole heights, ``speeds`` (T,2) horizontal sole speeds. The source's own
-    floor height is unknown, so the whole clip is first shifted to put its contact level (the low
-    5 % of the lowest sole's heights; a one-frame pose: that frame) on the ground. A frame has
+    floor height is unknown (and video trackers let it drift by tens of centimetres over a clip), so
+    the clip is first shifted to put its contact level on the ground: the low 5 % of the lowest
+    sole's heights within DRIFT_S around each frame (a one-frame pose: that frame). A frame has
     contact where its lowest sole is under CONTACT_M, or a sole under 1.5 times that is slower than
     CONTACT_SPEED; on frames with a foot in
     contact the lowest sole is put on the ground; frames without (jumps, runs' flight phases)
@@ -227,8 +326,8 @@ def ground_offsets(feet: np.ndarray, speeds: Optional[np.ndarray] = None, fps: f
     if feet.ndim == 1:
         feet = feet[:, None]
     lowest = feet.min(axis=1)
-    base = -np.percentile(lowest, 5)
-    h = feet + base
+    base = -_floor_level(lowest, fps)
+    h = feet + base[:, None]
     low = h.min(axis=1)
     slow = np.ones_like(h, dtype=bool) if speeds is None else np.asarray(speeds) < CONTACT_SPEED
     # Low enough is contact whatever the speed (clips that slide their feet); slow feet count a little higher.
@@ -244,17 +343,33 @@ def ground_offsets(feet: np.ndarray, speeds: Optional[np.ndarray] = None, fps: f
     return base + offset
 
 
-def source_basis(rest: np.ndarray, mapping: dict, index: dict) -> np.ndarray:
+UP_AXES = {
+    "x": (1.0, 0, 0),
+    "y": (0, 1.0, 0),
+    "z": (0, 0, 1.0),
+    "-x": (-1.0, 0, 0),
+    "-y": (0, -1.0, 0),
+    "-z": (0, 0, -1.0),
+}
+
+
+def source_basis(rest: np.ndarray, mapping: dict, index: dict, up_axis: str = "auto") -> np.ndarray:
     """Rows: the source's left, up and forward axes (snapped), i.e. source -> SMPL-X axes.
 
-    Up is head over feet and left is left hip/shoulder minus right in the rest skeleton, so Y-up,
-    Z-up (and any other axis-aligned) captures all stand up facing +Z.
+    Up is head over feet and left is left hip/shoulder minus right in the reference pose, so Y-up,
+    Z-up (and any other axis-aligned) captures all stand up facing +Z. ``up_axis`` ("y", "z", "-y",
+    ...) overrides the detected up axis.
     """
 
     def at(joint):
         return rest[index[mapping[joint]]]
 
-    up = _snap(at("head") - 0.5 * (at("left_ankle") + at("right_ankle")))
+    if up_axis != "auto" and up_axis.lower() not in UP_AXES:
+        raise MotionError(f"up_axis {up_axis!r} is not one of auto, {', '.join(UP_AXES)}.", "Choose one of them.")
+    if up_axis == "auto":
+        up = _snap(at("head") - 0.5 * (at("left_ankle") + at("right_ankle")))
+    else:
+        up = np.array(UP_AXES[up_axis.lower()])
     left = at("left_hip") - at("right_hip")
     if "left_shoulder" in mapping and "right_shoulder" in mapping:
         left = left + at("left_shoulder") - at("right_shoulder")
@@ -302,7 +417,7 @@ def _bone_target(
     s: int,
     mapping: dict,
     index: dict,
-    bvh: BVH,
+    ends: dict,
     rest: np.ndarray,
     P_src: np.ndarray,
     R_src: np.ndarray,
@@ -320,10 +435,38 @@ def _bone_target(
             c = index[mapping[child]]
             if np.linalg.norm(rest[c] - rest[s]) > min_len:
                 return rest[c], P_src[:, c], JOINT_INDEX[child]
-    if s in bvh.end_sites and BONE_CHILD.get(name) and np.linalg.norm(bvh.end_sites[s]) > min_len:
-        end = bvh.end_sites[s]
+    if s in ends and BONE_CHILD.get(name) and np.linalg.norm(ends[s]) > min_len:
+        end = ends[s]  # in the reference pose; R_src is relative to it
         return rest[s] + end, P_src[:, s] + R_src[:, s] @ end, JOINT_INDEX[BONE_CHILD[name][0]]
     return None
+
+
+def reference_pose(bvh: BVH, R_src: np.ndarray, P_src: np.ndarray):
+    """The pose the skeleton is analysed and aligned in: the rest pose when it looks like a standing
+    human, else the first of a few frames that does (a video tracker's or a capture suite's zero
+    pose may have every bone along X).
+
+    Returns (joint positions (J,3), world rotations (J,3,3), End Sites {joint: offset in that pose},
+    label, reasons); label is None (and the rest pose returned) when no pose looks human.
+    """
+    J = len(bvh.names)
+    rest = bvh.rest_positions()
+    reasons = []
+    try:
+        structure.analyse(bvh.names, bvh.parents, rest, bvh.end_sites)
+        return rest, np.broadcast_to(np.eye(3), (J, 3, 3)), dict(bvh.end_sites), "rest pose", reasons
+    except structure.StructureError as err:
+        reasons.append(f"rest pose: {err}")
+    T = P_src.shape[0]
+    for t in dict.fromkeys(np.linspace(0, T - 1, min(T, 9)).round().astype(int).tolist()):
+        ends = {j: R_src[t, j] @ e for j, e in bvh.end_sites.items()}
+        try:
+            structure.analyse(bvh.names, bvh.parents, P_src[t], ends)
+        except structure.StructureError as err:
+            reasons.append(f"frame {t + 1}: {err}")
+            continue
+        return P_src[t] - P_src[t, 0] + rest[0], R_src[t], ends, f"frame {t + 1}", reasons
+    return rest, np.broadcast_to(np.eye(3), (J, 3, 3)), dict(bvh.end_sites), None, reasons
 
 
 def retarget_bvh(
@@ -334,15 +477,27 @@ def retarget_bvh(
     scale: float = 1.0,
     keep_on_ground: bool = True,
     source: str = "",
+    up_axis: str = "auto",
 ) -> MotionSequence:
-    """A parsed BVH clip as an SMPL-X sequence for ``target`` (see the module docstring)."""
+    """A parsed BVH clip as an SMPL-X sequence for ``target`` (see the module docstring);
+    ``up_axis`` overrides the detected up axis of the source ("y", "z", "-y", ...)."""
     where = source or "the clip"
     index = {name: i for i, name in enumerate(bvh.names)}
-    rest = bvh.rest_positions()
-    mapping, report = build_mapping(bvh.names, mapping, bvh.parents, rest, bvh.end_sites)
-    check_mapping(mapping, bvh.names, where)
     R_src, P_src = bvh.world_transforms()
-    B = source_basis(rest, mapping, index)
+    rest, ref_R, ends, label, reasons = reference_pose(bvh, R_src, P_src)
+    if label is None and mapping is None:
+        raise MotionError(
+            f"{where}: its skeleton does not look like a standing human ({'; '.join(reasons[:2])}), "
+            "so it is not retargeted (quadrupeds, creatures and props are not supported).",
+            "If it is a humanoid, give a bone mapping (mapping=PATH, see docs/MOTION.md).",
+        )
+    mapping, report = build_mapping(bvh.names, mapping, bvh.parents, rest, ends, posed=label not in (None, "rest pose"))
+    check_mapping(mapping, bvh.names, where)
+    if label not in (None, "rest pose"):
+        report.insert(0, f"The rest pose does not look like a standing human: {label} is the reference pose.")
+    # Rotations relative to the reference pose (the rest pose when it is a standing human).
+    R_src = R_src @ np.transpose(ref_R, (0, 2, 1))[None]
+    B = source_basis(rest, mapping, index, up_axis)
     T = bvh.num_frames
     rest_joints = target.rest_joints
 
@@ -381,7 +536,7 @@ def retarget_bvh(
         s = index[mapping[name]]
         delta = B @ R_src[:, s] @ B.T
         A = align.get(parent, np.eye(3)) if parent >= 0 else np.eye(3)
-        bone = _bone_target(name, k, s, mapping, index, bvh, rest, P_src, R_src, min_len)
+        bone = _bone_target(name, k, s, mapping, index, ends, rest, P_src, R_src, min_len)
         if bone is None:
             world[:, k] = delta @ A
         else:
@@ -400,14 +555,35 @@ def retarget_bvh(
         local[:, k] = np.transpose(world[:, PARENTS[k]], (0, 2, 1)) @ world[:, k]
 
     # Root path scaled by the leg-length ratio (and the user's scale).
-    ratio = tgt_leg / src_leg * float(scale)
+    # The source's leg length as its frames have it (position channels on every joint may disagree
+    # with the hierarchy's offsets, even in their units): the median over the clip.
+    sides = [[index[mapping[f"{s}_{j}"]] for j in ("hip", "knee", "ankle")] for s in ("left", "right")]
+    moving = np.median(
+        [
+            np.linalg.norm(P_src[:, k] - P_src[:, h], axis=-1) + np.linalg.norm(P_src[:, a] - P_src[:, k], axis=-1)
+            for h, k, a in sides
+        ],
+        axis=1,
+    ).mean()
+    ratio = tgt_leg / (moving if moving > 1e-9 else src_leg) * float(scale)
     root = P_src[:, index[mapping["pelvis"]]] @ B.T
+    hips = [index[mapping["left_hip"]], index[mapping["right_hip"]]]
+    if np.linalg.norm(rest[index[mapping["pelvis"]]] - rest[hips].mean(axis=0)) > 0.5 * src_leg:
+        # The source's pelvis bone is far from its hip joints (a rig whose hips bone sits on the
+        # floor): the avatar's hips follow the source's hips, its pelvis above them as in its rest.
+        between = rest_joints[[JOINT_INDEX["left_hip"], JOINT_INDEX["right_hip"]]].mean(axis=0) - rest_joints[0]
+        root = P_src[:, hips].mean(axis=1) @ B.T - np.einsum("tij,j->ti", world[:, 0], between) / ratio
+        report.insert(0, "The pelvis bone is far from the hip joints: the root follows the hip joints.")
     transl = (root - np.array([root[0, 0], root[:, 1].mean(), root[0, 2]])) * ratio
     if in_place:
         transl[:, [0, 2]] = 0.0
     if keep_on_ground:
         W, P = forward_kinematics_batch(local, rest_joints, transl)
-        transl[:, 1] += ground_offsets(foot_heights(W, P, target), foot_speeds(W, P, target, bvh.fps), bvh.fps)
+        offsets = ground_offsets(foot_heights(W, P, target), foot_speeds(W, P, target, bvh.fps), bvh.fps)
+        transl[:, 1] += offsets
+        lowest = body_lowest(W, P, target)
+        if lowest is not None:  # a hand, a knee or a leaning body: no part of the mesh under the floor
+            transl[:, 1] += keep_above_floor(lowest + offsets, bvh.fps)
     height = float(
         (
             rest[index[mapping["head"]]]
@@ -421,26 +597,24 @@ def retarget_bvh(
     ]
     if not any(f"left_{f}1" in mapping for f in ("index", "middle", "thumb")):
         notes.append("The clip has no finger bones: fingers stay at rest.")
-    return MotionSequence(bvh.fps, matrix_to_axis_angle(local), transl, None, mapping, source, notes + report)
+    return MotionSequence(
+        bvh.fps, matrix_to_axis_angle(local), transl, None, mapping, source, notes + report, B, float(ratio)
+    )
 
 
-def resample(seq: MotionSequence, fps: float) -> MotionSequence:
+def resample(seq: MotionSequence, fps: float, max_frames=None) -> MotionSequence:
     """The same motion at another frame rate (slerp rotations, lerp translation), same duration."""
     from ..rotations import axis_angle_to_quaternion, quaternion_slerp, quaternion_to_axis_angle
-
-    from .smpl_files import MAX_FRAMES, check_fps
+    from .limits import check_frames
+    from .smpl_files import check_fps
 
     fps = check_fps(fps, "the frame rate to resample to")
     check_fps(seq.fps, f"{seq.source or 'the motion'}: its frame rate")
     if abs(fps - seq.fps) < 1e-6 or seq.num_frames < 2:
         return seq
     duration = (seq.num_frames - 1) / seq.fps
-    if duration * fps + 1 > MAX_FRAMES:  # bound the allocation before making it
-        raise MotionError(
-            f"{seq.source or 'the motion'}: resampling {seq.num_frames} frames from {seq.fps:g} to {fps:g} fps "
-            f"would make {int(duration * fps) + 1} frames, over the {MAX_FRAMES} limit.",
-            "Check the clip's frame rate, or split the clip.",
-        )
+    where = f"{seq.source or 'the motion'} resampled from {seq.fps:g} to {fps:g} fps"
+    check_frames(int(round(duration * fps)) + 1, where, max_frames)  # bound the allocation before making it
     times = np.arange(int(round(duration * fps)) + 1) / fps
     src = np.minimum(times * seq.fps, seq.num_frames - 1)
     i0 = np.floor(src).astype(int)

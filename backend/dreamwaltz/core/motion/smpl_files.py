@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
 from ..errors import MotionError
-from ..h3ga import read_npy_file, read_npz
+from ..h3ga import read_npy_file, read_npy_header, read_npz
 from ..rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from .limits import check_frames
 from .retarget import MotionSequence
 
-MAX_FRAMES = 1_000_000
 MIN_FPS, MAX_FPS = 0.1, 10_000.0  # as BVH's frame times (1e-4 to 10 s)
 MAX_FILE_BYTES = 2 << 30
 Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
@@ -37,6 +36,31 @@ def _load(path: Path) -> dict:
     return read_npz(path, where, error=MotionError, fix=fix, kinds="fiubUS")  # AMASS keeps gender etc. as text
 
 
+def declared_frames(path: Path):
+    """The most frames any 2-D or larger array of a .npz / .npy declares, read from the arrays'
+    headers only (nothing decompressed, nothing unpickled); None when the headers cannot be read
+    (the full reader then says what is wrong)."""
+    import zipfile
+
+    def frames_of(f):
+        shape = read_npy_header(f)[0]
+        return int(shape[0]) if len(shape) >= 2 else 0
+
+    try:
+        if path.suffix.lower() == ".npy":
+            with open(path, "rb") as f:
+                return frames_of(f)
+        with zipfile.ZipFile(path) as zf:
+            counts = []
+            for info in zf.infolist():
+                if info.filename.endswith(".npy"):
+                    with zf.open(info) as f:
+                        counts.append(frames_of(f))
+            return max(counts, default=None)
+    except Exception:  # noqa: BLE001 - any unreadable header: the full reader reports it
+        return None
+
+
 def _scalar(data: dict, *keys, default=None):
     for key in keys:
         if key in data:
@@ -46,11 +70,18 @@ def _scalar(data: dict, *keys, default=None):
     return default
 
 
-def read_smpl_motion(path, rest_pelvis, up_axis: str = "auto", fps: Optional[float] = None) -> MotionSequence:
-    """A motion file as an SMPL-X pose sequence in SMPL-X (Y-up) space."""
+def read_smpl_motion(
+    path, rest_pelvis, up_axis: str = "auto", fps: float | None = None, max_frames=None, frames: slice | None = None
+) -> MotionSequence:
+    """A motion file as an SMPL-X pose sequence in SMPL-X (Y-up) space; a file of more frames than
+    the ceiling (``limits``) is refused from its arrays' headers, before any array is read.
+    ``frames`` (a slice): only those frames are converted."""
     path = Path(path)
     if not path.is_file():
         raise MotionError(f"'{path}' does not exist.", "Check the path.")
+    declared = declared_frames(path)
+    if declared is not None:
+        check_frames(declared, f"'{path.name}'", max_frames)
     data = _load(path)
     poses = data.get("poses", data.get("motion", data.get("arr_0")))
     if poses is None or poses.dtype.kind not in "fiu":
@@ -64,16 +95,25 @@ def read_smpl_motion(path, rest_pelvis, up_axis: str = "auto", fps: Optional[flo
             "Supported: (T,156) SMPL+H, (T,165) SMPL-X, (T,55,3), (T,265), (T,322).",
         )
     T = poses.shape[0]
-    if T > MAX_FRAMES:  # before any copy
-        raise MotionError(f"'{path.name}' has {T} frames, over the {MAX_FRAMES} limit.", "Split the clip.")
-    poses = poses.astype(np.float64)
+    check_frames(T, f"'{path.name}'", max_frames)  # before any copy
     if T == 0:
         raise MotionError(f"'{path.name}' has no frames.", "")
+    trans = data.get("trans")
+    if frames is not None:  # only the frames asked for are converted (export --pose: one)
+        keep = range(T)[frames]
+        if len(keep) == 0:
+            raise MotionError(
+                f"'{path.name}': frames {frames.start}..{frames.stop} are outside the clip (0..{T - 1}).",
+                "Choose frames within the clip.",
+            )
+        if trans is not None and np.shape(trans)[:1] == (T,):
+            trans = trans[frames]
+        poses, T = poses[frames], len(keep)
+    poses = poses.astype(np.float64)
     full = np.zeros((T, 55, 3))
     transl = np.zeros((T, 3))
     expression = None
     z_up = False
-    trans = data.get("trans")
     if poses.ndim == 3 and poses.shape[1:] == (55, 3):
         layout = "per-joint (T,55,3)"
         full = poses

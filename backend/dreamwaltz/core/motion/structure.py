@@ -28,7 +28,6 @@ side from geometry. Everything else (twist bones, props, face rigs) is left unma
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 import numpy as np
 
@@ -53,12 +52,24 @@ class Skeleton:
         for j, p in enumerate(self.parents):
             if p >= 0:
                 self.children[p].append(j)
+        # Several root bones (an FBX rig's IK and foot-roll controls beside its skeleton): the body
+        # is the hierarchy with the most joints; the others' tips are not extremities of the body.
+        roots = [j for j, p in enumerate(self.parents) if p < 0]
+        root_of = {}
+        for r in roots:
+            stack = [r]
+            while stack:
+                k = stack.pop()
+                root_of[k] = r
+                stack.extend(self.children[k])
+        main = max(roots, key=lambda r: sum(1 for v in root_of.values() if v == r)) if roots else -1
         self.tip_point = {}
         for j in range(self.n):
-            if not self.children[j]:
+            if not self.children[j] and root_of.get(j, main) == main:
                 end = (end_sites or {}).get(j)
                 self.tip_point[j] = self.rest[j] + (np.asarray(end) if end is not None else 0.0)
-        points = np.concatenate([self.rest, np.array(list(self.tip_point.values())).reshape(-1, 3)])
+        body = [j for j in range(self.n) if root_of.get(j, main) == main]
+        points = np.concatenate([self.rest[body], np.array(list(self.tip_point.values())).reshape(-1, 3)])
         self.extent = points.max(axis=0) - points.min(axis=0)
         self.size = float(np.linalg.norm(self.extent))
         if not self.size > 0:
@@ -74,13 +85,15 @@ class Skeleton:
     def path(self, a, b):
         """Joints from a to b through their common ancestor (both included)."""
         up_a, up_b = self.chain_to_root(a), self.chain_to_root(b)
-        common = next(x for x in up_a if x in set(up_b))
+        common = next((x for x in up_a if x in set(up_b)), None)
+        if common is None:
+            raise StructureError("its joints are not one hierarchy (several roots)")
         return up_a[: up_a.index(common) + 1] + up_b[: up_b.index(common)][::-1]
 
     def lca(self, joints):
         chains = [self.chain_to_root(j) for j in joints]
         shared = set(chains[0]).intersection(*map(set, chains[1:]))
-        return next(x for x in chains[0] if x in shared)
+        return next((x for x in chains[0] if x in shared), None)  # None: in different hierarchies
 
     def descendants(self, j):
         out, stack = [], [j]
@@ -93,6 +106,10 @@ class Skeleton:
     def tips_under(self, j):
         return [k for k in self.descendants(j) if k in self.tip_point]
 
+    def reach(self, a, tip) -> float:
+        """How far ``tip``'s end lies from joint ``a`` along the chain (bone lengths, whatever the pose)."""
+        return self.path_length(self.path(a, tip)) + float(np.linalg.norm(self.tip_point[tip] - self.rest[tip]))
+
     def path_length(self, joints):
         pts = self.rest[joints]
         return float(np.linalg.norm(np.diff(pts, axis=0), axis=1).sum()) if len(joints) > 1 else 0.0
@@ -104,10 +121,7 @@ def _two_lowest(sk: Skeleton, up: np.ndarray, tips):
     first = order[0]
     for other in order[1:]:
         meet = sk.lca([first, other])
-        if (
-            np.linalg.norm(sk.tip_point[first] - sk.rest[meet]) > 0.2 * sk.size
-            and np.linalg.norm(sk.tip_point[other] - sk.rest[meet]) > 0.2 * sk.size
-        ):
+        if meet is not None and sk.reach(meet, first) > 0.2 * sk.size and sk.reach(meet, other) > 0.2 * sk.size:
             return first, other, meet
     return None
 
@@ -163,8 +177,25 @@ def _split(sk, chain, lo, hi):
     return best
 
 
-def map_leg(sk: Skeleton, chain, up) -> dict:
-    """chain: joints from below the pelvis down to the foot tip."""
+def _ankle_by_length(sk, chain, hip):
+    """The ankle of a bent leg (a running stride as the rest pose): the last joint from which the
+    rest of the foot is at least 12 % of the leg's length along the bones (thigh and shin are
+    the long bones, the foot and toes the short ones)."""
+    tip = chain[-1]
+    total = sk.reach(chain[hip], tip)
+    found = None
+    for i in range(hip + 2, len(chain)):
+        if sk.reach(chain[i], tip) >= 0.12 * total:
+            found = i
+    return found
+
+
+def map_leg(sk: Skeleton, chain, up, pelvis_point=None) -> dict:
+    """chain: joints from below the pelvis down to the foot tip.
+
+    A joint sitting on the pelvis (CMU's zero-length ``LHipJoint``, whose bone is the side bone out
+    to the real hip) is never the hip, even when that side bone slopes down.
+    """
     down = -up
     eps = 0.01 * sk.size
     hip = ankle = None
@@ -174,10 +205,13 @@ def map_leg(sk: Skeleton, chain, up) -> dict:
             continue
         d = sk.rest[nxt] - sk.rest[j]
         cos = float(d @ down) / np.linalg.norm(d)
-        if cos > DOWNWARD and hip is None and not _is_twist(sk, j):
+        on_pelvis = pelvis_point is not None and np.linalg.norm(sk.rest[j] - pelvis_point) < eps
+        if cos > DOWNWARD and hip is None and not _is_twist(sk, j) and not on_pelvis:
             hip = i
         if cos > DOWNWARD and hip is not None:
             ankle = chain.index(nxt)
+    if hip is not None and (ankle is None or ankle <= hip + 1):
+        ankle = _ankle_by_length(sk, chain, hip)
     if hip is None or ankle is None or ankle <= hip + 1:
         raise StructureError("a leg without a thigh and a shin")
     # The ankle: the first of the joints at the end of the last downward bone (zero-length helpers after it).
@@ -221,6 +255,10 @@ def map_arm(sk: Skeleton, chain, up, axis_point, hip_width) -> dict:
             wrist = i
             break
     if wrist is None:
+        main = [j for j in chain if not _is_twist(sk, j)]
+        if len(main) == 2 and main[-1] in sk.tip_point and sk.reach(main[-1], main[-1]) > eps:
+            # An upper arm and a forearm ending in its End Site (a robot's two-bone arm): no hand.
+            return {"shoulder": main[0], "elbow": main[1]}
         raise StructureError("an arm without a hand")
     # A zero-length joint at the wrist (cgspeed's FingerBase) is not the wrist: the first one is.
     while wrist > 0 and np.linalg.norm(sk.rest[chain[wrist]] - sk.rest[chain[wrist - 1]]) < eps:
@@ -255,6 +293,22 @@ def _farthest_tip(sk, start, tips, anchor):
     return max(tips, key=lambda t: float(np.linalg.norm(sk.tip_point[t] - anchor)))
 
 
+def _check_standing(sk, up, pelvis, chest, head_tip, arm_tips, feet) -> None:
+    """A standing human's head is above its pelvis and chest, and its hands
+    hang well above its feet; a quadruped's (or a creature's) does not, whatever its bones are called."""
+    points = np.concatenate([sk.rest, np.array(list(sk.tip_point.values()))]) @ up
+    height = float(np.ptp(points))
+    body = sk.tip_point[head_tip] - sk.rest[pelvis]
+    rise = float(body @ up)
+    if rise < 0.25 * height or rise < 0.7 * float(np.linalg.norm(body)):
+        raise StructureError("its head is not above its pelvis (the body is not upright)")
+    if float(sk.tip_point[head_tip] @ up) < float(sk.rest[chest] @ up):
+        raise StructureError("no head above the chest")
+    floor = min(float(sk.tip_point[f] @ up) for f in feet)
+    if any(float(sk.tip_point[t] @ up) - floor < 0.15 * height for t in arm_tips):
+        raise StructureError("its front limbs reach the floor")
+
+
 def analyse(names, parents, rest, end_sites=None) -> dict:
     """{'joints': {smplx_body_joint: source index}, 'up', 'forward', 'hands': {side: wrist}, 'head'}."""
     sk = Skeleton(names, parents, rest, end_sites)
@@ -265,7 +319,7 @@ def analyse(names, parents, rest, end_sites=None) -> dict:
     legs = []
     for foot in (foot_a, foot_b):
         path = sk.path(pelvis, foot)[1:]
-        legs.append(map_leg(sk, path, up))
+        legs.append(map_leg(sk, path, up, sk.rest[pelvis]))
     leg_joints = set()
     for foot in (foot_a, foot_b):
         leg_joints.update(sk.path(pelvis, foot)[1:])
@@ -295,8 +349,10 @@ def analyse(names, parents, rest, end_sites=None) -> dict:
         reach[t] = (a, float(np.linalg.norm(sk.tip_point[t] - sk.rest[a])))
     arm_tips = []
     for t in sorted(reach, key=lambda t: -reach[t][1]):
-        if reach[t][1] < 0.2 * sk.size:
-            break
+        # Long enough to be an arm: measured along the chain, so arms hanging down (the classic
+        # Biovision rest pose) count as much as arms held out.
+        if sk.reach(reach[t][0], t) < 0.2 * sk.size:
+            continue
         if all(sk.lca([t, other]) in on_axis for other in arm_tips):
             arm_tips.append(t)
         if len(arm_tips) == 2:
@@ -304,6 +360,7 @@ def analyse(names, parents, rest, end_sites=None) -> dict:
     if len(arm_tips) < 2:
         raise StructureError("fewer than two arms")
     chest = max((reach[t][0] for t in arm_tips), key=axis_path.index)
+    _check_standing(sk, up, pelvis, chest, head_tip, arm_tips, (foot_a, foot_b))
     arms = []
     axis_point = sk.rest[pelvis]
     hip_width = np.mean([np.linalg.norm((d := sk.rest[leg["hip"]] - axis_point) - (d @ up) * up) for leg in legs])
@@ -375,7 +432,7 @@ def limb_sides(info: dict, left: np.ndarray) -> dict:
     arms = info["arms"]
     pos = [float(sk.rest[a["elbow"]] @ left) for a in arms]
     order = ("left", "right") if pos[0] > pos[1] else ("right", "left")
-    return {arm["wrist"]: side for side, arm in zip(order, arms)}
+    return {arm["wrist"]: side for side, arm in zip(order, arms) if "wrist" in arm}
 
 
 def conventional_forward(up: np.ndarray) -> np.ndarray:
@@ -384,5 +441,5 @@ def conventional_forward(up: np.ndarray) -> np.ndarray:
     return {1: np.array([0.0, 0, 1]), 2: np.array([0.0, -1, 0]), 0: np.array([0.0, 0, 1])}[k]
 
 
-def left_axis(up: np.ndarray, forward: Optional[np.ndarray]) -> np.ndarray:
+def left_axis(up: np.ndarray, forward: np.ndarray | None) -> np.ndarray:
     return np.cross(up, forward)
