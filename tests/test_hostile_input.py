@@ -22,7 +22,7 @@ from dreamwaltz.core import h3ga as h3ga_module
 from dreamwaltz.core.errors import DreamWaltzError
 from dreamwaltz.core.h3ga import read_h3ga, write_h3ga
 from dreamwaltz.core.motion import TargetSkeleton, load_motion, read_bvh, resample
-from dreamwaltz.core.motion.retarget import MotionSequence
+from dreamwaltz.core.motion.sequence import MotionSequence
 from dreamwaltz.core.testing import make_test_avatar
 
 CEILING = 48 << 20  # bytes a refused read may allocate at its peak

@@ -17,7 +17,7 @@ from dreamwaltz.core.errors import MotionError
 from dreamwaltz.core.h3ga import write_h3ga
 from dreamwaltz.core.joints import JOINT_INDEX
 from dreamwaltz.core.motion import TargetSkeleton, forward_kinematics_batch, load_motion, read_bvh
-from dreamwaltz.core.motion.limits import DEFAULT_MAX_FRAMES, MAX_FRAMES_ENV
+from dreamwaltz.core.motion.sequence import DEFAULT_MAX_FRAMES, MAX_FRAMES_ENV
 from dreamwaltz.core.rotations import axis_angle_to_matrix
 from dreamwaltz.core.testing import make_test_avatar
 

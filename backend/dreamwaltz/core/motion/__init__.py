@@ -15,7 +15,8 @@ from pathlib import Path
 from ..errors import MotionError
 from .bvh import BVH, SampledClip, read_bvh
 from .mapping import auto_mapping, load_mapping, save_mapping
-from .retarget import MotionSequence, TargetSkeleton, forward_kinematics_batch, resample, retarget_bvh
+from .retarget import TargetSkeleton, forward_kinematics_batch, resample, retarget_bvh
+from .sequence import MotionSequence
 from .smpl_files import read_smpl_motion
 
 __all__ = [
@@ -48,7 +49,7 @@ def load_motion(
 ) -> MotionSequence:
     """Any supported motion file as an SMPL-X sequence for ``target``, resampled to ``fps`` if given.
 
-    ``max_frames`` raises (or lowers) the frame ceiling (``limits``: 100,000 frames by default, or
+    ``max_frames`` raises (or lowers) the frame ceiling (``sequence``: 100,000 frames by default, or
     ``DREAMWALTZ_MAX_FRAMES``); a longer file is refused from its header, before it is read.
     ``frames`` (a slice of the file's frames, before resampling): only those are returned; an
     SMPL-family file converts only those (a skeleton clip is retargeted whole: its floor pass

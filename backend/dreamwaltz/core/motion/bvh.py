@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import MotionError
 from ..rotations import axis_angle_to_matrix
-from .limits import DEFAULT_MAX_FRAMES, check_frames, frame_ceiling
+from .sequence import DEFAULT_MAX_FRAMES, check_frames, frame_ceiling
 
 MAX_BVH_BYTES = 256 << 20  # text: at most ~128M numbers, 1 GiB as float64 (scaled with a raised frame ceiling)
 MAX_HIERARCHY_BYTES = 4 << 20  # 1000 joints need ~200 kB
@@ -130,7 +130,7 @@ class SampledClip:
 
 
 def read_bvh(path, max_frames=None) -> BVH:
-    """A BVH file; its declared frame count is checked against the frame ceiling (``limits``) from
+    """A BVH file; its declared frame count is checked against the frame ceiling (``sequence``) from
     the head of the file, before the frames are read."""
     path = Path(path)
     if not path.is_file():

@@ -10,7 +10,7 @@ ratio and a ground pass keeps the soles on the floor at contact and never below 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from ..rotations import matrix_to_axis_angle
 from . import structure
 from .bvh import BVH
 from .mapping import build_mapping, check_mapping
+from .sequence import MotionSequence
 
 # The child whose direction defines a joint's bone, in preference order.
 BONE_CHILD = {
@@ -56,25 +57,6 @@ SMOOTH_S = 0.04
 CONTACT_MAX_M, BELOW_MAX_M = 0.015, 0.005
 BODY_SAMPLES = 800  # body mesh vertices sampled for keep_above_floor
 DRIFT_S = 2.0  # the source's floor level is taken over this window (trackers drift; jumps are shorter)
-
-
-@dataclass
-class MotionSequence:
-    fps: float
-    full_pose: np.ndarray  # (T,55,3) axis-angle, smplx order, SMPL-X space
-    transl: np.ndarray  # (T,3) SMPL-X space: posed pelvis = rest pelvis + transl
-    expression: np.ndarray | None = None  # (T,E)
-    mapping: dict = field(default_factory=dict)
-    source: str = ""
-    notes: list = field(default_factory=list)
-    # A retargeted skeleton clip: the source's axes (rows: its left, up, forward) and the scale that
-    # bring its joints into the avatar's space, e.g. to draw the source beside the avatar.
-    source_basis: np.ndarray | None = None
-    source_scale: float = 1.0
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.full_pose.shape[0])
 
 
 @dataclass
@@ -605,8 +587,7 @@ def retarget_bvh(
 def resample(seq: MotionSequence, fps: float, max_frames=None) -> MotionSequence:
     """The same motion at another frame rate (slerp rotations, lerp translation), same duration."""
     from ..rotations import axis_angle_to_quaternion, quaternion_slerp, quaternion_to_axis_angle
-    from .limits import check_frames
-    from .smpl_files import check_fps
+    from .sequence import check_fps, check_frames
 
     fps = check_fps(fps, "the frame rate to resample to")
     check_fps(seq.fps, f"{seq.source or 'the motion'}: its frame rate")

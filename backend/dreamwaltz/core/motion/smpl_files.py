@@ -6,7 +6,6 @@ Layouts: docs/MOTION.md.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +13,8 @@ import numpy as np
 from ..errors import MotionError
 from ..h3ga import read_npy_file, read_npy_header, read_npz
 from ..rotations import axis_angle_to_matrix, matrix_to_axis_angle
-from .limits import check_frames
-from .retarget import MotionSequence
+from .sequence import MotionSequence, check_fps, check_frames
 
-MIN_FPS, MAX_FPS = 0.1, 10_000.0  # as BVH's frame times (1e-4 to 10 s)
 MAX_FILE_BYTES = 2 << 30
 Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 
@@ -74,7 +71,7 @@ def read_smpl_motion(
     path, rest_pelvis, up_axis: str = "auto", fps: float | None = None, max_frames=None, frames: slice | None = None
 ) -> MotionSequence:
     """A motion file as an SMPL-X pose sequence in SMPL-X (Y-up) space; a file of more frames than
-    the ceiling (``limits``) is refused from its arrays' headers, before any array is read.
+    the ceiling (``sequence``) is refused from its arrays' headers, before any array is read.
     ``frames`` (a slice): only those frames are converted."""
     path = Path(path)
     if not path.is_file():
@@ -166,17 +163,3 @@ def read_smpl_motion(
         rate = _scalar(data, "mocap_framerate", "mocap_frame_rate", "fps", "frame_rate", default=30.0)
         rate = check_fps(rate, f"'{path.name}': its frame rate ('mocap_framerate')")
     return MotionSequence(rate, full, transl, expression, {}, f"{path.name} ({layout})")
-
-
-def check_fps(fps, what: str) -> float:
-    """``fps`` as a float if it is a plausible frame rate, else a MotionError naming ``what``."""
-    try:
-        value = float(fps)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not (MIN_FPS <= value <= MAX_FPS):  # also refuses NaN
-        raise MotionError(
-            f"{what} is {fps!r}, not a frame rate ({MIN_FPS:g} to {MAX_FPS:g} fps).",
-            "Fix the file's frame rate (e.g. 30), or give the rate explicitly.",
-        )
-    return value

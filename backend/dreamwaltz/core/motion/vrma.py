@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import MotionError
 from ..rotations import quaternion_slerp, quaternion_to_matrix
 from .bvh import SampledClip
-from .limits import check_frames
+from .sequence import check_frames
 
 MAX_VRMA_BYTES = 256 << 20
 SAMPLE_FPS = 60.0
