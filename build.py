@@ -249,7 +249,9 @@ def cmd_test(pytest_args: list[str]) -> int:
         py = cmd_setup()
         setup_web()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        return subprocess.call([str(py), "-m", "pytest", *rest], cwd=ROOT, env=env)
+        lint = run_lint(py)  # style and layers first; the suite runs either way
+        code = subprocess.call([str(py), "-m", "pytest", *rest], cwd=ROOT, env=env)
+        return code or lint
     results = [(b, *run_blender_tests(b, rest)) for b in dict.fromkeys(blenders)]
     for blender, code, seconds in results:
         log(

@@ -13,16 +13,16 @@ camera = reenact(avatar, "walk.track.npz", plate_path="walk_plate.mp4", person=0
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import bpy
 import numpy as np
 
+from . import compat
+from .avatar import ROLE, STANDARD_VIEW, Avatar  # noqa: F401  (part of the scripting API)
 from .importer import armature as armature_builder
 from .importer import body as body_builder
-from . import compat
-from .importer import nodes, space, splats as splat_builder
-from .avatar import ROLE, STANDARD_VIEW, Avatar  # noqa: F401  (part of the scripting API)
+from .importer import nodes, space
+from .importer import splats as splat_builder
 from .shared import module
 
 errors = module("errors")
@@ -62,7 +62,7 @@ def import_avatar(path, collection=None, set_view_transform: bool = False) -> Av
     return result
 
 
-def view_transform_warning(scene=None) -> Optional[str]:
+def view_transform_warning(scene=None) -> str | None:
     """A one-line warning when ``scene``'s colour management does not show avatars as trained, else None.
 
     Avatar colours are display values emitted as scene-linear light: only the Standard view

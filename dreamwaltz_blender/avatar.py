@@ -29,7 +29,7 @@ class Avatar:
         return self.armature.users_collection[0]
 
     @classmethod
-    def from_object(cls, obj) -> "Avatar":
+    def from_object(cls, obj) -> Avatar:
         """The avatar that ``obj`` (its armature, body or splats) belongs to."""
         rig = obj if obj.get(ROLE) == "armature" else obj.parent
         if rig is None or rig.get(ROLE) != "armature":

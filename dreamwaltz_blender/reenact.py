@@ -69,14 +69,9 @@ def _clip_facts(clip, path):
 
 
 def _level(track, person) -> np.ndarray:
-    """(3,3) rotation turning the track's frame so the body's up is +Y. World tracks are y-up
-    already; for camera-frame ones the up axis is the tracked root's mean +Y axis (the backend's
-    ``reenact.body_up``, repeated here because the add-on cannot import the torch backend)."""
-    if track.frame == "world":
-        return np.eye(3)
-    up = rotations.axis_angle_to_matrix(person.full_pose[:, 0])[:, :, 1].mean(axis=0)
-    up /= max(float(np.linalg.norm(up)), 1e-9)
-    return retarget._align(up, np.array([0.0, 1.0, 0.0]))
+    """(3,3) rotation turning the track's frame so the body's up (``core.tracks.body_up``, as the
+    backend's reenactment finds it) is +Y."""
+    return rotations.align(module("tracks").body_up(track, person), np.array([0.0, 1.0, 0.0]))
 
 
 def _rest_pelvis_at(rig, betas: np.ndarray) -> np.ndarray:

@@ -133,8 +133,8 @@ def test_the_panel_and_preferences_options_reach_the_job_request(addon):
     """What an artist ticks (Densify, GPU memory, precision) is what the backend is asked for."""
     import bpy
 
-    from dreamwaltz_blender import jobs
     from dreamwaltz.server.app import GenerateRequest
+    from dreamwaltz_blender import jobs
 
     settings = bpy.context.scene.dreamwaltz
     settings.prompt, settings.densify = "a knight", True

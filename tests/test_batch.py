@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import cli  # noqa: E402
 from PIL import Image
 
 from dreamwaltz.core.h3ga import read_h3ga
-
-from cli_helpers import cli  # noqa: E402
 
 PROMPTS = ["a knight in armor", "a dancer in a red dress", "an astronaut", "a wizard with a long beard"]
 # As short as the tiny preset allows: two stage-2 steps, stage 1 skipped (tests/test_stage2.py's knobs).

@@ -94,6 +94,7 @@ def test_importer_converts_srgb_to_scene_linear(addon, tmp_path):
 
 def test_import_view_transform_option_and_warning(addon, tmp_path):
     import bpy
+
     from dreamwaltz_blender import api
 
     avatar_file = write_h3ga(tmp_path / "small.h3ga", make_test_avatar(num_free=20, num_bound=5, seed=1))
@@ -166,6 +167,7 @@ def backend_vs_cycles(
     from backend_reference import rasterize_posed_arrays
     from blender_render import render_to_array
     from splat_silhouette import blender_camera_intrinsics
+
     from dreamwaltz.core.posing import pose_avatar
     from dreamwaltz_blender import api
     from dreamwaltz_blender.importer import space
@@ -340,6 +342,7 @@ def test_the_avatar_casts_its_bodys_shadow_and_the_body_stays_unseen(addon, tmp_
     import bpy
     import mathutils
     from blender_render import render_to_array
+
     from dreamwaltz_blender import api
 
     avatar = api.import_avatar(

@@ -17,6 +17,7 @@ from gltf_reference import attributes, load, relative, skinning_matrices, splat_
 
 def test_animated_and_current_frame_glb_export(addon, tmp_path):
     import bpy
+
     from dreamwaltz_blender import api
     from dreamwaltz_blender.importer import space
 

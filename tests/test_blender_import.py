@@ -38,6 +38,7 @@ def reference(imported, test_avatar, space, **pose):
 
 def test_import_builds_rig_mesh_and_splats_on_the_ground_at_the_cursor(addon, avatar_file, test_avatar):
     import bpy
+
     from dreamwaltz_blender import api
 
     bpy.context.scene.cursor.location = (1.0, 2.0, 0.5)
@@ -70,6 +71,7 @@ def test_import_builds_rig_mesh_and_splats_on_the_ground_at_the_cursor(addon, av
 
 def test_splats_follow_pose_fingers_jaw_expression_and_shape_exactly(addon, avatar_file, test_avatar):
     import bpy
+
     from dreamwaltz_blender import api
     from dreamwaltz_blender.importer import space
 
@@ -111,6 +113,7 @@ def test_a_bad_file_is_refused_and_leaves_the_scene_unchanged(addon, avatar_file
 
 def test_saved_and_reopened_blend_still_poses_correctly(addon, avatar_file, test_avatar, tmp_path):
     import bpy
+
     from dreamwaltz_blender import api
     from dreamwaltz_blender.importer import space
 
@@ -131,6 +134,7 @@ def test_saved_and_reopened_blend_still_poses_correctly(addon, avatar_file, test
 def test_display_modes_and_viewport_density(addon, avatar_file):
     import bpy
     from blender_render import shown_splat_count
+
     from dreamwaltz_blender import api
 
     imported = api.import_avatar(str(avatar_file))
@@ -155,6 +159,7 @@ def test_cycles_render_covers_the_same_silhouette_as_the_splats(addon, tmp_path)
     import mathutils
     from blender_render import render_to_array
     from splat_silhouette import blender_camera_intrinsics, splat_alpha
+
     from dreamwaltz_blender import api
 
     dense = make_test_avatar(num_free=5000, num_bound=800, seed=5)
@@ -181,6 +186,7 @@ def test_cycles_render_covers_the_same_silhouette_as_the_splats(addon, tmp_path)
 
 def test_file_export_writes_the_posed_splats_as_ply(addon, avatar_file, test_avatar, tmp_path):
     import bpy
+
     from dreamwaltz.core.ply import read_gaussian_ply
     from dreamwaltz_blender import api
 
@@ -196,6 +202,7 @@ def test_file_export_writes_the_posed_splats_as_ply(addon, avatar_file, test_ava
 
 def test_dragging_a_shape_slider_moves_body_splats_and_bones_together(addon, avatar_file, test_avatar):
     import bpy
+
     from dreamwaltz_blender import api
     from dreamwaltz_blender.importer import space
 
@@ -216,7 +223,6 @@ def test_dragging_a_shape_slider_moves_body_splats_and_bones_together(addon, ava
 
 
 def test_bad_shape_or_expression_values_change_nothing(addon, avatar_file, test_avatar):
-    import bpy
     from dreamwaltz_blender import api
     from dreamwaltz_blender.shared import module
 

@@ -27,6 +27,7 @@ def imported(addon, tmp_path):
 
 def test_bvh_clip_becomes_an_action_matching_the_backend_frame_for_frame(imported):
     import bpy
+
     from dreamwaltz_blender import motion
     from dreamwaltz_blender.importer import space
 
@@ -57,6 +58,7 @@ def test_bvh_clip_becomes_an_action_matching_the_backend_frame_for_frame(importe
 
 def test_expressions_from_a_smplx_file_animate_the_expression_keys(imported, tmp_path):
     import bpy
+
     from dreamwaltz_blender import motion
 
     avatar, data = imported
@@ -111,6 +113,7 @@ def test_a_failing_apply_motion_leaves_the_previous_action_frame_range_and_selec
     """Issue 16: all or nothing. A clip that is refused, or one whose keyframing fails part-way,
     leaves the rig's previous action, the frame range, bone modes and the selection as they were."""
     import bpy
+
     from dreamwaltz_blender import motion
 
     avatar, _ = imported

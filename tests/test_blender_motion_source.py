@@ -27,6 +27,7 @@ def short_clip(src: Path, dst: Path, frames: int = FRAMES) -> Path:
 @pytest.fixture
 def avatar(addon, tmp_path):
     import bpy
+
     from dreamwaltz_blender import api
 
     bpy.context.scene.render.fps, bpy.context.scene.render.fps_base = 25, 1.0
@@ -69,6 +70,7 @@ def angle(q1, q2):
 @pytest.mark.parametrize("clip", ["cmu_02_02_walk_daz.bvh", "cmu_12_03_walk_cgspeed.bvh", "makehuman_walk1.bvh"])
 def test_an_armature_from_blenders_bvh_importer_gives_the_same_poses_as_the_file(avatar, tmp_path, clip):
     import bpy
+
     from dreamwaltz_blender import api
 
     path = short_clip(MOCAP / clip, tmp_path / clip)
@@ -115,6 +117,7 @@ def test_the_operator_takes_the_selected_armature_and_refuses_without_one(avatar
 
 def test_a_failure_part_way_leaves_the_scene_as_it_was(avatar, tmp_path, monkeypatch):
     import bpy
+
     from dreamwaltz_blender import api, motion
 
     source = import_bvh(short_clip(MOCAP / "cmu_12_03_walk_cgspeed.bvh", tmp_path / "walk.bvh"))
@@ -136,6 +139,7 @@ def test_a_failure_part_way_leaves_the_scene_as_it_was(avatar, tmp_path, monkeyp
 @pytest.mark.parametrize("clip", ["cmu_02_02_walk_daz.bvh", "cmu_12_03_walk_cgspeed.bvh"])
 def test_the_same_after_a_round_trip_through_blenders_fbx_exporter_and_importer(avatar, tmp_path, clip):
     import bpy
+
     from dreamwaltz_blender import api
 
     path = short_clip(MOCAP / clip, tmp_path / clip)
@@ -183,6 +187,7 @@ def test_the_same_after_a_round_trip_through_blenders_fbx_exporter_and_importer(
 
 def test_the_same_after_a_round_trip_through_blenders_gltf_exporter_and_importer(avatar, tmp_path):
     import bpy
+
     from dreamwaltz_blender import api
 
     path = short_clip(MOCAP / "cmu_12_03_walk_cgspeed.bvh", tmp_path / "walk.bvh")

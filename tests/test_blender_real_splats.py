@@ -17,6 +17,7 @@ REFUSED = ["playcanvas_playbot_sog_lod4/meta.json", "playcanvas_playbot_sog_lod4
 @pytest.mark.parametrize("name", READ)
 def test_a_real_capture_imports_with_finite_values(addon, name):
     import bpy
+
     from dreamwaltz.core import splat_files
     from dreamwaltz_blender import api
 
@@ -41,6 +42,7 @@ def test_a_real_capture_imports_with_finite_values(addon, name):
 @pytest.mark.parametrize("name", REFUSED)
 def test_a_web_format_the_add_on_cannot_read_is_refused_in_one_line(addon, name):
     import bpy
+
     from dreamwaltz.core.errors import DreamWaltzError
     from dreamwaltz_blender import api
 

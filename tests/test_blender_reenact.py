@@ -124,6 +124,7 @@ def _pixels(bpy, scene, cam, points):
 @pytest.mark.parametrize("world", [False, True], ids=["static-camera-frame", "moving-world"])
 def test_camera_and_avatar_project_like_the_track(shot, world):
     import bpy
+
     from dreamwaltz.core.joints import JOINT_NAMES
     from dreamwaltz_blender import api
 
@@ -169,6 +170,7 @@ def test_camera_and_avatar_project_like_the_track(shot, world):
 def test_cycles_frame_matches_the_backend_silhouette(shot):
     import bpy
     from backend_reference import rasterize_posed_arrays
+
     from dreamwaltz.core.posing import pose_avatar
     from dreamwaltz.reenact import auto_supersample
     from dreamwaltz_blender import api
@@ -212,6 +214,7 @@ def test_cycles_frame_matches_the_backend_silhouette(shot):
 
 def test_plate_shows_behind_the_render_with_a_shadow_catcher_and_video_output(shot):
     import bpy
+
     from dreamwaltz_blender import api
 
     avatar, data, tmp = shot
@@ -306,6 +309,7 @@ def _state(bpy, avatar):
 
 def test_a_bad_track_changes_nothing(shot):
     import bpy
+
     from dreamwaltz.core.errors import TrackError
     from dreamwaltz_blender import api
 
@@ -337,6 +341,7 @@ def test_a_bad_track_changes_nothing(shot):
 def test_a_failure_late_in_the_build_undoes_everything(shot, monkeypatch):
     """Camera, keys, visibility, compositor, clip, ground, render settings: all put back."""
     import bpy
+
     from dreamwaltz.core.errors import DreamWaltzError
     from dreamwaltz_blender import api, reenact
 
@@ -357,6 +362,7 @@ def test_the_local_backend_makes_the_clean_plate(shot):
     """make_plate: the add-on runs `dreamwaltz reenact --plate-out` with the local backend's Python and
     shows that plate; without a backend it says how to make one, and nothing changes."""
     import bpy
+
     from dreamwaltz_blender import api, preferences
 
     backend_python = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "python"

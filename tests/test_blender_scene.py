@@ -82,6 +82,7 @@ def test_splat_scene_imports_equal_to_the_file(addon, tmp_path, kind, suffix, up
     """Positions, covariances, opacities and view-dependent (SH degree 3) colours as Blender evaluates
     them equal the file as gsply reads it, within the format's quantisation."""
     import bpy
+
     from dreamwaltz_blender import api
 
     s = random_splats(seed=1)
@@ -123,6 +124,7 @@ def test_splat_scene_imports_equal_to_the_file(addon, tmp_path, kind, suffix, up
 def test_spherical_harmonics_and_quaternions_follow_3dgs_conventions(addon, tmp_path):
     """Known values: SH coefficient 1 is -C1 * y (C1 = 0.4886025); rot_0..3 is (w, x, y, z)."""
     import bpy
+
     from dreamwaltz_blender import api
 
     s = random_splats(n=1, degree=1)
@@ -137,6 +139,7 @@ def test_spherical_harmonics_and_quaternions_follow_3dgs_conventions(addon, tmp_
     obj = api.import_splat_scene(str(path), up_axis="Z")  # Blender frame = file frame
     api.set_standard_view(bpy.context.scene)
     from blender_render import render_to_array
+
     from dreamwaltz_blender import compat
 
     for side, expected in ((-1.0, 0.5 - 0.4886025), (1.0, 0.5 + 0.4886025)):  # looking along +Y, then -Y
@@ -157,6 +160,7 @@ def test_spherical_harmonics_and_quaternions_follow_3dgs_conventions(addon, tmp_
 
 def test_bad_splat_files_change_nothing(addon, tmp_path):
     import bpy
+
     from dreamwaltz_blender import api
 
     errors = __import__("dreamwaltz.core.errors", fromlist=["DreamWaltzError"])
@@ -220,7 +224,7 @@ def _renders_alone_and_together(bpy, tmp_path, objects_by_name, engine="CYCLES")
     from blender_render import render_to_array
 
     alone = {}
-    for name, objects in objects_by_name.items():
+    for name in objects_by_name:
         for other, group in objects_by_name.items():
             for obj in group:
                 obj.hide_render = other != name
@@ -245,6 +249,7 @@ def test_avatars_and_a_mesh_wall_hide_each_other_by_depth(addon, tmp_path, engin
     """A red avatar in front, a blue one 1 m behind it and to the side, a grey wall between them
     covering part of the blue one: each pixel shows the nearest thing, in Cycles and in Eevee."""
     import bpy
+
     from dreamwaltz.core.h3ga import write_h3ga
     from dreamwaltz_blender import api
 
@@ -284,6 +289,7 @@ def test_an_avatar_stands_inside_a_splat_scene(addon, tmp_path, engine, room_imp
     the avatar covers the wall and the pillar covers the avatar, in one render (Cycles, Eevee). The
     room comes from the add-on's importer or from Blender's own File > Import > .ply (5.3+)."""
     import bpy
+
     from dreamwaltz.core.h3ga import write_h3ga
     from dreamwaltz_blender import api, compat
 
@@ -339,6 +345,7 @@ def test_a_crowd_shares_one_copy_of_the_splat_data(addon, tmp_path):
     """A second import of the same file and a duplicate share the splat mesh; each avatar keeps its
     own pose and shape, and its splats sit where its own armature puts them."""
     import bpy
+
     from dreamwaltz.core.h3ga import write_h3ga
     from dreamwaltz.core.joints import JOINT_INDEX
     from dreamwaltz.core.testing import make_test_avatar
@@ -374,6 +381,7 @@ def test_a_crowd_shares_one_copy_of_the_splat_data(addon, tmp_path):
 
 def test_layout_places_avatars_on_a_grid_and_along_a_path(addon, tmp_path):
     import bpy
+
     from dreamwaltz.core.h3ga import write_h3ga
     from dreamwaltz.core.testing import make_test_avatar
     from dreamwaltz_blender import api
@@ -409,12 +417,14 @@ def test_a_blender_scene_exports_to_what_render_scene_draws(addon, tmp_path, roo
     a moving camera), and its camera projects like Blender's. The room comes from the add-on's
     importer, or from Blender's own File > Import > .ply (5.3+: a native splat cloud)."""
     import bpy
+
     from dreamwaltz_blender import compat
 
     if room_importer == "blender" and not compat.HAS_NATIVE_SPLATS:
         pytest.skip("Blender before 5.3 has no Gaussian splat importer of its own")
     import mathutils
     from bpy_extras.object_utils import world_to_camera_view
+
     from dreamwaltz.core.h3ga import write_h3ga
     from dreamwaltz.core.scene import frame_gaussians, load_assets, load_scene
     from dreamwaltz.core.testing import make_test_avatar
@@ -478,6 +488,7 @@ def test_avatars_share_the_node_trees_beside_an_older_add_ons_trees(addon, tmp_p
     """A .blend from an older add-on keeps its trees under the plain names; new avatars still share
     one set of trees (named "<name>.001") instead of each making its own."""
     import bpy
+
     from dreamwaltz.core.h3ga import write_h3ga
     from dreamwaltz.core.testing import make_test_avatar
     from dreamwaltz_blender import api

@@ -18,12 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from test_server import AUTH, TOKEN, wait_for
 
 from dreamwaltz.core.h3ga import read_h3ga
 from dreamwaltz.server.app import create_app
 from dreamwaltz.server.runner import run_generate_job
-
-from test_server import AUTH, TOKEN, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 # The tiny preset at its shortest that still checkpoints: stage 1 skipped, a few stage-2 steps.

@@ -12,7 +12,7 @@ from dreamwaltz.body import BodyModel
 from dreamwaltz.body.poses import apose
 from dreamwaltz.conditioning import body_keypoints, draw_openpose, sample_camera, view_prompt
 from dreamwaltz.conditioning.openpose import BODY_COLORS
-from dreamwaltz.core.camera import look_at, intrinsics, Camera, orbit_camera
+from dreamwaltz.core.camera import Camera, intrinsics, look_at, orbit_camera
 from dreamwaltz.core.joints import JOINT_INDEX
 
 

@@ -7,11 +7,11 @@ import os
 import subprocess
 import sys
 import textwrap
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKEND_ONLY = ("torch", "diffusers", "transformers", "smplx", "gsplat", "accelerate", "dreamwaltz")

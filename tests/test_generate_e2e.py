@@ -8,13 +8,11 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-
 from conftest import BACKEND_PYTHON
+
 from dreamwaltz_blender.backend.client import BackendClient
 
 pytestmark = pytest.mark.blender

@@ -409,7 +409,7 @@ def test_a_slow_frame_rate_cannot_make_a_huge_resampled_clip():
     seq = MotionSequence(0.1, np.zeros((1000, 55, 3)), np.zeros((1000, 3)), source="slow.npz")
     refused(lambda: resample(seq, 10_000), "slow.npz", "ceiling")
     for bad in (0, -1, float("nan"), 1e-6):
-        refused(lambda: resample(seq, bad), "frame rate")
+        refused(lambda bad=bad: resample(seq, bad), "frame rate")
 
 
 # ----------------------------------------------------------------------------- body model files
@@ -637,8 +637,9 @@ def test_fuzz_motion_npz(tmp_path_factory, target, motion_members, member, heade
 @pytest.fixture(scope="module")
 def track_files(tmp_path_factory):
     """A small person track in the project's own .track.npz and in the .smpl (smplcodec) layout."""
-    from dreamwaltz.core.tracks import Track, TrackCamera, make_person, write_track
     from reenact_shot import write_smpl_file
+
+    from dreamwaltz.core.tracks import Track, TrackCamera, make_person, write_track
 
     T, rng = 4, np.random.default_rng(5)
     full = np.zeros((T, 55, 3))
@@ -682,6 +683,7 @@ def test_export_refuses_a_motion_with_a_bad_frame_rate_in_one_line(good_avatar, 
 @pytest.mark.blender
 def test_blender_import_refuses_a_manifest_of_the_wrong_types_and_adds_nothing(addon, good_avatar, tmp_path):
     import bpy
+
     from dreamwaltz_blender import api
 
     path = with_manifest(good_avatar, tmp_path / "typed.h3ga", lambda m: m.update(prompt=5))

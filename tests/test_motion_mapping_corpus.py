@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from motion_corpus import CONVENTIONS, ZUP, convention, rewrite
 
 from dreamwaltz.core.joints import JOINT_NAMES
 from dreamwaltz.core.motion import TargetSkeleton, forward_kinematics_batch, load_motion, read_bvh
 from dreamwaltz.core.motion.retarget import foot_heights
 from dreamwaltz.core.rotations import axis_angle_to_matrix
 from dreamwaltz.core.testing import make_test_avatar
-from motion_corpus import CONVENTIONS, ZUP, convention, rewrite
 
 MOCAP = Path(__file__).resolve().parents[1] / "backend" / "dreamwaltz" / "data" / "mocap"
 SOURCE = MOCAP / "cmu_12_03_walk_cgspeed.bvh"

@@ -8,10 +8,9 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
+from test_server import AUTH, TOKEN, CheckpointingRunner, wait_for
 
 from dreamwaltz.server.app import create_app
-
-from test_server import AUTH, TOKEN, CheckpointingRunner, wait_for
 
 
 def test_queued_jobs_report_their_place_in_the_queue(tmp_path):

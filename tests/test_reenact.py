@@ -3,22 +3,19 @@ facts kept, the clean plate close to the true background, the avatar where the t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
+import pytest
 
 from dreamwaltz.core.h3ga import linear_to_srgb
-import pytest
 
 # Backend tests: Blender 5.1+ runs the Blender tests in its own Python 3.13, which has no torch.
 pytest.importorskip("torch")
 import torch
+from reenact_shot import FPS, H, T, W, flat_avatar, make_shot, write_gvhmr
 
 from dreamwaltz.body import BodyModel
 from dreamwaltz.cli import main
 from dreamwaltz.core.h3ga import write_h3ga
-
-from reenact_shot import FPS, H, T, W, flat_avatar, make_shot, write_gvhmr
 
 pytest.importorskip("av")
 pytest.importorskip("cv2")

@@ -15,7 +15,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 # Backend tests: Blender 5.1+ runs the Blender tests in its own Python 3.13, which has no torch.
@@ -23,8 +22,7 @@ pytest.importorskip("torch")
 import torch
 
 from dreamwaltz.core.camera import orbit_camera
-from dreamwaltz.render import rasterize
-from dreamwaltz.render import gsplat_backend
+from dreamwaltz.render import gsplat_backend, rasterize
 from dreamwaltz.render.rasterizer import project
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from test_server import AUTH, TOKEN, CheckpointingRunner, wait_for
 
 from dreamwaltz.server.app import create_app
-
-from test_server import AUTH, TOKEN, CheckpointingRunner, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,12 +9,12 @@ import pytest
 # Backend tests: Blender 5.1+ runs the Blender tests in its own Python 3.13, which has no torch.
 pytest.importorskip("torch")
 import torch
+from stage1_helpers import CACHE, setup
 
-from dreamwaltz.core.camera import look_at, intrinsics, Camera
+from dreamwaltz.core.camera import Camera, intrinsics, look_at
 from dreamwaltz.stage1 import body_initialised_field, canonical_body, export_points, render_image
 from dreamwaltz.stage1.body import held_out_cameras, init_cache_path
 from dreamwaltz.stage1.meshraster import rasterize_mesh
-from stage1_helpers import CACHE, setup
 
 
 def _camera(size=40):

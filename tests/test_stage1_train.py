@@ -11,6 +11,7 @@ import pytest
 # Backend tests: Blender 5.1+ runs the Blender tests in its own Python 3.13, which has no torch.
 pytest.importorskip("torch")
 import torch
+from stage1_helpers import CACHE, setup, small_config
 
 from dreamwaltz.core.errors import JobCancelled
 from dreamwaltz.core.joints import JOINT_INDEX
@@ -18,7 +19,6 @@ from dreamwaltz.guidance import build_guidance
 from dreamwaltz.progress import CancelToken, ProgressReporter
 from dreamwaltz.stage1 import run_stage1, train_stage1
 from dreamwaltz.stage1.oracle import outfit_vertex_colors, reference_renderer, run_oracle_stage1
-from stage1_helpers import CACHE, setup, small_config
 
 SPEC = SimpleNamespace(prompt="a knight in armor", preset="tiny", seed=3, betas=[])
 

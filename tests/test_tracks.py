@@ -14,13 +14,12 @@ import pytest
 # Backend tests: Blender 5.1+ runs the Blender tests in its own Python 3.13, which has no torch.
 pytest.importorskip("torch")
 import torch
+from reenact_shot import write_gvhmr, write_smpl_file, write_smplerx
 
 from dreamwaltz.core.errors import TrackError
 from dreamwaltz.core.rotations import axis_angle_to_matrix
 from dreamwaltz.core.tracks import Track, TrackCamera, load_track, make_person, read_track_file, write_track
 from dreamwaltz.tracks_io import load_any_track, safe_unpickle
-
-from reenact_shot import write_gvhmr, write_smpl_file, write_smplerx
 
 N = 9
 W, H = 160, 120

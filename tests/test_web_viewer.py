@@ -13,14 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import Browser, chromium_path
 
 from dreamwaltz.core.camera import Camera, intrinsics, look_at
 from dreamwaltz.core.h3ga import write_h3ga
 from dreamwaltz.core.motion import TargetSkeleton, load_motion
 from dreamwaltz.core.posing import pose_avatar
 from dreamwaltz.core.testing import make_test_avatar
-
-from browser import Browser, chromium_path
 
 ROOT = Path(__file__).resolve().parents[1]
 WALK = ROOT / "backend" / "dreamwaltz" / "data" / "mocap" / "cmu_12_03_walk_cgspeed.bvh"

@@ -17,9 +17,9 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 from .core.errors import DreamWaltzError
 from .core.job import GenerateSpec
@@ -290,7 +290,7 @@ def run_batch(
     view_size: int = 256,
     device: str = "auto",
     say: Callable[[str], None] = print,
-    jobs_dir: Optional[Path] = None,
+    jobs_dir: Path | None = None,
 ) -> dict:
     """The whole batch; returns the summary also written to ``OUT/batch.json``."""
     out = Path(out)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
 
 from .core.errors import DreamWaltzError
 from .core.h3ga import write_h3ga
@@ -35,7 +34,7 @@ def generate(
     spec: GenerateSpec,
     reporter: ProgressReporter,
     workdir: Path,
-    out: Optional[Path] = None,
+    out: Path | None = None,
     preset=None,
     guidance=None,
 ) -> Path:

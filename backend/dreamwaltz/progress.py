@@ -11,8 +11,8 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Optional
 
 from .core.errors import JobCancelled
 
@@ -22,10 +22,10 @@ class ProgressEvent:
     stage: str  # "setup", "stage1", "stage2", "export", "done", "error", ...
     step: int = 0
     total: int = 0
-    loss: Optional[float] = None
-    eta_s: Optional[float] = None
+    loss: float | None = None
+    eta_s: float | None = None
     message: str = ""
-    preview: Optional[str] = None  # path of the latest preview PNG
+    preview: str | None = None  # path of the latest preview PNG
     time: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict:
@@ -54,7 +54,7 @@ Sink = Callable[[ProgressEvent], None]
 
 
 class ProgressReporter:
-    def __init__(self, sinks: Optional[list[Sink]] = None, cancel: Optional[CancelToken] = None):
+    def __init__(self, sinks: list[Sink] | None = None, cancel: CancelToken | None = None):
         self.sinks = list(sinks or [])
         self.cancel = cancel or CancelToken()
         self._stage_start: dict[str, tuple[float, int]] = {}
@@ -68,8 +68,8 @@ class ProgressReporter:
         stage: str,
         step: int,
         total: int,
-        loss: Optional[float] = None,
-        preview: Optional[str] = None,
+        loss: float | None = None,
+        preview: str | None = None,
         message: str = "",
     ) -> None:
         """Report progress of ``stage`` (steps counted from 0 or from a resumed step)."""

@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
 from .core.camera import Camera
 from .core.errors import TrackError
 from .core.h3ga import linear_to_srgb, srgb_to_linear
-from .core.rotations import axis_angle_to_matrix
-from .core.tracks import Track, TrackPerson
+from .core.tracks import Track, TrackPerson, body_up
 
 SHADOW_STRENGTH = 0.55  # darkest the plate gets under a foot
 SHADOW_REACH_M = 0.12  # body points this close to the ground cast shadow
@@ -33,7 +32,7 @@ SHADOW_SOFT_M = 0.05  # blur of the shadow, in metres on the ground
 
 @dataclass
 class ReenactResult:
-    frames: Optional[np.ndarray]  # (T,H,W,3) uint8 composited (None when only streamed to the file)
+    frames: np.ndarray | None  # (T,H,W,3) uint8 composited (None when only streamed to the file)
     plate: np.ndarray  # (T,H,W,3) uint8 clean plate
     masks: np.ndarray  # (T,H,W) bool removed-person mask (dilated)
     silhouettes: np.ndarray  # (T,H,W) bool tracked bodies, undilated
@@ -77,9 +76,9 @@ def track_camera(track: Track, t: int, width: int, height: int) -> Camera:
 
 def silhouettes(track: Track, people: Sequence[int], body, width: int, height: int) -> np.ndarray:
     """(T,H,W) bool: where the tracked bodies of ``people`` cover the image."""
-    from .stage1.meshraster import rasterize_mesh
-
     import cv2
+
+    from .stage1.meshraster import rasterize_mesh
 
     faces = body.faces.numpy()
     out = np.zeros((track.num_frames, height, width), bool)
@@ -188,7 +187,7 @@ def frame_homographies(frames: np.ndarray, masks: np.ndarray, still_px: float = 
 def clean_plate(
     frames: np.ndarray,
     masks: np.ndarray,
-    homographies: Optional[np.ndarray] = None,
+    homographies: np.ndarray | None = None,
     max_sources: int = 24,
     inpaint_radius: int = 3,
     reporter=None,
@@ -242,14 +241,6 @@ def clean_plate(
 # ------------------------------------------------------------------ avatar and shadow
 
 
-def body_up(track: Track, person: TrackPerson) -> np.ndarray:
-    """The ground's normal in the track's frame: world +Y, or (camera frame) the tracked root's mean up."""
-    if track.frame == "world":
-        return np.array([0.0, 1.0, 0.0])
-    up = axis_angle_to_matrix(person.full_pose[:, 0])[:, :, 1].mean(axis=0)
-    return up / max(float(np.linalg.norm(up)), 1e-9)
-
-
 def contact_shadow(vertices: np.ndarray, up: np.ndarray, ground: float, camera: Camera) -> np.ndarray:
     """(H,W) darkening in [0, SHADOW_STRENGTH]: body points near the ground, dropped onto it and blurred."""
     import cv2
@@ -294,7 +285,7 @@ class AvatarLayer:
         width: int,
         height: int,
         device="cpu",
-        supersample: Optional[int] = None,
+        supersample: int | None = None,
     ):
         from .core.posing import pose_body
 
@@ -362,7 +353,7 @@ def render_person(
     height: int,
     device="cpu",
     reporter=None,
-    supersample: Optional[int] = None,
+    supersample: int | None = None,
 ):
     """Every frame of one layer at once (short clips, tests): colour (T,H,W,3), alpha (T,H,W),
     shadow (T,H,W), depth (T,) (inf where the person is not in the frame)."""
@@ -405,10 +396,10 @@ def reenact(
     plate_out=None,
     body=None,
     device="cpu",
-    dilation: Optional[int] = None,
+    dilation: int | None = None,
     reporter=None,
-    supersample: Optional[int] = None,
-    keep_frames: Optional[bool] = None,
+    supersample: int | None = None,
+    keep_frames: bool | None = None,
 ) -> ReenactResult:
     """Replace each (avatar, person index) of ``pairs`` in the video; write ``out_path`` (and the clean
     plate to ``plate_out``) with the video's size, frame rate, frame count, pixel format and audio.

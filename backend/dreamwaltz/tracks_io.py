@@ -21,7 +21,6 @@ import math
 import pickle
 import zlib
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -317,7 +316,7 @@ def _gvhmr_person(params: dict, key: str, where: str):
     )
 
 
-def read_gvhmr(path, frame: str = "camera", fps: Optional[float] = None, rest_pelvis=None) -> Track:
+def read_gvhmr(path, frame: str = "camera", fps: float | None = None, rest_pelvis=None) -> Track:
     """GVHMR's ``hmr4d_results.pt``: ``smpl_params_incam`` / ``smpl_params_global`` dicts of
     ``global_orient`` (N,3), ``body_pose`` (N,63), ``betas`` (N,10), ``transl`` (N,3) (SMPL-X), and
     ``K_fullimg`` (N,3,3). ``frame``: "camera" (incam, the default: matches the video) or "world"
@@ -356,7 +355,7 @@ def read_gvhmr(path, frame: str = "camera", fps: Optional[float] = None, rest_pe
     return _check_track(Track([person], camera, fps, frame, f"{path.name} (GVHMR {key})"), where)
 
 
-def read_tram(path, allow_pickle: bool = False, fps: Optional[float] = None) -> Track:
+def read_tram(path, allow_pickle: bool = False, fps: float | None = None) -> Track:
     """TRAM's ``hps/hps_track_{k}.npy`` (``pred_rotmat`` (N,24,3,3), ``pred_shape`` (N,10),
     ``pred_trans`` (N,1,3) camera frame, ``frame`` (N,)) — one file is one person; every
     ``hps_track_*.npy`` in the folder (or the folder ``hps`` beside it) is read in order —
@@ -422,7 +421,7 @@ def read_wham(
     frame: str = "camera",
     width: int = 0,
     height: int = 0,
-    fps: Optional[float] = None,
+    fps: float | None = None,
     num_frames: int = 0,
 ) -> Track:
     """WHAM's ``wham_output.pkl`` (joblib): {subject id: {``pose`` (N,72) camera frame,
@@ -467,7 +466,7 @@ def read_wham(
 PHALP_FOCAL, PHALP_CROP = 5000.0, 256.0  # 4D-Humans' defaults: the focal of its 256 px crops
 
 
-def read_phalp(path, allow_pickle: bool = False, fps: Optional[float] = None) -> Track:
+def read_phalp(path, allow_pickle: bool = False, fps: float | None = None) -> Track:
     """4D-Humans / PHALP's ``.pkl`` (joblib, often compressed): {frame name: {``tid`` [ids],
     ``smpl`` [{``global_orient`` (1,3,3), ``body_pose`` (23,3,3), ``betas`` (10,)}], ``camera``
     [(3,) translation in the camera frame], ``size`` [(h, w)]}}; frames in sorted name order.
@@ -525,7 +524,7 @@ def read_phalp(path, allow_pickle: bool = False, fps: Optional[float] = None) ->
     return _check_track(Track(persons, camera, fps, "camera", f"{path.name} (4D-Humans/PHALP)"), where)
 
 
-def read_prompthmr(path, allow_pickle: bool = False, frame: str = "world", fps: Optional[float] = None) -> Track:
+def read_prompthmr(path, allow_pickle: bool = False, frame: str = "world", fps: float | None = None) -> Track:
     """PromptHMR's ``results.pkl`` (joblib): ``people`` {id: {``frames`` (N,), ``smplx_world``
     {``pose`` (N,165) smplx full pose, ``shape`` (N,10), ``trans`` (N,3)}}} and ``camera_world``
     {``Rcw``, ``Tcw`` (world to camera; else ``Rwc``, ``Twc`` inverted), ``img_focal``,
@@ -589,10 +588,10 @@ def read_prompthmr(path, allow_pickle: bool = False, frame: str = "world", fps: 
 def load_any_track(
     path,
     allow_pickle: bool = False,
-    kind: Optional[str] = None,
+    kind: str | None = None,
     width: int = 0,
     height: int = 0,
-    frame: Optional[str] = None,
+    frame: str | None = None,
     num_frames: int = 0,
 ) -> Track:
     """Every format: the pure-numpy ones (``core.tracks.load_track``), GVHMR ``.pt``, and opt-in pickles.

@@ -18,7 +18,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -35,13 +35,13 @@ class NonFiniteGuidanceError(DreamWaltzError):
 @dataclass
 class StepResult:
     loss: torch.Tensor  # detached scalar, on the training device
-    nonfinite: Optional[torch.Tensor] = None  # 0-d bool: the guidance gradient had NaN/inf (and was dropped)
+    nonfinite: torch.Tensor | None = None  # 0-d bool: the guidance gradient had NaN/inf (and was dropped)
 
 
 class TrainingStage(Protocol):
     name: str  # "stage1" or "stage2": the progress events' stage
 
-    condition_workers: Optional[int]  # threads making conditions ahead (None: half the cores, 2-8)
+    condition_workers: int | None  # threads making conditions ahead (None: half the cores, 2-8)
 
     def make_conditions(self, step: int): ...  # any thread, any order: a pure function of the step
 
@@ -51,7 +51,7 @@ class TrainingStage(Protocol):
 
     def load_state_dict(self, state: dict) -> None: ...
 
-    def save_preview(self, done: int) -> Optional[Path]: ...
+    def save_preview(self, done: int) -> Path | None: ...
 
 
 @dataclass
@@ -120,7 +120,7 @@ class Trainer:
         self.nonfinite_streak = torch.zeros((), dtype=torch.int64, device=self.device)
         self.step = self._start = 0
         self.wall_s, self.steps_run = 0.0, 0
-        self.conditions: Optional[Prefetcher] = None
+        self.conditions: Prefetcher | None = None
 
     def save(self, step: int) -> None:
         tmp = self.checkpoint.with_suffix(".tmp")

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -80,7 +79,7 @@ def write_video(
     fps: Fraction,
     width: int,
     height: int,
-    audio_from: Optional[Path] = None,
+    audio_from: Path | None = None,
     crf: int = 17,
     pix_fmt: str = "yuv420p",
     audio: str = "auto",
@@ -194,7 +193,7 @@ def video_info(path) -> VideoInfo:
         )
 
 
-def audio_summary(path) -> Optional[tuple[str, int, int, float]]:
+def audio_summary(path) -> tuple[str, int, int, float] | None:
     """(codec, sample rate, channels, seconds) of the first audio stream, or None."""
     with _open(path) as container:
         if not container.streams.audio:

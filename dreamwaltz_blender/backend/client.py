@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -48,7 +47,7 @@ class BackendClient:
                 payload = resp.read()
         except urllib.error.HTTPError as err:
             raise self._http_error(err) from None
-        except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as err:
+        except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as err:
             reason = getattr(err, "reason", err)
             raise BackendError(
                 f"The backend at {self.url} does not answer ({reason}).",
@@ -59,7 +58,7 @@ class BackendClient:
         return payload if raw else json.loads(payload.decode() or "null")
 
     @staticmethod
-    def _http_error(err: "urllib.error.HTTPError") -> BackendError:
+    def _http_error(err: urllib.error.HTTPError) -> BackendError:
         try:
             detail = json.loads(err.read().decode()).get("detail")
         except Exception:  # noqa: BLE001 - any unreadable body

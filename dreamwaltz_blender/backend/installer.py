@@ -16,9 +16,9 @@ import subprocess
 import sys
 import sysconfig
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 TORCH_INDEXES = {
     "cuda": "https://download.pytorch.org/whl/cu128",
@@ -37,10 +37,10 @@ class InstallError(Exception):
 class InstallOptions:
     target: Path  # the folder to create the environment in
     torch: str = "cuda"  # "cuda", "cpu", or "existing" (already importable, e.g. via reuse_site_packages)
-    base_python: Optional[str] = None  # default: the Python running this code (Blender's)
-    wheel_dir: Optional[Path] = None  # default: the backend wheel bundled in the extension
+    base_python: str | None = None  # default: the Python running this code (Blender's)
+    wheel_dir: Path | None = None  # default: the backend wheel bundled in the extension
     offline: bool = False  # install only from wheel_dir (no network at all)
-    reuse_site_packages: Optional[str] = None  # an existing environment's site-packages to reuse
+    reuse_site_packages: str | None = None  # an existing environment's site-packages to reuse
 
 
 @dataclass
@@ -51,7 +51,7 @@ class InstallStatus:
     error: str = ""
     log: list = field(default_factory=list)
     python: str = ""
-    cuda: Optional[bool] = None
+    cuda: bool | None = None
 
 
 def venv_python(target: Path) -> Path:

@@ -9,17 +9,16 @@ import secrets
 import subprocess
 import time
 from pathlib import Path
-from typing import Optional
 
 from .client import BackendClient, BackendError
 
 
 class LocalBackend:
-    def __init__(self, python: str, port: int, jobs_dir: Optional[str] = None):
+    def __init__(self, python: str, port: int, jobs_dir: str | None = None):
         self.python, self.port, self.jobs_dir = python, port, jobs_dir
         self.token = secrets.token_urlsafe(24)
-        self.process: Optional[subprocess.Popen] = None
-        self.log_path: Optional[Path] = None
+        self.process: subprocess.Popen | None = None
+        self.log_path: Path | None = None
 
     @property
     def url(self) -> str:
@@ -83,10 +82,10 @@ class LocalBackend:
         self.process = None
 
 
-_instance: Optional[LocalBackend] = None
+_instance: LocalBackend | None = None
 
 
-def get(python: str, port: int, jobs_dir: Optional[str] = None) -> LocalBackend:
+def get(python: str, port: int, jobs_dir: str | None = None) -> LocalBackend:
     """The add-on's one local backend (restarted if its settings changed)."""
     global _instance
     if _instance and (_instance.python, _instance.port, _instance.jobs_dir) != (python, port, jobs_dir):

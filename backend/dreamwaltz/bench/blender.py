@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def _fresh():
-    import bpy
     import addon_utils  # Blender's module: importable once bpy is
+    import bpy
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     addon_utils.enable("dreamwaltz_blender", default_set=True, handle_error=None)
@@ -179,6 +179,7 @@ def renders(tmp):
 
     bpy, api = _fresh()
     import mathutils
+
     from dreamwaltz_blender.importer import space
 
     avatar_file = make_test_avatar(num_free=90_000, num_bound=10_000, seed=1)
@@ -259,7 +260,7 @@ def main():
         big_scene_import(tmp)
     import bpy
 
-    blender = "%d.%d" % bpy.app.version[:2]
+    blender = "{}.{}".format(*bpy.app.version[:2])
     print(
         f"blender={blender} import_s_100k={frames[100_000][0]:.2f} cycles_s_512={cycles_s:.1f} cycles_psnr={cycles_psnr:.1f} "
         f"eevee_s={eevee_s:.1f} eevee_psnr={eevee_psnr:.1f} frame_ms_100k={frames[100_000][1]:.1f} scene_fps={fps:.1f}"

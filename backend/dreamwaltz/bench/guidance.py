@@ -94,8 +94,8 @@ def report(label: str, f: Figures) -> None:
 def sd15_guidance(device: str, dtype: torch.dtype):
     from ..guidance.architectures import sd15_random_modules
     from ..guidance.presets import NEGATIVE_PROMPT
-    from ..presets import get_preset
     from ..guidance.sds import SDSGuidance
+    from ..presets import get_preset
 
     modules = sd15_random_modules(device, dtype)
     return SDSGuidance(

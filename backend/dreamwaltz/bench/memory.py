@@ -94,8 +94,8 @@ def stage1_views(cb, size: int, batch: int):
     """The sampler's closest face close-up, then its closest body views from around the body."""
     import numpy as np
 
-    from ..core.joints import JOINT_INDEX
     from ..core.camera import orbit_camera
+    from ..core.joints import JOINT_INDEX
 
     face = np.asarray(cb.landmarks)[21:89].mean(0)
     hips = cb.joints[0]

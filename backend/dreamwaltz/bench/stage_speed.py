@@ -61,8 +61,8 @@ def guidance_for(device: str):
 
 
 def stage1_speed(device: str, guidance, body, sizes, preset: str, workdir: Path):
-    from ..progress import ProgressReporter
     from ..presets import stage1_config as stage1_preset
+    from ..progress import ProgressReporter
     from ..stage1 import body_initialised_field, canonical_body
     from ..stage1.train import train_stage1
 

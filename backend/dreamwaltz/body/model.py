@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -122,7 +121,7 @@ def _check_arrays(data: dict, name: str) -> None:
 
 
 class BodyModel(torch.nn.Module):
-    def __init__(self, data: dict, kind: str, num_betas: int, num_expressions: Optional[int], name: str):
+    def __init__(self, data: dict, kind: str, num_betas: int, num_expressions: int | None, name: str):
         super().__init__()
         missing = [k for k in REQUIRED_KEYS if k not in data]
         if missing:
@@ -187,10 +186,10 @@ class BodyModel(torch.nn.Module):
         source="open",
         gender: str = "neutral",
         num_betas: int = 10,
-        num_expressions: Optional[int] = None,
+        num_expressions: int | None = None,
         device="cpu",
         dtype=torch.float32,
-    ) -> "BodyModel":
+    ) -> BodyModel:
         """The open body (``"open"``, the default) or a user's SMPL-X ``.npz``."""
         if str(source) == "open":
             model = cls(_read_npz(OPEN_BODY_PATH), "open", num_betas, num_expressions, "the open body")

@@ -7,8 +7,6 @@ limits, random expressions, and the 50 % canonical mix-up. No VPoser (research l
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from ..core.joints import JOINT_INDEX
@@ -59,7 +57,7 @@ _LIMITS = {
 _ONE_SIDED = {"left_knee": (0, 1), "right_knee": (0, 1), "left_elbow": (1, -1), "right_elbow": (1, 1)}  # axis, sign
 
 
-def sample_body_pose(rng: np.random.Generator, bank: Optional[np.ndarray] = None) -> np.ndarray:
+def sample_body_pose(rng: np.random.Generator, bank: np.ndarray | None = None) -> np.ndarray:
     """A random body pose: a real pose from ``bank`` (K,21,3) when given, else the joint-limit prior."""
     pose = apose()
     if bank is not None and len(bank):

@@ -100,7 +100,8 @@ def write_spz(path: Path, posed) -> Path:
     from ..core.ply import SH_C0, covariance_to_scale_rotation
 
     try:
-        from gsply import GSData, write_spz as gsply_write_spz
+        from gsply import GSData
+        from gsply import write_spz as gsply_write_spz
         from gsply.gsdata import create_ply_format
     except ImportError:
         raise DreamWaltzError(

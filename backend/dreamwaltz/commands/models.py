@@ -43,7 +43,7 @@ def run(args) -> int:
     for model, kind in ids:
         try:
             print(f"{kind:17s} {model}: {resolve(model, kind)}")
-        except WeightsMissingError as err:
+        except WeightsMissingError:
             missing += 1
             print(f"{kind:17s} {model}: not on this computer")
     if missing:

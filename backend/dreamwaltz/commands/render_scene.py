@@ -22,11 +22,10 @@ def add_arguments(p):
 def run(args) -> int:
     import time
 
+    from ..core.errors import DreamWaltzError
     from ..core.scene import load_scene
     from ..pipeline import pick_device
     from ..render.scene_render import render_scene
-
-    from ..core.errors import DreamWaltzError
 
     scene = load_scene(args.scene)  # validate before anything heavy
     if args.out.exists() and not args.out.is_dir():

@@ -8,7 +8,6 @@ hand close-ups. Azimuth 0 = in front of the body (+Z).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -30,7 +29,7 @@ def sample_camera(
     size: int = 512,
     face_prob: float = 0.2,
     hand_prob: float = 0.0,
-    landmarks: Optional[np.ndarray] = None,
+    landmarks: np.ndarray | None = None,
 ) -> CameraSample:
     """A random training camera around a posed body (joints (55,3), SMPL-X space).
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Generic, Optional, TypeVar
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -36,7 +37,7 @@ def step_rng(seed: int, step: int, stream: int = 0) -> np.random.Generator:
 
 
 class Prefetcher(Generic[T]):
-    def __init__(self, make: Callable[[int], T], start: int, stop: int, workers: Optional[int] = None, depth: int = 8):
+    def __init__(self, make: Callable[[int], T], start: int, stop: int, workers: int | None = None, depth: int = 8):
         """``workers``: threads (0 = make each step's conditions inline); None = half the CPU cores,
         2 to 8 (a stage-2 batch of 4 views costs about a quarter of a second of CPU per step)."""
         self.make, self.stop, self.depth = make, stop, max(1, depth)
@@ -91,7 +92,7 @@ class Prefetcher(Generic[T]):
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def __enter__(self) -> "Prefetcher[T]":
+    def __enter__(self) -> Prefetcher[T]:
         return self
 
     def __exit__(self, *exc) -> None:

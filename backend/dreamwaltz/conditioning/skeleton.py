@@ -6,7 +6,7 @@ torch batch (B,3,H,W) in [0,1] for the guidance. torch is imported only by the b
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

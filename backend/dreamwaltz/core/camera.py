@@ -39,7 +39,7 @@ class Camera:
         uv = (cam[:, :2] / safe[:, None]) @ self.K[:2, :2].T + self.K[:2, 2]
         return uv, z
 
-    def resized(self, width: int, height: int) -> "Camera":
+    def resized(self, width: int, height: int) -> Camera:
         """The same view at another resolution (progressive training)."""
         K = self.K.copy()
         K[0] *= width / self.width

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -71,7 +70,7 @@ class GlbBuilder:
         array,
         kind: str,
         component: int = FLOAT,
-        target: Optional[int] = None,
+        target: int | None = None,
         bounds: bool = False,
         normalized: bool = False,
     ) -> int:

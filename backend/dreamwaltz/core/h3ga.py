@@ -17,7 +17,6 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -143,7 +142,7 @@ def new_manifest(
     shape_names=None,
     expression_names=None,
     color_space: str = COLOR_SPACE_SRGB,
-    extra: Optional[dict] = None,
+    extra: dict | None = None,
 ) -> dict:
     """A manifest with the fields writers must fill; counts and the array index are added on write."""
     manifest = {
@@ -289,7 +288,7 @@ def _too_big_hint() -> str:
     )
 
 
-def read_h3ga(path, max_total_bytes: Optional[int] = None) -> H3GAAvatar:
+def read_h3ga(path, max_total_bytes: int | None = None) -> H3GAAvatar:
     """Read and fully validate an avatar file.
 
     Memory is bounded by what the manifest's declared counts need (each member may unpack to its
@@ -322,7 +321,7 @@ def read_h3ga(path, max_total_bytes: Optional[int] = None) -> H3GAAvatar:
             raise InvalidFileError(f"{where} has no manifest.json: it is not a .h3ga avatar.", "")
         manifest = _read_manifest(zf, by_name["manifest.json"], where)
         index = manifest["arrays"]
-        needs = _declared_needs(manifest, index, where, limit)
+        _declared_needs(manifest, index, where, limit)  # refuses declared sizes over the limit
         for name in index:
             member = by_name.get(f"arrays/{name}.npy")
             if member is None:
@@ -622,14 +621,14 @@ def read_npy_stream(
     field: str,
     *,
     limit: int,
-    size: Optional[int] = None,
+    size: int | None = None,
     kinds: str = "fiub",
     dtype=None,
     shape=None,
     fix: str = "The file is damaged; export it again.",
     error=InvalidFileError,
     skip_objects: bool = False,
-) -> Optional[np.ndarray]:
+) -> np.ndarray | None:
     """One ``.npy`` from an open binary stream, without pickle and without extra copies.
 
     The header is read and checked first (dtype kind, ``dtype``/``shape`` when given, byte count
@@ -707,7 +706,7 @@ def read_npy_file(
     where: str,
     field: str = "the array",
     *,
-    limit: Optional[int] = None,
+    limit: int | None = None,
     error=InvalidFileError,
     fix: str = "The file is damaged; export it again.",
     kinds: str = "fiub",
@@ -727,7 +726,7 @@ def read_npz(
     path,
     where: str,
     *,
-    limit: Optional[int] = None,
+    limit: int | None = None,
     error=InvalidFileError,
     kinds: str = "fiub",
     skip_objects: bool = False,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Optional
 
 from .errors import DreamWaltzError
 
@@ -53,8 +52,8 @@ class GenerateSpec:
     betas: list[float] = field(default_factory=list)
     seed: int = 0
     device: str = "auto"
-    sd_model: Optional[str] = None
-    controlnet_model: Optional[str] = None
+    sd_model: str | None = None
+    controlnet_model: str | None = None
     # For 12-24 GB cards: UNet, ControlNet and text encoder leave the GPU between uses; the VAE
     # encodes one render at a time. Slower, same result.
     cpu_offload: bool = False
@@ -64,15 +63,15 @@ class GenerateSpec:
     # Stage 2 grows free Gaussians where detail is missing and prunes transparent ones (gsplat's
     # 3DGS rules), up to twice the preset's count.
     densify: bool = False
-    steps: Optional[int] = None  # override the preset's stage-2 step count
+    steps: int | None = None  # override the preset's stage-2 step count
     # Stage 1 (the canonical NeRF) steps: None = the preset's count; 0 skips stage 1, and stage 2
     # then starts from the body surface.
-    stage1_steps: Optional[int] = None
+    stage1_steps: int | None = None
 
     def __post_init__(self):
         self.validate()
 
-    def validate(self) -> "GenerateSpec":
+    def validate(self) -> GenerateSpec:
         if not isinstance(self.prompt, str) or not self.prompt.strip():
             raise JobSpecError("The prompt is empty.", "Describe the avatar, e.g. 'a knight in armor'.")
         self.prompt = self.prompt.strip()
@@ -139,7 +138,7 @@ class GenerateSpec:
         return self
 
     @classmethod
-    def from_dict(cls, data: dict) -> "GenerateSpec":
+    def from_dict(cls, data: dict) -> GenerateSpec:
         """A spec from a request; unknown keys are ignored (an older add-on or a newer one), missing
         or null ones take this schema's default."""
         if not isinstance(data, dict):

@@ -17,6 +17,7 @@ import numpy as np
 from .errors import InvalidFileError
 from .rotations import matrix_to_quaternion
 from .splat_files import SH_C0
+
 FIELDS = [
     "x",
     "y",

@@ -11,7 +11,6 @@ Backend render/export and the Blender parity tests all use this module.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -35,7 +34,7 @@ class PosedSplats:
     covariances: np.ndarray  # (N + M, 3, 3)
     colors: np.ndarray  # (N + M, 3) display (sRGB) values, whatever the file's color_space: what renders and .ply hold
     opacities: np.ndarray  # (N + M,) in [0, 1]
-    body: Optional[PosedBody] = None
+    body: PosedBody | None = None
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -132,3 +132,16 @@ def quaternion_slerp(q0: np.ndarray, q1: np.ndarray, t) -> np.ndarray:
     w1 = np.where(linear, t, np.sin(t * theta) / np.where(linear, 1.0, sin_theta))
     q = w0 * q0 + w1 * q1
     return q / np.linalg.norm(q, axis=-1, keepdims=True)
+
+
+def align(a, b) -> np.ndarray:
+    """(3,3): the smallest rotation taking direction ``a`` onto direction ``b``."""
+    a = np.asarray(a, dtype=np.float64) / np.linalg.norm(a)
+    b = np.asarray(b, dtype=np.float64) / np.linalg.norm(b)
+    v, c = np.cross(a, b), float(a @ b)
+    if c < -1 + 1e-9:  # opposite: turn half a circle about any perpendicular axis
+        perp = np.cross(a, [1.0, 0, 0] if abs(a[0]) < 0.9 else [0, 1.0, 0])
+        perp /= np.linalg.norm(perp)
+        return 2 * np.outer(perp, perp) - np.eye(3)
+    K = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + K + K @ K / (1 + c)

@@ -19,7 +19,6 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
 
 import numpy as np
 
@@ -71,10 +70,10 @@ class Transform:
 class AvatarItem:
     file: Path  # .h3ga, resolved against the scene file's folder
     transform: Transform
-    motion: Optional[Path] = None  # BVH or SMPL-X .npz/.npy; None = rest pose
+    motion: Path | None = None  # BVH or SMPL-X .npz/.npy; None = rest pose
     start_frame: int = 0  # the scene frame that shows the motion's first frame
     loop: bool = False  # repeat the motion; else hold its first/last pose outside it
-    betas: Optional[np.ndarray] = None  # shape edit; None = the avatar's own
+    betas: np.ndarray | None = None  # shape edit; None = the avatar's own
     name: str = ""
 
 
@@ -115,7 +114,7 @@ class KeyframeCamera:
             a.fov_deg + t * (b.fov_deg - a.fov_deg),
         )
 
-    def at(self, frame: float, scene: "Scene") -> Camera:
+    def at(self, frame: float, scene: Scene) -> Camera:
         position, target, fov = self.pose_at(frame)
         return _camera(position, target, fov, scene.width, scene.height)
 
@@ -133,13 +132,13 @@ class OrbitCamera:
     degrees: float = 360.0
     azimuth_deg: float = 0.0
 
-    def pose_at(self, frame: float, scene: "Scene"):
+    def pose_at(self, frame: float, scene: Scene):
         count = scene.frame_end - scene.frame_start + 1
         angle = math.radians(self.azimuth_deg + self.degrees * (frame - scene.frame_start) / count)
         position = self.center + np.array([self.radius * math.sin(angle), self.height, self.radius * math.cos(angle)])
         return position, self.center, self.fov_deg
 
-    def at(self, frame: float, scene: "Scene") -> Camera:
+    def at(self, frame: float, scene: Scene) -> Camera:
         position, target, fov = self.pose_at(frame, scene)
         return _camera(position, target, fov, scene.width, scene.height)
 
@@ -148,14 +147,14 @@ class OrbitCamera:
 class Scene:
     avatars: list  # AvatarItem
     splats: list  # SplatItem
-    camera: Union[KeyframeCamera, OrbitCamera]
+    camera: KeyframeCamera | OrbitCamera
     frame_start: int
     frame_end: int  # inclusive
     fps: float = 30.0
     width: int = 512
     height: int = 512
     background: np.ndarray = field(default_factory=lambda: np.zeros(3))  # display (sRGB) values in [0, 1]
-    path: Optional[Path] = None  # the file it was read from
+    path: Path | None = None  # the file it was read from
     version: int = SCENE_VERSION
 
     @property
@@ -361,7 +360,7 @@ def parse_scene(data, base: Path = Path("."), where: str = "the scene") -> Scene
     return Scene(avatars, splats, camera, start, end, fps, width, height, background, None, version)
 
 
-def _parse_camera(r: _Reader, c) -> Union[KeyframeCamera, OrbitCamera]:
+def _parse_camera(r: _Reader, c) -> KeyframeCamera | OrbitCamera:
     if isinstance(c, dict) and "orbit" in c:
         r.obj(c, "camera", ("orbit",))
         o = r.obj(c["orbit"], "camera.orbit", ORBIT_FIELDS)
@@ -433,7 +432,7 @@ def load_scene(path) -> Scene:
     return scene
 
 
-def scene_to_dict(scene: Scene, relative_to: Optional[Path] = None) -> dict:
+def scene_to_dict(scene: Scene, relative_to: Path | None = None) -> dict:
     """The JSON form of ``scene`` (file paths relative to ``relative_to`` when they are below it)."""
 
     def p(path: Path) -> str:
@@ -505,11 +504,11 @@ class Gaussians:
     def __len__(self) -> int:
         return len(self.means)
 
-    def transformed(self, tr: Transform) -> "Gaussians":
+    def transformed(self, tr: Transform) -> Gaussians:
         return Gaussians(tr.points(self.means), tr.covariances(self.covariances), self.colors, self.opacities)
 
     @staticmethod
-    def concatenate(parts) -> "Gaussians":
+    def concatenate(parts) -> Gaussians:
         parts = list(parts)
         if not parts:
             return Gaussians(np.zeros((0, 3)), np.zeros((0, 3, 3)), np.zeros((0, 3)), np.zeros(0))
@@ -526,7 +525,7 @@ class PlacedSplats:
 
     gaussians: Gaussians  # world space
     transform: Transform
-    cloud: Optional[object] = None  # splat_files.SplatCloud, only with SH degree >= 1
+    cloud: object | None = None  # splat_files.SplatCloud, only with SH degree >= 1
 
     def seen_from(self, camera_position) -> Gaussians:
         """The splats with the colours a camera at ``camera_position`` (world) sees. The SH are

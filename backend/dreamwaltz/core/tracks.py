@@ -26,7 +26,6 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -46,7 +45,7 @@ class TrackCamera:
     K: np.ndarray  # (T,3,3) intrinsics in pixels, one per video frame
     width: int = 0  # image size in pixels; 0 = not in the file (taken from the video)
     height: int = 0
-    world_to_camera: Optional[np.ndarray] = (
+    world_to_camera: np.ndarray | None = (
         None  # (T,4,4) OpenCV axes; None when the body is in the camera frame or the tool gave none
     )
 
@@ -61,7 +60,7 @@ class TrackPerson:
     full_pose: np.ndarray  # (N,55,3) axis-angle, smplx order
     transl: np.ndarray  # (N,3) metres
     betas: np.ndarray  # (N,B) shape per frame (tools that give one shape repeat it)
-    expression: Optional[np.ndarray] = None  # (N,E)
+    expression: np.ndarray | None = None  # (N,E)
     model: str = "smplx"  # the body model the tool fitted: "smplx" or "smpl" (poses already in smplx order)
     gender: str = "neutral"
 
@@ -69,7 +68,7 @@ class TrackPerson:
     def num_frames(self) -> int:
         return int(self.frames.shape[0])
 
-    def index_of(self, frame: int) -> Optional[int]:
+    def index_of(self, frame: int) -> int | None:
         """Row of video frame ``frame``, or None when the person is not in it."""
         i = int(np.searchsorted(self.frames, frame))
         return i if i < len(self.frames) and int(self.frames[i]) == frame else None
@@ -78,8 +77,8 @@ class TrackPerson:
 @dataclass
 class Track:
     persons: list
-    camera: Optional[TrackCamera]
-    fps: Optional[float] = None  # None: not in the file (the video's rate is used)
+    camera: TrackCamera | None
+    fps: float | None = None  # None: not in the file (the video's rate is used)
     frame: str = "camera"  # where the bodies are: "camera" or "world"
     source: str = ""
     notes: list = field(default_factory=list)
@@ -136,7 +135,7 @@ class Track:
                 "Use the track made from this video.",
             )
 
-    def with_image_size(self, width: int, height: int) -> "Track":
+    def with_image_size(self, width: int, height: int) -> Track:
         if self.camera is None or self.camera.width:
             return self
         return replace(self, camera=replace(self.camera, width=int(width), height=int(height)))
@@ -224,7 +223,7 @@ def make_person(
 
 
 def make_camera(
-    K, width=0, height=0, world_to_camera=None, num_frames: Optional[int] = None, where: str = "the track"
+    K, width=0, height=0, world_to_camera=None, num_frames: int | None = None, where: str = "the track"
 ) -> TrackCamera:
     K = np.asarray(K, dtype=np.float64)
     if K.ndim == 2:
@@ -246,7 +245,7 @@ def intrinsics_matrix(fx, fy, cx, cy) -> np.ndarray:
     return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=np.float64)
 
 
-def _check_fps(fps, where: str) -> Optional[float]:
+def _check_fps(fps, where: str) -> float | None:
     if fps is None:
         return None
     value = float(fps)
@@ -393,7 +392,7 @@ def read_track_file(path) -> Track:
 _SMPLERX_NAME = re.compile(r"^(\d+)_(\d+)$")
 
 
-def read_smplerx(folder, first_index: int = 1, num_frames: Optional[int] = None, fps: Optional[float] = None) -> Track:
+def read_smplerx(folder, first_index: int = 1, num_frames: int | None = None, fps: float | None = None) -> Track:
     """A SMPLer-X result folder: ``smplx/{frame:05d}_{box}.npz`` (camera-frame SMPL-X parameters)
     and ``meta/{frame:05d}_{box}.json`` (``focal`` [fx, fy], ``princpt`` [cx, cy]).
 
@@ -484,7 +483,7 @@ def read_smplerx(folder, first_index: int = 1, num_frames: Optional[int] = None,
 # ------------------------------------------------------------------ AMASS-style npz, .smpl
 
 
-def read_camera_json(path, num_frames: Optional[int] = None) -> TrackCamera:
+def read_camera_json(path, num_frames: int | None = None) -> TrackCamera:
     """A camera sidecar: ``{"K": 3x3 or per-frame list, "width", "height", "world_to_camera": optional}``."""
     path = Path(path)
     where = f"'{path.name}'"
@@ -506,12 +505,12 @@ def read_camera_json(path, num_frames: Optional[int] = None) -> TrackCamera:
     )
 
 
-def _sidecar(path: Path) -> Optional[Path]:
+def _sidecar(path: Path) -> Path | None:
     side = path.with_name(path.name.split(".")[0] + ".camera.json")
     return side if side.is_file() else None
 
 
-def read_amass_track(path, camera: Optional[TrackCamera] = None, frame: Optional[str] = None) -> Track:
+def read_amass_track(path, camera: TrackCamera | None = None, frame: str | None = None) -> Track:
     """An AMASS-style ``.npz`` (``poses`` (N,165) SMPL-X or (N,156) SMPL+H or (N,72) SMPL, ``trans``,
     ``betas``) with an optional camera: arrays ``K`` ((3,3) or (N,3,3)), ``world_to_camera``,
     ``image_size``, ``frame`` ("camera"/"world"), else a ``NAME.camera.json`` sidecar.
@@ -562,7 +561,7 @@ def read_amass_track(path, camera: Optional[TrackCamera] = None, frame: Optional
     return _check_track(Track([person], camera, fps, frame, path.name), where)
 
 
-def read_smpl_codec(path, camera: Optional[TrackCamera] = None, frame: Optional[str] = None) -> Track:
+def read_smpl_codec(path, camera: TrackCamera | None = None, frame: str | None = None) -> Track:
     """A Meshcapade ``.smpl`` file (smplcodec's layout: an ``.npz`` with camelCase keys
     ``bodyPose`` (N,22,3) global + body, ``headPose`` (N,3,3) jaw + eyes, ``leftHandPose`` /
     ``rightHandPose`` (N,15,3), ``bodyTranslation`` (N,3), ``shapeParameters`` (B,),
@@ -678,3 +677,14 @@ def _peek_format(path: Path) -> str:
             return "dreamwaltz-track" if "format.npy" in zf.namelist() else ""
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
         raise TrackError(f"'{path.name}' is not a readable .npz file.", "Export the track again.") from None
+
+
+def body_up(track: Track, person: TrackPerson) -> np.ndarray:
+    """The ground's normal in the track's frame: world +Y, or (camera frame) the tracked root's mean
+    up axis. The backend's reenactment and Blender's shot both stand the avatar on this ground."""
+    from .rotations import axis_angle_to_matrix
+
+    if track.frame == "world":
+        return np.array([0.0, 1.0, 0.0])
+    up = axis_angle_to_matrix(person.full_pose[:, 0])[:, :, 1].mean(axis=0)
+    return up / max(float(np.linalg.norm(up)), 1e-9)

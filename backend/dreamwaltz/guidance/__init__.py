@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from .base import Guidance, GuidanceOutput
 from .models import DEFAULT_CONTROLNET, DEFAULT_SD, resolve, tiny_models
 from .oracle import OracleGuidance
-from .presets import NEGATIVE_PROMPT, GuidanceConfig
+from .presets import NEGATIVE_PROMPT
 
 __all__ = ["Guidance", "GuidanceOutput", "OracleGuidance", "build_guidance"]
 
@@ -15,8 +13,8 @@ __all__ = ["Guidance", "GuidanceOutput", "OracleGuidance", "build_guidance"]
 def build_guidance(
     kind: str = "sds",
     preset: str = "tiny",
-    sd_model: Optional[str] = None,
-    controlnet_model: Optional[str] = None,
+    sd_model: str | None = None,
+    controlnet_model: str | None = None,
     device="cpu",
     dtype=None,
     reference_render=None,
@@ -27,9 +25,8 @@ def build_guidance(
         if reference_render is None:
             raise ValueError("oracle guidance needs reference_render(cameras, poses)")
         return OracleGuidance(reference_render, **options)
-    from .sds import SDSGuidance
-
     from ..presets import get_preset
+    from .sds import SDSGuidance
 
     settings = get_preset(preset).guidance.options()
     if preset == "tiny":

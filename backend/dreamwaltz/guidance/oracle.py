@@ -9,7 +9,7 @@ time weighting folded into one scale, the gradient is simply (x - x_ref).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +38,7 @@ class DiffusionModules:
     scheduler: Any
 
     @classmethod
-    def from_folders(cls, sd_path: Path, controlnet_path: Path, dtype: torch.dtype) -> "DiffusionModules":
+    def from_folders(cls, sd_path: Path, controlnet_path: Path, dtype: torch.dtype) -> DiffusionModules:
         """Load diffusers folders (real weights, or the tiny models saved the same way)."""
         from diffusers import AutoencoderKL, ControlNetModel, DDPMScheduler, UNet2DConditionModel
         from transformers import CLIPTextModel, CLIPTokenizer
@@ -75,7 +75,7 @@ class SDSGuidance(Guidance):
         self,
         modules: DiffusionModules,
         device="cpu",
-        dtype: Optional[torch.dtype] = None,
+        dtype: torch.dtype | None = None,
         resolution: int = 512,
         guidance_scale: float = 50.0,
         t_range=(0.02, 0.98),
@@ -115,8 +115,8 @@ class SDSGuidance(Guidance):
 
     @classmethod
     def from_folders(
-        cls, sd_path: Path, controlnet_path: Path, device="cpu", dtype: Optional[torch.dtype] = None, **options
-    ) -> "SDSGuidance":
+        cls, sd_path: Path, controlnet_path: Path, device="cpu", dtype: torch.dtype | None = None, **options
+    ) -> SDSGuidance:
         dtype = dtype or default_dtype(torch.device(device))
         return cls(
             DiffusionModules.from_folders(sd_path, controlnet_path, dtype), device=device, dtype=dtype, **options

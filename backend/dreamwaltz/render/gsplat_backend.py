@@ -15,7 +15,6 @@ import logging
 import os
 import threading
 from dataclasses import asdict, dataclass
-from typing import Optional
 
 DISABLE_ENV = "DREAMWALTZ_DISABLE_GSPLAT"
 FIX = (
@@ -26,22 +25,22 @@ FIX = (
 log = logging.getLogger("dreamwaltz.render")
 
 _probe_lock = threading.Lock()
-_probe_result: Optional["GsplatStatus"] = None
-_probe_thread: Optional[threading.Thread] = None
+_probe_result: GsplatStatus | None = None
+_probe_thread: threading.Thread | None = None
 _notice_given = False
 
 
 @dataclass(frozen=True)
 class GsplatStatus:
-    version: Optional[str]  # installed gsplat version, None when not installed
-    usable: Optional[bool]  # its CUDA kernels run here; None while still being checked
+    version: str | None  # installed gsplat version, None when not installed
+    usable: bool | None  # its CUDA kernels run here; None while still being checked
     reason: str  # plain words: why not (empty when usable)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def installed_version() -> Optional[str]:
+def installed_version() -> str | None:
     """gsplat's version from the package metadata (does not import gsplat)."""
     from importlib.metadata import PackageNotFoundError, version
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from torch.utils.checkpoint import checkpoint
@@ -43,8 +42,8 @@ class RenderOutput:
     alpha: torch.Tensor  # (H,W,1)
     # Screen-space means as used by the compositing: call ``means2d.retain_grad()`` before the
     # backward pass to read their gradient (densification); ``.grad.reshape(-1, 2)`` is per Gaussian.
-    means2d: Optional[torch.Tensor] = None
-    radii: Optional[torch.Tensor] = None  # (N,2) pixels; 0 = not on screen
+    means2d: torch.Tensor | None = None
+    radii: torch.Tensor | None = None  # (N,2) pixels; 0 = not on screen
 
 
 def camera_tensors(camera: Camera, device, dtype=torch.float32):

@@ -5,9 +5,9 @@ correctly (nearer in front, seen through semi-transparent edges). Frames to PNG,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -87,7 +87,7 @@ class Mp4Writer:
 
 
 def render_scene(
-    scene: Scene, out_dir, mp4=None, device="cpu", on_frame: Optional[Callable[[int, Path], None]] = None
+    scene: Scene, out_dir, mp4=None, device="cpu", on_frame: Callable[[int, Path], None] | None = None
 ) -> list[Path]:
     """Render every frame of ``scene`` to ``out_dir/frame_NNNN.png`` (NNNN: the scene frame number)
     and, with ``mp4``, to a video at the scene's fps. Returns the PNG paths."""

@@ -14,8 +14,8 @@ import dataclasses
 import hmac
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,7 +27,6 @@ from ..core.errors import DreamWaltzError
 from ..core.job import GenerateSpec
 from ..core.version import __version__
 from .jobs import FINISHED, EngineFactory, JobStore, Runner, Worker
-
 
 # The request body is the one job schema (core/job.py), validated by pydantic: unknown fields,
 # wrong types and impossible values answer 400 with the schema's own messages.
@@ -120,9 +119,9 @@ def create_app(
     token: str,
     runner: Runner,
     start_worker: bool = True,
-    body_dirs: Optional[Sequence[Path]] = None,
+    body_dirs: Sequence[Path] | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
-    engine: Optional[EngineFactory] = None,
+    engine: EngineFactory | None = None,
 ) -> FastAPI:
     """The API over ``jobs_dir``; ``engine(store, runner)`` makes what runs the jobs (default: the
     local one-GPU ``Worker``; ``ray_engine.ray_engine(...)`` for a Ray cluster)."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Optional
 
 from ..core.errors import DreamWaltzError
 from .jobs import EngineFactory, Worker
@@ -50,7 +49,7 @@ def add_engine_arguments(p) -> None:
 
 def engine_factory(
     name: str,
-    ray_address: Optional[str] = None,
+    ray_address: str | None = None,
     gpu_resource: str = "GPU",
     gpus_per_job: float = 1.0,
     max_retries: int = 3,

@@ -18,9 +18,10 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Protocol
 
 from ..core.errors import DreamWaltzError, JobCancelled, OutOfMemoryError
 from ..progress import CancelToken, ProgressEvent, ProgressReporter
@@ -42,7 +43,7 @@ class Engine(Protocol):
 
     def notify(self) -> None: ...  # a job was added: look now rather than at the next poll
 
-    def cancel(self, job: "Job") -> None: ...  # queued: cancelled at once; running: stopped, then cancelled
+    def cancel(self, job: Job) -> None: ...  # queued: cancelled at once; running: stopped, then cancelled
 
     def ensure_alive(self) -> bool: ...  # restart the engine's loop if it died (True if it had to)
 
@@ -156,7 +157,7 @@ class Job:
                 continue
         return out
 
-    def latest_preview(self) -> Optional[Path]:
+    def latest_preview(self) -> Path | None:
         for event in reversed(self.events()):
             # Relative paths are the job folder's: a Ray worker may mount shared storage elsewhere.
             if event.get("preview") and (self.folder / event["preview"]).exists():
@@ -170,7 +171,7 @@ class JobStore:
         if not self.dir.exists():
             self.dir.mkdir(parents=True, mode=0o700)
 
-    def create(self, spec: dict, job_id: Optional[str] = None) -> Job:
+    def create(self, spec: dict, job_id: str | None = None) -> Job:
         """A new queued job; ``job_id`` (a plain folder name) names it, else a time-stamped id."""
         job_id = job_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
         folder = self.dir / job_id
@@ -184,7 +185,7 @@ class JobStore:
         )
         return Job(job_id, folder)
 
-    def get(self, job_id: str) -> Optional[Job]:
+    def get(self, job_id: str) -> Job | None:
         if not job_id or "/" in job_id or "\\" in job_id or job_id.startswith("."):
             return None
         folder = self.dir / job_id
@@ -202,18 +203,18 @@ class JobStore:
                 jobs.append((job, job.state))
         return sorted(jobs, key=lambda js: js[1].get("created", 0))
 
-    def pending(self, states: Optional[list[tuple[Job, dict]]] = None) -> list[Job]:
+    def pending(self, states: list[tuple[Job, dict]] | None = None) -> list[Job]:
         """Active jobs in the order they run: interrupted ("running" in a previous server life)
         ones first, then queued ones, oldest first."""
         jobs = [(j, s) for j, s in (self.all_with_states() if states is None else states) if s["status"] in ACTIVE]
         jobs.sort(key=lambda js: (js[1]["status"] != "running", js[1].get("created", 0)))
         return [j for j, _ in jobs]
 
-    def next_pending(self) -> Optional[Job]:
+    def next_pending(self) -> Job | None:
         jobs = self.pending()
         return jobs[0] if jobs else None
 
-    def queue_positions(self, states: Optional[list[tuple[Job, dict]]] = None) -> dict[str, int]:
+    def queue_positions(self, states: list[tuple[Job, dict]] | None = None) -> dict[str, int]:
         """Each queued job's place among the queued ones: 1 = the next to start."""
         states = self.all_with_states() if states is None else states
         queued = sorted((s.get("created", 0), j.id) for j, s in states if s["status"] == "queued")
@@ -229,12 +230,12 @@ class Worker:
         self.poll_s = poll_s
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._current: Optional[tuple[str, CancelToken]] = None
+        self._current: tuple[str, CancelToken] | None = None
         self._lock = threading.Lock()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self._started = False
         self.restarts = 0
-        self.last_crash: Optional[str] = None
+        self.last_crash: str | None = None
         self.heartbeat = time.time()
 
     def start(self, supervise_s: float = 1.0) -> None:

@@ -21,7 +21,6 @@ import socket
 import time
 import traceback
 from pathlib import Path
-from typing import Optional
 
 import ray
 from ray.exceptions import RayError, TaskCancelledError
@@ -90,7 +89,7 @@ def run_attempt(folder: str, runner: Runner) -> dict:
         return {"status": "failed", "error": classify_unexpected(err), "traceback": traceback.format_exc()}
 
 
-def connect(address: Optional[str]) -> bool:
+def connect(address: str | None) -> bool:
     """Join the Ray cluster at ``address`` (None: $RAY_ADDRESS, else start Ray on this machine);
     True when this call made the connection (its owner shuts it down)."""
     if ray.is_initialized():
@@ -107,7 +106,7 @@ def connect(address: Optional[str]) -> bool:
     return True
 
 
-def _probe(address: Optional[str]) -> None:
+def _probe(address: str | None) -> None:
     """Fail in seconds on a head that does not answer (ray.init retries it for minutes)."""
     if not address or address == "auto" or "://" in address or ":" not in address:
         return
@@ -115,7 +114,7 @@ def _probe(address: Optional[str]) -> None:
     socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
 
 
-def resource_warning(resource: str, amount: float) -> Optional[str]:
+def resource_warning(resource: str, amount: float) -> str | None:
     """Why jobs would wait forever, if the cluster has less of the resource than a job asks for."""
     try:
         total = ray.cluster_resources().get(resource, 0.0)
@@ -137,7 +136,7 @@ class RayEngine(Worker):
         self,
         store: JobStore,
         runner: Runner,
-        address: Optional[str] = None,
+        address: str | None = None,
         resource: str = "GPU",
         amount: float = 1.0,
         max_retries: int = 3,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -163,7 +162,7 @@ def init_cache_path(cache_dir: Path, cb: CanonicalBody, cfg) -> Path:
 
 
 def body_initialised_field(
-    cb: CanonicalBody, cfg, cache_dir: Optional[Path] = None, seed: int = 0, reporter=None, device="cpu"
+    cb: CanonicalBody, cfg, cache_dir: Path | None = None, seed: int = 0, reporter=None, device="cpu"
 ) -> RadianceField:
     """A field fitted to the body, loaded from the cache when this body shape was fitted before."""
     if cache_dir is None:

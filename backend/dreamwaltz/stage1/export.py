@@ -3,8 +3,6 @@ their albedo, in the canonical A-pose (SMPL-X space). Stage 2 starts its free Ga
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 
@@ -17,7 +15,7 @@ def export_points(
     threshold: float = 20.0,
     resolution: int = 96,
     chunk: int = 65536,
-    shell: Optional[float] = None,
+    shell: float | None = None,
     min_neighbours: int = 12,
 ):
     """(points (P,3), colors (P,3), densities (P,)) as float32 tensors on the field's device.

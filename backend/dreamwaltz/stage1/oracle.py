@@ -13,7 +13,6 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -62,7 +61,7 @@ def held_out_psnr(field, cb: CanonicalBody, reference, size: int, samples: int) 
     return float(np.mean(scores))
 
 
-def run_oracle_stage1(steps: int = 150, size: int = 48, seed: int = 0, cache_dir: Optional[Path] = None, **overrides):
+def run_oracle_stage1(steps: int = 150, size: int = 48, seed: int = 0, cache_dir: Path | None = None, **overrides):
     """Train against the oracle; return (held-out PSNR, PSNR right after body init, seconds)."""
     started = time.time()
     body = BodyModel.load("open")

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
 
 from ..conditioning import body_keypoints, draw_openpose, sample_camera, view_prompt
+from ..conditioning.prefetch import skeleton_tensor, step_rng
 from ..core.camera import orbit_camera
 from ..progress import ProgressReporter
-from ..conditioning.prefetch import skeleton_tensor, step_rng
 from ..trainer import LoopConfig, StepResult, Trainer
 from .body import CanonicalBody, body_initialised_field, canonical_body, new_field
 from .density import margin_loss, region_points
@@ -156,7 +155,7 @@ def train_stage1(
     workdir: Path,
     seed: int = 0,
     resume: bool = True,
-    stats: Optional[dict] = None,
+    stats: dict | None = None,
 ) -> RadianceField:
     """Train; ``stats``, when given, receives the host-side figures of the run (``Trainer.stats``)."""
     workdir = Path(workdir)
@@ -185,11 +184,11 @@ def run_stage1(
     spec,
     body_model,
     guidance,
-    reporter: Optional[ProgressReporter] = None,
+    reporter: ProgressReporter | None = None,
     workdir: Path = Path("."),
     resume: bool = True,
-    config: Optional[Stage1Config] = None,
-    cache_dir: Optional[Path] = None,
+    config: Stage1Config | None = None,
+    cache_dir: Path | None = None,
     device=None,
 ) -> Stage1Result:
     """The pipeline's entry point. ``spec`` needs ``prompt``, ``preset``, ``seed`` and ``betas``

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from .densify import DensifyConfig
 
@@ -35,11 +34,11 @@ class Stage2Config:
     log_every: int = 1  # progress (and the host sync it needs) every this many steps
     # Threads making the next steps' conditions (poses, cameras, keypoints, skeleton images) while
     # the current step trains; 0 makes them inline.
-    condition_workers: Optional[int] = None  # None: half the CPU cores, 2 to 8
+    condition_workers: int | None = None  # None: half the CPU cores, 2 to 8
     face_prob: float = 0.2
     hand_prob: float = 0.1
     # Densification and pruning of the free Gaussians (gsplat's DefaultStrategy); None = off.
-    densify: Optional[DensifyConfig] = field(default=None)
+    densify: DensifyConfig | None = field(default=None)
 
     def deforming(self, step: int) -> bool:
         return step < self.deform_until * self.steps

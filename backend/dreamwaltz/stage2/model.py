@@ -9,7 +9,6 @@ trained is what Blender shows (a test checks they agree on the exported file).
 from __future__ import annotations
 
 import copy
-from typing import Optional
 
 import numpy as np
 import torch
@@ -19,8 +18,8 @@ from smplx.lbs import batch_rigid_transform, batch_rodrigues
 from ..body import BodyModel
 from ..core.h3ga import COLOR_SPACE_LINEAR, SKIN_TOP_K, H3GAAvatar, new_manifest
 from ..core.h3ga import srgb_to_linear as srgb_to_linear_np
-from ..render import srgb_to_linear
 from ..core.joints import JOINT_INDEX, JOINT_NAMES
+from ..render import srgb_to_linear
 
 HAND_JOINTS = [
     i
@@ -86,14 +85,14 @@ class H3GA(torch.nn.Module):
         body: BodyModel,
         num_free: int = 4000,
         num_bound: int = 1000,
-        init_points: Optional[np.ndarray] = None,
-        init_colors: Optional[np.ndarray] = None,
+        init_points: np.ndarray | None = None,
+        init_colors: np.ndarray | None = None,
         betas=None,
         seed: int = 0,
         pose_deformation: bool = True,
-        init_densities: Optional[np.ndarray] = None,
-        init_scales: Optional[np.ndarray] = None,
-        init_quats: Optional[np.ndarray] = None,
+        init_densities: np.ndarray | None = None,
+        init_scales: np.ndarray | None = None,
+        init_quats: np.ndarray | None = None,
         part_margin: float = 0.01,
     ):
         """``init_*``: stage-1 points (rest pose) with their colours, densities, scales and rotations;
@@ -204,7 +203,7 @@ class H3GA(torch.nn.Module):
     def num_free(self) -> int:
         return self.free_means.shape[0]
 
-    def forward(self, full_pose: torch.Tensor, expression: Optional[torch.Tensor] = None, deform: bool = True):
+    def forward(self, full_pose: torch.Tensor, expression: torch.Tensor | None = None, deform: bool = True):
         """Posed means (N+M,3), covariances (N+M,3,3), colours, opacities in SMPL-X space.
 
         ``deform=False`` gives exactly the exported file's model (what Blender shows)."""
@@ -268,7 +267,6 @@ class H3GA(torch.nn.Module):
         trainer fine-tunes without it at the end, so the file's armature model is what was optimised."""
         body = self.body
         template = body.template_vertices + self.hand_offsets * self.hand_mask
-        rest = template + torch.einsum("vcb,b->vc", body.shape_dirs, self.betas)
         f = lambda t: t.detach().cpu().numpy()
         arrays = {
             "rig/betas": f(self.betas),

@@ -21,14 +21,14 @@ import torch
 
 from ..body import BodyModel
 from ..body.poses import apose, random_expression, random_pose
-from ..core.camera import orbit_camera
 from ..conditioning import sample_camera
+from ..core.camera import orbit_camera
 from ..core.h3ga import read_h3ga, write_h3ga
 from ..core.joints import JOINT_INDEX, JOINT_NAMES
 from ..core.posing import pose_avatar
-from ..render import rasterize_posed, srgb_to_linear
 from ..guidance import OracleGuidance
 from ..progress import ProgressReporter
+from ..render import rasterize_posed, srgb_to_linear
 from .model import H3GA
 from .train import BACKGROUND, Stage2Config, render, train_stage2
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -98,7 +97,7 @@ class ViewConditions:
     pose: np.ndarray
     expression: np.ndarray
     camera: CameraSample
-    skeleton: Optional[torch.Tensor]  # (3,H,W) in [0,1], or None when the guidance needs none
+    skeleton: torch.Tensor | None  # (3,H,W) in [0,1], or None when the guidance needs none
     prompt: str
 
 
@@ -226,7 +225,7 @@ def train_stage2(
     seed: int = 0,
     device="cpu",
     resume: bool = True,
-    stats: Optional[dict] = None,
+    stats: dict | None = None,
 ) -> H3GA:
     """Train; ``stats``, when given, receives the host-side figures of the run (``Trainer.stats``)."""
     workdir = Path(workdir)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import MotionError
 from ..joints import JOINT_INDEX, JOINT_NAMES, PARENTS
-from ..rotations import matrix_to_axis_angle
+from ..rotations import align, matrix_to_axis_angle
 from . import structure
 from .bvh import BVH
 from .mapping import build_mapping, check_mapping
@@ -152,19 +152,6 @@ def _snap(v: np.ndarray) -> np.ndarray:
     k = int(np.argmax(np.abs(v)))
     axis[k] = np.sign(v[k])
     return axis
-
-
-def _align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The smallest rotation taking direction a onto direction b."""
-    a = a / np.linalg.norm(a)
-    b = b / np.linalg.norm(b)
-    v, c = np.cross(a, b), float(a @ b)
-    if c < -1 + 1e-9:  # opposite: turn half a circle about any perpendicular axis
-        perp = np.cross(a, [1.0, 0, 0] if abs(a[0]) < 0.9 else [0, 1.0, 0])
-        perp /= np.linalg.norm(perp)
-        return 2 * np.outer(perp, perp) - np.eye(3)
-    K = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
-    return np.eye(3) + K + K @ K / (1 + c)
 
 
 def forward_kinematics_batch(local_R: np.ndarray, rest_joints: np.ndarray, transl: np.ndarray):
@@ -389,7 +376,7 @@ def _align_batch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     R = np.eye(3) + K + K @ K / np.maximum(1.0 + c, 1e-12)[..., None, None]
     flip = c < -1 + 1e-9
     for t in np.nonzero(flip)[0]:  # exactly opposite: rare, do those frames one by one
-        R[t] = _align(a[t], b[t])
+        R[t] = align(a[t], b[t])
     return R
 
 
@@ -526,7 +513,7 @@ def retarget_bvh(
             d_src = B @ (rest_point - rest[s])
             d_tgt = rest_joints[child] - rest_joints[k]
             if np.linalg.norm(d_tgt) > 1e-9:
-                A = _align(d_tgt, d_src)
+                A = align(d_tgt, d_src)
             moved = (points - P_src[:, s]) @ B.T  # the source bone's direction per frame
             swing = _align_batch(np.einsum("tij,j->ti", delta, d_src), moved)
             world[:, k] = swing @ delta @ A
