@@ -56,7 +56,8 @@ def shown_splat_count(bpy, obj) -> int:
 
     depsgraph = bpy.context.evaluated_depsgraph_get()
     if compat.HAS_NATIVE_SPLATS:
-        cloud = obj.evaluated_get(depsgraph).evaluated_geometry().pointcloud
+        geometry = obj.evaluated_get(depsgraph).evaluated_geometry()  # alive while its cloud is read
+        cloud = geometry.pointcloud
         return 0 if cloud is None else len(cloud.points)
     return sum(
         1
