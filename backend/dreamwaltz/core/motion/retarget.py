@@ -16,7 +16,8 @@ import numpy as np
 
 from ..errors import MotionError
 from ..joints import JOINT_INDEX, JOINT_NAMES, PARENTS
-from ..rotations import align, matrix_to_axis_angle
+from ..rotations import align as smallest_rotation
+from ..rotations import matrix_to_axis_angle
 from . import structure
 from .bvh import BVH
 from .mapping import build_mapping, check_mapping
@@ -376,7 +377,7 @@ def _align_batch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     R = np.eye(3) + K + K @ K / np.maximum(1.0 + c, 1e-12)[..., None, None]
     flip = c < -1 + 1e-9
     for t in np.nonzero(flip)[0]:  # exactly opposite: rare, do those frames one by one
-        R[t] = align(a[t], b[t])
+        R[t] = smallest_rotation(a[t], b[t])
     return R
 
 
@@ -513,7 +514,7 @@ def retarget_bvh(
             d_src = B @ (rest_point - rest[s])
             d_tgt = rest_joints[child] - rest_joints[k]
             if np.linalg.norm(d_tgt) > 1e-9:
-                A = align(d_tgt, d_src)
+                A = smallest_rotation(d_tgt, d_src)
             moved = (points - P_src[:, s]) @ B.T  # the source bone's direction per frame
             swing = _align_batch(np.einsum("tij,j->ti", delta, d_src), moved)
             world[:, k] = swing @ delta @ A
