@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """One entry point for people and CI (standard library only).
 
-python build.py setup [--cuda]   create .venv and install pinned dependencies (idempotent)
+python build.py setup [--cuda|--cpu]
+                                 create .venv and install pinned dependencies (idempotent); the
+                                 PyTorch flavour (CPU by default) stays until another flag switches
 python build.py test [ARGS]      set up if needed, run the whole test suite (pytest ARGS)
 python build.py test --blender 4.2|4.5|5.0 [ARGS]
                                  the Blender-marked tests (-m blender) on that Blender version
@@ -63,18 +65,38 @@ def run(cmd, **kw) -> None:
 
 
 def setup_fingerprint(cuda: bool) -> str:
+    """The stamp's text: the PyTorch flavour first, in words (``cuda`` or ``cpu``, so a later
+    command can keep it), then a digest of everything the environment was built from."""
     h = hashlib.sha256()
     for path in (REQUIREMENTS, ROOT / "pyproject.toml", Path(__file__)):
         h.update(path.read_bytes())
     h.update(b"cuda" if cuda else b"cpu")
     h.update(sys.version.encode())
-    return h.hexdigest()
+    return f"{'cuda' if cuda else 'cpu'} {h.hexdigest()}"
 
 
-def cmd_setup(cuda: bool = False, force: bool = False) -> Path:
-    """Create .venv and install everything; quick no-op when nothing changed."""
+def installed_flavour() -> bool | None:
+    """Whether .venv was set up with the CUDA PyTorch (True), the CPU one (False), or neither is
+    known (None: no stamp and no torch). The stamp says so; a stamp from before it did is read
+    from the installed torch's version (``+cpu`` is the CPU wheel)."""
+    if STAMP.exists():
+        word = STAMP.read_text().split(" ", 1)[0]
+        if word in ("cuda", "cpu"):
+            return word == "cuda"
+    found = sorted(VENV.glob("lib*/python*/site-packages/torch-*.dist-info")) + sorted(
+        VENV.glob("Lib/site-packages/torch-*.dist-info")
+    )
+    return None if not found else "+cpu" not in found[-1].name
+
+
+def cmd_setup(cuda: bool | None = None, force: bool = False) -> Path:
+    """Create .venv and install everything; quick no-op when nothing changed. ``cuda`` None (every
+    command but an explicit ``setup --cuda``/``--cpu``) keeps the PyTorch flavour .venv has: a
+    ``test``, ``bench`` or ``demo`` after ``setup --cuda`` must not put the CPU build back."""
     if sys.version_info[:2] < (3, 10):
         sys.exit("Python 3.10 or newer is needed (3.11 recommended, as in CI).")
+    if cuda is None:
+        cuda = bool(installed_flavour())
     fingerprint = setup_fingerprint(cuda)
     if not force and venv_python().exists() and STAMP.exists() and STAMP.read_text() == fingerprint:
         return venv_python()
@@ -94,7 +116,7 @@ def cmd_setup(cuda: bool = False, force: bool = False) -> Path:
     run(pip + ["-r", REQUIREMENTS])
     run(pip + ["--no-deps", "-e", ROOT])
     STAMP.write_text(fingerprint)
-    log("environment ready: " + str(py))
+    log(f"environment ready ({'CUDA' if cuda else 'CPU'} PyTorch): {py}")
     return py
 
 
@@ -230,7 +252,7 @@ def cmd_test(pytest_args: list[str]) -> int:
 
 
 def cmd_demo(demo_args: list[str]) -> int:
-    py = cmd_setup(cuda="--cuda" in demo_args)
+    py = cmd_setup(cuda=True if "--cuda" in demo_args else None)
     demo_args = [a for a in demo_args if a != "--cuda"]
     return subprocess.call([str(py), "-m", "dreamwaltz.demo", *demo_args], cwd=ROOT)
 
@@ -294,7 +316,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("command", choices=["setup", "test", "demo", "addon", "bench"])
     args, rest = parser.parse_known_args(argv)
     if args.command == "setup":
-        cmd_setup(cuda="--cuda" in rest, force="--force" in rest)
+        cuda = True if "--cuda" in rest else False if "--cpu" in rest else None
+        cmd_setup(cuda=cuda, force="--force" in rest)
         return 0
     if args.command == "test":
         return cmd_test(rest)
