@@ -115,6 +115,9 @@ def cmd_setup(cuda: bool | None = None, force: bool = False) -> Path:
             run(pip + ["--extra-index-url", TORCH_CPU_INDEX] + TORCH_CPU)
     run(pip + ["-r", REQUIREMENTS])
     run(pip + ["--no-deps", "-e", ROOT])
+    if cuda:  # gsplat compiles its CUDA kernels on first use: here (doctor checks them), not mid-run
+        log("building gsplat's CUDA kernels (minutes, once) and checking the set-up")
+        run([py, "-m", "dreamwaltz", "doctor"])
     STAMP.write_text(fingerprint)
     log(f"environment ready ({'CUDA' if cuda else 'CPU'} PyTorch): {py}")
     return py

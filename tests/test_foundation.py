@@ -95,6 +95,7 @@ def test_a_changed_requirement_reinstalls_the_flavour_the_venv_has_and_only_a_fl
     build.STAMP.write_text("cuda digest-of-older-requirements")
     build.main(["setup"])
     assert [c for c in calls if "torch==" in c] and all("torch==2.13.0+cpu" not in c for c in calls), calls
+    assert calls[-1].endswith("-m dreamwaltz doctor"), "a CUDA set-up builds gsplat's kernels (doctor's check)"
     calls.clear()
     build.main(["setup", "--cpu"])
     assert any("torch==2.13.0+cpu" in c for c in calls), calls
