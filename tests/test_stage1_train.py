@@ -104,3 +104,28 @@ def test_hand_density_guidance_keeps_the_gap_between_fingers_empty(tmp_path):
     assert gap < 1.0 and min(fingers) > 20.0, (guided, gap, fingers)
     unguided, *densities = _trained_margin(0.0, tmp_path / "unguided")
     assert guided > unguided + 0.3, (guided, unguided, densities)
+
+
+@pytest.mark.slow
+def test_a_stage1_steps_host_syncs_do_not_grow_with_the_chunk_count(tmp_path):
+    """Issue 30: a training render made the host wait twice per chunk of rays (and again in the
+    checkpointed recomputation); now once per render (how many rays meet matter), so the step's
+    count is the same for 1 chunk or 20."""
+    from dataclasses import replace
+
+    from dreamwaltz.hostsync import HostSyncCounter
+    from dreamwaltz.stage1.train import Stage1Training
+
+    _, cb, cfg, field = setup()
+    guidance = build_guidance("sds", "tiny")
+    counts = {}
+    for chunk in (1 << 20, 32):
+        stage = Stage1Training(field, cb, guidance, "a knight", replace(cfg, render_chunk=chunk), tmp_path, seed=0)
+        views = stage.make_conditions(1)
+        with HostSyncCounter() as syncs:
+            stage.train_step(1, views)
+        counts[chunk] = syncs
+    size = cfg.size_at(1)
+    assert size * size // 32 >= 16, "the small chunk splits the render into many chunks"
+    assert counts[32].total == counts[1 << 20].total, (dict(counts[32].kinds), dict(counts[1 << 20].kinds))
+    assert counts[32].kinds["nonzero"] <= cfg.batch + 1, dict(counts[32].kinds)
