@@ -30,6 +30,7 @@ _READS = {
     torch.masked_select: "masked_select",
     torch.Tensor.__int__: "int",
     torch.Tensor.__float__: "float",
+    torch.Tensor.__index__: "index",  # a tensor used as a Python index (a list's, a range's)
     torch.unique: "unique",
     torch.Tensor.unique: "unique",
 }
