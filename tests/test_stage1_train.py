@@ -129,3 +129,23 @@ def test_a_stage1_steps_host_syncs_do_not_grow_with_the_chunk_count(tmp_path):
     assert size * size // 32 >= 16, "the small chunk splits the render into many chunks"
     assert counts[32].total == counts[1 << 20].total, (dict(counts[32].kinds), dict(counts[1 << 20].kinds))
     assert counts[32].kinds["nonzero"] <= cfg.batch + 1, dict(counts[32].kinds)
+
+
+def test_stage1_skeletons_are_drawn_at_the_diffusion_resolution_not_the_render_size(tmp_path):
+    """Issue 30: drawn at the 24-256 px render size, the limbs were under a pixel wide and the
+    ControlNet saw them upsampled by nearest neighbour; the official implementation draws the
+    skeleton at the diffusion resolution."""
+    from dreamwaltz.body import BodyModel
+    from dreamwaltz.stage1 import canonical_body
+    from dreamwaltz.stage1.body import new_field
+    from dreamwaltz.stage1.train import Stage1Training
+
+    cfg = small_config(batch=2)
+    cb = canonical_body(BodyModel.load("open"))
+    guidance = build_guidance("sds", "tiny", resolution=96)
+    stage = Stage1Training(new_field(cb, cfg), cb, guidance, "a knight", cfg, tmp_path)
+    for cam, skeleton, _ in stage.make_conditions(0):
+        assert cam.camera.width == cfg.size_at(0) < 96, "the field still renders at the schedule's size"
+        assert skeleton.shape == (3, 96, 96)
+        lit = (skeleton.amax(0) > 0).float().mean()
+        assert lit > 0.01, "limbs a few pixels wide, not sub-pixel specks"

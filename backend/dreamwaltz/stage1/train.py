@@ -56,12 +56,24 @@ def step_size(field: RadianceField, cfg: Stage1Config) -> float:
 
 
 def training_views(
-    cb: CanonicalBody, rng, cfg: Stage1Config, size: int, prompt: str, needs_skeletons: bool, pin: bool = False
+    cb: CanonicalBody,
+    rng,
+    cfg: Stage1Config,
+    size: int,
+    prompt: str,
+    needs_skeletons: bool,
+    pin: bool = False,
+    skeleton_size: Optional[int] = None,
 ):
+    """One view's camera (rendering at ``size``), skeleton image and prompt. The skeleton is drawn
+    at ``skeleton_size`` (the diffusion model's resolution, as the official implementation draws
+    it): drawn at the 64-256 px render size, its limbs were under a pixel wide before the
+    ControlNet's upsampling."""
     cam = sample_camera(rng, cb.joints, size, cfg.face_prob, cfg.hand_prob)
     skeleton = None
     if needs_skeletons:
-        skeleton = skeleton_tensor(draw_openpose(body_keypoints(cb.joints, cb.landmarks, cb.vertices, cam.camera)), pin)
+        view = cam.camera.resized(skeleton_size, skeleton_size) if skeleton_size else cam.camera
+        skeleton = skeleton_tensor(draw_openpose(body_keypoints(cb.joints, cb.landmarks, cb.vertices, view)), pin)
     return cam, skeleton, view_prompt(prompt, cam.azimuth, cam.elevation, cam.kind)
 
 
@@ -92,6 +104,7 @@ class Stage1Training:
         self.optimizer = make_optimizer(field, cfg)
         self.device = field.box_min.device
         self.needs_skeletons = getattr(guidance, "needs_skeletons", True)
+        self.skeleton_size = getattr(guidance, "resolution", None)  # the ControlNet's input size
         self.pose = torch.as_tensor(cb.pose, dtype=torch.float32)
         self.condition_workers = cfg.condition_workers
 
@@ -101,7 +114,7 @@ class Stage1Training:
         size = self.cfg.size_at(step)
         pin = self.device.type == "cuda"
         return [
-            training_views(self.cb, rng, self.cfg, size, self.prompt, self.needs_skeletons, pin)
+            training_views(self.cb, rng, self.cfg, size, self.prompt, self.needs_skeletons, pin, self.skeleton_size)
             for _ in range(self.cfg.batch)
         ]
 
