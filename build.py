@@ -12,6 +12,7 @@ python build.py test --all-blenders [ARGS]
 python build.py demo [ARGS]      set up if needed, run the main job on the embedded defaults
 python build.py addon            build and validate dist/dreamwaltz_blender-<version>.zip
 python build.py bench [NAME]     run benchmarks (all, or one by name) and print figures
+python build.py gpu-wheels DIR   download the wheels the GPU check needs on a bare CUDA machine (docs/GPU.md)
 """
 
 from __future__ import annotations
@@ -36,6 +37,25 @@ TORCH_CPU = ["torch==2.13.0+cpu"]
 TORCH_CUDA = ["torch==2.13.0"]
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 STAMP = VENV / ".dreamwaltz-setup"
+# `gpu-wheels DIR`: every wheel `python -m dreamwaltz.gpucheck` needs on a bare CUDA machine besides
+# what such a machine holds (torch >= 2.4, numpy, transformers, accelerate, safetensors,
+# huggingface_hub, tokenizers, regex, requests, filelock, Pillow, packaging, PyYAML, tqdm;
+# docs/GPU.md). Pinned in requirements.txt where it pins them; their own dependencies here.
+GPU_WHEELS = ["diffusers", "smplx", "gsplat", "pytest"]
+GPU_WHEEL_DEPS = [
+    "jaxtyping==0.3.11",  # gsplat's
+    "wadler-lindig==0.1.8",
+    "ninja==1.13.2",  # gsplat compiles its kernels with it
+    "rich==15.0.0",
+    "markdown-it-py==4.3.0",
+    "mdurl==0.1.2",
+    "pygments==2.21.0",
+    "importlib-metadata==10.2.0",  # diffusers'
+    "zipp==4.1.2",
+    "pluggy==1.7.0",  # pytest's
+    "iniconfig==2.3.1",
+]
+GPU_WHEELS_MAX_BYTES = 50 << 20
 # Every Blender the add-on claims (the manifest's blender_version_min is the oldest), as the bpy
 # wheel tested for it (the latest patch release on PyPI for Python 3.11). .venv has the one pinned
 # in requirements.txt; each other version gets .venv-blender-<version>: a venv holding only that
@@ -121,6 +141,31 @@ def cmd_setup(cuda: bool | None = None, force: bool = False) -> Path:
     STAMP.write_text(fingerprint)
     log(f"environment ready ({'CUDA' if cuda else 'CPU'} PyTorch): {py}")
     return py
+
+
+def cmd_gpu_wheels(dest: Path) -> int:
+    """Download the GPU check's wheels into ``dest`` (any Python with pip; nothing is installed):
+    the pinned versions, binary wheels only, no dependencies resolved (torch and the rest come
+    from the CUDA machine), plus a wheel of this project."""
+    text = REQUIREMENTS.read_text(encoding="utf-8")
+    pins = []
+    for name in GPU_WHEELS:
+        match = re.search(rf"(?mi)^{re.escape(name)}==(\S+)", text)
+        if match is None:
+            sys.exit(f"requirements.txt pins no version of {name}: add `{name}==...` there")
+        pins.append(f"{name}=={match.group(1)}")
+    dest.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    run(pip + ["download", "-q", "--no-deps", "--only-binary=:all:", "-d", dest, *pins, *GPU_WHEEL_DEPS])
+    run(pip + ["wheel", "-q", "--no-deps", "-w", dest, ROOT])
+    wheels = sorted(dest.glob("*.whl"))
+    total = sum(w.stat().st_size for w in wheels)
+    for wheel in wheels:
+        log(f"{wheel.stat().st_size / 2**20:6.2f} MiB  {wheel.name}")
+    log(f"{len(wheels)} wheels, {total / 2**20:.1f} MiB in {dest}")
+    if total > GPU_WHEELS_MAX_BYTES:
+        sys.exit(f"{dest} holds {total / 2**20:.1f} MiB of wheels, over the {GPU_WHEELS_MAX_BYTES >> 20} MiB limit")
+    return 0
 
 
 def pinned_bpy() -> str:
@@ -316,7 +361,7 @@ def cmd_addon() -> Path:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["setup", "test", "demo", "addon", "bench"])
+    parser.add_argument("command", choices=["setup", "test", "demo", "addon", "bench", "gpu-wheels"])
     args, rest = parser.parse_known_args(argv)
     if args.command == "setup":
         cuda = True if "--cuda" in rest else False if "--cpu" in rest else None
@@ -329,6 +374,10 @@ def main(argv: list[str]) -> int:
     if args.command == "addon":
         cmd_addon()
         return 0
+    if args.command == "gpu-wheels":
+        if len(rest) != 1:
+            sys.exit("usage: python build.py gpu-wheels DIR (the folder to download the GPU check's wheels into)")
+        return cmd_gpu_wheels(Path(rest[0]))
     return cmd_bench(rest)
 
 
