@@ -149,3 +149,13 @@ def test_stage1_skeletons_are_drawn_at_the_diffusion_resolution_not_the_render_s
         assert skeleton.shape == (3, 96, 96)
         lit = (skeleton.amax(0) > 0).float().mean()
         assert lit > 0.01, "limbs a few pixels wide, not sub-pixel specks"
+
+
+def test_the_render_chunk_comes_from_free_gpu_memory_and_stays_the_presets_on_a_cpu():
+    from dreamwaltz.stage1.train import CHUNK_BYTES_PER_SAMPLE, render_chunk_for
+
+    assert render_chunk_for(None, 128, 4096) == 4096
+    big = render_chunk_for(70 << 30, 128, 4096)  # an H100 with 70 GiB free
+    assert 4096 < big <= 1 << 18 and big & (big - 1) == 0
+    assert big * 128 * CHUNK_BYTES_PER_SAMPLE <= (70 << 30) // 4, "a quarter of the free memory at most"
+    assert render_chunk_for(1 << 30, 128, 4096) == 4096, "never below the preset's"

@@ -40,6 +40,24 @@ class Stage1Result:
     checkpoint: Path
 
 
+# Bytes a gradient-checkpointed chunk holds per ray sample at its peak: a bound from `bench memory`
+# (the paper's stage-1 step peaked at 1.30 GiB with chunks of 4,096 rays x 128 samples, every
+# sample in an occupied cell, field and optimiser included; docs/BENCHMARKS.md).
+CHUNK_BYTES_PER_SAMPLE = 2_700
+MAX_RENDER_CHUNK = 1 << 18
+
+
+def render_chunk_for(free_bytes: Optional[int], samples: int, configured: int) -> int:
+    """Rays per chunk of a training render: the preset's without a GPU (``free_bytes`` None); on
+    CUDA as many as a quarter of the free memory holds (a power of two, from the preset's up to
+    262,144): fewer chunks, fewer kernel launches, on a large card."""
+    if free_bytes is None:
+        return configured
+    rays = free_bytes // 4 // (samples * CHUNK_BYTES_PER_SAMPLE)
+    fitting = 1 << max(0, int(rays).bit_length() - 1)
+    return int(min(MAX_RENDER_CHUNK, max(configured, fitting)))
+
+
 def make_optimizer(field: RadianceField, cfg: Stage1Config) -> torch.optim.Optimizer:
     return torch.optim.Adam(
         [
@@ -105,6 +123,8 @@ class Stage1Training:
         self.device = field.box_min.device
         self.needs_skeletons = getattr(guidance, "needs_skeletons", True)
         self.skeleton_size = getattr(guidance, "resolution", None)  # the ControlNet's input size
+        free = torch.cuda.mem_get_info(self.device)[0] if self.device.type == "cuda" else None
+        self.render_chunk = render_chunk_for(free, cfg.samples, cfg.render_chunk)  # once, when training starts
         self.pose = torch.as_tensor(cb.pose, dtype=torch.float32)
         self.condition_workers = cfg.condition_workers
 
@@ -123,7 +143,7 @@ class Stage1Training:
         if step % cfg.occupancy_every == 0:
             field.update_occupancy(step_size(field, cfg))
         images = [
-            render_image(field, cam.camera, cfg.samples, jitter=True, chunk=cfg.render_chunk)[0].permute(2, 0, 1)
+            render_image(field, cam.camera, cfg.samples, jitter=True, chunk=self.render_chunk)[0].permute(2, 0, 1)
             for cam, _, _ in views
         ]
         skeletons = None
