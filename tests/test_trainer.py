@@ -154,3 +154,21 @@ def test_the_run_reports_its_host_side_time_per_step(body, guidances, tmp_path):
     train_stage2(model, healthy, "a knight", cfg, ProgressReporter(), tmp_path, stats=stats)
     assert stats["steps"] == 3 and stats["condition_ms"] > 0 and 0 <= stats["wait_share"] <= 1
     assert stats["step_ms"] >= stats["wait_ms"]
+
+
+def test_a_steps_skeletons_reach_the_device_as_one_batch():
+    from dreamwaltz.conditioning.prefetch import skeletons_to
+
+    views = [torch.rand(3, 8, 8) for _ in range(3)]
+    assert torch.equal(skeletons_to(views, "cpu"), torch.stack(views))
+
+
+@pytest.mark.gpu
+def test_pinned_skeletons_stay_pinned_when_stacked_so_the_copy_does_not_wait():
+    from dreamwaltz.conditioning.prefetch import skeleton_tensor, skeletons_to
+
+    views = [skeleton_tensor(torch.zeros(8, 8, 3, dtype=torch.uint8).numpy(), pin=True) for _ in range(2)]
+    batch = skeletons_to(views, "cuda")
+    assert batch.device.type == "cuda" and batch.shape == (2, 3, 8, 8)
+    stacked = torch.stack(views, out=torch.empty((2, 3, 8, 8)).pin_memory())
+    assert stacked.is_pinned(), "stack into a pinned buffer keeps it pinned"

@@ -19,7 +19,7 @@ import torch
 from ..conditioning import body_keypoints, draw_openpose, sample_camera, view_prompt
 from ..core.camera import orbit_camera
 from ..progress import ProgressReporter
-from ..conditioning.prefetch import skeleton_tensor, step_rng
+from ..conditioning.prefetch import skeleton_tensor, skeletons_to, step_rng
 from ..trainer import LoopConfig, StepResult, Trainer
 from .body import CanonicalBody, body_initialised_field, canonical_body, new_field
 from .density import margin_loss, region_points
@@ -148,7 +148,7 @@ class Stage1Training:
         ]
         skeletons = None
         if self.needs_skeletons:
-            skeletons = torch.stack([sk for _, sk, _ in views]).to(self.device, non_blocking=True)
+            skeletons = skeletons_to([sk for _, sk, _ in views], self.device)
         result = self.guidance(
             torch.stack(images),
             skeletons=skeletons,
