@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """One entry point for people and CI (standard library only).
 
-python build.py setup [--cuda]   create .venv and install pinned dependencies (idempotent)
+python build.py setup [--cuda|--cpu]
+                                 create .venv and install pinned dependencies (idempotent); the
+                                 PyTorch flavour (CPU by default) stays until another flag switches
 python build.py test [ARGS]      set up if needed, run the whole test suite (pytest ARGS)
 python build.py test --blender 4.2|4.5|5.0|5.3 [ARGS]
                                  the Blender-marked tests (-m blender) on that Blender version
@@ -10,6 +12,7 @@ python build.py test --all-blenders [ARGS]
 python build.py demo [ARGS]      set up if needed, run the main job on the embedded defaults
 python build.py addon            build and validate dist/dreamwaltz_blender-<version>.zip
 python build.py bench [NAME]     run benchmarks (all, or one by name) and print figures
+python build.py gpu-wheels DIR   download the wheels the GPU check needs on a bare CUDA machine (docs/GPU.md)
 """
 
 from __future__ import annotations
@@ -34,6 +37,25 @@ TORCH_CPU = ["torch==2.13.0+cpu"]
 TORCH_CUDA = ["torch==2.13.0"]
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 STAMP = VENV / ".dreamwaltz-setup"
+# `gpu-wheels DIR`: every wheel `python -m dreamwaltz.gpucheck` needs on a bare CUDA machine besides
+# what such a machine holds (torch >= 2.4, numpy, transformers, accelerate, safetensors,
+# huggingface_hub, tokenizers, regex, requests, filelock, Pillow, packaging, PyYAML, tqdm;
+# docs/GPU.md). Pinned in requirements.txt where it pins them; their own dependencies here.
+GPU_WHEELS = ["diffusers", "smplx", "gsplat", "pytest"]
+GPU_WHEEL_DEPS = [
+    "jaxtyping==0.3.11",  # gsplat's
+    "wadler-lindig==0.1.8",
+    "ninja==1.13.2",  # gsplat compiles its kernels with it
+    "rich==15.0.0",
+    "markdown-it-py==4.3.0",
+    "mdurl==0.1.2",
+    "pygments==2.21.0",
+    "importlib-metadata==10.2.0",  # diffusers'
+    "zipp==4.1.2",
+    "pluggy==1.7.0",  # pytest's
+    "iniconfig==2.3.1",
+]
+GPU_WHEELS_MAX_BYTES = 50 << 20
 # Every Blender the add-on claims (the manifest's blender_version_min is the oldest), as the bpy
 # wheel tested for it (the latest patch release on PyPI). .venv has the one pinned in
 # requirements.txt; each other version gets .venv-blender-<version>. Where the wheel is for .venv's
@@ -68,18 +90,38 @@ def run(cmd, **kw) -> None:
 
 
 def setup_fingerprint(cuda: bool) -> str:
+    """The stamp's text: the PyTorch flavour first, in words (``cuda`` or ``cpu``, so a later
+    command can keep it), then a digest of everything the environment was built from."""
     h = hashlib.sha256()
     for path in (REQUIREMENTS, ROOT / "pyproject.toml", Path(__file__)):
         h.update(path.read_bytes())
     h.update(b"cuda" if cuda else b"cpu")
     h.update(sys.version.encode())
-    return h.hexdigest()
+    return f"{'cuda' if cuda else 'cpu'} {h.hexdigest()}"
 
 
-def cmd_setup(cuda: bool = False, force: bool = False) -> Path:
-    """Create .venv and install everything; quick no-op when nothing changed."""
+def installed_flavour() -> bool | None:
+    """Whether .venv was set up with the CUDA PyTorch (True), the CPU one (False), or neither is
+    known (None: no stamp and no torch). The stamp says so; a stamp from before it did is read
+    from the installed torch's version (``+cpu`` is the CPU wheel)."""
+    if STAMP.exists():
+        word = STAMP.read_text().split(" ", 1)[0]
+        if word in ("cuda", "cpu"):
+            return word == "cuda"
+    found = sorted(VENV.glob("lib*/python*/site-packages/torch-*.dist-info")) + sorted(
+        VENV.glob("Lib/site-packages/torch-*.dist-info")
+    )
+    return None if not found else "+cpu" not in found[-1].name
+
+
+def cmd_setup(cuda: bool | None = None, force: bool = False) -> Path:
+    """Create .venv and install everything; quick no-op when nothing changed. ``cuda`` None (every
+    command but an explicit ``setup --cuda``/``--cpu``) keeps the PyTorch flavour .venv has: a
+    ``test``, ``bench`` or ``demo`` after ``setup --cuda`` must not put the CPU build back."""
     if sys.version_info[:2] < (3, 10):  # noqa: UP036 (build.py runs under any python3)
         sys.exit("Python 3.10 or newer is needed (3.11 recommended, as in CI).")
+    if cuda is None:
+        cuda = bool(installed_flavour())
     fingerprint = setup_fingerprint(cuda)
     if not force and venv_python().exists() and STAMP.exists() and STAMP.read_text() == fingerprint:
         return venv_python()
@@ -98,9 +140,37 @@ def cmd_setup(cuda: bool = False, force: bool = False) -> Path:
             run(pip + ["--extra-index-url", TORCH_CPU_INDEX] + TORCH_CPU)
     run(pip + ["-r", REQUIREMENTS])
     run(pip + ["--no-deps", "-e", ROOT])
+    if cuda:  # gsplat compiles its CUDA kernels on first use: here (doctor checks them), not mid-run
+        log("building gsplat's CUDA kernels (minutes, once) and checking the set-up")
+        run([py, "-m", "dreamwaltz", "doctor"])
     STAMP.write_text(fingerprint)
-    log("environment ready: " + str(py))
+    log(f"environment ready ({'CUDA' if cuda else 'CPU'} PyTorch): {py}")
     return py
+
+
+def cmd_gpu_wheels(dest: Path) -> int:
+    """Download the GPU check's wheels into ``dest`` (any Python with pip; nothing is installed):
+    the pinned versions, binary wheels only, no dependencies resolved (torch and the rest come
+    from the CUDA machine), plus a wheel of this project."""
+    text = REQUIREMENTS.read_text(encoding="utf-8")
+    pins = []
+    for name in GPU_WHEELS:
+        match = re.search(rf"(?mi)^{re.escape(name)}==(\S+)", text)
+        if match is None:
+            sys.exit(f"requirements.txt pins no version of {name}: add `{name}==...` there")
+        pins.append(f"{name}=={match.group(1)}")
+    dest.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    run(pip + ["download", "-q", "--no-deps", "--only-binary=:all:", "-d", dest, *pins, *GPU_WHEEL_DEPS])
+    run(pip + ["wheel", "-q", "--no-deps", "-w", dest, ROOT])
+    wheels = sorted(dest.glob("*.whl"))
+    total = sum(w.stat().st_size for w in wheels)
+    for wheel in wheels:
+        log(f"{wheel.stat().st_size / 2**20:6.2f} MiB  {wheel.name}")
+    log(f"{len(wheels)} wheels, {total / 2**20:.1f} MiB in {dest}")
+    if total > GPU_WHEELS_MAX_BYTES:
+        sys.exit(f"{dest} holds {total / 2**20:.1f} MiB of wheels, over the {GPU_WHEELS_MAX_BYTES >> 20} MiB limit")
+    return 0
 
 
 def pinned_bpy() -> str:
@@ -281,7 +351,7 @@ def run_lint(py: Path) -> int:
 
 
 def cmd_demo(demo_args: list[str]) -> int:
-    py = cmd_setup(cuda="--cuda" in demo_args)
+    py = cmd_setup(cuda=True if "--cuda" in demo_args else None)
     demo_args = [a for a in demo_args if a != "--cuda"]
     return subprocess.call([str(py), "-m", "dreamwaltz.demo", *demo_args], cwd=ROOT)
 
@@ -351,10 +421,11 @@ def cmd_addon() -> Path:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["setup", "test", "demo", "addon", "bench"])
+    parser.add_argument("command", choices=["setup", "test", "demo", "addon", "bench", "gpu-wheels"])
     args, rest = parser.parse_known_args(argv)
     if args.command == "setup":
-        cmd_setup(cuda="--cuda" in rest, force="--force" in rest)
+        cuda = True if "--cuda" in rest else False if "--cpu" in rest else None
+        cmd_setup(cuda=cuda, force="--force" in rest)
         return 0
     if args.command == "test":
         return cmd_test(rest)
@@ -363,6 +434,10 @@ def main(argv: list[str]) -> int:
     if args.command == "addon":
         cmd_addon()
         return 0
+    if args.command == "gpu-wheels":
+        if len(rest) != 1:
+            sys.exit("usage: python build.py gpu-wheels DIR (the folder to download the GPU check's wheels into)")
+        return cmd_gpu_wheels(Path(rest[0]))
     return cmd_bench(rest)
 
 

@@ -25,6 +25,32 @@ def test_parents_match_smplx_exactly(body):
     assert body.parents == reference == list(PARENTS)
 
 
+def test_the_kinematic_chain_matches_smplx_and_reads_nothing_back_from_the_device(body):
+    """Issue 30: smplx's batch_rigid_transform walks the chain by indexing a Python list with the
+    parents tensor's items: on a GPU, one host sync per joint (54 per forward). The body's own
+    chain walks a plain tuple and gives smplx's transforms."""
+    from smplx.lbs import batch_rigid_transform, batch_rodrigues
+
+    from dreamwaltz.body.model import rigid_transforms
+    from dreamwaltz.hostsync import HostSyncCounter
+
+    g = torch.Generator().manual_seed(0)
+    rot = batch_rodrigues(torch.randn(2 * 55, 3, generator=g) * 0.5).reshape(2, 55, 3, 3)
+    joints = torch.randn(2, 55, 3, generator=g)
+    for ours, theirs in zip(
+        rigid_transforms(rot, joints, body.parents_tuple, body._parents),
+        batch_rigid_transform(rot, joints, body._parents),
+    ):
+        assert torch.allclose(ours, theirs, atol=1e-6)
+    assert isinstance(body.parents_tuple, tuple) and list(body.parents_tuple) == list(PARENTS)
+    with HostSyncCounter() as syncs:
+        body(full_pose=torch.randn(1, 55, 3, generator=g) * 0.3)
+    assert syncs.total == 0, dict(syncs.kinds)
+    with HostSyncCounter() as syncs:  # what the counter would have seen in smplx's loop
+        batch_rigid_transform(rot, joints, body._parents)
+    assert syncs.kinds["index"] == 54
+
+
 def test_zero_pose_reproduces_the_rest_mesh(body):
     out = body()
     assert torch.allclose(out.vertices, out.rest_vertices, atol=1e-6)

@@ -46,11 +46,22 @@ def test_console_script_help():
     assert __version__ in version
 
 
+def setup_calls(build, monkeypatch, tmp_path) -> list[str]:
+    """build.py with a .venv under tmp_path and every command it would run recorded, not run."""
+    calls: list[str] = []
+    monkeypatch.setattr(build, "VENV", tmp_path / "venv")
+    monkeypatch.setattr(build, "STAMP", tmp_path / "venv" / ".dreamwaltz-setup")
+    build.venv_python().parent.mkdir(parents=True)
+    build.venv_python().write_text("")
+    monkeypatch.setattr(build, "run", lambda cmd, **kw: calls.append(" ".join(str(c) for c in cmd)))
+    monkeypatch.setattr(build.subprocess, "call", lambda cmd, **kw: calls.append(" ".join(str(c) for c in cmd)) or 0)
+    monkeypatch.setattr(build, "setup_web", lambda: None)
+    return calls
+
+
 def test_setup_is_a_quick_no_op_when_nothing_changed(monkeypatch, tmp_path):
     build = load_build_module()
-    calls = []
-    monkeypatch.setattr(build, "run", lambda cmd, **kw: calls.append(cmd))
-    monkeypatch.setattr(build, "STAMP", tmp_path / "stamp")
+    calls = setup_calls(build, monkeypatch, tmp_path)
     build.STAMP.write_text(build.setup_fingerprint(False))
     assert build.cmd_setup() == build.venv_python()
     assert calls == [], f"setup re-ran commands although nothing changed: {calls}"
@@ -58,15 +69,49 @@ def test_setup_is_a_quick_no_op_when_nothing_changed(monkeypatch, tmp_path):
 
 def test_setup_reinstalls_when_requirements_change(monkeypatch, tmp_path):
     build = load_build_module()
-    calls = []
-    monkeypatch.setattr(build, "run", lambda cmd, **kw: calls.append(" ".join(str(c) for c in cmd)))
-    monkeypatch.setattr(build, "STAMP", tmp_path / "stamp")
+    calls = setup_calls(build, monkeypatch, tmp_path)
     build.STAMP.write_text("fingerprint of older requirements")
     build.cmd_setup()
     assert any("torch==2.13.0+cpu" in c for c in calls), calls
     assert any("-r" in c and "requirements.txt" in c for c in calls), calls
     assert any("-e" in c for c in calls), calls
     assert build.STAMP.read_text() == build.setup_fingerprint(False)
+
+
+@pytest.mark.parametrize("command", [["test", "-x"], ["bench", "stage_speed"], ["demo", "--device", "cuda"]])
+def test_commands_after_a_cuda_setup_keep_the_cuda_pytorch(monkeypatch, tmp_path, command):
+    build = load_build_module()
+    calls = setup_calls(build, monkeypatch, tmp_path)
+    build.STAMP.write_text(build.setup_fingerprint(True))  # as `setup --cuda` leaves it
+    assert build.main(command) == 0
+    assert not any("torch==" in c for c in calls), f"`build.py {command[0]}` reinstalled PyTorch: {calls}"
+    assert any("dreamwaltz." in c or "pytest" in c for c in calls), calls
+    assert build.STAMP.read_text() == build.setup_fingerprint(True)
+
+
+def test_a_changed_requirement_reinstalls_the_flavour_the_venv_has_and_only_a_flag_switches_it(monkeypatch, tmp_path):
+    build = load_build_module()
+    calls = setup_calls(build, monkeypatch, tmp_path)
+    build.STAMP.write_text("cuda digest-of-older-requirements")
+    build.main(["setup"])
+    assert [c for c in calls if "torch==" in c] and all("torch==2.13.0+cpu" not in c for c in calls), calls
+    assert calls[-1].endswith("-m dreamwaltz doctor"), "a CUDA set-up builds gsplat's kernels (doctor's check)"
+    calls.clear()
+    build.main(["setup", "--cpu"])
+    assert any("torch==2.13.0+cpu" in c for c in calls), calls
+    assert build.STAMP.read_text() == build.setup_fingerprint(False)
+    calls.clear()
+    build.main(["test"])
+    assert not any("torch==" in c for c in calls), calls
+
+
+def test_a_stamp_from_before_the_flavour_was_recorded_keeps_the_installed_cuda_pytorch(monkeypatch, tmp_path):
+    build = load_build_module()
+    calls = setup_calls(build, monkeypatch, tmp_path)
+    build.STAMP.write_text("0" * 64)  # an older build.py's stamp: a bare digest
+    (build.VENV / "lib/python3.11/site-packages/torch-2.13.0.dist-info").mkdir(parents=True)
+    build.main(["bench"])
+    assert any("torch==2.13.0" in c for c in calls) and not any("+cpu" in c for c in calls), calls
 
 
 def test_manifest_fields(extension_zip):

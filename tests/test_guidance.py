@@ -240,3 +240,45 @@ def test_an_sd15_size_sds_step_runs_in_bf16_on_cuda():
     out = guidance(images, skeletons=torch.rand(1, 3, 128, 128, device="cuda"), prompts=["a knight, front view"])
     out.loss.backward()
     assert torch.isfinite(images.grad).all() and images.grad.abs().sum() > 0
+
+
+def test_models_download_fetches_only_the_files_the_backend_loads(tmp_path):
+    """Issue 30: `models download` fetched ~10 GB it never loads (SD 1.5's single-file
+    checkpoints, the safety checker, fp16 and non-EMA copies). Its patterns, applied by the Hub's
+    own filter, keep what ``from_folders`` reads and nothing else."""
+    import shutil
+    from pathlib import Path
+
+    from huggingface_hub.utils import filter_repo_objects
+
+    from dreamwaltz.guidance.models import DOWNLOAD_PATTERNS
+    from dreamwaltz.guidance.sds import DiffusionModules
+
+    sd, controlnet = tiny_models()  # saved in the same diffusers layout as the real repositories
+    loaded = sorted(str(p.relative_to(sd)) for p in sd.rglob("*") if p.is_file())
+    kept = list(filter_repo_objects(loaded, allow_patterns=DOWNLOAD_PATTERNS["Stable Diffusion"]))
+    assert kept == loaded
+    for name in kept:  # a folder holding only what the patterns keep loads
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sd / name, tmp_path / name)
+    assert DiffusionModules.from_folders(tmp_path, controlnet, torch.float32).unet is not None
+    unused = [  # files of stable-diffusion-v1-5 and control_v11p_sd15_openpose the backend never reads
+        "v1-5-pruned.safetensors",
+        "v1-5-pruned-emaonly.safetensors",
+        "v1-5-pruned.ckpt",
+        "safety_checker/model.safetensors",
+        "safety_checker/config.json",
+        "feature_extractor/preprocessor_config.json",
+        "unet/diffusion_pytorch_model.fp16.safetensors",
+        "unet/diffusion_pytorch_model.non_ema.safetensors",
+        "unet/diffusion_pytorch_model.bin",
+        "text_encoder/model.fp16.safetensors",
+        "text_encoder/pytorch_model.bin",
+        "vae/diffusion_pytorch_model.fp16.safetensors",
+    ]
+    assert list(filter_repo_objects(unused, allow_patterns=DOWNLOAD_PATTERNS["Stable Diffusion"])) == []
+    controlnet_files = ["config.json", "diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"]
+    controlnet_files += ["diffusion_pytorch_model.fp16.safetensors", "control_v11p_sd15_openpose.pth"]
+    kept = list(filter_repo_objects(controlnet_files, allow_patterns=DOWNLOAD_PATTERNS["ControlNet"]))
+    assert kept == ["config.json", "diffusion_pytorch_model.safetensors"]
+    assert Path(controlnet, "diffusion_pytorch_model.safetensors").is_file()

@@ -8,11 +8,13 @@ is checked with DREAMWALTZ_DISABLE_GSPLAT.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -255,4 +257,48 @@ def test_a_tiny_generation_completes_on_the_torch_rasterizer_when_gsplat_cannot_
     )
     assert proc.returncode == 0 and out.exists(), proc.stderr[-3000:]
     notices = [line for line in proc.stderr.splitlines() if "gsplat" in line and "torch" in line.lower()]
-    assert len(notices) == 1, proc.stderr[-3000:]
+    assert len(notices) == 1 and notices[0].startswith("setup: warning: gsplat cannot be used"), proc.stderr[-3000:]
+    assert "setup: Rasterizer: DreamWaltz's pure-torch one on CUDA" in proc.stderr
+
+
+def generate_cli(tmp_path, *flags, timeout=600):
+    out = tmp_path / "a.h3ga"
+    command = [sys.executable, "-m", "dreamwaltz", "generate", "a knight", "--preset", "tiny", "--out", str(out)]
+    return subprocess.run([*command, *flags], capture_output=True, text=True, timeout=timeout), out
+
+
+def test_rasterizer_gsplat_on_a_cpu_fails_at_once_in_one_line(tmp_path):
+    started = time.monotonic()
+    proc, out = generate_cli(tmp_path, "--device", "cpu", "--rasterizer", "gsplat", timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and not out.exists()
+    assert len(lines) == 1 and lines[0].startswith("error: --rasterizer gsplat needs a CUDA GPU"), proc.stderr
+    assert "leave --rasterizer at auto" in lines[0]
+    assert not list(tmp_path.rglob("*.pt")), "nothing ran before the refusal"
+    assert time.monotonic() - started < 60
+
+
+def test_a_run_states_its_rasterizer_in_its_log_and_events(tmp_path):
+    from dreamwaltz.core.job import GenerateSpec
+    from dreamwaltz.pipeline import generate
+    from dreamwaltz.progress import ProgressReporter, jsonl_sink
+
+    record = tmp_path / "events.jsonl"
+    spec = GenerateSpec(prompt="a knight", preset="tiny", device="cpu", steps=1, stage1_steps=0)
+    generate(spec, ProgressReporter([jsonl_sink(record)]), tmp_path / "work")
+    events = [json.loads(line) for line in record.read_text().splitlines()]
+    stated = [e for e in events if e["message"].startswith("Rasterizer: ")]
+    assert len(stated) == 1 and stated[0]["message"] == "Rasterizer: DreamWaltz's pure-torch one (cpu)."
+    assert stated[0]["level"] == "info" and events.index(stated[0]) < 2, "stated when the job starts"
+    assert not [e for e in events if e["level"] == "warning"], "the CPU rasterizer is no fallback"
+
+
+@pytest.mark.gpu
+def test_rasterizer_gsplat_fails_at_once_when_its_kernels_cannot_load(tmp_path, monkeypatch):
+    monkeypatch.setenv("DREAMWALTZ_DISABLE_GSPLAT", "1")
+    proc, out = generate_cli(tmp_path, "--device", "cuda", "--rasterizer", "gsplat", timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and not out.exists()
+    assert lines[-1].startswith("error: gsplat cannot render here: turned off by DREAMWALTZ_DISABLE_GSPLAT"), (
+        proc.stderr
+    )

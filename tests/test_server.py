@@ -141,3 +141,21 @@ def test_failures_are_reported_with_advice(tmp_path):
         state = wait_for(client, job["id"], ("failed",))
     assert state["error"]["code"] == "out_of_memory"
     assert "preview" in state["error"]["hint"]
+
+
+def test_health_answers_while_gsplat_is_being_checked(service, monkeypatch):
+    """The probe holds its lock for as long as gsplat compiles its kernels (minutes, on a GPU):
+    /health answers all the same ("checking" on a GPU; the CPU answer on a CPU)."""
+    from dreamwaltz.render import gsplat_backend
+
+    client, _, _ = service
+    monkeypatch.setattr(gsplat_backend, "_probe_result", None)  # not checked yet in this process
+    with gsplat_backend._probe_lock:  # a job's check, compiling
+        started = time.monotonic()
+        info = client.get("/health").json()
+        assert time.monotonic() - started < 5
+    assert info["ok"] is True
+    if info["cuda"]:
+        assert info["gsplat"]["usable"] is None and info["rasterizer"] == "checking"
+    else:
+        assert info["rasterizer"].startswith("torch")

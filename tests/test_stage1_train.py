@@ -107,3 +107,58 @@ def test_hand_density_guidance_keeps_the_gap_between_fingers_empty(tmp_path):
     assert gap < 1.0 and min(fingers) > 20.0, (guided, gap, fingers)
     unguided, *densities = _trained_margin(0.0, tmp_path / "unguided")
     assert guided > unguided + 0.3, (guided, unguided, densities)
+
+
+@pytest.mark.slow
+def test_a_stage1_steps_host_syncs_do_not_grow_with_the_chunk_count(tmp_path):
+    """Issue 30: a training render made the host wait twice per chunk of rays (and again in the
+    checkpointed recomputation); now once per render (how many rays meet matter), so the step's
+    count is the same for 1 chunk or 20."""
+    from dataclasses import replace
+
+    from dreamwaltz.hostsync import HostSyncCounter
+    from dreamwaltz.stage1.train import Stage1Training
+
+    _, cb, cfg, field = setup()
+    guidance = build_guidance("sds", "tiny")
+    counts = {}
+    for chunk in (1 << 20, 32):
+        stage = Stage1Training(field, cb, guidance, "a knight", replace(cfg, render_chunk=chunk), tmp_path, seed=0)
+        views = stage.make_conditions(1)
+        with HostSyncCounter() as syncs:
+            stage.train_step(1, views)
+        counts[chunk] = syncs
+    size = cfg.size_at(1)
+    assert size * size // 32 >= 16, "the small chunk splits the render into many chunks"
+    assert counts[32].total == counts[1 << 20].total, (dict(counts[32].kinds), dict(counts[1 << 20].kinds))
+    assert counts[32].kinds["nonzero"] <= cfg.batch + 1, dict(counts[32].kinds)
+
+
+def test_stage1_skeletons_are_drawn_at_the_diffusion_resolution_not_the_render_size(tmp_path):
+    """Issue 30: drawn at the 24-256 px render size, the limbs were under a pixel wide and the
+    ControlNet saw them upsampled by nearest neighbour; the official implementation draws the
+    skeleton at the diffusion resolution."""
+    from dreamwaltz.body import BodyModel
+    from dreamwaltz.stage1 import canonical_body
+    from dreamwaltz.stage1.body import new_field
+    from dreamwaltz.stage1.train import Stage1Training
+
+    cfg = small_config(batch=2)
+    cb = canonical_body(BodyModel.load("open"))
+    guidance = build_guidance("sds", "tiny", resolution=96)
+    stage = Stage1Training(new_field(cb, cfg), cb, guidance, "a knight", cfg, tmp_path)
+    for cam, skeleton, _ in stage.make_conditions(0):
+        assert cam.camera.width == cfg.size_at(0) < 96, "the field still renders at the schedule's size"
+        assert skeleton.shape == (3, 96, 96)
+        lit = (skeleton.amax(0) > 0).float().mean()
+        assert lit > 0.01, "limbs a few pixels wide, not sub-pixel specks"
+
+
+def test_the_render_chunk_comes_from_free_gpu_memory_and_stays_the_presets_on_a_cpu():
+    from dreamwaltz.stage1.train import CHUNK_BYTES_PER_SAMPLE, render_chunk_for
+
+    assert render_chunk_for(None, 128, 4096) == 4096
+    big = render_chunk_for(70 << 30, 128, 4096)  # an H100 with 70 GiB free
+    assert 4096 < big <= 1 << 18 and big & (big - 1) == 0
+    assert big * 128 * CHUNK_BYTES_PER_SAMPLE <= (70 << 30) // 4, "a quarter of the free memory at most"
+    assert render_chunk_for(1 << 30, 128, 4096) == 4096, "never below the preset's"

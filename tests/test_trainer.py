@@ -10,6 +10,7 @@ pytest.importorskip("torch")
 import torch
 
 from dreamwaltz.body import BodyModel
+from dreamwaltz.core.errors import JobCancelled
 from dreamwaltz.guidance import build_guidance
 from dreamwaltz.guidance.base import Guidance
 from dreamwaltz.progress import ProgressReporter
@@ -42,10 +43,10 @@ class EveryNthBroken(Guidance):
         return (self.broken if self.calls % self.n == 0 else self.healthy)(images, **kw)
 
 
-def small_run(body, guidance, tmp_path, steps, **loop):
+def small_run(body, guidance, tmp_path, steps, events=None, **loop):
     model = H3GA(body, num_free=300, num_bound=100, seed=0)
     cfg = Stage2Config(steps=steps, resolution=32, batch=1, checkpoint_every=4, preview_every=10**9, **loop)
-    events = []
+    events = [] if events is None else events
     train_stage2(model, guidance, "a knight", cfg, ProgressReporter([events.append]), tmp_path, seed=0)
     return model, events
 
@@ -75,6 +76,41 @@ def test_checkpoints_carry_every_rng_state(body, guidances, tmp_path):
         assert len(rng["torch_cuda"]) == torch.cuda.device_count()
 
 
+def test_a_checkpoint_whose_rng_states_came_from_another_device_resumes_to_the_same_parameters(
+    body, guidances, tmp_path
+):
+    """A checkpoint loaded with ``map_location="cuda"`` hands the RNG states over as GPU tensors,
+    which the generators' setters refuse; here the states are rewritten as what no setter takes
+    (int64 and int32 tensors, a CUDA entry) and the resumed run must still equal the straight one."""
+    healthy, _ = guidances
+    straight, _ = small_run(body, healthy, tmp_path / "straight", steps=8)
+
+    def cancel_at_3(event, reporter):
+        if event.step == 3:
+            reporter.cancel.cancel()
+
+    model = H3GA(body, num_free=300, num_bound=100, seed=0)
+    cfg = Stage2Config(steps=8, resolution=32, batch=1, checkpoint_every=4, preview_every=10**9)
+    reporter = ProgressReporter()
+    reporter.sinks.append(lambda event: cancel_at_3(event, reporter))
+    with pytest.raises(JobCancelled):
+        train_stage2(model, healthy, "a knight", cfg, reporter, tmp_path / "resumed", seed=0)
+    path = tmp_path / "resumed" / "stage2.pt"
+    checkpoint = torch.load(path, weights_only=True)
+    assert checkpoint["step"] == 3
+    rng = checkpoint["rng"]
+    rng["torch"] = rng["torch"].to(torch.int64)
+    rng["numpy_global"]["key"] = rng["numpy_global"]["key"].to(torch.int32)
+    rng["torch_cuda"] = [rng["torch"].to(torch.int32)]  # what a CUDA run saves; ignored without CUDA
+    torch.save(checkpoint, path)
+
+    events = []
+    resumed, _ = small_run(body, healthy, tmp_path / "resumed", steps=8, events=events)
+    assert any("Resumed from step 3" in e.message for e in events)
+    for (name, a), b in zip(straight.named_parameters(), resumed.parameters()):
+        assert torch.equal(a, b), name
+
+
 @pytest.mark.gpu
 def test_a_cuda_checkpoint_holds_the_cuda_rng_state(body, tmp_path):
     cuda_body = BodyModel.load("open").to("cuda")
@@ -84,6 +120,10 @@ def test_a_cuda_checkpoint_holds_the_cuda_rng_state(body, tmp_path):
     train_stage2(model, guidance, "a knight", cfg, ProgressReporter(), tmp_path, device="cuda")
     rng = torch.load(tmp_path / "stage2.pt", weights_only=True)["rng"]
     assert len(rng["torch_cuda"]) == torch.cuda.device_count()
+    events = []  # and a rerun resumes from it (the loader maps the states onto the GPU)
+    cfg = Stage2Config(steps=3, resolution=32, batch=1, checkpoint_every=1, preview_every=10**9)
+    train_stage2(model, guidance, "a knight", cfg, ProgressReporter([events.append]), tmp_path, device="cuda")
+    assert any("Resumed from step 2" in e.message for e in events)
 
 
 def test_conditions_made_ahead_by_worker_threads_are_those_made_inline(body, guidances, tmp_path):
@@ -117,3 +157,21 @@ def test_the_run_reports_its_host_side_time_per_step(body, guidances, tmp_path):
     train_stage2(model, healthy, "a knight", cfg, ProgressReporter(), tmp_path, stats=stats)
     assert stats["steps"] == 3 and stats["condition_ms"] > 0 and 0 <= stats["wait_share"] <= 1
     assert stats["step_ms"] >= stats["wait_ms"]
+
+
+def test_a_steps_skeletons_reach_the_device_as_one_batch():
+    from dreamwaltz.conditioning.prefetch import skeletons_to
+
+    views = [torch.rand(3, 8, 8) for _ in range(3)]
+    assert torch.equal(skeletons_to(views, "cpu"), torch.stack(views))
+
+
+@pytest.mark.gpu
+def test_pinned_skeletons_stay_pinned_when_stacked_so_the_copy_does_not_wait():
+    from dreamwaltz.conditioning.prefetch import skeleton_tensor, skeletons_to
+
+    views = [skeleton_tensor(torch.zeros(8, 8, 3, dtype=torch.uint8).numpy(), pin=True) for _ in range(2)]
+    batch = skeletons_to(views, "cuda")
+    assert batch.device.type == "cuda" and batch.shape == (2, 3, 8, 8)
+    stacked = torch.stack(views, out=torch.empty((2, 3, 8, 8)).pin_memory())
+    assert stacked.is_pinned(), "stack into a pinned buffer keeps it pinned"

@@ -55,6 +55,12 @@ def generate(
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     device = pick_device(spec.device)
+    from .render.gsplat_backend import job_rasterizer
+
+    rasterizer, warning = job_rasterizer(torch.device(device).type, spec.rasterizer)
+    reporter.info("setup", rasterizer)
+    if warning:
+        reporter.warn("setup", warning)
     reporter.info("setup", f"Loading the body ({spec.body}) and the {spec.preset} diffusion models on {device}.")
     body = BodyModel.load(spec.body, gender=spec.gender).to(device)
     betas = np.zeros(body.num_betas)

@@ -27,6 +27,7 @@ class ProgressEvent:
     message: str = ""
     preview: str | None = None  # path of the latest preview PNG
     time: float = field(default_factory=time.time)
+    level: str = "info"  # "warning": the job goes on, but not as asked (e.g. a slower rasterizer)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,6 +85,10 @@ class ProgressReporter:
         self.emit(ProgressEvent(stage, message=message))
         self.cancel.raise_if_cancelled()
 
+    def warn(self, stage: str, message: str) -> None:
+        self.emit(ProgressEvent(stage, message=message, level="warning"))
+        self.cancel.raise_if_cancelled()
+
 
 def terminal_sink(stream=sys.stderr) -> Sink:
     """A one-line progress bar on a terminal; plain lines when not a TTY."""
@@ -103,7 +108,7 @@ def terminal_sink(stream=sys.stderr) -> Sink:
             elif ev.step == ev.total or ev.step % max(1, ev.total // 10) == 0:
                 stream.write(line + "\n")
         elif ev.message:
-            stream.write(f"{ev.stage}: {ev.message}\n")
+            stream.write(f"{ev.stage}: {'warning: ' if ev.level == 'warning' else ''}{ev.message}\n")
         stream.flush()
 
     return sink

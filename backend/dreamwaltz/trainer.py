@@ -85,14 +85,21 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
+    """Restore ``rng_state()``'s states, wherever the checkpoint's tensors were loaded to: a load
+    with ``map_location="cuda"`` puts them on the GPU, where ``.numpy()`` and the generators'
+    setters (which take CPU ByteTensors) refuse them."""
     random.setstate(_tuples(state["python"]))
     legacy = state["numpy_global"]
-    np.random.set_state(
-        ("MT19937", legacy["key"].numpy().astype(np.uint32), legacy["pos"], legacy["has_gauss"], legacy["gauss"])
-    )
-    torch.set_rng_state(state["torch"])
+    key = torch.as_tensor(legacy["key"]).to("cpu", torch.int64).numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", key, int(legacy["pos"]), int(legacy["has_gauss"]), float(legacy["gauss"])))
+    torch.set_rng_state(_byte_tensor(state["torch"]))
     if "torch_cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["torch_cuda"])
+        torch.cuda.set_rng_state_all([_byte_tensor(s) for s in state["torch_cuda"]])
+
+
+def _byte_tensor(value) -> torch.Tensor:
+    """A generator state as the setters take it: a contiguous CPU uint8 tensor."""
+    return torch.as_tensor(value).to("cpu", torch.uint8).contiguous()
 
 
 def _tuples(value):
@@ -138,7 +145,7 @@ class Trainer:
     def load(self) -> int:
         state = torch.load(self.checkpoint, weights_only=True, map_location=self.device)
         self.stage.load_state_dict(state["stage"])
-        set_rng_state(state["rng"])
+        set_rng_state(state["rng"])  # moves the generator states back to the CPU as uint8
         self.nonfinite.fill_(state["nonfinite"][0])
         self.nonfinite_streak.fill_(state["nonfinite"][1])
         return int(state["step"])

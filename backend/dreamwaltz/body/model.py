@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from smplx.lbs import batch_rigid_transform, batch_rodrigues, blend_shapes, vertices2joints
+from smplx.lbs import batch_rodrigues, blend_shapes, vertices2joints
 
 from ..core.errors import BodyModelError
 from ..core.h3ga import read_npz
@@ -120,6 +120,28 @@ def _check_arrays(data: dict, name: str) -> None:
         raise bad(f"array 'lmk_faces_idx' has triangle indices outside 0..{F - 1}.")
 
 
+def rigid_transforms(rot, rest_joints, parents: tuple, parent_index: torch.Tensor):
+    """The kinematic chain: (posed joints (B,J,3), skinning transforms (B,J,4,4)) of rotations
+    ``rot`` (B,J,3,3) about the rest joints (B,J,3). Each joint's local transform rotates about
+    its rest offset from its parent; world transforms are composed root first; the skinning
+    transform of a joint maps a rest-pose point to its posed place (world transform after moving
+    the joint's rest position to the origin). ``parents`` drives the Python loop (a tuple: no
+    device reads); ``parent_index`` (the same on the joints' device) gathers parents' joints."""
+    offsets = torch.cat([rest_joints[:, :1], rest_joints[:, 1:] - rest_joints[:, parent_index[1:]]], 1)
+    local = torch.cat([rot, offsets[..., None]], -1)  # (B,J,3,4)
+    bottom = local.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(*local.shape[:2], 1, 4)
+    local = torch.cat([local, bottom], -2)
+    world = [local[:, 0]]
+    for j in range(1, len(parents)):
+        world.append(world[parents[j]] @ local[:, j])
+    world = torch.stack(world, 1)
+    posed = world[..., :3, 3]
+    skinning = torch.cat(
+        [world[..., :3, :3], (posed - (world[..., :3, :3] @ rest_joints[..., None])[..., 0])[..., None]], -1
+    )
+    return posed, torch.cat([skinning, world[..., 3:, :]], -2)
+
+
 class BodyModel(torch.nn.Module):
     def __init__(self, data: dict, kind: str, num_betas: int, num_expressions: int | None, name: str):
         super().__init__()
@@ -177,6 +199,10 @@ class BodyModel(torch.nn.Module):
         self.register_buffer("skin_weights", torch.as_tensor(weights, dtype=f32))
         self.register_buffer("landmark_faces", torch.as_tensor(np.asarray(lmk_faces, dtype=np.int64)))
         self.register_buffer("landmark_bary", torch.as_tensor(np.asarray(lmk_bary, dtype=np.float64), dtype=f32))
+        # The chain's parents twice: a plain tuple for the Python loop over joints (smplx's
+        # batch_rigid_transform indexes a list with the tensor's items: one host sync per joint
+        # on a GPU) and a device tensor for gathering the parents' joints.
+        self.parents_tuple = tuple(int(p) for p in PARENTS)
         self.register_buffer("_parents", torch.as_tensor(np.asarray(PARENTS, dtype=np.int64)))
         self.vertex_colors = np.asarray(data["vertex_colors"], dtype=np.float32) if "vertex_colors" in data else None
 
@@ -237,7 +263,7 @@ class BodyModel(torch.nn.Module):
         if self.num_expressions:
             rest = rest + blend_shapes(expression, self.expression_dirs)
         rot = batch_rodrigues(pose.reshape(-1, 3)).reshape(batch, 55, 3, 3)
-        posed_joints, A = batch_rigid_transform(rot, rest_joints, self._parents, dtype=rest.dtype)
+        posed_joints, A = rigid_transforms(rot, rest_joints, self.parents_tuple, self._parents)
         T = torch.einsum("vk,bkij->bvij", self.skin_weights, A)
         homo = torch.cat([rest, torch.ones_like(rest[..., :1])], dim=-1)
         vertices = torch.einsum("bvij,bvj->bvi", T, homo)[..., :3] + transl[:, None]

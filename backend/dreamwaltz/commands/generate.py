@@ -59,6 +59,13 @@ def add_job_arguments(p):
         help="SDS timestep weighting w(t): uniform (1, the paper's; default), sds (1 - alpha_bar) or snr",
     )
     p.add_argument(
+        "--rasterizer",
+        default=None,
+        choices=job.RASTERIZERS,
+        help="stage 2's rasterizer: auto (gsplat's CUDA kernels when they load, else pure torch with a warning; "
+        "default) or gsplat (those kernels or an error at once)",
+    )
+    p.add_argument(
         "--cpu-offload",
         action="store_true",
         default=None,
@@ -93,6 +100,7 @@ def spec_from_args(args, prompt=None, seed=None):
             "densify": args.densify,
             "precision": args.precision,
             "sds_weighting": args.sds_weighting,
+            "rasterizer": args.rasterizer,
         }
     )
 

@@ -17,7 +17,7 @@ def add_arguments(p):
 
 def run(args) -> int:
     from ..core.errors import WeightsMissingError
-    from ..guidance.models import DEFAULT_CONTROLNET, DEFAULT_SD, resolve, tiny_models
+    from ..guidance.models import DEFAULT_CONTROLNET, DEFAULT_SD, DOWNLOAD_PATTERNS, resolve, tiny_models
 
     ids = [
         (args.sd_model or DEFAULT_SD, "Stable Diffusion"),
@@ -31,12 +31,8 @@ def run(args) -> int:
         from huggingface_hub import snapshot_download
 
         for model, kind in ids:
-            print(f"downloading {kind} {model} (several GB) ...", flush=True)
-            path = snapshot_download(
-                model,
-                allow_patterns=["*.json", "*.txt", "*.safetensors", "*.model"],
-                ignore_patterns=["*.ckpt", "*.bin", "*ema*", "*fp32*", "*non_ema*"],
-            )
+            print(f"downloading {kind} {model} (only the files DreamWaltz loads) ...", flush=True)
+            path = snapshot_download(model, allow_patterns=DOWNLOAD_PATTERNS[kind])
             print(f"  -> {path}")
         return 0
     missing = 0

@@ -106,3 +106,15 @@ def skeleton_tensor(image, pin: bool = False):
 
     tensor = torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1) / 255.0
     return tensor.pin_memory() if pin else tensor
+
+
+def skeletons_to(skeletons, device):
+    """A step's skeleton images as one batch on ``device``. Stacked straight into pinned memory
+    when they were pinned (``torch.stack`` alone makes an unpinned batch, whose copy to the GPU
+    makes the host wait), so the copy overlaps the step."""
+    import torch
+
+    out = None
+    if skeletons[0].is_pinned():
+        out = torch.empty((len(skeletons), *skeletons[0].shape), dtype=skeletons[0].dtype).pin_memory()
+    return torch.stack(list(skeletons), out=out).to(device, non_blocking=True)

@@ -22,6 +22,10 @@ PRECISIONS = ("auto", "fp16", "bf16", "fp32")
 SDS_WEIGHTINGS = ("uniform", "sds", "snr")
 GENDERS = ("neutral", "male", "female")
 DEVICES = ("auto", "cpu", "cuda")
+# Stage 2's Gaussian rasterizer: auto = gsplat's CUDA kernels when they load (checked when the job
+# starts), else the pure-torch one with a warning in the job's events; gsplat = those kernels or
+# the job fails at once.
+RASTERIZERS = ("auto", "gsplat")
 
 
 MAX_SEED = 2**32 - 1  # the generators' seed range
@@ -60,6 +64,7 @@ class GenerateSpec:
     vae_slicing: bool = False
     precision: str = "auto"
     sds_weighting: str = "uniform"
+    rasterizer: str = "auto"
     # Stage 2 grows free Gaussians where detail is missing and prunes transparent ones (gsplat's
     # 3DGS rules), up to twice the preset's count.
     densify: bool = False
@@ -82,6 +87,7 @@ class GenerateSpec:
             "sds_weighting": SDS_WEIGHTINGS,
             "gender": GENDERS,
             "device": DEVICES,
+            "rasterizer": RASTERIZERS,
         }
         for name, allowed in choices.items():
             value = getattr(self, name)

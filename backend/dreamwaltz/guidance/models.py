@@ -18,6 +18,24 @@ from ..core.errors import WeightsMissingError
 DEFAULT_SD = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_CONTROLNET = "lllyasviel/control_v11p_sd15_openpose"
 SD_SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+# The files ``DiffusionModules.from_folders`` reads (full-precision safetensors, no variant), as
+# Hugging Face Hub patterns: what ``dreamwaltz models download`` fetches and nothing else (SD 1.5's
+# repository also holds 4-8 GB single-file checkpoints, the safety checker and fp16/non-EMA copies).
+DOWNLOAD_PATTERNS = {
+    "Stable Diffusion": [
+        "model_index.json",
+        "scheduler/scheduler_config.json",
+        "tokenizer/*",
+        *(
+            f"{sub}/{name}"
+            for sub in ("unet", "vae")
+            for name in ("config.json", "diffusion_pytorch_model.safetensors")
+        ),
+        "text_encoder/config.json",
+        "text_encoder/model.safetensors",
+    ],
+    "ControlNet": ["config.json", "diffusion_pytorch_model.safetensors"],
+}
 TINY_VERSION = 3
 
 

@@ -24,7 +24,8 @@ FIX = (
 
 log = logging.getLogger("dreamwaltz.render")
 
-_probe_lock = threading.Lock()
+_probe_lock = threading.Lock()  # held by the probe itself, for as long as gsplat compiles
+_start_lock = threading.Lock()  # starting the background probe; never held while probing
 _probe_result: GsplatStatus | None = None
 _probe_thread: threading.Thread | None = None
 _notice_given = False
@@ -58,7 +59,8 @@ def gsplat_status(block: bool = True) -> GsplatStatus:
     """Whether gsplat's CUDA kernels are usable in this process (checked once, then cached).
 
     ``block=False`` never waits for the check (which can take minutes while gsplat compiles its
-    kernels): it starts it in the background and answers ``usable=None`` until it is done.
+    kernels), nor for a check another thread is running: it starts it in the background when none
+    is running and answers ``usable=None`` until it is done (the server's ``/health`` asks so).
     """
     version = installed_version()
     if disabled():
@@ -79,8 +81,8 @@ def gsplat_status(block: bool = True) -> GsplatStatus:
 
 def _start_background_probe() -> None:
     global _probe_thread
-    with _probe_lock:
-        if _probe_thread is None and _probe_result is None:
+    with _start_lock:
+        if _probe_thread is None and _probe_result is None and not _probe_lock.locked():
             _probe_thread = threading.Thread(target=_probe, daemon=True, name="dreamwaltz-gsplat-check")
             _probe_thread.start()
 
@@ -149,6 +151,34 @@ def choose_backend(device_type: str, backend: str = "auto") -> str:
         return "gsplat"
     notice(status)
     return "torch"
+
+
+def job_rasterizer(device_type: str, requested: str = "auto") -> tuple[str, str]:
+    """Stage 2's rasterizer for a job, decided when it starts (gsplat's check, and any compiling of
+    its kernels, happens here, before stage 1, not at the first stage-2 render): (the line the job
+    log and record state, a warning or ""). The warning is this process's notice (``notice`` logs
+    no second one). ``requested`` "gsplat" raises when its kernels do not work here, in one line
+    with the fix."""
+    global _notice_given
+    if requested == "gsplat" and device_type != "cuda":
+        from ..core.errors import DreamWaltzError
+
+        raise DreamWaltzError(
+            f"--rasterizer gsplat needs a CUDA GPU, but this job runs on {device_type}.",
+            "Run it on a machine with an NVIDIA GPU, or leave --rasterizer at auto.",
+        )
+    if requested == "gsplat" or device_type == "cuda":
+        status = gsplat_status()  # blocks: compiles gsplat's kernels now if they are not built
+        if status.usable:
+            return f"Rasterizer: gsplat {status.version} (CUDA kernels).", ""
+        choose_backend(device_type, requested)  # "gsplat": the error, with gsplat's reason
+        _notice_given = True
+        return (
+            "Rasterizer: DreamWaltz's pure-torch one on CUDA (slower).",
+            f"gsplat cannot be used ({status.reason}): stage 2 renders with the pure-torch rasterizer, "
+            f"which is much slower. To fix: {FIX}.",
+        )
+    return f"Rasterizer: DreamWaltz's pure-torch one ({device_type}).", ""
 
 
 def notice(status: GsplatStatus) -> None:

@@ -198,24 +198,21 @@ class VolumeRender:
     depth: torch.Tensor  # (R,) expected camera-space depth of the visible surface (where alpha > 0)
 
 
-def render_rays(
-    field: RadianceField,
-    o,
-    d,
-    samples: int = 48,
-    background=BACKGROUND,
-    jitter: bool = True,
-    generator=None,
-    noise=None,
-) -> VolumeRender:
-    """Fixed samples-per-ray budget inside the body's box; only samples in occupied cells reach
-    the network (the rest have zero density). ``noise`` (R, samples) in [0, 1): the jitter drawn
-    by the caller (otherwise drawn here from ``generator``)."""
-    R = o.shape[0]
+@torch.no_grad()
+def ray_spans(field: RadianceField, o, d, samples: int):
+    """Each ray's [near, far] inside the box, narrowed to its occupied stretch, and whether it meets
+    matter at all (no host sync: the tensors stay on the device)."""
     near, far = box_intersect(o, d, field.box_min, field.box_max)
     hit = far > near
     far = torch.where(hit, far, near + 1e-3)
-    near, far, hit = occupied_span(field, o, d, near, far, hit, 4 * samples)
+    return occupied_span(field, o, d, near, far, hit, 4 * samples)
+
+
+def _shade(field: RadianceField, o, d, near, far, samples, jitter, generator=None, noise=None):
+    """Colour (without background), alpha and depth of rays that meet matter: ``samples`` points
+    each over [near, far]; the network sees every sample and the occupancy grid zeroes the empty
+    ones (a compaction to the occupied samples would make the host wait for their count)."""
+    R = o.shape[0]
     u = (torch.arange(samples, device=o.device, dtype=o.dtype) + 0.5) / samples
     if jitter:
         if noise is None:  # on the training device (no host-to-device copy per step) unless a CPU generator is given
@@ -225,27 +222,46 @@ def render_rays(
         u = u.expand(R, samples)
     t = near[:, None] + (far - near)[:, None] * u
     pts = o[:, None] + d[:, None] * t[..., None]
-    mask = field.is_occupied(pts) & hit[:, None]
-    sigma = torch.zeros(R, samples, device=o.device, dtype=o.dtype)
-    rgb = torch.zeros(R, samples, 3, device=o.device, dtype=o.dtype)
-    if mask.any():
-        s, c = field.query(pts[mask])
-        sigma = sigma.masked_scatter(mask, s)
-        rgb = rgb.masked_scatter(mask[..., None].expand_as(rgb), c)
+    mask = field.is_occupied(pts)
+    s, c = field.query(pts.reshape(-1, 3))
+    sigma = torch.where(mask, s.reshape(R, samples), 0.0)
+    rgb = torch.where(mask[..., None], c.reshape(R, samples, 3), 0.0)
     delta = (far - near)[:, None] / samples * d.norm(dim=-1, keepdim=True)
     a = 1 - torch.exp(-sigma * delta)
     trans = torch.cumprod(torch.cat([torch.ones_like(a[:, :1]), 1 - a[:, :-1] + 1e-10], 1), 1)
     w = a * trans
     acc = w.sum(1)
-    bg = torch.as_tensor(background, dtype=o.dtype, device=o.device)
-    color = (w[..., None] * rgb).sum(1) + (1 - acc)[:, None] * bg
-    depth = (w * t).sum(1) / acc.clamp(min=1e-6)
-    return VolumeRender(color, acc, depth)
+    return (w[..., None] * rgb).sum(1), acc, (w * t).sum(1) / acc.clamp(min=1e-6)
 
 
-def _render_chunk(field: RadianceField, o, d, samples, background, jitter, noise):
-    out = render_rays(field, o, d, samples, background, jitter, None, noise)
-    return out.color, out.alpha, out.depth
+def _composite(R: int, rays, parts, background, like) -> VolumeRender:
+    """Every ray's colour, alpha and depth: the rays that met matter shaded, the others background."""
+    bg = torch.as_tensor(background, dtype=like.dtype, device=like.device)
+    color = bg.expand(R, 3)
+    alpha = depth = like.new_zeros(R)
+    if parts:
+        rgb, acc, dep = (torch.cat(p) for p in zip(*parts))
+        color = color.index_copy(0, rays, rgb + (1 - acc)[:, None] * bg)
+        alpha, depth = alpha.index_copy(0, rays, acc), depth.index_copy(0, rays, dep)
+    return VolumeRender(color, alpha, depth)
+
+
+def render_rays(
+    field: RadianceField,
+    o,
+    d,
+    samples: int = 48,
+    background=BACKGROUND,
+    jitter: bool = True,
+    generator=None,
+) -> VolumeRender:
+    """Fixed samples-per-ray budget inside the body's box, on the stretch of each ray that meets
+    occupied cells; rays that meet none are background (and draw no jitter). One host sync: the
+    number of rays that meet matter."""
+    near, far, hit = ray_spans(field, o, d, samples)
+    rays = hit.nonzero()[:, 0]
+    parts = [_shade(field, o[rays], d[rays], near[rays], far[rays], samples, jitter, generator)] if len(rays) else []
+    return _composite(o.shape[0], rays, parts, background, o)
 
 
 def render_image(
@@ -267,30 +283,24 @@ def render_image(
     the same jitter: jitter from the global RNG is drawn inside the chunk (checkpoint restores
     the RNG state for the recomputation); jitter from an explicit ``generator`` is drawn before
     the chunk and handed to it, so the generator advances exactly as without checkpointing.
+    Which rays meet matter is found first for the whole image (no gradients; grid lookups only),
+    and only those rays are shaded: the render's one host sync is their count, however many
+    chunks there are (a GPU is not made to wait once per chunk).
     """
     o, d = camera_rays(camera, field.box_min.device)
     grad = torch.is_grad_enabled() and any(p.requires_grad for p in field.parameters())
+    spans = [ray_spans(field, o[i : i + chunk], d[i : i + chunk], samples) for i in range(0, len(o), chunk)]
+    near, far, hit = (torch.cat(p) for p in zip(*spans))
+    rays = hit.nonzero()[:, 0]  # the render's one host sync: how many rays meet matter
     parts = []
-    for i in range(0, len(o), chunk):
-        oc, dc = o[i : i + chunk], d[i : i + chunk]
-        noise = torch.rand(len(oc), samples, generator=generator) if jitter and generator is not None else None
+    for i in range(0, len(rays), chunk):
+        idx = rays[i : i + chunk]
+        noise = torch.rand(len(idx), samples, generator=generator) if jitter and generator is not None else None
+        args = (field, o[idx], d[idx], near[idx], far[idx], samples, jitter, None, noise)
         if grad:
-            parts.append(
-                checkpoint(
-                    _render_chunk,
-                    field,
-                    oc,
-                    dc,
-                    samples,
-                    background,
-                    jitter,
-                    noise,
-                    use_reentrant=False,
-                    preserve_rng_state=True,
-                )
-            )
+            parts.append(checkpoint(_shade, *args, use_reentrant=False, preserve_rng_state=True))
         else:
-            parts.append(_render_chunk(field, oc, dc, samples, background, jitter, noise))
+            parts.append(_shade(*args))
+    out = _composite(len(o), rays, parts, background, o)
     H, W = camera.height, camera.width
-    color, alpha, depth = (torch.cat(p) for p in zip(*parts))
-    return color.reshape(H, W, 3), alpha.reshape(H, W), depth.reshape(H, W)
+    return out.color.reshape(H, W, 3), out.alpha.reshape(H, W), out.depth.reshape(H, W)

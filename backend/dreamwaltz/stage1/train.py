@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..conditioning import body_keypoints, draw_openpose, sample_camera, view_prompt
-from ..conditioning.prefetch import skeleton_tensor, step_rng
+from ..conditioning.prefetch import skeleton_tensor, skeletons_to, step_rng
 from ..core.camera import orbit_camera
 from ..progress import ProgressReporter
 from ..trainer import LoopConfig, StepResult, Trainer
@@ -39,6 +39,24 @@ class Stage1Result:
     checkpoint: Path
 
 
+# Bytes a gradient-checkpointed chunk holds per ray sample at its peak: a bound from `bench memory`
+# (the paper's stage-1 step peaked at 1.30 GiB with chunks of 4,096 rays x 128 samples, every
+# sample in an occupied cell, field and optimiser included; docs/BENCHMARKS.md).
+CHUNK_BYTES_PER_SAMPLE = 2_700
+MAX_RENDER_CHUNK = 1 << 18
+
+
+def render_chunk_for(free_bytes: int | None, samples: int, configured: int) -> int:
+    """Rays per chunk of a training render: the preset's without a GPU (``free_bytes`` None); on
+    CUDA as many as a quarter of the free memory holds (a power of two, from the preset's up to
+    262,144): fewer chunks, fewer kernel launches, on a large card."""
+    if free_bytes is None:
+        return configured
+    rays = free_bytes // 4 // (samples * CHUNK_BYTES_PER_SAMPLE)
+    fitting = 1 << max(0, int(rays).bit_length() - 1)
+    return int(min(MAX_RENDER_CHUNK, max(configured, fitting)))
+
+
 def make_optimizer(field: RadianceField, cfg: Stage1Config) -> torch.optim.Optimizer:
     return torch.optim.Adam(
         [
@@ -55,12 +73,24 @@ def step_size(field: RadianceField, cfg: Stage1Config) -> float:
 
 
 def training_views(
-    cb: CanonicalBody, rng, cfg: Stage1Config, size: int, prompt: str, needs_skeletons: bool, pin: bool = False
+    cb: CanonicalBody,
+    rng,
+    cfg: Stage1Config,
+    size: int,
+    prompt: str,
+    needs_skeletons: bool,
+    pin: bool = False,
+    skeleton_size: int | None = None,
 ):
+    """One view's camera (rendering at ``size``), skeleton image and prompt. The skeleton is drawn
+    at ``skeleton_size`` (the diffusion model's resolution, as the official implementation draws
+    it): drawn at the 64-256 px render size, its limbs were under a pixel wide before the
+    ControlNet's upsampling."""
     cam = sample_camera(rng, cb.joints, size, cfg.face_prob, cfg.hand_prob)
     skeleton = None
     if needs_skeletons:
-        skeleton = skeleton_tensor(draw_openpose(body_keypoints(cb.joints, cb.landmarks, cb.vertices, cam.camera)), pin)
+        view = cam.camera.resized(skeleton_size, skeleton_size) if skeleton_size else cam.camera
+        skeleton = skeleton_tensor(draw_openpose(body_keypoints(cb.joints, cb.landmarks, cb.vertices, view)), pin)
     return cam, skeleton, view_prompt(prompt, cam.azimuth, cam.elevation, cam.kind)
 
 
@@ -91,6 +121,9 @@ class Stage1Training:
         self.optimizer = make_optimizer(field, cfg)
         self.device = field.box_min.device
         self.needs_skeletons = getattr(guidance, "needs_skeletons", True)
+        self.skeleton_size = getattr(guidance, "resolution", None)  # the ControlNet's input size
+        free = torch.cuda.mem_get_info(self.device)[0] if self.device.type == "cuda" else None
+        self.render_chunk = render_chunk_for(free, cfg.samples, cfg.render_chunk)  # once, when training starts
         self.pose = torch.as_tensor(cb.pose, dtype=torch.float32)
         self.condition_workers = cfg.condition_workers
 
@@ -100,7 +133,7 @@ class Stage1Training:
         size = self.cfg.size_at(step)
         pin = self.device.type == "cuda"
         return [
-            training_views(self.cb, rng, self.cfg, size, self.prompt, self.needs_skeletons, pin)
+            training_views(self.cb, rng, self.cfg, size, self.prompt, self.needs_skeletons, pin, self.skeleton_size)
             for _ in range(self.cfg.batch)
         ]
 
@@ -109,12 +142,12 @@ class Stage1Training:
         if step % cfg.occupancy_every == 0:
             field.update_occupancy(step_size(field, cfg))
         images = [
-            render_image(field, cam.camera, cfg.samples, jitter=True, chunk=cfg.render_chunk)[0].permute(2, 0, 1)
+            render_image(field, cam.camera, cfg.samples, jitter=True, chunk=self.render_chunk)[0].permute(2, 0, 1)
             for cam, _, _ in views
         ]
         skeletons = None
         if self.needs_skeletons:
-            skeletons = torch.stack([sk for _, sk, _ in views]).to(self.device, non_blocking=True)
+            skeletons = skeletons_to([sk for _, sk, _ in views], self.device)
         result = self.guidance(
             torch.stack(images),
             skeletons=skeletons,

@@ -19,7 +19,7 @@ import torch
 from ..body.poses import apose, random_canonical, random_expression, random_pose
 from ..conditioning import body_keypoints, draw_openpose, sample_camera, view_prompt
 from ..conditioning.cameras import CameraSample
-from ..conditioning.prefetch import skeleton_tensor, step_rng
+from ..conditioning.prefetch import skeleton_tensor, skeletons_to, step_rng
 from ..core.camera import orbit_camera
 from ..progress import ProgressReporter
 from ..render import AVATAR_RENDER, rasterize, srgb_to_linear
@@ -174,7 +174,7 @@ class Stage2Training:
             images.append(out.image.permute(2, 0, 1))
         skeletons = None
         if self.needs_skeletons:
-            skeletons = torch.stack([v.skeleton for v in views]).to(self.device, non_blocking=True)
+            skeletons = skeletons_to([v.skeleton for v in views], self.device)
         result = self.guidance(
             torch.stack(images),
             skeletons=skeletons,
