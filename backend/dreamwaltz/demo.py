@@ -136,8 +136,10 @@ def render_frames(bpy, avatar, out_dir: Path, count: int, size: int, samples: in
 
 
 def blender_part(avatar_path: Path, out_dir: Path, frames: int, size: int, samples: int, stage=None) -> None:
-    import addon_utils  # Blender's own module: importable once bpy is
-    import bpy
+    import bpy  # first: importing bpy puts Blender's own modules (addon_utils) on the path
+
+    # isort: split
+    import addon_utils
 
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))

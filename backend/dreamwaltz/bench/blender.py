@@ -30,8 +30,10 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def _fresh():
-    import addon_utils  # Blender's module: importable once bpy is
-    import bpy
+    import bpy  # first: importing bpy puts Blender's own modules (addon_utils) on the path
+
+    # isort: split
+    import addon_utils
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     addon_utils.enable("dreamwaltz_blender", default_set=True, handle_error=None)
