@@ -229,43 +229,29 @@ def splat_tree():
     b.link(_math(b, "ADD", index, _math(b, "MULTIPLY", n_free, 3.0)), first.inputs["True"])
     first = first.outputs["Output"]
     proxy_position = b.node("GeometryNodeInputPosition").outputs["Position"]
-    if compat.HAS_NATIVE_SPLATS:
-        # The proxy without its axis points: splat i is point i, every proxy attribute on it (Sample
-        # Index cannot gather radiance:base, a FLOAT4).
-        gathered = b.node(
-            "GeometryNodeMeshToPoints",
-            {
-                "Mesh": b.node(
-                    "GeometryNodeDeleteGeometry",
-                    {"Geometry": proxy, "Selection": b.compare_int(kind, 1)},
-                    domain="POINT",
-                ).outputs[0]
-            },
-        ).outputs["Points"]
-    else:
-        centre = b.sample(proxy, proxy_position, first)
-        points = b.node("GeometryNodePoints", {"Count": n_splats, "Position": centre}).outputs["Points"]
-        gathered = points
-        for name, data_type in (
-            ("dw_i0", "INT"),
-            ("dw_i1", "INT"),
-            ("dw_i2", "INT"),
-            ("dw_bary", "FLOAT_VECTOR"),
-            ("dw_ax1", "FLOAT_VECTOR"),
-            ("dw_ax2", "FLOAT_VECTOR"),
-            ("dw_ax3", "FLOAT_VECTOR"),
-            ("dw_color", "FLOAT_VECTOR"),
-            ("dw_opacity", "FLOAT"),
-            ("dw_random", "FLOAT"),
-        ):
-            store = b.node(
-                "GeometryNodeStoreNamedAttribute",
-                {"Geometry": gathered, "Name": name},
-                data_type=data_type,
-                domain="POINT",
-            )
-            b.link(b.sample(proxy, b.attr(name, data_type), first, data_type), store.inputs["Value"])
-            gathered = store.outputs["Geometry"]
+    centre = b.sample(proxy, proxy_position, first)
+    points = b.node("GeometryNodePoints", {"Count": n_splats, "Position": centre}).outputs["Points"]
+    gathered = points
+    for name, data_type in (
+        ("dw_i0", "INT"),
+        ("dw_i1", "INT"),
+        ("dw_i2", "INT"),
+        ("dw_bary", "FLOAT_VECTOR"),
+        ("dw_ax1", "FLOAT_VECTOR"),
+        ("dw_ax2", "FLOAT_VECTOR"),
+        ("dw_ax3", "FLOAT_VECTOR"),
+        ("dw_color", "FLOAT_VECTOR"),
+        ("dw_opacity", "FLOAT"),
+        ("dw_random", "FLOAT"),
+    ) + ((("dw_dc", "FLOAT_VECTOR"),) if compat.HAS_NATIVE_SPLATS else ()):
+        store = b.node(
+            "GeometryNodeStoreNamedAttribute",
+            {"Geometry": gathered, "Name": name},
+            data_type=data_type,
+            domain="POINT",
+        )
+        b.link(b.sample(proxy, b.attr(name, data_type), first, data_type), store.inputs["Value"])
+        gathered = store.outputs["Geometry"]
     position = b.node("GeometryNodeInputPosition").outputs["Position"]
 
     # Mesh-bound: the point and orthonormal frame of the posed, shaped, expressed body triangle.
@@ -467,9 +453,17 @@ def _native_draw(b, gin, gout):
     rotation_matrix = b.node("FunctionNodeMatrixMultiply", {0: svd.outputs["U"], 1: flip.outputs["Matrix"]})
     rotation = b.node("FunctionNodeSeparateTransform", {"Transform": rotation_matrix.outputs[0]}).outputs["Rotation"]
     stored = shown
+    # radiance:base (DC coefficient, opacity): a FLOAT4 Blender's splats read; built here as an
+    # RGBA colour (no node makes or samples a FLOAT4 field), which the attribute converts exactly.
+    dc = b.node("ShaderNodeSeparateXYZ", {"Vector": b.attr("dw_dc")})
+    base = b.node("FunctionNodeCombineColor")
+    for channel, axis in zip(("Red", "Green", "Blue"), "XYZ"):
+        b.link(dc.outputs[axis], base.inputs[channel])
+    b.link(b.attr("dw_opacity", "FLOAT"), base.inputs["Alpha"])
     for name, data_type, value in (
         ("rotation", "QUATERNION", rotation),
         ("scale", "FLOAT_VECTOR", svd.outputs["S"]),
+        ("radiance:base", "FLOAT_COLOR", base.outputs["Color"]),
     ):
         store = b.node(
             "GeometryNodeStoreNamedAttribute", {"Geometry": stored, "Name": name}, data_type=data_type, domain="POINT"

@@ -41,7 +41,7 @@ def create_scene_splats(name, cloud, collection, up_axis="Y", scale=1.0):
     put("dw_random", "FLOAT", np.random.default_rng(0).random(n), "value")
     k = cloud.sh_rest.shape[1]
     if compat.HAS_NATIVE_SPLATS:  # Blender draws the SH itself, in the object's frame
-        put("radiance:base", "FLOAT4", np.column_stack([cloud.sh_dc, cloud.opacities]), "vector")
+        put("dw_dc", "FLOAT_VECTOR", cloud.sh_dc, "vector")
         for i in range(k):
             put(f"radiance:sh_{i}", "FLOAT_VECTOR", cloud.sh_rest[:, i], "vector")
     if k:

@@ -22,11 +22,10 @@ def square_roots(core, log_scales, quats):
     return R * np.exp(np.asarray(log_scales, dtype=np.float64))[:, None, :]
 
 
-def native_radiance(display_colors, opacities):
-    """Blender's radiance:base (n, 4): the DC coefficient of the display colour (3DGS files' f_dc,
-    which Blender's splats expect: reference/blender_native_splats.md) and the opacity."""
-    dc = (np.asarray(display_colors, dtype=np.float64) - 0.5) / module("splat_files").SH_C0
-    return np.concatenate([dc, np.asarray(opacities, dtype=np.float64).reshape(-1, 1)], axis=1).astype(np.float32)
+def native_dc(display_colors):
+    """The DC coefficient of the display colour (3DGS files' f_dc), as Blender's own splats take it
+    in radiance:base (reference/blender_native_splats.md)."""
+    return ((np.asarray(display_colors, dtype=np.float64) - 0.5) / module("splat_files").SH_C0).astype(np.float32)
 
 
 def create_splats(name, avatar, offset_blender, armature, body_object, collection, space, rotations, mesh=None):
@@ -99,7 +98,7 @@ def build_splat_mesh(name, avatar, offset_blender, space, rotations):
         display = module("h3ga").display_colors(
             avatar.manifest, np.concatenate([np.repeat(a["free/colors"], 4, axis=0), a["bound/colors"]])
         )
-        put("radiance:base", "FLOAT4", native_radiance(display, opacity), "vector")
+        put("dw_dc", "FLOAT_VECTOR", native_dc(display), "vector")
     put("dw_random", "FLOAT", random.astype(np.float32), "value")
 
     # Skin the free proxies with their own top-k weights (one call per splat and joint). Vertex
