@@ -462,6 +462,26 @@ def _camera_in(obj, depsgraph):
     return (np.linalg.inv(np.array(obj.evaluated_get(depsgraph).matrix_world, dtype=np.float64)) @ eye)[:3]
 
 
+def retarget_preview(avatar: Avatar, clip, out, frames: int = 8, python=None) -> Path:
+    """A contact sheet of ``clip`` retargeted onto ``avatar`` (``dreamwaltz retarget-preview``: the
+    source skeleton beside the posed body at ``frames`` frames, the floor, per-frame figures, the
+    bone mapping), drawn by the local backend (the preferences' Backend Python, or ``python``).
+    Returns the PNG's path; the scene is not touched."""
+    from .backend import local
+
+    out = Path(out)
+    done = local.run_command(
+        ["retarget-preview", clip, "--avatar", avatar.armature["dreamwaltz_file"], "--out", out, "--frames", frames],
+        python,
+        "Install Backend in the DreamWaltz preferences, or run `dreamwaltz retarget-preview CLIP --avatar A.h3ga "
+        "--out sheet.png` where the backend is.",
+    )
+    if done.returncode != 0 or not out.is_file():
+        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise errors.DreamWaltzError(f"The backend could not draw the contact sheet: {last[:300]}", "")
+    return out
+
+
 def apply_motion(
     avatar: Avatar,
     source,

@@ -481,28 +481,14 @@ def make_clean_plate(
     backend's Python (the add-on preferences' Backend Python, or ``python``), written beside the
     video as ``<video>_plate.mp4``. A remote backend cannot be handed a local video: there, run
     ``dreamwaltz reenact --plate-out`` on its machine and choose the plate."""
-    import subprocess
     import tempfile
 
-    from . import preferences
+    from .backend import local
 
-    if python is None:
-        prefs = preferences.get(bpy.context)
-        python = bpy.path.abspath(prefs.python_path) if prefs is not None and prefs.python_path else None
-    if not python or not Path(python).is_file():
-        raise errors.DreamWaltzError(
-            "No local backend to make the clean plate with.",
-            "Install Backend in the DreamWaltz preferences, or run `dreamwaltz reenact VIDEO "
-            "--track TRACK --avatar A.h3ga --plate-out PLATE.mp4` on the backend machine and "
-            "choose the plate.",
-        )
     video = Path(video_path)
     plate = video.with_name(video.stem + "_plate.mp4")
     with tempfile.TemporaryDirectory(prefix="dreamwaltz-plate-") as tmp:
         cmd = [
-            python,
-            "-m",
-            "dreamwaltz",
             "reenact",
             str(video),
             "--track",
@@ -518,7 +504,12 @@ def make_clean_plate(
         ]
         if allow_pickle:
             cmd.append("--allow-pickle")
-        done = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        done = local.run_command(
+            cmd,
+            python,
+            "Install Backend in the DreamWaltz preferences, or run `dreamwaltz reenact VIDEO --track TRACK "
+            "--avatar A.h3ga --plate-out PLATE.mp4` on the backend machine and choose the plate.",
+        )
     if done.returncode != 0 or not plate.is_file():
         last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
         raise errors.DreamWaltzError(

@@ -183,3 +183,22 @@ def test_animated_rigs_that_are_not_humanoid_are_refused(name, addon, avatar_fil
         api.apply_motion(avatar, rig)
     assert "\n" not in str(err.value)
     assert _scene_state(bpy) == before
+
+
+def test_retarget_preview_from_the_api_draws_the_sheet_with_the_backend(addon, tmp_path):
+    """api.retarget_preview: the local backend draws the contact sheet of a real clip on the avatar."""
+    from conftest import BACKEND_PYTHON
+    from PIL import Image
+
+    from dreamwaltz.core.h3ga import write_h3ga
+    from dreamwaltz.core.testing import make_test_avatar
+    from dreamwaltz_blender import api
+
+    avatar = api.import_avatar(str(write_h3ga(tmp_path / "a.h3ga", make_test_avatar(num_free=200, num_bound=40))))
+    clip = Path(__file__).resolve().parent / "data" / "real_bvh" / "mocapbank_test.bvh"
+    sheet = api.retarget_preview(avatar, clip, tmp_path / "sheet.png", frames=3, python=BACKEND_PYTHON)
+    with Image.open(sheet) as image:
+        assert image.width > 300 and image.height > 200
+        assert len(set(image.convert("L").getdata())) > 10, "a drawing, not a blank page"
+    with pytest.raises(api.errors.DreamWaltzError, match="No local backend"):
+        api.retarget_preview(avatar, clip, tmp_path / "x.png", python=str(tmp_path / "no-python"))

@@ -104,3 +104,24 @@ def shutdown() -> None:
 
 
 atexit.register(shutdown)
+
+
+def run_command(args, python=None, missing_hint: str = "Install Backend in the DreamWaltz preferences."):
+    """Run ``dreamwaltz ARGS`` with the local backend's Python (the preferences' Backend Python, or
+    ``python``) for work only the backend can do (a clean plate, a contact sheet). Returns the
+    finished process; a missing backend is a DreamWaltzError naming ``missing_hint``."""
+    import subprocess
+    from pathlib import Path
+
+    import bpy
+
+    from .. import preferences
+    from ..shared import module
+
+    if python is None:
+        prefs = preferences.get(bpy.context)
+        python = bpy.path.abspath(prefs.python_path) if prefs is not None and prefs.python_path else None
+    if not python or not Path(python).is_file():
+        raise module("errors").DreamWaltzError("No local backend to run this with.", missing_hint)
+    cmd = [str(python), "-m", "dreamwaltz", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
