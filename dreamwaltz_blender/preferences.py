@@ -5,6 +5,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from .backend import installer
+from .shared import module
 
 ADDON_ID = __package__
 _install = {"status": None}  # the running/finished installation, shown in the preferences
@@ -32,12 +33,12 @@ class DreamWaltzPreferences(bpy.types.AddonPreferences):
     sd_model: StringProperty(
         name="Stable Diffusion",
         description="Diffusers model id or local folder (SD 1.x layout)",
-        default="stable-diffusion-v1-5/stable-diffusion-v1-5",
+        default=module("job").DEFAULT_SD,
     )
     controlnet_model: StringProperty(
         name="ControlNet (openpose)",
         description="Diffusers model id or local folder of an openpose ControlNet",
-        default="lllyasviel/control_v11p_sd15_openpose",
+        default=module("job").DEFAULT_CONTROLNET,
     )
     precision: EnumProperty(
         name="Precision",

@@ -13,6 +13,9 @@ from dataclasses import asdict, dataclass, field, fields
 from .errors import DreamWaltzError
 
 PRESET_NAMES = ("tiny", "preview", "paper")
+# The diffusion weights a job uses unless it names others (diffusers ids; `dreamwaltz models download`).
+DEFAULT_SD = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+DEFAULT_CONTROLNET = "lllyasviel/control_v11p_sd15_openpose"
 DEFAULT_PRESET = "preview"  # a real run; `tiny` is the CPU check of the set-up
 # Diffusion networks' precision. auto = bf16 on GPUs that have it (Ampere and newer), else fp32;
 # fp16 halves memory on older cards but SDS gradients can overflow in it.

@@ -14,9 +14,8 @@ import os
 from pathlib import Path
 
 from ..core.errors import WeightsMissingError
+from ..core.job import DEFAULT_CONTROLNET, DEFAULT_SD  # noqa: F401  (the loader's defaults)
 
-DEFAULT_SD = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-DEFAULT_CONTROLNET = "lllyasviel/control_v11p_sd15_openpose"
 SD_SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 # The files ``DiffusionModules.from_folders`` reads (full-precision safetensors, no variant), as
 # Hugging Face Hub patterns: what ``dreamwaltz models download`` fetches and nothing else (SD 1.5's

@@ -107,6 +107,7 @@ def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
 # because Blender draws the Gaussian itself and filters pixels on its own: the classic mode's
 # 0.3 px^2 blur would make thin splats bigger in training than anywhere else.
 AVATAR_RENDER = {"antialiased": True, "linear_light": True}
+BACKGROUND = (0.5, 0.5, 0.5)  # the paper's constant grey, behind both stages' training renders
 
 
 def rasterize_posed(posed, camera: Camera, device="cpu", background=(0.5, 0.5, 0.5), **options) -> RenderOutput:

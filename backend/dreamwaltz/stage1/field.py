@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from ..core.camera import Camera
+from ..render.rasterizer import BACKGROUND
 
-BACKGROUND = (0.5, 0.5, 0.5)  # the paper's constant grey
 _PRIMES = (1, 2654435761, 805459861)
 
 

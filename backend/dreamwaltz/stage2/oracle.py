@@ -29,8 +29,9 @@ from ..core.posing import pose_avatar
 from ..guidance import OracleGuidance
 from ..progress import ProgressReporter
 from ..render import rasterize_posed, srgb_to_linear
+from ..render.rasterizer import BACKGROUND
 from .model import H3GA
-from .train import BACKGROUND, Stage2Config, render, train_stage2
+from .train import Stage2Config, render, train_stage2
 
 SKIN = (0.78, 0.6, 0.5)
 

@@ -23,13 +23,11 @@ from ..conditioning.prefetch import skeleton_tensor, skeletons_to, step_rng
 from ..core.camera import orbit_camera
 from ..progress import ProgressReporter
 from ..render import AVATAR_RENDER, rasterize, srgb_to_linear
-from ..render.rasterizer import RenderOutput
+from ..render.rasterizer import BACKGROUND, RenderOutput
 from ..trainer import LoopConfig, StepResult, Trainer
 from .config import Stage2Config
 from .densify import FREE_PARAMETERS, FreeGaussianRefiner, Optimizers, resize_free
 from .model import H3GA
-
-BACKGROUND = (0.5, 0.5, 0.5)  # the paper's constant grey
 
 
 def make_optimizer(model: H3GA, cfg: Stage2Config) -> Optimizers:
