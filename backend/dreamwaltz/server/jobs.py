@@ -70,6 +70,18 @@ def _write_json(path: Path, data: dict) -> None:
 class CorruptRecord(Exception):
     """A job's spec.json or state.json is empty, damaged or not what this server writes."""
 
+    def error(self) -> dict:
+        """The job's error field for a damaged record (both engines report it so)."""
+        return corrupt_record_error(str(self))
+
+
+def corrupt_record_error(reason: str) -> dict:
+    return {
+        "code": "corrupt_record",
+        "message": f"The job's record was damaged: {reason}.",
+        "hint": "Submit the job again; the queue has moved on.",
+    }
+
 
 def _read_json(path: Path) -> dict:
     try:
@@ -116,11 +128,7 @@ class Job:
             "status": "failed",
             "created": created,
             "updated": time.time(),
-            "error": {
-                "code": "corrupt_record",
-                "message": f"The job's record was damaged: {reason}.",
-                "hint": "Submit the job again; the queue has moved on.",
-            },
+            "error": corrupt_record_error(reason),
         }
         try:
             _write_json(self.folder / "state.json", state)
@@ -361,14 +369,7 @@ class Worker:
                 job.set_state(status="cancelled", error=err.to_dict())
                 sink(ProgressEvent("cancelled", message=err.message))
         except CorruptRecord as err:
-            job.set_state(
-                status="failed",
-                error={
-                    "code": "corrupt_record",
-                    "message": f"The job's record was damaged: {err}.",
-                    "hint": "Submit the job again; the queue has moved on.",
-                },
-            )
+            job.set_state(status="failed", error=err.error())
             sink(ProgressEvent("error", message=str(err)))
         except DreamWaltzError as err:
             job.set_state(status="failed", error=err.to_dict())

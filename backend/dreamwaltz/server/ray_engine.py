@@ -75,14 +75,7 @@ def run_attempt(folder: str, runner: Runner) -> dict:
     except JobCancelled as err:
         return {"status": "cancelled", "error": err.to_dict()}
     except CorruptRecord as err:
-        return {
-            "status": "failed",
-            "error": {
-                "code": "corrupt_record",
-                "message": f"The job's record was damaged: {err}.",
-                "hint": "Submit the job again; the queue has moved on.",
-            },
-        }
+        return {"status": "failed", "error": err.error()}
     except DreamWaltzError as err:
         return {"status": "failed", "error": err.to_dict()}
     except Exception as err:  # noqa: BLE001 - reported as the job's failure; Ray must not retry a broken job
@@ -199,14 +192,7 @@ class RayEngine(Worker):
                         continue
                     job.spec  # noqa: B018 - a damaged spec fails here, not on a worker
                 except CorruptRecord as err:
-                    job.set_state(
-                        status="failed",
-                        error={
-                            "code": "corrupt_record",
-                            "hint": "Submit the job again.",
-                            "message": f"The job's record was damaged: {err}.",
-                        },
-                    )
+                    job.set_state(status="failed", error=err.error())
                     continue
                 name = f"dreamwaltz {job.id}"  # what Ray's dashboard lists
                 task = self._remote.options(name=name, **self._options)
