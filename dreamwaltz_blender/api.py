@@ -336,7 +336,13 @@ def _evaluated_splat_instances(obj, rows, depsgraph=None):
     evaluated = obj.evaluated_get(depsgraph)
     attributes = {"dw_color": ("vector", 3), "dw_opacity": ("value", 1)}
     if compat.HAS_NATIVE_SPLATS:
-        centres, axes, values = compat.evaluated_splat_cloud(evaluated, attributes)
+        from .importer import scene_splats
+
+        geometry = evaluated.evaluated_geometry()  # keep it alive while its point cloud is read
+        values = scene_splats.cloud_points(geometry.pointcloud, attributes)
+        world = np.array(evaluated.matrix_world, dtype=np.float64)
+        centres = values["means"] @ world[:3, :3].T + world[:3, 3]
+        axes = world[:3, :3] @ values["axes"]
     else:
         M, values = compat.evaluated_instances(evaluated, depsgraph, attributes, rows=rows)
         centres, axes = M[:, :3, 3], M[:, :3, :3] / nodes.EXTENT_SIGMA

@@ -166,30 +166,3 @@ HAS_NATIVE_SPLATS = (
     and "type" in bpy.types.PointCloud.bl_rna.properties
     and "GAUSSIAN_SPLAT" in bpy.types.PointCloud.bl_rna.properties["type"].enum_items.keys()
 )
-
-
-def evaluated_splat_cloud(obj, attributes):
-    """Blender's own splats made by the evaluated `obj` (HAS_NATIVE_SPLATS): world centres (n, 3),
-    world axes (n, 3, 3: columns rotation times linear scale) and the named point attributes, read
-    as in evaluated_instances."""
-    import numpy as np
-
-    world = np.array(obj.matrix_world, dtype=np.float64)
-    geometry = obj.evaluated_geometry()  # keep it alive while its point cloud is read
-    cloud = geometry.pointcloud
-    n = 0 if cloud is None else len(cloud.points)
-
-    def read(name, prop, width):
-        data = np.empty(n * width, dtype=np.float32)
-        if n:
-            cloud.attributes[name].data.foreach_get(prop, data)
-        return (data.reshape(n, width) if width > 1 else data).astype(np.float64)
-
-    position, quats, scale = read("position", "vector", 3), read("rotation", "value", 4), read("scale", "vector", 3)
-    from .shared import module
-
-    R = module("rotations").quaternion_to_matrix(quats)
-    centres = position @ world[:3, :3].T + world[:3, 3]
-    axes = world[:3, :3] @ (R * scale[:, None, :])
-    values = {name: read(name, prop, width) for name, (prop, width) in attributes.items()}
-    return centres, axes, values

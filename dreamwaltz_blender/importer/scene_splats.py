@@ -68,26 +68,38 @@ def is_native_cloud(obj) -> bool:
     return obj.type == "POINTCLOUD" and getattr(obj.data, "type", None) == "GAUSSIAN_SPLAT"
 
 
-def native_cloud_arrays(cloud) -> dict:
-    """A native splat cloud's points in its object's frame: means (n,3), axes (n,3,3; columns
-    rotation times linear scale), DC display colours (n,3), opacities (n,), sh_rest (n,K,3)."""
-    n = len(cloud.points)
-    names = {a.name for a in cloud.attributes}
+def cloud_points(cloud, attributes=None) -> dict:
+    """The points of a Blender splat cloud (5.3+: the add-on's evaluated splats, or Blender's own
+    import) in its object's frame: means (n,3), axes (n,3,3; columns rotation times linear scale)
+    and each of ``attributes`` ({name: (foreach property, width)})."""
+    n = 0 if cloud is None else len(cloud.points)
 
     def read(name, prop, width):
         data = np.empty(n * width, dtype=np.float32)
-        cloud.attributes[name].data.foreach_get(prop, data)
-        return data.reshape(n, width).astype(np.float64)
+        if n:
+            cloud.attributes[name].data.foreach_get(prop, data)
+        return (data.reshape(n, width) if width > 1 else data).astype(np.float64)
 
-    base = read("radiance:base", "vector", 4)
-    sh_rest = []
-    while f"radiance:sh_{len(sh_rest)}" in names:
-        sh_rest.append(read(f"radiance:sh_{len(sh_rest)}", "vector", 3))
     R = module("rotations").quaternion_to_matrix(read("rotation", "value", 4))
+    points = {"means": read("position", "vector", 3), "axes": R * read("scale", "vector", 3)[:, None, :]}
+    points.update({name: read(name, prop, width) for name, (prop, width) in (attributes or {}).items()})
+    return points
+
+
+def native_cloud_arrays(cloud) -> dict:
+    """A splat cloud Blender's own importer made: cloud_points plus DC display colours (n,3),
+    opacities (n,) and sh_rest (n,K,3) from its radiance attributes."""
+    names = {a.name for a in cloud.attributes}
+    k = 0
+    while f"radiance:sh_{k}" in names:
+        k += 1
+    rest = {f"radiance:sh_{i}": ("vector", 3) for i in range(k)}
+    points = cloud_points(cloud, {"radiance:base": ("vector", 4), **rest})
+    base = points.pop("radiance:base")
+    sh_rest = [points.pop(name) for name in rest]
     return {
-        "means": read("position", "vector", 3),
-        "axes": R * read("scale", "vector", 3)[:, None, :],
+        **points,
         "colors": 0.5 + module("splat_files").SH_C0 * base[:, :3],
         "opacities": base[:, 3],
-        "sh_rest": np.stack(sh_rest, axis=1) if sh_rest else np.zeros((n, 0, 3)),
+        "sh_rest": np.stack(sh_rest, axis=1) if sh_rest else np.zeros((len(base), 0, 3)),
     }
