@@ -183,11 +183,12 @@ def stage1_host_syncs(device: str) -> dict:
     from .body import BodyModel
     from .core.camera import orbit_camera
     from .hostsync import HostSyncCounter, cuda_sync_warnings
-    from .stage1 import canonical_body, preset
+    from .presets import stage1_config
+    from .stage1 import canonical_body
     from .stage1.body import new_field
     from .stage1.field import render_image
 
-    cfg = preset("tiny")
+    cfg = stage1_config("tiny")
     cb = canonical_body(BodyModel.load("open"))
     field = new_field(cb, cfg).to(device)
     body_occupancy(field, cb)
