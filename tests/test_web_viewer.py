@@ -29,6 +29,7 @@ WALK = ROOT / "backend" / "dreamwaltz" / "data" / "mocap" / "cmu_12_03_walk_cgsp
 W, H, FOV = 384, 512, 40.0
 EYE, TARGET = (0.4, 0.1, 3.0), (0.0, -0.15, 0.0)
 FRAMES = (100, 160)
+READY = "window.dreamwaltzViewer && window.dreamwaltzViewer.ready"
 
 
 @pytest.fixture(scope="module")
@@ -111,11 +112,10 @@ def test_viewer_silhouette_matches_the_backend_render_of_the_same_pose(served):
 
     avatar, url, browser, _ = served
     seq = load_motion(WALK, TargetSkeleton.from_avatar(avatar))
-    for k in (0, 37):
+    for k, skinning in ((0, "gpu"), (37, "gpu"), (37, "cpu")):  # Spark's GPU skinning, and the CPU's
         t = k / seq.fps
-        browser.goto(
-            f"{url}?t={t!r}&ui=0&mask=1&{camera_query()}", "window.dreamwaltzViewer && window.dreamwaltzViewer.ready"
-        )
+        browser.goto(f"{url}?t={t!r}&ui=0&mask=1&skinning={skinning}&{camera_query()}", READY)
+        assert browser.evaluate("window.dreamwaltzStats.skinning") == skinning
         time.sleep(1.5)  # Spark sorts and draws asynchronously
         shot = png_gray(browser.screenshot())
         posed = pose_avatar(avatar, seq.full_pose[FRAMES[0] + k], transl=seq.transl[FRAMES[0] + k])
@@ -136,7 +136,7 @@ def test_viewer_silhouette_matches_the_backend_render_of_the_same_pose(served):
         )
         a, b = shot > 0.5, ref > 0.5
         iou = (a & b).sum() / max((a | b).sum(), 1)
-        print(f"frame {FRAMES[0] + k}: silhouette IoU {iou:.3f} ({b.sum()} reference pixels)")
+        print(f"frame {FRAMES[0] + k} ({skinning}): silhouette IoU {iou:.3f} ({b.sum()} reference pixels)")
         assert b.sum() > 2000  # the avatar fills a good part of the view
         assert iou >= 0.9
 
@@ -170,9 +170,6 @@ def test_view_refuses_a_file_that_is_not_a_glb(tmp_path):
         [sys.executable, "-m", "dreamwaltz", "view", bad, "--no-browser"], capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 2 and "no Gaussian splats" in out.stderr
-
-
-READY = "window.dreamwaltzViewer && window.dreamwaltzViewer.ready"
 
 
 def bright_pixels(png: bytes) -> int:
@@ -293,7 +290,7 @@ def test_viewer_frames_the_whole_walk_of_a_splat_avatar(served):
     avatar, url, browser, _ = served
     browser.goto(f"{url}?ui=0", READY)
     stats = browser.evaluate("window.dreamwaltzStats")
-    assert stats["kind"] == "splats" and stats["splats"] == 1800 and stats["skinning"] == "cpu"
+    assert stats["kind"] == "splats" and stats["splats"] == 1800 and stats["skinning"] == "gpu"
     lo, hi = np.array(stats["bounds"]["min"]), np.array(stats["bounds"]["max"])
     seq = load_motion(WALK, TargetSkeleton.from_avatar(avatar))
     for frame in range(FRAMES[0], FRAMES[1], 10):  # every posed centre through the clip lies inside

@@ -1,10 +1,11 @@
 // DreamWaltz avatar viewer: three.js + Spark. Loads a .glb written by `dreamwaltz export --format
 // glb` and poses its splats by the rule of docs/EXPORT.md (linear blend skinning of each centre,
 // the blended matrix on each covariance; mesh-bound splats on their posed body triangle), on the
-// CPU. A .glb without splats (a mesh export: skinned, textured triangles) plays through three.js's
+// GPU with Spark's SplatSkinning (or on the CPU: skinning=cpu). A .glb without splats (a mesh export: skinned, textured triangles) plays through three.js's
 // GLTFLoader and AnimationMixer (skinned on the GPU).
 //
-// URL parameters: file (default avatar.glb), t (seconds: show that time, paused), eye and target
+// URL parameters: file (default avatar.glb), t (seconds: show that time, paused), skinning=cpu (pose
+// the splats on the CPU rather than with Spark's GPU skinning), eye and target
 // ("x,y,z", metres; by default the camera frames the avatar's bounds over the whole clip), fov
 // (vertical, degrees), bg ("r,g,b" in 0..1), mask=1 (the avatar white: the silhouette), ui=0 (no
 // controls).
@@ -15,7 +16,7 @@
 import * as THREE from "three";
 import { OrbitControls } from "three/addons/controls/OrbitControls.js";
 import { GLTFLoader } from "three/addons/loaders/GLTFLoader.js";
-import { PackedSplats, SparkRenderer, SplatMesh } from "@sparkjsdev/spark";
+import { ExtSplats, PackedSplats, SparkRenderer, SplatMesh, SplatSkinning, SplatSkinningMode } from "@sparkjsdev/spark";
 
 const EXT = "KHR_gaussian_splatting";
 const SH_C0 = 0.28209479177387814;
@@ -302,14 +303,33 @@ function isSplatFile(gltf) {
   return (gltf.json.meshes || []).some((m) => m.primitives.some((p) => p.extensions && p.extensions[EXT]));
 }
 
-// Splats: posed on the CPU into a Spark SplatMesh. Returns the common player interface.
-function splatPlayer(gltf, scene, mask) {
+// Splats into a Spark SplatMesh, skinned on the GPU by Spark's SplatSkinning (linear blend: the
+// blended matrix on each centre and covariance, the rule of docs/EXPORT.md), or with skinning=cpu
+// posed here on the CPU (exact for mesh-bound splats too). On the GPU a mesh-bound splat is skinned
+// by its triangle's corners' weights blended by its barycentric coordinates (the four largest),
+// which departs from the exact rule by the triangle's stretch: well under a millimetre on a body.
+function splatPlayer(gltf, scene, mask, renderer) {
   const avatar = new Avatar(gltf);
   const white = new THREE.Color(1, 1, 1);
   const colors = Array.from({ length: avatar.count }, (_, i) => (mask ? white : new THREE.Color(
     Math.min(1, Math.max(0, avatar.sh0.data[3 * i] * SH_C0 + 0.5)),
     Math.min(1, Math.max(0, avatar.sh0.data[3 * i + 1] * SH_C0 + 0.5)),
     Math.min(1, Math.max(0, avatar.sh0.data[3 * i + 2] * SH_C0 + 0.5)))));
+  const gpu = params.get("skinning") !== "cpu" && avatar.skin !== null && avatar.skin.joints.length <= 256;
+  const bounds = () => {
+    const box = new THREE.Box3(), point = new THREE.Vector3();
+    const stride = Math.max(1, Math.floor(avatar.count / 4000));
+    for (const t of sampleTimes(avatar.duration)) {
+      for (const c of avatar.centres(t, stride)) box.expandByPoint(point.set(...c));
+    }
+    let reach = 0;  // the largest splat's 2-sigma reach beyond its centre
+    for (const v of avatar.scale.data) reach = Math.max(reach, 2 * v);
+    return box.expandByScalar(Math.min(reach, 0.1));
+  };
+  const common = { kind: "splats", count: avatar.count, duration: avatar.duration, times: avatar.times, avatar, bounds };
+  if (gpu) return { ...common, skinning: "gpu", ...gpuSplats(avatar, colors, scene, renderer) };
+
+  scene.add(new SparkRenderer({ renderer }));
   const packed = new PackedSplats({ maxSplats: avatar.count });
   const center = new THREE.Vector3(), scales = new THREE.Vector3(), quat = new THREE.Quaternion();
   const basis = new THREE.Matrix4();
@@ -330,22 +350,62 @@ function splatPlayer(gltf, scene, mask) {
     packed.needsUpdate = true;  // re-upload the splats ...
     if (mesh) mesh.needsUpdate = true;  // ... and have Spark regenerate (and re-sort) them
   };
-  const bounds = () => {
-    const box = new THREE.Box3(), point = new THREE.Vector3();
-    const stride = Math.max(1, Math.floor(avatar.count / 4000));
-    for (const t of sampleTimes(avatar.duration)) {
-      for (const c of avatar.centres(t, stride)) box.expandByPoint(point.set(...c));
-    }
-    let reach = 0;  // the largest splat's 2-sigma reach beyond its centre
-    for (const v of avatar.scale.data) reach = Math.max(reach, 2 * v);
-    return box.expandByScalar(Math.min(reach, 0.1));
-  };
   return {
-    kind: "splats", skinning: "cpu", count: avatar.count, duration: avatar.duration, times: avatar.times, avatar,
-    bounds,
+    ...common, skinning: "cpu",
     start(t) { pose(t); mesh = new SplatMesh({ packedSplats: packed }); scene.add(mesh); },
     pose,
   };
+}
+
+// The rest splats uploaded once, each frame only the skin's joint matrices (Spark SplatSkinning).
+function gpuSplats(avatar, colors, scene, renderer) {
+  // SplatSkinning's linear blend needs covariance splats, which need extended (float) splats throughout.
+  scene.add(new SparkRenderer({ renderer, covSplats: true, accumExtSplats: true }));
+  const n = avatar.count, P = avatar.position.data, R = avatar.rotation.data, S = avatar.scale.data;
+  const ext = new ExtSplats({ maxSplats: n });
+  const center = new THREE.Vector3(), scales = new THREE.Vector3(), quat = new THREE.Quaternion();
+  for (let i = 0; i < n; i++) {
+    center.set(P[3 * i], P[3 * i + 1], P[3 * i + 2]);
+    scales.set(S[3 * i], S[3 * i + 1], S[3 * i + 2]);
+    quat.set(R[4 * i], R[4 * i + 1], R[4 * i + 2], R[4 * i + 3]).normalize();
+    ext.pushSplat(center, scales, quat, avatar.opacity.data[i], colors[i]);
+  }
+  ext.updateTextures();  // upload the pushed splats
+  const mesh = new SplatMesh({ extSplats: ext, covSplats: true });
+  const bones = avatar.skin.joints.length;
+  const skinning = new SplatSkinning({ mesh, numSplats: n, numBones: bones, mode: SplatSkinningMode.LINEAR_BLEND });
+  const identity = new THREE.Matrix4();
+  for (let j = 0; j < bones; j++) skinning.setRestMatrix(j, identity);  // the bone matrices are the skin's own
+  const J = avatar.joints.data, W = avatar.weights.data, body = avatar.body;
+  const ids = new THREE.Vector4(), ws = new THREE.Vector4();
+  for (let i = 0; i < n; i++) {
+    let pairs;
+    if (body && avatar.bindFace.data[i] >= 0) {  // blend the triangle corners' weights
+      const f = avatar.bindFace.data[i], bc = avatar.bindBary.data, acc = new Map();
+      for (let c = 0; c < 3; c++) {
+        const v = body.indices.data[3 * f + c];
+        for (let k = 0; k < 4; k++) {
+          const w = bc[3 * i + c] * body.weights.data[4 * v + k];
+          if (w > 0) acc.set(body.joints.data[4 * v + k], (acc.get(body.joints.data[4 * v + k]) || 0) + w);
+        }
+      }
+      pairs = [...acc.entries()].sort((a, b) => b[1] - a[1]).slice(0, 4);
+    } else {
+      pairs = [0, 1, 2, 3].map((k) => [J[4 * i + k], W[4 * i + k]]);
+    }
+    const total = pairs.reduce((a, [, w]) => a + w, 0) || 1;
+    while (pairs.length < 4) pairs.push([0, 0]);
+    ids.set(...pairs.map(([j]) => j));
+    ws.set(...pairs.map(([, w]) => w / total));
+    skinning.setSplatBones(i, ids, ws);
+  }
+  mesh.skinning = skinning;
+  const m = new THREE.Matrix4();
+  const pose = (t) => {
+    avatar.skinningMatrices(t).forEach((a, j) => skinning.setBoneMatrix(j, m.set(...a)));  // row-major in, as set() takes
+    skinning.updateBones();
+  };
+  return { start(t) { pose(t); scene.add(mesh); }, pose };
 }
 
 // Meshes (a mesh export): three.js's GLTFLoader and AnimationMixer, skinned on the GPU.
@@ -385,7 +445,7 @@ async function meshPlayer(buffer, scene, mask) {
   let vertices = 0;
   for (const m of meshes) vertices += m.geometry.getAttribute("position").count;
   return {
-    kind: "mesh", skinning: "gpu (three.js)", count: vertices, duration: clip ? clip.duration : 0, times,
+    kind: "mesh", skinning: "gpu", count: vertices, duration: clip ? clip.duration : 0, times,
     meshes: meshes.length, bounds, start: pose, pose,
   };
 }
@@ -405,8 +465,7 @@ async function main() {
   const scene = new THREE.Scene();
   const mask = params.get("mask") === "1";
   const splats = isSplatFile(gltf);
-  if (splats) scene.add(new SparkRenderer({ renderer }));
-  const player = splats ? splatPlayer(gltf, scene, mask) : await meshPlayer(buffer, scene, mask);
+  const player = splats ? splatPlayer(gltf, scene, mask, renderer) : await meshPlayer(buffer, scene, mask);
 
   // Frame the avatar's bounds over the whole clip (a walk stays in view), unless eye/target say otherwise.
   const box = player.bounds();
@@ -459,7 +518,7 @@ async function main() {
   renderer.setAnimationLoop((now) => {
     if (playing) {
       time = (time + (now - last) / 1000) % Math.max(player.duration, 1e-9);
-      if (!splats) timed(time);  // cheap: the GPU skins
+      if (player.skinning !== "cpu") timed(time);  // cheap: the GPU skins
       else if (frameOf(time) !== shown) timed(time);
       if (frameOf(time) !== shown) { shown = frameOf(time); scrub.value = String(shown); label.textContent = String(shown); }
     }
