@@ -336,3 +336,57 @@ def test_view_serves_from_an_installed_package_without_node_modules(served, tmp_
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_the_shipped_javascript_is_whole_and_pinned():
+    """Every module the viewer imports resolves inside viewer/vendor (through index.html's import map),
+    and the vendored versions are the ones tools/web pins (python build.py vendor-web refreshes them)."""
+    import json
+    import re
+
+    from dreamwaltz.commands import view
+
+    imports = json.loads(
+        re.search(r'<script type="importmap">(.*?)</script>', (view.VIEWER / "index.html").read_text(), re.S)[1]
+    )
+    imports = imports["imports"]
+
+    def resolve(spec: str, base: Path) -> Path:
+        if spec.startswith("."):
+            return (base.parent / spec).resolve()
+        prefix = max((k for k in imports if spec == k or (k.endswith("/") and spec.startswith(k))), key=len)
+        return (view.VIEWER / imports[prefix] / spec[len(prefix) :]).resolve()
+
+    todo, seen = [view.VIEWER / "viewer.js"], set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        assert path.is_file() and path.is_relative_to(view.VIEWER), path
+        for spec in re.findall(r"""^\s*(?:import|export)\b[^;]*?\bfrom\s*['"]([^'"]+)['"]""", path.read_text(), re.M):
+            todo.append(resolve(spec, path))
+    assert any("spark.module.js" in p.name for p in seen) and any(p.name == "GLTFLoader.js" for p in seen)
+    versions = (view.VENDORED / "VERSIONS.md").read_text()
+    pins = json.loads((ROOT / "tools" / "web" / "package.json").read_text())["dependencies"]
+    for package, version in pins.items():
+        assert f"{package} {version} (MIT" in versions
+    for name in view.VENDOR:
+        assert "MIT License" in (view.VENDORED / name / "LICENSE").read_text()
+    assert not list(view.VENDORED.rglob("*.map"))
+
+
+def test_web_modules_env_overrides_and_says_when_wrong(tmp_path, monkeypatch):
+    from dreamwaltz.commands import view
+    from dreamwaltz.core.errors import DreamWaltzError
+
+    monkeypatch.delenv(view.MODULES_ENV, raising=False)
+    assert view.web_modules() == {name: view.VENDORED / name for name in view.VENDOR}
+    for name, package in view.VENDOR.items():  # a development node_modules
+        (tmp_path / package / view.ENTRY[name]).parent.mkdir(parents=True)
+        (tmp_path / package / view.ENTRY[name]).write_text("")
+    monkeypatch.setenv(view.MODULES_ENV, str(tmp_path))
+    assert view.web_modules() == {name: tmp_path / package for name, package in view.VENDOR.items()}
+    monkeypatch.setenv(view.MODULES_ENV, str(tmp_path / "nothing"))
+    with pytest.raises(DreamWaltzError, match="holds no three"):
+        view.web_modules()
