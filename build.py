@@ -285,11 +285,12 @@ WEB = ROOT / "tools" / "web"
 
 
 def setup_web() -> None:
-    """The pinned JavaScript in tools/web (the web viewer's three.js and Spark, the Khronos glTF
-    validator for the export tests), when npm is here; without it those tests skip and say why."""
+    """The pinned JavaScript in tools/web (the Khronos glTF validator for the export tests; the web
+    viewer's three.js and Spark, which `vendor-web` copies into the package), when npm is here;
+    without it the validator tests skip and say why (the viewer uses its shipped copy)."""
     npm = shutil.which("npm")
     if npm is None:
-        log("npm not found: the glTF validator and web viewer tests will skip (apt-get install nodejs npm)")
+        log("npm not found: the glTF validator tests will skip (apt-get install nodejs npm)")
         return
     digest = hashlib.sha256((WEB / "package-lock.json").read_bytes()).hexdigest()
     stamp = WEB / "node_modules" / ".dreamwaltz-lock"
@@ -298,7 +299,7 @@ def setup_web() -> None:
     try:
         run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=WEB)
     except subprocess.CalledProcessError:
-        log("npm ci in tools/web failed: the glTF validator and web viewer tests will skip")
+        log("npm ci in tools/web failed: the glTF validator tests will skip")
         return
     stamp.write_text(digest)
 
