@@ -13,6 +13,8 @@ python build.py demo [ARGS]      set up if needed, run the main job on the embed
 python build.py addon            build and validate dist/dreamwaltz_blender-<version>.zip
 python build.py bench [NAME]     run benchmarks (all, or one by name) and print figures
 python build.py gpu-wheels DIR   download the wheels the GPU check needs on a bare CUDA machine (docs/GPU.md)
+python build.py vendor-web       refresh the web viewer's shipped three.js and Spark (backend/dreamwaltz/viewer/vendor)
+                                 from tools/web/node_modules (npm ci there first)
 """
 
 from __future__ import annotations
@@ -283,11 +285,12 @@ WEB = ROOT / "tools" / "web"
 
 
 def setup_web() -> None:
-    """The pinned JavaScript in tools/web (the web viewer's three.js and Spark, the Khronos glTF
-    validator for the export tests), when npm is here; without it those tests skip and say why."""
+    """The pinned JavaScript in tools/web (the Khronos glTF validator for the export tests; the web
+    viewer's three.js and Spark, which `vendor-web` copies into the package), when npm is here;
+    without it the validator tests skip and say why (the viewer uses its shipped copy)."""
     npm = shutil.which("npm")
     if npm is None:
-        log("npm not found: the glTF validator and web viewer tests will skip (apt-get install nodejs npm)")
+        log("npm not found: the glTF validator tests will skip (apt-get install nodejs npm)")
         return
     digest = hashlib.sha256((WEB / "package-lock.json").read_bytes()).hexdigest()
     stamp = WEB / "node_modules" / ".dreamwaltz-lock"
@@ -296,9 +299,56 @@ def setup_web() -> None:
     try:
         run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=WEB)
     except subprocess.CalledProcessError:
-        log("npm ci in tools/web failed: the glTF validator and web viewer tests will skip")
+        log("npm ci in tools/web failed: the glTF validator tests will skip")
         return
     stamp.write_text(digest)
+
+
+# The built files the web viewer imports (viewer.js, Spark and three's addons), shipped with the
+# backend package so that `dreamwaltz view` needs no npm: package -> the files under it.
+WEB_VENDOR = {
+    "three": [
+        "LICENSE",
+        "build/three.module.js",
+        "build/three.core.js",
+        "examples/jsm/controls/OrbitControls.js",
+        "examples/jsm/loaders/GLTFLoader.js",
+        "examples/jsm/postprocessing/Pass.js",
+        "examples/jsm/utils/BufferGeometryUtils.js",
+        "examples/jsm/utils/SkeletonUtils.js",
+    ],
+    "@sparkjsdev/spark": ["LICENSE", "dist/spark.module.js"],
+}
+VIEWER_VENDOR = ROOT / "backend" / "dreamwaltz" / "viewer" / "vendor"
+
+
+def cmd_vendor_web() -> int:
+    """Copy WEB_VENDOR from tools/web/node_modules (the versions package-lock.json pins) into the
+    backend's viewer/vendor/<name>/, and write VERSIONS.md there."""
+    import json
+
+    modules = WEB / "node_modules"
+    lines = [
+        "# The web viewer's vendored JavaScript",
+        "",
+        "Refreshed by `python build.py vendor-web` from tools/web/node_modules (pinned by",
+        "tools/web/package-lock.json): only the built files the viewer imports, each package's LICENSE",
+        "beside them. No source maps.",
+        "",
+    ]
+    for package, files in WEB_VENDOR.items():
+        meta = json.loads((modules / package / "package.json").read_text())
+        dest = VIEWER_VENDOR / package.split("/")[-1]
+        shutil.rmtree(dest, ignore_errors=True)
+        for name in files:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(modules / package / name, dest / name)
+        lines.append(
+            f"- `{dest.name}/`: {package} {meta['version']} ({meta['license']} licence, `{dest.name}/LICENSE`)"
+        )
+        log(f"vendored {package} {meta['version']} into {dest.relative_to(ROOT)}")
+    (VIEWER_VENDOR / "VERSIONS.md").write_text("\n".join(lines) + "\n")
+    return 0
 
 
 def cmd_test(pytest_args: list[str]) -> int:
@@ -421,7 +471,7 @@ def cmd_addon() -> Path:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["setup", "test", "demo", "addon", "bench", "gpu-wheels"])
+    parser.add_argument("command", choices=["setup", "test", "demo", "addon", "bench", "gpu-wheels", "vendor-web"])
     args, rest = parser.parse_known_args(argv)
     if args.command == "setup":
         cuda = True if "--cuda" in rest else False if "--cpu" in rest else None
@@ -434,6 +484,8 @@ def main(argv: list[str]) -> int:
     if args.command == "addon":
         cmd_addon()
         return 0
+    if args.command == "vendor-web":
+        return cmd_vendor_web()
     if args.command == "gpu-wheels":
         if len(rest) != 1:
             sys.exit("usage: python build.py gpu-wheels DIR (the folder to download the GPU check's wheels into)")

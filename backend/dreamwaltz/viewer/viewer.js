@@ -1,13 +1,22 @@
 // DreamWaltz avatar viewer: three.js + Spark. Loads a .glb written by `dreamwaltz export --format
 // glb` and poses its splats by the rule of docs/EXPORT.md (linear blend skinning of each centre,
-// the blended matrix on each covariance; mesh-bound splats on their posed body triangle).
+// the blended matrix on each covariance; mesh-bound splats on their posed body triangle), on the
+// GPU with Spark's SplatSkinning (or on the CPU: skinning=cpu). A .glb without splats (a mesh export: skinned, textured triangles) plays through three.js's
+// GLTFLoader and AnimationMixer (skinned on the GPU).
 //
-// URL parameters: file (default avatar.glb), t (seconds: show that time, paused), eye and target
-// ("x,y,z", metres), fov (vertical, degrees), bg ("r,g,b" in 0..1), mask=1 (every splat white:
-// the silhouette), ui=0 (no controls).
+// URL parameters: file (default avatar.glb), t (seconds: show that time, paused), skinning=cpu (pose
+// the splats on the CPU rather than with Spark's GPU skinning), eye and target
+// ("x,y,z", metres; by default the camera frames the avatar's bounds over the whole clip), fov
+// (vertical, degrees), bg ("r,g,b" in 0..1), mask=1 (the avatar white: the silhouette), ui=0 (no
+// controls).
+//
+// window.dreamwaltzStats: kind ("splats" or "mesh"), skinning, frameMs (the mean time between
+// drawn frames over the last second), poseMs (the CPU skinning of the last posed frame), bounds
+// ({min, max}: the avatar over the whole clip, metres), frames, splats.
 import * as THREE from "three";
 import { OrbitControls } from "three/addons/controls/OrbitControls.js";
-import { PackedSplats, SparkRenderer, SplatMesh } from "@sparkjsdev/spark";
+import { GLTFLoader } from "three/addons/loaders/GLTFLoader.js";
+import { ExtSplats, PackedSplats, SparkRenderer, SplatMesh, SplatSkinning, SplatSkinningMode } from "@sparkjsdev/spark";
 
 const EXT = "KHR_gaussian_splatting";
 const SH_C0 = 0.28209479177387814;
@@ -215,6 +224,27 @@ class Avatar {
     return { means, covs };
   }
 
+  // The centres of every `stride`-th splat at time t (the bounds over the clip need no covariances).
+  centres(t, stride) {
+    const P = this.position.data, out = [];
+    const A = this.skin ? this.skinningMatrices(t) : null;
+    const tri = A && this.body ? this.triangles(A) : null;
+    for (let i = 0; i < this.count; i += stride) {
+      if (!A) { out.push([P[3 * i], P[3 * i + 1], P[3 * i + 2]]); continue; }
+      if (tri && this.bindFace.data[i] >= 0) {
+        const f = this.bindFace.data[i], bc = this.bindBary.data;
+        const ids = [tri.idx[3 * f], tri.idx[3 * f + 1], tri.idx[3 * f + 2]];
+        out.push([0, 1, 2].map((r) => bc[3 * i] * tri.posed[3 * ids[0] + r] + bc[3 * i + 1] * tri.posed[3 * ids[1] + r]
+                                    + bc[3 * i + 2] * tri.posed[3 * ids[2] + r]));
+        continue;
+      }
+      const M = this.blended(A, this.joints, this.weights, i);
+      const x = P[3 * i], y = P[3 * i + 1], z = P[3 * i + 2];
+      out.push([0, 1, 2].map((r) => M[4 * r] * x + M[4 * r + 1] * y + M[4 * r + 2] * z + M[4 * r + 3]));
+    }
+    return out;
+  }
+
   // Skinned body vertices, and each triangle's posed and rest frames.
   triangles(A) {
     const b = this.body, V = b.position.count, P = b.position.data;
@@ -262,39 +292,49 @@ function triangleFrame(P, ids) {
 }
 
 // ---------------------------------------------------------------- the page
-async function main() {
-  const file = params.get("file") || "avatar.glb";
-  const response = await fetch(file);
-  if (!response.ok) throw new Error(`cannot load ${file}: ${response.status}`);
-  const avatar = new Avatar(parseGlb(await response.arrayBuffer()));
+const SAMPLES = 24;  // times through the clip at which the bounds are taken
 
-  const renderer = new THREE.WebGLRenderer({ antialias: false, preserveDrawingBuffer: true });
-  renderer.setPixelRatio(1);
-  renderer.setSize(window.innerWidth, window.innerHeight);
-  renderer.setClearColor(new THREE.Color(...vec("bg", [0, 0, 0])), 1);
-  document.body.appendChild(renderer.domElement);
-  const scene = new THREE.Scene();
-  scene.add(new SparkRenderer({ renderer }));
-  const camera = new THREE.PerspectiveCamera(Number(params.get("fov") || 40), window.innerWidth / window.innerHeight, 0.01, 100);
-  const target = vec("target", [0, 0, 0]);
-  camera.position.set(...vec("eye", [0, 0, 3.5]));
-  camera.up.set(0, 1, 0);
-  camera.lookAt(...target);
-  const controls = new OrbitControls(camera, renderer.domElement);
-  controls.target.set(...target);
-  controls.update();
+function sampleTimes(duration) {
+  if (!(duration > 0)) return [0];
+  return Array.from({ length: SAMPLES + 1 }, (_, k) => (k / SAMPLES) * duration);
+}
 
-  const mask = params.get("mask") === "1";
+function isSplatFile(gltf) {
+  return (gltf.json.meshes || []).some((m) => m.primitives.some((p) => p.extensions && p.extensions[EXT]));
+}
+
+// Splats into a Spark SplatMesh, skinned on the GPU by Spark's SplatSkinning (linear blend: the
+// blended matrix on each centre and covariance, the rule of docs/EXPORT.md), or with skinning=cpu
+// posed here on the CPU (exact for mesh-bound splats too). On the GPU a mesh-bound splat is skinned
+// by its triangle's corners' weights blended by its barycentric coordinates (the four largest),
+// which departs from the exact rule by the triangle's stretch: well under a millimetre on a body.
+function splatPlayer(gltf, scene, mask, renderer) {
+  const avatar = new Avatar(gltf);
   const white = new THREE.Color(1, 1, 1);
   const colors = Array.from({ length: avatar.count }, (_, i) => (mask ? white : new THREE.Color(
     Math.min(1, Math.max(0, avatar.sh0.data[3 * i] * SH_C0 + 0.5)),
     Math.min(1, Math.max(0, avatar.sh0.data[3 * i + 1] * SH_C0 + 0.5)),
     Math.min(1, Math.max(0, avatar.sh0.data[3 * i + 2] * SH_C0 + 0.5)))));
+  const gpu = params.get("skinning") !== "cpu" && avatar.skin !== null && avatar.skin.joints.length <= 256;
+  const bounds = () => {
+    const box = new THREE.Box3(), point = new THREE.Vector3();
+    const stride = Math.max(1, Math.floor(avatar.count / 4000));
+    for (const t of sampleTimes(avatar.duration)) {
+      for (const c of avatar.centres(t, stride)) box.expandByPoint(point.set(...c));
+    }
+    let reach = 0;  // the largest splat's 2-sigma reach beyond its centre
+    for (const v of avatar.scale.data) reach = Math.max(reach, 2 * v);
+    return box.expandByScalar(Math.min(reach, 0.1));
+  };
+  const common = { kind: "splats", count: avatar.count, duration: avatar.duration, times: avatar.times, avatar, bounds };
+  if (gpu) return { ...common, skinning: "gpu", ...gpuSplats(avatar, colors, scene, renderer) };
+
+  scene.add(new SparkRenderer({ renderer }));
   const packed = new PackedSplats({ maxSplats: avatar.count });
   const center = new THREE.Vector3(), scales = new THREE.Vector3(), quat = new THREE.Quaternion();
   const basis = new THREE.Matrix4();
-  let mesh = null;
-  const write = (t, first) => {
+  let mesh = null, first = true;
+  const pose = (t) => {
     const { means, covs } = avatar.pose(t);
     for (let i = 0; i < avatar.count; i++) {
       const { values, vectors: v } = symmetricEigen(covs.subarray(9 * i, 9 * i + 9));
@@ -306,41 +346,197 @@ async function main() {
       if (first) packed.pushSplat(center, scales, quat, opacity, colors[i]);
       else packed.setSplat(i, center, scales, quat, opacity, colors[i]);
     }
+    first = false;
     packed.needsUpdate = true;  // re-upload the splats ...
     if (mesh) mesh.needsUpdate = true;  // ... and have Spark regenerate (and re-sort) them
   };
+  return {
+    ...common, skinning: "cpu",
+    start(t) { pose(t); mesh = new SplatMesh({ packedSplats: packed }); scene.add(mesh); },
+    pose,
+  };
+}
+
+// The rest splats uploaded once, each frame only the skin's joint matrices (Spark SplatSkinning).
+function gpuSplats(avatar, colors, scene, renderer) {
+  // SplatSkinning's linear blend needs covariance splats, which need extended (float) splats throughout.
+  scene.add(new SparkRenderer({ renderer, covSplats: true, accumExtSplats: true }));
+  const n = avatar.count, P = avatar.position.data, R = avatar.rotation.data, S = avatar.scale.data;
+  const ext = new ExtSplats({ maxSplats: n });
+  const center = new THREE.Vector3(), scales = new THREE.Vector3(), quat = new THREE.Quaternion();
+  for (let i = 0; i < n; i++) {
+    center.set(P[3 * i], P[3 * i + 1], P[3 * i + 2]);
+    scales.set(S[3 * i], S[3 * i + 1], S[3 * i + 2]);
+    quat.set(R[4 * i], R[4 * i + 1], R[4 * i + 2], R[4 * i + 3]).normalize();
+    ext.pushSplat(center, scales, quat, avatar.opacity.data[i], colors[i]);
+  }
+  ext.updateTextures();  // upload the pushed splats
+  const mesh = new SplatMesh({ extSplats: ext, covSplats: true });
+  const bones = avatar.skin.joints.length;
+  const skinning = new SplatSkinning({ mesh, numSplats: n, numBones: bones, mode: SplatSkinningMode.LINEAR_BLEND });
+  const identity = new THREE.Matrix4();
+  for (let j = 0; j < bones; j++) skinning.setRestMatrix(j, identity);  // the bone matrices are the skin's own
+  const J = avatar.joints.data, W = avatar.weights.data, body = avatar.body;
+  const ids = new THREE.Vector4(), ws = new THREE.Vector4();
+  for (let i = 0; i < n; i++) {
+    let pairs;
+    if (body && avatar.bindFace.data[i] >= 0) {  // blend the triangle corners' weights
+      const f = avatar.bindFace.data[i], bc = avatar.bindBary.data, acc = new Map();
+      for (let c = 0; c < 3; c++) {
+        const v = body.indices.data[3 * f + c];
+        for (let k = 0; k < 4; k++) {
+          const w = bc[3 * i + c] * body.weights.data[4 * v + k];
+          if (w > 0) acc.set(body.joints.data[4 * v + k], (acc.get(body.joints.data[4 * v + k]) || 0) + w);
+        }
+      }
+      pairs = [...acc.entries()].sort((a, b) => b[1] - a[1]).slice(0, 4);
+    } else {
+      pairs = [0, 1, 2, 3].map((k) => [J[4 * i + k], W[4 * i + k]]);
+    }
+    const total = pairs.reduce((a, [, w]) => a + w, 0) || 1;
+    while (pairs.length < 4) pairs.push([0, 0]);
+    ids.set(...pairs.map(([j]) => j));
+    ws.set(...pairs.map(([, w]) => w / total));
+    skinning.setSplatBones(i, ids, ws);
+  }
+  mesh.skinning = skinning;
+  const m = new THREE.Matrix4();
+  const pose = (t) => {
+    avatar.skinningMatrices(t).forEach((a, j) => skinning.setBoneMatrix(j, m.set(...a)));  // row-major in, as set() takes
+    skinning.updateBones();
+  };
+  return { start(t) { pose(t); scene.add(mesh); }, pose };
+}
+
+// Meshes (a mesh export): three.js's GLTFLoader and AnimationMixer, skinned on the GPU.
+async function meshPlayer(buffer, scene, mask) {
+  const gltf = await new Promise((resolve, reject) => new GLTFLoader().parse(buffer, "", resolve, reject));
+  const root = gltf.scene;
+  const meshes = [];
+  root.traverse((o) => {
+    if (!o.isMesh) return;
+    meshes.push(o);
+    o.frustumCulled = false;  // skinned: the rest-pose bounds do not follow the animation
+    if (mask) o.material = new THREE.MeshBasicMaterial({ color: 0xffffff, side: THREE.DoubleSide });
+  });
+  if (!meshes.length) throw new Error("no splats (KHR_gaussian_splatting) and no mesh in the file");
+  scene.add(root);
+  scene.add(new THREE.HemisphereLight(0xffffff, 0x444444, 2.0));
+  const sun = new THREE.DirectionalLight(0xffffff, 1.5);
+  sun.position.set(1, 2, 3);
+  scene.add(sun);
+  const clip = gltf.animations[0] || null;
+  const mixer = new THREE.AnimationMixer(root);
+  if (clip) mixer.clipAction(clip).play();
+  const times = clip ? clip.tracks.reduce((a, track) => (track.times.length > a.length ? track.times : a), [0]) : null;
+  const end = clip ? Math.max(0, clip.duration - 1e-5) : 0;  // the mixer loops: t = duration would show t = 0
+  const pose = (t) => { mixer.setTime(Math.min(t, end)); root.updateMatrixWorld(true); };
+  const bounds = () => {
+    const box = new THREE.Box3(), point = new THREE.Vector3();
+    for (const t of sampleTimes(clip ? clip.duration : 0)) {
+      pose(t);
+      for (const m of meshes) {
+        const n = m.geometry.getAttribute("position").count, stride = Math.max(1, Math.floor(n / 4000));
+        for (let i = 0; i < n; i += stride) box.expandByPoint(m.getVertexPosition(i, point).applyMatrix4(m.matrixWorld));
+      }
+    }
+    return box;
+  };
+  let vertices = 0;
+  for (const m of meshes) vertices += m.geometry.getAttribute("position").count;
+  return {
+    kind: "mesh", skinning: "gpu", count: vertices, duration: clip ? clip.duration : 0, times,
+    meshes: meshes.length, bounds, start: pose, pose,
+  };
+}
+
+async function main() {
+  const file = params.get("file") || "avatar.glb";
+  const response = await fetch(file);
+  if (!response.ok) throw new Error(`cannot load ${file}: ${response.status}`);
+  const buffer = await response.arrayBuffer();
+  const gltf = parseGlb(buffer);
+
+  const renderer = new THREE.WebGLRenderer({ antialias: false, preserveDrawingBuffer: true });
+  renderer.setPixelRatio(1);
+  renderer.setSize(window.innerWidth, window.innerHeight);
+  renderer.setClearColor(new THREE.Color(...vec("bg", [0, 0, 0])), 1);
+  document.body.appendChild(renderer.domElement);
+  const scene = new THREE.Scene();
+  const mask = params.get("mask") === "1";
+  const splats = isSplatFile(gltf);
+  const player = splats ? splatPlayer(gltf, scene, mask, renderer) : await meshPlayer(buffer, scene, mask);
+
+  // Frame the avatar's bounds over the whole clip (a walk stays in view), unless eye/target say otherwise.
+  const box = player.bounds();
+  const fov = Number(params.get("fov") || 40);
+  const camera = new THREE.PerspectiveCamera(fov, window.innerWidth / window.innerHeight, 0.01, 100);
+  const centre = box.getCenter(new THREE.Vector3()), size = box.getSize(new THREE.Vector3());
+  const half = THREE.MathUtils.degToRad(fov) / 2;
+  const halfWide = Math.atan(Math.tan(half) * camera.aspect);
+  const fit = Math.max(size.y / 2 / Math.tan(half), size.x / 2 / Math.tan(halfWide)) * 1.1 + size.z / 2;
+  const target = vec("target", centre.toArray());
+  camera.position.set(...vec("eye", [centre.x, centre.y, centre.z + Math.max(fit, 0.5)]));
+  camera.far = Math.max(100, 4 * camera.position.distanceTo(new THREE.Vector3(...target)));
+  camera.updateProjectionMatrix();
+  camera.up.set(0, 1, 0);
+  camera.lookAt(...target);
+  const controls = new OrbitControls(camera, renderer.domElement);
+  controls.target.set(...target);
+  controls.update();
 
   const fixed = params.get("t");
   let time = fixed !== null ? Number(fixed) : 0;
-  let playing = fixed === null && avatar.duration > 0;
-  write(time, true);
-  mesh = new SplatMesh({ packedSplats: packed });
-  scene.add(mesh);
+  let playing = fixed === null && player.duration > 0;
+  const stats = {
+    kind: player.kind, skinning: player.skinning, splats: splats ? player.count : 0, frameMs: null, poseMs: null,
+    frames: player.times ? player.times.length : 1, duration: player.duration,
+    bounds: { min: box.min.toArray(), max: box.max.toArray() }, drawn: 0,
+  };
+  const timed = (t) => { const t0 = performance.now(); player.pose(t); stats.poseMs = performance.now() - t0; };
+  const t0 = performance.now();
+  player.start(time);
+  stats.poseMs = performance.now() - t0;
 
   const ui = document.getElementById("ui"), play = document.getElementById("play");
   const scrub = document.getElementById("scrub"), label = document.getElementById("frame");
-  const frames = avatar.times ? avatar.times.length : 1;
-  const frameOf = (t) => (avatar.times ? Math.round((t / Math.max(avatar.duration, 1e-9)) * (frames - 1)) : 0);
-  if (avatar.duration > 0 && params.get("ui") !== "0") {
+  const overlay = params.get("ui") === "0" ? null : document.getElementById("stats");  // not on screenshots
+  const frames = stats.frames, times = player.times;
+  const frameOf = (t) => (times ? Math.round((t / Math.max(player.duration, 1e-9)) * (frames - 1)) : 0);
+  if (player.duration > 0 && params.get("ui") !== "0") {
     ui.hidden = false;
     scrub.max = String(frames - 1);
     play.textContent = playing ? "Pause" : "Play";
     play.onclick = () => { playing = !playing; play.textContent = playing ? "Pause" : "Play"; };
-    scrub.oninput = () => { playing = false; play.textContent = "Play"; time = avatar.times[Number(scrub.value)]; write(time, false); };
+    scrub.oninput = () => { playing = false; play.textContent = "Play"; time = times[Number(scrub.value)]; timed(time); };
   }
-  status.textContent = params.get("ui") === "0" ? "" : `${avatar.count} splats${avatar.duration ? `, ${frames} frames` : ""}`;
+  const what = splats ? `${player.count} splats` : `mesh, ${player.count} vertices`;
+  status.textContent = params.get("ui") === "0" ? "" : `${what}${player.duration ? `, ${frames} frames` : ""}`;
 
-  let last = performance.now(), shown = -1;
+  let last = performance.now(), shown = -1, shownAt = 0;
+  const recent = [];  // the times of the frames drawn in the last second
   renderer.setAnimationLoop((now) => {
     if (playing) {
-      time = (time + (now - last) / 1000) % Math.max(avatar.duration, 1e-9);
-      if (frameOf(time) !== shown) { write(time, false); shown = frameOf(time); scrub.value = String(shown); label.textContent = String(shown); }
+      time = (time + (now - last) / 1000) % Math.max(player.duration, 1e-9);
+      if (player.skinning !== "cpu") timed(time);  // cheap: the GPU skins
+      else if (frameOf(time) !== shown) timed(time);
+      if (frameOf(time) !== shown) { shown = frameOf(time); scrub.value = String(shown); label.textContent = String(shown); }
     }
     last = now;
     controls.update();
     renderer.render(scene, camera);
+    recent.push(now);
+    while (recent.length > 2 && recent[0] < now - 1000) recent.shift();
+    if (recent.length > 1) stats.frameMs = (recent[recent.length - 1] - recent[0]) / (recent.length - 1);
+    stats.drawn += 1;
+    if (overlay && now - shownAt > 250) {
+      shownAt = now;
+      overlay.textContent = `frame_ms=${stats.frameMs === null ? "-" : stats.frameMs.toFixed(1)}`
+        + ` pose_ms=${stats.poseMs.toFixed(1)} skinning=${stats.skinning}`;
+    }
   });
-  window.dreamwaltzViewer = { avatar, time: () => time, ready: true };
+  window.dreamwaltzStats = stats;
+  window.dreamwaltzViewer = { avatar: player.avatar || null, player, time: () => time, ready: true };
   document.title = "DreamWaltz viewer (ready)";
 }
 
