@@ -31,7 +31,7 @@ class Preset:
 PRESETS = {
     "tiny": Preset(
         "tiny",
-        GuidanceConfig(resolution=64, guidance_scale=7.5),
+        GuidanceConfig(resolution=64, guidance_scale=7.5, models="tiny"),
         Stage1Config(),
         Stage2Config(steps=40, resolution=64, batch=1, num_free=3000, num_bound=1000),
     ),

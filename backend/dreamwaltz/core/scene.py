@@ -24,11 +24,11 @@ import numpy as np
 
 from .camera import Camera, intrinsics, look_at
 from .errors import DreamWaltzError, InvalidFileError
+from .motion.sequence import HARD_MAX_FRAMES as MAX_FRAMES
 from .rotations import quaternion_to_matrix
 
 SCENE_VERSION = 1
 MAX_SIZE = 16384  # pixels per side
-MAX_FRAMES = 1_000_000
 MAX_ITEMS = 10_000  # avatars, splat files or camera keys
 
 AVATAR_FIELDS = ("name", "file", "location", "rotation", "scale", "motion", "start_frame", "loop", "betas")

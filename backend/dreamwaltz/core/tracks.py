@@ -31,11 +31,11 @@ import numpy as np
 
 from .errors import TrackError
 from .h3ga import read_npz
+from .motion.sequence import HARD_MAX_FRAMES as MAX_FRAMES
 
 FORMAT_NAME = "dreamwaltz-track"
 FORMAT_VERSION = 1
 FRAMES = ("camera", "world")
-MAX_FRAMES = 1_000_000
 MAX_PEOPLE = 256
 MAX_BETAS = 400
 

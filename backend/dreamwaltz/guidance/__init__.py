@@ -28,8 +28,9 @@ def build_guidance(
     from ..presets import get_preset
     from .sds import SDSGuidance
 
-    settings = get_preset(preset).guidance.options()
-    if preset == "tiny":
+    config = get_preset(preset).guidance
+    settings = config.options()
+    if config.models == "tiny":
         sd_path, cn_path = tiny_models()
     else:
         sd_path = resolve(sd_model or DEFAULT_SD, "Stable Diffusion")

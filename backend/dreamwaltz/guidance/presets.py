@@ -12,9 +12,13 @@ class GuidanceConfig:
     t_range: tuple = (0.02, 0.98)  # t ~ U[t_min, t_max] of the 1000 training timesteps
     conditioning_scale: float = 1.0  # ControlNet residual scale
     weighting: str = "uniform"  # w(t): uniform (the paper's), sds (1 - alpha_bar) or snr
+    models: str = "diffusion"  # "diffusion": Stable Diffusion + ControlNet; "tiny": random tiny models (tests)
 
     def options(self) -> dict:
-        return asdict(self)
+        """The SDS settings (what ``SDSGuidance`` takes); ``models`` picks the networks instead."""
+        options = asdict(self)
+        del options["models"]
+        return options
 
 
 NEGATIVE_PROMPT = (

@@ -25,6 +25,9 @@ MIN_FPS, MAX_FPS = 0.1, 10_000.0  # as BVH's frame times (1e-4 to 10 s)
 
 MAX_FRAMES_ENV = "DREAMWALTZ_MAX_FRAMES"
 DEFAULT_MAX_FRAMES = 100_000
+# The hard ceiling of any frame count a file may declare (track files, a scene's frame range): far
+# beyond real footage (a day at 12 fps), it bounds what a hostile file can make us allocate.
+HARD_MAX_FRAMES = 1_000_000
 BYTES_PER_FRAME = 26_000  # the SMPL-X side: world/local rotations, forward kinematics, ground pass
 BYTES_PER_JOINT_FRAME = 200  # the source side: per joint world rotations and positions
 
