@@ -25,11 +25,16 @@ SCRIPT = r"""
 import sys
 import bpy
 
-glb, out = sys.argv[-2], sys.argv[-1]
+glb, out, fps = sys.argv[-3], sys.argv[-2], float(sys.argv[-1])
 bpy.ops.wm.read_factory_settings(use_empty=True)
+scene = bpy.context.scene
+scene.render.fps, scene.render.fps_base = max(1, round(fps)), max(1, round(fps)) / fps  # keys on the clip's frames
 bpy.ops.import_scene.gltf(filepath=glb, bone_heuristic="TEMPERANCE")
 for image in bpy.data.images:
     image.pack()
+if bpy.data.actions:  # bake exactly the clip's frames (the glTF importer keys them from frame 0)
+    first, last = bpy.data.actions[0].frame_range
+    scene.frame_start, scene.frame_end = int(round(first)), int(round(last))
 bpy.ops.export_scene.fbx(
     filepath=out,
     use_selection=False,
@@ -66,12 +71,16 @@ def blender_command() -> list[str]:
     )
 
 
-def glb_to_fbx(glb: Path, out: Path, timeout: float = 900) -> Path:
+def glb_to_fbx(glb: Path, out: Path, fps: float = 30.0, timeout: float = 900) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.stem + ".tmp.fbx")  # all-or-nothing: the file appears only when complete
     proc = subprocess.run(
-        [*blender_command(), str(glb), str(tmp)], capture_output=True, text=True, timeout=timeout, check=False
+        [*blender_command(), str(glb), str(tmp), f"{fps:g}"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     if proc.returncode != 0 or not tmp.is_file():
         tmp.unlink(missing_ok=True)

@@ -255,7 +255,7 @@ def export_mesh(args, avatar) -> int:
 
         with tempfile.TemporaryDirectory() as tmp:
             glb = write_mesh_glb(Path(tmp) / "mesh.glb", mesh, avatar, convention, motion, name=name)
-            glb_to_fbx(glb, args.out)
+            glb_to_fbx(glb, args.out, fps=motion[2] if motion else 30.0)
     else:
         write_mesh_glb(args.out, mesh, avatar, convention, motion, vrm_meta, name=name)
     print(
