@@ -161,6 +161,10 @@ async function vrm() {
     const node = vrm.humanoid.getRawBoneNode(name);
     bones[name] = node ? node.name : null;
   }
+  const box = new THREE.Box3().setFromObject(vrm.scene, true);
+  render(vrm.scene, [box.min.toArray(), box.max.toArray()]);
+  const side = (name) => vrm.humanoid.getRawBoneNode(name).getWorldPosition(new THREE.Vector3()).x;
+  const handsX = [side("leftHand"), side("rightHand")];
   const manager = vrm.expressionManager;
   // Setting "aa" to 1 moves the face: some morph target of the mesh gets a weight.
   manager.setValue("aa", 1.0);
@@ -177,6 +181,7 @@ async function vrm() {
     presets: Object.keys(manager.presetExpressionMap),
     custom: Object.keys(manager.customExpressionMap),
     aaInfluence: influence,
+    handsX,
   };
 }
 
@@ -210,9 +215,11 @@ def open_page(page, model: Path, **query) -> dict:
     browser, server, tmp = page
     shutil.copy(model, tmp / model.name)
     query = {"model": model.name, **{k: json.dumps(v) if not isinstance(v, str) else v for k, v in query.items()}}
+    start = len(browser.console)
     browser.goto(f"{server.url}index.html?{urllib.parse.urlencode(query)}", "window.result", timeout=120)
     result = browser.evaluate("window.result")
     assert "error" not in result, (result["error"], browser.console[-5:])
+    result["console"] = browser.console[start:]
     return result
 
 
@@ -264,6 +271,9 @@ def test_three_vrm_loads_the_vrm_with_its_humanoid_and_expressions(page, vrm_fil
     assert len(result["custom"]) >= 1
     assert not set(result["custom"]) & set(result["presets"])
     assert result["aaInfluence"] == pytest.approx(1.0)
+    assert result["console"] == []  # three-vrm warns of what it cannot read: nothing
+    # VRM 1.0 models face +Z, so the avatar's left hand is on +X (a model facing -Z loads mirrored).
+    assert result["handsX"][0] > 0.3 and result["handsX"][1] < -0.3, result["handsX"]
 
 
 # ----------------------------------------------------------------------------- VRM 1.0 rules
