@@ -463,3 +463,20 @@ def test_bone_names_carry_every_bone_the_convention_requires(small, convention, 
     assert name[parent[by_name[leg[0]]]] == chain[-6]  # the thigh from the hips / pelvis
     if convention == "unreal":
         assert by_name["root"] not in parent  # the root bone is the top of the hierarchy
+
+
+def test_shape_keys_named_as_vrm_presets_never_become_custom_expressions():
+    """A custom expression may not take a preset's name: a shape key called "happy" is the happy
+    preset when the ARKit keys make none, and is renamed when they do ("blink" here)."""
+    import jsonschema
+
+    from dreamwaltz.core.gltf import _vrm
+
+    names = ["happy", "blink", "jawOpen", "eyeBlinkLeft", "eyeBlinkRight", "smirk"]
+    vrm = _vrm(list(range(55)), 55, names, {"name": "a", "authors": ["b"]})
+    jsonschema.validate(vrm, VRMC_VRM_SCHEMA, cls=jsonschema.Draft202012Validator)
+    preset, custom = vrm["expressions"]["preset"], vrm["expressions"]["custom"]
+    assert preset["happy"]["morphTargetBinds"] == [{"node": 55, "index": 0, "weight": 1.0}]
+    assert [b["index"] for b in preset["blink"]["morphTargetBinds"]] == [3, 4]  # eyeBlinkLeft/Right
+    assert [b["index"] for b in preset["aa"]["morphTargetBinds"]] == [2]  # jawOpen
+    assert sorted(custom) == ["blink_custom", "smirk"]
