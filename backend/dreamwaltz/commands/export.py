@@ -247,7 +247,9 @@ def export_mesh(args, avatar) -> int:
     name = str(avatar.manifest.get("prompt") or args.avatar.stem)[:64] or "avatar"
     vrm_meta = None
     if args.format == "vrm":
-        vrm_meta = {"name": name, "authors": [args.author or "unknown"], "version": avatar.manifest.get("version", "")}
+        # meta.version is the model's version (a string, optional): the manifest's "version" is the
+        # .h3ga format's number, so it is not written.
+        vrm_meta = {"name": name, "authors": [args.author or "unknown"]}
     if args.format == "fbx":
         import tempfile
 

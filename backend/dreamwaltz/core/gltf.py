@@ -410,6 +410,9 @@ VRM_PRESETS = {
     "blinkRight": (("eyeBlinkRight", 1.0),),
 }
 
+# Every preset name of VRM 1.0 (VRMC_vrm.expressions): a custom expression may not take one.
+VRM_PRESET_NAMES = frozenset(VRM_PRESETS) | {"lookUp", "lookDown", "lookLeft", "lookRight", "neutral"}
+
 
 def png_bytes(image: np.ndarray) -> bytes:
     """An (H, W, 3) uint8 image as PNG. Written with the standard library (zlib) because this
@@ -530,11 +533,15 @@ def _vrm(joint_nodes: list[int], mesh_node: int, target_names: list[str], meta: 
                 "morphTargetBinds": [{"node": mesh_node, "index": index[k], "weight": w} for k, w in binds]
             }
             used.update(k for k, _w in binds)
-    custom = {
-        n: {"morphTargetBinds": [{"node": mesh_node, "index": i, "weight": 1.0}]}
-        for n, i in index.items()
-        if n not in used
-    }
+    custom = {}
+    for n, i in index.items():
+        if n in used:
+            continue
+        expression = {"morphTargetBinds": [{"node": mesh_node, "index": i, "weight": 1.0}]}
+        if n in VRM_PRESET_NAMES and n not in preset:  # a shape key named as a preset is that preset
+            preset[n] = expression
+        else:  # custom names must differ from the presets' (VRM 1.0 expressions)
+            custom[n if n not in VRM_PRESET_NAMES else f"{n}_custom"] = expression
     meta = {
         "name": "DreamWaltz avatar",
         "authors": ["unknown"],
