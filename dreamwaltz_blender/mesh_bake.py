@@ -101,6 +101,7 @@ def _attach(avatar: Avatar, glb: Path, source: str):
             obj.modifiers.remove(mod)
         mod = obj.modifiers.new("Armature", "ARMATURE")
         mod.object = avatar.armature
+        _follow_expressions(obj, avatar.body)
         obj.name = f"{avatar.armature.name} baked mesh"
         obj[ROLE] = MESH_ROLE
         for other in new:
@@ -111,6 +112,27 @@ def _attach(avatar: Avatar, glb: Path, source: str):
         for other in [o for o in bpy.data.objects if o not in before]:
             bpy.data.objects.remove(other, do_unlink=True)
         raise
+
+
+def _follow_expressions(obj, body) -> None:
+    """Name the baked mesh's expression keys as the body's ('expression:<name>') and drive each
+    by the body's key, so the panel's expression sliders move both."""
+    if obj.data.shape_keys is None or body.data.shape_keys is None:
+        return
+    body_keys = body.data.shape_keys.key_blocks
+    for key in obj.data.shape_keys.key_blocks[1:]:
+        name = f"expression:{key.name}"
+        if name not in body_keys:
+            continue
+        key.name = name
+        key.slider_min, key.slider_max = body_keys[name].slider_min, body_keys[name].slider_max
+        curve = key.driver_add("value")
+        var = curve.driver.variables.new()
+        var.type = "SINGLE_PROP"
+        var.targets[0].id_type = "KEY"
+        var.targets[0].id = body.data.shape_keys
+        var.targets[0].data_path = f'key_blocks["{name}"].value'
+        curve.driver.expression = var.name
 
 
 class DREAMWALTZ_OT_bake_mesh(bpy.types.Operator):
