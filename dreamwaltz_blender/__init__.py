@@ -13,6 +13,7 @@ _MODULE_NAMES = (
     "properties",
     "operators_import",
     "operators_export",
+    "mesh_bake",
     "jobs",
     "motion",
     "reenact",

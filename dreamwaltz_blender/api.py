@@ -488,6 +488,16 @@ def retarget_preview(avatar: Avatar, clip, out, frames: int = 8, python=None) ->
     return out
 
 
+def bake_mesh(avatar: Avatar, texture_size: int = 2048, python=None):
+    """``avatar`` as a textured mesh object on its armature (Armature modifier, vertex groups,
+    expression shape keys, texture packed), baked by the local backend (the preferences' Backend
+    Python, or ``python``): what Blender's FBX and glTF exporters then write for game engines.
+    All or nothing. docs/EXPORT.md, "Textured meshes"."""
+    from . import mesh_bake  # mesh_bake imports this package's avatar module
+
+    return mesh_bake.bake_mesh(avatar, texture_size, python)
+
+
 def apply_motion(
     avatar: Avatar,
     source,

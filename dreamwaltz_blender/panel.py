@@ -67,6 +67,7 @@ class DREAMWALTZ_PT_main(bpy.types.Panel):
         row.operator(
             "dreamwaltz.apply_motion", text="From Selected Armature", icon="OUTLINER_OB_ARMATURE"
         ).from_armature = True
+        layout.operator("dreamwaltz.bake_mesh", text="Bake Textured Mesh", icon="TEXTURE")
         row = layout.row(align=True)
         row.operator("dreamwaltz.check_backend", icon="NETWORK_DRIVE")
         row.operator("import_scene.dreamwaltz_h3ga", text="Import…", icon="IMPORT")

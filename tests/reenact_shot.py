@@ -60,7 +60,7 @@ def make_shot(folder: Path, body, panning: bool = False, seed: int = 0) -> Shot:
     import av
     import torch
 
-    from dreamwaltz.stage1.meshraster import rasterize_mesh
+    from dreamwaltz.render.meshraster import rasterize_mesh
     from dreamwaltz.stage2.oracle import outfit_colors
 
     folder.mkdir(parents=True, exist_ok=True)

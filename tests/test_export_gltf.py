@@ -5,13 +5,13 @@ glTF Validator."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from cli_helpers import cli, write_small_avatar  # noqa: E402
+from web_helpers import validator_or_skip
 
 from dreamwaltz.core.motion import TargetSkeleton, load_motion
 from dreamwaltz.core.ply import read_gaussian_ply
@@ -35,7 +35,6 @@ from gltf_reference import (
 ROOT = Path(__file__).resolve().parents[1]
 MOCAP = ROOT / "backend" / "dreamwaltz" / "data" / "mocap"
 WALK = MOCAP / "cmu_12_03_walk_cgspeed.bvh"
-WEB = ROOT / "tools" / "web"
 FRAMES = (100, 130)  # the clip exported with --motion
 
 
@@ -164,14 +163,6 @@ def test_export_refuses_what_it_cannot_keep(exported):
 
 
 # ----------------------------------------------------------------------------- the Khronos validator
-
-
-def validator_or_skip():
-    if shutil.which("node") is None:
-        pytest.skip("node is not installed (apt-get install nodejs npm), so the Khronos glTF Validator cannot run")
-    if not (WEB / "node_modules" / "gltf-validator").is_dir():
-        pytest.skip("the pinned gltf-validator is not installed: run `npm ci` in tools/web")
-    return ["node", str(WEB / "validate.cjs")]
 
 
 # The released validator (2.0.0-dev.3.10, the newest on npm) predates extension-prefixed attribute

@@ -12,9 +12,9 @@ import torch
 from stage1_helpers import CACHE, setup
 
 from dreamwaltz.core.camera import Camera, intrinsics, look_at
+from dreamwaltz.render.meshraster import rasterize_mesh
 from dreamwaltz.stage1 import body_initialised_field, canonical_body, export_points, render_image
 from dreamwaltz.stage1.body import held_out_cameras, init_cache_path
-from dreamwaltz.stage1.meshraster import rasterize_mesh
 
 
 def _camera(size=40):

@@ -78,7 +78,7 @@ def silhouettes(track: Track, people: Sequence[int], body, width: int, height: i
     """(T,H,W) bool: where the tracked bodies of ``people`` cover the image."""
     import cv2
 
-    from .stage1.meshraster import rasterize_mesh
+    from .render.meshraster import rasterize_mesh
 
     faces = body.faces.numpy()
     out = np.zeros((track.num_frames, height, width), bool)

@@ -6,8 +6,12 @@ docs/EXPORT.md says what each keeps and drops."""
 from pathlib import Path
 
 NAME = "export"
-HELP = "Export a .h3ga avatar as 3DGS .ply (one frame or a sequence), .spz, or glTF .glb (one frame, or animated with --motion)"
-FORMATS = ["ply", "ply-seq", "spz", "glb"]
+HELP = (
+    "Export a .h3ga avatar as 3DGS .ply (one frame or a sequence), .spz, glTF .glb (one frame, or animated with "
+    "--motion), or a textured, rigged mesh for game engines (mesh-glb, fbx, vrm)"
+)
+FORMATS = ["ply", "ply-seq", "spz", "glb", "mesh-glb", "fbx", "vrm"]
+MESH_FORMATS = ("mesh-glb", "fbx", "vrm")
 SPZ_PACKAGE = "gsply==0.4.6"
 
 
@@ -18,8 +22,18 @@ def add_arguments(p):
         default="ply",
         choices=FORMATS,
         help="ply: a 3DGS .ply (with --motion: a folder of them, one a frame; ply-seq is the same); "
-        "spz: Niantic's compressed splats; glb: glTF 2.0 binary with KHR_gaussian_splatting",
+        "spz: Niantic's compressed splats; glb: glTF 2.0 binary with KHR_gaussian_splatting; "
+        "mesh-glb / fbx / vrm: the avatar baked into a textured, skinned mesh (docs/EXPORT.md)",
     )
+    p.add_argument("--texture", type=int, default=2048, help="mesh formats: the texture's size in pixels")
+    p.add_argument(
+        "--bone-names",
+        default=None,
+        choices=["smplx", "mixamo", "unreal", "vrm"],
+        help="mesh formats: bone names for Unity/Mixamo (mixamo), Unreal's UE5 mannequin (unreal), VRM, or the "
+        "avatar's own (smplx; default, vrm for --format vrm)",
+    )
+    p.add_argument("--author", default=None, help="vrm: the author named in the VRM meta")
     p.add_argument("--pose", type=Path, default=None, help="a motion file (BVH, SMPL-X .npz/.npy) to pose it with")
     p.add_argument("--frame", type=int, default=0, help="which frame of --pose")
     p.add_argument("--betas", type=float, nargs="*", default=None, help="shape edit (one posed frame only)")
@@ -148,6 +162,8 @@ def run(args) -> int:
     from ..core.posing import pose_avatar
 
     avatar = read_h3ga(args.avatar)
+    if args.format in MESH_FORMATS:
+        return export_mesh(args, avatar)
     if args.frames is not None and args.motion is None:
         raise DreamWaltzError(
             "--frames needs --motion.", "Add --motion FILE, or use --pose FILE --frame N for one frame."
@@ -200,4 +216,52 @@ def run(args) -> int:
 
     write_gaussian_ply(args.out, posed.means, posed.covariances, posed.colors, posed.opacities)
     print(f"wrote {len(posed.means)} splats to {args.out} (SMPL-X space: metres, +Y up)")
+    return 0
+
+
+def export_mesh(args, avatar) -> int:
+    """mesh-glb / vrm (glTF written here) and fbx (the same mesh through Blender's FBX exporter)."""
+    import time
+
+    from ..core.errors import DreamWaltzError
+    from ..core.gltf import write_mesh_glb
+
+    if args.pose is not None or args.betas is not None:
+        raise DreamWaltzError(
+            f"--format {args.format} exports the rigged avatar in its rest pose; --pose/--betas do not apply.",
+            "Leave them out; add --motion FILE to carry an animation.",
+        )
+    if not 16 <= args.texture <= 8192:
+        raise DreamWaltzError(f"--texture {args.texture} is outside 16..8192.", "Use e.g. --texture 2048.")
+    convention = args.bone_names or ("vrm" if args.format == "vrm" else "smplx")
+    if args.format == "vrm" and convention != "vrm":
+        raise DreamWaltzError("--format vrm names its bones by VRM's humanoid.", "Leave out --bone-names.")
+    motion = None
+    if args.motion is not None:
+        full_pose, transl, fps, _frames = load_clip(avatar, args.motion, args.frames, args.max_frames)
+        motion = (full_pose, transl, fps, args.motion.stem)
+    from ..meshbake import bake_mesh
+
+    start = time.perf_counter()
+    mesh = bake_mesh(avatar, texture_size=args.texture)
+    name = str(avatar.manifest.get("prompt") or args.avatar.stem)[:64] or "avatar"
+    vrm_meta = None
+    if args.format == "vrm":
+        # meta.version is the model's version (a string, optional): the manifest's "version" is the
+        # .h3ga format's number, so it is not written.
+        vrm_meta = {"name": name, "authors": [args.author or "unknown"]}
+    if args.format == "fbx":
+        import tempfile
+
+        from ..fbx import glb_to_fbx
+
+        with tempfile.TemporaryDirectory() as tmp:
+            glb = write_mesh_glb(Path(tmp) / "mesh.glb", mesh, avatar, convention, motion, name=name)
+            glb_to_fbx(glb, args.out, fps=motion[2] if motion else 30.0)
+    else:
+        write_mesh_glb(args.out, mesh, avatar, convention, motion, vrm_meta, name=name)
+    print(
+        f"wrote a textured, skinned mesh ({len(mesh.faces):,} triangles, {args.texture}px texture, "
+        f"{convention} bone names{', animated' if motion else ''}) to {args.out} in {time.perf_counter() - start:.0f} s"
+    )
     return 0

@@ -97,6 +97,14 @@ class GlbBuilder:
         self.gltf["accessors"].append(acc)
         return len(self.gltf["accessors"]) - 1
 
+    def buffer_view(self, data: bytes) -> int:
+        """Raw bytes (an image) as a 4-byte aligned buffer view."""
+        while len(self.blob) % 4:
+            self.blob.append(0)
+        self.gltf["bufferViews"].append({"buffer": 0, "byteOffset": len(self.blob), "byteLength": len(data)})
+        self.blob += data
+        return len(self.gltf["bufferViews"]) - 1
+
     def node(self, **fields) -> int:
         self.gltf["nodes"].append({k: v for k, v in fields.items() if v is not None})
         return len(self.gltf["nodes"]) - 1
@@ -284,37 +292,69 @@ def _continuous(quats: np.ndarray) -> np.ndarray:
     return quats
 
 
-def write_animated_glb(
-    path, avatar, full_pose, transl, fps: float, name: str = "motion", with_body: bool = True
-) -> Path:
-    """The skinned avatar with a motion: ``full_pose`` (T,J,3) axis-angle, ``transl`` (T,3), ``fps``."""
-    full_pose = np.asarray(full_pose, dtype=np.float64).reshape(len(full_pose), -1, 3)
-    transl = np.asarray(transl, dtype=np.float64).reshape(-1, 3)
-    parents, names = avatar.parents, avatar.joint_names
-    rest = rest_splats(avatar)
-    J_rest = rest["rest_joints"]
-    b = GlbBuilder()
-    scene = b.gltf["scenes"][0]["nodes"]
-
-    # Joints: nodes with their rest offsets from the parent and no rotation, so a joint's rest
-    # world transform is a translation to its rest position and its inverse bind matrix undoes it.
+def _skeleton(b: GlbBuilder, parents, names, rest_joints, root_name: str | None = None) -> list[int]:
+    """Joint nodes with their rest offsets from the parent and no rotation, so a joint's rest world
+    transform is a translation to its rest position, and a skin over them (``skins[0]``). With
+    ``root_name``, a root bone at the origin above the first joint (the UE5 mannequin's), last in the
+    skin's joints so the vertices' joint indices are the avatar's own. Returns the joint nodes."""
     joint_nodes = []
     for k, parent in enumerate(parents):
-        offset = J_rest[k] - (J_rest[parent] if parent >= 0 else 0.0)
+        offset = rest_joints[k] - (rest_joints[parent] if parent >= 0 else 0.0)
         joint_nodes.append(b.node(name=names[k], translation=[float(v) for v in offset]))
     for k, parent in enumerate(parents):
         if parent >= 0:
             b.gltf["nodes"][joint_nodes[parent]].setdefault("children", []).append(joint_nodes[k])
+    tops = [joint_nodes[k] for k, p in enumerate(parents) if p < 0]
     ibm = np.tile(np.eye(4), (len(parents), 1, 1))
-    ibm[:, :3, 3] = -J_rest
-    skin = {
-        "name": "smplx",
-        "joints": joint_nodes,
-        "skeleton": joint_nodes[0],
-        "inverseBindMatrices": b.accessor(np.transpose(ibm, (0, 2, 1)), "MAT4"),
-    }  # column-major
-    b.gltf["skins"] = [skin]
-    scene += [joint_nodes[k] for k, p in enumerate(parents) if p < 0]
+    ibm[:, :3, 3] = -np.asarray(rest_joints)
+    skin_joints = list(joint_nodes)
+    if root_name:
+        root = b.node(name=root_name, children=tops)
+        skin_joints.append(root)
+        ibm = np.concatenate([ibm, np.eye(4)[None]])
+        tops = [root]
+    b.gltf["skins"] = [
+        {
+            "name": "skeleton",
+            "joints": skin_joints,
+            "skeleton": tops[0],
+            "inverseBindMatrices": b.accessor(np.transpose(ibm, (0, 2, 1)), "MAT4"),  # column-major
+        }
+    ]
+    b.gltf["scenes"][0]["nodes"].extend(tops)
+    return joint_nodes
+
+
+def _animation(b: GlbBuilder, joint_nodes, parents, rest_joints, full_pose, transl, fps: float, name: str) -> None:
+    """One LINEAR sampler per joint rotation, one for each root joint's translation."""
+    full_pose = np.asarray(full_pose, dtype=np.float64).reshape(len(full_pose), -1, 3)
+    transl = np.asarray(transl, dtype=np.float64).reshape(-1, 3)
+    T = len(full_pose)
+    times = b.accessor(np.arange(T) / float(fps), "SCALAR", bounds=True)
+    quats = _continuous(axis_angle_to_quaternion(full_pose))[..., [1, 2, 3, 0]]  # (T,J,4) x y z w
+    samplers, channels = [], []
+    for k in range(len(parents)):
+        samplers.append({"input": times, "output": b.accessor(quats[:, k], "VEC4"), "interpolation": "LINEAR"})
+        channels.append({"sampler": len(samplers) - 1, "target": {"node": joint_nodes[k], "path": "rotation"}})
+    for k, parent in enumerate(parents):
+        if parent < 0:
+            samplers.append(
+                {"input": times, "output": b.accessor(rest_joints[k] + transl, "VEC3"), "interpolation": "LINEAR"}
+            )
+            channels.append({"sampler": len(samplers) - 1, "target": {"node": joint_nodes[k], "path": "translation"}})
+    b.gltf["animations"] = [{"name": name, "samplers": samplers, "channels": channels}]
+
+
+def write_animated_glb(
+    path, avatar, full_pose, transl, fps: float, name: str = "motion", with_body: bool = True
+) -> Path:
+    """The skinned avatar with a motion: ``full_pose`` (T,J,3) axis-angle, ``transl`` (T,3), ``fps``."""
+    parents = avatar.parents
+    rest = rest_splats(avatar)
+    J_rest = rest["rest_joints"]
+    b = GlbBuilder()
+    scene = b.gltf["scenes"][0]["nodes"]
+    joint_nodes = _skeleton(b, parents, avatar.joint_names, J_rest)
 
     n_free = int(avatar.arrays["free/means"].shape[0])
     extras = {
@@ -343,23 +383,180 @@ def write_animated_glb(
         joints, weights = top_k_weights(avatar.arrays["body/skin_weights"])
         body = _body_primitive(b, avatar, rest["rest_vertices"], _skin_attributes(b, joints, weights))
         scene.append(b.node(name="body", mesh=b.mesh("body", [body]), skin=0))
-
-    # Animation: one LINEAR sampler per joint rotation, one for the root's translation.
-    T = len(full_pose)
-    times = b.accessor(np.arange(T) / float(fps), "SCALAR", bounds=True)
-    quats = _continuous(axis_angle_to_quaternion(full_pose))[..., [1, 2, 3, 0]]  # (T,J,4) x y z w
-    samplers, channels = [], []
-    for k in range(len(parents)):
-        samplers.append({"input": times, "output": b.accessor(quats[:, k], "VEC4"), "interpolation": "LINEAR"})
-        channels.append({"sampler": len(samplers) - 1, "target": {"node": joint_nodes[k], "path": "rotation"}})
-    for k, parent in enumerate(parents):
-        if parent < 0:
-            samplers.append(
-                {"input": times, "output": b.accessor(J_rest[k] + transl, "VEC3"), "interpolation": "LINEAR"}
-            )
-            channels.append({"sampler": len(samplers) - 1, "target": {"node": joint_nodes[k], "path": "translation"}})
-    b.gltf["animations"] = [{"name": name, "samplers": samplers, "channels": channels}]
+    _animation(b, joint_nodes, parents, J_rest, full_pose, transl, fps, name)
     return b.write(path)
+
+
+# --------------------------------------------------------------------------- textured mesh (game engines)
+
+UNLIT = "KHR_materials_unlit"
+VRM = "VRMC_vrm"
+VRM_LICENSE_URL = "https://vrm.dev/licenses/1.0/"
+# VRM 1.0 preset expressions from ARKit-named expression shape keys (the open body's 52):
+# preset -> ((shape key, weight), ...). Expressions without a preset are written as custom ones.
+VRM_PRESETS = {
+    "happy": (("mouthSmileLeft", 1.0), ("mouthSmileRight", 1.0), ("cheekSquintLeft", 0.5), ("cheekSquintRight", 0.5)),
+    "angry": (("browDownLeft", 1.0), ("browDownRight", 1.0), ("mouthFrownLeft", 0.6), ("mouthFrownRight", 0.6)),
+    "sad": (("browInnerUp", 1.0), ("mouthFrownLeft", 1.0), ("mouthFrownRight", 1.0)),
+    "relaxed": (("mouthSmileLeft", 0.5), ("mouthSmileRight", 0.5), ("eyeSquintLeft", 0.4), ("eyeSquintRight", 0.4)),
+    "surprised": (("eyeWideLeft", 1.0), ("eyeWideRight", 1.0), ("browInnerUp", 1.0), ("jawOpen", 0.5)),
+    "aa": (("jawOpen", 1.0),),
+    "ih": (("mouthStretchLeft", 0.6), ("mouthStretchRight", 0.6), ("jawOpen", 0.2)),
+    "ou": (("mouthPucker", 1.0), ("mouthFunnel", 0.5)),
+    "ee": (("mouthStretchLeft", 0.5), ("mouthStretchRight", 0.5), ("mouthSmileLeft", 0.3), ("mouthSmileRight", 0.3)),
+    "oh": (("mouthFunnel", 1.0), ("jawOpen", 0.4)),
+    "blink": (("eyeBlinkLeft", 1.0), ("eyeBlinkRight", 1.0)),
+    "blinkLeft": (("eyeBlinkLeft", 1.0),),
+    "blinkRight": (("eyeBlinkRight", 1.0),),
+}
+
+# Every preset name of VRM 1.0 (VRMC_vrm.expressions): a custom expression may not take one.
+VRM_PRESET_NAMES = frozenset(VRM_PRESETS) | {"lookUp", "lookDown", "lookLeft", "lookRight", "neutral"}
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """An (H, W, 3) uint8 image as PNG. Written with the standard library (zlib) because this
+    module stays numpy-only for the add-on; PNG's container is a few chunks around zlib data."""
+    import zlib
+
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    H, W = image.shape[:2]
+    raw = np.concatenate([np.zeros((H, 1), np.uint8), image.reshape(H, W * 3)], axis=1).tobytes()  # filter 0
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", W, H, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
+
+
+def _textured_material(b: GlbBuilder, texture: np.ndarray, name: str) -> int:
+    b.gltf.setdefault("samplers", []).append({"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071})
+    b.gltf.setdefault("images", []).append({"bufferView": b.buffer_view(png_bytes(texture)), "mimeType": "image/png"})
+    b.gltf.setdefault("textures", []).append(
+        {"sampler": len(b.gltf["samplers"]) - 1, "source": len(b.gltf["images"]) - 1}
+    )
+    # Unlit: the texture is the avatar's own radiance (its lighting baked in, as the splats show it);
+    # engines without the extension fall back to the PBR base colour, fully rough, not metallic.
+    b.extensions_used.add(UNLIT)
+    b.gltf.setdefault("materials", []).append(
+        {
+            "name": name,
+            "pbrMetallicRoughness": {
+                "baseColorTexture": {"index": len(b.gltf["textures"]) - 1},
+                "metallicFactor": 0.0,
+                "roughnessFactor": 1.0,
+            },
+            "extensions": {UNLIT: {}},
+        }
+    )
+    return len(b.gltf["materials"]) - 1
+
+
+def write_mesh_glb(
+    path,
+    mesh,
+    avatar,
+    convention: str = "smplx",
+    motion=None,
+    vrm_meta: dict | None = None,
+    name: str = "avatar",
+) -> Path:
+    """A textured, skinned mesh (``meshbake.BakedMesh``: vertices, faces, uvs, normals, texture and
+    ``source``, the body vertex each comes from) on the avatar's skeleton, bones named by
+    ``convention`` (``core.bone_names``), the expression shape keys as morph targets. ``motion``:
+    (full_pose (T,J,3), transl (T,3), fps, name) as an animation. ``vrm_meta``: write VRM 1.0
+    (``VRMC_vrm``: humanoid, meta with these fields, expressions)."""
+    from .bone_names import ROOT_BONE, bone_names
+
+    parents = avatar.parents
+    rest_joints = np.asarray(_rest_joints(avatar), np.float64)
+    names = bone_names(convention)
+    b = GlbBuilder()
+    joint_nodes = _skeleton(b, parents, names, rest_joints, ROOT_BONE.get(convention))
+    source = np.asarray(mesh.source)
+    joints, weights = top_k_weights(np.asarray(avatar.arrays["body/skin_weights"], np.float64)[source])
+    attributes = {
+        "POSITION": b.accessor(mesh.vertices, "VEC3", target=ARRAY_BUFFER, bounds=True),
+        "NORMAL": b.accessor(mesh.normals, "VEC3", target=ARRAY_BUFFER),
+        "TEXCOORD_0": b.accessor(mesh.uvs, "VEC2", target=ARRAY_BUFFER),
+        **_skin_attributes(b, joints, weights),
+    }
+    faces = np.asarray(mesh.faces)
+    component = UNSIGNED_SHORT if len(mesh.vertices) < 65535 else UNSIGNED_INT
+    primitive = {
+        "attributes": attributes,
+        "indices": b.accessor(faces.reshape(-1, 1), "SCALAR", component, target=ELEMENT_ARRAY_BUFFER),
+        "mode": TRIANGLES,
+        "material": _textured_material(b, mesh.texture, f"{name} texture"),
+    }
+    dirs = np.asarray(avatar.arrays["body/expression_dirs"], np.float64)[source]  # (V',3,E)
+    expression_names = avatar.expression_names
+    keys = [e for e in range(dirs.shape[2]) if np.abs(dirs[:, :, e]).max() > 1e-7]
+    mesh_entry = {"name": name, "primitives": [primitive]}
+    if keys:
+        primitive["targets"] = [
+            {"POSITION": b.accessor(dirs[:, :, e], "VEC3", target=ARRAY_BUFFER, bounds=True)} for e in keys
+        ]
+        mesh_entry["weights"] = [0.0] * len(keys)
+        mesh_entry["extras"] = {"targetNames": [expression_names[e] for e in keys]}
+    b.gltf["meshes"].append(mesh_entry)
+    mesh_node = b.node(name=name, mesh=len(b.gltf["meshes"]) - 1, skin=0)
+    b.gltf["scenes"][0]["nodes"].append(mesh_node)
+    if motion is not None:
+        full_pose, transl, fps, clip = motion
+        _animation(b, joint_nodes, parents, rest_joints, full_pose, transl, fps, clip)
+    if vrm_meta is not None:
+        target_names = [expression_names[e] for e in keys]
+        b.gltf["extensions"] = {VRM: _vrm(joint_nodes, mesh_node, target_names, vrm_meta)}
+        b.extensions_used.add(VRM)
+    return b.write(path)
+
+
+def _rest_joints(avatar) -> np.ndarray:
+    from .posing import pose_body
+
+    return pose_body(avatar).rest_joints
+
+
+def _vrm(joint_nodes: list[int], mesh_node: int, target_names: list[str], meta: dict) -> dict:
+    """The ``VRMC_vrm`` extension (VRM 1.0): humanoid bones by the joints' VRM names, the meta, and
+    expressions bound to the mesh's morph targets (presets from ARKit names, the rest custom)."""
+    from .bone_names import bone_names
+
+    human = {vrm: {"node": node} for vrm, node in zip(bone_names("vrm"), joint_nodes)}
+    index = {n: i for i, n in enumerate(target_names)}
+    preset, used = {}, set()
+    for expression, binds in VRM_PRESETS.items():
+        if all(key in index for key, _w in binds):
+            preset[expression] = {
+                "morphTargetBinds": [{"node": mesh_node, "index": index[k], "weight": w} for k, w in binds]
+            }
+            used.update(k for k, _w in binds)
+    custom = {}
+    for n, i in index.items():
+        if n in used:
+            continue
+        expression = {"morphTargetBinds": [{"node": mesh_node, "index": i, "weight": 1.0}]}
+        if n in VRM_PRESET_NAMES and n not in preset:  # a shape key named as a preset is that preset
+            preset[n] = expression
+        else:  # custom names must differ from the presets' (VRM 1.0 expressions)
+            custom[n if n not in VRM_PRESET_NAMES else f"{n}_custom"] = expression
+    meta = {
+        "name": "DreamWaltz avatar",
+        "authors": ["unknown"],
+        "licenseUrl": VRM_LICENSE_URL,
+        "avatarPermission": "onlyAuthor",
+        "commercialUsage": "personalNonProfit",
+        "creditNotation": "required",
+        "allowRedistribution": False,
+        "modification": "prohibited",
+        **meta,
+    }
+    expressions = {"preset": preset}
+    if custom:
+        expressions["custom"] = custom
+    return {"specVersion": "1.0", "humanoid": {"humanBones": human}, "meta": meta, "expressions": expressions}
 
 
 # --------------------------------------------------------------------------- reading back

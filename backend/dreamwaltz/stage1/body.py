@@ -14,9 +14,9 @@ import torch
 from ..body.poses import apose
 from ..core.camera import orbit_camera
 from ..core.joints import JOINT_INDEX, JOINT_NAMES
+from ..render.meshraster import rasterize_mesh
 from .density import margin_loss
 from .field import RadianceField, camera_rays, render_rays
-from .meshraster import rasterize_mesh
 
 HAND_JOINTS = [
     i for i, n in enumerate(JOINT_NAMES) if any(f in n for f in ("index", "middle", "ring", "pinky", "thumb"))

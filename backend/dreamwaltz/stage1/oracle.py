@@ -20,10 +20,10 @@ import torch
 from ..body import BodyModel
 from ..guidance import build_guidance
 from ..progress import ProgressReporter
+from ..render.meshraster import rasterize_mesh
 from ..stage2.oracle import outfit_colors
 from .body import CanonicalBody, body_initialised_field, canonical_body, held_out_cameras
 from .field import BACKGROUND, render_image
-from .meshraster import rasterize_mesh
 from .presets import Stage1Config
 from .train import train_stage1
 
