@@ -475,17 +475,14 @@ def retarget_preview(avatar: Avatar, clip, out, frames: int = 8, python=None) ->
     Returns the PNG's path; the scene is not touched."""
     from .backend import local
 
-    out = Path(out)
-    done = local.run_command(
+    return local.run_for_file(
         ["retarget-preview", clip, "--avatar", avatar.armature["dreamwaltz_file"], "--out", out, "--frames", frames],
+        out,
+        "draw the contact sheet",
         python,
         "Install Backend in the DreamWaltz preferences, or run `dreamwaltz retarget-preview CLIP --avatar A.h3ga "
         "--out sheet.png` where the backend is.",
     )
-    if done.returncode != 0 or not out.is_file():
-        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-        raise errors.DreamWaltzError(f"The backend could not draw the contact sheet: {last[:300]}", "")
-    return out
 
 
 def bake_mesh(avatar: Avatar, texture_size: int = 2048, python=None):

@@ -45,15 +45,14 @@ def bake_mesh(avatar: Avatar, texture_size: int = 2048, python=None):
     source = bpy.path.abspath(source)
     with tempfile.TemporaryDirectory() as tmp:
         glb = Path(tmp) / "baked.glb"
-        done = local.run_command(
+        local.run_for_file(
             ["export", source, "--format", "mesh-glb", "--texture", texture_size, "--out", glb],
+            glb,
+            "bake the mesh",
             python,
             "Install Backend in the DreamWaltz preferences, or run `dreamwaltz export A.h3ga --format mesh-glb "
             "--out A.glb` where the backend is and import that.",
         )
-        if done.returncode != 0 or not glb.is_file():
-            last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-            raise errors.DreamWaltzError(f"The backend could not bake the mesh: {last[:300]}", "")
         return _attach(avatar, glb, source)
 
 

@@ -32,7 +32,8 @@ MIN_SIGMA = 1e-3  # m: flat splats get this thickness, so their precision is fin
 RAY_TEXELS = 1024  # the atlas is ray-cast at most this fine (then upsampled)
 TEXEL_RAY = 0.02  # m: texel rays start this far outside the baked surface
 MAX_OUT, MAX_IN = 0.12, 0.03  # m: how far a vertex may move out to clothing / in to a slimmer surface
-GRAZING_FUZZ = 1.3  # standard deviations beyond the half-opacity edge (surface_displacement)
+LIFT_HEIGHTS = (0.001, 0.002, 0.003, 0.004, 0.006, 0.008, 0.010, 0.013, 0.016, 0.02)  # m (silhouette_lift)
+GRAZE = 0.04  # m: half the length of a grazing ray, and how far from its point its splats may belong
 OWN_RADIUS = 0.03  # m: a ray composites splats whose nearest body vertex is this near its own
 SMOOTHING = 4  # Laplacian passes over the displacement (noise of single views)
 PAD_PASSES = 24  # texels grown into the atlas gutters and unseen texels
@@ -172,15 +173,42 @@ def surface_displacement(vertices, faces, normals, field: SplatField) -> np.ndar
         mine = (np.einsum("nci,ni->nc", normals[owner[candidates]], n) > 0.5) & (
             np.linalg.norm(vertices[owner[candidates]] - v[:, None], axis=2) < OWN_RADIUS
         )
-        depth, _total, _color, spread = field.composite(v + n * MAX_OUT, -n, candidates, length, keep=mine)
-        # Seen edge-on, a layer of splats is opaque further out than any one splat's half-opacity
-        # edge: a grazing ray crosses a dozen of them (100k splats on a body, a limb's curvature),
-        # and their alphas add up to 0.5 at about 2.4 standard deviations from their centres, 1.3
-        # beyond the edge. The mesh goes there, so its silhouette is the splats' silhouette.
-        disp[sl] = np.where(np.isnan(depth), 0.0, MAX_OUT - depth + GRAZING_FUZZ * spread)
+        depth, _total, _color, _spread = field.composite(v + n * MAX_OUT, -n, candidates, length, keep=mine)
+        disp[sl] = np.where(np.isnan(depth), 0.0, MAX_OUT - depth)
     for _ in range(SMOOTHING):
         disp = 0.5 * disp + 0.5 * _neighbour_mean(disp, faces)
-    return np.clip(disp, -MAX_IN, MAX_OUT)
+    disp = np.clip(disp, -MAX_IN, MAX_OUT)
+    surface = vertices + disp[:, None] * normals
+    lift = silhouette_lift(surface, normals, owner, vertices, field)
+    for _ in range(SMOOTHING):
+        lift = 0.5 * lift + 0.5 * _neighbour_mean(lift, faces)
+    return np.clip(disp + lift, -MAX_IN, MAX_OUT)
+
+
+def silhouette_lift(surface, normals, owner, body, field: SplatField) -> np.ndarray:
+    """How far above each surface point a ray grazing the surface (along two tangents) still
+    gathers half its alpha: where the splats' silhouette lies when the view looks along the
+    surface. A layer of splats seen edge-on is opaque beyond any one splat's edge, as a grazing
+    ray crosses many of them; the mesh goes there so that its silhouette is theirs."""
+    lift = np.zeros(len(surface))
+    for sl in _chunks(len(surface), 1024):
+        p, n = surface[sl], normals[sl]
+        helper = np.where(np.abs(n[:, 1:2]) < 0.9, [[0.0, 1.0, 0.0]], [[1.0, 0.0, 0.0]])
+        t1 = np.cross(n, helper)
+        t1 /= np.linalg.norm(t1, axis=1, keepdims=True)
+        t2 = np.cross(n, t1)
+        reached = np.zeros((len(p), 2))
+        for h in LIFT_HEIGHTS:
+            top = p + n * h
+            candidates = field.near(top)
+            mine = (np.einsum("nci,ni->nc", normals[owner[candidates]], n) > 0.0) & (
+                np.linalg.norm(body[owner[candidates]] - p[:, None], axis=2) < GRAZE
+            )
+            for k, t in enumerate((t1, t2)):
+                _d, total, _c, _s = field.composite(top - t * GRAZE, t, candidates, 2 * GRAZE, keep=mine)
+                reached[:, k] = np.where(total >= 0.5, h, reached[:, k])
+        lift[sl] = reached.mean(1)
+    return lift
 
 
 def uv_atlas(vertices: np.ndarray, faces: np.ndarray):

@@ -125,3 +125,19 @@ def run_command(args, python=None, missing_hint: str = "Install Backend in the D
         raise module("errors").DreamWaltzError("No local backend to run this with.", missing_hint)
     cmd = [str(python), "-m", "dreamwaltz", *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+
+def run_for_file(
+    args, out, what: str, python=None, missing_hint: str = "Install Backend in the DreamWaltz preferences."
+):
+    """``run_command`` for a command that writes the file ``out``: returns its path, or raises a
+    DreamWaltzError "The backend could not <what>: <its last line>" when it fails or writes nothing."""
+    from pathlib import Path
+
+    from ..shared import module
+
+    done = run_command(args, python, missing_hint)
+    if done.returncode != 0 or not Path(out).is_file():
+        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise module("errors").DreamWaltzError(f"The backend could not {what}: {last[:300]}", "")
+    return Path(out)

@@ -352,32 +352,48 @@ class Worker:
         resumed = job.state["status"] == "running"
         job.set_state(status="running", started=time.time())
 
-        sink = job.append_event
-        reporter = ProgressReporter([sink], token)
-        try:
-            if resumed:
-                reporter.info("setup", "Resuming after a server restart from the last checkpoint.")
-            produced = Path(self.runner(job.spec, reporter, job.folder / "work"))
-            if produced != job.result_path:
-                os.replace(produced, job.result_path)
-            job.set_state(status="done", finished=time.time())
-            sink(ProgressEvent("done", message="Avatar ready."))
-        except JobCancelled as err:
-            if self._stop.is_set():  # server shutting down: leave it to resume next time
-                job.set_state(status="running")
-            else:
-                job.set_state(status="cancelled", error=err.to_dict())
-                sink(ProgressEvent("cancelled", message=err.message))
-        except CorruptRecord as err:
-            job.set_state(status="failed", error=err.error())
-            sink(ProgressEvent("error", message=str(err)))
-        except DreamWaltzError as err:
-            job.set_state(status="failed", error=err.to_dict())
-            sink(ProgressEvent("error", message=str(err)))
-        except Exception as err:  # noqa: BLE001 - a job must never take the server down
-            error = classify_unexpected(err)
-            job.set_state(status="failed", error=error, traceback=traceback.format_exc())
-            sink(ProgressEvent("error", message=error["message"]))
+        reporter = ProgressReporter([job.append_event], token)
+        if resumed:
+            reporter.info("setup", "Resuming after a server restart from the last checkpoint.")
+        outcome = run_attempt(job, self.runner, reporter)
+        if outcome["status"] == "cancelled" and self._stop.is_set():  # shutting down: resume next time
+            job.set_state(status="running")
+            return
+        record_outcome(job, outcome)
+
+
+def run_attempt(job: Job, runner: Runner, reporter: ProgressReporter) -> dict:
+    """One attempt at ``job`` (either engine): ``{"status": "done" | "cancelled" | "failed",
+    "error"?: {code, message, hint}, "traceback"?}``. A damaged record, a DreamWaltzError and an
+    unexpected crash (classified) all fail the job; nothing escapes to take a server or worker down."""
+    try:
+        produced = Path(runner(job.spec, reporter, job.folder / "work"))
+        if produced != job.result_path:
+            os.replace(produced, job.result_path)
+        return {"status": "done"}
+    except JobCancelled as err:
+        return {"status": "cancelled", "error": err.to_dict()}
+    except CorruptRecord as err:
+        return {"status": "failed", "error": err.error()}
+    except DreamWaltzError as err:
+        return {"status": "failed", "error": err.to_dict()}
+    except Exception as err:  # noqa: BLE001 - reported as the job's failure
+        return {"status": "failed", "error": classify_unexpected(err), "traceback": traceback.format_exc()}
+
+
+def record_outcome(job: Job, outcome: dict) -> None:
+    """An attempt's outcome as the job's state and its last event (either engine)."""
+    status = outcome["status"]
+    extra = {"traceback": outcome["traceback"]} if "traceback" in outcome else {}
+    job.set_state(status=status, error=outcome.get("error"), finished=time.time(), **extra)
+    error = outcome.get("error") or {}
+    if status == "done":
+        message = "Avatar ready."
+    elif status == "cancelled":
+        message = error.get("message", "")
+    else:  # what failed and what to do, as the error's own text reads
+        message = f"{error.get('message', '')} {error.get('hint', '')}".strip()
+    job.append_event(ProgressEvent({"done": "done", "cancelled": "cancelled"}.get(status, "error"), message=message))
 
 
 def classify_unexpected(err: Exception) -> dict:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import socket
 import time
-import traceback
 from pathlib import Path
 
 import ray
@@ -27,7 +26,8 @@ from ray.exceptions import RayError, TaskCancelledError
 
 from ..core.errors import DreamWaltzError, JobCancelled
 from ..progress import ProgressEvent, ProgressReporter
-from .jobs import ACTIVE, CorruptRecord, Job, JobStore, Runner, Worker, _read_json, _write_json, classify_unexpected
+from .jobs import ACTIVE, CorruptRecord, Job, JobStore, Runner, Worker, _read_json, _write_json, record_outcome
+from .jobs import run_attempt as run_job_attempt
 
 ATTEMPT_FILE = "attempt.json"  # written by each attempt of a job's task: which try, on which node
 FORCE_CANCEL_AFTER_S = 15.0  # a task that ignores the interrupt this long has its worker killed
@@ -62,24 +62,12 @@ def run_attempt(folder: str, runner: Runner) -> dict:
         job.append_event(event)
 
     reporter = ProgressReporter([sink])
-    try:
-        reporter.info(
-            "setup",
-            f"Running on node {node} (attempt {attempt})"
-            + (": resuming from the last checkpoint." if attempt > 1 else "."),
-        )
-        produced = Path(runner(job.spec, reporter, job.folder / "work"))
-        if produced != job.result_path:
-            os.replace(produced, job.result_path)
-        return {"status": "done"}
-    except JobCancelled as err:
-        return {"status": "cancelled", "error": err.to_dict()}
-    except CorruptRecord as err:
-        return {"status": "failed", "error": err.error()}
-    except DreamWaltzError as err:
-        return {"status": "failed", "error": err.to_dict()}
-    except Exception as err:  # noqa: BLE001 - reported as the job's failure; Ray must not retry a broken job
-        return {"status": "failed", "error": classify_unexpected(err), "traceback": traceback.format_exc()}
+    reporter.info(
+        "setup",
+        f"Running on node {node} (attempt {attempt})"
+        + (": resuming from the last checkpoint." if attempt > 1 else "."),
+    )
+    return run_job_attempt(job, runner, reporter)
 
 
 def connect(address: str | None) -> bool:
@@ -237,13 +225,7 @@ class RayEngine(Worker):
             return
         if cancelled and outcome["status"] == "failed":
             outcome = {"status": "cancelled", "error": JobCancelled().to_dict()}
-        status = outcome["status"]
-        extra = {"traceback": outcome["traceback"]} if "traceback" in outcome else {}
-        job.set_state(status=status, error=outcome.get("error"), finished=time.time(), **extra)
-        message = {"done": "Avatar ready."}.get(status) or (outcome.get("error") or {}).get("message", "")
-        job.append_event(
-            ProgressEvent({"done": "done", "cancelled": "cancelled"}.get(status, "error"), message=message)
-        )
+        record_outcome(job, outcome)
 
     def _track_attempts(self) -> None:
         """A job is "running" from the moment an attempt starts on a node (and says which)."""
