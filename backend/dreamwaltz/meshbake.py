@@ -326,13 +326,24 @@ def _sample(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
-def render_baked(mesh: BakedMesh, camera: Camera, background=(0.5, 0.5, 0.5)):
+def render_baked(mesh: BakedMesh, camera: Camera, background=(0.5, 0.5, 0.5), supersample: int = 2):
     """(image (H,W,3) sRGB in [0,1], mask (H,W)): the baked mesh, textured, unlit (its texture is
-    the avatar's own radiance, as the splats show it)."""
-    r = rasterize_mesh(mesh.vertices, mesh.faces, camera, max_pairs=64_000_000)
-    image = np.tile(np.asarray(background, np.float64), (camera.height, camera.width, 1))
+    the avatar's own radiance, as the splats show it), anti-aliased by ``supersample``^2 samples a
+    pixel as an engine's MSAA would (the splat renderer anti-aliases too); the mask is where
+    coverage is at least half."""
+    from dataclasses import replace
+
+    k = max(1, int(supersample))
+    K = camera.K.copy()
+    K[:2] *= k
+    fine = replace(camera, K=K, width=camera.width * k, height=camera.height * k)
+    r = rasterize_mesh(mesh.vertices, mesh.faces, fine, max_pairs=64_000_000)
+    image = np.tile(np.asarray(background, np.float64), (fine.height, fine.width, 1))
     face = r.face[r.mask]
     uv = np.einsum("nk,nki->ni", r.barycentrics[r.mask], mesh.uvs[mesh.faces[face]].astype(np.float64))
     size = mesh.texture.shape[0]
     image[r.mask] = _sample(mesh.texture.astype(np.float64) / 255.0, uv * size)
-    return image, r.mask
+    H, W = camera.height, camera.width
+    image = image.reshape(H, k, W, k, 3).mean(axis=(1, 3))
+    coverage = r.mask.reshape(H, k, W, k).mean(axis=(1, 3))
+    return image, coverage >= 0.5
