@@ -131,6 +131,8 @@ def test_fbx_export_reimports_with_the_same_bones_mesh_and_motion(blender, tmp_p
     bpy.ops.import_scene.fbx(filepath=str(tmp_path / "a.fbx"))
     rig = next(o for o in bpy.data.objects if o.type == "ARMATURE")
     mesh = next(o for o in bpy.data.objects if o.type == "MESH")
+    images = [n.image for n in mesh.active_material.node_tree.nodes if n.type == "TEX_IMAGE"]
+    assert images and tuple(images[0].size) == (128, 128), "the texture is embedded and comes back"
     names = avatar.joint_names
     assert set(rig.data.bones.keys()) == set(names), "the same bones, no leaf bones added"
     for k, parent in enumerate(avatar.parents):

@@ -75,7 +75,7 @@ def test_mesh_glb_passes_the_khronos_validator(small):
 
 def test_vrm_passes_the_khronos_validator(vrm_file):
     (report,) = validate([vrm_file])
-    # The validator knows glTF and KHR_materials_unlit, not VRMC_vrm: that one note and nothing else.
+    # The validator knows glTF, not VRMC_vrm: that one note and nothing else.
     messages = report["issues"]["messages"]
     assert [(m["code"], m["severity"]) for m in messages] == [("UNSUPPORTED_EXTENSION", 2)], messages
     assert "VRMC_vrm" in messages[0]["message"]
@@ -118,6 +118,10 @@ function render(root, box) {
   document.body.appendChild(renderer.domElement);
   const scene = new THREE.Scene();
   scene.add(root);
+  scene.add(new THREE.AmbientLight(0xffffff, 1.5));  // a lit PBR material, as engines and the viewer light it
+  const sun = new THREE.DirectionalLight(0xffffff, 1.5);
+  sun.position.set(1, 2, 3);
+  scene.add(sun);
   const min = new THREE.Vector3(...box[0]), max = new THREE.Vector3(...box[1]);
   const centre = min.clone().add(max).multiplyScalar(0.5), height = max.y - min.y;
   const camera = new THREE.PerspectiveCamera(40, innerWidth / innerHeight, 0.01, 100);

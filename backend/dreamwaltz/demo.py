@@ -7,7 +7,9 @@
 
 With ``--full`` it goes on to the applications, still on the CPU in a few minutes:
 
-5. the animated avatar as glTF with Gaussian splats (``dreamwaltz export --format glb --motion``);
+5. the animated avatar as glTF with Gaussian splats (``dreamwaltz export --format glb --motion``),
+   and baked into a textured, rigged mesh with Mixamo bone names and the walk, as FBX for game
+   engines (``dreamwaltz export --format fbx --bone-names mixamo --motion``: out/demo/avatar.fbx);
 6. a composed scene rendered by the backend: three copies of the avatar with different motions on
    a 3DGS stage (a procedural splat floor and backdrop), one depth-sorted rasterization per frame
    (``dreamwaltz render-scene``: out/demo/scene/frame_*.png and scene.mp4);
@@ -43,24 +45,17 @@ def example_prompt(index: int = 2) -> str:
     return lines[index % len(lines)]
 
 
+def dreamwaltz(*args) -> None:
+    """Run ``dreamwaltz ARGS`` as a user would (this Python's backend); stop the demo if it fails."""
+    subprocess.run([sys.executable, "-m", "dreamwaltz", *map(str, args)], check=True)
+
+
 def generate(prompt: str, preset: str, device: str, seed: int, out: Path) -> Path:
-    cmd = [
-        sys.executable,
-        "-m",
-        "dreamwaltz",
-        "generate",
-        prompt,
-        "--preset",
-        preset,
-        "--seed",
-        str(seed),
-        "--out",
-        str(out),
-    ]
+    args = ["generate", prompt, "--preset", preset, "--seed", seed, "--out", out]
     if device != "auto":
-        cmd += ["--device", device]
-    say("$ " + " ".join(cmd[2:]))
-    subprocess.run(cmd, check=True)
+        args += ["--device", device]
+    say("$ dreamwaltz " + " ".join(map(str, args)))
+    dreamwaltz(*args)
     return out
 
 
@@ -207,22 +202,10 @@ def full_backend(avatar_path: Path, out_dir: Path) -> Path:
 
     glb = out_dir / "avatar.glb"
     say("$ dreamwaltz export avatar.h3ga --format glb --motion (the CMU walk)")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dreamwaltz",
-            "export",
-            str(avatar_path),
-            "--format",
-            "glb",
-            "--motion",
-            str(WALK_CLIP),
-            "--out",
-            str(glb),
-        ],
-        check=True,
-    )
+    dreamwaltz("export", avatar_path, "--format", "glb", "--motion", WALK_CLIP, "--out", glb)
+    say("$ dreamwaltz export avatar.h3ga --format fbx --bone-names mixamo --motion (a mesh for game engines)")
+    mesh_args = ["--format", "fbx", "--bone-names", "mixamo", "--texture", 1024, "--motion", WALK_CLIP]
+    dreamwaltz("export", avatar_path, *mesh_args, "--out", out_dir / "avatar.fbx")
     stage = write_stage(out_dir / "stage.ply", soles(avatar_path))
     clips = [WALK_CLIP] + OTHER_CLIPS
     scene = {
@@ -254,20 +237,7 @@ def full_backend(avatar_path: Path, out_dir: Path) -> Path:
     scene_path = out_dir / "scene.json"
     scene_path.write_text(json.dumps(scene, indent=1))
     say("$ dreamwaltz render-scene scene.json --out scene/ --mp4 scene.mp4 (three avatars on a splat stage)")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dreamwaltz",
-            "render-scene",
-            str(scene_path),
-            "--out",
-            str(out_dir / "scene"),
-            "--mp4",
-            str(out_dir / "scene.mp4"),
-        ],
-        check=True,
-    )
+    dreamwaltz("render-scene", scene_path, "--out", out_dir / "scene", "--mp4", out_dir / "scene.mp4")
     return stage
 
 

@@ -30,8 +30,13 @@ bpy.ops.wm.read_factory_settings(use_empty=True)
 scene = bpy.context.scene
 scene.render.fps, scene.render.fps_base = max(1, round(fps)), max(1, round(fps)) / fps  # keys on the clip's frames
 bpy.ops.import_scene.gltf(filepath=glb, bone_heuristic="TEMPERANCE")
-for image in bpy.data.images:
-    image.pack()
+import os
+for i, image in enumerate(bpy.data.images):  # the FBX exporter embeds images from their files only
+    if image.size[0] == 0:
+        continue
+    image.filepath_raw = os.path.join(os.path.dirname(glb), f"texture_{i}.png")  # beside the temporary .glb
+    image.file_format = "PNG"
+    image.save()
 if bpy.data.actions:  # bake exactly the clip's frames (the glTF importer keys them from frame 0)
     first, last = bpy.data.actions[0].frame_range
     scene.frame_start, scene.frame_end = int(round(first)), int(round(last))

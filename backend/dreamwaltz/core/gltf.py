@@ -389,7 +389,6 @@ def write_animated_glb(
 
 # --------------------------------------------------------------------------- textured mesh (game engines)
 
-UNLIT = "KHR_materials_unlit"
 VRM = "VRMC_vrm"
 VRM_LICENSE_URL = "https://vrm.dev/licenses/1.0/"
 # VRM 1.0 preset expressions from ARKit-named expression shape keys (the open body's 52):
@@ -436,9 +435,10 @@ def _textured_material(b: GlbBuilder, texture: np.ndarray, name: str) -> int:
     b.gltf.setdefault("textures", []).append(
         {"sampler": len(b.gltf["samplers"]) - 1, "source": len(b.gltf["images"]) - 1}
     )
-    # Unlit: the texture is the avatar's own radiance (its lighting baked in, as the splats show it);
-    # engines without the extension fall back to the PBR base colour, fully rough, not metallic.
-    b.extensions_used.add(UNLIT)
+    # Plain PBR, fully rough and not metallic: the base colour is what every importer (Blender's
+    # glTF importer, hence its FBX exporter; Unity, Unreal, VRM apps) carries over. The texture is
+    # the avatar's radiance with its lighting baked in; KHR_materials_unlit would show it as is in
+    # three.js, but Blender imports it as an emission shader that its FBX exporter drops.
     b.gltf.setdefault("materials", []).append(
         {
             "name": name,
@@ -447,7 +447,6 @@ def _textured_material(b: GlbBuilder, texture: np.ndarray, name: str) -> int:
                 "metallicFactor": 0.0,
                 "roughnessFactor": 1.0,
             },
-            "extensions": {UNLIT: {}},
         }
     )
     return len(b.gltf["materials"]) - 1
