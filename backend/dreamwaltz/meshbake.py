@@ -52,12 +52,6 @@ class BakedMesh:
     displacement: np.ndarray  # (V',) metres along the body normal
     seconds: dict = field(default_factory=dict)
 
-    def skin_weights(self, avatar: H3GAAvatar) -> np.ndarray:
-        return np.asarray(avatar.arrays["body/skin_weights"], np.float64)[self.source]
-
-    def expression_dirs(self, avatar: H3GAAvatar) -> np.ndarray:
-        return np.asarray(avatar.arrays["body/expression_dirs"], np.float64)[self.source]
-
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     v = vertices[faces]
@@ -98,8 +92,7 @@ class SplatField:
         """Rays from ``origin`` along ``direction`` (unit) over [0, length], through the candidate
         splats (n, c; repeats allowed; ``keep`` (n, c) bool drops some): (depth of the surface: where
         the ray enters a splat's half-opacity ellipsoid or its accumulated alpha passes 0.5, nan if
-        neither; total alpha; linear colour (n, 3) of what the ray sees; the splats' alpha-weighted
-        standard deviation along the ray)."""
+        neither; total alpha; linear colour (n, 3) of what the ray sees)."""
         rel = self.means[candidates] - origin[:, None]  # (n,c,3)
         P = self.precision[candidates]
         Pd = np.einsum("ncij,nj->nci", P, direction)
@@ -133,11 +126,8 @@ class SplatField:
         inside = (reach > 0) & (alpha > 0)
         entry = np.where(inside, entry, np.inf).min(1)
         depth = np.fmin(depth, np.where(np.isfinite(entry), np.maximum(entry, 0), np.nan))
-        # The splats' standard deviation along the ray, alpha-weighted: how far their fuzz reaches.
-        sigma = np.sqrt(1.0 / np.maximum(a_sorted, 1e-12))
-        spread = (weight * sigma).sum(1) / np.maximum(weight.sum(1), 1e-9)
         color = np.einsum("nc,nci->ni", weight, self.color[cand]) / np.maximum(weight.sum(1), 1e-9)[:, None]
-        return depth, total, color, spread
+        return depth, total, color
 
 
 def _chunks(n: int, size: int):
@@ -173,7 +163,7 @@ def surface_displacement(vertices, faces, normals, field: SplatField) -> np.ndar
         mine = (np.einsum("nci,ni->nc", normals[owner[candidates]], n) > 0.5) & (
             np.linalg.norm(vertices[owner[candidates]] - v[:, None], axis=2) < OWN_RADIUS
         )
-        depth, _total, _color, _spread = field.composite(v + n * MAX_OUT, -n, candidates, length, keep=mine)
+        depth, _total, _color = field.composite(v + n * MAX_OUT, -n, candidates, length, keep=mine)
         disp[sl] = np.where(np.isnan(depth), 0.0, MAX_OUT - depth)
     for _ in range(SMOOTHING):
         disp = 0.5 * disp + 0.5 * _neighbour_mean(disp, faces)
@@ -205,7 +195,7 @@ def silhouette_lift(surface, normals, owner, body, field: SplatField) -> np.ndar
                 np.linalg.norm(body[owner[candidates]] - p[:, None], axis=2) < GRAZE
             )
             for k, t in enumerate((t1, t2)):
-                _d, total, _c, _s = field.composite(top - t * GRAZE, t, candidates, 2 * GRAZE, keep=mine)
+                _d, total, _c = field.composite(top - t * GRAZE, t, candidates, 2 * GRAZE, keep=mine)
                 reached[:, k] = np.where(total >= 0.5, h, reached[:, k])
         lift[sl] = reached.mean(1)
     return lift
@@ -241,7 +231,7 @@ def bake_texture(vertices, faces, uvs, normals, field: SplatField, size: int) ->
     colors, seen = np.zeros((len(points), 3)), np.zeros(len(points), bool)
     for sl in _chunks(len(points), 8192):
         p, d = points[sl], n[sl]
-        _depth, total, color, _spread = field.composite(p + d * TEXEL_RAY, -d, field.near(p), 2 * TEXEL_RAY)
+        _depth, total, color = field.composite(p + d * TEXEL_RAY, -d, field.near(p), 2 * TEXEL_RAY)
         colors[sl], seen[sl] = color, total > 0.05
     texture = np.zeros((grid, grid, 3))
     filled = np.zeros((grid, grid), bool)
