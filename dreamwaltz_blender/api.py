@@ -339,10 +339,15 @@ def _evaluated_splat_instances(obj, rows, depsgraph=None):
         from .importer import scene_splats
 
         geometry = evaluated.evaluated_geometry()  # keep it alive while its point cloud is read
-        values = scene_splats.cloud_points(geometry.pointcloud, attributes)
+        axis_names = [f"dw_axis{j}" for j in (1, 2, 3)]
+        values = scene_splats.cloud_points(
+            geometry.pointcloud, {**attributes, **dict.fromkeys(axis_names, ("vector", 3))}
+        )
         world = np.array(evaluated.matrix_world, dtype=np.float64)
         centres = values["means"] @ world[:3, :3].T + world[:3, 3]
-        axes = world[:3, :3] @ values["axes"]
+        # The exact deformed axes the draw tree drew from (its rotation and scale approximate them
+        # where bones blend: importer/nodes.py _native_draw): exports carry the avatar, not the fit.
+        axes = world[:3, :3] @ np.stack([values[name] for name in axis_names], axis=2)
     else:
         M, values = compat.evaluated_instances(evaluated, depsgraph, attributes, rows=rows)
         centres, axes = M[:, :3, 3], M[:, :3, :3] / nodes.EXTENT_SIGMA

@@ -158,11 +158,10 @@ def set_modifier_input(mod, identifier, value) -> None:
 # Native 3D Gaussian splats came with 5.3: a point cloud of type 'GAUSSIAN_SPLAT' with the point
 # attributes position, scale (linear), rotation (quaternion) and radiance:base (the DC coefficient
 # of the display colour, and the opacity), drawn by Eevee, Cycles and the viewport. Geometry nodes
-# make one with Set Point Cloud Type, and have a Matrix SVD node. Older Blenders draw the add-on's
+# make one with Set Point Cloud Type. Older Blenders draw the add-on's
 # camera-facing cards (importer/nodes.py).
 HAS_NATIVE_SPLATS = (
     hasattr(bpy.types, "GeometryNodePointsSetType")
-    and hasattr(bpy.types, "FunctionNodeMatrixSVD")
     and "type" in bpy.types.PointCloud.bl_rna.properties
     and "GAUSSIAN_SPLAT" in bpy.types.PointCloud.bl_rna.properties["type"].enum_items.keys()
 )
