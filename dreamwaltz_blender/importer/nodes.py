@@ -24,7 +24,7 @@ SPLAT_TREE = "DreamWaltz Splats"
 SPLAT_MATERIAL = "DreamWaltz Splat"
 CARD_MATERIAL = "DreamWaltz Splat Card"
 DRAW_TREE = "DreamWaltz Splat Draw"
-DRAW_VERSION = 4  # bump when the draw tree changes: files keep the tree they were made with
+DRAW_VERSION = 5  # bump when the draw tree changes: files keep the tree they were made with
 
 
 class Builder:
@@ -232,18 +232,21 @@ def splat_tree():
     centre = b.sample(proxy, proxy_position, first)
     points = b.node("GeometryNodePoints", {"Count": n_splats, "Position": centre}).outputs["Points"]
     gathered = points
-    for name, data_type in (
-        ("dw_i0", "INT"),
-        ("dw_i1", "INT"),
-        ("dw_i2", "INT"),
-        ("dw_bary", "FLOAT_VECTOR"),
-        ("dw_ax1", "FLOAT_VECTOR"),
-        ("dw_ax2", "FLOAT_VECTOR"),
-        ("dw_ax3", "FLOAT_VECTOR"),
-        ("dw_color", "FLOAT_VECTOR"),
-        ("dw_opacity", "FLOAT"),
-        ("dw_random", "FLOAT"),
-    ) + ((("dw_dc", "FLOAT_VECTOR"),) if compat.HAS_NATIVE_SPLATS else ()):
+    is_free = b.node("FunctionNodeBooleanMath", {0: is_bound}, operation="NOT").outputs[0]
+    # The binding (triangle, barycentrics, axes in its frame) only for the mesh-bound splats: a
+    # store with a selection evaluates its field there alone (a tenth of the splats, typically).
+    for name, data_type, selection in (
+        ("dw_i0", "INT", is_bound),
+        ("dw_i1", "INT", is_bound),
+        ("dw_i2", "INT", is_bound),
+        ("dw_bary", "FLOAT_VECTOR", is_bound),
+        ("dw_ax1", "FLOAT_VECTOR", is_bound),
+        ("dw_ax2", "FLOAT_VECTOR", is_bound),
+        ("dw_ax3", "FLOAT_VECTOR", is_bound),
+        ("dw_color", "FLOAT_VECTOR", None),
+        ("dw_opacity", "FLOAT", None),
+        ("dw_random", "FLOAT", None),
+    ) + ((("dw_dc", "FLOAT_VECTOR", None),) if compat.HAS_NATIVE_SPLATS else ()):
         store = b.node(
             "GeometryNodeStoreNamedAttribute",
             {"Geometry": gathered, "Name": name},
@@ -251,6 +254,8 @@ def splat_tree():
             domain="POINT",
         )
         b.link(b.sample(proxy, b.attr(name, data_type), first, data_type), store.inputs["Value"])
+        if selection is not None:
+            b.link(selection, store.inputs["Selection"])
         gathered = store.outputs["Geometry"]
     position = b.node("GeometryNodeInputPosition").outputs["Position"]
 
@@ -275,18 +280,20 @@ def splat_tree():
             )
         )
 
-    # Free: axis j is proxy point (centre + j) minus the centre, after the Armature modifier.
+    # Free: axis j is proxy point (centre + j) minus the centre, after the Armature modifier. Each
+    # kind's axes are evaluated on its own splats only (a Switch would evaluate both on all).
     stored = gathered
     for j in (1, 2, 3):
         free_axis = b.vmath("SUBTRACT", b.sample(proxy, proxy_position, _math(b, "ADD", first, float(j))), position)
-        store = b.node(
-            "GeometryNodeStoreNamedAttribute",
-            {"Geometry": stored, "Name": f"dw_axis{j}"},
-            data_type="FLOAT_VECTOR",
-            domain="POINT",
-        )
-        b.link(b.switch("VECTOR", is_bound, free_axis, bound_axes[j - 1]), store.inputs["Value"])
-        stored = store.outputs["Geometry"]
+        for axis, selection in ((free_axis, is_free), (bound_axes[j - 1], is_bound)):
+            store = b.node(
+                "GeometryNodeStoreNamedAttribute",
+                {"Geometry": stored, "Name": f"dw_axis{j}", "Selection": selection},
+                data_type="FLOAT_VECTOR",
+                domain="POINT",
+            )
+            b.link(axis, store.inputs["Value"])
+            stored = store.outputs["Geometry"]
     placed = b.node("GeometryNodeSetPosition", {"Geometry": stored, "Selection": is_bound, "Position": point})
 
     draw = b.node("GeometryNodeGroup", node_tree=splat_draw_tree())
