@@ -366,7 +366,7 @@ def _spz_header_checks(path: Path, n: int, degree: int, fractional_bits: int, li
 
 def _read_spz(path: Path, max_bytes: int | None = None) -> SplatCloud:
     """SPZ versions 2 and 3: one gzip stream of a 16-byte header and the attributes one after another."""
-    from .h3ga import read_limit
+    from .arrays import read_limit
 
     limit = max_bytes or read_limit()
     try:
@@ -405,7 +405,7 @@ def _read_spz_v4(path: Path, max_bytes: int | None = None) -> SplatCloud:
     stream count, table-of-contents offset), optional vendor extension records up to that offset, a
     table of (compressed, uncompressed) u64 sizes, then one zstd stream per attribute in v3's order
     and encoding."""
-    from .h3ga import read_limit
+    from .arrays import read_limit
 
     limit = max_bytes or read_limit()
     size = path.stat().st_size
@@ -522,7 +522,7 @@ SPLAT_RECORD = np.dtype([("xyz", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 
 
 def _read_antimatter_splat(path: Path, max_bytes: int | None = None) -> SplatCloud:
     """antimatter15's .splat: no header, 32-byte records; the size alone gives the count."""
-    from .h3ga import read_limit
+    from .arrays import read_limit
 
     limit = max_bytes or read_limit()
     size = path.stat().st_size

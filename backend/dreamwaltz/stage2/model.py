@@ -16,8 +16,9 @@ import torch.nn.functional as F
 from smplx.lbs import batch_rigid_transform, batch_rodrigues
 
 from ..body import BodyModel
-from ..core.h3ga import COLOR_SPACE_LINEAR, SKIN_TOP_K, H3GAAvatar, new_manifest
-from ..core.h3ga import srgb_to_linear as srgb_to_linear_np
+from ..core.color import COLOR_SPACE_LINEAR
+from ..core.color import srgb_to_linear as srgb_to_linear_np
+from ..core.h3ga import SKIN_TOP_K, H3GAAvatar, new_manifest
 from ..core.joints import JOINT_INDEX, JOINT_NAMES
 from ..render import srgb_to_linear
 
