@@ -75,7 +75,7 @@ def _splat_item(obj, splats_dir: Path) -> dict:
     if scene_splats.is_native_cloud(obj):
         cloud = scene_splats.native_cloud_arrays(obj.data)
         axes = cloud["axes"]
-        file = module("ply").write_gaussian_ply(
+        file = module("splat_writers").write_gaussian_ply(
             splats_dir / f"{bpy.path.clean_name(obj.name)}.ply",
             cloud["means"],
             axes @ np.transpose(axes, (0, 2, 1)),

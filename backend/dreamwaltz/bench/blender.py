@@ -87,7 +87,7 @@ def avatar_frames(tmp):
 
 def crowd_scene(tmp):
     from ..core.h3ga import write_h3ga
-    from ..core.ply import write_gaussian_ply
+    from ..core.splat_writers import write_gaussian_ply
     from ..core.testing import make_test_avatar
 
     bpy, api = _fresh()

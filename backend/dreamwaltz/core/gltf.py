@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .ply import SH_C0, covariance_to_scale_rotation
 from .rotations import axis_angle_to_quaternion
+from .splat_files import SH_C0
+from .splat_writers import covariance_to_scale_rotation
 
 EXTENSION = "KHR_gaussian_splatting"
 ROTATION = f"{EXTENSION}:ROTATION"
