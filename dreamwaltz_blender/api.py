@@ -27,6 +27,7 @@ from .shared import module
 
 errors = module("errors")
 h3ga = module("h3ga")
+color = module("color")
 rotations = module("rotations")
 JOINT_NAMES = module("joints").JOINT_NAMES
 
@@ -124,7 +125,7 @@ def _build(avatar, label, coll, path, scene) -> Avatar:
     )
     rig["dreamwaltz_joint_shape_dirs"] = joint_dirs.ravel().tolist()
     rig["dreamwaltz_prompt"] = avatar.manifest.get("prompt", "")
-    rig["dreamwaltz_color_space"] = h3ga.color_space(avatar.manifest)  # the file's; Blender holds scene-linear
+    rig["dreamwaltz_color_space"] = color.color_space(avatar.manifest)  # the file's; Blender holds scene-linear
 
     body = body_builder.create_body(f"{label} Body", avatar, offset, rig, coll, space)
     body[ROLE] = "body"
@@ -353,7 +354,7 @@ def _evaluated_splat_instances(obj, rows, depsgraph=None):
         centres, axes = M[:, :3, 3], M[:, :3, :3] / nodes.EXTENT_SIGMA
     # dw_color is scene-linear (what the material emits); callers get display (sRGB) values, like
     # core/posing.py and 3DGS .ply files.
-    colors, opacity = h3ga.linear_to_srgb(values["dw_color"]), values["dw_opacity"]
+    colors, opacity = color.linear_to_srgb(values["dw_color"]), values["dw_opacity"]
     return centres, axes @ np.transpose(axes, (0, 2, 1)), colors, opacity
 
 

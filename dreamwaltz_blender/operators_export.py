@@ -33,7 +33,7 @@ class DREAMWALTZ_OT_export_splats(bpy.types.Operator, ExportHelper):
         try:
             avatar = api.Avatar.from_object(context.active_object)
             means, covs, colours, opacities = api.evaluated_splats(avatar, context.evaluated_depsgraph_get())
-            module("ply").write_gaussian_ply(self.filepath, means, covs, colours, opacities)
+            module("splat_writers").write_gaussian_ply(self.filepath, means, covs, colours, opacities)
         except errors.DreamWaltzError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}

@@ -21,16 +21,22 @@ PRESET_ESTIMATES = {
     "paper": "several hours on a 40-80 GB NVIDIA GPU (the paper's schedule)",
 }
 
+# How the panel names each preset: (label, what it is).
+PRESET_LABELS = {
+    "tiny": ("Tiny (test)", "Tiny random models on the CPU"),
+    "preview": ("Preview", "A short real run"),
+    "paper": ("Paper", "The paper's full schedule"),
+}
+
 
 class DreamWaltzSceneSettings(bpy.types.PropertyGroup):
     prompt: StringProperty(name="Prompt", description="Describe the avatar, e.g. 'a knight in armor'")
     negative_prompt: StringProperty(name="Negative", description="What the avatar should not look like")
     preset: EnumProperty(
         name="Quality",
-        items=(
-            ("tiny", "Tiny (test)", "Tiny random models on the CPU: " + PRESET_ESTIMATES["tiny"]),
-            ("preview", "Preview", "A short real run: " + PRESET_ESTIMATES["preview"]),
-            ("paper", "Paper", "The paper's full schedule: " + PRESET_ESTIMATES["paper"]),
+        items=tuple(
+            (name, PRESET_LABELS[name][0], f"{PRESET_LABELS[name][1]}: {PRESET_ESTIMATES[name]}")
+            for name in shared.module("job").PRESET_NAMES  # the backend's presets: one list, in the core
         ),
         default=shared.module("job").DEFAULT_PRESET,
     )

@@ -75,7 +75,7 @@ def _splat_item(obj, splats_dir: Path) -> dict:
     if scene_splats.is_native_cloud(obj):
         cloud = scene_splats.native_cloud_arrays(obj.data)
         axes = cloud["axes"]
-        file = module("ply").write_gaussian_ply(
+        file = module("splat_writers").write_gaussian_ply(
             splats_dir / f"{bpy.path.clean_name(obj.name)}.ply",
             cloud["means"],
             axes @ np.transpose(axes, (0, 2, 1)),
@@ -158,4 +158,4 @@ def _background(scene) -> list:
     world = scene.world
     node = world.node_tree.nodes.get("Background") if world is not None and world.use_nodes else None
     linear = np.array(node.inputs["Color"].default_value[:3]) if node is not None else np.zeros(3)
-    return module("h3ga").linear_to_srgb(np.clip(linear, 0.0, 1.0)).tolist()
+    return module("color").linear_to_srgb(np.clip(linear, 0.0, 1.0)).tolist()

@@ -12,7 +12,7 @@ import types
 import numpy as np
 import pytest
 
-from dreamwaltz.core import h3ga
+from dreamwaltz.core import color
 from dreamwaltz.core.h3ga import read_h3ga, write_h3ga
 from dreamwaltz.core.joints import JOINT_INDEX
 from dreamwaltz.core.testing import make_test_avatar
@@ -24,10 +24,10 @@ KNOWN_EOTF = [(0.0, 0.0), (0.04045, 0.0031308), (0.2, 0.0331048), (0.5, 0.214041
 def test_srgb_eotf_known_values():
     display = np.array([d for d, _ in KNOWN_EOTF])
     linear = np.array([l for _, l in KNOWN_EOTF])
-    assert np.allclose(h3ga.srgb_to_linear(display), linear, atol=2e-7)
-    assert np.allclose(h3ga.linear_to_srgb(linear), display, atol=2e-7)
+    assert np.allclose(color.srgb_to_linear(display), linear, atol=2e-7)
+    assert np.allclose(color.linear_to_srgb(linear), display, atol=2e-7)
     x = np.linspace(0, 1, 1001)
-    assert np.allclose(h3ga.linear_to_srgb(h3ga.srgb_to_linear(x)), x, atol=1e-12)
+    assert np.allclose(color.linear_to_srgb(color.srgb_to_linear(x)), x, atol=1e-12)
 
 
 def _known_colour_avatar():
@@ -203,7 +203,9 @@ def backend_vs_cycles(
         # Over the same grey, blended as light, as the backend blends (the PNG holds display-encoded
         # straight colour): what the avatar looks like in front of a grey backdrop in Blender.
         a = blender_alpha[..., None]
-        blender_rgb = h3ga.linear_to_srgb(h3ga.srgb_to_linear(image[..., :3]) * a + h3ga.srgb_to_linear(grey) * (1 - a))
+        blender_rgb = color.linear_to_srgb(
+            color.srgb_to_linear(image[..., :3]) * a + color.srgb_to_linear(grey) * (1 - a)
+        )
         region = (backend_alpha > 0.05) | (blender_alpha > 0.05)
         iou = ((backend_alpha > 0.5) & (blender_alpha > 0.5)).sum() / (
             (backend_alpha > 0.5) | (blender_alpha > 0.5)

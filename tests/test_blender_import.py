@@ -218,7 +218,7 @@ def test_cycles_render_covers_the_same_silhouette_as_the_splats(addon, tmp_path)
 def test_file_export_writes_the_posed_splats_as_ply(addon, avatar_file, test_avatar, tmp_path):
     import bpy
 
-    from dreamwaltz.core.ply import read_gaussian_ply
+    from dreamwaltz.core.splat_files import read_gaussian_ply
     from dreamwaltz_blender import api
 
     imported = api.import_avatar(str(avatar_file))

@@ -10,9 +10,10 @@ import pytest
 from cli_helpers import cli, write_small_avatar  # noqa: E402
 
 from dreamwaltz.core.motion import TargetSkeleton, load_motion
-from dreamwaltz.core.ply import read_gaussian_ply, write_gaussian_ply
 from dreamwaltz.core.posing import pose_avatar
 from dreamwaltz.core.rotations import quaternion_to_matrix
+from dreamwaltz.core.splat_files import read_gaussian_ply
+from dreamwaltz.core.splat_writers import write_gaussian_ply
 
 MOCAP = Path(__file__).resolve().parents[1] / "backend" / "dreamwaltz" / "data" / "mocap"
 

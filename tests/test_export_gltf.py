@@ -14,9 +14,9 @@ from cli_helpers import cli, write_small_avatar  # noqa: E402
 from web_helpers import validator_or_skip
 
 from dreamwaltz.core.motion import TargetSkeleton, load_motion
-from dreamwaltz.core.ply import read_gaussian_ply
 from dreamwaltz.core.posing import pose_avatar
 from dreamwaltz.core.rotations import quaternion_to_matrix
+from dreamwaltz.core.splat_files import read_gaussian_ply
 
 pytest.importorskip("pygltflib", reason="pygltflib (requirements.txt) is not installed")
 from gltf_reference import (

@@ -12,8 +12,8 @@ import pytest
 from cli_helpers import cli, write_small_avatar  # noqa: E402
 
 from dreamwaltz.core.motion import TargetSkeleton, load_motion
-from dreamwaltz.core.ply import read_gaussian_ply
 from dreamwaltz.core.posing import pose_avatar
+from dreamwaltz.core.splat_files import read_gaussian_ply
 
 WALK = Path(__file__).resolve().parents[1] / "backend" / "dreamwaltz" / "data" / "mocap" / "cmu_12_03_walk_cgspeed.bvh"
 

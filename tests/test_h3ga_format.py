@@ -155,21 +155,21 @@ def test_writer_refuses_inconsistent_avatars(avatar, tmp_path):
 
 def test_color_space_field_and_older_files(avatar, tmp_path):
     """Issue 23: the backend writes "srgb" (display values); files without the field are read as "srgb"."""
-    from dreamwaltz.core import h3ga
+    from dreamwaltz.core import color
     from dreamwaltz.core.posing import pose_avatar
 
     written = read_h3ga(write_h3ga(tmp_path / "new.h3ga", avatar))
-    assert written.manifest["color_space"] == "srgb" and h3ga.color_space(written.manifest) == "srgb"
+    assert written.manifest["color_space"] == "srgb" and color.color_space(written.manifest) == "srgb"
     old = make_test_avatar(num_free=50, num_bound=10, seed=3)
     del old.manifest["color_space"]
     old = read_h3ga(write_h3ga(tmp_path / "old.h3ga", old))
-    assert "color_space" not in old.manifest and h3ga.color_space(old.manifest) == "srgb"
+    assert "color_space" not in old.manifest and color.color_space(old.manifest) == "srgb"
     posed = pose_avatar(old)
     assert np.allclose(posed.colors[:50], old["free/colors"]), "display values pass through to renders and .ply"
     linear = make_test_avatar(num_free=50, num_bound=10, seed=3)
     linear.manifest["color_space"] = "linear"
     posed = pose_avatar(read_h3ga(write_h3ga(tmp_path / "linear.h3ga", linear)))
-    assert np.allclose(posed.colors[:50], h3ga.linear_to_srgb(linear["free/colors"]))
+    assert np.allclose(posed.colors[:50], color.linear_to_srgb(linear["free/colors"]))
     source = tmp_path / "new.h3ga"
     for bad, message in (("acescg", "update"), (3, "color_space")):
         with zipfile.ZipFile(source) as zf:

@@ -418,7 +418,7 @@ def test_a_slow_frame_rate_cannot_make_a_huge_resampled_clip():
 @pytest.fixture(scope="module")
 def open_body_arrays():
     from dreamwaltz.body.model import OPEN_BODY_PATH
-    from dreamwaltz.core.h3ga import read_npz
+    from dreamwaltz.core.arrays import read_npz
 
     return read_npz(OPEN_BODY_PATH, "open body", kinds="fiubUS")
 

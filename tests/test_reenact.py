@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dreamwaltz.core.h3ga import linear_to_srgb
+from dreamwaltz.core.color import linear_to_srgb
 
 # Backend tests: Blender 5.1+ runs the Blender tests in its own Python 3.13, which has no torch.
 pytest.importorskip("torch")

@@ -24,9 +24,9 @@ from dreamwaltz.cli import main
 from dreamwaltz.core.camera import Camera, intrinsics, look_at
 from dreamwaltz.core.h3ga import write_h3ga
 from dreamwaltz.core.motion import TargetSkeleton, load_motion
-from dreamwaltz.core.ply import write_gaussian_ply
 from dreamwaltz.core.posing import PosedSplats, pose_avatar
 from dreamwaltz.core.rotations import quaternion_to_matrix
+from dreamwaltz.core.splat_writers import write_gaussian_ply
 from dreamwaltz.core.testing import make_test_avatar
 from dreamwaltz.render import rasterize_posed
 

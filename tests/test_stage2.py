@@ -14,8 +14,9 @@ import torch
 
 from dreamwaltz.body import BodyModel
 from dreamwaltz.body.poses import random_expression, random_pose
+from dreamwaltz.core.color import display_colors, linear_to_srgb
 from dreamwaltz.core.errors import JobCancelled
-from dreamwaltz.core.h3ga import display_colors, linear_to_srgb, read_h3ga, write_h3ga
+from dreamwaltz.core.h3ga import read_h3ga, write_h3ga
 from dreamwaltz.core.posing import pose_avatar
 from dreamwaltz.pipeline import GenerateSpec, generate
 from dreamwaltz.progress import ProgressReporter

@@ -166,8 +166,8 @@ def write_stage(path: Path, floor_y: float, seed: int = 0) -> Path:
     ``floor_y`` and a backdrop."""
     import numpy as np
 
-    from .core.ply import write_gaussian_ply
     from .core.posing import gaussian_covariances
+    from .core.splat_writers import write_gaussian_ply
 
     rng = np.random.default_rng(seed)
     gx, gz = np.meshgrid(np.linspace(-3, 3, 120), np.linspace(-3, 1.5, 90))

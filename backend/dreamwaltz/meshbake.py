@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .core.camera import Camera
-from .core.h3ga import H3GAAvatar, linear_to_srgb, srgb_to_linear
+from .core.color import linear_to_srgb, srgb_to_linear
+from .core.h3ga import H3GAAvatar
 from .core.posing import pose_avatar, pose_body
 from .render.meshraster import cover_triangles, rasterize_mesh
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .core.camera import Camera
+from .core.color import linear_to_srgb, srgb_to_linear
 from .core.errors import TrackError
-from .core.h3ga import linear_to_srgb, srgb_to_linear
 from .core.tracks import Track, TrackPerson, body_up
 
 SHADOW_STRENGTH = 0.55  # darkest the plate gets under a foot

@@ -48,7 +48,7 @@ def create_body(name: str, avatar, offset_blender: np.ndarray, armature, collect
     attr = mesh.attributes.new(REST0_ATTRIBUTE, "FLOAT_VECTOR", "POINT")
     attr.data.foreach_set("vector", rest0.astype(np.float32).ravel())
     if "body/vertex_colors" in a:
-        linear = module("h3ga").linear_colors(
+        linear = module("color").linear_colors(
             avatar.manifest, a["body/vertex_colors"]
         )  # colour attributes are scene-linear
         colors = np.concatenate([linear, np.ones((len(template), 1))], axis=1)

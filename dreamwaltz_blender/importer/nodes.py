@@ -525,7 +525,7 @@ def _product(b, factors):
 
 
 def _srgb_to_linear(b, value):
-    """The sRGB EOTF per channel of a vector field (core/h3ga.srgb_to_linear)."""
+    """The sRGB EOTF per channel of a vector field (core/color.srgb_to_linear)."""
     sep = b.node("ShaderNodeSeparateXYZ", {"Vector": value})
     combine = b.node("ShaderNodeCombineXYZ")
     for axis in "XYZ":

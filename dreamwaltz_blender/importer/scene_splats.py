@@ -23,7 +23,7 @@ UP_AXES = {
 
 
 def create_scene_splats(name, cloud, collection, up_axis="Y", scale=1.0):
-    h3ga = module("h3ga")
+    color = module("color")
     n = len(cloud)
     mesh = bpy.data.meshes.new(name)
     mesh.vertices.add(n)
@@ -36,7 +36,7 @@ def create_scene_splats(name, cloud, collection, up_axis="Y", scale=1.0):
     L = cloud.covariance_square_roots()
     for j in range(3):
         put(f"dw_axis{j + 1}", "FLOAT_VECTOR", L[:, :, j], "vector")
-    put("dw_color", "FLOAT_VECTOR", h3ga.srgb_to_linear(cloud.colors), "vector")  # the DC colour, scene-linear
+    put("dw_color", "FLOAT_VECTOR", color.srgb_to_linear(cloud.colors), "vector")  # the DC colour, scene-linear
     put("dw_opacity", "FLOAT", cloud.opacities, "value")
     put("dw_random", "FLOAT", np.random.default_rng(0).random(n), "value")
     k = cloud.sh_rest.shape[1]

@@ -73,7 +73,7 @@ def build_splat_mesh(name, avatar, offset_blender, space, rotations):
     bary = np.concatenate([np.repeat(a["free/bind_barycentrics"], 4, axis=0), a["bound/barycentrics"]])
     local = square_roots(rotations, a["bound/log_scales"], a["bound/quats"])  # in the triangle frame
     # Scene-linear for the emission shader: the file's display (sRGB) colours through the sRGB EOTF.
-    colors = module("h3ga").linear_colors(
+    colors = module("color").linear_colors(
         avatar.manifest, np.concatenate([np.repeat(a["free/colors"], 4, axis=0), a["bound/colors"]])
     )
     opacity = 1.0 / (1.0 + np.exp(-np.concatenate([np.repeat(a["free/opacity_logits"], 4), a["bound/opacity_logits"]])))
@@ -95,7 +95,7 @@ def build_splat_mesh(name, avatar, offset_blender, space, rotations):
     put("dw_color", "FLOAT_VECTOR", colors.astype(np.float32), "vector")
     put("dw_opacity", "FLOAT", opacity.astype(np.float32), "value")
     if compat.HAS_NATIVE_SPLATS:
-        display = module("h3ga").display_colors(
+        display = module("color").display_colors(
             avatar.manifest, np.concatenate([np.repeat(a["free/colors"], 4, axis=0), a["bound/colors"]])
         )
         put("dw_dc", "FLOAT_VECTOR", native_dc(display), "vector")

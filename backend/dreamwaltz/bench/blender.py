@@ -87,7 +87,7 @@ def avatar_frames(tmp):
 
 def crowd_scene(tmp):
     from ..core.h3ga import write_h3ga
-    from ..core.ply import write_gaussian_ply
+    from ..core.splat_writers import write_gaussian_ply
     from ..core.testing import make_test_avatar
 
     bpy, api = _fresh()
@@ -175,7 +175,8 @@ def _write_sh3_ply(path, means, log_scales, quats, dc, rest):
 
 def renders(tmp):
     """Cycles 512x512 at 16 samples and Eevee of the 100k-splat avatar, with PSNR vs the backend."""
-    from ..core.h3ga import linear_to_srgb, srgb_to_linear, write_h3ga
+    from ..core.color import linear_to_srgb, srgb_to_linear
+    from ..core.h3ga import write_h3ga
     from ..core.posing import pose_avatar
     from ..core.testing import make_test_avatar
 

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from smplx.lbs import batch_rodrigues, blend_shapes, vertices2joints
 
+from ..core.arrays import read_npz
 from ..core.errors import BodyModelError
-from ..core.h3ga import read_npz
 from ..core.joints import PARENTS
 from .landmarks import LANDMARK_NAMES, smplx_landmarks
 

@@ -12,7 +12,6 @@ HELP = (
 )
 FORMATS = ["ply", "ply-seq", "spz", "glb", "mesh-glb", "fbx", "vrm"]
 MESH_FORMATS = ("mesh-glb", "fbx", "vrm")
-SPZ_PACKAGE = "gsply==0.4.6"
 
 
 def add_arguments(p):
@@ -102,47 +101,10 @@ def load_clip(avatar, path: Path, frames=None, max_frames=None):
     return seq.full_pose[sl], seq.transl[sl], float(seq.fps), keep
 
 
-def write_spz(path: Path, posed) -> Path:
-    """One posed frame as Niantic's .spz (gzip, version 3) with gsply, a maintained SPZ writer.
-
-    The coordinates are written as they are: the avatar's +Y-up, +Z-front space is SPZ's own
-    internal convention (RUB, that of three.js and glTF), so no axis is flipped.
-    """
-    import numpy as np
-
-    from ..core.errors import DreamWaltzError
-    from ..core.ply import SH_C0, covariance_to_scale_rotation
-
-    try:
-        from gsply import GSData
-        from gsply import write_spz as gsply_write_spz
-        from gsply.gsdata import create_ply_format
-    except ImportError:
-        raise DreamWaltzError(
-            "--format spz needs the gsply package, which is not installed.",
-            f"Install it: pip install '{SPZ_PACKAGE}' (or the backend's [spz] extra).",
-        ) from None
-    log_scales, quats = covariance_to_scale_rotation(posed.covariances)
-    opacities = np.clip(np.asarray(posed.opacities, dtype=np.float64), 1e-6, 1 - 1e-6)
-    n = len(posed.means)
-    data = GSData(
-        means=np.asarray(posed.means, np.float32),
-        scales=log_scales.astype(np.float32),
-        quats=quats.astype(np.float32),  # w x y z, as gsply's PLY format holds them
-        opacities=np.log(opacities / (1 - opacities)).astype(np.float32),
-        sh0=((np.asarray(posed.colors, np.float64) - 0.5) / SH_C0).astype(np.float32),
-        shN=np.zeros((n, 0, 3), np.float32),
-        _format=create_ply_format(sh_degree=0),
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    gsply_write_spz(path, data, version=3)
-    return path
-
-
 def write_ply_sequence(folder: Path, avatar, full_pose, transl, frames) -> list:
     """One 3DGS .ply per frame, ``frame_000123.ply`` named by the clip's frame number."""
-    from ..core.ply import write_gaussian_ply
     from ..core.posing import pose_avatar
+    from ..core.splat_writers import write_gaussian_ply
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -203,6 +165,8 @@ def run(args) -> int:
         pose, transl, expression = load_pose(avatar, args.pose, args.frame, args.max_frames)
     posed = pose_avatar(avatar, pose, betas=args.betas, expression=expression, transl=transl)
     if args.format == "spz":
+        from ..core.splat_writers import write_spz
+
         write_spz(args.out, posed)
         print(f"wrote {len(posed.means)} splats to {args.out} (SPZ v3: metres, +Y up)")
         return 0
@@ -212,7 +176,7 @@ def run(args) -> int:
         write_posed_glb(args.out, posed, avatar, with_body=args.with_body)
         print(f"wrote {len(posed.means)} splats to {args.out} (glTF KHR_gaussian_splatting: metres, +Y up)")
         return 0
-    from ..core.ply import write_gaussian_ply
+    from ..core.splat_writers import write_gaussian_ply
 
     write_gaussian_ply(args.out, posed.means, posed.covariances, posed.colors, posed.opacities)
     print(f"wrote {len(posed.means)} splats to {args.out} (SMPL-X space: metres, +Y up)")

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .ply import SH_C0, covariance_to_scale_rotation
 from .rotations import axis_angle_to_quaternion
+from .splat_files import SH_C0
+from .splat_writers import covariance_to_scale_rotation
 
 EXTENSION = "KHR_gaussian_splatting"
 ROTATION = f"{EXTENSION}:ROTATION"
@@ -154,7 +155,7 @@ def splat_primitive(b: GlbBuilder, means, covariances, colors, opacities, extra_
     and (for viewers without the extension) as ``COLOR_0``, converted to linear as the core
     specification defines ``COLOR_0``, with the opacity as alpha.
     """
-    from .h3ga import srgb_to_linear
+    from .color import srgb_to_linear
 
     log_scales, quats_wxyz = covariance_to_scale_rotation(covariances)
     colors = np.asarray(colors, dtype=np.float64)
@@ -188,7 +189,7 @@ def splat_primitive(b: GlbBuilder, means, covariances, colors, opacities, extra_
 
 
 def _body_primitive(b: GlbBuilder, avatar, vertices, extra_attributes=None) -> dict:
-    from .h3ga import linear_colors
+    from .color import linear_colors
 
     attributes = {"POSITION": b.accessor(vertices, "VEC3", target=ARRAY_BUFFER, bounds=True)}
     if "body/vertex_colors" in avatar.arrays:  # COLOR_0 is linear in glTF
@@ -249,7 +250,7 @@ def rest_splats(avatar):
     (barycentric centre, covariance in the rest triangle frame) and gets the barycentric blend of
     the triangle's vertex weights, top 4. Free first, then bound, as ``posing.pose_avatar`` orders them.
     """
-    from .h3ga import display_colors
+    from .color import display_colors
     from .posing import gaussian_covariances, pose_body, sigmoid, triangle_frames
 
     a = avatar.arrays

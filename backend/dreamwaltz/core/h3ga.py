@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .arrays import ZIP_OPEN_ERRORS, one_line, read_limit, read_npy_stream, too_big_hint, zlib_error
+from .color import COLOR_SPACE_SRGB, COLOR_SPACES
 from .errors import InvalidFileError
 from .joints import JOINT_NAMES, NUM_JOINTS, PARENTS
 from .version import __version__
@@ -27,25 +29,12 @@ from .version import __version__
 FORMAT_NAME = "h3ga"
 FORMAT_VERSION = 1
 COORDINATE_SYSTEM = "smplx: metres, right-handed, +Y up, the body faces +Z"
-MAX_TOTAL_BYTES = 4 << 30  # default hard ceiling, uncompressed; a 1M-splat avatar is ~200 MB
-READ_LIMIT_ENV = "DREAMWALTZ_MAX_READ_GB"  # raises (or lowers) the ceiling of every reader, in GiB
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_MANIFEST_DEPTH = 16
 MAX_PREVIEW_BYTES = 32 << 20
-NPY_MAX_HEADER = 64 << 10  # numpy's own header limit is 10 kB; padding included
 MAX_BOMB_RATIO = 200  # a real avatar's float arrays barely compress; a zip bomb compresses ~1000:1
 BOMB_CHECK_BYTES = 64 << 20  # ... but small arrays of zeros may, so only members over this are checked
-_READ_CHUNK = 16 << 20
 SKIN_TOP_K = 4
-# Colour spaces of the colour arrays (`free/colors`, `bound/colors`, `body/vertex_colors`), manifest
-# field `color_space`. Stage 2 trains linear light (render.AVATAR_RENDER) and writes "linear"; files
-# written before it did hold display values (the trainer rendered them straight into images).
-# A file without the field was written before the field existed, by that older trainer, and is
-# read as "srgb" (docs/FORMAT.md).
-COLOR_SPACE_SRGB = "srgb"
-COLOR_SPACE_LINEAR = "linear"
-COLOR_SPACES = (COLOR_SPACE_SRGB, COLOR_SPACE_LINEAR)
-LEGACY_COLOR_SPACE = COLOR_SPACE_SRGB
 
 # name -> (dtype, shape with symbols, required). Symbols: V vertices, F faces, N free Gaussians,
 # M mesh-bound Gaussians, B betas, E expressions, J joints (55), K skin top-k (4).
@@ -169,35 +158,6 @@ def new_manifest(
     return manifest
 
 
-def color_space(manifest: dict) -> str:
-    """The colour space of the file's colours: its `color_space` field, or "srgb" for older files."""
-    return manifest.get("color_space", LEGACY_COLOR_SPACE)
-
-
-def srgb_to_linear(values) -> np.ndarray:
-    """The sRGB EOTF (IEC 61966-2-1), per channel: display value -> linear light (float64)."""
-    c = np.asarray(values, dtype=np.float64)
-    return np.where(c <= 0.04045, c / 12.92, ((np.maximum(c, 0.04045) + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(values) -> np.ndarray:
-    """The inverse of ``srgb_to_linear``: linear light -> display value (float64)."""
-    c = np.asarray(values, dtype=np.float64)
-    return np.where(c <= 0.0031308, c * 12.92, 1.055 * np.maximum(c, 0.0031308) ** (1.0 / 2.4) - 0.055)
-
-
-def display_colors(manifest: dict, colors) -> np.ndarray:
-    """The file's colours as display (sRGB) values: what renders and 3DGS .ply files hold."""
-    return (
-        linear_to_srgb(colors) if color_space(manifest) == COLOR_SPACE_LINEAR else np.asarray(colors, dtype=np.float64)
-    )
-
-
-def linear_colors(manifest: dict, colors) -> np.ndarray:
-    """The file's colours as linear light (Blender's scene-linear, emitted as they are)."""
-    return srgb_to_linear(colors) if color_space(manifest) == COLOR_SPACE_SRGB else np.asarray(colors, dtype=np.float64)
-
-
 # --------------------------------------------------------------------------- writing
 
 
@@ -264,30 +224,6 @@ def _canonical(name: str, array) -> np.ndarray:
 # --------------------------------------------------------------------------- reading
 
 
-def read_limit() -> int:
-    """The hard ceiling (bytes) on what one user file may unpack to: 4 GiB, or ``DREAMWALTZ_MAX_READ_GB``."""
-    raw = os.environ.get(READ_LIMIT_ENV, "").strip()
-    if raw:
-        try:
-            gib = float(raw)
-        except ValueError:
-            gib = float("nan")
-        if not (0 < gib < 1 << 20):
-            raise InvalidFileError(
-                f"{READ_LIMIT_ENV}={raw!r} is not a size in GiB.",
-                f"Set {READ_LIMIT_ENV} to a number such as 8, or unset it.",
-            )
-        return int(gib * 2**30)
-    return MAX_TOTAL_BYTES
-
-
-def _too_big_hint() -> str:
-    return (
-        f"The file is damaged or hostile; if it is a genuine, very large file, raise the limit with the "
-        f"environment variable {READ_LIMIT_ENV} (GiB, default {MAX_TOTAL_BYTES >> 30})."
-    )
-
-
 def read_h3ga(path, max_total_bytes: int | None = None) -> H3GAAvatar:
     """Read and fully validate an avatar file.
 
@@ -302,15 +238,9 @@ def read_h3ga(path, max_total_bytes: int | None = None) -> H3GAAvatar:
         raise InvalidFileError(f"{where} does not exist.", "Check the path.")
     try:
         zf = zipfile.ZipFile(path)
-    except (
-        zipfile.BadZipFile,
-        OSError,
-        ValueError,
-        EOFError,
-        NotImplementedError,
-    ) as err:  # NotImplementedError: a future zip version
+    except ZIP_OPEN_ERRORS as err:
         raise InvalidFileError(
-            f"{where} is not a DreamWaltz avatar: it is not a valid zip archive ({_one_line(err)}).",
+            f"{where} is not a DreamWaltz avatar: it is not a valid zip archive ({one_line(err)}).",
             "It may be truncated or damaged; generate or download it again.",
         ) from None
     with zf:
@@ -374,13 +304,13 @@ def _check_members(infos, where: str, max_total_bytes: int) -> None:
             raise InvalidFileError(
                 f"{where}: member {name!r} declares {info.file_size} bytes, over the "
                 f"{max_total_bytes / 2**30:.1f} GiB limit.",
-                _too_big_hint(),
+                too_big_hint(),
             )
         total += info.file_size
     if total > max_total_bytes:
         raise InvalidFileError(
             f"{where} would unpack to {total / 2**30:.1f} GiB, over the {max_total_bytes / 2**30:.1f} GiB limit.",
-            _too_big_hint(),
+            too_big_hint(),
         )
 
 
@@ -395,7 +325,7 @@ def _read_bounded(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, where:
             data = f.read(info.file_size + 1)
     except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, RuntimeError, zlib_error()) as err:
         raise InvalidFileError(
-            f"{where}: {info.filename!r} cannot be read ({_one_line(err)}).",
+            f"{where}: {info.filename!r} cannot be read ({one_line(err)}).",
             "The file is truncated or damaged; generate or download it again.",
         ) from None
     if len(data) != info.file_size:
@@ -403,17 +333,6 @@ def _read_bounded(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, where:
             f"{where}: {info.filename!r} holds more or less data than it declares.", "The file is damaged."
         )
     return data
-
-
-def _one_line(err, limit: int = 120) -> str:
-    """An embedded error text, on one line and short (messages are one line: file, field, fix)."""
-    return " ".join(str(err).split())[:limit]
-
-
-def zlib_error():
-    import zlib
-
-    return zlib.error
 
 
 def _json_depth(value) -> int:
@@ -437,7 +356,7 @@ def _read_manifest(zf, info, where: str) -> dict:
         manifest = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InvalidFileError(
-            f"{where}: manifest.json is not valid JSON ({_one_line(err)}).", "The file is damaged."
+            f"{where}: manifest.json is not valid JSON ({one_line(err)}).", "The file is damaged."
         ) from None
     except RecursionError:
         raise InvalidFileError(
@@ -599,183 +518,9 @@ def _declared_needs(manifest: dict, index: dict, where: str, limit: int) -> dict
         if total > limit:
             raise InvalidFileError(
                 f"{where}: its manifest declares arrays of over {limit / 2**30:.1f} GiB (at '{name}', shape {shape}).",
-                _too_big_hint(),
+                too_big_hint(),
             )
     return needs
-
-
-def read_npy_header(f) -> tuple:
-    """(shape, fortran_order, dtype) from the header of a ``.npy`` stream, reading nothing after it
-    (numpy's header parser: a literal, never unpickled). Raises what numpy raises on a bad header."""
-    major, _minor = np.lib.format.read_magic(f)
-    if major == 1:
-        return np.lib.format.read_array_header_1_0(f)
-    if major == 2:
-        return np.lib.format.read_array_header_2_0(f)
-    raise ValueError(f"npy format version {major} is not supported")
-
-
-def read_npy_stream(
-    f,
-    where: str,
-    field: str,
-    *,
-    limit: int,
-    size: int | None = None,
-    kinds: str = "fiub",
-    dtype=None,
-    shape=None,
-    fix: str = "The file is damaged; export it again.",
-    error=InvalidFileError,
-    skip_objects: bool = False,
-) -> np.ndarray | None:
-    """One ``.npy`` from an open binary stream, without pickle and without extra copies.
-
-    The header is read and checked first (dtype kind, ``dtype``/``shape`` when given, byte count
-    against ``limit`` and, when known, the stream's ``size``); only then is the array allocated, and
-    the data is read straight into it in bounded chunks. Any problem is an ``error`` (by default
-    ``InvalidFileError``) naming ``where`` and ``field``. ``skip_objects``: an array of Python objects
-    gives None instead of an error (it is still never unpickled).
-    """
-
-    def bad(message: str, hint: str = fix) -> InvalidFileError:
-        return error(f"{where}: {field} {message}", hint)
-
-    try:
-        start = f.tell() if size is not None else 0
-        got_shape, fortran, got_dtype = read_npy_header(f)
-        header_len = f.tell() - start if size is not None else 0
-    except Exception as err:  # noqa: BLE001 - numpy's header parser raises many kinds (tokenize.TokenError too)
-        raise bad(f"is not a valid .npy array ({type(err).__name__}: {_one_line(err)}).") from None
-    if skip_objects and got_dtype.hasobject:
-        return None
-    if (
-        got_dtype.hasobject
-        or got_dtype.kind not in kinds
-        or got_dtype.fields is not None
-        or got_dtype.subdtype is not None
-    ):
-        raise bad(
-            f"has dtype {got_dtype}, which is not plain numbers (pickled objects are refused, never loaded).",
-            "Do not open this file: it may be hostile. Re-save it with plain numpy arrays.",
-        )
-    if dtype is not None and got_dtype != np.dtype(dtype):
-        raise bad(f"is {got_dtype} but must be {np.dtype(dtype)}.")
-    if any(n < 0 for n in got_shape):
-        raise bad(f"has a negative size in its shape {tuple(got_shape)}.")
-    if shape is not None and tuple(got_shape) != tuple(shape):
-        raise bad(f"has shape {tuple(got_shape)} but {tuple(shape)} is declared.")
-    count = 1
-    for n in got_shape:
-        count *= int(n)  # Python integers: a shape whose byte count overflows int64 is just big
-    nbytes = count * got_dtype.itemsize
-    if nbytes > limit:
-        raise bad(
-            f"declares shape {tuple(got_shape)}: {nbytes / 2**30:.1f} GiB, over the {limit / 2**30:.1f} GiB limit.",
-            _too_big_hint(),
-        )
-    if size is not None and size - header_len != nbytes:  # each member unpacks to its declared array, no more
-        raise bad(
-            f"unpacks to {size - header_len} bytes of data, but its shape {tuple(got_shape)} needs {nbytes}.",
-            "The file is damaged or hostile (zip bomb)." if size > nbytes else "The file is truncated or damaged.",
-        )
-    flat = np.empty(count, dtype=got_dtype)
-    view = memoryview(flat).cast("B") if nbytes else None
-    pos = 0
-    try:
-        while pos < nbytes:
-            got = f.readinto(view[pos : pos + _READ_CHUNK])
-            if not got:
-                raise bad(
-                    f"ends after {pos} of {nbytes} bytes of data.",
-                    "The file is truncated; export or download it again.",
-                )
-            pos += got
-        if size is not None and f.read(1):
-            raise bad("holds more data than its shape needs.", "The file is damaged or hostile.")
-    except (OSError, EOFError, zipfile.BadZipFile, zlib_error()) as err:
-        raise bad(f"cannot be read ({_one_line(err)}).", "The file is truncated or damaged.") from None
-    finally:
-        if view is not None:
-            view.release()
-    return flat.reshape(tuple(got_shape), order="F" if fortran else "C")
-
-
-def read_npy_file(
-    path,
-    where: str,
-    field: str = "the array",
-    *,
-    limit: int | None = None,
-    error=InvalidFileError,
-    fix: str = "The file is damaged; export it again.",
-    kinds: str = "fiub",
-) -> np.ndarray:
-    """A ``.npy`` file, read as ``read_npy_stream`` does (never unpickled, allocation bounded)."""
-    limit = read_limit() if limit is None else limit
-    try:
-        with open(path, "rb") as f:
-            return read_npy_stream(
-                f, where, field, limit=limit, size=os.fstat(f.fileno()).st_size, kinds=kinds, fix=fix, error=error
-            )
-    except OSError as err:
-        raise error(f"{where} cannot be read ({err.strerror or err}).", "Check the path and its permissions.") from None
-
-
-def read_npz(
-    path,
-    where: str,
-    *,
-    limit: int | None = None,
-    error=InvalidFileError,
-    kinds: str = "fiub",
-    skip_objects: bool = False,
-    fix: str = "The file is damaged; export or download it again.",
-) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` (name -> array), like ``np.load`` but never unpickling, each array's
-    memory bounded by its header, checked against its member's size, under the hard ceiling."""
-    limit = read_limit() if limit is None else limit
-    try:
-        zf = zipfile.ZipFile(path)
-    except (
-        zipfile.BadZipFile,
-        OSError,
-        ValueError,
-        EOFError,
-        NotImplementedError,
-    ) as err:  # NotImplementedError: a future zip version
-        raise error(
-            f"{where} is not a readable .npz file: it is not a zip archive ({_one_line(err, 80)}).", fix
-        ) from None
-    out: dict[str, np.ndarray] = {}
-    with zf:
-        infos = [i for i in zf.infolist() if not i.is_dir()]
-        total = sum(i.file_size for i in infos)
-        if total > limit:
-            raise error(
-                f"{where} would unpack to {total / 2**30:.1f} GiB, over the {limit / 2**30:.1f} GiB limit.",
-                _too_big_hint(),
-            )
-        for info in infos:
-            key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-            try:
-                with zf.open(info) as f:
-                    array = read_npy_stream(
-                        f,
-                        where,
-                        f"array {key!r}",
-                        limit=limit,
-                        size=info.file_size,
-                        kinds=kinds,
-                        fix=fix,
-                        error=error,
-                        skip_objects=skip_objects,
-                    )
-            except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError, EOFError, zlib_error()) as err:
-                raise error(f"{where}: array {key!r} cannot be read ({_one_line(err)}).", fix) from None
-            if array is not None:
-                out[key] = array
-    return out
 
 
 def _read_npy(zf, info, name: str, declared: dict, where: str, limit: int) -> np.ndarray:
@@ -795,7 +540,7 @@ def _read_npy(zf, info, name: str, declared: dict, where: str, limit: int) -> np
             )
     except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError, zlib_error()) as err:
         raise InvalidFileError(
-            f"{where}: array {name!r} cannot be read ({_one_line(err)}).",
+            f"{where}: array {name!r} cannot be read ({one_line(err)}).",
             "The file is truncated or damaged; generate or download it again.",
         ) from None
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .h3ga import H3GAAvatar, display_colors
+from .color import display_colors
+from .h3ga import H3GAAvatar
 from .rotations import axis_angle_to_matrix, quaternion_to_matrix
 
 

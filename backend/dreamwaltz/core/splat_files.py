@@ -73,6 +73,22 @@ PLY_TYPES = {
 }
 SPZ_MAGIC = 0x5053474E  # "NGSP"
 SPZ_COLOR_SCALE = 0.15
+# The standard 3DGS PLY vertex layout (the Inria code's), which the reader below takes and
+# ``splat_writers.write_gaussian_ply`` writes: position, normal (written as zeros, never read), the
+# degree-0 SH, f_rest_* when the SH go higher, then opacity (logit), log-scales and the rotation w x y z.
+PLY_POSITION = ("x", "y", "z")
+PLY_NORMAL = ("nx", "ny", "nz")
+PLY_SH_DC = ("f_dc_0", "f_dc_1", "f_dc_2")
+PLY_OPACITY = "opacity"
+PLY_SCALE = ("scale_0", "scale_1", "scale_2")
+PLY_ROTATION = ("rot_0", "rot_1", "rot_2", "rot_3")
+PLY_REQUIRED = (*PLY_POSITION, *PLY_SH_DC, PLY_OPACITY, *PLY_SCALE, *PLY_ROTATION)  # what a reader needs
+
+
+def gaussian_ply_fields(k: int = 0) -> list[str]:
+    """The vertex properties of a 3DGS .ply, in order, with ``k`` higher SH coefficients per channel."""
+    rest = [f"f_rest_{i}" for i in range(3 * k)]
+    return [*PLY_POSITION, *PLY_NORMAL, *PLY_SH_DC, *rest, PLY_OPACITY, *PLY_SCALE, *PLY_ROTATION]
 
 
 @dataclass
@@ -224,23 +240,7 @@ def _read_ply(path: Path) -> SplatCloud:
         raise InvalidFileError(f"'{path.name}' has no 'vertex' element.", "Choose a 3D Gaussian splatting .ply.")
     if "packed_position" in vertex:
         return _decode_compressed_ply(path, elements)
-    required = [
-        "x",
-        "y",
-        "z",
-        "f_dc_0",
-        "f_dc_1",
-        "f_dc_2",
-        "opacity",
-        "scale_0",
-        "scale_1",
-        "scale_2",
-        "rot_0",
-        "rot_1",
-        "rot_2",
-        "rot_3",
-    ]
-    missing = [p for p in required if p not in vertex]
+    missing = [p for p in PLY_REQUIRED if p not in vertex]
     if missing:
         raise InvalidFileError(
             f"'{path.name}' is not a 3D Gaussian splatting PLY: no {', '.join(missing[:4])}.",
@@ -253,19 +253,37 @@ def _read_ply(path: Path) -> SplatCloud:
         raise InvalidFileError(
             f"'{path.name}' has {len(rest)} f_rest properties; 0, 9, 24 or 45 (degree 0-3) expected.", ""
         )
-    n = len(vertex["x"])
+    n = len(vertex[PLY_POSITION[0]])
     sh_rest = f32(rest).reshape(n, 3, k).transpose(0, 2, 1) if k else np.zeros((n, 0, 3), np.float32)
-    logits = np.clip(vertex["opacity"].astype(np.float64), -60.0, 60.0)  # no overflow on damaged values
+    logits = np.clip(vertex[PLY_OPACITY].astype(np.float64), -60.0, 60.0)  # no overflow on damaged values
     return _finish(
-        f32(["x", "y", "z"]),
-        f32(["scale_0", "scale_1", "scale_2"]),
-        f32(["rot_0", "rot_1", "rot_2", "rot_3"]),
+        f32(PLY_POSITION),
+        f32(PLY_SCALE),
+        f32(PLY_ROTATION),
         1.0 / (1.0 + np.exp(-logits)),
-        f32(["f_dc_0", "f_dc_1", "f_dc_2"]),
+        f32(PLY_SH_DC),
         sh_rest,
         "ply",
         path,
     )
+
+
+def read_gaussian_ply(path) -> dict:
+    """The splats of a file written by ``splat_writers.write_gaussian_ply`` (or any file with those fields)."""
+    raw = Path(path).read_bytes()
+    end = raw.find(b"end_header\n")
+    if not raw.startswith(b"ply\n") or end < 0:
+        raise InvalidFileError(f"'{Path(path).name}' is not a PLY file.", "")
+    lines = raw[:end].decode("ascii", "replace").splitlines()
+    if "format binary_little_endian 1.0" not in lines:
+        raise InvalidFileError(f"'{Path(path).name}' is not a binary little-endian PLY.", "")
+    count = next(int(l.split()[2]) for l in lines if l.startswith("element vertex"))
+    names = [l.split()[2] for l in lines if l.startswith("property float")]
+    body = np.frombuffer(raw[end + len(b"end_header\n") :], dtype="<f4")
+    if body.size != count * len(names):
+        raise InvalidFileError(f"'{Path(path).name}' is truncated.", "")
+    table = body.reshape(count, len(names))
+    return {name: table[:, i] for i, name in enumerate(names)}
 
 
 def _unorm(values, shift: int, bits: int) -> np.ndarray:
@@ -366,7 +384,7 @@ def _spz_header_checks(path: Path, n: int, degree: int, fractional_bits: int, li
 
 def _read_spz(path: Path, max_bytes: int | None = None) -> SplatCloud:
     """SPZ versions 2 and 3: one gzip stream of a 16-byte header and the attributes one after another."""
-    from .h3ga import read_limit
+    from .arrays import read_limit
 
     limit = max_bytes or read_limit()
     try:
@@ -405,7 +423,7 @@ def _read_spz_v4(path: Path, max_bytes: int | None = None) -> SplatCloud:
     stream count, table-of-contents offset), optional vendor extension records up to that offset, a
     table of (compressed, uncompressed) u64 sizes, then one zstd stream per attribute in v3's order
     and encoding."""
-    from .h3ga import read_limit
+    from .arrays import read_limit
 
     limit = max_bytes or read_limit()
     size = path.stat().st_size
@@ -522,7 +540,7 @@ SPLAT_RECORD = np.dtype([("xyz", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 
 
 def _read_antimatter_splat(path: Path, max_bytes: int | None = None) -> SplatCloud:
     """antimatter15's .splat: no header, 32-byte records; the size alone gives the count."""
-    from .h3ga import read_limit
+    from .arrays import read_limit
 
     limit = max_bytes or read_limit()
     size = path.stat().st_size

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .arrays import read_npz
 from .errors import TrackError
-from .h3ga import read_npz
 from .motion.sequence import HARD_MAX_FRAMES as MAX_FRAMES
 
 FORMAT_NAME = "dreamwaltz-track"

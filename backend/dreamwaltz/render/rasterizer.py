@@ -91,7 +91,7 @@ def rasterize(
 
 
 def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
-    """The sRGB EOTF on tensors (core/h3ga.py has it for numpy: the file side)."""
+    """The sRGB EOTF on tensors (core/color.py has it for numpy: the file side)."""
     return torch.where(x <= 0.04045, x / 12.92, ((x.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4)
 
 

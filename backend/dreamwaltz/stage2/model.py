@@ -9,6 +9,7 @@ trained is what Blender shows (a test checks they agree on the exported file).
 from __future__ import annotations
 
 import copy
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -16,8 +17,9 @@ import torch.nn.functional as F
 from smplx.lbs import batch_rigid_transform, batch_rodrigues
 
 from ..body import BodyModel
-from ..core.h3ga import COLOR_SPACE_LINEAR, SKIN_TOP_K, H3GAAvatar, new_manifest
-from ..core.h3ga import srgb_to_linear as srgb_to_linear_np
+from ..core.color import COLOR_SPACE_LINEAR
+from ..core.color import srgb_to_linear as srgb_to_linear_np
+from ..core.h3ga import SKIN_TOP_K, H3GAAvatar, new_manifest
 from ..core.joints import JOINT_INDEX, JOINT_NAMES
 from ..render import srgb_to_linear
 
@@ -79,6 +81,58 @@ class PoseDeformation(torch.nn.Module):
         return 0.01 * torch.tanh(out[:, :3]), 0.1 * torch.tanh(out[:, 3:])
 
 
+class _RestSurface(NamedTuple):
+    """The rest-pose body (on the CPU) that the starting Gaussians are placed on."""
+
+    body: BodyModel
+    vertices: torch.Tensor  # (V, 3) shaped by the model's betas
+    faces: torch.Tensor  # (F, 3)
+    areas: torch.Tensor  # (F,)
+    part_triangles: torch.Tensor  # (F,) bool: hands and face, the mesh-bound Gaussians' triangles
+
+
+class _FreeStart(NamedTuple):
+    """Where the free Gaussians start, bound to a body triangle each."""
+
+    means: torch.Tensor  # (N, 3)
+    colors: torch.Tensor  # (N, 3) display values
+    bind: torch.Tensor  # (N,) triangle
+    bary: torch.Tensor  # (N, 3) barycentric coordinates in it
+    densities: torch.Tensor | None = None  # stage 1's, when it gave them
+    scales: torch.Tensor | None = None
+    quats: torch.Tensor | None = None
+    dropped: int = 0  # stage-1 points dropped near the hands and face
+
+
+def _free_on_surface(surface: _RestSurface, num_free: int, g: torch.Generator, seed: int):
+    """Free Gaussians on the body surface away from hands and face, just outside it, skin-coloured:
+    (means, colours, triangles, barycentric coordinates)."""
+    v, faces = surface.vertices, surface.faces
+    bind = torch.multinomial(surface.areas * ~surface.part_triangles, num_free, replacement=True, generator=g)
+    # numpy, not torch.distributions: that one draws from the global RNG and ignores ``seed``.
+    bary = torch.as_tensor(np.random.default_rng(seed).dirichlet((2.0, 2.0, 2.0), num_free), dtype=torch.float32)
+    normal = triangle_frames(v, faces[bind])[:, :, 2]
+    means = torch.einsum("nc,nci->ni", bary, v[faces[bind]]) + normal * 0.004
+    colors = torch.tensor([0.78, 0.6, 0.5]).repeat(num_free, 1)  # skin, not the grey background
+    return means, colors, bind, bary
+
+
+def _free_at_stage1_points(
+    surface: _RestSurface, points, colors, densities, scales, quats, part_margin: float
+) -> _FreeStart:
+    """Free Gaussians at stage 1's points, bound to their nearest triangle; those within
+    ``part_margin`` of the hands' and face's triangles (or inside them) are dropped."""
+    means = torch.as_tensor(points, dtype=torch.float32)
+    n = len(means)
+    colors = torch.as_tensor(colors if colors is not None else np.full((n, 3), 0.5), dtype=torch.float32)
+    as_tensor = lambda a: None if a is None else torch.as_tensor(a, dtype=torch.float32)
+    densities, scales, quats = as_tensor(densities), as_tensor(scales), as_tensor(quats)
+    bind, bary, distance, outside = nearest_triangles(means, surface.vertices, surface.faces)
+    keep = ~(surface.part_triangles[bind] & ((distance < part_margin) | ~outside))
+    densities, scales, quats = (None if t is None else t[keep] for t in (densities, scales, quats))
+    return _FreeStart(means[keep], colors[keep], bind[keep], bary[keep], densities, scales, quats, int((~keep).sum()))
+
+
 class H3GA(torch.nn.Module):
     def __init__(
         self,
@@ -103,9 +157,28 @@ class H3GA(torch.nn.Module):
         self.body = body
         device = body.faces.device
         # The start is built on the CPU (seeded CPU generators, identical on every machine) and the
-        # finished model moved to the body's device at the end.
+        # finished model moved to the body's device at the end. One generator, drawn from in this
+        # order: free Gaussians' triangles (on the surface), bound Gaussians' triangles, their
+        # barycentric logits.
         body = body if device.type == "cpu" else copy.deepcopy(body).cpu()
         g = torch.Generator().manual_seed(seed)
+        surface = self._init_rest_surface(body, betas)
+        if init_points is None:
+            # (init_densities without init_points are used as given, as they always were)
+            start = _FreeStart(*_free_on_surface(surface, num_free, g, seed), densities=init_densities)
+        else:
+            start = _free_at_stage1_points(
+                surface, init_points, init_colors, init_densities, init_scales, init_quats, part_margin
+            )
+        self.dropped_near_parts = start.dropped
+        self._init_free_gaussians(surface, start, smooth_skin=init_points is not None)
+        self._init_bound_gaussians(surface, num_bound, g)
+        self._init_hand_offsets(surface)
+        self._init_deformation(seed, pose_deformation)
+        self.to(device)
+
+    def _init_rest_surface(self, body: BodyModel, betas) -> _RestSurface:
+        """The ``betas`` and ``rest_joints`` buffers, and the shaped rest body to start on."""
         betas = torch.zeros(body.num_betas) if betas is None else torch.as_tensor(betas, dtype=torch.float32)
         self.register_buffer("betas", betas)
         with torch.no_grad():
@@ -115,68 +188,49 @@ class H3GA(torch.nn.Module):
         self.register_buffer("rest_joints", rest.rest_joints[0])
         weights = body.skin_weights
         part = (weights[:, HAND_JOINTS].sum(1) > 0.5) | (weights[:, FACE_JOINTS].sum(1) > 0.5)
-        part_triangles = part[faces].all(dim=1)  # hands and face: the mesh-bound Gaussians' triangles
-
-        # Free Gaussians: on the body surface away from hands and face (or at stage-1 points), bound
-        # to their nearest triangle.
         areas = torch.linalg.norm(
             torch.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]], dim=-1), dim=-1
         )
-        self.dropped_near_parts = 0
-        scales = quats = None
-        if init_points is None:
-            bind = torch.multinomial(areas * ~part_triangles, num_free, replacement=True, generator=g)
-            # numpy, not torch.distributions: that one draws from the global RNG and ignores ``seed``.
-            bary = torch.as_tensor(
-                np.random.default_rng(seed).dirichlet((2.0, 2.0, 2.0), num_free), dtype=torch.float32
-            )
-            normal = triangle_frames(v, faces[bind])[:, :, 2]
-            means = torch.einsum("nc,nci->ni", bary, v[faces[bind]]) + normal * 0.004
-            colors = torch.tensor([0.78, 0.6, 0.5]).repeat(num_free, 1)  # skin, not the grey background
-        else:
-            means = torch.as_tensor(init_points, dtype=torch.float32)
-            n = len(means)
-            colors = torch.as_tensor(
-                init_colors if init_colors is not None else np.full((n, 3), 0.5), dtype=torch.float32
-            )
-            as_tensor = lambda a: None if a is None else torch.as_tensor(a, dtype=torch.float32)
-            init_densities, scales, quats = as_tensor(init_densities), as_tensor(init_scales), as_tensor(init_quats)
-            bind, bary, distance, outside = nearest_triangles(means, v, faces)
-            keep = ~(part_triangles[bind] & ((distance < part_margin) | ~outside))
-            self.dropped_near_parts = int((~keep).sum())
-            means, colors, bind, bary = means[keep], colors[keep], bind[keep], bary[keep]
-            init_densities, scales, quats = (None if t is None else t[keep] for t in (init_densities, scales, quats))
-        skin = torch.einsum("nc,ncj->nj", bary, body.skin_weights[faces[bind]])
-        if init_points is not None:
+        return _RestSurface(body, v, faces, areas, part[faces].all(dim=1))
+
+    def _init_free_gaussians(self, surface: _RestSurface, start: _FreeStart, smooth_skin: bool) -> None:
+        """Free Gaussians: skinned by their triangle's weights (smoothed far from the skin for stage-1
+        points), sized by the average spacing, shaped and made opaque by stage 1 where it says."""
+        v, faces, skin_weights = surface.vertices, surface.faces, surface.body.skin_weights
+        means, bind, bary = start.means, start.bind, start.bary
+        skin = torch.einsum("nc,ncj->nj", bary, skin_weights[faces[bind]])
+        if smooth_skin:
             skin = smooth_far_skin_weights(
-                means, torch.einsum("nc,nci->ni", bary, v[faces[bind]]), skin, v, body.skin_weights
+                means, torch.einsum("nc,nci->ni", bary, v[faces[bind]]), skin, v, skin_weights
             )
         w, j = torch.topk(skin, SKIN_TOP_K, dim=1)
         self.register_buffer("free_bind", bind)
         self.register_buffer("free_bary", bary)
         self.register_buffer("free_skin_joints", j)
         self.register_buffer("free_skin_weights", w / w.sum(1, keepdim=True))
-        spacing = float(torch.sqrt(areas.sum() / max(1, len(means)))) * 0.6
+        spacing = float(torch.sqrt(surface.areas.sum() / max(1, len(means)))) * 0.6
         self.free_means = torch.nn.Parameter(means.clone())
-        if scales is None:
-            scales = torch.full((len(means), 3), spacing)
+        scales = torch.full((len(means), 3), spacing) if start.scales is None else start.scales
         # From stage 1's local structure: its shape and orientation, no larger than a few spacings
         # (a sparse neighbourhood would otherwise start a floater the size of a limb).
         self.free_log_scales = torch.nn.Parameter(scales.clamp(1e-4, 3 * spacing).log())
+        quats = start.quats
         self.free_quats = torch.nn.Parameter(
             F.normalize(quats, dim=-1) if quats is not None else torch.tensor([1.0, 0, 0, 0]).repeat(len(means), 1)
         )
-        if init_densities is None:
+        if start.densities is None:
             opacity = torch.full((len(means),), 2.0)
         else:  # stage 1's volume density (1/m) over a Gaussian's thickness (~2 sigma) -> alpha
-            alpha = 1 - torch.exp(-init_densities * 2 * spacing)
+            alpha = 1 - torch.exp(-start.densities * 2 * spacing)
             opacity = torch.logit(alpha.clamp(0.05, 0.99))
         self.free_opacity = torch.nn.Parameter(opacity)
         # Stage 1 renders display values; this model holds linear light (render.AVATAR_RENDER).
-        self.free_color_logits = torch.nn.Parameter(torch.logit(srgb_to_linear(colors).clamp(0.02, 0.98)))
+        self.free_color_logits = torch.nn.Parameter(torch.logit(srgb_to_linear(start.colors).clamp(0.02, 0.98)))
 
-        # Mesh-bound Gaussians: several per hand and face triangle.
-        tri = torch.nonzero(part_triangles).squeeze(1)
+    def _init_bound_gaussians(self, surface: _RestSurface, num_bound: int, g: torch.Generator) -> None:
+        """Mesh-bound Gaussians: several per hand and face triangle, flat on it, skin-coloured."""
+        v, faces, areas = surface.vertices, surface.faces, surface.areas
+        tri = torch.nonzero(surface.part_triangles).squeeze(1)
         # Area-weighted: the MakeHuman face and hands are densely meshed, so "k per triangle" would
         # put tens of thousands of Gaussians there; a budget spread by area is even on the skin.
         bound_faces = tri[torch.multinomial(areas[tri], num_bound, replacement=True, generator=g)]
@@ -189,15 +243,19 @@ class H3GA(torch.nn.Module):
         self.bound_color_logits = torch.nn.Parameter(
             torch.logit(srgb_to_linear(torch.tensor([0.78, 0.6, 0.5]))).repeat(len(bound_faces), 1)
         )
-        # Learnable hand shape: per-vertex offsets on hand vertices, baked into the exported template.
+
+    def _init_hand_offsets(self, surface: _RestSurface) -> None:
+        """Learnable hand shape: per-vertex offsets on hand vertices, baked into the exported template."""
+        weights = surface.body.skin_weights
         self.register_buffer("hand_mask", (weights[:, HAND_JOINTS].sum(1) > 0.5).float()[:, None])
-        self.hand_offsets = torch.nn.Parameter(torch.zeros_like(v))
+        self.hand_offsets = torch.nn.Parameter(torch.zeros_like(surface.vertices))
+
+    def _init_deformation(self, seed: int, enabled: bool) -> None:
         self.deformation = None
-        if pose_deformation:
+        if enabled:
             with torch.random.fork_rng(devices=[]):  # its initial weights follow ``seed``, not the caller's RNG
                 torch.manual_seed(seed)
                 self.deformation = PoseDeformation()
-        self.to(device)
 
     @property
     def num_free(self) -> int:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..arrays import read_npy_file, read_npy_header, read_npz
 from ..errors import MotionError
-from ..h3ga import read_npy_file, read_npy_header, read_npz
 from ..rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from .sequence import MotionSequence, check_fps, check_frames
 
