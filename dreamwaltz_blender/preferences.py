@@ -61,13 +61,14 @@ class DreamWaltzPreferences(bpy.types.AddonPreferences):
     )
     cpu_offload: BoolProperty(
         name="Offload to CPU",
-        description="For 12-16 GB graphics cards: keep the diffusion networks in system memory and move each "
-        "to the GPU only while it runs. Slower, same result",
+        description="For 12-16 GB graphics cards: the diffusion networks that do not fit in the GPU's free "
+        "memory wait in system memory and move to the GPU only while they run. Slower, same result",
         default=False,
     )
     vae_slicing: BoolProperty(
         name="VAE slicing",
-        description="Encode one render at a time: a little less GPU memory at batch sizes above 1",
+        description="Encode one render at a time and recompute it for the backward pass: less GPU memory at "
+        "batch sizes above 1, a little slower, same result",
         default=False,
     )
     cache_dir: StringProperty(

@@ -132,47 +132,66 @@ def test_wrong_layout_and_non_openpose_controlnet_are_refused(tmp_path, sds):
         SDSGuidance.from_folders(sd, depth)
 
 
-def test_memory_options_give_the_same_sds_step(sds):
-    """VAE slicing and CPU offload (for 12-24 GB cards) save memory without changing the result."""
-    sd, cn = tiny_models()
+def _saved_bytes(fn):
+    """Bytes autograd keeps for the backward pass while ``fn`` runs (the activation memory)."""
+    seen = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return out, sum(seen.values())
+
+
+def _lean(sds, **options):
     from dreamwaltz.guidance.sds import SDSGuidance
 
-    lean = SDSGuidance.from_folders(
+    sd, cn = tiny_models()
+    return SDSGuidance.from_folders(
         sd,
         cn,
         resolution=sds.resolution,
         guidance_scale=sds.guidance_scale,
         negative_prompt=sds.negative_prompt,
-        cpu_offload=True,
-        vae_slicing=True,
+        **options,
     )
-    assert lean.vae.use_slicing and lean.cpu_offload
-    images, skeletons = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
-    latents, grads = [], []
-    for guidance in (sds, lean):
+
+
+def test_vae_slicing_keeps_one_render_of_encoder_activations_and_the_same_result(sds):
+    """--vae-slicing (issue 30): diffusers' slicing kept every slice's activations for the backward
+    pass; now the encode at batch 4 keeps under half of the unsliced activations, with the same
+    latents (the same noise, drawn in the same order) and the same gradients."""
+    sliced = _lean(sds, vae_slicing=True)
+    images = torch.rand(4, 3, 64, 64)
+    results = []
+    for guidance in (sds, sliced):
         x = images.clone().requires_grad_(True)
         torch.manual_seed(3)
-        z = guidance.encode(x)
+        z, saved = _saved_bytes(lambda g=guidance, x=x: g.encode(x))
         (z * torch.linspace(-1, 1, z.numel()).reshape(z.shape)).sum().backward()
-        latents.append(z.detach())
-        grads.append(x.grad)
-    assert torch.allclose(latents[0], latents[1], atol=1e-5) and torch.allclose(grads[0], grads[1], atol=1e-6)
+        results.append((z.detach(), x.grad, saved))
+    (z_full, g_full, saved_full), (z_sliced, g_sliced, saved_sliced) = results
+    assert torch.allclose(z_full, z_sliced, atol=1e-5) and torch.allclose(g_full, g_sliced, atol=1e-6)
+    assert saved_sliced < 0.5 * saved_full, (saved_sliced, saved_full)
+
+
+@pytest.mark.parametrize("budget", [0, None])
+def test_cpu_offload_gives_the_same_sds_step(sds, budget):
+    """CPU offload (for 12-24 GB cards) changes where the weights wait, not the step: with no room
+    (budget 0) every network is streamed; with room, all stay resident. Backward included (the VAE's
+    weights must be where autograd needs them)."""
+    offload = _lean(sds, cpu_offload=True, resident_budget=budget)
+    expected = "streamed" if budget == 0 else "resident"
+    assert offload.placement == {"text_encoder": expected, "controlnet": expected, "unet": expected}
+    images, skeletons = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
     noisy, t = torch.randn(2, 4, 8, 8), torch.tensor([300, 700])
     eps = [
         g.predict_noise(noisy, t, g.text_embeddings(["a knight"] * 2), g.text_embeddings([""] * 2), skeletons)
-        for g in (sds, lean)
+        for g in (sds, offload)
     ]
     assert torch.allclose(eps[0], eps[1], atol=1e-5)
-    # The whole step with offload, backward included (the VAE's weights must still be where autograd
-    # needs them). Slicing is left out here: it draws the same noise in another order.
-    offload = SDSGuidance.from_folders(
-        sd,
-        cn,
-        resolution=sds.resolution,
-        guidance_scale=sds.guidance_scale,
-        negative_prompt=sds.negative_prompt,
-        cpu_offload=True,
-    )
     full = []
     for guidance in (sds, offload):
         x = images.clone().requires_grad_(True)
@@ -180,6 +199,28 @@ def test_memory_options_give_the_same_sds_step(sds):
         guidance(x, skeletons=skeletons, prompts=["a knight", "a knight"]).loss.backward()
         full.append(x.grad)
     assert full[0].abs().sum() > 0 and torch.allclose(full[0], full[1], rtol=1e-4, atol=1e-7)
+
+
+def test_cpu_offload_keeps_what_fits_resident_and_streams_from_one_host_copy(sds):
+    """Smallest networks stay on the device while they fit; a streamed network's weights go back to
+    the same host copy after every call (no fresh copy a step)."""
+    from dreamwaltz.guidance.sds import _weight_bytes
+
+    probe = _lean(sds)
+    sizes = {name: _weight_bytes(getattr(probe, name)) for name in ("text_encoder", "controlnet", "unet")}
+    smallest = min(sizes, key=sizes.get)
+    offload = _lean(sds, cpu_offload=True, resident_budget=sizes[smallest])
+    assert offload.placement[smallest] == "resident"
+    assert [name for name, where in offload.placement.items() if where == "streamed"] == sorted(
+        (n for n in sizes if n != smallest), key=sizes.get
+    )
+    streamed = offload._streamed[id(offload.unet)]
+    before = [t.data_ptr() for t in streamed.host]
+    noisy, t = torch.randn(1, 4, 8, 8), torch.tensor([500])
+    emb = offload.text_embeddings(["a knight"])
+    for _ in range(2):
+        offload.predict_noise(noisy, t, emb, offload.text_embeddings([""]), torch.rand(1, 3, 64, 64))
+    assert [p.data_ptr() for p in offload.unet.parameters()] == before[: len(list(offload.unet.parameters()))]
 
 
 def test_a_generation_job_passes_the_memory_options_to_the_guidance(monkeypatch, tmp_path):

@@ -78,6 +78,9 @@ def generate(
         dtype=getattr(torch, dtype) if dtype else None,
         weighting=spec.sds_weighting,
     )
+    placement = getattr(guidance, "placement", None)
+    if spec.cpu_offload and placement:
+        reporter.info("setup", "CPU offload: " + ", ".join(f"{name} {where}" for name, where in placement.items()))
     torch.manual_seed(spec.seed)
     steps = spec.steps or preset.stage2.steps
     cfg = replace(

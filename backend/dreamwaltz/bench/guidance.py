@@ -91,7 +91,7 @@ def report(label: str, f: Figures) -> None:
     )
 
 
-def sd15_guidance(device: str, dtype: torch.dtype):
+def sd15_guidance(device: str, dtype: torch.dtype, **options):
     from ..guidance.architectures import sd15_random_modules
     from ..guidance.presets import NEGATIVE_PROMPT
     from ..guidance.sds import SDSGuidance
@@ -99,7 +99,11 @@ def sd15_guidance(device: str, dtype: torch.dtype):
 
     modules = sd15_random_modules(device, dtype)
     return SDSGuidance(
-        modules, device=device, dtype=dtype, negative_prompt=NEGATIVE_PROMPT, **get_preset("paper").guidance.options()
+        modules,
+        device=device,
+        dtype=dtype,
+        negative_prompt=NEGATIVE_PROMPT,
+        **{**get_preset("paper").guidance.options(), **options},
     )
 
 

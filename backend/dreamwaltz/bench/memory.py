@@ -213,13 +213,13 @@ def sds_dtype(device: str):
     return getattr(torch, os.environ.get("DREAMWALTZ_BENCH_MEMORY_SDS_DTYPE", "bfloat16"))
 
 
-def sds_step(device: str, batch: int) -> dict:
+def sds_step(device: str, batch: int, vae_slicing: bool = False) -> dict:
     import torch
 
     from .guidance import sd15_guidance
 
     dtype = sds_dtype(device)
-    guidance = sd15_guidance(device, dtype)
+    guidance = sd15_guidance(device, dtype, vae_slicing=vae_slicing)
     # The networks are built in fp32 and then cast; real weights load in their precision directly,
     # so the peak of the build is not the step's: count from the built networks on.
     reset_peak(device)
@@ -234,7 +234,8 @@ def sds_step(device: str, batch: int) -> dict:
         for p in m.parameters()
     )
     return {
-        "what": f"SDS step, SD-1.5-size random weights, {str(dtype)[6:]}, {size} px, batch {batch}",
+        "what": f"SDS step, SD-1.5-size random weights, {str(dtype)[6:]}, {size} px, batch {batch}"
+        + (", VAE slicing" if vae_slicing else ""),
         "seconds": time.perf_counter() - start,
         "fixed": weights,
     }
@@ -430,6 +431,8 @@ def main():
             flush=True,
         )
     figures["sds_paper"] = m.measure("sds", paper["batch"], (1, 2))
+    sliced = m.measure("sds", paper["batch"], (1, 2), vae_slicing=True)
+    print(f"with --vae-slicing: sds_paper_sliced_gib={sliced:.2f}", flush=True)
     figures["stage2_paper"] = m.measure("stage2", paper["batch"], (1, 2), preset="paper")
     total1 = figures["stage1_paper"] + figures["sds_paper"]
     total2 = figures["stage2_paper"] + figures["sds_paper"]

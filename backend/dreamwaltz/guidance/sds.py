@@ -59,6 +59,46 @@ class DiffusionModules:
         return (self.unet, self.vae, self.text_encoder, self.controlnet)
 
 
+OFFLOAD_HEADROOM = 8 << 30  # bytes kept free for an SDS step's activations (512 px, batch 4; unmeasured on a GPU)
+
+
+def _weight_bytes(module) -> int:
+    return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
+
+
+def _free_device_bytes(device: torch.device) -> float:
+    if device.type != "cuda":
+        return float("inf")  # weights on the CPU already: nothing to stream
+    free, _total = torch.cuda.mem_get_info(device)
+    return free - OFFLOAD_HEADROOM
+
+
+class StreamedWeights:
+    """A frozen module whose weights live in host memory and visit the device for each call.
+
+    Written here rather than with accelerate's offload hook, which moves the weights back with
+    ``.to("cpu")`` after every call: a fresh pageable copy each step (slow to send) of weights that
+    never change. Here one host copy is made once, pinned where CUDA can pin it, and sent
+    asynchronously; unloading only points the module back at it."""
+
+    def __init__(self, module, device: torch.device):
+        self.device = device
+        pin = device.type == "cuda" and torch.cuda.is_available()
+        self.tensors = [*module.parameters(), *module.buffers()]
+        for t in self.tensors:
+            host = t.data.to("cpu")
+            t.data = host.pin_memory() if pin else host
+        self.host = [t.data for t in self.tensors]
+
+    def load(self) -> None:
+        for t, host in zip(self.tensors, self.host):
+            t.data = host.to(self.device, non_blocking=True)
+
+    def unload(self) -> None:
+        for t, host in zip(self.tensors, self.host):
+            t.data = host
+
+
 def default_dtype(device: torch.device) -> torch.dtype:
     """bf16 where the GPU has it (fp32's range at half the memory), else fp32 (the authors' precision).
 
@@ -85,24 +125,33 @@ class SDSGuidance(Guidance):
         anneal: bool = False,
         cpu_offload: bool = False,
         vae_slicing: bool = False,
+        resident_budget: int | None = None,
     ):
+        """``resident_budget``: bytes of weights that may stay on the device with ``cpu_offload``
+        (default: the device's free memory less OFFLOAD_HEADROOM; tests pass a figure)."""
         self.device = torch.device(device)
         self.dtype = dtype or default_dtype(self.device)
         self.unet, self.vae, self.controlnet = modules.unet, modules.vae, modules.controlnet
         self.text_encoder, self.tokenizer, self.scheduler = modules.text_encoder, modules.tokenizer, modules.scheduler
-        # CPU offload (accelerate's hooks): UNet, ControlNet and text encoder live in CPU memory and
-        # visit the GPU for their own no-grad forwards only. The VAE stays on the device: autograd
-        # needs its weights there for the backward pass through ``encode``.
-        for module in modules.networks():
-            module.requires_grad_(False).eval().to("cpu" if cpu_offload and module is not modules.vae else self.device)
-        self._offload_hooks = {}
-        if cpu_offload:
-            from accelerate import cpu_offload_with_hook
-
-            for module in (self.text_encoder, self.controlnet, self.unet):
-                _, self._offload_hooks[id(module)] = cpu_offload_with_hook(module, self.device)
-        if vae_slicing:
-            self.vae.enable_slicing()
+        # The VAE stays on the device: autograd needs its weights there for the backward pass through
+        # ``encode``. With CPU offload, UNet, ControlNet and text encoder stay resident where they fit
+        # in the device's free memory (beside OFFLOAD_HEADROOM for the step's activations), smallest
+        # first, and the rest visit the device for their own no-grad forwards only.
+        modules.vae.requires_grad_(False).eval().to(self.device)
+        budget = resident_budget if resident_budget is not None else _free_device_bytes(self.device)
+        self.placement: dict[str, str] = {}
+        self._streamed: dict[int, StreamedWeights] = {}
+        offloadable = {"text_encoder": self.text_encoder, "controlnet": self.controlnet, "unet": self.unet}
+        for name, module in sorted(offloadable.items(), key=lambda item: _weight_bytes(item[1])):
+            module.requires_grad_(False).eval()
+            if not cpu_offload or _weight_bytes(module) <= budget:
+                module.to(self.device)
+                budget -= _weight_bytes(module)
+                self.placement[name] = "resident"
+            else:
+                self._streamed[id(module)] = StreamedWeights(module, self.device)
+                self.placement[name] = "streamed"
+        self.vae_slicing = vae_slicing
         self.cpu_offload = cpu_offload
         self.alphas = self.scheduler.alphas_cumprod.to(self.device, torch.float32)
         self.resolution, self.guidance_scale = resolution, guidance_scale
@@ -142,18 +191,36 @@ class SDSGuidance(Guidance):
 
     @contextmanager
     def _on_device(self, module):
-        """With offload: the module's hook brings it to the device for the call; send it back after."""
+        """A streamed module's weights come to the device for the call and go back after."""
+        streamed = self._streamed.get(id(module))
+        if streamed is None:
+            yield
+            return
+        streamed.load()
         try:
             yield
         finally:
-            hook = self._offload_hooks.get(id(module))
-            if hook is not None:
-                hook.offload()
+            streamed.unload()
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(images, (self.resolution, self.resolution), mode="bilinear", align_corners=False)
         x = (x * 2 - 1).to(self.dtype)
-        return self.vae.encode(x).latent_dist.sample() * self.latent_scale
+        if self.vae_slicing and len(x) > 1:
+            # One render at a time, each slice checkpointed: autograd keeps only the slices' inputs and
+            # outputs and recomputes one slice's encoder activations at a time in the backward pass.
+            # (diffusers' own slicing saves nothing here: the backward keeps every slice's activations.)
+            from torch.utils.checkpoint import checkpoint
+
+            moments = torch.cat([checkpoint(self._moments, part, use_reentrant=False) for part in x.split(1)])
+        else:
+            moments = self._moments(x)
+        from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+        return DiagonalGaussianDistribution(moments).sample() * self.latent_scale
+
+    def _moments(self, x: torch.Tensor) -> torch.Tensor:
+        """The VAE encoder's posterior parameters (mean and log-variance) for ``x``."""
+        return self.vae.encode(x).latent_dist.parameters
 
     def sample_t(self, batch: int, step_ratio: float) -> torch.Tensor:
         lo, hi = self.t_range
