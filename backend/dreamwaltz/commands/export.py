@@ -46,6 +46,12 @@ def add_arguments(p):
     p.add_argument("--frames", default=None, metavar="A:B", help="with --motion: only frames A..B-1 of the clip")
     p.add_argument("--with-body", action="store_true", help="glb of one frame: add the posed body mesh")
     p.add_argument("--no-body", action="store_true", help="glb with --motion: leave out the skinned body mesh")
+    add_max_frames_argument(p)
+    p.add_argument("--out", type=Path, required=True, help="the file (a folder for a .ply sequence)")
+
+
+def add_max_frames_argument(p) -> None:
+    """--max-frames, for every command that reads a motion file."""
     p.add_argument(
         "--max-frames",
         type=int,
@@ -53,7 +59,6 @@ def add_arguments(p):
         help="the frame ceiling of motion files (default 100,000, or DREAMWALTZ_MAX_FRAMES): longer files are "
         "refused before they are read; retargeting needs about 30 kB of memory per frame (3 GB for 100,000)",
     )
-    p.add_argument("--out", type=Path, required=True, help="the file (a folder for a .ply sequence)")
 
 
 def load_pose(avatar, path: Path, frame: int, max_frames=None):

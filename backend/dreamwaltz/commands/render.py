@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from .export import add_max_frames_argument
+
 NAME = "render"
 HELP = "Render frames of a .h3ga avatar posed by a motion file, or a turntable"
 
@@ -11,13 +13,7 @@ def add_arguments(p):
     p.add_argument("--motion", type=Path, default=None, help="BVH or SMPL-X motion; none = rest pose")
     p.add_argument("--turntable", type=int, default=0, help="render N views around the avatar instead")
     p.add_argument("--fps", type=float, default=None, help="resample the motion to this frame rate")
-    p.add_argument(
-        "--max-frames",
-        type=int,
-        default=None,
-        help="the frame ceiling of motion files (default 100,000, or DREAMWALTZ_MAX_FRAMES): longer files are "
-        "refused before they are read; retargeting needs about 30 kB of memory per frame (3 GB for 100,000)",
-    )
+    add_max_frames_argument(p)
     p.add_argument("--every", type=int, default=1, help="render every n-th frame")
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -75,25 +75,28 @@ def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
     return np.where(q[..., :1] < 0, -q, q)
 
 
+def quaternion_matrix_entries(w, x, y, z) -> list:
+    """The 9 entries (row-major) of the rotation matrix of a unit quaternion (w, x, y, z); plain
+    arithmetic, so numpy arrays and torch tensors alike (the trainer's ``quat_to_matrix`` uses it)."""
+    return [
+        1 - 2 * (y * y + z * z),
+        2 * (x * y - w * z),
+        2 * (x * z + w * y),
+        2 * (x * y + w * z),
+        1 - 2 * (x * x + z * z),
+        2 * (y * z - w * x),
+        2 * (x * z - w * y),
+        2 * (y * z + w * x),
+        1 - 2 * (x * x + y * y),
+    ]
+
+
 def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
     """(..., 4) quaternions (w, x, y, z), normalised here -> (..., 3, 3)."""
     q = np.asarray(q, dtype=np.float64)
     q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    return np.stack(
-        [
-            1 - 2 * (y * y + z * z),
-            2 * (x * y - w * z),
-            2 * (x * z + w * y),
-            2 * (x * y + w * z),
-            1 - 2 * (x * x + z * z),
-            2 * (y * z - w * x),
-            2 * (x * z - w * y),
-            2 * (y * z + w * x),
-            1 - 2 * (x * x + y * y),
-        ],
-        axis=-1,
-    ).reshape(q.shape[:-1] + (3, 3))
+    entries = quaternion_matrix_entries(q[..., 0], q[..., 1], q[..., 2], q[..., 3])
+    return np.stack(entries, axis=-1).reshape(q.shape[:-1] + (3, 3))
 
 
 def quaternion_to_axis_angle(q: np.ndarray) -> np.ndarray:

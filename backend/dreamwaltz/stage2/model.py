@@ -21,6 +21,7 @@ from ..core.color import COLOR_SPACE_LINEAR
 from ..core.color import srgb_to_linear as srgb_to_linear_np
 from ..core.h3ga import SKIN_TOP_K, H3GAAvatar, new_manifest
 from ..core.joints import JOINT_INDEX, JOINT_NAMES
+from ..core.rotations import quaternion_matrix_entries
 from ..render import srgb_to_linear
 
 HAND_JOINTS = [
@@ -33,21 +34,7 @@ FACE_JOINTS = [JOINT_INDEX[n] for n in ("head", "jaw", "left_eye_smplhf", "right
 
 def quat_to_matrix(q: torch.Tensor) -> torch.Tensor:
     q = F.normalize(q, dim=-1)
-    w, x, y, z = q.unbind(-1)
-    return torch.stack(
-        [
-            1 - 2 * (y * y + z * z),
-            2 * (x * y - w * z),
-            2 * (x * z + w * y),
-            2 * (x * y + w * z),
-            1 - 2 * (x * x + z * z),
-            2 * (y * z - w * x),
-            2 * (x * z - w * y),
-            2 * (y * z + w * x),
-            1 - 2 * (x * x + y * y),
-        ],
-        -1,
-    ).reshape(q.shape[:-1] + (3, 3))
+    return torch.stack(quaternion_matrix_entries(*q.unbind(-1)), -1).reshape(q.shape[:-1] + (3, 3))
 
 
 def triangle_frames(v: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
