@@ -486,9 +486,9 @@ def test_shape_keys_named_as_vrm_presets_never_become_custom_expressions():
     assert sorted(custom) == ["blink_custom", "smirk"]
 
 
-# Measured 2026-12-07: IoU 0.958-0.959, PSNR inside both silhouettes 26.9-27.8 dB; the floors leave a
-# margin.
-IOU_FLOOR, INSIDE_PSNR_FLOOR = 0.93, 25.0
+# Measured 2026-12-07 (with the 3 mm silhouette margin): IoU 0.976-0.978, PSNR over either silhouette
+# 26.7-27.8 dB, inside both 27.4-28.7 dB; the floors leave a margin.
+IOU_FLOOR, REGION_PSNR_FLOOR, INSIDE_PSNR_FLOOR = 0.95, 24.0, 25.0
 
 
 def test_the_baked_mesh_looks_like_the_splats_from_views_it_was_not_baked_for():
@@ -504,13 +504,14 @@ def test_the_baked_mesh_looks_like_the_splats_from_views_it_was_not_baked_for():
     avatar = reference_avatar(BodyModel.load("open"), num_free=15000).export()
     mesh = bake_mesh(avatar, texture_size=512)
     posed = pose_avatar(avatar)
-    ious, inside = [], []
+    ious, region, inside = [], [], []
     for az, el in ((30, 80), (-120, 100)):
         cam = orbit_camera(az, el, 2.6, tuple(posed.means.mean(0)), 50, 192, 192)
         out = rasterize_posed(posed, cam)
         ref, ref_mask = out.image.numpy().astype(np.float64), out.alpha.numpy()[..., 0] > 0.5
         image, mask = render_baked(mesh, cam)
         ious.append((mask & ref_mask).sum() / (mask | ref_mask).sum())
-        both = mask & ref_mask
-        inside.append(10 * np.log10(1 / np.mean((image - ref)[both] ** 2)))
-    assert min(ious) >= IOU_FLOOR and min(inside) >= INSIDE_PSNR_FLOOR, (ious, inside)
+        for where, scores in ((mask | ref_mask, region), (mask & ref_mask, inside)):
+            scores.append(10 * np.log10(1 / np.mean((image - ref)[where] ** 2)))
+    assert min(ious) >= IOU_FLOOR, ious
+    assert min(region) >= REGION_PSNR_FLOOR and min(inside) >= INSIDE_PSNR_FLOOR, (region, inside)
