@@ -439,7 +439,8 @@ def _native_draw(b, gin, gout):
     part orthogonal to it, e3 = e1 x e2) and its scales the axes' lengths: exact wherever one bone
     (or a mesh triangle) moves the splat, and where bones blend, 62 dB against the exact covariance
     in the backend's render at the fidelity test's poses (46 dB at an extreme pose; docs/BLENDER.md).
-    Blender's Matrix SVD gives the exact U S^2 U^T but cost 100 of a 160 ms frame at 100k splats.
+    Blender's Matrix SVD gives the exact U S^2 U^T, but a 100k-splat frame took 235-249 ms with it
+    against 72-79 ms with this fit (docs/BENCHMARKS.md).
     radiance:base (and radiance:sh_*) come with the points from the proxy."""
     geometry = gin.outputs["Geometry"]
     as_points = b.node("GeometryNodeMeshToPoints", {"Mesh": geometry}).outputs["Points"]
@@ -453,8 +454,7 @@ def _native_draw(b, gin, gout):
     ).outputs[0]
 
     a1, a2, a3 = (b.attr(f"dw_axis{j}") for j in (1, 2, 3))
-    # Axes to Rotation is that Gram-Schmidt frame (a quarter of the time of the same frame built
-    # from vector math and Separate Transform).
+    # Axes to Rotation is that Gram-Schmidt frame, in one node.
     rotation = b.node(
         "FunctionNodeAxesToRotation", {"Primary Axis": a1, "Secondary Axis": a2}, primary_axis="X", secondary_axis="Y"
     ).outputs["Rotation"]

@@ -55,9 +55,6 @@ class DiffusionModules:
             scheduler=DDPMScheduler.from_pretrained(sd_path, subfolder="scheduler"),
         )
 
-    def networks(self):
-        return (self.unet, self.vae, self.text_encoder, self.controlnet)
-
 
 OFFLOAD_HEADROOM = 8 << 30  # bytes kept free for an SDS step's activations (512 px, batch 4; unmeasured on a GPU)
 
@@ -152,7 +149,6 @@ class SDSGuidance(Guidance):
                 self._streamed[id(module)] = StreamedWeights(module, self.device)
                 self.placement[name] = "streamed"
         self.vae_slicing = vae_slicing
-        self.cpu_offload = cpu_offload
         self.alphas = self.scheduler.alphas_cumprod.to(self.device, torch.float32)
         self.resolution, self.guidance_scale = resolution, guidance_scale
         self.t_range, self.conditioning_scale = t_range, conditioning_scale
