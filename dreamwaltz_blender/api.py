@@ -137,7 +137,16 @@ def _build(avatar, label, coll, path, scene) -> Avatar:
     body.data.materials.append(_body_material())
 
     source = _source_key(path)
-    shared = next((m for m in bpy.data.meshes if m.get("dreamwaltz_source") == source and m.users > 0), None)
+    shared = next(
+        (
+            m
+            for m in bpy.data.meshes
+            if m.get("dreamwaltz_source") == source
+            and m.get("dreamwaltz_draw_version") == nodes.DRAW_VERSION  # a proxy the new trees can read
+            and m.users > 0
+        ),
+        None,
+    )
     splat_obj = splat_builder.create_splats(
         f"{label} Splats", avatar, offset, rig, body, coll, space, rotations, mesh=shared
     )

@@ -499,3 +499,22 @@ def test_avatars_share_the_node_trees_beside_an_older_add_ons_trees(addon, tmp_p
     trees = {a.splats.modifiers["DreamWaltz Splats"].node_group for a in (first, second)}
     assert len(trees) == 1 and next(iter(trees)).name != "DreamWaltz Splats"
     assert len([t for t in bpy.data.node_groups if t.name.startswith("DreamWaltz Splats")]) == 2
+
+
+def test_a_new_import_does_not_share_an_older_add_ons_splat_mesh(addon, tmp_path):
+    """The splat mesh's point layout belongs to the drawing version that made it: an avatar of the
+    same file already in a .blend from an older add-on keeps its own, and the new import draws
+    exactly like a first import."""
+
+    from dreamwaltz.core.h3ga import write_h3ga
+    from dreamwaltz.core.testing import make_test_avatar
+    from dreamwaltz_blender import api
+
+    path = write_h3ga(tmp_path / "a.h3ga", make_test_avatar(num_free=50, num_bound=10, seed=1))
+    fresh = api.evaluated_splats(api.import_avatar(str(path)))
+    older = api.import_avatar(str(path))
+    older.splats.data["dreamwaltz_draw_version"] = -1  # as an older add-on's mesh
+    newer = api.import_avatar(str(path))
+    assert newer.splats.data != older.splats.data
+    for a, b in zip(fresh, api.evaluated_splats(newer)):
+        np.testing.assert_allclose(a, b, atol=1e-6)

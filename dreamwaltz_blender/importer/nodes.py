@@ -24,7 +24,7 @@ SPLAT_TREE = "DreamWaltz Splats"
 SPLAT_MATERIAL = "DreamWaltz Splat"
 CARD_MATERIAL = "DreamWaltz Splat Card"
 DRAW_TREE = "DreamWaltz Splat Draw"
-DRAW_VERSION = 5  # bump when the draw tree changes: files keep the tree they were made with
+DRAW_VERSION = 6  # bump when the draw tree changes: files keep the tree they were made with
 
 
 class Builder:
@@ -190,7 +190,17 @@ def bind_tree():
     setpos = b.node(
         "GeometryNodeSetPosition", {"Geometry": gin.outputs["Geometry"], "Selection": is_free, "Offset": offset}
     )
-    b.link(setpos.outputs["Geometry"], gout.inputs["Geometry"])
+    # At the file's shape and a neutral face nothing moves (up to float rounding of the shape keys'
+    # mix, well under the 10 um allowed): the Switch then skips the sampling (three body corners for
+    # every proxy point: 8 ms of a 100k-splat frame, measured).
+    moved = b.node(
+        "GeometryNodeAttributeStatistic",
+        {"Geometry": body.outputs["Geometry"], "Attribute": b.vmath("LENGTH", displacement)},
+        data_type="FLOAT",
+        domain="POINT",
+    ).outputs["Max"]
+    is_moved = _math(b, "GREATER_THAN", moved, 1e-5)
+    b.link(b.switch("GEOMETRY", is_moved, gin.outputs["Geometry"], setpos.outputs["Geometry"]), gout.inputs["Geometry"])
     return tree
 
 
@@ -205,37 +215,34 @@ def splat_tree():
     )
     proxy = gin.outputs["Geometry"]
     kind = b.attr("dw_kind", "INT")
-
-    # One new point per splat, the proxy's data gathered onto it: the per-splat work below then runs
-    # on the splats (N + M), not on every proxy point (4 N + M), which was two thirds of a frame.
-    def count(condition):
-        as_float = b.node("ShaderNodeMath", {0: condition, 1: 0.0}, operation="ADD").outputs[0]
-        stat = b.node(
-            "GeometryNodeAttributeStatistic",
-            {"Geometry": proxy, "Attribute": as_float},
-            data_type="FLOAT",
-            domain="POINT",
-        )
-        return stat.outputs["Sum"]
-
-    n_free = count(b.compare_int(kind, 0))
-    n_splats = count(b.node("FunctionNodeBooleanMath", {0: b.compare_int(kind, 1)}, operation="NOT").outputs[0])
+    # The splats are the proxy's first points (importer/splats.py), gathered onto new points with
+    # the attributes drawing needs: turning the proxy into points would carry its vertex groups
+    # along, one dense attribute per joint (measured: 30 ms more per 100k frame).
+    is_axis_point = b.compare_int(kind, 1)
+    n_splats = b.node(
+        "GeometryNodeAttributeStatistic",
+        {"Geometry": proxy, "Attribute": _math(b, "SUBTRACT", 1.0, is_axis_point)},
+        data_type="FLOAT",
+        domain="POINT",
+    ).outputs["Sum"]
     index = b.node("GeometryNodeInputIndex").outputs["Index"]
-    is_bound = _math(b, "GREATER_THAN", _math(b, "ADD", index, 0.5), n_free)  # i >= n_free
-    # Proxy index of splat i: free splat i's centre is 4 i; bound splat i is i + 3 n_free.
-    first = b.node("GeometryNodeSwitch", input_type="FLOAT")
-    b.link(is_bound, first.inputs["Switch"])
-    b.link(_math(b, "MULTIPLY", index, 4.0), first.inputs["False"])
-    b.link(_math(b, "ADD", index, _math(b, "MULTIPLY", n_free, 3.0)), first.inputs["True"])
-    first = first.outputs["Output"]
     proxy_position = b.node("GeometryNodeInputPosition").outputs["Position"]
-    centre = b.sample(proxy, proxy_position, first)
-    points = b.node("GeometryNodePoints", {"Count": n_splats, "Position": centre}).outputs["Points"]
-    gathered = points
+    points = b.node("GeometryNodePoints", {"Count": n_splats, "Position": b.sample(proxy, proxy_position, index)})
+    kind_store = b.node(
+        "GeometryNodeStoreNamedAttribute",
+        {"Geometry": points.outputs["Points"], "Name": "dw_kind"},
+        data_type="INT",
+        domain="POINT",
+    )
+    b.link(b.sample(proxy, kind, index, "INT"), kind_store.inputs["Value"])
+    gathered = kind_store.outputs["Geometry"]
+    # Read from the stored kind: a sampled field would be gathered again by every node that uses it.
+    is_bound = b.compare_int(b.attr("dw_kind", "INT"), 2)
     is_free = b.node("FunctionNodeBooleanMath", {0: is_bound}, operation="NOT").outputs[0]
     # The binding (triangle, barycentrics, axes in its frame) only for the mesh-bound splats: a
     # store with a selection evaluates its field there alone (a tenth of the splats, typically).
     for name, data_type, selection in (
+        ("dw_axes_at", "INT", is_free),
         ("dw_i0", "INT", is_bound),
         ("dw_i1", "INT", is_bound),
         ("dw_i2", "INT", is_bound),
@@ -253,7 +260,7 @@ def splat_tree():
             data_type=data_type,
             domain="POINT",
         )
-        b.link(b.sample(proxy, b.attr(name, data_type), first, data_type), store.inputs["Value"])
+        b.link(b.sample(proxy, b.attr(name, data_type), index, data_type), store.inputs["Value"])
         if selection is not None:
             b.link(selection, store.inputs["Selection"])
         gathered = store.outputs["Geometry"]
@@ -280,11 +287,14 @@ def splat_tree():
             )
         )
 
-    # Free: axis j is proxy point (centre + j) minus the centre, after the Armature modifier. Each
-    # kind's axes are evaluated on its own splats only (a Switch would evaluate both on all).
+    # Free: axis j is its axis point minus the centre, after the Armature modifier. Each kind's axes
+    # are evaluated on its own splats only (a Switch would evaluate both on all).
     stored = gathered
+    axes_at = b.attr("dw_axes_at", "INT")
     for j in (1, 2, 3):
-        free_axis = b.vmath("SUBTRACT", b.sample(proxy, proxy_position, _math(b, "ADD", first, float(j))), position)
+        free_axis = b.vmath(
+            "SUBTRACT", b.sample(proxy, proxy_position, _math(b, "ADD", axes_at, float(j - 1))), position
+        )
         for axis, selection in ((free_axis, is_free), (bound_axes[j - 1], is_bound)):
             store = b.node(
                 "GeometryNodeStoreNamedAttribute",
@@ -443,15 +453,19 @@ def _native_draw(b, gin, gout):
     against 72-79 ms with this fit (docs/BENCHMARKS.md).
     radiance:base (and radiance:sh_*) come with the points from the proxy."""
     geometry = gin.outputs["Geometry"]
+    # Points as they come (an avatar's splat tree makes a point cloud); a mesh's vertices (a splat
+    # scene) become points first. The Switch runs only the branch it takes: joining a point cloud to
+    # nothing would copy every point each frame.
     as_points = b.node("GeometryNodeMeshToPoints", {"Mesh": geometry}).outputs["Points"]
     parts = b.node("GeometryNodeSeparateComponents", {"Geometry": geometry})
     joined = b.node("GeometryNodeJoinGeometry")
     b.link(parts.outputs["Point Cloud"], joined.inputs[0])
     b.link(as_points, joined.inputs[0])
+    vertices = b.node("GeometryNodeAttributeDomainSize", {"Geometry": geometry}, component="MESH")
+    has_mesh = b.compare_int(vertices.outputs["Point Count"], 0, "GREATER_THAN")
+    points = b.switch("GEOMETRY", has_mesh, geometry, joined.outputs[0])
     hidden = b.node("FunctionNodeBooleanMath", {0: _viewport_thinning(b, gin)}, operation="NOT").outputs[0]
-    shown = b.node(
-        "GeometryNodeDeleteGeometry", {"Geometry": joined.outputs[0], "Selection": hidden}, domain="POINT"
-    ).outputs[0]
+    shown = b.node("GeometryNodeDeleteGeometry", {"Geometry": points, "Selection": hidden}, domain="POINT").outputs[0]
 
     a1, a2, a3 = (b.attr(f"dw_axis{j}") for j in (1, 2, 3))
     # Axes to Rotation is that Gram-Schmidt frame, in one node.
