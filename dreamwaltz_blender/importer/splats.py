@@ -7,9 +7,8 @@ j is one vertex carrying its triangle, barycentrics and axes in the triangle's f
 
 Layout: the splats first, in splat order (free centres 0..N-1, then the M mesh-bound splats), then
 the free splats' axis points (splat i's at N + M + 3 i + 0..2; its centre's dw_axes_at says
-where). The splat tree then keeps the first N + M points as they are, with their attributes, and
-reads only the axis points' positions: gathering every attribute onto new points each frame was
-most of the tree's time.
+where). The splat tree copies the first N + M points' data, in order, onto the points it draws
+and reads only the axis points' positions.
 """
 
 import bpy
