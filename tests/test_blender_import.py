@@ -97,6 +97,17 @@ def test_splats_follow_pose_fingers_jaw_expression_and_shape_exactly(addon, avat
         joints = np.array([imported.armature.pose.bones[n].head for n in JOINT_NAMES])
         expected = space.points_to_blender(ref.body.joints) + np.array(imported.armature["dreamwaltz_offset"])
         assert np.abs(joints - expected).max() < 1e-4, "bones follow the shape edit"
+    # Back at the file's shape with a neutral face: the bind tree skips its work, and the splats
+    # are back where the file has them.
+    pose = rng.normal(scale=0.35, size=(55, 3))
+    api.set_pose(imported, pose, np.zeros(3))
+    api.set_expression(imported, np.zeros(test_avatar.num_expressions))
+    api.set_shape(imported, test_avatar["rig/betas"])
+    means, covs, _, _ = evaluate(bpy, api, imported)
+    ref_means, ref_covs, _ = reference(imported, test_avatar, space, full_pose=pose)
+    assert np.abs(means - ref_means).max() < 1e-4, "centres at the file's shape"
+    rel = np.linalg.norm(covs - ref_covs, axis=(1, 2)) / np.linalg.norm(ref_covs, axis=(1, 2))
+    assert rel.max() < 0.01, f"covariances at the file's shape differ by {rel.max():.3%}"
 
 
 def test_blenders_own_splats_are_the_gram_schmidt_fit_of_the_exact_axes(addon, avatar_file, test_avatar):
