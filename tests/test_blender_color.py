@@ -46,8 +46,10 @@ def _imported_colours(imported, avatar):
     splat = np.empty(n * 3, dtype=np.float32)
     mesh.attributes["dw_color"].data.foreach_get("vector", splat)
     splat = splat.reshape(n, 3)
-    free = splat[: 4 * avatar.num_free : 4]
-    bound = splat[4 * avatar.num_free :]
+    kinds = np.empty(n, dtype=np.int32)
+    mesh.attributes["dw_kind"].data.foreach_get("value", kinds)  # 0 free centre, 1 axis point, 2 bound
+    free, bound = splat[kinds == 0], splat[kinds == 2]
+    assert len(free) == avatar.num_free and len(bound) == avatar.num_bound
     body = imported.body.data
     colours = np.empty(len(body.vertices) * 4, dtype=np.float32)
     body.color_attributes["dw_color"].data.foreach_get("color", colours)
