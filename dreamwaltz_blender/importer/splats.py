@@ -91,10 +91,7 @@ def build_splat_mesh(name, avatar, offset_blender, space, rotations):
     # Scene-linear for the emission shader: the file's display (sRGB) colours through the sRGB EOTF.
     file_colors = free_then_bound(a["free/colors"], a["bound/colors"], 0.0)
     colors = module("color").linear_colors(avatar.manifest, file_colors)
-
-    def sigmoid(x):
-        return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
-
+    sigmoid = module("posing").sigmoid
     opacity = free_then_bound(sigmoid(a["free/opacity_logits"]), sigmoid(a["bound/opacity_logits"]), 0.0)
     rng = np.random.default_rng(0)
     random = free_then_bound(rng.random(n_free), rng.random(n_bound), 0.0)
